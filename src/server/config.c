@@ -1,0 +1,207 @@
+/* server config: defaults and the tcpmsgd command line. */
+#include "server/config.h"
+
+#include <getopt.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tcpmsg/frame.h"
+#include "tcpmsg/opt.h"
+
+#define MAX_THREADS 256
+#define MAX_CONNS_LIMIT 1000000
+#define MAX_SECONDS 86400.0
+
+void server_config_defaults(struct server_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->bind_addr, "0.0.0.0");
+    cfg->port = 8080;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = cpus > 0 ? (unsigned)(cpus < MAX_THREADS ? cpus : MAX_THREADS) : 1;
+    cfg->backlog = 1024;
+    cfg->max_conns = 10000;
+    cfg->max_conns_per_ip = 4096;
+    cfg->max_payload = FRAME_DEFAULT_MAX_PAYLOAD;
+    cfg->max_pending_output = 4u << 20;
+    cfg->idle_timeout = 300;
+    cfg->frame_timeout = 30;
+    cfg->write_timeout = 30;
+    cfg->drain_timeout = 5;
+    cfg->log_format = LOG_FORMAT_TEXT;
+    cfg->log_level = LOG_INFO;
+}
+
+static void usage(FILE *out)
+{
+    fputs(
+        "Usage: tcpmsgd [OPTION]...\n"
+        "A TCP message server: echoes framed or text messages and measures them.\n"
+        "\n"
+        "Listening:\n"
+        "  --bind ADDR               address to listen on, IPv4 or IPv6 (default 0.0.0.0;\n"
+        "                            '::' takes IPv4 and IPv6)\n"
+        "  --port N                  TCP port, 0 picks a free one (default 8080)\n"
+        "  --backlog N               length of the kernel's accept queue (default 1024)\n"
+        "  --threads N               worker threads, each with its own epoll loop\n"
+        "                            (default: online CPUs)\n"
+        "Limits:\n"
+        "  --max-conns N             open connections over all clients (default 10000)\n"
+        "  --max-conns-per-ip N      open connections from one address (default 4096)\n"
+        "  --max-payload BYTES       largest message, up to 16777215 (default 1MiB)\n"
+        "  --max-pending-output BYTES\n"
+        "                            unsent reply bytes per connection before the server\n"
+        "                            stops reading from it (default 4MiB)\n"
+        "Timeouts (seconds, fractions allowed, 0 turns one off):\n"
+        "  --idle-timeout SEC        close a connection silent this long (default 300)\n"
+        "  --frame-timeout SEC       deadline to complete a message once begun (default 30)\n"
+        "  --write-timeout SEC       close a connection whose pending replies make no\n"
+        "                            progress this long: a client that never reads\n"
+        "                            (default 30)\n"
+        "  --drain-timeout SEC       on SIGINT/SIGTERM, time allowed for in-flight replies\n"
+        "                            before connections are closed (default 5)\n"
+        "Logging (to standard error):\n"
+        "  --log-format text|json    line format (default text)\n"
+        "  --log-level LEVEL         debug, info, warn or error (default info)\n"
+        "  -v, --verbose             same as --log-level debug: log every message\n"
+        "  -h, --help                show this help and exit\n"
+        "  -V, --version             show the version and exit\n"
+        "\n"
+        "Exit status: 0 after a clean shutdown, 1 when the server cannot start,\n"
+        "2 for a bad option.\n",
+        out);
+}
+
+enum {
+    OPT_BIND = 256, OPT_PORT, OPT_BACKLOG, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_CONNS_PER_IP,
+    OPT_MAX_PAYLOAD, OPT_MAX_PENDING, OPT_IDLE, OPT_FRAME, OPT_WRITE, OPT_DRAIN, OPT_LOG_FORMAT,
+    OPT_LOG_LEVEL,
+};
+
+static const struct option long_options[] = {
+    { "bind", required_argument, NULL, OPT_BIND },
+    { "port", required_argument, NULL, OPT_PORT },
+    { "backlog", required_argument, NULL, OPT_BACKLOG },
+    { "threads", required_argument, NULL, OPT_THREADS },
+    { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+    { "max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP },
+    { "max-payload", required_argument, NULL, OPT_MAX_PAYLOAD },
+    { "max-pending-output", required_argument, NULL, OPT_MAX_PENDING },
+    { "idle-timeout", required_argument, NULL, OPT_IDLE },
+    { "frame-timeout", required_argument, NULL, OPT_FRAME },
+    { "write-timeout", required_argument, NULL, OPT_WRITE },
+    { "drain-timeout", required_argument, NULL, OPT_DRAIN },
+    { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+    { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* Apply one option with a value; 0 or -EINVAL with err filled. */
+static int apply(struct server_config *cfg, int opt, const char *name, const char *v, char *err,
+                 size_t cap)
+{
+    uint64_t u = 0;
+    int rc = 0;
+    switch (opt) {
+    case OPT_BIND:
+        if (strlen(v) == 0 || strlen(v) >= sizeof cfg->bind_addr) {
+            snprintf(err, cap, "%s: '%s' is not an address", name, v);
+            return -1;
+        }
+        strcpy(cfg->bind_addr, v);
+        return 0;
+    case OPT_PORT:
+        rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
+        cfg->port = (uint16_t)u;
+        break;
+    case OPT_BACKLOG:
+        rc = opt_parse_u64(name, v, 1, 65535, &u, err, cap);
+        cfg->backlog = (unsigned)u;
+        break;
+    case OPT_THREADS:
+        rc = opt_parse_u64(name, v, 1, MAX_THREADS, &u, err, cap);
+        cfg->threads = (unsigned)u;
+        break;
+    case OPT_MAX_CONNS:
+        rc = opt_parse_u64(name, v, 1, MAX_CONNS_LIMIT, &u, err, cap);
+        cfg->max_conns = (unsigned)u;
+        break;
+    case OPT_MAX_CONNS_PER_IP:
+        rc = opt_parse_u64(name, v, 1, MAX_CONNS_LIMIT, &u, err, cap);
+        cfg->max_conns_per_ip = (unsigned)u;
+        break;
+    case OPT_MAX_PAYLOAD:
+        rc = opt_parse_size(name, v, 1, FRAME_MAX_PAYLOAD_LIMIT, &u, err, cap);
+        cfg->max_payload = (size_t)u;
+        break;
+    case OPT_MAX_PENDING:
+        rc = opt_parse_size(name, v, 1024, UINT64_C(1) << 30, &u, err, cap);
+        cfg->max_pending_output = (size_t)u;
+        break;
+    case OPT_IDLE:
+        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->idle_timeout, err, cap);
+    case OPT_FRAME:
+        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->frame_timeout, err, cap);
+    case OPT_WRITE:
+        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->write_timeout, err, cap);
+    case OPT_DRAIN:
+        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->drain_timeout, err, cap);
+    case OPT_LOG_FORMAT:
+        if (!log_parse_format(v, &cfg->log_format)) {
+            snprintf(err, cap, "%s: '%s' is not one of text, json", name, v);
+            return -1;
+        }
+        return 0;
+    case OPT_LOG_LEVEL:
+        if (!log_parse_level(v, &cfg->log_level)) {
+            snprintf(err, cap, "%s: '%s' is not one of debug, info, warn, error", name, v);
+            return -1;
+        }
+        return 0;
+    }
+    return rc;
+}
+
+enum config_result server_config_parse(struct server_config *cfg, int argc, char **argv,
+                                       FILE *out, FILE *err)
+{
+    optind = 0; /* glibc: 0 fully reinitialises getopt */
+    opterr = 0; /* we print our own messages */
+    int opt, idx;
+    while ((opt = getopt_long(argc, argv, ":hvV", long_options, &idx)) != -1) {
+        char msg[256];
+        switch (opt) {
+        case 'h':
+            usage(out);
+            return CONFIG_EXIT;
+        case 'V':
+            fprintf(out, "tcpmsgd %s\n", TCPMSG_VERSION);
+            return CONFIG_EXIT;
+        case 'v':
+            cfg->log_level = LOG_DEBUG;
+            break;
+        case ':':
+            fprintf(err, "tcpmsgd: %s needs a value (see --help)\n", argv[optind - 1]);
+            return CONFIG_ERROR;
+        case '?':
+            fprintf(err, "tcpmsgd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            return CONFIG_ERROR;
+        default: {
+            char name[64];
+            snprintf(name, sizeof name, "--%s", long_options[idx].name);
+            if (apply(cfg, opt, name, optarg, msg, sizeof msg) < 0) {
+                fprintf(err, "tcpmsgd: %s\n", msg);
+                return CONFIG_ERROR;
+            }
+        }
+        }
+    }
+    if (optind < argc) {
+        fprintf(err, "tcpmsgd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}

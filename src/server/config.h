@@ -1,0 +1,44 @@
+/* server config: every tcpmsgd setting with its default, and the command
+ * line parser that fills it. Knows nothing of sockets or threads.
+ */
+#ifndef TCPMSG_SERVER_CONFIG_H
+#define TCPMSG_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tcpmsg/log.h"
+
+struct server_config {
+    char bind_addr[256];       /* --bind: address or name; default 0.0.0.0 */
+    uint16_t port;             /* --port: 0 picks a free port; default 8080 */
+    unsigned threads;          /* --threads: worker threads; default online CPUs */
+    unsigned backlog;          /* --backlog: listen(2) queue length */
+    unsigned max_conns;        /* --max-conns: open connections, all clients */
+    unsigned max_conns_per_ip; /* --max-conns-per-ip: open connections per address */
+    size_t max_payload;        /* --max-payload: bytes in one message */
+    size_t max_pending_output; /* --max-pending-output: unsent reply bytes before we stop reading */
+    double idle_timeout;       /* --idle-timeout: seconds without traffic (0: never) */
+    double frame_timeout;      /* --frame-timeout: seconds to finish a begun message (0: never) */
+    double write_timeout;      /* --write-timeout: seconds pending output may make no progress */
+    double drain_timeout;      /* --drain-timeout: seconds to finish in-flight work on SIGTERM */
+    enum log_format log_format;
+    enum log_level log_level;
+};
+
+enum config_result {
+    CONFIG_OK = 0,    /* run with the parsed settings */
+    CONFIG_EXIT = 1,  /* --help or --version printed: exit 0 */
+    CONFIG_ERROR = 2, /* a bad option or value: message printed, exit 2 */
+};
+
+/* Defaults for every field. */
+void server_config_defaults(struct server_config *cfg);
+
+/* Parse argv into cfg (which should hold the defaults). Help and version go to
+ * out, errors to err. Resets getopt's state so it can be called repeatedly. */
+enum config_result server_config_parse(struct server_config *cfg, int argc, char **argv,
+                                       FILE *out, FILE *err);
+
+#endif

@@ -1,0 +1,79 @@
+/* conn: one client connection of the epoll server: its buffers, its
+ * protocol state machine, and its reads, replies and close. The worker owns
+ * the connection and calls in here when epoll or a timer says so; nothing
+ * here blocks or takes a lock.
+ */
+#ifndef TCPMSG_SERVER_CONN_H
+#define TCPMSG_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "server/stats.h"
+#include "tcpmsg/frame.h"
+#include "tcpmsg/net.h"
+
+struct worker;
+
+enum conn_state {
+    CONN_READING,  /* reading messages and writing their replies */
+    CONN_BLOCKED,  /* pending output over --max-pending-output: not reading until it drains */
+    CONN_FLUSHING, /* no more input: write what is pending (an error reply, the last replies), then close */
+    CONN_LINGER,   /* our side is shut down: discard input until the peer closes, so an
+                      error reply is not destroyed by a reset, within a short deadline */
+    CONN_CLOSED,   /* closed, waiting to be freed after this wakeup */
+};
+
+struct conn {
+    int fd;
+    uint64_t id;
+    struct worker *w;
+    struct conn *prev, *next; /* the worker's list of open connections */
+    enum conn_state state;
+    enum frame_mode mode;
+    enum close_reason reason; /* set when the close is decided */
+    uint32_t events;          /* epoll events currently registered */
+    bool peer_eof;            /* the client shut down its sending side */
+
+    uint8_t *in;     /* received bytes not yet parsed: starts with a partial message */
+    size_t in_len, in_cap;
+    size_t scanned;  /* text mode: bytes of in already searched for LF */
+    uint8_t *out;    /* replies not yet written: out[out_off..out_len) */
+    size_t out_off, out_len, out_cap;
+    uint64_t unsent_msgs;     /* replies queued but not fully written */
+    uint64_t unsent_since_ns; /* when the oldest of those was received */
+
+    uint64_t opened_ns;
+    uint64_t active_ns;      /* last read or write progress, for --idle-timeout */
+    uint64_t frame_start_ns; /* when the pending partial message began; 0: none */
+    uint64_t write_wait_ns;  /* since when output has waited without progress; 0: none */
+    uint64_t linger_until_ns;
+
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    struct sockaddr_storage peer;
+    char peer_str[NET_ADDRSTRLEN];
+};
+
+/* A connection for an accepted, non-blocking fd, registered with the
+ * worker's epoll. Takes ownership of fd (closes it on failure). NULL on
+ * ENOMEM or an epoll failure. */
+struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+                       uint64_t now);
+
+/* epoll reported events for c. */
+void conn_on_event(struct conn *c, uint32_t events, uint64_t now);
+
+/* Enforce c's timeouts at time now (called a few times a second). */
+void conn_check_timers(struct conn *c, uint64_t now);
+
+/* Shutdown begins: answer what was already received, then close. */
+void conn_begin_drain(struct conn *c, uint64_t now);
+
+/* Close now with reason: deregister, close the fd, count and log. The memory
+ * stays valid until conn_free, after the current dispatch. */
+void conn_close(struct conn *c, enum close_reason reason, uint64_t now);
+void conn_free(struct conn *c); /* NULL is a no-op */
+
+#endif

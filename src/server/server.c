@@ -1,0 +1,188 @@
+/* server: start-up (bind, one SO_REUSEPORT listener per worker), admission
+ * control, and the signal-driven shutdown with a bounded drain.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tcpmsg/log.h"
+
+/* One listener per worker, all on the same address: the kernel hashes each
+ * new connection to one of them, so workers never contend on accept. The
+ * first binds (port 0 included) and the rest reuse the port it got. */
+static int open_listeners(struct server *s, int *fds, unsigned n)
+{
+    const struct server_config *cfg = s->cfg;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char err[256];
+    if (net_resolve(cfg->bind_addr, cfg->port, true, &ss, &len, err, sizeof err) < 0) {
+        LOG(LOG_ERROR, "cannot bind", LF_S("address", cfg->bind_addr), LF_S("error", err));
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        int fd = net_listen((struct sockaddr *)&ss, len, (int)cfg->backlog, true);
+        if (fd < 0) {
+            LOG(LOG_ERROR, "cannot listen", LF_S("address", cfg->bind_addr),
+                LF_U("port", net_addr_port((struct sockaddr *)&ss)), LF_S("error", strerror(-fd)));
+            while (i > 0)
+                close(fds[--i]);
+            return fd;
+        }
+        fds[i] = fd;
+        if (i == 0) {
+            /* Ask the kernel what it bound: the real port when 0 was given. */
+            len = sizeof ss;
+            getsockname(fd, (struct sockaddr *)&ss, &len);
+        }
+    }
+    net_format_addr((struct sockaddr *)&ss, s->bound, sizeof s->bound);
+    char host[NET_ADDRSTRLEN];
+    net_format_host((struct sockaddr *)&ss, host, sizeof host);
+    LOG(LOG_INFO, "server socket bound", LF_S("ip", host),
+        LF_U("port", net_addr_port((struct sockaddr *)&ss)));
+    return 0;
+}
+
+int server_start(struct server *s, const struct server_config *cfg)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->nworkers = cfg->threads;
+
+    /* A reply to a vanished client must fail with EPIPE, not kill us; and
+     * only the main thread takes SIGINT/SIGTERM (workers inherit the mask). */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    int rc = -ENOMEM;
+    int *fds = calloc(s->nworkers, sizeof *fds);
+    s->workers = calloc(s->nworkers, sizeof *s->workers);
+    s->iplimit = iplimit_new(cfg->max_conns, cfg->max_conns_per_ip);
+    if (fds == NULL || s->workers == NULL || s->iplimit == NULL)
+        goto failed_alloc;
+    rc = open_listeners(s, fds, s->nworkers);
+    if (rc < 0)
+        goto failed_alloc;
+    unsigned started = 0;
+    for (; started < s->nworkers; started++) {
+        struct worker *w = &s->workers[started];
+        rc = worker_init(w, s, started, fds[started]);
+        if (rc == 0) {
+            atomic_fetch_add(&s->workers_running, 1);
+            rc = worker_start(w);
+            if (rc < 0)
+                atomic_fetch_sub(&s->workers_running, 1);
+        }
+        if (rc < 0) {
+            LOG(LOG_ERROR, "cannot start worker", LF_U("worker", started), LF_S("error", strerror(-rc)));
+            goto failed_workers;
+        }
+    }
+    free(fds);
+    LOG(LOG_INFO, "server is listening", LF_S("address", s->bound), LF_U("threads", s->nworkers),
+        LF_U("max_conns", cfg->max_conns), LF_U("max_payload", cfg->max_payload),
+        LF_S("version", TCPMSG_VERSION));
+    return 0;
+
+failed_workers:
+    /* Workers that started are stopped; the failed one is torn down; the
+     * listeners nobody took are closed here. */
+    atomic_store(&s->drain_deadline_ns, 0);
+    for (unsigned i = 0; i < started; i++)
+        worker_request_drain(&s->workers[i]);
+    for (unsigned i = 0; i < started; i++)
+        worker_join(&s->workers[i]);
+    for (unsigned i = 0; i <= started && i < s->nworkers; i++)
+        worker_destroy(&s->workers[i]);
+    for (unsigned i = started + 1; i < s->nworkers; i++)
+        close(fds[i]);
+failed_alloc:
+    free(fds);
+    iplimit_free(s->iplimit);
+    free(s->workers);
+    s->workers = NULL;
+    s->iplimit = NULL;
+    return rc;
+}
+
+int server_admit(struct server *s, const struct sockaddr *peer)
+{
+    unsigned open = atomic_fetch_add(&s->open_conns, 1);
+    if (open >= s->cfg->max_conns) {
+        atomic_fetch_sub(&s->open_conns, 1);
+        return REJECT_MAX_CONNS + 1;
+    }
+    if (iplimit_acquire(s->iplimit, peer) < 0) {
+        atomic_fetch_sub(&s->open_conns, 1);
+        return REJECT_PER_IP + 1;
+    }
+    return 0;
+}
+
+void server_release(struct server *s, const struct sockaddr *peer)
+{
+    iplimit_release(s->iplimit, peer);
+    atomic_fetch_sub(&s->open_conns, 1);
+}
+
+static int wait_signal(const sigset_t *set, uint64_t timeout_ns)
+{
+    struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000u),
+                           .tv_nsec = (long)(timeout_ns % 1000000000u) };
+    for (;;) {
+        int sig = timeout_ns == 0 ? sigwaitinfo(set, NULL) : sigtimedwait(set, NULL, &ts);
+        if (sig >= 0 || errno != EINTR)
+            return sig;
+    }
+}
+
+int server_wait(struct server *s)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = wait_signal(&set, 0);
+    uint64_t drain_ns = (uint64_t)(s->cfg->drain_timeout * 1e9);
+    LOG(LOG_INFO, "shutting down: no new connections, draining", LF_S("signal", strsignal(sig)),
+        LF_U("open_conns", atomic_load(&s->open_conns)), LF_D("drain_timeout_s", s->cfg->drain_timeout));
+    atomic_store(&s->drain_deadline_ns, net_now_ns() + drain_ns);
+    atomic_store(&s->draining, 1);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        worker_request_drain(&s->workers[i]);
+
+    /* Wait for the workers; a second signal cuts the drain short. */
+    while (atomic_load(&s->workers_running) > 0) {
+        if (wait_signal(&set, 50 * 1000000u) > 0) {
+            LOG0(LOG_WARN, "second signal: closing all connections now");
+            atomic_store(&s->drain_deadline_ns, 0);
+        }
+    }
+    for (unsigned i = 0; i < s->nworkers; i++)
+        worker_join(&s->workers[i]);
+    LOG(LOG_INFO, "server stopped", LF_S("address", s->bound));
+    return 0;
+}
+
+void server_destroy(struct server *s)
+{
+    if (s->workers != NULL) {
+        for (unsigned i = 0; i < s->nworkers; i++)
+            worker_destroy(&s->workers[i]);
+    }
+    free(s->workers);
+    iplimit_free(s->iplimit);
+    s->workers = NULL;
+    s->iplimit = NULL;
+}

@@ -1,0 +1,293 @@
+/* worker: an epoll loop on its own thread: accept, dispatch connection
+ * events, run timers a few times a second, drain on request. Closed
+ * connections are freed only after the wakeup that closed them.
+ */
+#include "server/worker.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "server/conn.h"
+#include "server/server.h"
+#include "tcpmsg/log.h"
+
+#define MAX_EVENTS 256
+#define ACCEPTS_PER_WAKEUP 64          /* share the loop between new and old clients */
+#define TICK_NS (100 * 1000000ull)     /* timer resolution */
+#define ACCEPT_BACKOFF_NS (100 * 1000000ull)
+
+/* epoll_event.data.ptr tags for the two non-connection descriptors. */
+static char listen_tag, wake_tag;
+
+int worker_init(struct worker *w, struct server *srv, unsigned index, int listen_fd)
+{
+    memset(w, 0, sizeof *w);
+    w->srv = srv;
+    w->index = index;
+    w->listen_fd = listen_fd;
+    w->wake_fd = -1;
+    server_stats_init(&w->stats);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epfd < 0)
+        return -errno;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0)
+        return -errno;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_tag };
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
+        return -errno;
+    ev.data.ptr = &listen_tag;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_fd, &ev) < 0)
+        return -errno;
+    w->listening = true;
+    return 0;
+}
+
+void worker_destroy(struct worker *w)
+{
+    while (w->conns != NULL)
+        conn_close(w->conns, CLOSE_SHUTDOWN, net_now_ns());
+    while (w->closed != NULL) {
+        struct conn *c = w->closed;
+        w->closed = c->next;
+        conn_free(c);
+    }
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    if (w->epfd >= 0)
+        close(w->epfd);
+    w->listen_fd = w->wake_fd = w->epfd = -1;
+}
+
+int worker_watch(struct worker *w, struct conn *c, uint32_t events)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = c };
+    int op = EPOLL_CTL_MOD;
+    if (c->prev == NULL && w->conns != c) {
+        /* First registration: join the list of open connections. */
+        op = EPOLL_CTL_ADD;
+        c->next = w->conns;
+        if (w->conns != NULL)
+            w->conns->prev = c;
+        w->conns = c;
+        c->prev = NULL;
+        w->nconns++;
+    }
+    if (epoll_ctl(w->epfd, op, c->fd, &ev) < 0)
+        return -errno;
+    c->events = events;
+    return 0;
+}
+
+void worker_forget(struct worker *w, struct conn *c)
+{
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    c->prev = NULL;
+    c->next = w->closed;
+    w->closed = c;
+}
+
+static void pause_accepting(struct worker *w, uint64_t now)
+{
+    if (!w->listening)
+        return;
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+    w->listening = false;
+    w->listen_resume_ns = now + ACCEPT_BACKOFF_NS;
+}
+
+static void resume_accepting(struct worker *w)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &listen_tag };
+    if (w->listen_fd >= 0 && !w->listening &&
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_fd, &ev) == 0)
+        w->listening = true;
+}
+
+/* Over a cap: say why in a framed error (the client has not spoken yet, so
+ * its framing is unknown; a text client still sees the reason) and close. */
+static void reject(struct worker *w, int fd, const char *peer, int why)
+{
+    enum reject_reason r = (enum reject_reason)(why - 1);
+    int code = r == REJECT_PER_IP ? FRAME_ERR_PER_IP : FRAME_ERR_BUSY;
+    uint8_t frame[96];
+    size_t n = frame_error_encode(frame, sizeof frame, code, frame_error_text(code));
+    (void)net_write(fd, frame, n); /* a fresh socket's buffer takes it, or we give up */
+    close(fd);
+    counter_add(&w->stats.rejected[r], 1);
+    LOG(LOG_WARN, "connection rejected", LF_S("peer", peer), LF_S("reason", reject_reason_tag(r)));
+}
+
+/* accept failed with errno e: decide whether to keep going. */
+static bool accept_failed(struct worker *w, int e, uint64_t now)
+{
+    switch (e) {
+    case EAGAIN:
+        return false;
+    case EINTR:
+    case ECONNABORTED: /* the client gave up while queued: nothing to do */
+        return true;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        /* Out of descriptors or memory. The listener stays readable, so
+         * retrying now would spin; stop watching it for a moment instead.
+         * Queued clients wait in the backlog until descriptors free up. */
+        counter_add(&w->stats.errors[ERR_ACCEPT_EMFILE], 1);
+        LOG(LOG_WARN, "accept failed, pausing accepts", LF_U("worker", w->index),
+            LF_S("error", strerror(e)), LF_U("open_conns", w->nconns),
+            LF_D("retry_in_s", ACCEPT_BACKOFF_NS / 1e9));
+        pause_accepting(w, now);
+        return false;
+    default:
+        counter_add(&w->stats.errors[ERR_ACCEPT_OTHER], 1);
+        LOG(LOG_WARN, "accept failed", LF_U("worker", w->index), LF_S("error", strerror(e)));
+        return false;
+    }
+}
+
+static void accept_clients(struct worker *w, uint64_t now)
+{
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP && w->listening; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (accept_failed(w, errno, now))
+                continue;
+            return;
+        }
+        char peer[NET_ADDRSTRLEN];
+        net_format_addr((struct sockaddr *)&ss, peer, sizeof peer);
+        int why = server_admit(w->srv, (struct sockaddr *)&ss);
+        if (why != 0) {
+            reject(w, fd, peer, why);
+            continue;
+        }
+        net_set_nodelay(fd);
+        struct conn *c = conn_open(w, fd, (struct sockaddr *)&ss, len, now);
+        if (c == NULL) {
+            server_release(w->srv, (struct sockaddr *)&ss);
+            counter_add(&w->stats.closed[CLOSE_NO_MEMORY], 1);
+            LOG(LOG_ERROR, "no memory for a new connection", LF_S("peer", peer));
+            continue;
+        }
+        counter_add(&w->stats.accepted, 1);
+        LOG(LOG_INFO, "connection opened", LF_U("conn", c->id), LF_S("peer", peer),
+            LF_U("worker", w->index));
+    }
+}
+
+static void begin_drain(struct worker *w, uint64_t now)
+{
+    uint64_t v;
+    while (read(w->wake_fd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+    if (w->draining)
+        return;
+    w->draining = true;
+    if (w->listening)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+    w->listening = false;
+    close(w->listen_fd);
+    w->listen_fd = -1;
+    for (struct conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_begin_drain(c, now);
+    }
+}
+
+static void run_timers(struct worker *w, uint64_t now)
+{
+    w->next_tick_ns = now + TICK_NS;
+    if (!w->listening && !w->draining && now >= w->listen_resume_ns)
+        resume_accepting(w);
+    bool past_deadline = w->draining && now >= atomic_load(&w->srv->drain_deadline_ns);
+    for (struct conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (past_deadline)
+            conn_close(c, CLOSE_SHUTDOWN, now);
+        else
+            conn_check_timers(c, now);
+    }
+}
+
+static void free_closed(struct worker *w)
+{
+    while (w->closed != NULL) {
+        struct conn *c = w->closed;
+        w->closed = c->next;
+        conn_free(c);
+    }
+}
+
+static int wait_ms(const struct worker *w, uint64_t now)
+{
+    if (now >= w->next_tick_ns)
+        return 0;
+    return (int)((w->next_tick_ns - now + 999999) / 1000000);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct epoll_event events[MAX_EVENTS];
+    w->next_tick_ns = net_now_ns() + TICK_NS;
+    while (!(w->draining && w->nconns == 0)) {
+        int n = epoll_wait(w->epfd, events, MAX_EVENTS, wait_ms(w, net_now_ns()));
+        if (n < 0 && errno != EINTR) {
+            LOG(LOG_ERROR, "epoll_wait failed", LF_U("worker", w->index), LF_S("error", strerror(errno)));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t now = net_now_ns();
+            void *tag = events[i].data.ptr;
+            if (tag == &listen_tag)
+                accept_clients(w, now);
+            else if (tag == &wake_tag)
+                begin_drain(w, now);
+            else
+                conn_on_event(tag, events[i].events, now);
+        }
+        free_closed(w);
+        uint64_t now = net_now_ns();
+        if (now >= w->next_tick_ns) {
+            run_timers(w, now);
+            free_closed(w);
+        }
+    }
+    atomic_fetch_sub(&w->srv->workers_running, 1);
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    return -rc;
+}
+
+void worker_request_drain(struct worker *w)
+{
+    uint64_t one = 1;
+    ssize_t r = write(w->wake_fd, &one, sizeof one);
+    (void)r; /* the counter cannot overflow from a handful of requests */
+}
+
+void worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
