@@ -1,0 +1,28 @@
+/* client: the two things tcpmsg does, each a function of its config:
+ * one-shot messages with round-trip times, and the bench load generator.
+ */
+#ifndef TCPMSG_CLIENT_H
+#define TCPMSG_CLIENT_H
+
+#include "client/client_config.h"
+
+/* Exit statuses, shared by both commands and documented in --help. */
+enum client_exit {
+    EXIT_OK = 0,
+    EXIT_IO = 1,       /* I/O error, or the server closed the connection */
+    EXIT_USAGE = 2,    /* bad usage or address */
+    EXIT_CONNECT = 3,  /* cannot connect */
+    EXIT_TIMEOUT = 4,  /* no reply in time */
+    EXIT_MISMATCH = 5, /* a reply differed from its message */
+    EXIT_SERVER = 6,   /* the server answered with an error */
+};
+
+/* Each returns an enum client_exit; results go to stdout, errors to stderr. */
+int oneshot_run(const struct client_config *cfg);
+int bench_run(const struct client_config *cfg);
+
+/* Resolve and connect to cfg's target, printing a clear error. Returns the
+ * fd, or -(enum client_exit). addr_out (NET_ADDRSTRLEN) gets "ip:port". */
+int client_connect(const struct client_config *cfg, char *addr_out);
+
+#endif

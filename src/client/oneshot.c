@@ -1,0 +1,170 @@
+/* oneshot: tcpmsg's default command. Sends each message, waits for its
+ * reply, checks it, and prints it with the round-trip time, as a person
+ * typing at the server would want to see.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "tcpmsg/frame.h"
+#include "tcpmsg/net.h"
+
+static int timeout_ms(const struct client_config *cfg)
+{
+    return (int)(cfg->timeout * 1000 + 0.5);
+}
+
+int client_connect(const struct client_config *cfg, char *addr_out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char err[300];
+    if (net_resolve(cfg->host, cfg->port, false, &ss, &len, err, sizeof err) < 0) {
+        fprintf(stderr, "tcpmsg: %s\n", err);
+        return -EXIT_USAGE;
+    }
+    net_format_addr((struct sockaddr *)&ss, addr_out, NET_ADDRSTRLEN);
+    int fd = net_connect((struct sockaddr *)&ss, len, timeout_ms(cfg));
+    if (fd < 0) {
+        fprintf(stderr, "tcpmsg: cannot connect to %s: %s\n", addr_out,
+                fd == -ETIMEDOUT ? "timed out" : strerror(-fd));
+        return fd == -ETIMEDOUT ? -EXIT_TIMEOUT : -EXIT_CONNECT;
+    }
+    return fd;
+}
+
+/* Map a failed read or write to an exit status, with a message. */
+static int io_failure(const char *what, int rc, const char *addr, const struct client_config *cfg)
+{
+    if (rc == -ETIMEDOUT) {
+        fprintf(stderr, "tcpmsg: no reply from %s within %g s\n", addr, cfg->timeout);
+        return EXIT_TIMEOUT;
+    }
+    if (rc == -ECONNRESET && strcmp(what, "read") == 0)
+        fprintf(stderr, "tcpmsg: %s closed the connection\n", addr);
+    else
+        fprintf(stderr, "tcpmsg: %s %s: %s\n", what, addr, strerror(-rc));
+    return EXIT_IO;
+}
+
+/* Read one framed reply into *buf (grown as needed). Returns 0 or an exit. */
+static int read_frame_reply(int fd, const struct client_config *cfg, const char *addr,
+                            uint8_t hdr[FRAME_HEADER_SIZE], uint8_t **buf, size_t *len)
+{
+    int rc = net_read_full(fd, hdr, FRAME_HEADER_SIZE, timeout_ms(cfg));
+    if (rc < 0)
+        return io_failure("read", rc, addr, cfg);
+    *len = (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+    uint8_t *p = realloc(*buf, *len + 1);
+    if (p == NULL) {
+        fprintf(stderr, "tcpmsg: out of memory for a %zu-byte reply\n", *len);
+        return EXIT_IO;
+    }
+    *buf = p;
+    rc = net_read_full(fd, *buf, *len, timeout_ms(cfg));
+    if (rc < 0)
+        return io_failure("read", rc, addr, cfg);
+    if (hdr[0] == FRAME_ERROR) {
+        int code = *len > 0 ? (*buf)[0] : 0;
+        fprintf(stderr, "tcpmsg: server error (%s): %.*s\n", frame_error_tag(code),
+                (int)(*len > 0 ? *len - 1 : 0), (const char *)*buf + 1);
+        return EXIT_SERVER;
+    }
+    return EXIT_OK;
+}
+
+/* Read one text reply line (without its LF) into *buf. */
+static int read_line_reply(int fd, const struct client_config *cfg, const char *addr,
+                           uint8_t **buf, size_t *len, size_t expect)
+{
+    size_t cap = expect + 2;
+    uint8_t *p = realloc(*buf, cap);
+    if (p == NULL)
+        return EXIT_IO;
+    *buf = p;
+    *len = 0;
+    for (;;) { /* a byte at a time: never read past the reply we wait for */
+        uint8_t c;
+        int rc = net_read_full(fd, &c, 1, timeout_ms(cfg));
+        if (rc < 0)
+            return io_failure("read", rc, addr, cfg);
+        if (c == '\n')
+            break;
+        if (*len < cap)
+            (*buf)[(*len)++] = c;
+    }
+    if (*len >= 4 && memcmp(*buf, "ERR ", 4) == 0 && (*len != expect)) {
+        fprintf(stderr, "tcpmsg: server error: %.*s\n", (int)*len - 4, (const char *)*buf + 4);
+        return EXIT_SERVER;
+    }
+    return EXIT_OK;
+}
+
+/* Send one message and check its reply. Returns an exit status. */
+static int exchange(int fd, const struct client_config *cfg, const char *addr, const char *msg,
+                    size_t n, uint8_t **buf)
+{
+    if (n > FRAME_MAX_PAYLOAD_LIMIT || (cfg->text && memchr(msg, '\n', n) != NULL)) {
+        fprintf(stderr, "tcpmsg: message too long for a frame, or a text message with a newline\n");
+        return EXIT_USAGE;
+    }
+    uint8_t hdr[FRAME_HEADER_SIZE];
+    frame_header_encode(hdr, FRAME_DATA, n);
+    uint64_t t0 = net_now_ns();
+    int rc = 0;
+    if (!cfg->text)
+        rc = net_write_all(fd, hdr, sizeof hdr, timeout_ms(cfg));
+    if (rc == 0)
+        rc = net_write_all(fd, msg, n, timeout_ms(cfg));
+    if (rc == 0 && cfg->text)
+        rc = net_write_all(fd, "\n", 1, timeout_ms(cfg));
+    if (rc < 0)
+        return io_failure("write to", rc, addr, cfg);
+
+    size_t len = 0;
+    uint8_t rhdr[FRAME_HEADER_SIZE];
+    rc = cfg->text ? read_line_reply(fd, cfg, addr, buf, &len, n)
+                   : read_frame_reply(fd, cfg, addr, rhdr, buf, &len);
+    if (rc != EXIT_OK)
+        return rc;
+    double rtt_us = (double)(net_now_ns() - t0) / 1e3;
+    if (len != n || memcmp(*buf, msg, n) != 0) {
+        fprintf(stderr, "tcpmsg: reply from %s does not match the message (%zu bytes sent, %zu received)\n",
+                addr, n, len);
+        return EXIT_MISMATCH;
+    }
+    printf("reply from %s in %.1f us: %.*s\n", addr, rtt_us, (int)len, (const char *)*buf);
+    fflush(stdout);
+    return EXIT_OK;
+}
+
+int oneshot_run(const struct client_config *cfg)
+{
+    char addr[NET_ADDRSTRLEN];
+    int fd = client_connect(cfg, addr);
+    if (fd < 0)
+        return -fd;
+    uint8_t *buf = NULL;
+    int rc = EXIT_OK;
+    for (size_t i = 0; i < cfg->nmessages && rc == EXIT_OK; i++)
+        rc = exchange(fd, cfg, addr, cfg->messages[i], strlen(cfg->messages[i]), &buf);
+    if (cfg->nmessages == 0) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while (rc == EXIT_OK && (n = getline(&line, &cap, stdin)) >= 0) {
+            if (n > 0 && line[n - 1] == '\n')
+                n--;
+            if (n > 0 && line[n - 1] == '\r')
+                n--;
+            rc = exchange(fd, cfg, addr, line, (size_t)n, &buf);
+        }
+        free(line);
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,19 @@
+/* tcpmsg: the client. Parses the command line and runs the one-shot or the
+ * bench command; the work lives in src/client/.
+ */
+#include "client/client.h"
+
+int main(int argc, char **argv)
+{
+    struct client_config cfg;
+    client_config_defaults(&cfg);
+    switch (client_config_parse(&cfg, argc, argv, stdout, stderr)) {
+    case CLIENT_CONFIG_OK:
+        break;
+    case CLIENT_CONFIG_EXIT:
+        return 0;
+    case CLIENT_CONFIG_ERROR:
+        return 2;
+    }
+    return cfg.command == CLIENT_BENCH ? bench_run(&cfg) : oneshot_run(&cfg);
+}
