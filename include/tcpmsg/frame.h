@@ -31,8 +31,7 @@ enum frame_type {
     X(FRAME_ERR_BAD_TYPE, 2, "bad_type", "unknown frame type")                 \
     X(FRAME_ERR_TIMEOUT, 3, "timeout", "frame not completed in time")          \
     X(FRAME_ERR_BUSY, 4, "busy", "server connection limit reached")            \
-    X(FRAME_ERR_PER_IP, 5, "per_ip", "too many connections from this address") \
-    X(FRAME_ERR_SHUTDOWN, 6, "shutdown", "server is shutting down")
+    X(FRAME_ERR_PER_IP, 5, "per_ip", "too many connections from this address")
 
 enum frame_error_code {
 #define FRAME_ERR_ENUM(name, value, tag, text) name = value,

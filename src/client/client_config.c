@@ -2,6 +2,7 @@
 #include "client/client_config.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "tcpmsg/frame.h"
@@ -116,10 +117,14 @@ static int apply(struct client_config *cfg, int opt, const char *name, const cha
     return rc;
 }
 
-static enum client_config_result fail(FILE *err, const char *fmt, const char *arg)
+__attribute__((format(printf, 2, 3))) static enum client_config_result fail(FILE *err,
+                                                                           const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fputs("tcpmsg: ", err);
-    fprintf(err, fmt, arg);
+    vfprintf(err, fmt, ap);
+    va_end(ap);
     fputs(" (see --help)\n", err);
     return CLIENT_CONFIG_ERROR;
 }

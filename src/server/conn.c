@@ -17,7 +17,8 @@
 #include "server/worker.h"
 #include "tcpmsg/log.h"
 
-#define CONN_BUF_INITIAL (16u * 1024)
+#define CONN_BUF_INITIAL (64u * 1024) /* as much as a read can bring at once;
+                                        pages are only touched as data arrives */
 #define LINGER_NS (2000000000ull)  /* discard input this long after an error reply */
 #define NS_PER_SEC 1e9
 
@@ -130,10 +131,19 @@ static void update_events(struct conn *c)
         conn_close(c, CLOSE_IO_ERROR, net_now_ns());
 }
 
-/* Queue bytes for the client. false when no memory. */
+/* The most the input buffer may hold: one maximal message, or the initial
+ * size, whichever is larger. */
+static size_t in_limit(const struct conn *c)
+{
+    size_t max_msg = cfg_of(c)->max_payload + FRAME_HEADER_SIZE + 2;
+    return max_msg > CONN_BUF_INITIAL ? max_msg : CONN_BUF_INITIAL;
+}
+
+/* Queue bytes for the client. false when no memory. Pending output stays
+ * under --max-pending-output plus one input buffer's worth of replies. */
 static bool queue_reply(struct conn *c, const void *a, size_t an, const void *b, size_t bn)
 {
-    size_t limit = cfg_of(c)->max_pending_output + cfg_of(c)->max_payload + 2 * FRAME_HEADER_SIZE;
+    size_t limit = cfg_of(c)->max_pending_output + in_limit(c) + 256;
     if (c->out_off > 0 && c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
     if (buf_reserve(&c->out, &c->out_cap, c->out_len + an + bn, limit) < 0)
@@ -155,25 +165,18 @@ static void log_message(const struct conn *c, const struct frame *f)
 }
 
 /* One complete message: queue its echo. */
-static bool handle_message(struct conn *c, const struct frame *f, size_t wire_len, uint64_t now)
+static bool handle_message(struct conn *c, const struct frame *f, uint64_t now)
 {
     struct server_stats *st = stats_of(c);
-    enum stats_mode m = stats_mode(c);
-    counter_add(&st->msgs_in[m], 1);
-    counter_add(&st->bytes_in[m], wire_len);
+    counter_add(&st->msgs_in[stats_mode(c)], 1);
     hist_record(&st->msg_bytes, f->len);
     c->msgs_in++;
     if (log_enabled(LOG_DEBUG))
         log_message(c, f);
-
-    bool ok;
-    if (c->mode == FRAME_MODE_TEXT) {
-        ok = queue_reply(c, f->payload, f->len, "\n", 1);
-    } else {
-        /* The echo of a data frame is the frame itself, byte for byte. */
-        ok = queue_reply(c, f->payload - FRAME_HEADER_SIZE, wire_len, NULL, 0);
-    }
-    if (!ok)
+    /* A data frame's echo is the frame itself, byte for byte: process_input
+     * sends the whole run of consumed frames at once. A text reply differs
+     * from its line (CR dropped, LF added), so it is queued here. */
+    if (c->mode == FRAME_MODE_TEXT && !queue_reply(c, f->payload, f->len, "\n", 1))
         return false;
     if (c->unsent_msgs++ == 0)
         c->unsent_since_ns = now;
@@ -212,6 +215,38 @@ static void reject_input(struct conn *c, ssize_t status, uint64_t now)
         conn_close(c, CLOSE_NO_MEMORY, now);
 }
 
+static void account_written(struct conn *c, size_t n, uint64_t now)
+{
+    c->bytes_out += n;
+    counter_add(&stats_of(c)->bytes_out[stats_mode(c)], n);
+    c->active_ns = now;
+    c->write_wait_ns = 0;
+}
+
+/* Echo n bytes of complete frames. With nothing else pending they go
+ * straight from the input buffer to the kernel, copied only if the kernel
+ * does not take them all. false when the connection was closed. */
+static bool echo_frames(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
+{
+    if (c->out_off == c->out_len) {
+        ssize_t w = net_write(c->fd, p, n);
+        if (w == -EPIPE || w == -ECONNRESET) {
+            conn_close(c, CLOSE_RESET, now);
+            return false;
+        }
+        if (w > 0) {
+            account_written(c, (size_t)w, now);
+            p += w;
+            n -= (size_t)w;
+        }
+    }
+    if (n > 0 && !queue_reply(c, p, n, NULL, 0)) {
+        conn_close(c, CLOSE_NO_MEMORY, now);
+        return false;
+    }
+    return true;
+}
+
 /* Parse and answer every complete message in the input buffer. Stops early
  * when pending output reaches its cap (the rest waits in the buffer). */
 static void process_input(struct conn *c, uint64_t now)
@@ -220,12 +255,11 @@ static void process_input(struct conn *c, uint64_t now)
     size_t pos = 0;
     bool consumed_any = false;
     while (pos < c->in_len && c->state == CONN_READING) {
-        if (c->out_len - c->out_off >= cfg->max_pending_output) {
+        size_t echo_pending = c->mode == FRAME_MODE_FRAMED ? pos : 0;
+        if (c->out_len - c->out_off + echo_pending >= cfg->max_pending_output) {
             c->state = CONN_BLOCKED; /* the client is not reading its replies */
             break;
         }
-        if (c->mode == FRAME_MODE_UNKNOWN)
-            c->mode = frame_detect_mode(c->in[0]);
         struct frame f;
         ssize_t rc = c->mode == FRAME_MODE_FRAMED
                          ? frame_parse(c->in + pos, c->in_len - pos, cfg->max_payload, false, &f)
@@ -234,17 +268,22 @@ static void process_input(struct conn *c, uint64_t now)
         if (rc == FRAME_INCOMPLETE)
             break;
         if (rc < 0) {
+            if (c->mode == FRAME_MODE_FRAMED && pos > 0 && !echo_frames(c, c->in, pos, now))
+                return;
             memmove(c->in, c->in + pos, c->in_len - pos); /* the error text quotes the header */
+            c->in_len -= pos;
             reject_input(c, rc, now);
             return;
         }
-        if (!handle_message(c, &f, (size_t)rc, now)) {
+        if (!handle_message(c, &f, now)) {
             conn_close(c, CLOSE_NO_MEMORY, now);
             return;
         }
         pos += (size_t)rc;
         consumed_any = true;
     }
+    if (c->mode == FRAME_MODE_FRAMED && pos > 0 && !echo_frames(c, c->in, pos, now))
+        return;
     /* Compact: the partial message moves to the front. */
     if (pos > 0) {
         memmove(c->in, c->in + pos, c->in_len - pos);
@@ -275,10 +314,7 @@ static void flush_output(struct conn *c, uint64_t now)
         }
         if (w > 0) {
             c->out_off += (size_t)w;
-            c->bytes_out += (uint64_t)w;
-            counter_add(&stats_of(c)->bytes_out[stats_mode(c)], (uint64_t)w);
-            c->active_ns = now;
-            c->write_wait_ns = 0;
+            account_written(c, (size_t)w, now);
         }
     }
     if (c->out_off < c->out_len) {
@@ -350,11 +386,10 @@ static void linger_read(struct conn *c, uint64_t now)
 /* Read once (level-triggered epoll calls again if more is waiting). */
 static void read_input(struct conn *c, uint64_t now)
 {
-    const struct server_config *cfg = cfg_of(c);
     if (c->in_len == c->in_cap) {
         /* Full with one partial message: grow toward what it needs, never
          * more than a maximal message (the parser has checked the length). */
-        size_t limit = cfg->max_payload + FRAME_HEADER_SIZE + 2;
+        size_t limit = in_limit(c);
         if (c->in_cap >= limit || buf_reserve(&c->in, &c->in_cap, c->in_len + 1, limit) < 0) {
             conn_close(c, CLOSE_NO_MEMORY, now);
             return;
@@ -383,8 +418,11 @@ static void read_input(struct conn *c, uint64_t now)
         flush_output(c, now);
         return;
     }
+    if (c->mode == FRAME_MODE_UNKNOWN)
+        c->mode = frame_detect_mode(c->in[0]);
     c->in_len += (size_t)r;
     c->bytes_in += (uint64_t)r;
+    counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
     c->active_ns = now;
     process_input(c, now);
     if (c->state != CONN_CLOSED)

@@ -68,20 +68,18 @@ void worker_destroy(struct worker *w)
 int worker_watch(struct worker *w, struct conn *c, uint32_t events)
 {
     struct epoll_event ev = { .events = events, .data.ptr = c };
-    int op = EPOLL_CTL_MOD;
-    if (c->prev == NULL && w->conns != c) {
-        /* First registration: join the list of open connections. */
-        op = EPOLL_CTL_ADD;
+    bool first = c->prev == NULL && w->conns != c;
+    if (epoll_ctl(w->epfd, first ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        return -errno;
+    c->events = events;
+    if (first) {
+        /* Registered: join the list of open connections. */
         c->next = w->conns;
         if (w->conns != NULL)
             w->conns->prev = c;
         w->conns = c;
-        c->prev = NULL;
         w->nconns++;
     }
-    if (epoll_ctl(w->epfd, op, c->fd, &ev) < 0)
-        return -errno;
-    c->events = events;
     return 0;
 }
 

@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# bench/run.sh: measures tcpmsgd against refecho (bench/refecho.c, "the least
+# an echo server can do") with the same `tcpmsg bench` load, interleaved
+# (ref, tcpmsgd, ref, tcpmsgd, ...), and prints the median msgs/s and p50 of
+# each plus their ratios. See bench/README.md for how to read the result.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bench/run.sh [options] [BUILD_DIR]
+  BUILD_DIR              built tree (default: $BUILD_DIR or <repo>/build)
+  --build                run `cmake --build BUILD_DIR` first
+  -r, --rounds N         runs per server and shape, interleaved (default 3)
+  -d, --duration SEC     length of each run (default 3)
+  -t, --threads N        worker threads of both servers (default 1)
+  --client-threads N     `tcpmsg bench --threads` (default: same as --threads)
+  --shapes LIST          comma-separated CONNSxDEPTHxSIZE (default:
+                         1x1x64,1x1x4096,50x1x64,50x1x4096,50x16x64,50x16x4096)
+  --pin                  pin the servers to CPU 0 and the client to CPU 1
+  --keep-logs            keep the server logs and raw JSON, print where
+  --markdown | --json    output format (default: a plain-text table)
+  -h, --help
+Binaries: $REFECHO, $TCPMSGD, $TCPMSG override BUILD_DIR/bin/{refecho,tcpmsgd,tcpmsg}.
+Exit: 0 all targets met; 1 a target missed or a run had errors; 2 usage or setup.
+EOF
+}
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$REPO/build}
+ROUNDS=3 DURATION=3 THREADS=1 CLIENT_THREADS="" FORMAT=text BUILD=0 PIN=0 KEEP=0
+SHAPES=1x1x64,1x1x4096,50x1x64,50x1x4096,50x16x64,50x16x4096
+TPUT_TARGET=0.95  # tcpmsgd msgs/s >= 0.95 x ref, every shape
+P50_TARGET=1.05   # tcpmsgd p50 <= 1.05 x ref, 1-connection shapes
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --build) BUILD=1 ;;
+    -r | --rounds) ROUNDS=${2:?}; shift ;;
+    -d | --duration) DURATION=${2:?}; shift ;;
+    -t | --threads) THREADS=${2:?}; shift ;;
+    --client-threads) CLIENT_THREADS=${2:?}; shift ;;
+    --shapes) SHAPES=${2:?}; shift ;;
+    --pin) PIN=1 ;;
+    --keep-logs) KEEP=1 ;;
+    --markdown) FORMAT=markdown ;;
+    --json) FORMAT=json ;;
+    -h | --help) usage; exit 0 ;;
+    -*) usage >&2; exit 2 ;;
+    *) BUILD_DIR=$1 ;;
+    esac
+    shift
+done
+CLIENT_THREADS=${CLIENT_THREADS:-$THREADS}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ && $THREADS =~ ^[1-9][0-9]*$ && $CLIENT_THREADS =~ ^[1-9][0-9]*$ ]] ||
+    die "--rounds and --threads take positive integers"
+[[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--duration takes seconds"
+[[ $SHAPES =~ ^[0-9]+x[0-9]+x[0-9]+(,[0-9]+x[0-9]+x[0-9]+)*$ ]] || die "bad --shapes '$SHAPES'"
+
+if [ "$BUILD" = 1 ]; then
+    cmake --build "$BUILD_DIR" -j2 --target refecho tcpmsgd tcpmsg >&2 || die "build failed"
+fi
+REFECHO=${REFECHO:-$BUILD_DIR/bin/refecho}
+TCPMSGD=${TCPMSGD:-$BUILD_DIR/bin/tcpmsgd}
+TCPMSG=${TCPMSG:-$BUILD_DIR/bin/tcpmsg}
+for b in "$REFECHO" "$TCPMSGD" "$TCPMSG"; do
+    [ -x "$b" ] || die "$b not found: cmake -S . -B build && cmake --build build (or pass --build)"
+done
+SERVER_CMD=() CLIENT_CMD=()
+if [ "$PIN" = 1 ]; then
+    command -v taskset >/dev/null || die "--pin needs taskset"
+    SERVER_CMD=(taskset -c 0) CLIENT_CMD=(taskset -c 1)
+fi
+
+# --- processes: every one we start is killed on the way out ----------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tcpmsg-bench.XXXXXX")
+PIDS=()
+# shellcheck disable=SC2317  # invoked by the trap
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$KEEP" = 1 ]; then echo "run.sh: logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start_server NAME READY_PATTERN CMD...: sets SERVER_PID and SERVER_PORT from
+# the first "port=N" on the log line matching READY_PATTERN.
+start_server() {
+    local name=$1 ready=$2 log="$WORK/$1.log" i
+    shift 2
+    "${SERVER_CMD[@]}" "$@" >"$log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    for ((i = 0; i < 100; i++)); do
+        SERVER_PORT=$(grep -m1 "$ready" "$log" | grep -o 'port=[0-9]*' | head -n1 | cut -d= -f2 || true)
+        [ -n "$SERVER_PORT" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "$name exited at start-up"; }
+        sleep 0.05
+    done
+    cat "$log" >&2
+    die "$name did not report its port within 5 s"
+}
+
+stop_servers() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PIDS=()
+}
+
+# parse_result FILE: prints "MSGS_PER_S P50_US ERRORS_TOTAL" from tcpmsg
+# bench --json, or nothing when the file does not hold those fields.
+parse_result() {
+    if command -v python3 >/dev/null; then
+        python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["msgs_per_s"], d["rtt_us"]["p50"], d["errors"]["total"])' "$1" 2>/dev/null || true
+    elif command -v jq >/dev/null; then
+        jq -r '"\(.msgs_per_s) \(.rtt_us.p50) \(.errors.total)"' "$1" 2>/dev/null || true
+    else
+        # The three keys are unique in the document, so a flat match is enough.
+        local k v out=""
+        for k in msgs_per_s p50 total; do
+            v=$(grep -o "\"$k\" *: *[-0-9.eE+]*" "$1" | head -n1 | sed 's/.*: *//' || true)
+            [ -n "$v" ] || return 0
+            out+="$v "
+        done
+        echo "${out% }"
+    fi
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
+meets() { awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
+    exit !(r != "nan" && (op == ">=" ? r + 0 >= t : r + 0 <= t)) }'; }
+
+# run_client SERVER PID PORT CONNS DEPTH SIZE ROUND: one `tcpmsg bench`;
+# appends msgs/s and p50 to the server's samples; returns 1 on client errors.
+run_client() {
+    local server=$1 pid=$2 port=$3 c=$4 d=$5 s=$6 round=$7 out rc=0 vals
+    out="$WORK/${c}x${d}x${s}.$server.$round.json"
+    local watchdog
+    watchdog=$(awk -v d="$DURATION" 'BEGIN { printf "%d", d + 30 }')
+    timeout -k 5 "$watchdog" "${CLIENT_CMD[@]}" "$TCPMSG" bench --connections "$c" --depth "$d" \
+        --size "$s" --duration "$DURATION" --threads "$CLIENT_THREADS" --json \
+        "127.0.0.1:$port" >"$out" 2>"$out.err" &
+    PIDS+=("$!")
+    wait "$!" || rc=$?
+    unset 'PIDS[-1]'
+    vals=$(parse_result "$out")
+    if ! kill -0 "$pid" 2>/dev/null; then
+        tail -n 20 "$WORK/$server.log" >&2
+        die "$server exited during the ${c}x${d}x${s} run (its log above)"
+    fi
+    if [ -z "$vals" ]; then
+        echo "run.sh: $server ${c}x${d}x${s}: tcpmsg bench exit $rc, no result:" >&2
+        cat "$out.err" >&2
+        return 1
+    fi
+    read -r msgs p50 errs <<<"$vals"
+    printf '  %-8s round %d/%d: %12.1f msg/s  p50 %9.1f us%s\n' "$server" "$round" "$ROUNDS" \
+        "$msgs" "$p50" "$([ "$errs" = 0 ] || echo "  errors=$errs")" >&2
+    if [ "$server" = refecho ]; then REF_MSGS+=("$msgs") REF_P50+=("$p50"); else
+        D_MSGS+=("$msgs") D_P50+=("$p50"); fi
+    [ "$rc" = 0 ] && [ "$errs" = 0 ]
+}
+
+join() { local IFS=,; echo "$*"; }
+
+# --- the measurement --------------------------------------------------------
+ROWS=() # "label conns depth size ref_msgs d_msgs t_ratio t_ok ref_p50 d_p50 p_ratio p_ok ref_samples d_samples"
+FAILED=0
+IFS=, read -r -a shape_list <<<"$SHAPES"
+n=0
+for shape in "${shape_list[@]}"; do
+    IFS=x read -r c d s <<<"$shape"
+    n=$((n + 1))
+    label="${c}c d${d} ${s}B"
+    echo "[$n/${#shape_list[@]}] $label: $ROUNDS rounds of ${DURATION}s, interleaved" >&2
+    # Fresh servers per shape: no state carried over from the previous load.
+    start_server refecho 'port=' "$REFECHO" --bind 127.0.0.1 --port 0 --threads "$THREADS"
+    ref_pid=$SERVER_PID ref_port=$SERVER_PORT
+    start_server tcpmsgd 'server socket bound' "$TCPMSGD" --bind 127.0.0.1 --port 0 --threads "$THREADS"
+    d_pid=$SERVER_PID d_port=$SERVER_PORT
+    REF_MSGS=() REF_P50=() D_MSGS=() D_P50=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        run_client refecho "$ref_pid" "$ref_port" "$c" "$d" "$s" "$r" || FAILED=1
+        run_client tcpmsgd "$d_pid" "$d_port" "$c" "$d" "$s" "$r" || FAILED=1
+    done
+    stop_servers
+    if [ ${#REF_MSGS[@]} -eq 0 ] || [ ${#D_MSGS[@]} -eq 0 ]; then die "$label: no successful run"; fi
+    rm=$(median "${REF_MSGS[@]}") dm=$(median "${D_MSGS[@]}")
+    rp=$(median "${REF_P50[@]}") dp=$(median "${D_P50[@]}")
+    tr=$(ratio "$dm" "$rm") pr=$(ratio "$dp" "$rp")
+    tok=yes pok=none
+    meets "$tr" '>=' "$TPUT_TARGET" || { tok=no; FAILED=1; }
+    if [ "$c" = 1 ]; then
+        pok=yes
+        meets "$pr" '<=' "$P50_TARGET" || { pok=no; FAILED=1; }
+    fi
+    ROWS+=("$label|$c|$d|$s|$rm|$dm|$tr|$tok|$rp|$dp|$pr|$pok|$(join "${REF_MSGS[@]}")|$(join "${D_MSGS[@]}")|$(join "${REF_P50[@]}")|$(join "${D_P50[@]}")")
+done
+
+# --- the report -------------------------------------------------------------
+GIT_REV=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
+CPU=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || true)
+SETUP="$(nproc) cores${CPU:+ ($CPU)}, Linux $(uname -r), tcpmsgd $GIT_REV"
+SETUP+=", server threads $THREADS, client threads $CLIENT_THREADS"
+SETUP+=", medians of $ROUNDS interleaved ${DURATION}s runs"
+if [ "$PIN" = 1 ]; then SETUP+=", pinned"; fi
+
+mark() { # mark RATIO OK: flags a missed target
+    case $2 in no) echo "$1 !" ;; *) echo "$1" ;; esac
+}
+
+case $FORMAT in
+text)
+    printf '%-15s %12s %14s %8s %11s %15s %8s\n' shape "ref msg/s" "tcpmsgd msg/s" ratio \
+        "ref p50 us" "tcpmsgd p50 us" ratio
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok _ <<<"$row"
+        printf '%-15s %12.0f %14.0f %8s %11.1f %15.1f %8s\n' "$label" "$rm" "$dm" \
+            "$(mark "$tr" "$tok")" "$rp" "$dp" "$(mark "$pr" "$pok")"
+    done
+    echo "targets: msg/s ratio >= $TPUT_TARGET every shape; p50 ratio <= $P50_TARGET with 1 connection; ! = missed"
+    echo "$SETUP"
+    ;;
+markdown)
+    echo "| shape | ref msg/s | tcpmsgd msg/s | ratio | ref p50 us | tcpmsgd p50 us | ratio |"
+    echo "|---|--:|--:|--:|--:|--:|--:|"
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok _ <<<"$row"
+        [ "$tok" = no ] && tr="**$tr** (miss)"
+        [ "$pok" = no ] && pr="**$pr** (miss)"
+        printf '| %s | %.0f | %.0f | %s | %.1f | %.1f | %s |\n' "$label" "$rm" "$dm" "$tr" "$rp" "$dp" "$pr"
+    done
+    echo
+    echo "Targets: msg/s ratio >= $TPUT_TARGET at every shape; p50 ratio <= $P50_TARGET with 1 connection. $SETUP."
+    ;;
+json)
+    jstr() { local v=${1//\\/\\\\}; printf '"%s"' "${v//\"/\\\"}"; }
+    jbool() { case $1 in yes) echo true ;; no) echo false ;; *) echo null ;; esac; }
+    printf '{"setup":%s,"rounds":%s,"duration_s":%s,"server_threads":%s,"client_threads":%s,' \
+        "$(jstr "$SETUP")" "$ROUNDS" "$DURATION" "$THREADS" "$CLIENT_THREADS"
+    printf '"targets":{"msgs_ratio_min":%s,"p50_ratio_max_1conn":%s},"shapes":[' "$TPUT_TARGET" "$P50_TARGET"
+    sep=""
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r label c d s rm dm tr tok rp dp pr pok rms dms rps dps <<<"$row"
+        printf '%s{"shape":%s,"connections":%s,"depth":%s,"size":%s,' "$sep" "$(jstr "$label")" "$c" "$d" "$s"
+        printf '"ref":{"msgs_per_s":%s,"p50_us":%s,"runs_msgs_per_s":[%s],"runs_p50_us":[%s]},' "$rm" "$rp" "$rms" "$rps"
+        printf '"tcpmsgd":{"msgs_per_s":%s,"p50_us":%s,"runs_msgs_per_s":[%s],"runs_p50_us":[%s]},' "$dm" "$dp" "$dms" "$dps"
+        printf '"msgs_ratio":%s,"msgs_ok":%s,"p50_ratio":%s,"p50_ok":%s}' "${tr/nan/null}" \
+            "$(jbool "$tok")" "${pr/nan/null}" "$(jbool "$pok")"
+        sep=","
+    done
+    printf '],"all_targets_met":%s}\n' "$([ "$FAILED" = 0 ] && echo true || echo false)"
+    ;;
+esac
+exit "$FAILED"

@@ -1,0 +1,771 @@
+/* harness: process, socket, log and /proc helpers for the integration tests
+ * (see harness.h). Everything is bounded by a timeout; servers are tracked so
+ * that a failed or hung test still leaves no process or temp file behind.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tcpmsg/frame.h"
+
+#define MAX_SERVERS 16
+
+/* Everything the watchdog must clean up. Plain arrays and pids: the
+ * SIGALRM handler reads them with async-signal-safe calls only. */
+static struct it_server *g_servers[MAX_SERVERS];
+static volatile pid_t g_run_pid; /* the client binary it_run is waiting for */
+
+int64_t it_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void it_sleep_ms(int ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static int remaining_ms(int64_t deadline)
+{
+    int64_t left = deadline - it_now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+/* ---- cleanup and the watchdog ----------------------------------------------- */
+
+static void cleanup_all(void)
+{
+    for (size_t i = 0; i < MAX_SERVERS; i++) {
+        if (g_servers[i] != NULL)
+            it_server_free(g_servers[i]); /* clears the slot */
+    }
+}
+
+static void watchdog(int sig)
+{
+    (void)sig;
+    static const char msg[] = "\nintegration watchdog: test took longer than its bound, killing it\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    if (g_run_pid > 0)
+        kill(g_run_pid, SIGKILL);
+    for (size_t i = 0; i < MAX_SERVERS; i++) {
+        if (g_servers[i] != NULL && g_servers[i]->pid > 0) {
+            kill(g_servers[i]->pid, SIGKILL);
+            unlink(g_servers[i]->log_path);
+        }
+    }
+    _exit(1);
+}
+
+/* "text_mode" selects test_text_mode (or a test named text_mode). */
+static bool case_matches(const char *test_name, const char *wanted)
+{
+    if (strncmp(test_name, "test_", 5) == 0 && strcmp(test_name + 5, wanted) == 0)
+        return true;
+    return strcmp(test_name, wanted) == 0;
+}
+
+int it_main(int argc, char **argv, const struct CMUnitTest *tests, size_t ntests)
+{
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGALRM, watchdog);
+    alarm(IT_WATCHDOG_S);
+    int rc;
+    if (argc < 2) {
+        rc = _cmocka_run_group_tests("integration", tests, ntests, NULL, NULL);
+    } else {
+        size_t i = 0;
+        while (i < ntests && !case_matches(tests[i].name, argv[1]))
+            i++;
+        if (i == ntests) {
+            /* A misspelt case must not pass by running nothing. */
+            fprintf(stderr, "%s: no test case named '%s'; cases:", argv[0], argv[1]);
+            for (size_t j = 0; j < ntests; j++)
+                fprintf(stderr, " %s", tests[j].name);
+            fputc('\n', stderr);
+            return 2;
+        }
+        const struct CMUnitTest one[1] = { tests[i] };
+        rc = cmocka_run_group_tests_name(argv[1], one, NULL, NULL);
+    }
+    alarm(0);
+    cleanup_all();
+    return rc;
+}
+
+/* ---- the server ------------------------------------------------------------- */
+
+static const char *tmp_dir(void)
+{
+    const char *d = getenv("TMPDIR");
+    return d != NULL && *d != '\0' ? d : "/tmp";
+}
+
+/* Find the port in a "server socket bound" line, text or JSON. */
+static int parse_port(const char *log)
+{
+    const char *line = strstr(log, "server socket bound");
+    if (line == NULL)
+        return -1;
+    const char *eol = strchr(line, '\n');
+    if (eol == NULL)
+        return -1; /* the line is not complete yet */
+    const char *p = strstr(line, "port=");
+    size_t skip = 5;
+    if (p == NULL || p > eol) {
+        p = strstr(line, "\"port\":");
+        skip = 7;
+    }
+    if (p == NULL || p > eol)
+        return -1;
+    char *end;
+    long port = strtol(p + skip, &end, 10);
+    return end != p + skip && port > 0 && port < 65536 ? (int)port : -1;
+}
+
+static void exec_server(const char *const *args, rlim_t nofile, int log_fd)
+{
+    const char *argv[64] = { "tcpmsgd", "--bind", "127.0.0.1", "--port", "0" };
+    size_t n = 5;
+    for (size_t i = 0; args != NULL && args[i] != NULL && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    if (nofile > 0) {
+        struct rlimit rl = { .rlim_cur = nofile, .rlim_max = nofile };
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            _exit(126);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+        _exit(126);
+    signal(SIGPIPE, SIG_DFL);
+    execv(TCPMSGD_PATH, (char *const *)argv);
+    dprintf(2, "harness: cannot exec %s: %s\n", TCPMSGD_PATH, strerror(errno));
+    _exit(127);
+}
+
+static bool register_server(struct it_server *s)
+{
+    for (size_t i = 0; i < MAX_SERVERS; i++) {
+        if (g_servers[i] == NULL) {
+            g_servers[i] = s;
+            return true;
+        }
+    }
+    return false;
+}
+
+struct it_server *it_server_start(const char *const *args, rlim_t nofile)
+{
+    struct it_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    snprintf(s->log_path, sizeof s->log_path, "%s/tcpmsgd-it.XXXXXX", tmp_dir());
+    int fd = mkstemp(s->log_path);
+    if (fd < 0) {
+        fprintf(stderr, "harness: mkstemp %s: %s\n", s->log_path, strerror(errno));
+        free(s);
+        return NULL;
+    }
+    if (!register_server(s)) {
+        fprintf(stderr, "harness: more than %d servers in one test\n", MAX_SERVERS);
+        close(fd);
+        unlink(s->log_path);
+        free(s);
+        return NULL;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_server(args, nofile, fd);
+    close(fd);
+    if (pid < 0) {
+        fprintf(stderr, "harness: fork: %s\n", strerror(errno));
+        it_server_free(s);
+        return NULL;
+    }
+    s->pid = pid;
+
+    int64_t deadline = it_now_ms() + IT_START_TIMEOUT_MS;
+    for (;;) {
+        char *log = it_log_read(s);
+        s->port = log != NULL ? parse_port(log) : -1;
+        free(log);
+        if (s->port > 0)
+            return s;
+        if (!it_server_alive(s)) {
+            fprintf(stderr, "harness: tcpmsgd exited during start-up (status 0x%x)\n",
+                    s->exit_status);
+            break;
+        }
+        if (it_now_ms() >= deadline) {
+            fprintf(stderr, "harness: tcpmsgd logged no port within %d ms\n", IT_START_TIMEOUT_MS);
+            break;
+        }
+        it_sleep_ms(10);
+    }
+    it_log_dump(s);
+    it_server_free(s);
+    return NULL;
+}
+
+void it_server_free(struct it_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        while (waitpid(s->pid, &s->exit_status, 0) < 0 && errno == EINTR) {
+        }
+        s->pid = 0;
+    }
+    unlink(s->log_path);
+    for (size_t i = 0; i < MAX_SERVERS; i++) {
+        if (g_servers[i] == s)
+            g_servers[i] = NULL;
+    }
+    free(s);
+}
+
+int it_server_signal(struct it_server *s, int sig)
+{
+    if (s->pid <= 0)
+        return 0;
+    return kill(s->pid, sig) < 0 ? -errno : 0;
+}
+
+bool it_server_alive(struct it_server *s)
+{
+    if (s->pid <= 0)
+        return false;
+    pid_t r = waitpid(s->pid, &s->exit_status, WNOHANG);
+    if (r == s->pid) {
+        s->pid = 0;
+        return false;
+    }
+    return true;
+}
+
+static int decode_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+int it_server_wait_exit(struct it_server *s, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+    while (it_server_alive(s)) {
+        if (it_now_ms() >= deadline)
+            return -1;
+        it_sleep_ms(5);
+    }
+    return decode_status(s->exit_status);
+}
+
+/* ---- the log ------------------------------------------------------------------ */
+
+char *it_log_read(const struct it_server *s)
+{
+    int fd = open(s->log_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        if (cap - len < 2048) {
+            char *p = realloc(buf, cap * 2);
+            if (p == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    if (buf != NULL)
+        buf[len] = '\0';
+    return buf;
+}
+
+/* Count lines of log holding every needle in the list. */
+static int count_lines(const char *log, const char *const *needles, size_t n)
+{
+    int count = 0;
+    for (const char *line = log; *line != '\0';) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+        bool all = true;
+        for (size_t i = 0; i < n && all; i++) {
+            const char *hit = memmem(line, len, needles[i], strlen(needles[i]));
+            all = hit != NULL;
+        }
+        if (all)
+            count++;
+        line += len + (eol != NULL);
+    }
+    return count;
+}
+
+static size_t collect(va_list ap, const char **needles, size_t cap)
+{
+    size_t n = 0;
+    const char *p;
+    while ((p = va_arg(ap, const char *)) != NULL && n < cap)
+        needles[n++] = p;
+    return n;
+}
+
+int it_log_count(const struct it_server *s, ...)
+{
+    const char *needles[16];
+    va_list ap;
+    va_start(ap, s);
+    size_t n = collect(ap, needles, 16);
+    va_end(ap);
+    char *log = it_log_read(s);
+    int count = log != NULL ? count_lines(log, needles, n) : -1;
+    free(log);
+    return count;
+}
+
+bool it_log_wait(const struct it_server *s, int n, int timeout_ms, ...)
+{
+    const char *needles[16];
+    va_list ap;
+    va_start(ap, timeout_ms);
+    size_t nn = collect(ap, needles, 16);
+    va_end(ap);
+    int64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        char *log = it_log_read(s);
+        int count = log != NULL ? count_lines(log, needles, nn) : -1;
+        free(log);
+        if (count >= n)
+            return true;
+        if (it_now_ms() >= deadline)
+            return false;
+        it_sleep_ms(20);
+    }
+}
+
+void it_log_dump(const struct it_server *s)
+{
+    char *log = it_log_read(s);
+    fprintf(stderr, "---- tcpmsgd log (%s) ----\n%s---- end of log ----\n", s->log_path,
+            log != NULL ? log : "(unreadable)\n");
+    free(log);
+}
+
+/* ---- /proc --------------------------------------------------------------------- */
+
+long it_proc_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = strtol(line + 6, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
+double it_proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* Fields after the command name, which may hold spaces: state is field 3,
+     * utime 14 and stime 15 (proc(5)). */
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return -1;
+    unsigned long long utime = 0, stime = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ---- sockets -------------------------------------------------------------------- */
+
+/* Wait for events on fd until the deadline: >0 ready, 0 timed out, -errno. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = events };
+        int r = poll(&p, 1, remaining_ms(deadline));
+        if (r < 0 && errno == EINTR)
+            continue;
+        return r < 0 ? -errno : r;
+    }
+}
+
+int it_connect_from(const char *local_ip, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    int rc = 0;
+    if (local_ip != NULL) {
+        inet_pton(AF_INET, local_ip, &sa.sin_addr);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+            rc = -errno;
+            goto failed;
+        }
+    }
+    sa.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        if (errno != EINPROGRESS) {
+            rc = -errno;
+            goto failed;
+        }
+        rc = wait_fd(fd, POLLOUT, it_now_ms() + IT_IO_TIMEOUT_MS);
+        if (rc <= 0) {
+            rc = rc == 0 ? -ETIMEDOUT : rc;
+            goto failed;
+        }
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+            rc = -err;
+            goto failed;
+        }
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+
+failed:
+    close(fd);
+    return rc;
+}
+
+int it_connect(int port)
+{
+    return it_connect_from(NULL, port);
+}
+
+int it_local_port(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+        return -1;
+    return ntohs(sa.sin_port);
+}
+
+int it_send_all(int fd, const void *buf, size_t n, int timeout_ms)
+{
+    const uint8_t *p = buf;
+    int64_t deadline = it_now_ms() + timeout_ms;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int r = wait_fd(fd, POLLOUT, deadline);
+        if (r <= 0)
+            return r == 0 ? -ETIMEDOUT : r;
+    }
+    return 0;
+}
+
+int it_recv_exact(int fd, void *buf, size_t n, int timeout_ms)
+{
+    uint8_t *p = buf;
+    int64_t deadline = it_now_ms() + timeout_ms;
+    while (n > 0) {
+        ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+            continue;
+        }
+        if (r == 0)
+            return -ECONNRESET;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int w = wait_fd(fd, POLLIN, deadline);
+        if (w <= 0)
+            return w == 0 ? -ETIMEDOUT : w;
+    }
+    return 0;
+}
+
+ssize_t it_recv_until_eof(int fd, void *buf, size_t cap, int timeout_ms)
+{
+    uint8_t *p = buf;
+    size_t len = 0;
+    int64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        if (len == cap) {
+            uint8_t extra;
+            ssize_t r = recv(fd, &extra, 1, MSG_DONTWAIT | MSG_PEEK);
+            if (r == 0)
+                return (ssize_t)len;
+            if (r > 0)
+                return -ENOBUFS;
+        } else {
+            ssize_t r = recv(fd, p + len, cap - len, MSG_DONTWAIT);
+            if (r > 0) {
+                len += (size_t)r;
+                continue;
+            }
+            if (r == 0)
+                return (ssize_t)len;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int w = wait_fd(fd, POLLIN, deadline);
+        if (w <= 0)
+            return w == 0 ? -ETIMEDOUT : w;
+    }
+}
+
+int it_expect_eof(int fd, int timeout_ms)
+{
+    uint8_t byte;
+    int64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        ssize_t r = recv(fd, &byte, 1, MSG_DONTWAIT);
+        if (r == 0)
+            return 0;
+        if (r > 0)
+            return -EPROTO;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int w = wait_fd(fd, POLLIN, deadline);
+        if (w <= 0)
+            return w == 0 ? -ETIMEDOUT : w;
+    }
+}
+
+int it_send_frame(int fd, uint8_t type, const void *payload, size_t len, int timeout_ms)
+{
+    uint8_t hdr[FRAME_HEADER_SIZE];
+    frame_header_encode(hdr, type, len);
+    int64_t deadline = it_now_ms() + timeout_ms;
+    int rc = it_send_all(fd, hdr, sizeof hdr, timeout_ms);
+    if (rc == 0 && len > 0)
+        rc = it_send_all(fd, payload, len, remaining_ms(deadline));
+    return rc;
+}
+
+ssize_t it_recv_frame(int fd, uint8_t *type, void *buf, size_t cap, int timeout_ms)
+{
+    uint8_t hdr[FRAME_HEADER_SIZE];
+    int64_t deadline = it_now_ms() + timeout_ms;
+    int rc = it_recv_exact(fd, hdr, sizeof hdr, timeout_ms);
+    if (rc < 0)
+        return rc;
+    size_t len = (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+    *type = hdr[0];
+    if (len > cap)
+        return -EMSGSIZE;
+    rc = it_recv_exact(fd, buf, len, remaining_ms(deadline));
+    return rc < 0 ? rc : (ssize_t)len;
+}
+
+int it_roundtrip(int fd, const void *payload, size_t len, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+    int rc = it_send_frame(fd, FRAME_DATA, payload, len, timeout_ms);
+    if (rc < 0)
+        return rc;
+    uint8_t *reply = malloc(len > 0 ? len : 1);
+    if (reply == NULL)
+        return -ENOMEM;
+    uint8_t type = 0xff;
+    ssize_t n = it_recv_frame(fd, &type, reply, len, remaining_ms(deadline));
+    if (n >= 0)
+        rc = type == FRAME_DATA && (size_t)n == len && memcmp(reply, payload, len) == 0 ? 0 : -EBADMSG;
+    else
+        rc = n == -EMSGSIZE ? -EBADMSG : (int)n;
+    free(reply);
+    return rc;
+}
+
+int it_expect_error_frame(int fd, int code, char *reason, size_t cap, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+    uint8_t buf[512];
+    uint8_t type = 0xff;
+    ssize_t n = it_recv_frame(fd, &type, buf, sizeof buf, timeout_ms);
+    if (n < 0)
+        return n == -EMSGSIZE ? -EBADMSG : (int)n;
+    if (type != FRAME_ERROR || n < 1 || buf[0] != code)
+        return -EBADMSG;
+    if (reason != NULL && cap > 0) {
+        size_t r = (size_t)n - 1 < cap - 1 ? (size_t)n - 1 : cap - 1;
+        memcpy(reason, buf + 1, r);
+        reason[r] = '\0';
+    }
+    int rc = it_expect_eof(fd, remaining_ms(deadline));
+    return rc == -EPROTO ? -EPROTO : rc;
+}
+
+/* ---- the client binary ----------------------------------------------------------- */
+
+struct grow {
+    char *p;
+    size_t len, cap;
+};
+
+static int grow_read(struct grow *g, int fd)
+{
+    if (g->cap - g->len < 1024) {
+        size_t cap = g->cap != 0 ? g->cap * 2 : 4096;
+        char *p = realloc(g->p, cap);
+        if (p == NULL)
+            return -ENOMEM;
+        g->p = p;
+        g->cap = cap;
+    }
+    ssize_t r = read(fd, g->p + g->len, g->cap - g->len - 1);
+    if (r < 0)
+        return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+    g->len += (size_t)r;
+    g->p[g->len] = '\0';
+    return r > 0; /* 0 at EOF */
+}
+
+static void exec_child(const char *path, const char *const *argv, int out, int err)
+{
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        _exit(126);
+    signal(SIGPIPE, SIG_DFL);
+    execv(path, (char *const *)argv);
+    dprintf(2, "harness: cannot exec %s: %s\n", path, strerror(errno));
+    _exit(127);
+}
+
+int it_run(const char *path, const char *const *argv, int timeout_ms, struct it_run *r)
+{
+    memset(r, 0, sizeof *r);
+    r->exit_code = -1;
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(err, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(out[0]);
+        close(out[1]);
+        return -e;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_child(path, argv, out[1], err[1]);
+    int fork_errno = errno;
+    close(out[1]);
+    close(err[1]);
+    if (pid < 0) {
+        close(out[0]);
+        close(err[0]);
+        return -fork_errno;
+    }
+    g_run_pid = pid;
+
+    struct grow g[2] = { { 0 }, { 0 } };
+    struct pollfd p[2] = { { .fd = out[0], .events = POLLIN }, { .fd = err[0], .events = POLLIN } };
+    int64_t deadline = it_now_ms() + timeout_ms;
+    bool timed_out = false;
+    while ((p[0].fd >= 0 || p[1].fd >= 0) && !timed_out) {
+        int n = poll(p, 2, remaining_ms(deadline));
+        if (n < 0 && errno != EINTR)
+            break;
+        timed_out = n == 0;
+        for (int i = 0; i < 2 && n > 0; i++) {
+            if (p[i].fd >= 0 && p[i].revents != 0 && grow_read(&g[i], p[i].fd) <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+            }
+        }
+    }
+    /* Output closed: the child exits now, or within what is left of the bound. */
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && !timed_out) {
+        timed_out = it_now_ms() >= deadline;
+        it_sleep_ms(2);
+    }
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    g_run_pid = 0;
+    for (int i = 0; i < 2; i++) {
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    }
+    r->exit_code = timed_out ? -1 : decode_status(status);
+    r->out = g[0].p != NULL ? g[0].p : strdup("");
+    r->err = g[1].p != NULL ? g[1].p : strdup("");
+    return 0;
+}
+
+void it_run_free(struct it_run *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}

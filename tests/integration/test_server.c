@@ -1,0 +1,329 @@
+/* Integration: tcpmsgd's echo service over real sockets: text and framed
+ * modes, the original course client, many clients at once, malformed input,
+ * and the connection limits. Each case runs alone: test_server CASE.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tcpmsg/frame.h"
+
+#define T IT_IO_TIMEOUT_MS
+
+/* A short framed exchange on fd that must succeed. */
+static void must_roundtrip(int fd, const char *text)
+{
+    int rc = it_roundtrip(fd, text, strlen(text), T);
+    if (rc != 0)
+        fail_msg("round trip of '%s' failed: %s", text, strerror(-rc));
+}
+
+static int must_connect(int port)
+{
+    int fd = it_connect(port);
+    if (fd < 0)
+        fail_msg("connect to port %d: %s", port, strerror(-fd));
+    return fd;
+}
+
+/* Text mode: lines are echoed as they complete, CR is dropped, and a last line
+ * without LF is still answered when the client half-closes. */
+static void test_text_mode(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    int fd = must_connect(s->port);
+    char buf[64];
+
+    assert_int_equal(it_send_all(fd, "hi\r\nthere\n", 10, T), 0);
+    assert_int_equal(it_recv_exact(fd, buf, 9, T), 0);
+    assert_memory_equal(buf, "hi\nthere\n", 9);
+
+    assert_int_equal(it_send_all(fd, "last", 4, T), 0);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    ssize_t n = it_recv_until_eof(fd, buf, sizeof buf, T);
+    assert_int_equal(n, 5); /* then EOF */
+    assert_memory_equal(buf, "last\n", 5);
+    close(fd);
+
+    IT_ASSERT_LOG(s, 1, T, "connection closed", "reason=peer_closed mode=text msgs_in=3 msgs_out=3",
+                  "bytes_in=14 bytes_out=14");
+    it_server_free(s);
+}
+
+/* Exactly what the original course client does: connect, send one message
+ * with no newline and no framing, close without reading. */
+static void test_classic_client(void **state)
+{
+    (void)state;
+    const char *args[] = { "-v", NULL };
+    IT_START(s, args, 0);
+    int fd = must_connect(s->port);
+    int local = it_local_port(fd);
+    assert_true(local > 0);
+    assert_int_equal(it_send_all(fd, "Hello from client!", 18, T), 0);
+    close(fd);
+
+    char message[128], peer[64];
+    snprintf(message, sizeof message, "message from 127.0.0.1:%d: Hello from client!", local);
+    snprintf(peer, sizeof peer, "peer=127.0.0.1:%d ", local);
+    IT_ASSERT_LOG(s, 1, T, message, "mode=text bytes=18");
+    IT_ASSERT_LOG(s, 1, T, "connection closed", peer, "reason=peer_closed", "msgs_in=1");
+    it_server_free(s);
+}
+
+/* ---- 200 clients at once ------------------------------------------------------ */
+
+#define NCLIENTS 200
+#define NMSGS 20
+#define MAX_SIZE 8192
+
+struct client {
+    int fd;
+    int msg;          /* index of the message in flight; NMSGS when done */
+    size_t len;       /* its frame size */
+    size_t sent, got; /* bytes of it sent, and of its echo received */
+    uint8_t out[FRAME_HEADER_SIZE + MAX_SIZE];
+    uint8_t in[FRAME_HEADER_SIZE + MAX_SIZE];
+};
+
+/* Message i of client c: a size from 0 to MAX_SIZE and content that names
+ * its client and index, so a reply delivered to the wrong client shows. */
+static void make_message(struct client *cl, int c, int i)
+{
+    size_t size = ((size_t)c * 37 + (size_t)i * 911 + (size_t)(c * i) * 13) % (MAX_SIZE + 1);
+    if (c == 1 && i == 1)
+        size = MAX_SIZE;
+    frame_header_encode(cl->out, FRAME_DATA, size);
+    uint8_t *p = cl->out + FRAME_HEADER_SIZE;
+    for (size_t j = 0; j < size; j++)
+        p[j] = (uint8_t)(c * 131 + i * 17 + j * 7 + (j >> 8));
+    if (size >= 3) {
+        p[0] = (uint8_t)c;
+        p[1] = (uint8_t)(c >> 8);
+        p[2] = (uint8_t)i;
+    }
+    cl->len = FRAME_HEADER_SIZE + size;
+    cl->sent = cl->got = 0;
+}
+
+/* One poll event for client c: send more, or receive and check. Returns
+ * false when the echo differs or the connection fails. */
+static bool client_step(struct client *cl, int c, short revents)
+{
+    if (cl->sent < cl->len && (revents & POLLOUT)) {
+        ssize_t w = send(cl->fd, cl->out + cl->sent, cl->len - cl->sent, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN)
+            return false;
+        cl->sent += w > 0 ? (size_t)w : 0;
+    }
+    if (revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t r = recv(cl->fd, cl->in + cl->got, cl->len - cl->got, 0);
+        if (r == 0 || (r < 0 && errno != EAGAIN)) {
+            print_error("client %d: connection lost at message %d\n", c, cl->msg);
+            return false;
+        }
+        cl->got += r > 0 ? (size_t)r : 0;
+    }
+    if (cl->got == cl->len && cl->sent == cl->len) {
+        if (memcmp(cl->in, cl->out, cl->len) != 0) {
+            print_error("client %d: echo of message %d (%zu bytes) differs\n", c, cl->msg, cl->len);
+            return false;
+        }
+        if (++cl->msg < NMSGS)
+            make_message(cl, c, cl->msg);
+    }
+    return true;
+}
+
+static void test_concurrent_200(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    struct client *cl = calloc(NCLIENTS, sizeof *cl);
+    struct pollfd *pfd = calloc(NCLIENTS, sizeof *pfd);
+    assert_non_null(cl);
+    assert_non_null(pfd);
+    for (int c = 0; c < NCLIENTS; c++) {
+        cl[c].fd = must_connect(s->port);
+        fcntl(cl[c].fd, F_SETFL, O_NONBLOCK);
+    }
+    /* All 200 are open at the same time before anyone speaks. */
+    IT_ASSERT_LOG(s, NCLIENTS, 10000, "connection opened");
+    for (int c = 0; c < NCLIENTS; c++)
+        make_message(&cl[c], c, 0);
+
+    int done = 0, failed = 0;
+    int64_t deadline = it_now_ms() + 15000;
+    while (done + failed < NCLIENTS && it_now_ms() < deadline) {
+        for (int c = 0; c < NCLIENTS; c++) {
+            pfd[c].fd = cl[c].msg < NMSGS && cl[c].fd >= 0 ? cl[c].fd : -1;
+            pfd[c].events = (short)(cl[c].sent < cl[c].len ? POLLOUT | POLLIN : POLLIN);
+            pfd[c].revents = 0;
+        }
+        if (poll(pfd, NCLIENTS, 100) < 0 && errno != EINTR)
+            fail_msg("poll: %s", strerror(errno));
+        for (int c = 0; c < NCLIENTS; c++) {
+            if (pfd[c].fd < 0 || pfd[c].revents == 0)
+                continue;
+            if (!client_step(&cl[c], c, pfd[c].revents)) {
+                close(cl[c].fd);
+                cl[c].fd = -1;
+                failed++;
+            } else if (cl[c].msg == NMSGS) {
+                done++;
+            }
+        }
+    }
+    for (int c = 0; c < NCLIENTS; c++) {
+        if (cl[c].fd >= 0)
+            close(cl[c].fd);
+    }
+    free(cl);
+    free(pfd);
+    assert_int_equal(failed, 0);
+    assert_int_equal(done, NCLIENTS);
+    IT_ASSERT_LOG(s, NCLIENTS, 10000, "connection closed", "reason=peer_closed mode=framed",
+                  "msgs_in=20 msgs_out=20");
+    it_server_free(s);
+}
+
+/* ---- malformed input ----------------------------------------------------------- */
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    const char *args[] = { "--max-payload", "1024", NULL };
+    IT_START(s, args, 0);
+    int good = must_connect(s->port);
+    must_roundtrip(good, "before");
+
+    /* The biggest allowed message passes. */
+    char max[1024];
+    memset(max, 'm', sizeof max);
+    assert_int_equal(it_roundtrip(good, max, sizeof max, T), 0);
+
+    /* (a) A header announcing one byte more than --max-payload: refused on
+     * the header alone, no payload sent. */
+    int fd = must_connect(s->port);
+    uint8_t hdr[FRAME_HEADER_SIZE];
+    frame_header_encode(hdr, FRAME_DATA, 1025);
+    assert_int_equal(it_send_all(fd, hdr, sizeof hdr, T), 0);
+    char reason[256];
+    assert_int_equal(it_expect_error_frame(fd, FRAME_ERR_OVERSIZE, reason, sizeof reason, T), 0);
+    assert_non_null(strstr(reason, "1025"));
+    close(fd);
+    must_roundtrip(good, "between oversize and bad type");
+
+    /* (b) An unknown type byte below 0x08. */
+    fd = must_connect(s->port);
+    frame_header_encode(hdr, 0x05, 3);
+    assert_int_equal(it_send_all(fd, hdr, sizeof hdr, T), 0);
+    assert_int_equal(it_send_all(fd, "abc", 3, T), 0);
+    assert_int_equal(it_expect_error_frame(fd, FRAME_ERR_BAD_TYPE, NULL, 0, T), 0);
+    close(fd);
+    must_roundtrip(good, "between bad type and long line");
+
+    /* (c) A text line longer than the limit: one "ERR oversize" line, EOF. */
+    fd = must_connect(s->port);
+    char line[2001];
+    memset(line, 'x', sizeof line - 1);
+    line[sizeof line - 1] = '\n';
+    assert_int_equal(it_send_all(fd, line, sizeof line, T), 0);
+    char reply[512];
+    ssize_t n = it_recv_until_eof(fd, reply, sizeof reply - 1, T);
+    assert_true(n > 0);
+    reply[n] = '\0';
+    assert_true(strncmp(reply, "ERR oversize: ", 14) == 0);
+    assert_ptr_equal(strchr(reply, '\n'), reply + n - 1); /* exactly one line */
+    close(fd);
+    must_roundtrip(good, "after");
+
+    IT_ASSERT_LOG(s, 2, T, "bad message", "error=oversize");
+    IT_ASSERT_LOG(s, 1, T, "bad message", "error=bad_type", "unknown frame type 0x05");
+    IT_ASSERT_LOG(s, 2, T, "connection closed", "reason=oversize");
+    IT_ASSERT_LOG(s, 1, T, "connection closed", "reason=protocol_error");
+    assert_int_equal(it_log_count(s, "connection closed", (const char *)NULL), 3);
+    close(good);
+    it_server_free(s);
+}
+
+/* ---- connection limits ------------------------------------------------------------ */
+
+static void test_limits(void **state)
+{
+    (void)state;
+    const char *args[] = { "--max-conns", "3", NULL };
+    IT_START(s, args, 0);
+    int fd[3];
+    for (int i = 0; i < 3; i++) {
+        fd[i] = must_connect(s->port);
+        must_roundtrip(fd[i], "admitted"); /* it is accepted and counted */
+    }
+    int extra = must_connect(s->port);
+    assert_int_equal(it_expect_error_frame(extra, FRAME_ERR_BUSY, NULL, 0, T), 0);
+    close(extra);
+    IT_ASSERT_LOG(s, 1, T, "connection rejected", "reason=max_conns");
+
+    close(fd[0]);
+    IT_ASSERT_LOG(s, 1, T, "connection closed");
+    int again = must_connect(s->port);
+    must_roundtrip(again, "a free slot again");
+    must_roundtrip(fd[1], "still served");
+    must_roundtrip(fd[2], "still served");
+    close(again);
+    close(fd[1]);
+    close(fd[2]);
+    assert_int_equal(it_log_count(s, "connection rejected", (const char *)NULL), 1);
+    it_server_free(s);
+}
+
+static void test_limits_per_ip(void **state)
+{
+    (void)state;
+    const char *args[] = { "--max-conns-per-ip", "2", NULL };
+    IT_START(s, args, 0);
+    int fd[2];
+    for (int i = 0; i < 2; i++) {
+        fd[i] = must_connect(s->port);
+        must_roundtrip(fd[i], "admitted");
+    }
+    int extra = must_connect(s->port);
+    assert_int_equal(it_expect_error_frame(extra, FRAME_ERR_PER_IP, NULL, 0, T), 0);
+    close(extra);
+    IT_ASSERT_LOG(s, 1, T, "connection rejected", "peer=127.0.0.1:", "reason=per_ip");
+
+    /* The cap is per address: another loopback address is still welcome. */
+    int other = it_connect_from("127.0.0.2", s->port);
+    assert_true(other >= 0);
+    must_roundtrip(other, "from 127.0.0.2");
+
+    close(fd[0]);
+    IT_ASSERT_LOG(s, 1, T, "connection closed", "peer=127.0.0.1:");
+    int again = must_connect(s->port);
+    must_roundtrip(again, "a free slot again");
+    close(again);
+    close(other);
+    close(fd[1]);
+    assert_int_equal(it_log_count(s, "connection rejected", (const char *)NULL), 1);
+    it_server_free(s);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_mode),
+        cmocka_unit_test(test_classic_client),
+        cmocka_unit_test(test_concurrent_200),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_limits_per_ip),
+    };
+    return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
+}
