@@ -147,6 +147,33 @@ static int wait_signal(const sigset_t *set, uint64_t timeout_ns)
     }
 }
 
+/* One line with the lifetime totals of all workers. */
+static void log_totals(const struct server *s)
+{
+    struct server_stats *t = malloc(sizeof *t);
+    if (t == NULL)
+        return;
+    server_stats_init(t);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        server_stats_add(t, &s->workers[i].stats);
+    uint64_t closed = 0, rejected = 0, errors = 0;
+    for (int i = 0; i < CLOSE_REASON_COUNT; i++)
+        closed += counter_get(&t->closed[i]);
+    for (int i = 0; i < REJECT_REASON_COUNT; i++)
+        rejected += counter_get(&t->rejected[i]);
+    for (int i = 0; i < ERROR_KIND_COUNT; i++)
+        errors += counter_get(&t->errors[i]);
+    LOG(LOG_INFO, "totals", LF_U("accepted", counter_get(&t->accepted)), LF_U("closed", closed),
+        LF_U("rejected", rejected), LF_U("errors", errors),
+        LF_U("msgs_in", counter_get(&t->msgs_in[0]) + counter_get(&t->msgs_in[1])),
+        LF_U("msgs_out", counter_get(&t->msgs_out[0]) + counter_get(&t->msgs_out[1])),
+        LF_U("bytes_in", counter_get(&t->bytes_in[0]) + counter_get(&t->bytes_in[1])),
+        LF_U("bytes_out", counter_get(&t->bytes_out[0]) + counter_get(&t->bytes_out[1])),
+        LF_D("service_p50_us", hist_percentile(&t->service_ns, 50) / 1e3),
+        LF_D("service_p99_us", hist_percentile(&t->service_ns, 99) / 1e3));
+    free(t);
+}
+
 int server_wait(struct server *s)
 {
     sigset_t set;
@@ -171,6 +198,7 @@ int server_wait(struct server *s)
     }
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_join(&s->workers[i]);
+    log_totals(s);
     LOG(LOG_INFO, "server stopped", LF_S("address", s->bound));
     return 0;
 }

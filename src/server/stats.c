@@ -43,3 +43,23 @@ void server_stats_init(struct server_stats *s)
     hist_init(&s->service_ns);
     hist_init(&s->msg_bytes);
 }
+
+static void add_counters(counter_t *dst, const counter_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        counter_add(&dst[i], counter_get(&src[i]));
+}
+
+void server_stats_add(struct server_stats *dst, const struct server_stats *src)
+{
+    add_counters(&dst->accepted, &src->accepted, 1);
+    add_counters(dst->closed, src->closed, CLOSE_REASON_COUNT);
+    add_counters(dst->rejected, src->rejected, REJECT_REASON_COUNT);
+    add_counters(dst->errors, src->errors, ERROR_KIND_COUNT);
+    add_counters(dst->msgs_in, src->msgs_in, STATS_MODE_COUNT);
+    add_counters(dst->msgs_out, src->msgs_out, STATS_MODE_COUNT);
+    add_counters(dst->bytes_in, src->bytes_in, STATS_MODE_COUNT);
+    add_counters(dst->bytes_out, src->bytes_out, STATS_MODE_COUNT);
+    hist_merge(&dst->service_ns, &src->service_ns);
+    hist_merge(&dst->msg_bytes, &src->msg_bytes);
+}

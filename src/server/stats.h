@@ -77,4 +77,7 @@ struct server_stats {
 
 void server_stats_init(struct server_stats *s);
 
+/* dst += src. dst is the caller's own; src may be a live worker's. */
+void server_stats_add(struct server_stats *dst, const struct server_stats *src);
+
 #endif

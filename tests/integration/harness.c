@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -596,6 +598,21 @@ int it_expect_eof(int fd, int timeout_ms)
         int w = wait_fd(fd, POLLIN, deadline);
         if (w <= 0)
             return w == 0 ? -ETIMEDOUT : w;
+    }
+}
+
+int it_wait_acked(int fd, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        int unacked = 0;
+        if (ioctl(fd, SIOCOUTQ, &unacked) < 0)
+            return -errno;
+        if (unacked == 0)
+            return 0;
+        if (it_now_ms() >= deadline)
+            return -ETIMEDOUT;
+        it_sleep_ms(1);
     }
 }
 

@@ -148,6 +148,11 @@ ssize_t it_recv_until_eof(int fd, void *buf, size_t cap, int timeout_ms);
  * -ETIMEDOUT, or -errno. */
 int it_expect_eof(int fd, int timeout_ms);
 
+/* Wait until the peer's kernel has acknowledged every byte sent on fd
+ * (SIOCOUTQ reaches 0): the data then sits in the server's receive queue,
+ * whether or not the server has read it. 0 or -ETIMEDOUT / -errno. */
+int it_wait_acked(int fd, int timeout_ms);
+
 /* Framed mode: send one frame (header + payload). 0 or -errno. */
 int it_send_frame(int fd, uint8_t type, const void *payload, size_t len, int timeout_ms);
 
