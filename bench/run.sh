@@ -139,6 +139,10 @@ print(d["msgs_per_s"], d["rtt_us"]["p50"], d["errors"]["total"])' "$1" 2>/dev/nu
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
     print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# spread V...: (max - min) / median in percent, how far the runs disagree.
+spread() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%.0f", (m > 0 ? 100 * (v[NR] - v[1]) / m : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
 meets() { awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
     exit !(r != "nan" && (op == ">=" ? r + 0 >= t : r + 0 <= t)) }'; }
@@ -177,7 +181,9 @@ run_client() {
 join() { local IFS=,; echo "$*"; }
 
 # --- the measurement --------------------------------------------------------
-ROWS=() # "label conns depth size ref_msgs d_msgs t_ratio t_ok ref_p50 d_p50 p_ratio p_ok ref_samples d_samples"
+# One row per shape, '|'-separated: label conns depth size, ref and tcpmsgd
+# median msgs/s, ratio, ok; the same for p50; msgs/s spread; the raw runs.
+ROWS=()
 FAILED=0
 IFS=, read -r -a shape_list <<<"$SHAPES"
 n=0
@@ -207,7 +213,8 @@ for shape in "${shape_list[@]}"; do
         pok=yes
         meets "$pr" '<=' "$P50_TARGET" || { pok=no; FAILED=1; }
     fi
-    ROWS+=("$label|$c|$d|$s|$rm|$dm|$tr|$tok|$rp|$dp|$pr|$pok|$(join "${REF_MSGS[@]}")|$(join "${D_MSGS[@]}")|$(join "${REF_P50[@]}")|$(join "${D_P50[@]}")")
+    sp="$(spread "${REF_MSGS[@]}")%/$(spread "${D_MSGS[@]}")%"
+    ROWS+=("$label|$c|$d|$s|$rm|$dm|$tr|$tok|$rp|$dp|$pr|$pok|$sp|$(join "${REF_MSGS[@]}")|$(join "${D_MSGS[@]}")|$(join "${REF_P50[@]}")|$(join "${D_P50[@]}")")
 done
 
 # --- the report -------------------------------------------------------------
@@ -224,27 +231,31 @@ mark() { # mark RATIO OK: flags a missed target
 
 case $FORMAT in
 text)
-    printf '%-15s %12s %14s %8s %11s %15s %8s\n' shape "ref msg/s" "tcpmsgd msg/s" ratio \
-        "ref p50 us" "tcpmsgd p50 us" ratio
+    printf '%-15s %12s %14s %8s %11s %15s %8s  %s\n' shape "ref msg/s" "tcpmsgd msg/s" ratio \
+        "ref p50 us" "tcpmsgd p50 us" ratio "spread ref/tcpmsgd"
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok _ <<<"$row"
-        printf '%-15s %12.0f %14.0f %8s %11.1f %15.1f %8s\n' "$label" "$rm" "$dm" \
-            "$(mark "$tr" "$tok")" "$rp" "$dp" "$(mark "$pr" "$pok")"
+        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok sp _ <<<"$row"
+        printf '%-15s %12.0f %14.0f %8s %11.1f %15.1f %8s  %s\n' "$label" "$rm" "$dm" \
+            "$(mark "$tr" "$tok")" "$rp" "$dp" "$(mark "$pr" "$pok")" "$sp"
     done
     echo "targets: msg/s ratio >= $TPUT_TARGET every shape; p50 ratio <= $P50_TARGET with 1 connection; ! = missed"
+    echo "spread: (max - min) / median of each server's msg/s runs; a ratio closer to 1 than that is noise"
     echo "$SETUP"
     ;;
 markdown)
-    echo "| shape | ref msg/s | tcpmsgd msg/s | ratio | ref p50 us | tcpmsgd p50 us | ratio |"
-    echo "|---|--:|--:|--:|--:|--:|--:|"
+    echo "| shape | ref msg/s | tcpmsgd msg/s | ratio | ref p50 us | tcpmsgd p50 us | ratio | spread |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|"
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok _ <<<"$row"
-        [ "$tok" = no ] && tr="**$tr** (miss)"
-        [ "$pok" = no ] && pr="**$pr** (miss)"
-        printf '| %s | %.0f | %.0f | %s | %.1f | %.1f | %s |\n' "$label" "$rm" "$dm" "$tr" "$rp" "$dp" "$pr"
+        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok sp _ <<<"$row"
+        if [ "$tok" = no ]; then tr="**$tr** (miss)"; fi
+        if [ "$pok" = no ]; then pr="**$pr** (miss)"; fi
+        printf '| %s | %.0f | %.0f | %s | %.1f | %.1f | %s | %s |\n' "$label" "$rm" "$dm" "$tr" \
+            "$rp" "$dp" "$pr" "$sp"
     done
     echo
-    echo "Targets: msg/s ratio >= $TPUT_TARGET at every shape; p50 ratio <= $P50_TARGET with 1 connection. $SETUP."
+    echo "Ratios are tcpmsgd / ref. Targets: msg/s ratio >= $TPUT_TARGET at every shape;" \
+        "p50 ratio <= $P50_TARGET with 1 connection. Spread: (max - min) / median of the" \
+        "msg/s runs, ref/tcpmsgd. $SETUP."
     ;;
 json)
     jstr() { local v=${1//\\/\\\\}; printf '"%s"' "${v//\"/\\\"}"; }
@@ -254,10 +265,11 @@ json)
     printf '"targets":{"msgs_ratio_min":%s,"p50_ratio_max_1conn":%s},"shapes":[' "$TPUT_TARGET" "$P50_TARGET"
     sep=""
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r label c d s rm dm tr tok rp dp pr pok rms dms rps dps <<<"$row"
+        IFS='|' read -r label c d s rm dm tr tok rp dp pr pok sp rms dms rps dps <<<"$row"
         printf '%s{"shape":%s,"connections":%s,"depth":%s,"size":%s,' "$sep" "$(jstr "$label")" "$c" "$d" "$s"
         printf '"ref":{"msgs_per_s":%s,"p50_us":%s,"runs_msgs_per_s":[%s],"runs_p50_us":[%s]},' "$rm" "$rp" "$rms" "$rps"
         printf '"tcpmsgd":{"msgs_per_s":%s,"p50_us":%s,"runs_msgs_per_s":[%s],"runs_p50_us":[%s]},' "$dm" "$dp" "$dms" "$dps"
+        printf '"msgs_spread_pct":{"ref":%s,"tcpmsgd":%s},' "${sp%%\%/*}" "$(echo "${sp#*/}" | tr -d %)"
         printf '"msgs_ratio":%s,"msgs_ok":%s,"p50_ratio":%s,"p50_ok":%s}' "${tr/nan/null}" \
             "$(jbool "$tok")" "${pr/nan/null}" "$(jbool "$pok")"
         sep=","

@@ -94,10 +94,14 @@ ssize_t frame_parse_line(const uint8_t *buf, size_t n, size_t max_payload, bool 
             return FRAME_TOO_LARGE;
         if (!eof || n == 0)
             return FRAME_INCOMPLETE;
-        /* A last line with no newline before the peer closed. */
+        /* A last line with no newline before the peer closed; a CR there
+         * ends it like a CRLF would. */
+        size_t len = buf[n - 1] == '\r' ? n - 1 : n;
+        if (len > max_payload)
+            return FRAME_TOO_LARGE;
         out->type = FRAME_DATA;
         out->payload = buf;
-        out->len = n;
+        out->len = len;
         *scanned = 0;
         return (ssize_t)n;
     }

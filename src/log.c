@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -165,7 +166,10 @@ static void sb_value(struct sb *b, const struct log_field *f, bool json)
         sb_printf(b, "%" PRIu64, f->v.u);
         break;
     case LOG_F_DBL:
-        sb_printf(b, "%.6g", f->v.d);
+        if (json && !isfinite(f->v.d))
+            sb_puts(b, "null"); /* JSON has no NaN or infinity */
+        else
+            sb_printf(b, "%.6g", f->v.d);
         break;
     case LOG_F_BYTES:
         sb_putc(b, '"');
@@ -178,8 +182,18 @@ static void sb_value(struct sb *b, const struct log_field *f, bool json)
 size_t log_format_line(char *buf, size_t cap, enum log_format format, enum log_level level,
                        const char *msg, const struct log_field *fields, size_t nfields)
 {
-    struct sb b = { .buf = buf, .cap = cap - 2, .len = 0 };
     bool json = format == LOG_FORMAT_JSON;
+    size_t keep = json ? 3 : 2; /* room kept for "}", "\n" and the NUL */
+    if (cap < keep + 1) {
+        /* Too small for any content: an empty line if even that fits. */
+        size_t n = cap >= 2 ? 1 : 0;
+        if (n == 1)
+            buf[0] = '\n';
+        if (cap > 0)
+            buf[n] = '\0';
+        return n;
+    }
+    struct sb b = { .buf = buf, .cap = cap - keep, .len = 0 };
     if (json) {
         sb_puts(&b, "{\"ts\":\"");
         sb_timestamp(&b);
@@ -191,19 +205,21 @@ size_t log_format_line(char *buf, size_t cap, enum log_format format, enum log_l
         sb_printf(&b, " %s %s", level_tags[level], msg);
     }
     for (size_t i = 0; i < nfields; i++) {
-        if (json) {
+        size_t mark = b.len;
+        if (json)
             sb_printf(&b, ",\"%s\":", fields[i].key);
-        } else {
+        else
             sb_printf(&b, " %s=", fields[i].key);
-        }
         sb_value(&b, &fields[i], json);
+        if (json && b.len >= b.cap) {
+            /* A field cut in half would leave the line unparsable: drop it
+             * and the ones after it. */
+            b.len = mark;
+            break;
+        }
     }
-    if (json) {
-        /* A cut JSON line would not parse: close it whatever happened. */
-        if (b.len == b.cap)
-            b.len = b.cap - 1;
-        sb_putc(&b, '}');
-    }
+    if (json)
+        buf[b.len++] = '}';
     buf[b.len++] = '\n';
     buf[b.len] = '\0';
     return b.len;

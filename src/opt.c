@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +75,10 @@ int opt_parse_seconds(const char *name, const char *s, double min, double max, d
 {
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !isfinite(v)) {
+    /* Plain decimals only: strtod would also take blanks, hex and "inf". */
+    bool plain = s[strspn(s, "0123456789.")] == '\0' && s[0] != '\0';
+    double v = plain ? strtod(s, &end) : 0;
+    if (!plain || end == s || *end != '\0' || errno != 0 || !isfinite(v)) {
         snprintf(err, err_cap, "%s: '%s' is not a number of seconds", name, s);
         return -EINVAL;
     }

@@ -22,6 +22,7 @@
 enum frame_type {
     FRAME_DATA = 0x00,  /* echo me: the reply is the identical frame */
     FRAME_ERROR = 0x01, /* server -> client before it closes: code byte + reason text */
+    FRAME_RTT_REPORT = 0x02, /* client -> server: RTTs the client measured (no reply) */
     FRAME_TYPE_LIMIT = 0x08,
 };
 

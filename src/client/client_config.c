@@ -155,6 +155,8 @@ enum client_config_result client_config_parse(struct client_config *cfg, int arg
         case ':':
             return fail(err, "%s needs a value", argv[first - 1 + optind - 1]);
         case '?':
+            if (optopt != 0) /* a bad short option; else a bad long one */
+                return fail(err, "unknown option '-%c'", optopt);
             return fail(err, "unknown option '%s'", argv[first - 1 + optind - 1]);
         default:
             if (bench_only(opt) && cfg->command != CLIENT_BENCH)

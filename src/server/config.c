@@ -28,6 +28,10 @@ void server_config_defaults(struct server_config *cfg)
     cfg->frame_timeout = 30;
     cfg->write_timeout = 30;
     cfg->drain_timeout = 5;
+    strcpy(cfg->http_bind, "127.0.0.1");
+    cfg->http_port = 8081;
+    cfg->http_enabled = true;
+    snprintf(cfg->web_root, sizeof cfg->web_root, "%s", TCPMSG_WEB_ROOT);
     cfg->log_format = LOG_FORMAT_TEXT;
     cfg->log_level = LOG_INFO;
 }
@@ -60,6 +64,12 @@ static void usage(FILE *out)
         "                            (default 30)\n"
         "  --drain-timeout SEC       on SIGINT/SIGTERM, time allowed for in-flight replies\n"
         "                            before connections are closed (default 5)\n"
+        "HTTP endpoint (metrics, health, connections, status page):\n"
+        "  --http-bind ADDR          address for the endpoint (default 127.0.0.1: local only)\n"
+        "  --http-port N             its port, 0 picks a free one (default 8081)\n"
+        "  --no-http                 do not start the endpoint\n"
+        "  --web-root DIR            directory of the status page (default: the web/\n"
+        "                            folder of the source tree)\n"
         "Logging (to standard error):\n"
         "  --log-format text|json    line format (default text)\n"
         "  --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -75,7 +85,7 @@ static void usage(FILE *out)
 enum {
     OPT_BIND = 256, OPT_PORT, OPT_BACKLOG, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_CONNS_PER_IP,
     OPT_MAX_PAYLOAD, OPT_MAX_PENDING, OPT_IDLE, OPT_FRAME, OPT_WRITE, OPT_DRAIN, OPT_LOG_FORMAT,
-    OPT_LOG_LEVEL,
+    OPT_LOG_LEVEL, OPT_HTTP_BIND, OPT_HTTP_PORT, OPT_NO_HTTP, OPT_WEB_ROOT,
 };
 
 static const struct option long_options[] = {
@@ -93,11 +103,26 @@ static const struct option long_options[] = {
     { "drain-timeout", required_argument, NULL, OPT_DRAIN },
     { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+    { "http-bind", required_argument, NULL, OPT_HTTP_BIND },
+    { "http-port", required_argument, NULL, OPT_HTTP_PORT },
+    { "no-http", no_argument, NULL, OPT_NO_HTTP },
+    { "web-root", required_argument, NULL, OPT_WEB_ROOT },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
 };
+
+static int copy_value(char *dst, size_t dst_cap, const char *name, const char *v, char *err,
+                      size_t cap)
+{
+    if (strlen(v) == 0 || strlen(v) >= dst_cap) {
+        snprintf(err, cap, "%s: '%s' is empty or too long", name, v);
+        return -1;
+    }
+    strcpy(dst, v);
+    return 0;
+}
 
 /* Apply one option with a value; 0 or -EINVAL with err filled. */
 static int apply(struct server_config *cfg, int opt, const char *name, const char *v, char *err,
@@ -107,11 +132,17 @@ static int apply(struct server_config *cfg, int opt, const char *name, const cha
     int rc = 0;
     switch (opt) {
     case OPT_BIND:
-        if (strlen(v) == 0 || strlen(v) >= sizeof cfg->bind_addr) {
-            snprintf(err, cap, "%s: '%s' is not an address", name, v);
-            return -1;
-        }
-        strcpy(cfg->bind_addr, v);
+        return copy_value(cfg->bind_addr, sizeof cfg->bind_addr, name, v, err, cap);
+    case OPT_HTTP_BIND:
+        return copy_value(cfg->http_bind, sizeof cfg->http_bind, name, v, err, cap);
+    case OPT_WEB_ROOT:
+        return copy_value(cfg->web_root, sizeof cfg->web_root, name, v, err, cap);
+    case OPT_HTTP_PORT:
+        rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
+        cfg->http_port = (uint16_t)u;
+        break;
+    case OPT_NO_HTTP:
+        cfg->http_enabled = false;
         return 0;
     case OPT_PORT:
         rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
@@ -187,7 +218,12 @@ enum config_result server_config_parse(struct server_config *cfg, int argc, char
             fprintf(err, "tcpmsgd: %s needs a value (see --help)\n", argv[optind - 1]);
             return CONFIG_ERROR;
         case '?':
-            fprintf(err, "tcpmsgd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            /* optopt names a bad short option; a bad long one is the argument
+             * getopt just passed. */
+            if (optopt != 0)
+                fprintf(err, "tcpmsgd: unknown option '-%c' (see --help)\n", optopt);
+            else
+                fprintf(err, "tcpmsgd: unknown option '%s' (see --help)\n", argv[optind - 1]);
             return CONFIG_ERROR;
         default: {
             char name[64];

@@ -4,6 +4,7 @@
 #ifndef TCPMSG_SERVER_CONFIG_H
 #define TCPMSG_SERVER_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +24,10 @@ struct server_config {
     double frame_timeout;      /* --frame-timeout: seconds to finish a begun message (0: never) */
     double write_timeout;      /* --write-timeout: seconds pending output may make no progress */
     double drain_timeout;      /* --drain-timeout: seconds to finish in-flight work on SIGTERM */
+    char http_bind[256];       /* --http-bind: default 127.0.0.1 */
+    uint16_t http_port;        /* --http-port: 0 picks; default 8081 */
+    bool http_enabled;         /* false with --no-http */
+    char web_root[1024];       /* --web-root: the status page's files */
     enum log_format log_format;
     enum log_level log_level;
 };

@@ -16,6 +16,7 @@
 #include "server/server.h"
 #include "server/worker.h"
 #include "tcpmsg/log.h"
+#include "tcpmsg/rttreport.h"
 
 #define CONN_BUF_INITIAL (64u * 1024) /* as much as a read can bring at once;
                                         pages are only touched as data arrives */
@@ -42,6 +43,21 @@ static uint64_t sec_to_ns(double s)
     return (uint64_t)(s * NS_PER_SEC);
 }
 
+const char *conn_state_name(enum conn_state s)
+{
+    static const char *const names[] = { "reading", "blocked", "flushing", "linger", "closed" };
+    return (size_t)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
+}
+
+/* Copy what other threads may look at; once per event, not per message. */
+static void publish(struct conn *c)
+{
+    counter_set(&c->pub.active_ns, c->active_ns);
+    counter_set(&c->pub.pending, c->out_len - c->out_off);
+    counter_set(&c->pub.mode, c->mode);
+    counter_set(&c->pub.state, c->state);
+}
+
 struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
                        uint64_t now)
 {
@@ -59,6 +75,7 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
     c->opened_ns = c->active_ns = now;
     memcpy(&c->peer, peer, len);
     net_format_addr(peer, c->peer_str, sizeof c->peer_str);
+    publish(c);
     if (worker_watch(w, c, EPOLLIN) < 0)
         goto failed_watch;
     return c;
@@ -92,10 +109,11 @@ void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
     c->fd = -1;
     server_release(c->w->srv, (const struct sockaddr *)&c->peer);
     counter_add(&stats_of(c)->closed[reason], 1);
+    closed_ring_push(&c->w->srv->closed, c, c->w->index, reason, now);
     LOG(LOG_INFO, "connection closed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
         LF_S("reason", close_reason_tag(reason)), LF_S("mode", frame_mode_name(c->mode)),
-        LF_U("msgs_in", c->msgs_in), LF_U("msgs_out", c->msgs_out),
-        LF_U("bytes_in", c->bytes_in), LF_U("bytes_out", c->bytes_out),
+        LF_U("msgs_in", counter_get(&c->pub.msgs_in)), LF_U("msgs_out", counter_get(&c->pub.msgs_out)),
+        LF_U("bytes_in", counter_get(&c->pub.bytes_in)), LF_U("bytes_out", counter_get(&c->pub.bytes_out)),
         LF_D("age_s", (double)(now - c->opened_ns) / NS_PER_SEC));
 }
 
@@ -122,6 +140,7 @@ static int buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t limit)
  * LINGER, write only while output is pending. */
 static void update_events(struct conn *c)
 {
+    publish(c);
     uint32_t ev = 0;
     if (c->state == CONN_READING || c->state == CONN_LINGER)
         ev |= EPOLLIN;
@@ -149,7 +168,8 @@ static bool queue_reply(struct conn *c, const void *a, size_t an, const void *b,
     if (buf_reserve(&c->out, &c->out_cap, c->out_len + an + bn, limit) < 0)
         return false;
     memcpy(c->out + c->out_len, a, an);
-    memcpy(c->out + c->out_len + an, b, bn);
+    if (bn > 0) /* b may be NULL then, and memcpy's arguments may not */
+        memcpy(c->out + c->out_len + an, b, bn);
     c->out_len += an + bn;
     return true;
 }
@@ -170,7 +190,7 @@ static bool handle_message(struct conn *c, const struct frame *f, uint64_t now)
     struct server_stats *st = stats_of(c);
     counter_add(&st->msgs_in[stats_mode(c)], 1);
     hist_record(&st->msg_bytes, f->len);
-    c->msgs_in++;
+    counter_add(&c->pub.msgs_in, 1);
     if (log_enabled(LOG_DEBUG))
         log_message(c, f);
     /* A data frame's echo is the frame itself, byte for byte: process_input
@@ -217,7 +237,7 @@ static void reject_input(struct conn *c, ssize_t status, uint64_t now)
 
 static void account_written(struct conn *c, size_t n, uint64_t now)
 {
-    c->bytes_out += n;
+    counter_add(&c->pub.bytes_out, n);
     counter_add(&stats_of(c)->bytes_out[stats_mode(c)], n);
     c->active_ns = now;
     c->write_wait_ns = 0;
@@ -249,26 +269,60 @@ static bool echo_frames(struct conn *c, const uint8_t *p, size_t n, uint64_t now
 
 /* Parse and answer every complete message in the input buffer. Stops early
  * when pending output reaches its cap (the rest waits in the buffer). */
+/* What a client may send in framed mode: data, and its RTT reports. */
+static ssize_t parse_framed(const struct conn *c, size_t pos, struct frame *f)
+{
+    uint8_t type = c->in[pos];
+    if (type != FRAME_DATA && type != FRAME_RTT_REPORT)
+        return FRAME_BAD_TYPE;
+    return frame_parse(c->in + pos, c->in_len - pos, cfg_of(c)->max_payload, true, f);
+}
+
+/* A client's RTT report: add it to the client RTT histogram. No reply. */
+static void take_rtt_report(struct conn *c, const struct frame *f)
+{
+    struct server_stats *st = stats_of(c);
+    if (rtt_report_apply(f->payload, f->len, &st->client_rtt_ns) < 0) {
+        counter_add(&st->errors[ERR_PROTOCOL], 1);
+        LOG(LOG_WARN, "malformed RTT report ignored", LF_U("conn", c->id),
+            LF_S("peer", c->peer_str), LF_U("bytes", f->len));
+        return;
+    }
+    counter_add(&st->rtt_reports, 1);
+}
+
+/* Parse and answer every complete message in the input buffer. Stops early
+ * when pending output reaches its cap (the rest waits in the buffer).
+ * In framed mode, consecutive data frames form a run [run, pos) that is
+ * echoed in one piece when a non-data frame or the end interrupts it. */
 static void process_input(struct conn *c, uint64_t now)
 {
     const struct server_config *cfg = cfg_of(c);
-    size_t pos = 0;
+    bool framed = c->mode == FRAME_MODE_FRAMED;
+    size_t pos = 0, run = 0;
     bool consumed_any = false;
     while (pos < c->in_len && c->state == CONN_READING) {
-        size_t echo_pending = c->mode == FRAME_MODE_FRAMED ? pos : 0;
-        if (c->out_len - c->out_off + echo_pending >= cfg->max_pending_output) {
+        if (c->out_len - c->out_off + (pos - run) >= cfg->max_pending_output) {
             c->state = CONN_BLOCKED; /* the client is not reading its replies */
             break;
         }
         struct frame f;
-        ssize_t rc = c->mode == FRAME_MODE_FRAMED
-                         ? frame_parse(c->in + pos, c->in_len - pos, cfg->max_payload, false, &f)
-                         : frame_parse_line(c->in + pos, c->in_len - pos, cfg->max_payload,
-                                            c->peer_eof, &c->scanned, &f);
+        ssize_t rc = framed ? parse_framed(c, pos, &f)
+                            : frame_parse_line(c->in + pos, c->in_len - pos, cfg->max_payload,
+                                               c->peer_eof, &c->scanned, &f);
         if (rc == FRAME_INCOMPLETE)
             break;
+        if (rc > 0 && framed && f.type == FRAME_RTT_REPORT) {
+            if (pos > run && !echo_frames(c, c->in + run, pos - run, now))
+                return;
+            take_rtt_report(c, &f);
+            pos += (size_t)rc;
+            run = pos;
+            consumed_any = true;
+            continue;
+        }
         if (rc < 0) {
-            if (c->mode == FRAME_MODE_FRAMED && pos > 0 && !echo_frames(c, c->in, pos, now))
+            if (pos > run && !echo_frames(c, c->in + run, pos - run, now))
                 return;
             memmove(c->in, c->in + pos, c->in_len - pos); /* the error text quotes the header */
             c->in_len -= pos;
@@ -280,9 +334,11 @@ static void process_input(struct conn *c, uint64_t now)
             return;
         }
         pos += (size_t)rc;
+        if (!framed)
+            run = pos; /* text replies are already queued */
         consumed_any = true;
     }
-    if (c->mode == FRAME_MODE_FRAMED && pos > 0 && !echo_frames(c, c->in, pos, now))
+    if (pos > run && !echo_frames(c, c->in + run, pos - run, now))
         return;
     /* Compact: the partial message moves to the front. */
     if (pos > 0) {
@@ -333,7 +389,7 @@ static void flush_output(struct conn *c, uint64_t now)
         uint64_t done = net_now_ns();
         hist_record_n(&st->service_ns, done - c->unsent_since_ns, c->unsent_msgs);
         counter_add(&st->msgs_out[stats_mode(c)], c->unsent_msgs);
-        c->msgs_out += c->unsent_msgs;
+        counter_add(&c->pub.msgs_out, c->unsent_msgs);
         c->unsent_msgs = 0;
     }
 }
@@ -421,7 +477,7 @@ static void read_input(struct conn *c, uint64_t now)
     if (c->mode == FRAME_MODE_UNKNOWN)
         c->mode = frame_detect_mode(c->in[0]);
     c->in_len += (size_t)r;
-    c->bytes_in += (uint64_t)r;
+    counter_add(&c->pub.bytes_in, (uint64_t)r);
     counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
     c->active_ns = now;
     process_input(c, now);
@@ -505,9 +561,9 @@ void conn_begin_drain(struct conn *c, uint64_t now)
      * bound keeps a client that never stops sending from holding us here. */
     for (int round = 0; round < 64 && c->state == CONN_READING; round++) {
         size_t before = c->in_len;
-        uint64_t msgs = c->msgs_in;
+        uint64_t msgs = counter_get(&c->pub.msgs_in);
         read_input(c, now);
-        if (c->in_len == before && c->msgs_in == msgs)
+        if (c->in_len == before && counter_get(&c->pub.msgs_in) == msgs)
             break;
     }
     if (c->state == CONN_CLOSED)

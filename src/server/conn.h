@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "server/stats.h"
+#include "tcpmsg/counter.h"
 #include "tcpmsg/frame.h"
 #include "tcpmsg/net.h"
 
@@ -51,10 +52,22 @@ struct conn {
     uint64_t write_wait_ns;  /* since when output has waited without progress; 0: none */
     uint64_t linger_until_ns;
 
-    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    /* Immutable after conn_open: other threads may read them. */
     struct sockaddr_storage peer;
     char peer_str[NET_ADDRSTRLEN];
+    /* Published for other threads (the connection list of the HTTP
+     * endpoint): written only by the worker, with relaxed atomics. */
+    struct {
+        counter_t msgs_in, msgs_out, bytes_in, bytes_out;
+        counter_t active_ns; /* copy of active_ns */
+        counter_t pending;   /* unsent reply bytes */
+        counter_t mode;      /* enum frame_mode */
+        counter_t state;     /* enum conn_state */
+    } pub;
 };
+
+/* Name of a connection state ("reading"). */
+const char *conn_state_name(enum conn_state s);
 
 /* A connection for an accepted, non-blocking fd, registered with the
  * worker's epoll. Takes ownership of fd (closes it on failure). NULL on

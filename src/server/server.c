@@ -11,6 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/admin.h"
+#include "server/metrics.h"
+#include "tcpmsg/http.h"
 #include "tcpmsg/log.h"
 
 /* One listener per worker, all on the same address: the kernel hashes each
@@ -50,11 +53,36 @@ static int open_listeners(struct server *s, int *fds, unsigned n)
     return 0;
 }
 
+/* The HTTP endpoint: metrics, health, connections, the status page. */
+static int start_http(struct server *s)
+{
+    const struct server_config *cfg = s->cfg;
+    struct http_options o;
+    http_options_defaults(&o);
+    o.bind = cfg->http_bind;
+    o.port = cfg->http_port;
+    o.web_root = cfg->web_root;
+    char err[300];
+    s->http = http_start(&o, admin_route, s, err, sizeof err);
+    if (s->http == NULL) {
+        LOG(LOG_ERROR, "cannot start the HTTP endpoint", LF_S("error", err));
+        return -1;
+    }
+    LOG(LOG_INFO, "http endpoint listening", LF_S("address", http_bound(s->http)),
+        LF_U("http_port", http_port(s->http)), LF_S("web_root", cfg->web_root));
+    return 0;
+}
+
 int server_start(struct server *s, const struct server_config *cfg)
 {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
     s->nworkers = cfg->threads;
+    s->start_ns = net_now_ns();
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->start_time_s = (double)now.tv_sec + now.tv_nsec / 1e9;
+    closed_ring_init(&s->closed);
 
     /* A reply to a vanished client must fail with EPIPE, not kill us; and
      * only the main thread takes SIGINT/SIGTERM (workers inherit the mask). */
@@ -90,6 +118,11 @@ int server_start(struct server *s, const struct server_config *cfg)
         }
     }
     free(fds);
+    fds = NULL;
+    if (cfg->http_enabled && start_http(s) < 0) {
+        rc = -EADDRINUSE;
+        goto failed_workers;
+    }
     LOG(LOG_INFO, "server is listening", LF_S("address", s->bound), LF_U("threads", s->nworkers),
         LF_U("max_conns", cfg->max_conns), LF_U("max_payload", cfg->max_payload),
         LF_S("version", TCPMSG_VERSION));
@@ -105,7 +138,7 @@ failed_workers:
         worker_join(&s->workers[i]);
     for (unsigned i = 0; i <= started && i < s->nworkers; i++)
         worker_destroy(&s->workers[i]);
-    for (unsigned i = started + 1; i < s->nworkers; i++)
+    for (unsigned i = started + 1; fds != NULL && i < s->nworkers; i++)
         close(fds[i]);
 failed_alloc:
     free(fds);
@@ -113,7 +146,27 @@ failed_alloc:
     free(s->workers);
     s->workers = NULL;
     s->iplimit = NULL;
+    closed_ring_destroy(&s->closed);
     return rc;
+}
+
+void server_snapshot(struct server *s, struct metrics_snapshot *m)
+{
+    memset(m, 0, sizeof *m);
+    server_stats_init(&m->stats);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        server_stats_add(&m->stats, &s->workers[i].stats);
+    m->conns_open = atomic_load(&s->open_conns);
+    m->workers = s->nworkers;
+    m->draining = atomic_load(&s->draining) != 0;
+    m->version = TCPMSG_VERSION;
+    m->mode = "epoll";
+    m->address = s->bound;
+    m->start_time_s = s->start_time_s;
+    m->uptime_s = (double)(net_now_ns() - s->start_ns) / 1e9;
+    for (unsigned c = 2; c < 6 && s->http != NULL; c++)
+        m->http_responses[c] = http_responses(s->http, c);
+    metrics_read_process(m);
 }
 
 int server_admit(struct server *s, const struct sockaddr *peer)
@@ -205,6 +258,8 @@ int server_wait(struct server *s)
 
 void server_destroy(struct server *s)
 {
+    http_stop(s->http);
+    s->http = NULL;
     if (s->workers != NULL) {
         for (unsigned i = 0; i < s->nworkers; i++)
             worker_destroy(&s->workers[i]);
@@ -213,4 +268,5 @@ void server_destroy(struct server *s)
     iplimit_free(s->iplimit);
     s->workers = NULL;
     s->iplimit = NULL;
+    closed_ring_destroy(&s->closed);
 }

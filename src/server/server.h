@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "server/config.h"
+#include "server/connlist.h"
 #include "server/iplimit.h"
 #include "server/worker.h"
 #include "tcpmsg/net.h"
@@ -25,6 +26,10 @@ struct server {
     _Atomic unsigned workers_running; /* workers whose loop has not returned */
     _Atomic uint64_t drain_deadline_ns;
     char bound[NET_ADDRSTRLEN];
+    struct closed_ring closed;   /* recently closed connections */
+    struct http_server *http;    /* the metrics endpoint, or NULL */
+    double start_time_s;         /* Unix time */
+    uint64_t start_ns;           /* monotonic */
 };
 
 /* Bind, log the bound address, start the workers. 0, or -errno after logging
@@ -38,6 +43,10 @@ int server_wait(struct server *s);
 void server_destroy(struct server *s);
 
 /* Admission control at accept: 0, or the reject reason + 1. */
+/* Sum every worker's statistics into m->stats and fill the rest of m. */
+struct metrics_snapshot;
+void server_snapshot(struct server *s, struct metrics_snapshot *m);
+
 int server_admit(struct server *s, const struct sockaddr *peer);
 void server_release(struct server *s, const struct sockaddr *peer);
 

@@ -42,6 +42,7 @@ void server_stats_init(struct server_stats *s)
     memset(s, 0, sizeof *s);
     hist_init(&s->service_ns);
     hist_init(&s->msg_bytes);
+    hist_init(&s->client_rtt_ns);
 }
 
 static void add_counters(counter_t *dst, const counter_t *src, size_t n)
@@ -61,5 +62,7 @@ void server_stats_add(struct server_stats *dst, const struct server_stats *src)
     add_counters(dst->bytes_in, src->bytes_in, STATS_MODE_COUNT);
     add_counters(dst->bytes_out, src->bytes_out, STATS_MODE_COUNT);
     hist_merge(&dst->service_ns, &src->service_ns);
+    add_counters(&dst->rtt_reports, &src->rtt_reports, 1);
     hist_merge(&dst->msg_bytes, &src->msg_bytes);
+    hist_merge(&dst->client_rtt_ns, &src->client_rtt_ns);
 }

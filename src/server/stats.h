@@ -71,8 +71,10 @@ struct server_stats {
     counter_t msgs_out[STATS_MODE_COUNT];
     counter_t bytes_in[STATS_MODE_COUNT];
     counter_t bytes_out[STATS_MODE_COUNT];
+    counter_t rtt_reports;  /* RTT report frames received from clients */
     struct hist service_ns; /* message fully received -> reply handed to the kernel */
     struct hist msg_bytes;  /* payload sizes received */
+    struct hist client_rtt_ns; /* round-trip times reported by clients */
 };
 
 void server_stats_init(struct server_stats *s);

@@ -31,6 +31,7 @@ int worker_init(struct worker *w, struct server *srv, unsigned index, int listen
     w->listen_fd = listen_fd;
     w->wake_fd = -1;
     server_stats_init(&w->stats);
+    pthread_mutex_init(&w->list_lock, NULL);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0)
         return -errno;
@@ -63,6 +64,7 @@ void worker_destroy(struct worker *w)
     if (w->epfd >= 0)
         close(w->epfd);
     w->listen_fd = w->wake_fd = w->epfd = -1;
+    pthread_mutex_destroy(&w->list_lock);
 }
 
 int worker_watch(struct worker *w, struct conn *c, uint32_t events)
@@ -74,11 +76,13 @@ int worker_watch(struct worker *w, struct conn *c, uint32_t events)
     c->events = events;
     if (first) {
         /* Registered: join the list of open connections. */
+        pthread_mutex_lock(&w->list_lock);
         c->next = w->conns;
         if (w->conns != NULL)
             w->conns->prev = c;
         w->conns = c;
         w->nconns++;
+        pthread_mutex_unlock(&w->list_lock);
     }
     return 0;
 }
@@ -86,6 +90,7 @@ int worker_watch(struct worker *w, struct conn *c, uint32_t events)
 void worker_forget(struct worker *w, struct conn *c)
 {
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    pthread_mutex_lock(&w->list_lock);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -93,6 +98,7 @@ void worker_forget(struct worker *w, struct conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     w->nconns--;
+    pthread_mutex_unlock(&w->list_lock);
     c->prev = NULL;
     c->next = w->closed;
     w->closed = c;

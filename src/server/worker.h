@@ -25,6 +25,8 @@ struct worker {
     bool listening;            /* listen_fd is in the epoll set */
     uint64_t listen_resume_ns; /* accept backoff after EMFILE: re-arm at this time */
     bool draining;
+    pthread_mutex_t list_lock; /* guards conns' links: taken at open and close, and by
+                                  the connection list of the HTTP endpoint */
     struct conn *conns;  /* open connections, for timers and the drain */
     unsigned nconns;
     struct conn *closed; /* closed during this wakeup; freed after dispatch */

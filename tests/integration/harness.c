@@ -101,8 +101,10 @@ int it_main(int argc, char **argv, const struct CMUnitTest *tests, size_t ntests
         if (i == ntests) {
             /* A misspelt case must not pass by running nothing. */
             fprintf(stderr, "%s: no test case named '%s'; cases:", argv[0], argv[1]);
-            for (size_t j = 0; j < ntests; j++)
-                fprintf(stderr, " %s", tests[j].name);
+            for (size_t j = 0; j < ntests; j++) {
+                const char *name = tests[j].name;
+                fprintf(stderr, " %s", strncmp(name, "test_", 5) == 0 ? name + 5 : name);
+            }
             fputc('\n', stderr);
             return 2;
         }
@@ -110,6 +112,12 @@ int it_main(int argc, char **argv, const struct CMUnitTest *tests, size_t ntests
         rc = cmocka_run_group_tests_name(argv[1], one, NULL, NULL);
     }
     alarm(0);
+    /* A server still registered belongs to a test that failed midway: its
+     * log tells why. */
+    for (size_t i = 0; rc != 0 && i < MAX_SERVERS; i++) {
+        if (g_servers[i] != NULL)
+            it_log_dump(g_servers[i]);
+    }
     cleanup_all();
     return rc;
 }

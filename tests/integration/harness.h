@@ -105,6 +105,13 @@ void it_log_dump(const struct it_server *s);
         }                                                                            \
     } while (0)
 
+/* assert_true that says which condition failed. */
+#define IT_CHECK(cond)                                   \
+    do {                                                 \
+        if (!(cond))                                     \
+            fail_msg("%s", "check failed: " #cond);      \
+    } while (0)
+
 /* Start a server or fail the test. */
 #define IT_START(var, args, nofile)                          \
     struct it_server *var = it_server_start((args), (nofile)); \

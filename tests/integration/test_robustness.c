@@ -35,7 +35,7 @@ static int must_connect(int port)
 /* ---- a client that sends and never reads ------------------------------------------ */
 
 #define SLOW_FRAME (64 * 1024)
-#define SLOW_FRAMES 16 /* one send attempt offers this many frames */
+#define SLOW_FRAMES 64 /* one send attempt offers this many frames (4 MiB) */
 
 struct slow_push {
     uint8_t *buf;        /* SLOW_FRAMES back-to-back frames */
@@ -84,7 +84,7 @@ static void test_slow_reader(void **state)
     int good = must_connect(s->port);
     must_roundtrip(good, "baseline");
     long base_kib = it_proc_rss_kib(s->pid);
-    assert_true(base_kib > 0);
+    IT_CHECK(base_kib > 0);
 
     int slow = must_connect(s->port);
     struct slow_push push;
@@ -116,14 +116,15 @@ static void test_slow_reader(void **state)
 
     IT_ASSERT_LOG(s, 1, 1000, "connection closed", "reason=slow_reader");
     IT_ASSERT_LOG(s, 1, 1000, "client does not read its replies");
-    assert_true(push.closed_ms >= 0);
-    assert_true(push.closed_ms - start < 6000);
-    assert_true(push.attempted > 100 * MIB);
+    IT_CHECK(push.closed_ms >= 0);
+    assert_in_range(push.closed_ms - start, 0, 6000);
+    /* The test itself worked: it kept offering data against a full pipe. */
+    IT_CHECK(push.attempted - push.accepted > 32 * MIB);
     /* The server stopped reading: only kernel buffers and the bounded
      * output queue ever took data. */
-    assert_true(push.accepted < 64 * MIB);
-    assert_true(peak_kib - base_kib < 32 * 1024);
-    assert_true(good_trips >= 3);
+    assert_in_range((uint64_t)(push.accepted / MIB), 0, 63);
+    assert_in_range(peak_kib - base_kib, 0, 32 * 1024 - 1);
+    IT_CHECK(good_trips >= 3);
     must_roundtrip(good, "served after the slow reader is gone");
     close(slow);
     close(good);
@@ -151,10 +152,10 @@ static void test_byte_a_second(void **state)
         if (poll(&p, 1, 300) > 0)
             answered = it_now_ms();
     }
-    assert_true(answered > 0);
+    IT_CHECK(answered > 0);
     int64_t after = answered - first;
     print_message("frame timeout: answered %lld ms after the first byte\n", (long long)after);
-    assert_true(after >= 800 && after <= 3000);
+    assert_in_range(after, 800, 3000);
     assert_int_equal(it_expect_error_frame(fd, FRAME_ERR_TIMEOUT, NULL, 0, T), 0);
     close(fd);
     IT_ASSERT_LOG(s, 1, T, "frame deadline passed");
@@ -190,7 +191,7 @@ static void test_idle_timeout(void **state)
     }
     int64_t after = closed - start;
     print_message("idle timeout: closed %lld ms after connecting\n", (long long)after);
-    assert_true(after >= 800 && after <= 3000);
+    assert_in_range(after, 800, 3000);
     must_roundtrip(busy, "not idle");
     IT_ASSERT_LOG(s, 1, T, "connection closed", "reason=idle_timeout");
     assert_int_equal(it_log_count(s, "connection closed", (const char *)NULL), 1);
@@ -220,10 +221,10 @@ static void test_emfile(void **state)
     double cpu0 = it_proc_cpu_s(s->pid);
     it_sleep_ms(1000);
     double cpu1 = it_proc_cpu_s(s->pid);
-    assert_true(cpu0 >= 0 && cpu1 >= 0);
+    IT_CHECK(cpu0 >= 0 && cpu1 >= 0);
     print_message("EMFILE: tcpmsgd used %.2f s of CPU in 1 s\n", cpu1 - cpu0);
-    assert_true(cpu1 - cpu0 < 0.3);
-    assert_true(it_server_alive(s));
+    assert_in_range((uint64_t)((cpu1 - cpu0) * 1000), 0, 299); /* ms */
+    IT_CHECK(it_server_alive(s));
 
     for (int i = 0; i < EMFILE_CONNS; i++)
         close(fd[i]);
@@ -232,7 +233,7 @@ static void test_emfile(void **state)
     int fresh = must_connect(s->port);
     must_roundtrip(fresh, "after descriptors came back");
     print_message("EMFILE: recovered in %lld ms\n", (long long)(it_now_ms() - start));
-    assert_true(it_now_ms() - start < 5000);
+    assert_in_range(it_now_ms() - start, 0, 5000);
     close(fresh);
     it_server_free(s);
 }

@@ -66,7 +66,7 @@ static void test_classic_client(void **state)
     IT_START(s, args, 0);
     int fd = must_connect(s->port);
     int local = it_local_port(fd);
-    assert_true(local > 0);
+    IT_CHECK(local > 0);
     assert_int_equal(it_send_all(fd, "Hello from client!", 18, T), 0);
     close(fd);
 
@@ -238,9 +238,9 @@ static void test_bad_input(void **state)
     assert_int_equal(it_send_all(fd, line, sizeof line, T), 0);
     char reply[512];
     ssize_t n = it_recv_until_eof(fd, reply, sizeof reply - 1, T);
-    assert_true(n > 0);
+    IT_CHECK(n > 0);
     reply[n] = '\0';
-    assert_true(strncmp(reply, "ERR oversize: ", 14) == 0);
+    IT_CHECK(strncmp(reply, "ERR oversize: ", 14) == 0);
     assert_ptr_equal(strchr(reply, '\n'), reply + n - 1); /* exactly one line */
     close(fd);
     must_roundtrip(good, "after");
@@ -301,7 +301,7 @@ static void test_limits_per_ip(void **state)
 
     /* The cap is per address: another loopback address is still welcome. */
     int other = it_connect_from("127.0.0.2", s->port);
-    assert_true(other >= 0);
+    IT_CHECK(other >= 0);
     must_roundtrip(other, "from 127.0.0.2");
 
     close(fd[0]);

@@ -1,0 +1,188 @@
+/* connlist: snapshots of connections for the HTTP endpoint, as JSON. */
+#include "server/connlist.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/conn.h"
+#include "server/server.h"
+
+static void info_fill(struct conn_info *i, const struct conn *c, unsigned worker)
+{
+    memset(i, 0, sizeof *i);
+    i->id = c->id;
+    memcpy(i->peer, c->peer_str, sizeof i->peer);
+    i->mode = frame_mode_name((enum frame_mode)counter_get(&c->pub.mode));
+    i->state = conn_state_name((enum conn_state)counter_get(&c->pub.state));
+    i->worker = worker;
+    i->opened_ns = c->opened_ns;
+    i->active_ns = counter_get(&c->pub.active_ns);
+    i->msgs_in = counter_get(&c->pub.msgs_in);
+    i->msgs_out = counter_get(&c->pub.msgs_out);
+    i->bytes_in = counter_get(&c->pub.bytes_in);
+    i->bytes_out = counter_get(&c->pub.bytes_out);
+    i->pending = counter_get(&c->pub.pending);
+}
+
+void closed_ring_init(struct closed_ring *r)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+}
+
+void closed_ring_destroy(struct closed_ring *r)
+{
+    pthread_mutex_destroy(&r->lock);
+}
+
+void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned worker,
+                      enum close_reason reason, uint64_t now)
+{
+    struct conn_info i;
+    info_fill(&i, c, worker);
+    i.state = "closed";
+    i.closed_ns = now;
+    i.reason = close_reason_tag(reason);
+    pthread_mutex_lock(&r->lock);
+    r->items[r->pushed++ % CLOSED_RING_SIZE] = i;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static json_t *info_json(const struct conn_info *i, uint64_t now)
+{
+    uint64_t end = i->closed_ns != 0 ? i->closed_ns : now;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer((json_int_t)i->id));
+    json_object_set_new(o, "peer", json_string(i->peer));
+    json_object_set_new(o, "mode", json_string(i->mode));
+    json_object_set_new(o, "state", json_string(i->state));
+    json_object_set_new(o, "worker", json_integer(i->worker));
+    json_object_set_new(o, "age_seconds", json_real((double)(end - i->opened_ns) / 1e9));
+    json_object_set_new(o, "idle_seconds",
+                        json_real(end > i->active_ns ? (double)(end - i->active_ns) / 1e9 : 0));
+    json_object_set_new(o, "messages_in", json_integer((json_int_t)i->msgs_in));
+    json_object_set_new(o, "messages_out", json_integer((json_int_t)i->msgs_out));
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)i->bytes_in));
+    json_object_set_new(o, "bytes_out", json_integer((json_int_t)i->bytes_out));
+    json_object_set_new(o, "pending_output_bytes", json_integer((json_int_t)i->pending));
+    if (i->reason != NULL) {
+        json_object_set_new(o, "reason", json_string(i->reason));
+        json_object_set_new(o, "closed_seconds_ago", json_real((double)(now - i->closed_ns) / 1e9));
+    }
+    return o;
+}
+
+/* Sorting: a key extractor per field. Age and idle sort by their start
+ * times, reversed, so that "age" ascending means youngest first... no:
+ * ascending age means oldest connections last, as a person expects. */
+enum sort_key { BY_ID, BY_AGE, BY_IDLE, BY_BYTES_IN, BY_BYTES_OUT, BY_MSGS_IN, BY_MSGS_OUT, BY_PENDING };
+static const char *const sort_names[] = { "id", "age", "idle", "bytes_in", "bytes_out",
+                                          "msgs_in", "msgs_out", "pending" };
+
+static uint64_t key_of(const struct conn_info *i, enum sort_key k)
+{
+    switch (k) {
+    case BY_ID: return i->id;
+    case BY_AGE: return UINT64_MAX - i->opened_ns;  /* older = larger age */
+    case BY_IDLE: return UINT64_MAX - i->active_ns;
+    case BY_BYTES_IN: return i->bytes_in;
+    case BY_BYTES_OUT: return i->bytes_out;
+    case BY_MSGS_IN: return i->msgs_in;
+    case BY_MSGS_OUT: return i->msgs_out;
+    case BY_PENDING: return i->pending;
+    }
+    return 0;
+}
+
+static enum sort_key g_key; /* qsort has no context argument; HTTP is one thread */
+static int g_dir;
+
+static int compare(const void *a, const void *b)
+{
+    uint64_t x = key_of(a, g_key), y = key_of(b, g_key);
+    if (x != y)
+        return (x < y ? -1 : 1) * g_dir;
+    const struct conn_info *ia = a, *ib = b;
+    return ia->id < ib->id ? -1 : ia->id > ib->id;
+}
+
+/* Copy every open connection's info; NULL on ENOMEM. */
+static struct conn_info *snapshot(struct server *s, size_t *n)
+{
+    size_t cap = 64, len = 0;
+    struct conn_info *v = malloc(cap * sizeof *v);
+    for (unsigned w = 0; v != NULL && w < s->nworkers; w++) {
+        struct worker *wk = &s->workers[w];
+        pthread_mutex_lock(&wk->list_lock);
+        for (struct conn *c = wk->conns; c != NULL; c = c->next) {
+            if (len == cap) {
+                struct conn_info *nv = realloc(v, 2 * cap * sizeof *v);
+                if (nv == NULL) {
+                    free(v);
+                    v = NULL;
+                    break;
+                }
+                v = nv;
+                cap *= 2;
+            }
+            info_fill(&v[len++], c, w);
+        }
+        pthread_mutex_unlock(&wk->list_lock);
+    }
+    *n = len;
+    return v;
+}
+
+static json_t *closed_json(struct closed_ring *r, uint64_t now)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&r->lock);
+    uint64_t first = r->pushed > CLOSED_RING_SIZE ? r->pushed - CLOSED_RING_SIZE : 0;
+    for (uint64_t k = r->pushed; k > first; k--) /* newest first */
+        json_array_append_new(a, info_json(&r->items[(k - 1) % CLOSED_RING_SIZE], now));
+    pthread_mutex_unlock(&r->lock);
+    return a;
+}
+
+char *connlist_json(struct server *s, const char *sort, size_t limit, size_t offset,
+                    int *bad_request)
+{
+    *bad_request = 0;
+    const char *name = sort != NULL ? sort : "id";
+    int dir = 1;
+    if (name[0] == '-') {
+        dir = -1;
+        name++;
+    }
+    size_t k = 0;
+    while (k < sizeof sort_names / sizeof sort_names[0] && strcmp(name, sort_names[k]) != 0)
+        k++;
+    if (k == sizeof sort_names / sizeof sort_names[0]) {
+        *bad_request = 1;
+        return NULL;
+    }
+    size_t n;
+    struct conn_info *v = snapshot(s, &n);
+    if (v == NULL)
+        return NULL;
+    g_key = (enum sort_key)k;
+    g_dir = dir;
+    qsort(v, n, sizeof *v, compare);
+
+    uint64_t now = net_now_ns();
+    json_t *root = json_object();
+    json_object_set_new(root, "total", json_integer((json_int_t)n));
+    json_object_set_new(root, "offset", json_integer((json_int_t)offset));
+    json_object_set_new(root, "limit", json_integer((json_int_t)limit));
+    json_object_set_new(root, "sort", json_string(sort != NULL ? sort : "id"));
+    json_t *list = json_array();
+    for (size_t i = offset; i < n && i - offset < limit; i++)
+        json_array_append_new(list, info_json(&v[i], now));
+    json_object_set_new(root, "connections", list);
+    json_object_set_new(root, "recently_closed", closed_json(&s->closed, now));
+    free(v);
+    char *text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    return text;
+}

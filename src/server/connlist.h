@@ -1,0 +1,53 @@
+/* connlist: the open connections and the most recently closed ones, as the
+ * HTTP endpoint shows them (/api/connections). Reads what each connection
+ * publishes under its worker's list lock, which the worker takes only when
+ * a connection opens or closes, never per message.
+ */
+#ifndef TCPMSG_SERVER_CONNLIST_H
+#define TCPMSG_SERVER_CONNLIST_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/stats.h"
+#include "tcpmsg/net.h"
+
+struct conn;
+struct server;
+
+/* One connection as listed. */
+struct conn_info {
+    uint64_t id;
+    char peer[NET_ADDRSTRLEN];
+    const char *mode;
+    const char *state;
+    unsigned worker;
+    uint64_t opened_ns, active_ns, closed_ns;
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out, pending;
+    const char *reason; /* closed connections only */
+};
+
+#define CLOSED_RING_SIZE 64
+
+/* The last CLOSED_RING_SIZE closed connections, newest last. */
+struct closed_ring {
+    pthread_mutex_t lock;
+    struct conn_info items[CLOSED_RING_SIZE];
+    uint64_t pushed; /* total ever pushed; items[pushed % size] is next */
+};
+
+void closed_ring_init(struct closed_ring *r);
+void closed_ring_destroy(struct closed_ring *r);
+/* Record c, closed now for reason (the worker calls this from conn_close). */
+void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned worker,
+                      enum close_reason reason, uint64_t now);
+
+/* The /api/connections document: open connections sorted by sort (id, age,
+ * idle, bytes_in, bytes_out, msgs_in, msgs_out, pending; a leading '-'
+ * reverses), then offset and limit applied, plus the closed ring.
+ * malloc'd JSON, or NULL with *bad_request set when sort is unknown. */
+char *connlist_json(struct server *s, const char *sort, size_t limit, size_t offset,
+                    int *bad_request);
+
+#endif

@@ -1,0 +1,399 @@
+/* metrics: the table of every metric tcpmsgd exports, and the code that
+ * renders a snapshot of them as JSON (jansson), Prometheus text 0.0.4,
+ * OpenMetrics text, or the Markdown reference in docs/METRICS.md.
+ */
+#include "server/metrics.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+enum metric_type { M_COUNTER, M_GAUGE, M_HISTOGRAM, M_INFO };
+
+struct metric_def {
+    const char *name; /* Prometheus name; the JSON key drops a "tcpmsg_" prefix */
+    enum metric_type type;
+    const char *unit; /* base unit: "seconds", "bytes", or "" */
+    const char *help;
+    const char *label;               /* NULL when unlabelled */
+    const char *const *values;       /* the label's values */
+    size_t nvalues;
+    double (*get)(const struct metrics_snapshot *m, size_t i);
+    const struct hist *(*hist)(const struct metrics_snapshot *m);
+    double scale;                    /* histogram: recorded unit -> base unit */
+    size_t (*bounds)(const double **b);
+};
+
+#define TAG_OF(name, tag, text) tag,
+static const char *const close_tags[] = { CLOSE_REASONS(TAG_OF) };
+static const char *const reject_tags[] = { REJECT_REASONS(TAG_OF) };
+static const char *const error_tags[] = { ERROR_KINDS(TAG_OF) "http" };
+static const char *const mode_tags[] = { "framed", "text" };
+static const char *const class_tags[] = { "2xx", "3xx", "4xx", "5xx" };
+#undef TAG_OF
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static double u(uint64_t v)
+{
+    return (double)v;
+}
+
+static double get_open(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->conns_open); }
+static double get_workers(const struct metrics_snapshot *m, size_t i) { (void)i; return m->workers; }
+static double get_draining(const struct metrics_snapshot *m, size_t i) { (void)i; return m->draining; }
+static double get_uptime(const struct metrics_snapshot *m, size_t i) { (void)i; return m->uptime_s; }
+static double get_start(const struct metrics_snapshot *m, size_t i) { (void)i; return m->start_time_s; }
+static double get_rss(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->rss_bytes); }
+static double get_fds(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->open_fds); }
+static double get_cpu(const struct metrics_snapshot *m, size_t i) { (void)i; return m->cpu_seconds; }
+static double get_one(const struct metrics_snapshot *m, size_t i) { (void)m; (void)i; return 1; }
+
+static double get_accepted(const struct metrics_snapshot *m, size_t i)
+{
+    (void)i;
+    return u(counter_get(&m->stats.accepted));
+}
+static double get_closed(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.closed[i])); }
+static double get_rejected(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.rejected[i])); }
+static double get_msgs_in(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.msgs_in[i])); }
+static double get_msgs_out(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.msgs_out[i])); }
+static double get_bytes_in(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.bytes_in[i])); }
+static double get_bytes_out(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.bytes_out[i])); }
+static double get_http(const struct metrics_snapshot *m, size_t i) { return u(m->http_responses[i + 2]); }
+
+static double get_errors(const struct metrics_snapshot *m, size_t i)
+{
+    if (i < ERROR_KIND_COUNT)
+        return u(counter_get(&m->stats.errors[i]));
+    return u(m->http_responses[4] + m->http_responses[5]); /* "http": 4xx and 5xx answers */
+}
+
+static double get_reports(const struct metrics_snapshot *m, size_t i)
+{
+    (void)i;
+    return u(counter_get(&m->stats.rtt_reports));
+}
+
+static const struct hist *hist_service(const struct metrics_snapshot *m) { return &m->stats.service_ns; }
+static const struct hist *hist_client(const struct metrics_snapshot *m) { return &m->stats.client_rtt_ns; }
+static const struct hist *hist_size(const struct metrics_snapshot *m) { return &m->stats.msg_bytes; }
+
+/* Latency buckets: 1, 1.5, 2, 3, 5, 7 per decade from 1 us to 10 s, fine
+ * enough for histogram_quantile to tell 20 us from 30 us. */
+static const double latency_bounds[] = {
+    1e-6, 1.5e-6, 2e-6, 3e-6, 5e-6, 7e-6, 1e-5, 1.5e-5, 2e-5, 3e-5, 5e-5, 7e-5,
+    1e-4, 1.5e-4, 2e-4, 3e-4, 5e-4, 7e-4, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 7e-3,
+    1e-2, 1.5e-2, 2e-2, 3e-2, 5e-2, 7e-2, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7,
+    1, 1.5, 2, 3, 5, 7, 10,
+};
+
+/* Size buckets: powers of four from 1 byte to 16 MiB (the protocol's limit). */
+static const double size_bounds[] = {
+    0, 1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
+};
+
+size_t metrics_latency_bounds(const double **b)
+{
+    *b = latency_bounds;
+    return COUNT_OF(latency_bounds);
+}
+
+size_t metrics_size_bounds(const double **b)
+{
+    *b = size_bounds;
+    return COUNT_OF(size_bounds);
+}
+
+#define LABELS(l, v) .label = (l), .values = (v), .nvalues = COUNT_OF(v)
+
+static const struct metric_def metric_defs[] = {
+    { "tcpmsg_build_info", M_INFO, "", "Version and concurrency mode of this server (value 1)",
+      .get = get_one },
+    { "tcpmsg_connections_open", M_GAUGE, "", "Client connections open now", .get = get_open },
+    { "tcpmsg_connections_accepted_total", M_COUNTER, "", "Client connections accepted",
+      .get = get_accepted },
+    { "tcpmsg_connections_closed_total", M_COUNTER, "", "Client connections closed, by reason",
+      LABELS("reason", close_tags), .get = get_closed },
+    { "tcpmsg_connections_rejected_total", M_COUNTER, "",
+      "Connections refused right after accept, by the limit they hit",
+      LABELS("reason", reject_tags), .get = get_rejected },
+    { "tcpmsg_messages_received_total", M_COUNTER, "", "Messages received, by framing mode",
+      LABELS("mode", mode_tags), .get = get_msgs_in },
+    { "tcpmsg_messages_sent_total", M_COUNTER, "",
+      "Replies fully handed to the kernel, by framing mode", LABELS("mode", mode_tags),
+      .get = get_msgs_out },
+    { "tcpmsg_received_bytes_total", M_COUNTER, "bytes",
+      "Bytes read from client connections, by framing mode", LABELS("mode", mode_tags),
+      .get = get_bytes_in },
+    { "tcpmsg_sent_bytes_total", M_COUNTER, "bytes",
+      "Bytes written to client connections, by framing mode", LABELS("mode", mode_tags),
+      .get = get_bytes_out },
+    { "tcpmsg_errors_total", M_COUNTER, "", "Errors, by kind", LABELS("kind", error_tags),
+      .get = get_errors },
+    { "tcpmsg_client_rtt_reports_total", M_COUNTER, "", "RTT report frames received from clients",
+      .get = get_reports },
+    { "tcpmsg_http_responses_total", M_COUNTER, "",
+      "Responses of the HTTP endpoint, by status class", LABELS("class", class_tags),
+      .get = get_http },
+    { "tcpmsg_service_time_seconds", M_HISTOGRAM, "seconds",
+      "Time from a message fully received to its reply handed to the kernel",
+      .hist = hist_service, .scale = 1e-9, .bounds = metrics_latency_bounds },
+    { "tcpmsg_client_rtt_seconds", M_HISTOGRAM, "seconds",
+      "Round-trip times measured and reported by clients", .hist = hist_client, .scale = 1e-9,
+      .bounds = metrics_latency_bounds },
+    { "tcpmsg_message_size_bytes", M_HISTOGRAM, "bytes", "Payload sizes of messages received",
+      .hist = hist_size, .scale = 1, .bounds = metrics_size_bounds },
+    { "tcpmsg_workers", M_GAUGE, "", "Worker threads serving connections", .get = get_workers },
+    { "tcpmsg_draining", M_GAUGE, "", "1 while the server shuts down, else 0", .get = get_draining },
+    { "tcpmsg_uptime_seconds", M_GAUGE, "seconds", "Time since the server started",
+      .get = get_uptime },
+    { "process_start_time_seconds", M_GAUGE, "seconds", "Start time of the process, Unix time",
+      .get = get_start },
+    { "process_resident_memory_bytes", M_GAUGE, "bytes", "Resident memory size",
+      .get = get_rss },
+    { "process_open_fds", M_GAUGE, "", "Open file descriptors", .get = get_fds },
+    { "process_cpu_seconds_total", M_COUNTER, "seconds", "User and system CPU time spent",
+      .get = get_cpu },
+};
+
+static const char *json_key(const char *name)
+{
+    return strncmp(name, "tcpmsg_", 7) == 0 ? name + 7 : name;
+}
+
+void metrics_read_process(struct metrics_snapshot *m)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%lu %lu", &size, &resident) == 2)
+            m->rss_bytes = (uint64_t)resident * (uint64_t)page;
+        fclose(f);
+    }
+    m->open_fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            m->open_fds += e->d_name[0] != '.';
+        m->open_fds--; /* the descriptor opendir itself holds */
+        closedir(d);
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        m->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                         (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+uint64_t metrics_hist_cumulative(const struct hist *h, uint64_t bound)
+{
+    uint64_t n = 0;
+    struct hist_iter it;
+    struct hist_bucket b;
+    hist_iter_init(&it, h);
+    while (hist_iter_next(&it, &b) && b.lo + (b.hi - b.lo) / 2 <= bound)
+        n += b.count;
+    return n;
+}
+
+/* --- JSON ------------------------------------------------------------- */
+
+static json_t *hist_json(const struct metric_def *d, const struct hist *h)
+{
+    double s = d->scale;
+    json_t *o = json_object();
+    json_object_set_new(o, "unit", json_string(d->unit));
+    json_object_set_new(o, "count", json_integer((json_int_t)hist_count(h)));
+    json_object_set_new(o, "sum", json_real((double)hist_sum(h) * s));
+    json_object_set_new(o, "min", json_real((double)hist_min(h) * s));
+    json_object_set_new(o, "max", json_real((double)hist_max(h) * s));
+    json_object_set_new(o, "mean", json_real(hist_mean(h) * s));
+    json_object_set_new(o, "p50", json_real((double)hist_percentile(h, 50) * s));
+    json_object_set_new(o, "p90", json_real((double)hist_percentile(h, 90) * s));
+    json_object_set_new(o, "p99", json_real((double)hist_percentile(h, 99) * s));
+    json_object_set_new(o, "p99_9", json_real((double)hist_percentile(h, 99.9) * s));
+    json_t *buckets = json_array();
+    struct hist_iter it;
+    struct hist_bucket b;
+    hist_iter_init(&it, h);
+    while (hist_iter_next(&it, &b)) {
+        json_t *e = json_object();
+        json_object_set_new(e, "lo", json_real((double)b.lo * s));
+        json_object_set_new(e, "hi", json_real((double)b.hi * s));
+        json_object_set_new(e, "count", json_integer((json_int_t)b.count));
+        json_array_append_new(buckets, e);
+    }
+    json_object_set_new(o, "buckets", buckets);
+    return o;
+}
+
+static json_t *value_json(const struct metric_def *d, const struct metrics_snapshot *m)
+{
+    if (d->label == NULL) {
+        double v = d->get(m, 0);
+        /* Counts print as integers; only fractional measures as reals. */
+        return v == (double)(json_int_t)v && d->type != M_GAUGE ? json_integer((json_int_t)v)
+                                                                : json_real(v);
+    }
+    json_t *o = json_object();
+    for (size_t i = 0; i < d->nvalues; i++)
+        json_object_set_new(o, d->values[i], json_integer((json_int_t)d->get(m, i)));
+    return o;
+}
+
+char *metrics_json(const struct metrics_snapshot *m)
+{
+    json_t *root = json_object();
+    json_t *server = json_object();
+    json_object_set_new(server, "version", json_string(m->version));
+    json_object_set_new(server, "mode", json_string(m->mode));
+    json_object_set_new(server, "address", json_string(m->address));
+    json_object_set_new(server, "workers", json_integer(m->workers));
+    json_object_set_new(server, "draining", json_boolean(m->draining));
+    json_object_set_new(server, "start_time_seconds", json_real(m->start_time_s));
+    json_object_set_new(server, "uptime_seconds", json_real(m->uptime_s));
+    json_object_set_new(root, "server", server);
+
+    json_t *counters = json_object(), *gauges = json_object(), *hists = json_object();
+    for (size_t i = 0; i < COUNT_OF(metric_defs); i++) {
+        const struct metric_def *d = &metric_defs[i];
+        if (d->type == M_COUNTER)
+            json_object_set_new(counters, json_key(d->name), value_json(d, m));
+        else if (d->type == M_GAUGE)
+            json_object_set_new(gauges, json_key(d->name), value_json(d, m));
+        else if (d->type == M_HISTOGRAM)
+            json_object_set_new(hists, json_key(d->name), hist_json(d, d->hist(m)));
+    }
+    json_object_set_new(root, "counters", counters);
+    json_object_set_new(root, "gauges", gauges);
+    json_object_set_new(root, "histograms", hists);
+    char *text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(root);
+    return text;
+}
+
+/* --- Prometheus text 0.0.4 and OpenMetrics ------------------------------ */
+
+/* OpenMetrics names a counter family without "_total", and an info family
+ * without "_info"; the samples keep the full name in both formats. */
+static void family_name(const struct metric_def *d, bool om, char *out, size_t cap)
+{
+    size_t n = strlen(d->name);
+    const char *suffix = d->type == M_COUNTER ? "_total" : d->type == M_INFO ? "_info" : NULL;
+    if (om && suffix != NULL && n > strlen(suffix))
+        n -= strlen(suffix);
+    snprintf(out, cap, "%.*s", (int)n, d->name);
+}
+
+static const char *type_name(const struct metric_def *d, bool om)
+{
+    switch (d->type) {
+    case M_COUNTER:
+        return "counter";
+    case M_HISTOGRAM:
+        return "histogram";
+    case M_INFO:
+        return om ? "info" : "gauge";
+    case M_GAUGE:
+        break;
+    }
+    return "gauge";
+}
+
+static void prom_hist(FILE *f, const struct metric_def *d, const struct hist *h)
+{
+    const double *bounds;
+    size_t nb = d->bounds(&bounds);
+    uint64_t total = metrics_hist_cumulative(h, UINT64_MAX);
+    for (size_t i = 0; i < nb; i++) {
+        /* A bound in base units, back in the histogram's recorded units. */
+        uint64_t raw = (uint64_t)(bounds[i] / d->scale + 0.5);
+        fprintf(f, "%s_bucket{le=\"%.9g\"} %llu\n", d->name, bounds[i],
+                (unsigned long long)metrics_hist_cumulative(h, raw));
+    }
+    fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", d->name, (unsigned long long)total);
+    fprintf(f, "%s_sum %.9g\n", d->name, (double)hist_sum(h) * d->scale);
+    fprintf(f, "%s_count %llu\n", d->name, (unsigned long long)total);
+}
+
+static void prom_value(FILE *f, const char *name, const char *label, const char *value, double v)
+{
+    if (label != NULL)
+        fprintf(f, "%s{%s=\"%s\"} ", name, label, value);
+    else
+        fprintf(f, "%s ", name);
+    if (v == (double)(uint64_t)v && v < 1e15)
+        fprintf(f, "%llu\n", (unsigned long long)v);
+    else
+        fprintf(f, "%.9g\n", v);
+}
+
+static char *render_text(const struct metrics_snapshot *m, size_t *len, bool om)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (f == NULL)
+        return NULL;
+    for (size_t i = 0; i < COUNT_OF(metric_defs); i++) {
+        const struct metric_def *d = &metric_defs[i];
+        char family[128];
+        family_name(d, om, family, sizeof family);
+        fprintf(f, "# HELP %s %s.\n", family, d->help);
+        fprintf(f, "# TYPE %s %s\n", family, type_name(d, om));
+        if (om && d->unit[0] != '\0')
+            fprintf(f, "# UNIT %s %s\n", family, d->unit);
+        if (d->type == M_HISTOGRAM) {
+            prom_hist(f, d, d->hist(m));
+        } else if (d->type == M_INFO) {
+            fprintf(f, "%s{version=\"%s\",mode=\"%s\"} 1\n", d->name, m->version, m->mode);
+        } else if (d->label == NULL) {
+            prom_value(f, d->name, NULL, NULL, d->get(m, 0));
+        } else {
+            for (size_t k = 0; k < d->nvalues; k++)
+                prom_value(f, d->name, d->label, d->values[k], d->get(m, k));
+        }
+    }
+    if (om)
+        fputs("# EOF\n", f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+char *metrics_prometheus(const struct metrics_snapshot *m, size_t *len)
+{
+    return render_text(m, len, false);
+}
+
+char *metrics_openmetrics(const struct metrics_snapshot *m, size_t *len)
+{
+    return render_text(m, len, true);
+}
+
+/* --- docs/METRICS.md ----------------------------------------------------- */
+
+void metrics_write_markdown(FILE *out)
+{
+    fputs("| metric | type | unit | labels | meaning |\n|---|---|---|---|---|\n", out);
+    for (size_t i = 0; i < COUNT_OF(metric_defs); i++) {
+        const struct metric_def *d = &metric_defs[i];
+        fprintf(out, "| `%s` | %s | %s | ", d->name, type_name(d, true),
+                d->unit[0] != '\0' ? d->unit : "-");
+        if (d->type == M_INFO) {
+            fputs("`version`, `mode`", out);
+        } else if (d->label != NULL) {
+            fprintf(out, "`%s`: ", d->label);
+            for (size_t k = 0; k < d->nvalues; k++)
+                fprintf(out, "%s`%s`", k ? ", " : "", d->values[k]);
+        } else {
+            fputs("-", out);
+        }
+        fprintf(out, " | %s |\n", d->help);
+    }
+}

@@ -1,0 +1,89 @@
+/* webpath: strict decoding of request paths for the static file server.
+ * Everything suspicious is refused rather than repaired.
+ */
+#include "tcpmsg/webpath.h"
+
+#include <string.h>
+#include <strings.h>
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A finished segment out[seg..len) may not be "." or "..". */
+static int check_segment(const char *out, size_t seg, size_t len)
+{
+    size_t n = len - seg;
+    if ((n == 1 && out[seg] == '.') || (n == 2 && out[seg] == '.' && out[seg + 1] == '.'))
+        return -1;
+    return 0;
+}
+
+int webpath_decode(const char *raw, size_t n, char *out, size_t cap)
+{
+    if (n == 0 || raw[0] != '/' || cap < 2)
+        return -1;
+    size_t len = 0, seg = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(raw[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (unsigned char)(hi * 16 + lo);
+            i += 2;
+            /* An encoded separator or NUL is never part of a real file name. */
+            if (c == '/' || c == '\0')
+                return -1;
+        } else if (c == '/') {
+            if (check_segment(out, seg, len) < 0)
+                return -1;
+            if (len > 0 && out[len - 1] == '/')
+                continue; /* collapse "//" */
+            if (len + 1 >= cap)
+                return -1;
+            out[len++] = '/';
+            seg = len;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f || c == '\\')
+            return -1;
+        if (len + 1 >= cap)
+            return -1;
+        out[len++] = (char)c;
+    }
+    if (check_segment(out, seg, len) < 0)
+        return -1;
+    out[len] = '\0';
+    return (int)len;
+}
+
+const char *webpath_content_type(const char *name)
+{
+    static const struct { const char *ext; const char *type; } types[] = {
+        { ".html", "text/html; charset=utf-8" },
+        { ".css", "text/css; charset=utf-8" },
+        { ".js", "text/javascript; charset=utf-8" },
+        { ".json", "application/json" },
+        { ".svg", "image/svg+xml" },
+        { ".png", "image/png" },
+        { ".ico", "image/x-icon" },
+        { ".txt", "text/plain; charset=utf-8" },
+        { ".woff2", "font/woff2" },
+    };
+    const char *dot = strrchr(name, '.');
+    if (dot != NULL && strchr(dot, '/') == NULL) {
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (strcasecmp(dot, types[i].ext) == 0)
+                return types[i].type;
+    }
+    return "application/octet-stream";
+}

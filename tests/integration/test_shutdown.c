@@ -1,0 +1,124 @@
+/* Integration: tcpmsgd's graceful shutdown. SIGTERM answers what clients
+ * already sent, then exits 0 within --drain-timeout even if a client lingers.
+ * Each case runs alone: test_shutdown CASE.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tcpmsg/frame.h"
+
+#define T IT_IO_TIMEOUT_MS
+
+#define DRAIN_CLIENTS 8
+#define DRAIN_MSGS 10
+#define DRAIN_MAX 4000
+
+/* Client c's DRAIN_MSGS frames, back to back, into buf; returns the size. */
+static size_t build_burst(uint8_t *buf, int c)
+{
+    size_t off = 0;
+    for (int i = 0; i < DRAIN_MSGS; i++) {
+        size_t len = 1 + ((size_t)c * 997 + (size_t)i * 389) % DRAIN_MAX;
+        frame_header_encode(buf + off, FRAME_DATA, len);
+        off += FRAME_HEADER_SIZE;
+        for (size_t j = 0; j < len; j++)
+            buf[off + j] = (uint8_t)(c * 29 + i * 3 + j);
+        buf[off] = (uint8_t)c;
+        off += len;
+    }
+    return off;
+}
+
+static void test_sigterm_drain(void **state)
+{
+    (void)state;
+    const char *args[] = { "--drain-timeout", "3", NULL };
+    IT_START(s, args, 0);
+    int fd[DRAIN_CLIENTS];
+    size_t size[DRAIN_CLIENTS];
+    uint8_t *sent = malloc((size_t)DRAIN_CLIENTS * DRAIN_MSGS * (FRAME_HEADER_SIZE + DRAIN_MAX));
+    uint8_t *got = malloc((size_t)DRAIN_MSGS * (FRAME_HEADER_SIZE + DRAIN_MAX));
+    assert_non_null(sent);
+    assert_non_null(got);
+    for (int c = 0; c < DRAIN_CLIENTS; c++) {
+        fd[c] = it_connect(s->port);
+        IT_CHECK(fd[c] >= 0);
+    }
+    /* Accepted, so the drain owns them (a connection still in the backlog
+     * when the listener closes would be reset: that is not a drain). */
+    IT_ASSERT_LOG(s, DRAIN_CLIENTS, T, "connection opened");
+
+    uint8_t *burst[DRAIN_CLIENTS];
+    for (int c = 0; c < DRAIN_CLIENTS; c++) {
+        burst[c] = sent + (size_t)c * DRAIN_MSGS * (FRAME_HEADER_SIZE + DRAIN_MAX);
+        size[c] = build_burst(burst[c], c);
+        assert_int_equal(it_send_all(fd[c], burst[c], size[c], T), 0);
+    }
+    /* In flight: in the server's receive queue, maybe not read yet. */
+    for (int c = 0; c < DRAIN_CLIENTS; c++)
+        assert_int_equal(it_wait_acked(fd[c], 2000), 0);
+    int64_t term = it_now_ms();
+    assert_int_equal(it_server_signal(s, SIGTERM), 0);
+
+    for (int c = 0; c < DRAIN_CLIENTS; c++) {
+        int rc = it_recv_exact(fd[c], got, size[c], T);
+        if (rc != 0)
+            fail_msg("client %d: replies lost in the drain: %s", c, strerror(-rc));
+        assert_memory_equal(got, burst[c], size[c]);
+        assert_int_equal(it_expect_eof(fd[c], T), 0);
+        close(fd[c]);
+    }
+    free(sent);
+    free(got);
+    int status = it_server_wait_exit(s, 3000 + 2000);
+    int64_t took = it_now_ms() - term;
+    print_message("drain: exit status %d after %lld ms\n", status, (long long)took);
+    assert_int_equal(status, 0);
+    assert_in_range(took, 0, 3000 + 1500);
+    assert_int_equal(it_log_count(s, "shutting down", "signal=Terminated", (const char *)NULL), 1);
+    assert_int_equal(it_log_count(s, "server stopped", (const char *)NULL), 1);
+    assert_int_equal(it_log_count(s, "connection closed", "msgs_in=10 msgs_out=10", (const char *)NULL),
+                     DRAIN_CLIENTS);
+    it_server_free(s);
+}
+
+/* A client that stays connected and silent does not hold the server past
+ * --drain-timeout. */
+static void test_drain_timeout_idle(void **state)
+{
+    (void)state;
+    const char *args[] = { "--drain-timeout", "1", NULL };
+    IT_START(s, args, 0);
+    int fd = it_connect(s->port);
+    IT_CHECK(fd >= 0);
+    assert_int_equal(it_roundtrip(fd, "x", 1, T), 0);
+
+    int64_t term = it_now_ms();
+    assert_int_equal(it_server_signal(s, SIGTERM), 0);
+    int status = it_server_wait_exit(s, 5000);
+    int64_t took = it_now_ms() - term;
+    print_message("drain with an idle client: exit status %d after %lld ms\n", status,
+                  (long long)took);
+    assert_int_equal(status, 0);
+    assert_in_range(took, 0, 1000 + 1500);
+    int rc = it_expect_eof(fd, 0);
+    IT_CHECK(rc == 0 || rc == -ECONNRESET);
+    close(fd);
+    assert_int_equal(it_log_count(s, "connection closed", "reason=shutdown", (const char *)NULL), 1);
+    assert_int_equal(it_log_count(s, "server stopped", (const char *)NULL), 1);
+    it_server_free(s);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigterm_drain),
+        cmocka_unit_test(test_drain_timeout_idle),
+    };
+    return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
+}
