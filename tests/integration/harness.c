@@ -130,20 +130,24 @@ static const char *tmp_dir(void)
     return d != NULL && *d != '\0' ? d : "/tmp";
 }
 
-/* Find the port in a "server socket bound" line, text or JSON. */
-static int parse_port(const char *log)
+/* Find key's number ("port" reads "port=N" or "\"port\":N") in the first
+ * line of the log that contains marker, once that line is complete. */
+static int parse_port(const char *log, const char *marker, const char *key)
 {
-    const char *line = strstr(log, "server socket bound");
+    const char *line = strstr(log, marker);
     if (line == NULL)
         return -1;
     const char *eol = strchr(line, '\n');
     if (eol == NULL)
         return -1; /* the line is not complete yet */
-    const char *p = strstr(line, "port=");
-    size_t skip = 5;
+    char text_key[32], json_key[32];
+    snprintf(text_key, sizeof text_key, " %s=", key);
+    snprintf(json_key, sizeof json_key, "\"%s\":", key);
+    const char *p = strstr(line, text_key);
+    size_t skip = strlen(text_key);
     if (p == NULL || p > eol) {
-        p = strstr(line, "\"port\":");
-        skip = 7;
+        p = strstr(line, json_key);
+        skip = strlen(json_key);
     }
     if (p == NULL || p > eol)
         return -1;
@@ -154,8 +158,8 @@ static int parse_port(const char *log)
 
 static void exec_server(const char *const *args, rlim_t nofile, int log_fd)
 {
-    const char *argv[64] = { "tcpmsgd", "--bind", "127.0.0.1", "--port", "0" };
-    size_t n = 5;
+    const char *argv[64] = { "tcpmsgd", "--bind", "127.0.0.1", "--port", "0", "--http-port", "0" };
+    size_t n = 7;
     for (size_t i = 0; args != NULL && args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -216,8 +220,12 @@ struct it_server *it_server_start(const char *const *args, rlim_t nofile)
 
     int64_t deadline = it_now_ms() + IT_START_TIMEOUT_MS;
     for (;;) {
+        /* Ready once it says it is listening: the HTTP endpoint (if any) is
+         * up by then too. */
         char *log = it_log_read(s);
-        s->port = log != NULL ? parse_port(log) : -1;
+        bool ready = log != NULL && strstr(log, "server is listening") != NULL;
+        s->port = ready ? parse_port(log, "server socket bound", "port") : -1;
+        s->http_port = ready ? parse_port(log, "http endpoint listening", "http_port") : -1;
         free(log);
         if (s->port > 0)
             return s;

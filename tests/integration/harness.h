@@ -52,15 +52,16 @@ void it_sleep_ms(int ms);
 struct it_server {
     pid_t pid;          /* 0 once reaped */
     int port;           /* the port it bound */
+    int http_port;      /* its HTTP endpoint's port; -1 with --no-http */
     int exit_status;    /* waitpid status once reaped */
     char log_path[256]; /* its stdout and stderr */
 };
 
-/* Start tcpmsgd with "--bind 127.0.0.1 --port 0" followed by the NULL-
+/* Start tcpmsgd with "--bind 127.0.0.1 --port 0 --http-port 0" followed by the NULL-
  * terminated extra args (args may be NULL), stdin from /dev/null, stdout and
  * stderr to a fresh temp log file. nofile > 0 sets RLIMIT_NOFILE (soft and
  * hard) in the child before exec. Waits up to IT_START_TIMEOUT_MS for the
- * "server socket bound" line (text or JSON) and reads the port from it, failing
+ * "server is listening" line (text or JSON) and reads the ports, failing
  * at once if the child exits. Returns the server (released by it_server_free)
  * or NULL, with the reason and the log printed to stderr. */
 struct it_server *it_server_start(const char *const *args, rlim_t nofile);
