@@ -57,14 +57,15 @@ static void accept_all(int epfd, int lfd)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = malloc(sizeof *c);
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-        if (c == NULL || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            free(c);
+        if (c == NULL) {
             close(fd);
             continue;
         }
         c->fd = fd;
         c->off = c->len = 0;
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+            conn_close(c);
     }
 }
 
@@ -84,7 +85,7 @@ static int conn_flush(struct conn *c)
 }
 
 /* One read, one write back. While a reply is pending, watch EPOLLOUT only:
- * we stop reading until it drains (the client's flow control). */
+ * a client that does not read its replies stops being read (backpressure). */
 static int conn_event(int epfd, struct conn *c, uint32_t events)
 {
     bool was_pending = c->len > 0;

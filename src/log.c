@@ -62,18 +62,21 @@ struct sb {
     char *buf;
     size_t cap; /* usable bytes, excluding room kept for "\n\0" */
     size_t len;
+    bool cut; /* an append did not fit */
 };
 
 static void sb_putc(struct sb *b, char c)
 {
     if (b->len < b->cap)
         b->buf[b->len++] = c;
+    else
+        b->cut = true;
 }
 
 static void sb_puts(struct sb *b, const char *s)
 {
-    while (*s != '\0' && b->len < b->cap)
-        b->buf[b->len++] = *s++;
+    while (*s != '\0')
+        sb_putc(b, *s++);
 }
 
 __attribute__((format(printf, 2, 3))) static void sb_printf(struct sb *b, const char *fmt, ...)
@@ -82,6 +85,8 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(struct sb *b, const 
     va_start(ap, fmt);
     int n = vsnprintf(b->buf + b->len, b->cap - b->len + 1, fmt, ap);
     va_end(ap);
+    if (n > 0 && (size_t)n > b->cap - b->len)
+        b->cut = true;
     if (n > 0)
         b->len += (size_t)n < b->cap - b->len ? (size_t)n : b->cap - b->len;
 }
@@ -184,7 +189,7 @@ size_t log_format_line(char *buf, size_t cap, enum log_format format, enum log_l
 {
     bool json = format == LOG_FORMAT_JSON;
     size_t keep = json ? 3 : 2; /* room kept for "}", "\n" and the NUL */
-    if (cap < keep + 1) {
+    if (cap < keep) {
         /* Too small for any content: an empty line if even that fits. */
         size_t n = cap >= 2 ? 1 : 0;
         if (n == 1)
@@ -211,10 +216,11 @@ size_t log_format_line(char *buf, size_t cap, enum log_format format, enum log_l
         else
             sb_printf(&b, " %s=", fields[i].key);
         sb_value(&b, &fields[i], json);
-        if (json && b.len >= b.cap) {
+        if (json && b.cut) {
             /* A field cut in half would leave the line unparsable: drop it
              * and the ones after it. */
             b.len = mark;
+            b.cut = false;
             break;
         }
     }

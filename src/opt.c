@@ -2,6 +2,7 @@
 #include "tcpmsg/opt.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -75,8 +76,9 @@ int opt_parse_seconds(const char *name, const char *s, double min, double max, d
 {
     char *end;
     errno = 0;
-    /* Plain decimals only: strtod would also take blanks, hex and "inf". */
-    bool plain = s[strspn(s, "0123456789.")] == '\0' && s[0] != '\0';
+    /* Decimal notation only: strtod would also take blanks, hex and "inf". */
+    bool plain = (s[0] >= '0' && s[0] <= '9') || s[0] == '.';
+    plain = plain && s[strspn(s, "0123456789.eE+-")] == '\0';
     double v = plain ? strtod(s, &end) : 0;
     if (!plain || end == s || *end != '\0' || errno != 0 || !isfinite(v)) {
         snprintf(err, err_cap, "%s: '%s' is not a number of seconds", name, s);
@@ -88,4 +90,23 @@ int opt_parse_seconds(const char *name, const char *s, double min, double max, d
     }
     *out = v;
     return 0;
+}
+
+void opt_bad_option_message(char *out, size_t cap, const char *word, int bad_short,
+                            const struct option *longopts)
+{
+    if (strncmp(word, "--", 2) != 0) {
+        snprintf(out, cap, "unknown option '-%c'", bad_short);
+        return;
+    }
+    const char *name = word + 2;
+    size_t n = strcspn(name, "=");
+    for (const struct option *o = longopts; o->name != NULL; o++) {
+        if (strlen(o->name) == n && strncmp(o->name, name, n) == 0 && name[n] == '=' &&
+            o->has_arg == no_argument) {
+            snprintf(out, cap, "--%s takes no value", o->name);
+            return;
+        }
+    }
+    snprintf(out, cap, "unknown option '--%.*s'", (int)n, name);
 }

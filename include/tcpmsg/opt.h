@@ -24,4 +24,11 @@ int opt_parse_size(const char *name, const char *s, uint64_t min, uint64_t max, 
 int opt_parse_seconds(const char *name, const char *s, double min, double max, double *out,
                       char *err, size_t err_cap);
 
+/* The message for getopt_long's '?' result: word is the argument getopt
+ * stopped at (argv[optind - 1]), bad_short its optopt. Names an unknown short
+ * option, an unknown long one, or a long one given a value it does not take. */
+struct option;
+void opt_bad_option_message(char *out, size_t cap, const char *word, int bad_short,
+                            const struct option *longopts);
+
 #endif

@@ -155,9 +155,9 @@ enum client_config_result client_config_parse(struct client_config *cfg, int arg
         case ':':
             return fail(err, "%s needs a value", argv[first - 1 + optind - 1]);
         case '?':
-            if (optopt != 0) /* a bad short option; else a bad long one */
-                return fail(err, "unknown option '-%c'", optopt);
-            return fail(err, "unknown option '%s'", argv[first - 1 + optind - 1]);
+            opt_bad_option_message(msg, sizeof msg, argv[first - 1 + optind - 1], optopt,
+                                   long_options);
+            return fail(err, "%s", msg);
         default:
             if (bench_only(opt) && cfg->command != CLIENT_BENCH)
                 return fail(err, "--%s is a bench option: tcpmsg bench ...", long_options[idx].name);

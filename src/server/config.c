@@ -218,12 +218,8 @@ enum config_result server_config_parse(struct server_config *cfg, int argc, char
             fprintf(err, "tcpmsgd: %s needs a value (see --help)\n", argv[optind - 1]);
             return CONFIG_ERROR;
         case '?':
-            /* optopt names a bad short option; a bad long one is the argument
-             * getopt just passed. */
-            if (optopt != 0)
-                fprintf(err, "tcpmsgd: unknown option '-%c' (see --help)\n", optopt);
-            else
-                fprintf(err, "tcpmsgd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            opt_bad_option_message(msg, sizeof msg, argv[optind - 1], optopt, long_options);
+            fprintf(err, "tcpmsgd: %s (see --help)\n", msg);
             return CONFIG_ERROR;
         default: {
             char name[64];

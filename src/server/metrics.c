@@ -396,4 +396,16 @@ void metrics_write_markdown(FILE *out)
         }
         fprintf(out, " | %s |\n", d->help);
     }
+#define MD_ROW(name, tag, text) fprintf(out, "| `%s` | %s |\n", tag, text);
+    fputs("\n### Close reasons (`tcpmsg_connections_closed_total{reason}`)\n\n"
+          "| reason | meaning |\n|---|---|\n", out);
+    CLOSE_REASONS(MD_ROW)
+    fputs("\n### Reject reasons (`tcpmsg_connections_rejected_total{reason}`)\n\n"
+          "| reason | meaning |\n|---|---|\n", out);
+    REJECT_REASONS(MD_ROW)
+    fputs("\n### Error kinds (`tcpmsg_errors_total{kind}`)\n\n"
+          "| kind | meaning |\n|---|---|\n", out);
+    ERROR_KINDS(MD_ROW)
+    MD_ROW(0, "http", "the HTTP endpoint answered 4xx or 5xx")
+#undef MD_ROW
 }

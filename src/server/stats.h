@@ -10,7 +10,7 @@
 
 /* Why a connection was closed: enum name, tag (logs, metrics), meaning. */
 #define CLOSE_REASONS(X)                                                                \
-    X(CLOSE_PEER, "peer_closed", "the client closed its end")                           \
+    X(CLOSE_PEER, "peer_closed", "the client closed its end (its replies were written first)") \
     X(CLOSE_RESET, "reset", "the client reset the connection (ECONNRESET, EPIPE)")      \
     X(CLOSE_IDLE, "idle_timeout", "no traffic for --idle-timeout")                      \
     X(CLOSE_FRAME_TIMEOUT, "frame_timeout", "a begun message not completed within --frame-timeout") \
@@ -42,11 +42,11 @@ enum reject_reason {
 
 /* Errors that are not a close reason of their own. */
 #define ERROR_KINDS(X)                                                        \
-    X(ERR_ACCEPT_EMFILE, "accept_emfile", "accept hit the descriptor limit (EMFILE, ENFILE)") \
+    X(ERR_ACCEPT_EMFILE, "accept_emfile", "accept ran out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): accepting pauses 100 ms") \
     X(ERR_ACCEPT_OTHER, "accept_other", "accept failed for another reason")   \
-    X(ERR_READ, "read", "read failed with an unexpected error")               \
-    X(ERR_WRITE, "write", "write failed with an unexpected error")            \
-    X(ERR_PROTOCOL, "protocol", "a malformed or oversize message")
+    X(ERR_READ, "read", "a read failed with an unexpected error (not a reset)") \
+    X(ERR_WRITE, "write", "a write failed with an unexpected error (not a reset)") \
+    X(ERR_PROTOCOL, "protocol", "a malformed or oversize message, or a malformed RTT report")
 
 enum error_kind {
 #define ERROR_ENUM(name, tag, text) name,

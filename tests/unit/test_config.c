@@ -132,6 +132,16 @@ static void test_server_defaults(void **state)
     assert_true(cfg.frame_timeout == 30);
     assert_true(cfg.write_timeout == 30);
     assert_true(cfg.drain_timeout == 5);
+    assert_string_equal(cfg.http_bind, "127.0.0.1");
+    assert_int_equal(cfg.http_port, 8081);
+    assert_true(cfg.http_enabled);
+#ifdef TCPMSG_WEB_ROOT
+    assert_string_equal(cfg.web_root, TCPMSG_WEB_ROOT);
+#else
+    /* The build sets the default on the library only: it is there, whatever it is. */
+    assert_true(cfg.web_root[0] != '\0');
+    assert_non_null(memchr(cfg.web_root, '\0', sizeof cfg.web_root));
+#endif
     assert_int_equal(cfg.log_format, LOG_FORMAT_TEXT);
     assert_int_equal(cfg.log_level, LOG_INFO);
 }
@@ -182,6 +192,9 @@ static void test_server_numeric_options_set_their_field(void **state)
         { "--port", "9000", FIELD(F_U16, port), 9000 },
         { "--port", "0", FIELD(F_U16, port), 0 },
         { "--port", "65535", FIELD(F_U16, port), 65535 },
+        { "--http-port", "9001", FIELD(F_U16, http_port), 9001 },
+        { "--http-port", "0", FIELD(F_U16, http_port), 0 },
+        { "--http-port", "65535", FIELD(F_U16, http_port), 65535 },
         { "--backlog", "16", FIELD(F_UNSIGNED, backlog), 16 },
         { "--threads", "1", FIELD(F_UNSIGNED, threads), 1 },
         { "--threads", "256", FIELD(F_UNSIGNED, threads), 256 },
@@ -236,6 +249,22 @@ static void test_server_text_options_set_their_field(void **state)
     assert_int_equal(cfg.port, 1);
     assert_int_equal(cfg.log_level, LOG_ERROR);
     assert_int_equal(cfg.log_format, LOG_FORMAT_TEXT);
+    capture_free(&c);
+
+    /* The HTTP endpoint's options. */
+    assert_int_equal(run_server(&cfg, ARGS("--http-bind", "::1", "--web-root", "/srv/www",
+                                           "--no-http"), &c),
+                     CONFIG_OK);
+    assert_string_equal(cfg.http_bind, "::1");
+    assert_string_equal(cfg.web_root, "/srv/www");
+    assert_false(cfg.http_enabled);
+    assert_string_equal(cfg.bind_addr, "0.0.0.0"); /* --http-bind is not --bind */
+    capture_free(&c);
+    assert_int_equal(run_server(&cfg, ARGS("--http-bind=0.0.0.0", "--web-root=web"), &c),
+                     CONFIG_OK);
+    assert_string_equal(cfg.http_bind, "0.0.0.0");
+    assert_string_equal(cfg.web_root, "web");
+    assert_true(cfg.http_enabled);
     capture_free(&c);
 
     static const struct { const char *name; enum log_level level; } levels[] = {
@@ -316,6 +345,12 @@ static void test_server_bad_values_are_errors_naming_the_option(void **state)
         { ARGS("--log-level", "INFO"), "--log-level" },
         { ARGS("--log-level", "verbose"), "--log-level" },
         { ARGS("--bind", ""), "--bind" },
+        { ARGS("--http-bind", ""), "--http-bind" },
+        { ARGS("--http-port", "70000"), "--http-port" },
+        { ARGS("--http-port", "x"), "--http-port" },
+        { ARGS("--web-root", ""), "--web-root" },
+        { ARGS("--http-port"), "--http-port" },
+        { ARGS("--web-root"), "--web-root" },
         /* missing values, unknown options, stray arguments */
         { ARGS("--port"), "--port" },
         { ARGS("--threads=4", "--max-payload"), "--max-payload" },
@@ -367,7 +402,8 @@ static void test_server_error_messages_are_specific(void **state)
 static const char *const server_long_options[] = {
     "--bind", "--port", "--backlog", "--threads", "--max-conns", "--max-conns-per-ip",
     "--max-payload", "--max-pending-output", "--idle-timeout", "--frame-timeout",
-    "--write-timeout", "--drain-timeout", "--log-format", "--log-level", "--verbose",
+    "--write-timeout", "--drain-timeout", "--http-bind", "--http-port", "--no-http",
+    "--web-root", "--log-format", "--log-level", "--verbose",
     "--help", "--version", "-v,", "-h,", "-V,",
 };
 
@@ -924,6 +960,49 @@ static void test_seconds_are_plain_decimal(void **state)
     }
 }
 
+/* Regression: a long option that takes no value given one ("--no-http=1",
+ * "--text=1") makes getopt return '?' with optopt set to the option's code, so
+ * the "optopt names a bad short option" branch prints "unknown option '-\x10'"
+ * (OPT_NO_HTTP as a char) or "'-v'" for "--verbose=1". The message should
+ * name the option the user typed. */
+static void test_long_option_given_a_value_is_named(void **state)
+{
+    (void)state;
+    const struct { const char *const *args; const char *needle; } server_cases[] = {
+        { ARGS("--no-http=1"), "--no-http" },
+        { ARGS("--verbose=1"), "--verbose" },
+    };
+    const struct { const char *const *args; const char *needle; } client_cases[] = {
+        { ARGS("--text=1", "h"), "--text" },
+        { ARGS("bench", "--json=yes", "h"), "--json" },
+    };
+    struct capture c = { 0 };
+    bool named[ARRAY_LEN(server_cases) + ARRAY_LEN(client_cases)];
+    size_t k = 0;
+    /* Free before asserting, so a failure does not leak into ASan's report. */
+    for (size_t i = 0; i < ARRAY_LEN(server_cases); i++) {
+        struct server_config cfg;
+        named[k] = run_server(&cfg, server_cases[i].args, &c) == CONFIG_ERROR &&
+                   strstr(c.err, server_cases[i].needle) != NULL;
+        if (!named[k])
+            print_error("%s: %s", server_cases[i].args[0], c.err);
+        k++;
+        capture_free(&c);
+    }
+    for (size_t i = 0; i < ARRAY_LEN(client_cases); i++) {
+        struct client_config cfg;
+        char *argv[MAX_ARGS + 2];
+        named[k] = run_client(&cfg, argv, client_cases[i].args, &c) == CLIENT_CONFIG_ERROR &&
+                   strstr(c.err, client_cases[i].needle) != NULL;
+        if (!named[k])
+            print_error("%s: %s", client_cases[i].args[0], c.err);
+        k++;
+        capture_free(&c);
+    }
+    for (size_t i = 0; i < k; i++)
+        assert_true(named[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -953,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_net_split_hostport),
         cmocka_unit_test(test_unknown_short_option_in_a_cluster_is_named),
         cmocka_unit_test(test_seconds_are_plain_decimal),
+        cmocka_unit_test(test_long_option_given_a_value_is_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
