@@ -16,6 +16,10 @@
 #include "tcpmsg/frame.h"
 #include "tcpmsg/hist.h"
 #include "tcpmsg/net.h"
+#include "tcpmsg/rttreport.h"
+
+#define REPORT_EVERY_NS 1000000000ull /* RTT reports to the server: once a second */
+#define CLOSE_WAIT_MS 1000            /* at the end, wait this long for the server's EOF */
 
 #define BENCH_ERRORS(X)                                         \
     X(BERR_CONNECT, "connect", "could not connect")             \
@@ -33,7 +37,7 @@ enum bench_error {
 struct bench_conn {
     int fd;
     uint8_t *out;      /* frames not yet written */
-    size_t out_off, out_len;
+    size_t out_off, out_len, out_cap;
     uint8_t *in;       /* replies not yet parsed */
     size_t in_len, in_cap;
     uint64_t *sent_ns; /* ring of send times, one per message in flight */
@@ -56,6 +60,8 @@ struct bench_thread {
     uint64_t msgs;
     uint64_t errors[BERR_COUNT];
     struct hist rtt;
+    struct hist unreported; /* RTTs not yet reported to the server */
+    uint64_t next_report_ns;
 };
 
 static size_t frame_size(const struct client_config *cfg)
@@ -137,12 +143,25 @@ static void consume_replies(struct bench_thread *t, struct bench_conn *c, uint64
     size_t fsz = frame_size(t->cfg);
     size_t pos = 0;
     unsigned depth = t->cfg->depth;
-    while (c->in_len - pos >= fsz && c->inflight > 0) {
+    while (c->in_len - pos >= FRAME_HEADER_SIZE) {
+        if (c->in[pos] == FRAME_RTT_REPORT) {
+            /* A byte-echo server sends our RTT reports back: skip them. */
+            size_t n = FRAME_HEADER_SIZE + ((size_t)c->in[pos + 1] << 16 |
+                                            (size_t)c->in[pos + 2] << 8 | c->in[pos + 3]);
+            if (c->in_len - pos < n)
+                break;
+            pos += n;
+            continue;
+        }
+        if (c->in_len - pos < fsz || c->inflight == 0)
+            break;
         if (!reply_matches(t, c->in + pos, c->seq)) {
             conn_drop(t, c, BERR_MISMATCH);
             return;
         }
         hist_record(&t->rtt, now - c->sent_ns[c->head]);
+        if (t->cfg->report)
+            hist_record(&t->unreported, now - c->sent_ns[c->head]);
         c->head = (c->head + 1) % depth;
         c->inflight--;
         c->seq++;
@@ -150,7 +169,7 @@ static void consume_replies(struct bench_thread *t, struct bench_conn *c, uint64
         pos += fsz;
         c->wait_since_ns = now;
     }
-    if (c->in_len - pos > 0 && c->inflight == 0) {
+    if (c->in_len - pos > 0 && c->inflight == 0 && c->in[pos] != FRAME_RTT_REPORT) {
         conn_drop(t, c, BERR_MISMATCH); /* bytes nobody asked for */
         return;
     }
@@ -174,6 +193,62 @@ static void on_event(struct bench_thread *t, struct bench_conn *c, uint32_t even
         }
     }
     top_up_and_send(t, c, now);
+}
+
+/* Append the RTTs measured since the last report to c's output as an
+ * RTT_REPORT frame (it leaves with the next write). */
+static void queue_report(struct bench_thread *t, struct bench_conn *c)
+{
+    if (c->fd < 0 || hist_count(&t->unreported) == 0)
+        return;
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_cap - c->out_len < RTT_REPORT_MAX_FRAME)
+        return; /* the previous report is still being written: next time */
+    c->out_len += rtt_report_encode(&t->unreported, c->out + c->out_len, c->out_cap - c->out_len);
+    hist_reset(&t->unreported);
+    set_events(t, c);
+}
+
+/* The last report: write whatever is pending, then the report, waiting. */
+static void final_report(struct bench_thread *t, struct bench_conn *c)
+{
+    if (c->fd < 0)
+        return;
+    queue_report(t, c);
+    int rc = net_write_all(c->fd, c->out + c->out_off, c->out_len - c->out_off, CLOSE_WAIT_MS);
+    c->out_off = c->out_len = 0;
+    if (rc < 0)
+        conn_drop(t, c, BERR_CLOSED);
+}
+
+/* Shut down the sending side of every connection and wait (briefly) for the
+ * server to close its side: the server then sees a clean close instead of a
+ * reset, and no report still in flight is thrown away. */
+static void close_gracefully(struct bench_thread *t)
+{
+    unsigned open = 0;
+    for (unsigned i = 0; i < t->nconns; i++) {
+        if (t->conns[i].fd >= 0) {
+            shutdown(t->conns[i].fd, SHUT_WR);
+            open++;
+        }
+    }
+    uint64_t deadline = net_now_ns() + CLOSE_WAIT_MS * 1000000ull;
+    struct epoll_event events[64];
+    while (open > 0 && net_now_ns() < deadline) {
+        int n = epoll_wait(t->epfd, events, 64, 50);
+        for (int i = 0; i < n; i++) {
+            struct bench_conn *c = events[i].data.ptr;
+            ssize_t r = net_read(c->fd, c->in, c->in_cap); /* late replies: discarded */
+            if (r == 0 || (r < 0 && r != -EAGAIN)) {
+                epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+                close(c->fd);
+                c->fd = -1;
+                open--;
+            }
+        }
+    }
 }
 
 static void check_timeouts(struct bench_thread *t, uint64_t now)
@@ -208,6 +283,7 @@ static void *bench_thread_main(void *arg)
         if (t->conns[i].fd >= 0)
             top_up_and_send(t, &t->conns[i], now);
     uint64_t next_check = now + 100000000u;
+    t->next_report_ns = now + REPORT_EVERY_NS;
     while (thread_busy(t, now)) {
         int n = epoll_wait(t->epfd, events, 64, 50);
         now = net_now_ns();
@@ -217,17 +293,28 @@ static void *bench_thread_main(void *arg)
             check_timeouts(t, now);
             next_check = now + 100000000u;
         }
+        if (t->cfg->report && now >= t->next_report_ns) {
+            queue_report(t, &t->conns[0]);
+            t->next_report_ns = now + REPORT_EVERY_NS;
+        }
     }
+    if (t->cfg->report)
+        final_report(t, &t->conns[0]);
+    close_gracefully(t);
     return NULL;
 }
 
-/* Connect and allocate one connection's buffers. */
+/* Connect and allocate one connection's buffers. The first connection of a
+ * thread also carries its RTT reports, so its output buffer has room for one. */
 static int conn_setup(struct bench_thread *t, struct bench_conn *c)
 {
     const struct client_config *cfg = t->cfg;
     size_t window = (size_t)cfg->depth * frame_size(cfg);
     c->in_cap = window > 65536 ? window : 65536;
-    c->out = malloc(window);
+    if (c->in_cap < 2 * RTT_REPORT_MAX_FRAME)
+        c->in_cap = 2 * RTT_REPORT_MAX_FRAME; /* room for an echoed report */
+    c->out_cap = window + (c == &t->conns[0] ? RTT_REPORT_MAX_FRAME : 0);
+    c->out = malloc(c->out_cap);
     c->in = malloc(c->in_cap);
     c->sent_ns = calloc(cfg->depth, sizeof *c->sent_ns);
     c->fd = -1;
@@ -331,6 +418,7 @@ static int setup(const struct client_config *cfg, struct bench_thread *ts, unsig
         t->start = start;
         t->start_ns = start_ns;
         hist_init(&t->rtt);
+        hist_init(&t->unreported);
         t->nconns = cfg->connections / nthreads + (i < cfg->connections % nthreads);
         t->quota = cfg->count == 0 ? UINT64_MAX : cfg->count / nthreads + (i < cfg->count % nthreads);
         t->conns = calloc(t->nconns, sizeof *t->conns);

@@ -15,6 +15,7 @@ void client_config_defaults(struct client_config *cfg)
     cfg->command = CLIENT_ONESHOT;
     cfg->port = CLIENT_DEFAULT_PORT;
     cfg->timeout = 5;
+    cfg->report = true;
     cfg->connections = 1;
     cfg->depth = 1;
     cfg->size = 64;
@@ -34,6 +35,8 @@ static void usage(FILE *out)
         "  --timeout SEC        give up on connecting or on a reply after SEC seconds\n"
         "                       (default 5)\n"
         "  --text               send text lines instead of framed messages\n"
+        "  --no-report          do not send the measured round-trip times to the server\n"
+        "                       (framed mode reports them, for the server's metrics)\n"
         "  -h, --help           show this help and exit\n"
         "  -V, --version        show the version and exit\n"
         "\n"
@@ -53,13 +56,14 @@ static void usage(FILE *out)
 }
 
 enum {
-    OPT_TIMEOUT = 256, OPT_TEXT, OPT_CONNECTIONS, OPT_DEPTH, OPT_SIZE, OPT_DURATION, OPT_COUNT,
+    OPT_TIMEOUT = 256, OPT_TEXT, OPT_NO_REPORT, OPT_CONNECTIONS, OPT_DEPTH, OPT_SIZE, OPT_DURATION, OPT_COUNT,
     OPT_THREADS, OPT_JSON,
 };
 
 static const struct option long_options[] = {
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
     { "text", no_argument, NULL, OPT_TEXT },
+    { "no-report", no_argument, NULL, OPT_NO_REPORT },
     { "connections", required_argument, NULL, OPT_CONNECTIONS },
     { "depth", required_argument, NULL, OPT_DEPTH },
     { "size", required_argument, NULL, OPT_SIZE },
@@ -87,6 +91,9 @@ static int apply(struct client_config *cfg, int opt, const char *name, const cha
         return opt_parse_seconds(name, v, 0.001, 86400, &cfg->timeout, err, cap);
     case OPT_TEXT:
         cfg->text = true;
+        return 0;
+    case OPT_NO_REPORT:
+        cfg->report = false;
         return 0;
     case OPT_CONNECTIONS:
         rc = opt_parse_u64(name, v, 1, 100000, &u, err, cap);

@@ -22,6 +22,7 @@ struct client_config {
     uint16_t port;
     double timeout;       /* --timeout: seconds for connect and for each reply */
     bool text;            /* --text: send text lines instead of frames */
+    bool report;          /* send measured RTTs to the server (off: --no-report) */
     char **messages;      /* one-shot: the MESSAGE arguments (points into argv) */
     size_t nmessages;     /* 0: read lines from stdin */
     /* bench */

@@ -10,7 +10,11 @@
 
 #include "client/client.h"
 #include "tcpmsg/frame.h"
+#include "tcpmsg/hist.h"
 #include "tcpmsg/net.h"
+#include "tcpmsg/rttreport.h"
+
+#define CLOSE_WAIT_MS 1000 /* after the last message, wait this long for the server's EOF */
 
 static int timeout_ms(const struct client_config *cfg)
 {
@@ -105,7 +109,7 @@ static int read_line_reply(int fd, const struct client_config *cfg, const char *
 
 /* Send one message and check its reply. Returns an exit status. */
 static int exchange(int fd, const struct client_config *cfg, const char *addr, const char *msg,
-                    size_t n, uint8_t **buf)
+                    size_t n, uint8_t **buf, struct hist *rtts)
 {
     if (n > FRAME_MAX_PAYLOAD_LIMIT || (cfg->text && memchr(msg, '\n', n) != NULL)) {
         fprintf(stderr, "tcpmsg: message too long for a frame, or a text message with a newline\n");
@@ -130,15 +134,47 @@ static int exchange(int fd, const struct client_config *cfg, const char *addr, c
                    : read_frame_reply(fd, cfg, addr, rhdr, buf, &len);
     if (rc != EXIT_OK)
         return rc;
-    double rtt_us = (double)(net_now_ns() - t0) / 1e3;
+    uint64_t rtt_ns = net_now_ns() - t0;
+    double rtt_us = (double)rtt_ns / 1e3;
     if (len != n || memcmp(*buf, msg, n) != 0) {
         fprintf(stderr, "tcpmsg: reply from %s does not match the message (%zu bytes sent, %zu received)\n",
                 addr, n, len);
         return EXIT_MISMATCH;
     }
+    hist_record(rtts, rtt_ns);
     printf("reply from %s in %.1f us: %.*s\n", addr, rtt_us, (int)len, (const char *)*buf);
     fflush(stdout);
     return EXIT_OK;
+}
+
+/* Tell the server the RTTs we measured (framed mode only: a text
+ * connection has no way to carry a control frame). */
+static void send_report(int fd, const struct client_config *cfg, const struct hist *rtts)
+{
+    if (!cfg->report || cfg->text)
+        return;
+    uint8_t *frame = malloc(RTT_REPORT_MAX_FRAME);
+    if (frame == NULL)
+        return;
+    size_t n = rtt_report_encode(rtts, frame, RTT_REPORT_MAX_FRAME);
+    if (n > 0)
+        (void)net_write_all(fd, frame, n, timeout_ms(cfg)); /* best effort */
+    free(frame);
+}
+
+/* Close so that the server sees a clean end: shut our side, then read until
+ * its EOF (a byte-echo server sends our report back: discarded). */
+static void close_gracefully(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    uint8_t sink[4096];
+    uint64_t deadline = net_now_ns() + CLOSE_WAIT_MS * 1000000ull;
+    while (net_now_ns() < deadline) {
+        int left = (int)((deadline - net_now_ns()) / 1000000) + 1;
+        if (net_read_full(fd, sink, 1, left) < 0)
+            break; /* EOF (reported as a reset by read_full), timeout or error */
+    }
+    close(fd);
 }
 
 int oneshot_run(const struct client_config *cfg)
@@ -147,10 +183,15 @@ int oneshot_run(const struct client_config *cfg)
     int fd = client_connect(cfg, addr);
     if (fd < 0)
         return -fd;
+    struct hist *rtts = hist_new();
+    if (rtts == NULL) {
+        close(fd);
+        return EXIT_IO;
+    }
     uint8_t *buf = NULL;
     int rc = EXIT_OK;
     for (size_t i = 0; i < cfg->nmessages && rc == EXIT_OK; i++)
-        rc = exchange(fd, cfg, addr, cfg->messages[i], strlen(cfg->messages[i]), &buf);
+        rc = exchange(fd, cfg, addr, cfg->messages[i], strlen(cfg->messages[i]), &buf, rtts);
     if (cfg->nmessages == 0) {
         char *line = NULL;
         size_t cap = 0;
@@ -160,11 +201,17 @@ int oneshot_run(const struct client_config *cfg)
                 n--;
             if (n > 0 && line[n - 1] == '\r')
                 n--;
-            rc = exchange(fd, cfg, addr, line, (size_t)n, &buf);
+            rc = exchange(fd, cfg, addr, line, (size_t)n, &buf, rtts);
         }
         free(line);
     }
     free(buf);
-    close(fd);
+    if (rc == EXIT_OK) {
+        send_report(fd, cfg, rtts);
+        close_gracefully(fd);
+    } else {
+        close(fd);
+    }
+    hist_free(rtts);
     return rc;
 }
