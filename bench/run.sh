@@ -16,7 +16,8 @@ usage: bench/run.sh [options] [BUILD_DIR]
   --client-threads N     `tcpmsg bench --threads` (default: same as --threads)
   --shapes LIST          comma-separated CONNSxDEPTHxSIZE (default:
                          1x1x64,1x1x4096,50x1x64,50x1x4096,50x16x64,50x16x4096)
-  --pin                  pin the servers to CPU 0 and the client to CPU 1
+  --pin split|same       pin the servers to CPU 0 and the client to CPU 1
+                         (split) or everything to CPU 0 (same); default: none
   --keep-logs            keep the server logs and raw JSON, print where
   --markdown | --json    output format (default: a plain-text table)
   -h, --help
@@ -29,7 +30,7 @@ die() { echo "run.sh: $*" >&2; exit 2; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
-ROUNDS=3 DURATION=3 THREADS=1 CLIENT_THREADS="" FORMAT=text BUILD=0 PIN=0 KEEP=0
+ROUNDS=3 DURATION=3 THREADS=1 CLIENT_THREADS="" FORMAT=text BUILD=0 PIN=none KEEP=0
 SHAPES=1x1x64,1x1x4096,50x1x64,50x1x4096,50x16x64,50x16x4096
 TPUT_TARGET=0.95  # tcpmsgd msgs/s >= 0.95 x ref, every shape
 P50_TARGET=1.05   # tcpmsgd p50 <= 1.05 x ref, 1-connection shapes
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
     -t | --threads) THREADS=${2:?}; shift ;;
     --client-threads) CLIENT_THREADS=${2:?}; shift ;;
     --shapes) SHAPES=${2:?}; shift ;;
-    --pin) PIN=1 ;;
+    --pin) PIN=${2:?}; shift ;;
     --keep-logs) KEEP=1 ;;
     --markdown) FORMAT=markdown ;;
     --json) FORMAT=json ;;
@@ -68,10 +69,14 @@ for b in "$REFECHO" "$TCPMSGD" "$TCPMSG"; do
     [ -x "$b" ] || die "$b not found: cmake -S . -B build && cmake --build build (or pass --build)"
 done
 SERVER_CMD=() CLIENT_CMD=()
-if [ "$PIN" = 1 ]; then
+case $PIN in
+none) ;;
+split | same)
     command -v taskset >/dev/null || die "--pin needs taskset"
-    SERVER_CMD=(taskset -c 0) CLIENT_CMD=(taskset -c 1)
-fi
+    SERVER_CMD=(taskset -c 0) CLIENT_CMD=(taskset -c "$([ "$PIN" = same ] && echo 0 || echo 1)")
+    ;;
+*) die "--pin takes split or same" ;;
+esac
 
 # --- processes: every one we start is killed on the way out ----------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tcpmsg-bench.XXXXXX")
@@ -100,7 +105,7 @@ start_server() {
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     for ((i = 0; i < 100; i++)); do
-        SERVER_PORT=$(grep -m1 "$ready" "$log" | grep -o 'port=[0-9]*' | head -n1 | cut -d= -f2 || true)
+        SERVER_PORT=$(grep -m1 "$ready" "$log" 2>/dev/null | grep -o 'port=[0-9]*' | head -n1 | cut -d= -f2 || true)
         [ -n "$SERVER_PORT" ] && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "$name exited at start-up"; }
         sleep 0.05
@@ -223,7 +228,7 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || true)
 SETUP="$(nproc) cores${CPU:+ ($CPU)}, Linux $(uname -r), tcpmsgd $GIT_REV"
 SETUP+=", server threads $THREADS, client threads $CLIENT_THREADS"
 SETUP+=", medians of $ROUNDS interleaved ${DURATION}s runs"
-if [ "$PIN" = 1 ]; then SETUP+=", pinned"; fi
+if [ "$PIN" != none ]; then SETUP+=", pinned $PIN"; fi
 
 mark() { # mark RATIO OK: flags a missed target
     case $2 in no) echo "$1 !" ;; *) echo "$1" ;; esac
