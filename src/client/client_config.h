@@ -1,5 +1,5 @@
-/* client config: the tcpmsg command line (one-shot and bench) parsed into
- * one struct. Knows nothing of sockets.
+/* client config: the tcpmsg command line (one-shot, bench and probe) parsed
+ * into one struct. Knows nothing of sockets.
  */
 #ifndef TCPMSG_CLIENT_CONFIG_H
 #define TCPMSG_CLIENT_CONFIG_H
@@ -10,10 +10,14 @@
 #include <stdio.h>
 
 #define CLIENT_DEFAULT_PORT 8080
+#define CLIENT_MAX_PERCENTILES 16
+#define CLIENT_MAX_TARGETS 64
+#define CLIENT_PROBE_TIMEOUT 1.0 /* probe's --timeout default: a probe is small */
 
 enum client_command {
     CLIENT_ONESHOT, /* send messages, print replies with their round-trip times */
-    CLIENT_BENCH,   /* closed-loop load generator */
+    CLIENT_BENCH,   /* load generator: closed loop, or open loop with --rate */
+    CLIENT_PROBE,   /* continuous low-rate probing of one or more targets */
 };
 
 struct client_config {
@@ -21,18 +25,33 @@ struct client_config {
     char host[256];
     uint16_t port;
     double timeout;       /* --timeout: seconds for connect and for each reply */
+    bool timeout_set;     /* given on the command line (probe's default differs) */
     bool text;            /* --text: send text lines instead of frames */
     bool report;          /* send measured RTTs to the server (off: --no-report) */
-    char **messages;      /* one-shot: the MESSAGE arguments (points into argv) */
-    size_t nmessages;     /* 0: read lines from stdin */
+    char **messages;      /* one-shot: the MESSAGE arguments; probe: the targets (argv) */
+    size_t nmessages;     /* one-shot: 0 reads lines from stdin */
     /* bench */
     unsigned connections; /* --connections */
-    unsigned depth;       /* --depth: messages in flight per connection */
-    size_t size;          /* --size: payload bytes */
-    double duration;      /* --duration seconds (when count == 0) */
-    uint64_t count;       /* --count: total messages, 0 for a timed run */
+    unsigned depth;       /* --depth: messages in flight per connection (at most) */
+    size_t size;          /* --size: payload bytes (the largest, with MIN-MAX) */
+    size_t size_min;      /* --size MIN-MAX: the smallest; == size when fixed */
+    uint64_t seed;        /* --seed: for random sizes and the probe's jitter */
+    double duration;      /* --duration seconds (when count == 0), after --warmup */
+    bool duration_set;    /* given (probe: runs until stopped otherwise) */
+    uint64_t count;       /* --count: total messages (probe: per target), 0: timed */
     unsigned threads;     /* --threads */
-    bool json;            /* --json: one JSON object on stdout */
+    bool json;            /* --json: JSON on stdout (ndjson events with --interval) */
+    double rate;          /* --rate: messages/s over all connections; 0: closed loop */
+    double interval;      /* --interval: seconds between reports (probe: between probes) */
+    double warmup;        /* --warmup: seconds of load excluded from the results */
+    double connect_rate;  /* --connect-rate: connections opened per second; 0: at once */
+    double percentiles[CLIENT_MAX_PERCENTILES]; /* --percentiles, each in (0, 100] */
+    size_t npercentiles;
+    const char *histogram_out; /* --histogram-out FILE (points into argv) */
+    const char *plot_out;      /* --plot FILE.svg (points into argv) */
+    /* probe */
+    int http_port;        /* --http-port: serve /metrics; -1: no endpoint */
+    char http_bind[64];   /* --http-bind */
 };
 
 enum client_config_result {
@@ -43,8 +62,8 @@ enum client_config_result {
 
 void client_config_defaults(struct client_config *cfg);
 
-/* Parse argv (argv[1] may be "bench"). Help goes to out, errors to err.
- * Resets getopt's state so it can be called repeatedly. */
+/* Parse argv (argv[1] may be "bench" or "probe"). Help goes to out, errors
+ * to err. Resets getopt's state so it can be called repeatedly. */
 enum client_config_result client_config_parse(struct client_config *cfg, int argc, char **argv,
                                               FILE *out, FILE *err);
 

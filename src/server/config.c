@@ -20,6 +20,7 @@ void server_config_defaults(struct server_config *cfg)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = cpus > 0 ? (unsigned)(cpus < MAX_THREADS ? cpus : MAX_THREADS) : 1;
     cfg->backlog = 1024;
+    cfg->max_children = 512;
     cfg->max_conns = 10000;
     cfg->max_conns_per_ip = 4096;
     cfg->max_payload = FRAME_DEFAULT_MAX_PAYLOAD;
@@ -49,6 +50,10 @@ static void usage(FILE *out)
         "  --backlog N               length of the kernel's accept queue (default 1024)\n"
         "  --threads N               worker threads, each with its own epoll loop\n"
         "                            (default: online CPUs)\n"
+        "  --mode epoll|fork         epoll: event loops on worker threads (default);\n"
+        "                            fork: a child process per client, statistics\n"
+        "                            sent to the parent over a pipe\n"
+        "  --max-children N          fork mode: live children at most (default 512)\n"
         "Limits:\n"
         "  --max-conns N             open connections over all clients (default 10000)\n"
         "  --max-conns-per-ip N      open connections from one address (default 4096)\n"
@@ -85,7 +90,8 @@ static void usage(FILE *out)
 enum {
     OPT_BIND = 256, OPT_PORT, OPT_BACKLOG, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_CONNS_PER_IP,
     OPT_MAX_PAYLOAD, OPT_MAX_PENDING, OPT_IDLE, OPT_FRAME, OPT_WRITE, OPT_DRAIN, OPT_LOG_FORMAT,
-    OPT_LOG_LEVEL, OPT_HTTP_BIND, OPT_HTTP_PORT, OPT_NO_HTTP, OPT_WEB_ROOT,
+    OPT_LOG_LEVEL, OPT_HTTP_BIND, OPT_HTTP_PORT, OPT_NO_HTTP, OPT_WEB_ROOT, OPT_MODE,
+    OPT_MAX_CHILDREN,
 };
 
 static const struct option long_options[] = {
@@ -93,6 +99,8 @@ static const struct option long_options[] = {
     { "port", required_argument, NULL, OPT_PORT },
     { "backlog", required_argument, NULL, OPT_BACKLOG },
     { "threads", required_argument, NULL, OPT_THREADS },
+    { "mode", required_argument, NULL, OPT_MODE },
+    { "max-children", required_argument, NULL, OPT_MAX_CHILDREN },
     { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
     { "max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP },
     { "max-payload", required_argument, NULL, OPT_MAX_PAYLOAD },
@@ -144,6 +152,17 @@ static int apply(struct server_config *cfg, int opt, const char *name, const cha
     case OPT_NO_HTTP:
         cfg->http_enabled = false;
         return 0;
+    case OPT_MODE:
+        if (strcmp(v, "epoll") != 0 && strcmp(v, "fork") != 0) {
+            snprintf(err, cap, "%s: '%s' is not one of epoll, fork", name, v);
+            return -1;
+        }
+        cfg->fork_mode = strcmp(v, "fork") == 0;
+        return 0;
+    case OPT_MAX_CHILDREN:
+        rc = opt_parse_u64(name, v, 1, 100000, &u, err, cap);
+        cfg->max_children = (unsigned)u;
+        break;
     case OPT_PORT:
         rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
         cfg->port = (uint16_t)u;

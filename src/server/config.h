@@ -15,6 +15,8 @@ struct server_config {
     char bind_addr[256];       /* --bind: address or name; default 0.0.0.0 */
     uint16_t port;             /* --port: 0 picks a free port; default 8080 */
     unsigned threads;          /* --threads: worker threads; default online CPUs */
+    bool fork_mode;            /* --mode fork: a child process per client */
+    unsigned max_children;     /* --max-children: fork mode's cap on live children */
     unsigned backlog;          /* --backlog: listen(2) queue length */
     unsigned max_conns;        /* --max-conns: open connections, all clients */
     unsigned max_conns_per_ip; /* --max-conns-per-ip: open connections per address */

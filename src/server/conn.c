@@ -59,7 +59,7 @@ static void publish(struct conn *c)
 }
 
 struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
-                       uint64_t now)
+                       uint64_t id, uint64_t now)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -70,7 +70,7 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
     c->in_cap = CONN_BUF_INITIAL;
     c->fd = fd;
     c->w = w;
-    c->id = atomic_fetch_add(&w->srv->next_conn_id, 1) + 1;
+    c->id = id;
     c->state = CONN_READING;
     c->opened_ns = c->active_ns = now;
     memcpy(&c->peer, peer, len);

@@ -73,7 +73,7 @@ const char *conn_state_name(enum conn_state s);
  * worker's epoll. Takes ownership of fd (closes it on failure). NULL on
  * ENOMEM or an epoll failure. */
 struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
-                       uint64_t now);
+                       uint64_t id, uint64_t now);
 
 /* epoll reported events for c. */
 void conn_on_event(struct conn *c, uint32_t events, uint64_t now);

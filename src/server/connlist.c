@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "server/conn.h"
+#include "server/forkmode.h"
 #include "server/server.h"
 
 static void info_fill(struct conn_info *i, const struct conn *c, unsigned worker)
@@ -49,6 +50,15 @@ void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned work
     pthread_mutex_unlock(&r->lock);
 }
 
+void closed_ring_push_info(struct closed_ring *r, const struct conn_info *info, uint64_t now)
+{
+    pthread_mutex_lock(&r->lock);
+    struct conn_info *i = &r->items[r->pushed++ % CLOSED_RING_SIZE];
+    *i = *info;
+    i->closed_ns = now;
+    pthread_mutex_unlock(&r->lock);
+}
+
 static json_t *info_json(const struct conn_info *i, uint64_t now)
 {
     uint64_t end = i->closed_ns != 0 ? i->closed_ns : now;
@@ -57,7 +67,10 @@ static json_t *info_json(const struct conn_info *i, uint64_t now)
     json_object_set_new(o, "peer", json_string(i->peer));
     json_object_set_new(o, "mode", json_string(i->mode));
     json_object_set_new(o, "state", json_string(i->state));
-    json_object_set_new(o, "worker", json_integer(i->worker));
+    if (i->pid != 0)
+        json_object_set_new(o, "pid", json_integer(i->pid));
+    else
+        json_object_set_new(o, "worker", json_integer(i->worker));
     json_object_set_new(o, "age_seconds", json_real((double)(end - i->opened_ns) / 1e9));
     json_object_set_new(o, "idle_seconds",
                         json_real(end > i->active_ns ? (double)(end - i->active_ns) / 1e9 : 0));
@@ -110,6 +123,11 @@ static int compare(const void *a, const void *b)
 /* Copy every open connection's info; NULL on ENOMEM. */
 static struct conn_info *snapshot(struct server *s, size_t *n)
 {
+    if (s->fork != NULL) {
+        struct conn_info *v = malloc((s->fork->nslots + 1) * sizeof *v);
+        *n = v != NULL ? fork_snapshot(s->fork, v, s->fork->nslots) : 0;
+        return v;
+    }
     size_t cap = 64, len = 0;
     struct conn_info *v = malloc(cap * sizeof *v);
     for (unsigned w = 0; v != NULL && w < s->nworkers; w++) {

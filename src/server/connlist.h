@@ -23,6 +23,7 @@ struct conn_info {
     const char *mode;
     const char *state;
     unsigned worker;
+    int pid;            /* fork mode: the child serving it; else 0 */
     uint64_t opened_ns, active_ns, closed_ns;
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, pending;
     const char *reason; /* closed connections only */
@@ -42,6 +43,10 @@ void closed_ring_destroy(struct closed_ring *r);
 /* Record c, closed now for reason (the worker calls this from conn_close). */
 void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned worker,
                       enum close_reason reason, uint64_t now);
+
+/* Record an already-filled conn_info (fork mode: the parent's view of a
+ * child's connection), closed now. */
+void closed_ring_push_info(struct closed_ring *r, const struct conn_info *info, uint64_t now);
 
 /* The /api/connections document: open connections sorted by sort (id, age,
  * idle, bytes_in, bytes_out, msgs_in, msgs_out, pending; a leading '-'

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "server/admin.h"
+#include "server/forkmode.h"
 #include "server/metrics.h"
 #include "tcpmsg/http.h"
 #include "tcpmsg/log.h"
@@ -77,7 +78,8 @@ int server_start(struct server *s, const struct server_config *cfg)
 {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
-    s->nworkers = cfg->threads;
+    /* Fork mode has one accepting thread; the children do the serving. */
+    s->nworkers = cfg->fork_mode ? 1 : cfg->threads;
     s->start_ns = net_now_ns();
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -85,12 +87,15 @@ int server_start(struct server *s, const struct server_config *cfg)
     closed_ring_init(&s->closed);
 
     /* A reply to a vanished client must fail with EPIPE, not kill us; and
-     * only the main thread takes SIGINT/SIGTERM (workers inherit the mask). */
+     * only the main thread takes SIGINT/SIGTERM (workers inherit the mask).
+     * In fork mode SIGCHLD is blocked too: it is read from a signalfd. */
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    if (cfg->fork_mode)
+        sigaddset(&set, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     int rc = -ENOMEM;
@@ -99,6 +104,14 @@ int server_start(struct server *s, const struct server_config *cfg)
     s->iplimit = iplimit_new(cfg->max_conns, cfg->max_conns_per_ip);
     if (fds == NULL || s->workers == NULL || s->iplimit == NULL)
         goto failed_alloc;
+    if (cfg->fork_mode) {
+        s->fork = calloc(1, sizeof *s->fork);
+        rc = s->fork == NULL ? -ENOMEM : fork_state_init(s->fork, cfg->max_children);
+        if (rc < 0) {
+            LOG(LOG_ERROR, "cannot set up fork mode", LF_S("error", strerror(-rc)));
+            goto failed_alloc;
+        }
+    }
     rc = open_listeners(s, fds, s->nworkers);
     if (rc < 0)
         goto failed_alloc;
@@ -108,7 +121,7 @@ int server_start(struct server *s, const struct server_config *cfg)
         rc = worker_init(w, s, started, fds[started]);
         if (rc == 0) {
             atomic_fetch_add(&s->workers_running, 1);
-            rc = worker_start(w);
+            rc = cfg->fork_mode ? fork_start(w) : worker_start(w);
             if (rc < 0)
                 atomic_fetch_sub(&s->workers_running, 1);
         }
@@ -123,7 +136,8 @@ int server_start(struct server *s, const struct server_config *cfg)
         rc = -EADDRINUSE;
         goto failed_workers;
     }
-    LOG(LOG_INFO, "server is listening", LF_S("address", s->bound), LF_U("threads", s->nworkers),
+    LOG(LOG_INFO, "server is listening", LF_S("address", s->bound),
+        LF_S("mode", cfg->fork_mode ? "fork" : "epoll"), LF_U("threads", s->nworkers),
         LF_U("max_conns", cfg->max_conns), LF_U("max_payload", cfg->max_payload),
         LF_S("version", TCPMSG_VERSION));
     return 0;
@@ -146,6 +160,10 @@ failed_alloc:
     free(s->workers);
     s->workers = NULL;
     s->iplimit = NULL;
+    if (s->fork != NULL)
+        fork_state_destroy(s->fork);
+    free(s->fork);
+    s->fork = NULL;
     closed_ring_destroy(&s->closed);
     return rc;
 }
@@ -160,7 +178,7 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     m->workers = s->nworkers;
     m->draining = atomic_load(&s->draining) != 0;
     m->version = TCPMSG_VERSION;
-    m->mode = "epoll";
+    m->mode = s->fork != NULL ? "fork" : "epoll";
     m->address = s->bound;
     m->start_time_s = s->start_time_s;
     m->uptime_s = (double)(net_now_ns() - s->start_ns) / 1e9;
@@ -268,5 +286,9 @@ void server_destroy(struct server *s)
     iplimit_free(s->iplimit);
     s->workers = NULL;
     s->iplimit = NULL;
+    if (s->fork != NULL)
+        fork_state_destroy(s->fork);
+    free(s->fork);
+    s->fork = NULL;
     closed_ring_destroy(&s->closed);
 }

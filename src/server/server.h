@@ -28,6 +28,7 @@ struct server {
     char bound[NET_ADDRSTRLEN];
     struct closed_ring closed;   /* recently closed connections */
     struct http_server *http;    /* the metrics endpoint, or NULL */
+    struct fork_state *fork;     /* fork mode's parent state, or NULL in epoll mode */
     double start_time_s;         /* Unix time */
     uint64_t start_ns;           /* monotonic */
 };

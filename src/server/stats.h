@@ -19,7 +19,8 @@
     X(CLOSE_PROTOCOL, "protocol_error", "an unknown frame type")                        \
     X(CLOSE_IO_ERROR, "io_error", "another socket error")                               \
     X(CLOSE_NO_MEMORY, "out_of_memory", "no memory for the connection's buffers")       \
-    X(CLOSE_SHUTDOWN, "shutdown", "the server was shutting down")
+    X(CLOSE_SHUTDOWN, "shutdown", "the server was shutting down")                      \
+    X(CLOSE_CHILD_DIED, "child_died", "fork mode: the child process serving it died before reporting its end")
 
 enum close_reason {
 #define CLOSE_ENUM(name, tag, text) name,
@@ -31,7 +32,9 @@ enum close_reason {
 /* Why a connection was refused right after accept. */
 #define REJECT_REASONS(X)                                               \
     X(REJECT_MAX_CONNS, "max_conns", "--max-conns connections were open") \
-    X(REJECT_PER_IP, "per_ip", "--max-conns-per-ip connections from that address were open")
+    X(REJECT_PER_IP, "per_ip", "--max-conns-per-ip connections from that address were open") \
+    X(REJECT_MAX_CHILDREN, "max_children", "fork mode: --max-children child processes were running") \
+    X(REJECT_FORK_FAILED, "fork_failed", "fork mode: fork() failed (EAGAIN, ENOMEM)")
 
 enum reject_reason {
 #define REJECT_ENUM(name, tag, text) name,
@@ -46,7 +49,9 @@ enum reject_reason {
     X(ERR_ACCEPT_OTHER, "accept_other", "accept failed for another reason")   \
     X(ERR_READ, "read", "a read failed with an unexpected error (not a reset)") \
     X(ERR_WRITE, "write", "a write failed with an unexpected error (not a reset)") \
-    X(ERR_PROTOCOL, "protocol", "a malformed or oversize message, or a malformed RTT report")
+    X(ERR_PROTOCOL, "protocol", "a malformed or oversize message, or a malformed RTT report") \
+    X(ERR_CHILD_CRASHED, "child_crashed", "fork mode: a child was killed by a signal or exited without its final report") \
+    X(ERR_STATS_PIPE, "stats_pipe", "fork mode: a malformed statistics record on the pipe")
 
 enum error_kind {
 #define ERROR_ENUM(name, tag, text) name,

@@ -41,6 +41,8 @@ int worker_init(struct worker *w, struct server *srv, unsigned index, int listen
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_tag };
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
         return -errno;
+    if (w->listen_fd < 0)
+        return 0; /* a fork-mode child: its one client is all it serves */
     ev.data.ptr = &listen_tag;
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_fd, &ev) < 0)
         return -errno;
@@ -121,11 +123,8 @@ static void resume_accepting(struct worker *w)
         w->listening = true;
 }
 
-/* Over a cap: say why in a framed error (the client has not spoken yet, so
- * its framing is unknown; a text client still sees the reason) and close. */
-static void reject(struct worker *w, int fd, const char *peer, int why)
+void worker_reject(struct worker *w, int fd, const char *peer, enum reject_reason r)
 {
-    enum reject_reason r = (enum reject_reason)(why - 1);
     int code = r == REJECT_PER_IP ? FRAME_ERR_PER_IP : FRAME_ERR_BUSY;
     uint8_t frame[96];
     size_t n = frame_error_encode(frame, sizeof frame, code, frame_error_text(code));
@@ -164,7 +163,22 @@ static bool accept_failed(struct worker *w, int e, uint64_t now)
     }
 }
 
-static void accept_clients(struct worker *w, uint64_t now)
+/* epoll mode: an admitted client becomes a connection of this worker. */
+static bool serve_here(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+                       uint64_t id, uint64_t now)
+{
+    struct conn *c = conn_open(w, fd, peer, len, id, now);
+    if (c == NULL) {
+        counter_add(&w->stats.closed[CLOSE_NO_MEMORY], 1);
+        LOG(LOG_ERROR, "no memory for a new connection", LF_U("conn", id));
+        return false;
+    }
+    LOG(LOG_INFO, "connection opened", LF_U("conn", id), LF_S("peer", c->peer_str),
+        LF_U("worker", w->index));
+    return true;
+}
+
+void worker_accept(struct worker *w, uint64_t now, worker_serve_fn serve)
 {
     for (int i = 0; i < ACCEPTS_PER_WAKEUP && w->listening; i++) {
         struct sockaddr_storage ss;
@@ -179,21 +193,26 @@ static void accept_clients(struct worker *w, uint64_t now)
         net_format_addr((struct sockaddr *)&ss, peer, sizeof peer);
         int why = server_admit(w->srv, (struct sockaddr *)&ss);
         if (why != 0) {
-            reject(w, fd, peer, why);
+            worker_reject(w, fd, peer, (enum reject_reason)(why - 1));
             continue;
         }
         net_set_nodelay(fd);
-        struct conn *c = conn_open(w, fd, (struct sockaddr *)&ss, len, now);
-        if (c == NULL) {
+        uint64_t id = atomic_fetch_add(&w->srv->next_conn_id, 1) + 1;
+        if (serve(w, fd, (struct sockaddr *)&ss, len, id, now))
+            counter_add(&w->stats.accepted, 1);
+        else
             server_release(w->srv, (struct sockaddr *)&ss);
-            counter_add(&w->stats.closed[CLOSE_NO_MEMORY], 1);
-            LOG(LOG_ERROR, "no memory for a new connection", LF_S("peer", peer));
-            continue;
-        }
-        counter_add(&w->stats.accepted, 1);
-        LOG(LOG_INFO, "connection opened", LF_U("conn", c->id), LF_S("peer", peer),
-            LF_U("worker", w->index));
     }
+}
+
+void worker_stop_listening(struct worker *w)
+{
+    if (w->listening)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+    w->listening = false;
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    w->listen_fd = -1;
 }
 
 static void begin_drain(struct worker *w, uint64_t now)
@@ -204,22 +223,34 @@ static void begin_drain(struct worker *w, uint64_t now)
     if (w->draining)
         return;
     w->draining = true;
-    if (w->listening)
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
-    w->listening = false;
-    close(w->listen_fd);
-    w->listen_fd = -1;
+    worker_stop_listening(w);
     for (struct conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
         conn_begin_drain(c, now);
     }
 }
 
+void worker_check_backoff(struct worker *w, uint64_t now)
+{
+    if (!w->listening && !w->draining && w->listen_fd >= 0 && now >= w->listen_resume_ns)
+        resume_accepting(w);
+}
+
+bool worker_handle(struct worker *w, const void *tag, uint64_t now, worker_serve_fn serve)
+{
+    if (tag == &listen_tag)
+        worker_accept(w, now, serve);
+    else if (tag == &wake_tag)
+        begin_drain(w, now);
+    else
+        return false;
+    return true;
+}
+
 static void run_timers(struct worker *w, uint64_t now)
 {
     w->next_tick_ns = now + TICK_NS;
-    if (!w->listening && !w->draining && now >= w->listen_resume_ns)
-        resume_accepting(w);
+    worker_check_backoff(w, now);
     bool past_deadline = w->draining && now >= atomic_load(&w->srv->drain_deadline_ns);
     for (struct conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
@@ -228,6 +259,8 @@ static void run_timers(struct worker *w, uint64_t now)
         else
             conn_check_timers(c, now);
     }
+    if (w->on_tick != NULL)
+        w->on_tick(w, now);
 }
 
 static void free_closed(struct worker *w)
@@ -246,12 +279,11 @@ static int wait_ms(const struct worker *w, uint64_t now)
     return (int)((w->next_tick_ns - now + 999999) / 1000000);
 }
 
-static void *worker_main(void *arg)
+void worker_run(struct worker *w)
 {
-    struct worker *w = arg;
     struct epoll_event events[MAX_EVENTS];
     w->next_tick_ns = net_now_ns() + TICK_NS;
-    while (!(w->draining && w->nconns == 0)) {
+    while (!((w->draining || w->exit_when_empty) && w->nconns == 0)) {
         int n = epoll_wait(w->epfd, events, MAX_EVENTS, wait_ms(w, net_now_ns()));
         if (n < 0 && errno != EINTR) {
             LOG(LOG_ERROR, "epoll_wait failed", LF_U("worker", w->index), LF_S("error", strerror(errno)));
@@ -260,11 +292,7 @@ static void *worker_main(void *arg)
         for (int i = 0; i < n; i++) {
             uint64_t now = net_now_ns();
             void *tag = events[i].data.ptr;
-            if (tag == &listen_tag)
-                accept_clients(w, now);
-            else if (tag == &wake_tag)
-                begin_drain(w, now);
-            else
+            if (!worker_handle(w, tag, now, serve_here))
                 conn_on_event(tag, events[i].events, now);
         }
         free_closed(w);
@@ -274,6 +302,12 @@ static void *worker_main(void *arg)
             free_closed(w);
         }
     }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    worker_run(w);
     atomic_fetch_sub(&w->srv->workers_running, 1);
     return NULL;
 }

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "server/stats.h"
 
@@ -31,17 +32,41 @@ struct worker {
     unsigned nconns;
     struct conn *closed; /* closed during this wakeup; freed after dispatch */
     uint64_t next_tick_ns;
+    bool exit_when_empty; /* a fork-mode child: the loop ends with its connection */
+    void (*on_tick)(struct worker *w, uint64_t now); /* optional, every timer tick */
     struct server_stats stats; /* written by this thread only */
 };
 
+/* Serve an admitted client (fd, peer, connection id). Returns false when it
+ * could not be served: fd is closed and the failure counted by then. */
+typedef bool (*worker_serve_fn)(struct worker *w, int fd, const struct sockaddr *peer,
+                                socklen_t len, uint64_t id, uint64_t now);
+
 /* Set up w (epoll, eventfd) around listen_fd, which it owns from now on.
  * Returns 0 or -errno. */
+/* listen_fd may be -1: a fork-mode child accepts nothing. */
 int worker_init(struct worker *w, struct server *srv, unsigned index, int listen_fd);
+/* The event loop, on the calling thread: returns once draining (or, with
+ * exit_when_empty, idle) and without connections. */
+void worker_run(struct worker *w);
 int worker_start(struct worker *w);
 /* Ask the worker to drain (any thread, async-signal-safe). */
 void worker_request_drain(struct worker *w);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
+
+/* Accept what the listener has (a bounded batch), apply the limits, pause on
+ * EMFILE, and hand each admitted client to serve. */
+void worker_accept(struct worker *w, uint64_t now, worker_serve_fn serve);
+/* Handle an epoll event on the worker's own descriptors (listener: accept
+ * and serve; wake: begin the drain). false when tag is not one of them. */
+bool worker_handle(struct worker *w, const void *tag, uint64_t now, worker_serve_fn serve);
+/* Re-arm the listener once an accept backoff has passed. */
+void worker_check_backoff(struct worker *w, uint64_t now);
+/* Refuse a client over a cap: an error frame, close, count, log. */
+void worker_reject(struct worker *w, int fd, const char *peer, enum reject_reason r);
+/* Close the listener (the drain, or a fork-mode child). */
+void worker_stop_listening(struct worker *w);
 
 /* For conn.c: (re)register c's epoll interest; park a closed c until freed. */
 int worker_watch(struct worker *w, struct conn *c, uint32_t events);

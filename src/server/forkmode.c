@@ -1,0 +1,422 @@
+/* forkmode: the parent's loop (accept, fork, read the statistics pipe, reap)
+ * and the child's life (one connection, served by conn.c in a worker loop,
+ * its statistics written to the pipe every tick and at exit).
+ */
+#include "server/forkmode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "server/conn.h"
+#include "server/forkrecord.h"
+#include "server/server.h"
+#include "server/worker.h"
+#include "tcpmsg/log.h"
+
+#define MAX_EVENTS 64
+#define TICK_MS 100
+#define PIPE_CAPACITY (1 << 20) /* room for ~1000 records before children block */
+
+static char pipe_tag, sig_tag; /* epoll tags of the parent's extra descriptors */
+
+int fork_state_init(struct fork_state *fs, unsigned max_children)
+{
+    memset(fs, 0, sizeof *fs);
+    fs->pipe_rd = fs->pipe_wr = fs->sig_fd = -1;
+    fs->children = calloc(max_children, sizeof *fs->children);
+    if (fs->children == NULL)
+        return -ENOMEM;
+    fs->nslots = max_children;
+    pthread_mutex_init(&fs->lock, NULL);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    fs->pipe_rd = p[0];
+    fs->pipe_wr = p[1];
+    /* The parent never waits on the pipe; children do block when it is full,
+     * which is back-pressure, not loss. */
+    fcntl(fs->pipe_rd, F_SETFL, O_NONBLOCK);
+    fcntl(fs->pipe_wr, F_SETPIPE_SZ, PIPE_CAPACITY);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    fs->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    return fs->sig_fd < 0 ? -errno : 0;
+}
+
+void fork_state_destroy(struct fork_state *fs)
+{
+    if (fs->children != NULL)
+        pthread_mutex_destroy(&fs->lock);
+    if (fs->pipe_rd >= 0)
+        close(fs->pipe_rd);
+    if (fs->pipe_wr >= 0)
+        close(fs->pipe_wr);
+    if (fs->sig_fd >= 0)
+        close(fs->sig_fd);
+    free(fs->children);
+    fs->children = NULL;
+}
+
+size_t fork_snapshot(struct fork_state *fs, struct conn_info *out, size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&fs->lock);
+    for (unsigned i = 0; i < fs->nslots && n < cap; i++)
+        if (fs->children[i].pid != 0)
+            out[n++] = fs->children[i].info;
+    pthread_mutex_unlock(&fs->lock);
+    return n;
+}
+
+/* ---- the child ----------------------------------------------------------- */
+
+struct child_ctx {
+    int pipe_wr;
+    struct fork_record_head tmpl;
+    struct server_stats *sent; /* what the parent has been told */
+    struct worker *w;
+};
+
+static struct worker *g_child_worker; /* for the signal handler */
+
+static void child_on_signal(int sig)
+{
+    (void)sig;
+    worker_request_drain(g_child_worker); /* an eventfd write: async-signal-safe */
+}
+
+static int write_record(const struct fork_record *r, void *ctx)
+{
+    const struct child_ctx *cc = ctx;
+    for (;;) {
+        /* One write of at most PIPE_BUF bytes: atomic, never interleaved. */
+        ssize_t n = write(cc->pipe_wr, r, sizeof *r);
+        if (n == (ssize_t)sizeof *r)
+            return 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 ? -errno : -EIO;
+    }
+}
+
+/* The connection as the parent should show it. */
+static void child_fill_head(struct child_ctx *cc, const struct conn *c)
+{
+    if (c == NULL)
+        return; /* closed: the last values stay */
+    struct fork_record_head *h = &cc->tmpl;
+    h->active_ns = counter_get(&c->pub.active_ns);
+    h->msgs_in = counter_get(&c->pub.msgs_in);
+    h->msgs_out = counter_get(&c->pub.msgs_out);
+    h->bytes_in = counter_get(&c->pub.bytes_in);
+    h->bytes_out = counter_get(&c->pub.bytes_out);
+    h->pending = counter_get(&c->pub.pending);
+    h->mode = (uint8_t)counter_get(&c->pub.mode);
+    h->state = (uint8_t)counter_get(&c->pub.state);
+}
+
+static struct child_ctx *g_child_ctx;
+
+static void child_tick(struct worker *w, uint64_t now)
+{
+    (void)now;
+    struct child_ctx *cc = g_child_ctx;
+    child_fill_head(cc, w->conns);
+    forkrecord_emit(&cc->tmpl, &w->stats, cc->sent, false, write_record, cc);
+}
+
+/* Keep only what the child needs: stdio, its client and the pipe's write
+ * end. The listener, the HTTP endpoint's sockets, the read end of the pipe
+ * and every other client's socket are closed. Returns the new client fd. */
+static int child_descriptors(int client, int *pipe_wr)
+{
+    /* Move the two keepers to 3 and 4 (via high numbers, so neither
+     * overwrites the other), then close everything above. */
+    int a = fcntl(client, F_DUPFD_CLOEXEC, 1000);
+    int b = fcntl(*pipe_wr, F_DUPFD_CLOEXEC, 1000);
+    if (a < 0 || b < 0 || dup3(a, 3, O_CLOEXEC) < 0 || dup3(b, 4, O_CLOEXEC) < 0)
+        return -1;
+    close_range(5, ~0u, 0);
+    *pipe_wr = 4;
+    return 3;
+}
+
+static void child_signals(struct worker *w)
+{
+    g_child_worker = w;
+    struct sigaction sa = { .sa_handler = child_on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/* The child's whole life; never returns. */
+static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
+                                 const struct sockaddr *peer, socklen_t len, uint64_t id)
+{
+    int pipe_wr = parent->fork->pipe_wr;
+    fd = child_descriptors(fd, &pipe_wr);
+    if (fd < 0)
+        _exit(70);
+    /* A server of its own: the parent's copy holds locks other threads may
+     * have held at fork time (the connection list, the per-IP table). */
+    struct server *s = calloc(1, sizeof *s);
+    struct worker *w = calloc(1, sizeof *w);
+    struct child_ctx *cc = calloc(1, sizeof *cc);
+    if (s == NULL || w == NULL || cc == NULL)
+        _exit(71);
+    s->cfg = parent->cfg;
+    s->nworkers = 1;
+    s->iplimit = iplimit_new(1, 1);
+    s->open_conns = 1; /* this child's one connection */
+    closed_ring_init(&s->closed);
+    cc->sent = malloc(sizeof *cc->sent);
+    if (s->iplimit == NULL || cc->sent == NULL || worker_init(w, s, 0, -1) < 0)
+        _exit(72);
+    server_stats_init(cc->sent);
+    iplimit_acquire(s->iplimit, peer); /* conn_close releases it */
+    cc->pipe_wr = pipe_wr;
+    cc->w = w;
+    cc->tmpl.pid = getpid();
+    cc->tmpl.slot = slot;
+    cc->tmpl.conn_id = id;
+    g_child_ctx = cc;
+    w->exit_when_empty = true;
+    w->on_tick = child_tick;
+    child_signals(w);
+
+    struct conn *c = conn_open(w, fd, peer, len, id, net_now_ns());
+    if (c == NULL)
+        _exit(73);
+    LOG(LOG_INFO, "connection opened", LF_U("conn", id), LF_S("peer", c->peer_str),
+        LF_I("pid", getpid()));
+    worker_run(w);
+
+    /* The last record: whatever moved since the last tick, and the close. */
+    cc->tmpl.flags = FORK_RECORD_FINAL;
+    for (int r = 0; r < CLOSE_REASON_COUNT; r++)
+        if (counter_get(&w->stats.closed[r]) > 0)
+            cc->tmpl.reason = (uint8_t)r;
+    cc->tmpl.state = CONN_CLOSED;
+    cc->tmpl.pending = 0;
+    int rc = forkrecord_emit(&cc->tmpl, &w->stats, cc->sent, true, write_record, cc);
+    _exit(rc < 0 ? 74 : 0);
+}
+
+/* ---- the parent ---------------------------------------------------------- */
+
+static struct fork_state *fs_of(struct worker *w)
+{
+    return w->srv->fork;
+}
+
+static int free_slot(const struct fork_state *fs)
+{
+    for (unsigned i = 0; i < fs->nslots; i++)
+        if (fs->children[i].pid == 0)
+            return (int)i;
+    return -1;
+}
+
+/* worker_serve_fn for fork mode: fork a child for the admitted client. */
+static bool fork_serve(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+                       uint64_t id, uint64_t now)
+{
+    struct fork_state *fs = fs_of(w);
+    char peer_str[NET_ADDRSTRLEN];
+    net_format_addr(peer, peer_str, sizeof peer_str);
+    int slot = free_slot(fs);
+    if (slot < 0) {
+        worker_reject(w, fd, peer_str, REJECT_MAX_CHILDREN);
+        return false;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        child_main(w->srv, (unsigned)slot, fd, peer, len, id);
+    if (pid < 0) {
+        LOG(LOG_WARN, "fork failed", LF_S("peer", peer_str), LF_S("error", strerror(errno)));
+        worker_reject(w, fd, peer_str, REJECT_FORK_FAILED);
+        return false;
+    }
+    close(fd); /* the child has it now */
+    struct fork_child *ch = &fs->children[slot];
+    pthread_mutex_lock(&fs->lock);
+    memset(ch, 0, sizeof *ch);
+    ch->pid = pid;
+    memcpy(&ch->peer, peer, len);
+    ch->info.id = id;
+    memcpy(ch->info.peer, peer_str, sizeof ch->info.peer);
+    ch->info.mode = frame_mode_name(FRAME_MODE_UNKNOWN);
+    ch->info.state = conn_state_name(CONN_READING);
+    ch->info.pid = pid;
+    ch->info.opened_ns = ch->info.active_ns = now;
+    fs->nchildren++;
+    pthread_mutex_unlock(&fs->lock);
+    return true;
+}
+
+static void take_record(struct worker *w, const struct fork_record *r)
+{
+    struct fork_state *fs = fs_of(w);
+    if (!forkrecord_valid(r) || r->h.slot >= fs->nslots || fs->children[r->h.slot].pid != r->h.pid) {
+        counter_add(&w->stats.errors[ERR_STATS_PIPE], 1);
+        LOG(LOG_WARN, "malformed statistics record", LF_I("pid", r->h.pid), LF_U("slot", r->h.slot));
+        return;
+    }
+    forkrecord_apply(r, &w->stats);
+    struct fork_child *ch = &fs->children[r->h.slot];
+    pthread_mutex_lock(&fs->lock);
+    ch->info.active_ns = r->h.active_ns != 0 ? r->h.active_ns : ch->info.active_ns;
+    ch->info.msgs_in = r->h.msgs_in;
+    ch->info.msgs_out = r->h.msgs_out;
+    ch->info.bytes_in = r->h.bytes_in;
+    ch->info.bytes_out = r->h.bytes_out;
+    ch->info.pending = r->h.pending;
+    ch->info.mode = frame_mode_name((enum frame_mode)r->h.mode);
+    ch->info.state = conn_state_name((enum conn_state)r->h.state);
+    if (r->h.flags & FORK_RECORD_FINAL) {
+        ch->final_seen = true;
+        ch->info.reason = close_reason_tag((enum close_reason)r->h.reason);
+    }
+    pthread_mutex_unlock(&fs->lock);
+}
+
+/* Read every whole record waiting in the pipe. */
+static void read_records(struct worker *w)
+{
+    struct fork_record r;
+    for (;;) {
+        ssize_t n = read(fs_of(w)->pipe_rd, &r, sizeof r);
+        if (n == (ssize_t)sizeof r) {
+            take_record(w, &r);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n > 0) { /* cannot happen with atomic writes of whole records */
+            counter_add(&w->stats.errors[ERR_STATS_PIPE], 1);
+            LOG(LOG_ERROR, "partial statistics record", LF_I("bytes", n));
+        }
+        return;
+    }
+}
+
+/* A child has gone: account for how it ended. */
+static void child_ended(struct worker *w, struct fork_child *ch, int status, uint64_t now)
+{
+    struct fork_state *fs = fs_of(w);
+    enum close_reason reason = CLOSE_PEER;
+    if (!ch->final_seen) {
+        /* Died without its last record: its statistics since the previous
+         * tick are lost, and its connection is counted here. */
+        reason = ch->killed ? CLOSE_SHUTDOWN : CLOSE_CHILD_DIED;
+        counter_add(&w->stats.closed[reason], 1);
+        if (!ch->killed)
+            counter_add(&w->stats.errors[ERR_CHILD_CRASHED], 1);
+        LOG(LOG_WARN, "child died", LF_I("pid", ch->pid), LF_U("conn", ch->info.id),
+            LF_S("peer", ch->info.peer),
+            LF_S("how", WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exited"),
+            LF_I("exit_status", WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+    }
+    pthread_mutex_lock(&fs->lock);
+    if (!ch->final_seen)
+        ch->info.reason = close_reason_tag(reason);
+    ch->info.state = "closed";
+    closed_ring_push_info(&w->srv->closed, &ch->info, now);
+    server_release(w->srv, (struct sockaddr *)&ch->peer);
+    ch->pid = 0;
+    fs->nchildren--;
+    pthread_mutex_unlock(&fs->lock);
+}
+
+/* Reap every child that has exited, without blocking. The pipe is read
+ * first: a child writes its last record before it exits, so the record is
+ * always there by the time its exit is seen. */
+static void reap(struct worker *w, uint64_t now)
+{
+    struct fork_state *fs = fs_of(w);
+    struct signalfd_siginfo si;
+    while (read(fs->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    }
+    read_records(w);
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (unsigned i = 0; i < fs->nslots; i++) {
+            if (fs->children[i].pid == pid) {
+                child_ended(w, &fs->children[i], status, now);
+                break;
+            }
+        }
+    }
+}
+
+/* Drain: the children finish their in-flight replies on SIGTERM; after the
+ * deadline they are killed. */
+static void drain_children(struct worker *w, uint64_t now)
+{
+    struct fork_state *fs = fs_of(w);
+    bool past = now >= atomic_load(&w->srv->drain_deadline_ns);
+    if (fs->signalled && !past)
+        return;
+    for (unsigned i = 0; i < fs->nslots; i++) {
+        struct fork_child *ch = &fs->children[i];
+        if (ch->pid == 0 || (past && ch->killed))
+            continue;
+        ch->killed = past;
+        kill(ch->pid, past ? SIGKILL : SIGTERM);
+    }
+    fs->signalled = true;
+}
+
+static int watch(struct worker *w, int fd, void *tag)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+    return epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void *fork_main(void *arg)
+{
+    struct worker *w = arg;
+    struct fork_state *fs = fs_of(w);
+    struct epoll_event events[MAX_EVENTS];
+    if (watch(w, fs->pipe_rd, &pipe_tag) < 0 || watch(w, fs->sig_fd, &sig_tag) < 0)
+        LOG(LOG_ERROR, "fork mode cannot watch its pipe", LF_S("error", strerror(errno)));
+    while (!(w->draining && fs->nchildren == 0)) {
+        int n = epoll_wait(w->epfd, events, MAX_EVENTS, TICK_MS);
+        uint64_t now = net_now_ns();
+        for (int i = 0; i < n; i++) {
+            void *tag = events[i].data.ptr;
+            if (tag == &pipe_tag)
+                read_records(w);
+            else if (tag == &sig_tag)
+                reap(w, now);
+            else
+                worker_handle(w, tag, now, fork_serve);
+        }
+        reap(w, now); /* signals coalesce: look every tick as well */
+        worker_check_backoff(w, now);
+        if (w->draining)
+            drain_children(w, now);
+    }
+    atomic_fetch_sub(&w->srv->workers_running, 1);
+    return NULL;
+}
+
+int fork_start(struct worker *w)
+{
+    return -pthread_create(&w->thread, NULL, fork_main, w);
+}

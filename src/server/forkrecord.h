@@ -1,0 +1,76 @@
+/* forkrecord: the statistics records a fork-mode child sends its parent.
+ * Every record has the same size, no more than PIPE_BUF, so each write(2)
+ * to the shared pipe is atomic: records of different children never
+ * interleave. A record carries counter deltas since the previous record,
+ * histogram bucket deltas, and the connection's current state.
+ */
+#ifndef TCPMSG_SERVER_FORKRECORD_H
+#define TCPMSG_SERVER_FORKRECORD_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "server/stats.h"
+
+#define FORK_RECORD_MAGIC 0x544d5347u /* "TMSG" */
+#define FORK_RECORD_VERSION 1
+#define FORK_RECORD_SIZE 1024
+#define FORK_RECORD_FINAL 1u /* flags: the child's last record */
+
+enum fork_hist { FORK_HIST_SERVICE, FORK_HIST_SIZE, FORK_HIST_CLIENT_RTT, FORK_HIST_COUNT };
+
+struct fork_record_head {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t flags;
+    int32_t pid;
+    uint32_t slot;     /* the parent's table slot for this child */
+    uint32_t nentries; /* histogram entries that follow */
+    uint32_t reserved;
+    uint64_t conn_id;
+    /* The connection now (totals, not deltas). */
+    uint64_t active_ns, msgs_in, msgs_out, bytes_in, bytes_out, pending;
+    uint8_t mode, state, reason, pad[5];
+    /* Counter deltas since the previous record. */
+    uint64_t closed[CLOSE_REASON_COUNT];
+    uint64_t errors[ERROR_KIND_COUNT];
+    uint64_t msgs_in_d[STATS_MODE_COUNT], msgs_out_d[STATS_MODE_COUNT];
+    uint64_t bytes_in_d[STATS_MODE_COUNT], bytes_out_d[STATS_MODE_COUNT];
+    uint64_t rtt_reports;
+};
+
+struct fork_entry {
+    uint8_t hist; /* enum fork_hist */
+    uint8_t pad;
+    uint16_t bucket;
+    uint32_t count;
+};
+
+#define FORK_ENTRIES ((FORK_RECORD_SIZE - sizeof(struct fork_record_head)) / sizeof(struct fork_entry))
+
+struct fork_record {
+    struct fork_record_head h;
+    struct fork_entry e[FORK_ENTRIES];
+};
+
+_Static_assert(sizeof(struct fork_record) <= PIPE_BUF, "a record must be written atomically");
+
+/* Emit the records that bring `sent` up to `cur`: fills head fields from
+ * tmpl (identity, connection state, flags), the deltas from cur - sent, then
+ * calls emit for each full record (more than one when many buckets moved).
+ * sent is updated to cur. Returns the number of records emitted (0 when
+ * nothing changed and force is false), or a negative errno from emit. */
+int forkrecord_emit(const struct fork_record_head *tmpl, const struct server_stats *cur,
+                    struct server_stats *sent, bool force,
+                    int (*emit)(const struct fork_record *r, void *ctx), void *ctx);
+
+/* Check a received record; false when it is malformed. */
+bool forkrecord_valid(const struct fork_record *r);
+
+/* Add a record's deltas to dst (histogram samples at bucket midpoints). */
+void forkrecord_apply(const struct fork_record *r, struct server_stats *dst);
+
+#endif
