@@ -250,11 +250,11 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     h->ctx = ctx;
     h->web_fd = -1;
     if (o->web_root != NULL) {
+        /* Without its files the endpoint still serves its API: say so, go on. */
         h->web_fd = open(o->web_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (h->web_fd < 0) {
-            snprintf(err, err_cap, "web root '%s': %s", o->web_root, strerror(errno));
-            goto failed;
-        }
+        if (h->web_fd < 0)
+            LOG(LOG_WARN, "no status page: cannot open the web root", LF_S("web_root", o->web_root),
+                LF_S("error", strerror(errno)));
     }
     struct sockaddr_storage ss;
     socklen_t len;
