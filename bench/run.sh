@@ -26,9 +26,10 @@ Exit: 0 all targets met; 1 a target missed or a run had errors; 2 usage or setup
 EOF
 }
 
-die() { echo "run.sh: $*" >&2; exit 2; }
-
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_NAME=run.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$REPO/bench/lib.sh"
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 ROUNDS=3 DURATION=3 THREADS=1 CLIENT_THREADS="" FORMAT=text BUILD=0 PIN=none KEEP=0
 SHAPES=1x1x64,1x1x4096,50x1x64,50x1x4096,50x16x64,50x16x4096
@@ -78,112 +79,21 @@ split | same)
 *) die "--pin takes split or same" ;;
 esac
 
-# --- processes: every one we start is killed on the way out ----------------
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tcpmsg-bench.XXXXXX")
-PIDS=()
-# shellcheck disable=SC2317  # invoked by the trap
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$KEEP" = 1 ]; then echo "run.sh: logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start_server NAME READY_PATTERN CMD...: sets SERVER_PID and SERVER_PORT from
-# the first "port=N" on the log line matching READY_PATTERN.
-start_server() {
-    local name=$1 ready=$2 log="$WORK/$1.log" i
-    shift 2
-    "${SERVER_CMD[@]}" "$@" >"$log" 2>&1 &
-    SERVER_PID=$!
-    PIDS+=("$SERVER_PID")
-    for ((i = 0; i < 100; i++)); do
-        SERVER_PORT=$(grep -m1 "$ready" "$log" 2>/dev/null | grep -o 'port=[0-9]*' | head -n1 | cut -d= -f2 || true)
-        [ -n "$SERVER_PORT" ] && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "$name exited at start-up"; }
-        sleep 0.05
-    done
-    cat "$log" >&2
-    die "$name did not report its port within 5 s"
-}
-
-stop_servers() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    PIDS=()
-}
-
-# parse_result FILE: prints "MSGS_PER_S P50_US ERRORS_TOTAL" from tcpmsg
-# bench --json, or nothing when the file does not hold those fields.
-parse_result() {
-    if command -v python3 >/dev/null; then
-        python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-print(d["msgs_per_s"], d["rtt_us"]["p50"], d["errors"]["total"])' "$1" 2>/dev/null || true
-    elif command -v jq >/dev/null; then
-        jq -r '"\(.msgs_per_s) \(.rtt_us.p50) \(.errors.total)"' "$1" 2>/dev/null || true
-    else
-        # The three keys are unique in the document, so a flat match is enough.
-        local k v out=""
-        for k in msgs_per_s p50 total; do
-            v=$(grep -o "\"$k\" *: *[-0-9.eE+]*" "$1" | head -n1 | sed 's/.*: *//' || true)
-            [ -n "$v" ] || return 0
-            out+="$v "
-        done
-        echo "${out% }"
-    fi
-}
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# spread V...: (max - min) / median in percent, how far the runs disagree.
-spread() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "%.0f", (m > 0 ? 100 * (v[NR] - v[1]) / m : 0) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
-meets() { awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
-    exit !(r != "nan" && (op == ">=" ? r + 0 >= t : r + 0 <= t)) }'; }
+work_init tcpmsg-bench
 
 # run_client SERVER PID PORT CONNS DEPTH SIZE ROUND: one `tcpmsg bench`;
 # appends msgs/s and p50 to the server's samples; returns 1 on client errors.
 run_client() {
-    local server=$1 pid=$2 port=$3 c=$4 d=$5 s=$6 round=$7 out rc=0 vals
+    local server=$1 pid=$2 port=$3 c=$4 d=$5 s=$6 round=$7 out
     out="$WORK/${c}x${d}x${s}.$server.$round.json"
-    local watchdog
-    watchdog=$(awk -v d="$DURATION" 'BEGIN { printf "%d", d + 30 }')
-    timeout -k 5 "$watchdog" "${CLIENT_CMD[@]}" "$TCPMSG" bench --connections "$c" --depth "$d" \
-        --size "$s" --duration "$DURATION" --threads "$CLIENT_THREADS" --json \
-        "127.0.0.1:$port" >"$out" 2>"$out.err" &
-    PIDS+=("$!")
-    wait "$!" || rc=$?
-    unset 'PIDS[-1]'
-    vals=$(parse_result "$out")
-    if ! kill -0 "$pid" 2>/dev/null; then
-        tail -n 20 "$WORK/$server.log" >&2
-        die "$server exited during the ${c}x${d}x${s} run (its log above)"
-    fi
-    if [ -z "$vals" ]; then
-        echo "run.sh: $server ${c}x${d}x${s}: tcpmsg bench exit $rc, no result:" >&2
-        cat "$out.err" >&2
-        return 1
-    fi
-    read -r msgs p50 errs <<<"$vals"
+    client_start "$out" "$port" "$c" "$d" "$s"
+    client_wait "$server" "$pid" "$out" "${c}x${d}x${s}" || return 1
     printf '  %-8s round %d/%d: %12.1f msg/s  p50 %9.1f us%s\n' "$server" "$round" "$ROUNDS" \
-        "$msgs" "$p50" "$([ "$errs" = 0 ] || echo "  errors=$errs")" >&2
-    if [ "$server" = refecho ]; then REF_MSGS+=("$msgs") REF_P50+=("$p50"); else
-        D_MSGS+=("$msgs") D_P50+=("$p50"); fi
-    [ "$rc" = 0 ] && [ "$errs" = 0 ]
+        "$MSGS" "$P50" "$([ "$ERRS" = 0 ] || echo "  errors=$ERRS")" >&2
+    if [ "$server" = refecho ]; then REF_MSGS+=("$MSGS") REF_P50+=("$P50"); else
+        D_MSGS+=("$MSGS") D_P50+=("$P50"); fi
+    [ "$CLIENT_RC" = 0 ] && [ "$ERRS" = 0 ]
 }
-
-join() { local IFS=,; echo "$*"; }
 
 # --- the measurement --------------------------------------------------------
 # One row per shape, '|'-separated: label conns depth size, ref and tcpmsgd
@@ -207,7 +117,7 @@ for shape in "${shape_list[@]}"; do
         run_client refecho "$ref_pid" "$ref_port" "$c" "$d" "$s" "$r" || FAILED=1
         run_client tcpmsgd "$d_pid" "$d_port" "$c" "$d" "$s" "$r" || FAILED=1
     done
-    stop_servers
+    stop_all
     if [ ${#REF_MSGS[@]} -eq 0 ] || [ ${#D_MSGS[@]} -eq 0 ]; then die "$label: no successful run"; fi
     rm=$(median "${REF_MSGS[@]}") dm=$(median "${D_MSGS[@]}")
     rp=$(median "${REF_P50[@]}") dp=$(median "${D_P50[@]}")
@@ -223,16 +133,10 @@ for shape in "${shape_list[@]}"; do
 done
 
 # --- the report -------------------------------------------------------------
-GIT_REV=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
-CPU=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || true)
-SETUP="$(nproc) cores${CPU:+ ($CPU)}, Linux $(uname -r), tcpmsgd $GIT_REV"
+SETUP=$(setup_line)
 SETUP+=", server threads $THREADS, client threads $CLIENT_THREADS"
 SETUP+=", medians of $ROUNDS interleaved ${DURATION}s runs"
 if [ "$PIN" != none ]; then SETUP+=", pinned $PIN"; fi
-
-mark() { # mark RATIO OK: flags a missed target
-    case $2 in no) echo "$1 !" ;; *) echo "$1" ;; esac
-}
 
 case $FORMAT in
 text)
@@ -263,8 +167,6 @@ markdown)
         "msg/s runs, ref/tcpmsgd. $SETUP."
     ;;
 json)
-    jstr() { local v=${1//\\/\\\\}; printf '"%s"' "${v//\"/\\\"}"; }
-    jbool() { case $1 in yes) echo true ;; no) echo false ;; *) echo null ;; esac; }
     printf '{"setup":%s,"rounds":%s,"duration_s":%s,"server_threads":%s,"client_threads":%s,' \
         "$(jstr "$SETUP")" "$ROUNDS" "$DURATION" "$THREADS" "$CLIENT_THREADS"
     printf '"targets":{"msgs_ratio_min":%s,"p50_ratio_max_1conn":%s},"shapes":[' "$TPUT_TARGET" "$P50_TARGET"

@@ -231,10 +231,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    struct http_server *h = cls;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
+    /* Requests libmicrohttpd refuses itself (malformed, a URI or headers
+     * over its memory limit) never reach our handler; the library's log line
+     * is the only sign of the status it sent. Count them with ours. */
+    const char *code = strstr(msg, "HTTP response code is ");
+    if (code != NULL && h != NULL) {
+        unsigned status = (unsigned)atoi(code + strlen("HTTP response code is "));
+        if (status / 100 < 6)
+            atomic_fetch_add_explicit(&h->responses[status / 100], 1, memory_order_relaxed);
+    }
     LOG(LOG_WARN, "http endpoint", LF_S("detail", msg));
 }
 
@@ -265,7 +274,7 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(
         flags, o->port, NULL, NULL, on_request, h,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, so it sees every message */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so it sees every message */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, o->max_conns,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_conns_per_ip,

@@ -11,15 +11,19 @@ size_t rtt_report_encode(const struct hist *h, uint8_t *out, size_t cap)
     struct hist_iter it;
     struct hist_bucket b;
     hist_iter_init(&it, h);
-    while (hist_iter_next(&it, &b) && n + RTT_REPORT_ENTRY <= cap) {
+    while (hist_iter_next(&it, &b)) {
         size_t idx = hist_bucket_index(b.lo);
-        uint32_t count = b.count > UINT32_MAX ? UINT32_MAX : (uint32_t)b.count;
-        out[n++] = (uint8_t)(idx >> 8);
-        out[n++] = (uint8_t)idx;
-        out[n++] = (uint8_t)(count >> 24);
-        out[n++] = (uint8_t)(count >> 16);
-        out[n++] = (uint8_t)(count >> 8);
-        out[n++] = (uint8_t)count;
+        /* A count over 32 bits goes out as several entries for one bucket. */
+        for (uint64_t left = b.count; left > 0 && n + RTT_REPORT_ENTRY <= cap;) {
+            uint32_t count = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+            out[n++] = (uint8_t)(idx >> 8);
+            out[n++] = (uint8_t)idx;
+            out[n++] = (uint8_t)(count >> 24);
+            out[n++] = (uint8_t)(count >> 16);
+            out[n++] = (uint8_t)(count >> 8);
+            out[n++] = (uint8_t)count;
+            left -= count;
+        }
     }
     if (n == FRAME_HEADER_SIZE + RTT_REPORT_HEAD)
         return 0;

@@ -1,5 +1,5 @@
-/* tcpmsg: the client. Parses the command line and runs the one-shot or the
- * bench command; the work lives in src/client/.
+/* tcpmsg: the client. Parses the command line and runs the one-shot, bench
+ * or probe command; the work lives in src/client/.
  */
 #include "client/client.h"
 
@@ -15,5 +15,13 @@ int main(int argc, char **argv)
     case CLIENT_CONFIG_ERROR:
         return 2;
     }
-    return cfg.command == CLIENT_BENCH ? bench_run(&cfg) : oneshot_run(&cfg);
+    switch (cfg.command) {
+    case CLIENT_BENCH:
+        return bench_run(&cfg);
+    case CLIENT_PROBE:
+        return probe_run(&cfg);
+    case CLIENT_ONESHOT:
+        break;
+    }
+    return oneshot_run(&cfg);
 }

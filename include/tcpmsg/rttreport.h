@@ -17,10 +17,11 @@
 #define RTT_REPORT_MAX_FRAME (4 + RTT_REPORT_HEAD + HIST_BUCKETS * RTT_REPORT_ENTRY)
 
 /* Encode the non-empty buckets of h (values in nanoseconds) as one complete
- * RTT_REPORT frame into out (at least RTT_REPORT_MAX_FRAME bytes). Counts
- * above 2^32-1 in one bucket are split over repeated entries only up to the
- * frame's room; callers report often enough for that never to matter.
- * Returns the frame size, or 0 when h is empty. */
+ * RTT_REPORT frame into out (cap bytes, at least RTT_REPORT_MAX_FRAME). A
+ * count above 2^32-1 in one bucket is split over repeated entries for that
+ * bucket; entries that do not fit in cap are left out (callers report often
+ * enough that a bucket never holds 2^32 samples). Returns the frame size, or
+ * 0 when h is empty. */
 size_t rtt_report_encode(const struct hist *h, uint8_t *out, size_t cap);
 
 /* Validate a report payload completely, then add it to dst (each entry

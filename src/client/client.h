@@ -1,5 +1,6 @@
-/* client: the two things tcpmsg does, each a function of its config:
- * one-shot messages with round-trip times, and the bench load generator.
+/* client: the three things tcpmsg does, each a function of its config:
+ * one-shot messages with round-trip times, the bench load generator, and
+ * the probe.
  */
 #ifndef TCPMSG_CLIENT_H
 #define TCPMSG_CLIENT_H
@@ -20,6 +21,8 @@ enum client_exit {
 /* Each returns an enum client_exit; results go to stdout, errors to stderr. */
 int oneshot_run(const struct client_config *cfg);
 int bench_run(const struct client_config *cfg);
+/* Runs until --count, --duration or SIGINT/SIGTERM; 1 if any probe was lost. */
+int probe_run(const struct client_config *cfg);
 
 /* Resolve and connect to cfg's target, printing a clear error. Returns the
  * fd, or -(enum client_exit). addr_out (NET_ADDRSTRLEN) gets "ip:port". */

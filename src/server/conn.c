@@ -107,9 +107,11 @@ void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
     worker_forget(c->w, c); /* deregisters from epoll and parks c for freeing */
     close(c->fd);
     c->fd = -1;
-    server_release(c->w->srv, (const struct sockaddr *)&c->peer);
+    /* Count the close before the open gauge drops, so that a scrape never
+     * sees a connection in neither. */
     counter_add(&stats_of(c)->closed[reason], 1);
     closed_ring_push(&c->w->srv->closed, c, c->w->index, reason, now);
+    server_release(c->w->srv, (const struct sockaddr *)&c->peer);
     LOG(LOG_INFO, "connection closed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
         LF_S("reason", close_reason_tag(reason)), LF_S("mode", frame_mode_name(c->mode)),
         LF_U("msgs_in", counter_get(&c->pub.msgs_in)), LF_U("msgs_out", counter_get(&c->pub.msgs_out)),

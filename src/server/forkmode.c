@@ -287,9 +287,13 @@ static void take_record(struct worker *w, const struct fork_record *r)
     ch->info.pending = r->h.pending;
     ch->info.mode = frame_mode_name((enum frame_mode)r->h.mode);
     ch->info.state = conn_state_name((enum conn_state)r->h.state);
-    if (r->h.flags & FORK_RECORD_FINAL) {
+    if ((r->h.flags & FORK_RECORD_FINAL) && !ch->final_seen) {
         ch->final_seen = true;
         ch->info.reason = close_reason_tag((enum close_reason)r->h.reason);
+        /* Its connection is closed: it no longer counts against --max-conns
+         * and --max-conns-per-ip, though the process holds its --max-children
+         * slot until it is reaped. */
+        server_release(w->srv, (struct sockaddr *)&ch->peer);
     }
     pthread_mutex_unlock(&fs->lock);
 }
@@ -336,27 +340,32 @@ static void child_ended(struct worker *w, struct fork_child *ch, int status, uin
         ch->info.reason = close_reason_tag(reason);
     ch->info.state = "closed";
     closed_ring_push_info(&w->srv->closed, &ch->info, now);
-    server_release(w->srv, (struct sockaddr *)&ch->peer);
+    if (!ch->final_seen)
+        server_release(w->srv, (struct sockaddr *)&ch->peer);
     ch->pid = 0;
     fs->nchildren--;
     pthread_mutex_unlock(&fs->lock);
 }
 
-/* Reap every child that has exited, without blocking. The pipe is read
- * first: a child writes its last record before it exits, so the record is
- * always there by the time its exit is seen. */
+/* Reap every child that has exited, without blocking. A child writes its
+ * last record before it exits, so once waitpid has seen the exit the record
+ * is in the pipe: read it then, before deciding how the child ended.
+ * Regression (test_fork.no_zombies): reading the pipe only before waitpid
+ * missed the record of a child that wrote it and exited between the two
+ * calls; the child was counted as died and its record as malformed. */
 static void reap(struct worker *w, uint64_t now)
 {
     struct fork_state *fs = fs_of(w);
     struct signalfd_siginfo si;
     while (read(fs->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
     }
-    read_records(w);
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (unsigned i = 0; i < fs->nslots; i++) {
             if (fs->children[i].pid == pid) {
+                if (!fs->children[i].final_seen)
+                    read_records(w);
                 child_ended(w, &fs->children[i], status, now);
                 break;
             }

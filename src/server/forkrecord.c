@@ -52,6 +52,7 @@ int forkrecord_emit(const struct fork_record_head *tmpl, const struct server_sta
     struct fork_record r;
     memset(&r, 0, sizeof r);
     r.h = *tmpl;
+    r.h.flags = 0; /* set on the last record only, below */
     r.h.magic = FORK_RECORD_MAGIC;
     r.h.version = FORK_RECORD_VERSION;
     bool moved = take_counters(&r.h, cur, sent);

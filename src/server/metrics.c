@@ -11,6 +11,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "tcpmsg/promhist.h"
+
 enum metric_type { M_COUNTER, M_GAUGE, M_HISTOGRAM, M_INFO };
 
 struct metric_def {
@@ -42,6 +44,7 @@ static double u(uint64_t v)
 }
 
 static double get_open(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->conns_open); }
+static double get_max_conns(const struct metrics_snapshot *m, size_t i) { (void)i; return m->max_conns; }
 static double get_workers(const struct metrics_snapshot *m, size_t i) { (void)i; return m->workers; }
 static double get_draining(const struct metrics_snapshot *m, size_t i) { (void)i; return m->draining; }
 static double get_uptime(const struct metrics_snapshot *m, size_t i) { (void)i; return m->uptime_s; }
@@ -81,24 +84,15 @@ static const struct hist *hist_service(const struct metrics_snapshot *m) { retur
 static const struct hist *hist_client(const struct metrics_snapshot *m) { return &m->stats.client_rtt_ns; }
 static const struct hist *hist_size(const struct metrics_snapshot *m) { return &m->stats.msg_bytes; }
 
-/* Latency buckets: 1, 1.5, 2, 3, 5, 7 per decade from 1 us to 10 s, fine
- * enough for histogram_quantile to tell 20 us from 30 us. */
-static const double latency_bounds[] = {
-    1e-6, 1.5e-6, 2e-6, 3e-6, 5e-6, 7e-6, 1e-5, 1.5e-5, 2e-5, 3e-5, 5e-5, 7e-5,
-    1e-4, 1.5e-4, 2e-4, 3e-4, 5e-4, 7e-4, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 7e-3,
-    1e-2, 1.5e-2, 2e-2, 3e-2, 5e-2, 7e-2, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7,
-    1, 1.5, 2, 3, 5, 7, 10,
-};
-
 /* Size buckets: powers of four from 1 byte to 16 MiB (the protocol's limit). */
 static const double size_bounds[] = {
     0, 1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
 };
 
+/* Latency buckets are shared with the client's probe (tcpmsg/promhist.h). */
 size_t metrics_latency_bounds(const double **b)
 {
-    *b = latency_bounds;
-    return COUNT_OF(latency_bounds);
+    return promhist_latency_bounds(b);
 }
 
 size_t metrics_size_bounds(const double **b)
@@ -113,6 +107,8 @@ static const struct metric_def metric_defs[] = {
     { "tcpmsg_build_info", M_INFO, "", "Version and concurrency mode of this server (value 1)",
       .get = get_one },
     { "tcpmsg_connections_open", M_GAUGE, "", "Client connections open now", .get = get_open },
+    { "tcpmsg_connections_max", M_GAUGE, "", "The --max-conns limit on open connections",
+      .get = get_max_conns },
     { "tcpmsg_connections_accepted_total", M_COUNTER, "", "Client connections accepted",
       .get = get_accepted },
     { "tcpmsg_connections_closed_total", M_COUNTER, "", "Client connections closed, by reason",
@@ -191,13 +187,7 @@ void metrics_read_process(struct metrics_snapshot *m)
 
 uint64_t metrics_hist_cumulative(const struct hist *h, uint64_t bound)
 {
-    uint64_t n = 0;
-    struct hist_iter it;
-    struct hist_bucket b;
-    hist_iter_init(&it, h);
-    while (hist_iter_next(&it, &b) && b.lo + (b.hi - b.lo) / 2 <= bound)
-        n += b.count;
-    return n;
+    return promhist_cumulative(h, bound);
 }
 
 /* --- JSON ------------------------------------------------------------- */
@@ -308,16 +298,7 @@ static void prom_hist(FILE *f, const struct metric_def *d, const struct hist *h)
 {
     const double *bounds;
     size_t nb = d->bounds(&bounds);
-    uint64_t total = metrics_hist_cumulative(h, UINT64_MAX);
-    for (size_t i = 0; i < nb; i++) {
-        /* A bound in base units, back in the histogram's recorded units. */
-        uint64_t raw = (uint64_t)(bounds[i] / d->scale + 0.5);
-        fprintf(f, "%s_bucket{le=\"%.9g\"} %llu\n", d->name, bounds[i],
-                (unsigned long long)metrics_hist_cumulative(h, raw));
-    }
-    fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", d->name, (unsigned long long)total);
-    fprintf(f, "%s_sum %.9g\n", d->name, (double)hist_sum(h) * d->scale);
-    fprintf(f, "%s_count %llu\n", d->name, (unsigned long long)total);
+    promhist_write(f, d->name, "", h, d->scale, bounds, nb);
 }
 
 static void prom_value(FILE *f, const char *name, const char *label, const char *value, double v)
@@ -329,7 +310,7 @@ static void prom_value(FILE *f, const char *name, const char *label, const char 
     if (v == (double)(uint64_t)v && v < 1e15)
         fprintf(f, "%llu\n", (unsigned long long)v);
     else
-        fprintf(f, "%.9g\n", v);
+        fprintf(f, "%.17g\n", v); /* exact: a Unix time needs 13+ digits */
 }
 
 static char *render_text(const struct metrics_snapshot *m, size_t *len, bool om)

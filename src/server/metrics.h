@@ -18,6 +18,7 @@
 struct metrics_snapshot {
     struct server_stats stats; /* all workers summed */
     uint64_t conns_open;
+    unsigned max_conns;
     unsigned workers;
     bool draining;
     const char *version;

@@ -64,13 +64,14 @@ static int start_http(struct server *s)
     o.port = cfg->http_port;
     o.web_root = cfg->web_root;
     char err[300];
-    s->http = http_start(&o, admin_route, s, err, sizeof err);
-    if (s->http == NULL) {
+    struct http_server *h = http_start(&o, admin_route, s, err, sizeof err);
+    atomic_store(&s->http, h);
+    if (h == NULL) {
         LOG(LOG_ERROR, "cannot start the HTTP endpoint", LF_S("error", err));
         return -1;
     }
-    LOG(LOG_INFO, "http endpoint listening", LF_S("address", http_bound(s->http)),
-        LF_U("http_port", http_port(s->http)), LF_S("web_root", cfg->web_root));
+    LOG(LOG_INFO, "http endpoint listening", LF_S("address", http_bound(h)),
+        LF_U("http_port", http_port(h)), LF_S("web_root", cfg->web_root));
     return 0;
 }
 
@@ -175,6 +176,7 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     for (unsigned i = 0; i < s->nworkers; i++)
         server_stats_add(&m->stats, &s->workers[i].stats);
     m->conns_open = atomic_load(&s->open_conns);
+    m->max_conns = s->cfg->max_conns;
     m->workers = s->nworkers;
     m->draining = atomic_load(&s->draining) != 0;
     m->version = TCPMSG_VERSION;
@@ -182,8 +184,9 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     m->address = s->bound;
     m->start_time_s = s->start_time_s;
     m->uptime_s = (double)(net_now_ns() - s->start_ns) / 1e9;
-    for (unsigned c = 2; c < 6 && s->http != NULL; c++)
-        m->http_responses[c] = http_responses(s->http, c);
+    struct http_server *h = atomic_load(&s->http);
+    for (unsigned c = 2; c < 6 && h != NULL; c++)
+        m->http_responses[c] = http_responses(h, c);
     metrics_read_process(m);
 }
 
@@ -276,8 +279,7 @@ int server_wait(struct server *s)
 
 void server_destroy(struct server *s)
 {
-    http_stop(s->http);
-    s->http = NULL;
+    http_stop(atomic_exchange(&s->http, NULL));
     if (s->workers != NULL) {
         for (unsigned i = 0; i < s->nworkers; i++)
             worker_destroy(&s->workers[i]);

@@ -27,7 +27,9 @@ struct server {
     _Atomic uint64_t drain_deadline_ns;
     char bound[NET_ADDRSTRLEN];
     struct closed_ring closed;   /* recently closed connections */
-    struct http_server *http;    /* the metrics endpoint, or NULL */
+    /* The metrics endpoint, or NULL. Atomic: its own thread may serve a
+     * request (and read this) before http_start has returned. */
+    _Atomic(struct http_server *) http;
     struct fork_state *fork;     /* fork mode's parent state, or NULL in epoll mode */
     double start_time_s;         /* Unix time */
     uint64_t start_ns;           /* monotonic */

@@ -5,9 +5,11 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -156,12 +159,29 @@ static int parse_port(const char *log, const char *marker, const char *key)
     return end != p + skip && port > 0 && port < 65536 ? (int)port : -1;
 }
 
+const char *it_mode(void)
+{
+    const char *m = getenv("TCPMSG_IT_MODE");
+    return m != NULL && *m != '\0' ? m : "epoll";
+}
+
+bool it_fork_mode(void)
+{
+    return strcmp(it_mode(), "fork") == 0;
+}
+
 static void exec_server(const char *const *args, rlim_t nofile, int log_fd)
 {
     const char *argv[64] = { "tcpmsgd", "--bind", "127.0.0.1", "--port", "0", "--http-port", "0" };
     size_t n = 7;
-    for (size_t i = 0; args != NULL && args[i] != NULL && n < 63; i++)
+    for (size_t i = 0; args != NULL && args[i] != NULL && n < 61; i++)
         argv[n++] = args[i];
+    /* Only when asked: without TCPMSG_IT_MODE the server runs its default. */
+    const char *mode = getenv("TCPMSG_IT_MODE");
+    if (mode != NULL && *mode != '\0') {
+        argv[n++] = "--mode";
+        argv[n++] = it_mode();
+    }
     argv[n] = NULL;
     if (nofile > 0) {
         struct rlimit rl = { .rlim_cur = nofile, .rlim_max = nofile };
@@ -445,6 +465,96 @@ double it_proc_cpu_s(pid_t pid)
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
         return -1;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Parent pid and state of pid from /proc/PID/stat; false if it is gone. */
+static bool proc_stat(pid_t pid, pid_t *ppid, char *state)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    int pp;
+    if (p == NULL || sscanf(p + 2, "%c %d", state, &pp) != 2)
+        return false;
+    *ppid = pp;
+    return true;
+}
+
+int it_proc_children(pid_t pid, pid_t *out, char *states, int cap)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return -errno;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long p = strtol(e->d_name, &end, 10);
+        pid_t ppid;
+        char state;
+        if (*end != '\0' || p <= 0 || !proc_stat((pid_t)p, &ppid, &state) || ppid != pid)
+            continue;
+        if (n < cap) {
+            out[n] = (pid_t)p;
+            if (states != NULL)
+                states[n] = state;
+        }
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+int it_proc_fds(pid_t pid, int *fds, char (*targets)[64], int cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return -errno;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < cap) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || end == e->d_name)
+            continue;
+        char link[96];
+        snprintf(link, sizeof link, "%s/%ld", path, fd);
+        ssize_t len = readlink(link, targets[n], 63);
+        if (len < 0)
+            continue; /* closed meanwhile */
+        targets[n][len] = '\0';
+        fds[n++] = (int)fd;
+    }
+    closedir(d);
+    return n;
+}
+
+int it_proc_fd_flags(pid_t pid, int fd)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)pid, fd);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -errno;
+    int flags = -ENOENT;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "flags:", 6) == 0) {
+            flags = (int)strtol(line + 6, NULL, 8);
+            break;
+        }
+    }
+    fclose(f);
+    return flags;
 }
 
 /* ---- sockets -------------------------------------------------------------------- */
@@ -801,4 +911,168 @@ void it_run_free(struct it_run *r)
     free(r->out);
     free(r->err);
     r->out = r->err = NULL;
+}
+
+/* ---- the HTTP endpoint ------------------------------------------------------------ */
+
+int it_http_request(int port, const char *method, const char *target, const char *extra_headers,
+                    const char *body, int timeout_ms, struct it_http *r)
+{
+    memset(r, 0, sizeof *r);
+    int64_t deadline = it_now_ms() + timeout_ms;
+    int fd = it_connect(port);
+    if (fd < 0)
+        return fd;
+    char *req = NULL;
+    size_t req_len = 0;
+    FILE *f = open_memstream(&req, &req_len);
+    if (f == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    fprintf(f, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s", method,
+            target, port, extra_headers != NULL ? extra_headers : "");
+    if (body != NULL)
+        fprintf(f, "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    else
+        fputs("\r\n", f);
+    fclose(f);
+    int rc = it_send_all(fd, req, req_len, remaining_ms(deadline));
+    free(req);
+    char *buf = rc == 0 ? malloc(IT_HTTP_MAX_REPLY + 1) : NULL;
+    if (rc == 0 && buf == NULL)
+        rc = -ENOMEM;
+    ssize_t n = rc == 0 ? it_recv_until_eof(fd, buf, IT_HTTP_MAX_REPLY, remaining_ms(deadline)) : rc;
+    close(fd);
+    if (n < 0) {
+        free(buf);
+        return (int)n;
+    }
+    buf[n] = '\0';
+    char *sep = memmem(buf, (size_t)n, "\r\n\r\n", 4);
+    int status = 0;
+    if (sep == NULL || sscanf(buf, "HTTP/1.%*d %3d", &status) != 1) {
+        free(buf);
+        return -EBADMSG;
+    }
+    size_t head_len = (size_t)(sep - buf) + 2; /* keep the last header's CRLF */
+    r->status = status;
+    r->head = strndup(buf, head_len);
+    r->body_len = (size_t)n - head_len - 2;
+    r->body = malloc(r->body_len + 1);
+    if (r->head == NULL || r->body == NULL) {
+        it_http_free(r);
+        free(buf);
+        return -ENOMEM;
+    }
+    memcpy(r->body, sep + 4, r->body_len);
+    r->body[r->body_len] = '\0';
+    free(buf);
+    return 0;
+}
+
+int it_http_get(int port, const char *target, struct it_http *r)
+{
+    return it_http_request(port, "GET", target, NULL, NULL, IT_IO_TIMEOUT_MS, r);
+}
+
+const char *it_http_header(const struct it_http *r, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *line = r->head != NULL ? strstr(r->head, "\r\n") : NULL;
+    while (line != NULL && line[2] != '\0') {
+        line += 2;
+        const char *eol = strstr(line, "\r\n");
+        if (eol == NULL)
+            break;
+        if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *end = eol;
+            while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+            snprintf(out, cap, "%.*s", (int)(end - v), v);
+            return out;
+        }
+        line = eol;
+    }
+    return NULL;
+}
+
+void it_http_free(struct it_http *r)
+{
+    free(r->head);
+    free(r->body);
+    r->head = r->body = NULL;
+    r->body_len = 0;
+}
+
+json_t *it_http_get_json(int port, const char *target)
+{
+    struct it_http r;
+    int rc = it_http_get(port, target, &r);
+    if (rc < 0) {
+        fprintf(stderr, "harness: GET %s: %s\n", target, strerror(-rc));
+        return NULL;
+    }
+    json_t *doc = NULL;
+    if (r.status != 200) {
+        fprintf(stderr, "harness: GET %s: status %d: %s\n", target, r.status, r.body);
+    } else {
+        json_error_t err;
+        doc = json_loadb(r.body, r.body_len, 0, &err);
+        if (doc == NULL)
+            fprintf(stderr, "harness: GET %s: not JSON (%s): %s\n", target, err.text, r.body);
+    }
+    it_http_free(&r);
+    return doc;
+}
+
+json_t *it_json_path(json_t *root, const char *dotted)
+{
+    json_t *v = root;
+    const char *p = dotted;
+    while (v != NULL && *p != '\0') {
+        size_t n = strcspn(p, ".");
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)n, p);
+        if (json_is_array(v)) {
+            char *end;
+            unsigned long i = strtoul(key, &end, 10);
+            v = *end == '\0' && end != key ? json_array_get(v, i) : NULL;
+        } else {
+            v = json_object_get(v, key);
+        }
+        p += n + (p[n] == '.');
+    }
+    return v;
+}
+
+long long it_json_int(json_t *root, const char *dotted)
+{
+    json_t *v = it_json_path(root, dotted);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+double it_json_num(json_t *root, const char *dotted)
+{
+    json_t *v = it_json_path(root, dotted);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+bool it_prom_sample(const char *text, const char *series, double *value)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; (p = strstr(p, series)) != NULL; p++) {
+        if ((p != text && p[-1] != '\n') || p[n] != ' ')
+            continue;
+        char *end;
+        double v = strtod(p + n + 1, &end);
+        if (end == p + n + 1 || (*end != '\n' && *end != '\0' && *end != ' '))
+            return false;
+        *value = v;
+        return true;
+    }
+    return false;
 }

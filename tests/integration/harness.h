@@ -1,9 +1,10 @@
 /* harness: what the integration tests need to drive the real binaries. It
  * starts tcpmsgd on 127.0.0.1 port 0 with its log in a temp file and reads the
- * chosen port back, talks to it over sockets, watches its log and /proc
- * entries, and runs the tcpmsg client. Not a test framework: the tests use
- * cmocka; every call here is bounded by a timeout and reports failure through
- * its return value, so the test decides what to assert.
+ * chosen port back, talks to it over sockets and to its HTTP endpoint,
+ * watches its log and /proc entries, and runs the tcpmsg client. Not a test
+ * framework: the tests use cmocka; every call here is bounded by a timeout
+ * and reports failure through its return value, so the test decides what to
+ * assert.
  *
  * Cleanup: every server started here is registered; it_main() kills and reaps
  * any still running and unlinks their logs after the test, whatever happened,
@@ -18,6 +19,8 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 /* cmocka needs these before its header. */
 #include <setjmp.h>
@@ -49,6 +52,14 @@ void it_sleep_ms(int ms);
 
 /* ---- the server ----------------------------------------------------------- */
 
+/* The concurrency mode every server of this run uses: TCPMSG_IT_MODE from
+ * the environment ("epoll" when unset). When it is set, it_server_start
+ * appends "--mode <it>" to every server's arguments, so the same cases run
+ * against both modes (tests/integration/cases.cmake registers each case
+ * twice). */
+const char *it_mode(void);
+bool it_fork_mode(void); /* it_mode() is "fork" */
+
 struct it_server {
     pid_t pid;          /* 0 once reaped */
     int port;           /* the port it bound */
@@ -58,7 +69,8 @@ struct it_server {
 };
 
 /* Start tcpmsgd with "--bind 127.0.0.1 --port 0 --http-port 0" followed by the NULL-
- * terminated extra args (args may be NULL), stdin from /dev/null, stdout and
+ * terminated extra args (args may be NULL) and, when TCPMSG_IT_MODE is set,
+ * "--mode TCPMSG_IT_MODE"; stdin from /dev/null, stdout and
  * stderr to a fresh temp log file. nofile > 0 sets RLIMIT_NOFILE (soft and
  * hard) in the child before exec. Waits up to IT_START_TIMEOUT_MS for the
  * "server is listening" line (text or JSON) and reads the ports, failing
@@ -127,6 +139,21 @@ long it_proc_rss_kib(pid_t pid);
 /* CPU time consumed (utime + stime) in seconds, or -1. */
 double it_proc_cpu_s(pid_t pid);
 
+/* The processes whose parent is pid (the ppid field of every /proc/PID/stat),
+ * up to cap of them in out, and their states (R, S, Z ...) in states unless
+ * it is NULL. Returns how many there are (may exceed cap), or -errno. */
+int it_proc_children(pid_t pid, pid_t *out, char *states, int cap);
+
+/* The target of each of pid's descriptors, "socket:[123]", "pipe:[45]",
+ * "anon_inode:[eventpoll]", "/dev/null" ...: fds[i] gets the number and
+ * targets[i] (64 bytes each) the link. Returns the count (up to cap) or
+ * -errno. */
+int it_proc_fds(pid_t pid, int *fds, char (*targets)[64], int cap);
+
+/* The flags field of /proc/PID/fdinfo/FD (O_ACCMODE & flags tells read or
+ * write end), or -errno. */
+int it_proc_fd_flags(pid_t pid, int fd);
+
 /* ---- sockets ----------------------------------------------------------------- */
 
 /* A blocking TCP connection to 127.0.0.1:port (TCP_NODELAY, close-on-exec),
@@ -190,5 +217,58 @@ struct it_run {
  * Returns 0 or -errno if it could not be started; free r with it_run_free. */
 int it_run(const char *path, const char *const *argv, int timeout_ms, struct it_run *r);
 void it_run_free(struct it_run *r);
+
+/* ---- the HTTP endpoint ----------------------------------------------------- */
+
+/* A minimal HTTP/1.1 client for the server's endpoint: one request per
+ * connection ("Connection: close"), the reply read until EOF. Not a general
+ * client: no chunked decoding (the endpoint always sends Content-Length). */
+struct it_http {
+    int status;      /* from the status line */
+    char *head;      /* the status line and headers, NUL-terminated */
+    char *body;      /* everything after the blank line, NUL-terminated */
+    size_t body_len; /* (a body may hold NUL bytes) */
+};
+
+#define IT_HTTP_MAX_REPLY (4u << 20) /* a longer reply is an error (-ENOBUFS) */
+
+/* Send "METHOD TARGET HTTP/1.1" to 127.0.0.1:port, with Host and Connection
+ * headers, then extra_headers (zero or more "Name: value\r\n" lines, or
+ * NULL), then body with a Content-Length when body is not NULL. target goes
+ * out verbatim, so hostile paths reach the server as written. Reads the reply
+ * within timeout_ms. Returns 0 and fills *r (release with it_http_free), or
+ * -errno: -ETIMEDOUT, -ENOBUFS, -EBADMSG (no status line), a connect error. */
+int it_http_request(int port, const char *method, const char *target, const char *extra_headers,
+                    const char *body, int timeout_ms, struct it_http *r);
+
+/* GET target, IT_IO_TIMEOUT_MS. */
+int it_http_get(int port, const char *target, struct it_http *r);
+
+/* The value of the first header called name (case-insensitive), copied to
+ * out (cap bytes, NUL-terminated, surrounding blanks trimmed). Returns out,
+ * or NULL when the reply has no such header. */
+const char *it_http_header(const struct it_http *r, const char *name, char *out, size_t cap);
+
+void it_http_free(struct it_http *r); /* NULL members are fine */
+
+/* GET target and parse the body as JSON. Returns the document (json_decref
+ * it), or NULL, with the reason on stderr, unless the reply is a 200 with a
+ * JSON body. */
+json_t *it_http_get_json(int port, const char *target);
+
+/* The value at a dotted path ("counters.messages_received_total.framed";
+ * a numeric component indexes an array), or NULL. Borrowed reference. */
+json_t *it_json_path(json_t *root, const char *dotted);
+
+/* The integer at a dotted path, or -1 when it is missing or not an integer. */
+long long it_json_int(json_t *root, const char *dotted);
+
+/* The number at a dotted path (integer or real), or NAN. */
+double it_json_num(json_t *root, const char *dotted);
+
+/* The value of the Prometheus/OpenMetrics sample whose name and labels read
+ * exactly series ('tcpmsg_errors_total{kind="http"}'), in text. false when
+ * there is no such line or its value does not parse. */
+bool it_prom_sample(const char *text, const char *series, double *value);
 
 #endif

@@ -1,0 +1,88 @@
+/* probe metrics: tcpmsg probe's results in the Prometheus text format, one
+ * series per target. The metric table below is the single list of names;
+ * histogram buckets come from promhist, the same as the server's.
+ */
+#include <stdlib.h>
+
+#include "client/probe.h"
+#include "tcpmsg/promhist.h"
+
+#define PROBE_METRICS(X)                                                                   \
+    X(PM_RTT, "tcpmsg_probe_rtt_seconds", "histogram",                                     \
+      "Round-trip time of successful probes")                                             \
+    X(PM_PROBES, "tcpmsg_probe_probes_total", "counter", "Probes attempted")               \
+    X(PM_FAILURES, "tcpmsg_probe_failures_total", "counter",                               \
+      "Probes lost (timeouts and connection failures), by reason")                         \
+    X(PM_UP, "tcpmsg_probe_up", "gauge", "1 if the last probe of the target succeeded, else 0")
+
+enum probe_metric {
+#define PM_ENUM(id, name, type, help) id,
+    PROBE_METRICS(PM_ENUM)
+#undef PM_ENUM
+};
+
+static void target_label(FILE *f, const struct probe_target *t)
+{
+    fputs("target=\"", f);
+    promhist_write_label_value(f, t->name);
+    fputc('"', f);
+}
+
+static void write_series(FILE *f, enum probe_metric m, const char *name,
+                         const struct probe_target *t)
+{
+    switch (m) {
+    case PM_RTT: {
+        char *labels = NULL;
+        size_t n = 0;
+        FILE *lf = open_memstream(&labels, &n);
+        if (lf == NULL)
+            return;
+        target_label(lf, t);
+        fputc(',', lf);
+        fclose(lf);
+        const double *bounds;
+        size_t nb = promhist_latency_bounds(&bounds);
+        promhist_write(f, name, labels, &t->rtt, 1e-9, bounds, nb);
+        free(labels);
+        return;
+    }
+    case PM_PROBES:
+        fprintf(f, "%s{", name);
+        target_label(f, t);
+        fprintf(f, "} %llu\n", (unsigned long long)counter_get(&t->probes));
+        return;
+    case PM_FAILURES:
+        for (int r = 0; r < PROBE_FAIL_COUNT; r++) {
+            fprintf(f, "%s{", name);
+            target_label(f, t);
+            fprintf(f, ",reason=\"%s\"} %llu\n", probe_failure_tag(r),
+                    (unsigned long long)counter_get(&t->failures[r]));
+        }
+        return;
+    case PM_UP:
+        fprintf(f, "%s{", name);
+        target_label(f, t);
+        fprintf(f, "} %d\n", atomic_load(&t->up));
+        return;
+    }
+}
+
+char *probe_metrics_prometheus(const struct probe *p, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (f == NULL)
+        return NULL;
+#define PM_RENDER(id, name, type, help)                                 \
+    fprintf(f, "# HELP %s %s.\n# TYPE %s %s\n", name, help, name, type); \
+    for (size_t i = 0; i < p->ntargets; i++)                            \
+        write_series(f, id, name, &p->targets[i]);
+    PROBE_METRICS(PM_RENDER)
+#undef PM_RENDER
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}

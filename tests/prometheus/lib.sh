@@ -1,0 +1,138 @@
+# Shared helpers of the tests in tests/prometheus, sourced by each script.
+# Plain bash and coreutils only: HTTP goes through bash's /dev/tcp (no curl,
+# no python), every wait is bounded, and every process a test starts is
+# stopped by the EXIT trap. Not a general HTTP client: GET over HTTP/1.0,
+# where the server closes the connection after the body.
+
+set -u
+
+TEST_NAME=${0##*/}
+TMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tcpmsg-prom.XXXXXX") || exit 1
+CHILD_PIDS=""
+WATCHDOG_PID=""
+MISSING=1 # a program the test needs is not installed: a failure (.ci/setup installs it)
+
+log() { printf '%s: %s\n' "$TEST_NAME" "$*" >&2; }
+
+# Prints the tail of every log the test wrote, then exits 1.
+fail() {
+    log "FAIL: $*"
+    for f in "$TMP_DIR"/*.log; do
+        [ -s "$f" ] || continue
+        printf -- '--- last lines of %s\n' "${f##*/}" >&2
+        tail -n 25 "$f" >&2
+    done
+    exit 1
+}
+
+cleanup() {
+    local pid i
+    for pid in $CHILD_PIDS; do kill -TERM "$pid" 2>/dev/null; done
+    # A clean shutdown first (tcpmsgd drains, sanitizers report), then KILL.
+    for pid in $CHILD_PIDS; do
+        for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if [ -n "$WATCHDOG_PID" ]; then
+        kill -TERM "$WATCHDOG_PID" 2>/dev/null
+        wait "$WATCHDOG_PID" 2>/dev/null
+    fi
+    rm -rf "$TMP_DIR"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 1' INT TERM HUP
+
+# watchdog SECONDS: the whole test fails after SECONDS (below ctest's
+# TIMEOUT, so the EXIT trap still stops the children).
+watchdog() {
+    local secs=$1 main=$$
+    (
+        sleep "$secs" & s=$!
+        trap 'kill "$s" 2>/dev/null; exit 0' TERM
+        wait "$s"
+        echo "$TEST_NAME: watchdog: still running after ${secs}s" >&2
+        kill -TERM "$main"
+    ) &
+    WATCHDOG_PID=$!
+}
+
+# need_program NAME: its path on stdout, or skip the test when missing.
+need_program() {
+    local p
+    p=$(command -v "$1") || { log "FAIL: $1 not found in PATH (run .ci/setup, or apt-get install prometheus)"; exit "$MISSING"; }
+    printf '%s\n' "$p"
+}
+
+# wait_log FILE SED_EXPR PID SECONDS: polls FILE until the sed -n expression
+# prints something (e.g. a port) and prints it; fails if PID dies first.
+wait_log() {
+    local file=$1 expr=$2 pid=$3 secs=$4 out deadline
+    deadline=$((SECONDS + secs))
+    while :; do
+        out=$(sed -n "$expr" "$file" 2>/dev/null | head -n 1)
+        [ -n "$out" ] && { printf '%s\n' "$out"; return 0; }
+        kill -0 "$pid" 2>/dev/null || fail "process $pid exited while waiting for '$expr' in ${file##*/}"
+        [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for '$expr' in ${file##*/}"
+        sleep 0.1
+    done
+}
+
+# start_tcpmsgd TCPMSGD: starts it on 127.0.0.1 with free ports and sets
+# TCPMSGD_PID, PORT and HTTP_PORT once it says "server is listening".
+# shellcheck disable=SC2034 # PORT and HTTP_PORT are for the test scripts
+start_tcpmsgd() {
+    "$1" --bind 127.0.0.1 --port 0 --http-port 0 --threads 2 >"$TMP_DIR/tcpmsgd.log" 2>&1 &
+    TCPMSGD_PID=$!
+    CHILD_PIDS="$CHILD_PIDS $TCPMSGD_PID"
+    PORT=$(wait_log "$TMP_DIR/tcpmsgd.log" 's/.*server socket bound.* port=\([0-9][0-9]*\).*/\1/p' "$TCPMSGD_PID" 30) || exit 1
+    HTTP_PORT=$(wait_log "$TMP_DIR/tcpmsgd.log" 's/.*http endpoint listening.* http_port=\([0-9][0-9]*\).*/\1/p' "$TCPMSGD_PID" 30) || exit 1
+    wait_log "$TMP_DIR/tcpmsgd.log" 's/.*\(server is listening\).*/\1/p' "$TCPMSGD_PID" 30 >/dev/null || exit 1
+}
+
+# stop_tcpmsgd: SIGTERM, then fails unless tcpmsgd exits 0 within 30 s (a
+# clean drain; in a sanitizer build, no leak or error report either).
+stop_tcpmsgd() {
+    local i rc
+    kill -TERM "$TCPMSGD_PID" 2>/dev/null || fail "tcpmsgd exited before the end of the test"
+    for i in $(seq 300); do kill -0 "$TCPMSGD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$TCPMSGD_PID" 2>/dev/null && fail "tcpmsgd still running 30s after SIGTERM"
+    wait "$TCPMSGD_PID"
+    rc=$?
+    CHILD_PIDS=$(for i in $CHILD_PIDS; do [ "$i" = "$TCPMSGD_PID" ] || printf ' %s' "$i"; done)
+    [ "$rc" -eq 0 ] || fail "tcpmsgd exited with status $rc after SIGTERM"
+}
+
+# http_get HOST PORT PATH OUT [HEADER]...: GET PATH, body to OUT, the
+# response headers to OUT.headers. Returns 1 unless the status is 200.
+http_get() {
+    local host=$1 port=$2 path=$3 out=$4 status
+    shift 4
+    # The subshell owns the socket; timeout bounds a server that never closes.
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    timeout 15 bash -c '
+        exec 3<>"/dev/tcp/$1/$2" || exit 1
+        printf "GET %s HTTP/1.0\r\nHost: %s:%s\r\n" "$3" "$1" "$2" >&3
+        shift 3
+        for h in "$@"; do printf "%s\r\n" "$h" >&3; done
+        printf "\r\n" >&3
+        cat <&3' http_get "$host" "$port" "$path" "$@" >"$out.raw" 2>/dev/null || return 1
+    sed -n '1,/^\r*$/p' "$out.raw" | tr -d '\r' >"$out.headers"
+    sed '1,/^\r*$/d' "$out.raw" >"$out"
+    rm -f "$out.raw"
+    status=$(sed -n '1s/^HTTP\/1\.[01] \([0-9][0-9]*\).*/\1/p' "$out.headers")
+    [ "$status" = 200 ]
+}
+
+# urlencode STRING: percent-encodes everything but unreserved characters.
+urlencode() {
+    local s=$1 out="" c i
+    for ((i = 0; i < ${#s}; i++)); do
+        c=${s:i:1}
+        case $c in
+        [a-zA-Z0-9.~_-]) out+=$c ;;
+        *) out+=$(printf '%%%02X' "'$c") ;;
+        esac
+    done
+    printf '%s\n' "$out"
+}
