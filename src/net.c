@@ -235,12 +235,27 @@ ssize_t net_write(int fd, const void *buf, size_t n)
     }
 }
 
+/* send() that never blocks, even on a blocking socket, so that a deadline
+ * holds; -EAGAIN when the socket buffer is full. */
+static ssize_t send_now(int fd, const void *buf, size_t n)
+{
+    for (;;) {
+        ssize_t w = send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w >= 0)
+            return w;
+        if (errno == ENOTSOCK)
+            return net_write(fd, buf, n);
+        if (errno != EINTR)
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
 int net_write_all(int fd, const void *buf, size_t n, int timeout_ms)
 {
     const uint8_t *p = buf;
     uint64_t deadline = deadline_after(timeout_ms);
     while (n > 0) {
-        ssize_t w = net_write(fd, p, n);
+        ssize_t w = send_now(fd, p, n);
         if (w == -EAGAIN) {
             int rc = wait_fd(fd, POLLOUT, deadline);
             if (rc < 0)

@@ -55,9 +55,9 @@ int net_set_nodelay(int fd);
 ssize_t net_read(int fd, void *buf, size_t n);
 ssize_t net_write(int fd, const void *buf, size_t n);
 
-/* Blocking helpers: write all n bytes / read exactly n bytes, waiting at most
- * timeout_ms in total (<= 0: no limit). Return 0, -ETIMEDOUT, -ECONNRESET
- * (peer closed early on read_full), or -errno. */
+/* Write all n bytes / read exactly n bytes, waiting at most timeout_ms in
+ * total (<= 0: no limit), on blocking and non-blocking sockets alike. Return
+ * 0, -ETIMEDOUT, -ECONNRESET (peer closed early on read_full), or -errno. */
 int net_write_all(int fd, const void *buf, size_t n, int timeout_ms);
 int net_read_full(int fd, void *buf, size_t n, int timeout_ms);
 

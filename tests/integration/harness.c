@@ -4,6 +4,8 @@
  */
 #include "harness.h"
 
+#include "tcpmsg/net.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -629,50 +631,29 @@ int it_local_port(int fd)
     return ntohs(sa.sin_port);
 }
 
+int it_must_connect(int port)
+{
+    int fd = it_connect(port);
+    if (fd < 0)
+        fail_msg("connect to port %d: %s", port, strerror(-fd));
+    return fd;
+}
+
+void it_must_roundtrip(int fd, const char *text)
+{
+    int rc = it_roundtrip(fd, text, strlen(text), IT_IO_TIMEOUT_MS);
+    if (rc != 0)
+        fail_msg("round trip of '%s' failed: %s", text, strerror(-rc));
+}
+
 int it_send_all(int fd, const void *buf, size_t n, int timeout_ms)
 {
-    const uint8_t *p = buf;
-    int64_t deadline = it_now_ms() + timeout_ms;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int r = wait_fd(fd, POLLOUT, deadline);
-        if (r <= 0)
-            return r == 0 ? -ETIMEDOUT : r;
-    }
-    return 0;
+    return net_write_all(fd, buf, n, timeout_ms > 0 ? timeout_ms : 1);
 }
 
 int it_recv_exact(int fd, void *buf, size_t n, int timeout_ms)
 {
-    uint8_t *p = buf;
-    int64_t deadline = it_now_ms() + timeout_ms;
-    while (n > 0) {
-        ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
-        if (r > 0) {
-            p += r;
-            n -= (size_t)r;
-            continue;
-        }
-        if (r == 0)
-            return -ECONNRESET;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int w = wait_fd(fd, POLLIN, deadline);
-        if (w <= 0)
-            return w == 0 ? -ETIMEDOUT : w;
-    }
-    return 0;
+    return net_read_full(fd, buf, n, timeout_ms > 0 ? timeout_ms : 1);
 }
 
 ssize_t it_recv_until_eof(int fd, void *buf, size_t cap, int timeout_ms)

@@ -162,6 +162,12 @@ int it_connect(int port);
 /* The same from a chosen local address (e.g. "127.0.0.2"). */
 int it_connect_from(const char *local_ip, int port);
 
+/* it_connect, failing the test (with the reason) when it cannot connect. */
+int it_must_connect(int port);
+
+/* One framed round trip of text (it_roundtrip), failing the test otherwise. */
+void it_must_roundtrip(int fd, const char *text);
+
 /* The local port of a connected socket, or -1. */
 int it_local_port(int fd);
 

@@ -21,21 +21,6 @@
 #define T IT_IO_TIMEOUT_MS
 #define MAX_KIDS 64
 
-static int must_connect(int port)
-{
-    int fd = it_connect(port);
-    if (fd < 0)
-        fail_msg("connect to port %d: %s", port, strerror(-fd));
-    return fd;
-}
-
-static void must_roundtrip(int fd, const char *text)
-{
-    int rc = it_roundtrip(fd, text, strlen(text), T);
-    if (rc != 0)
-        fail_msg("round trip of '%s' failed: %s", text, strerror(-rc));
-}
-
 /* GET /metrics as JSON or fail. */
 static json_t *must_metrics(const struct it_server *s)
 {
@@ -143,9 +128,9 @@ static void test_exact_accounting(void **state)
     IT_START(s, args, 0);
     int ff[ACC_FRAMED], tf[ACC_TEXT];
     for (int c = 0; c < ACC_FRAMED; c++)
-        ff[c] = must_connect(s->port);
+        ff[c] = it_must_connect(s->port);
     for (int c = 0; c < ACC_TEXT; c++)
-        tf[c] = must_connect(s->port);
+        tf[c] = it_must_connect(s->port);
     long long framed_bytes = 0, text_bytes = 0;
     uint8_t buf[4000];
     for (int i = 0; i < ACC_MSGS; i++) {
@@ -243,8 +228,8 @@ static void test_child_killed(void **state)
     IT_START(s, args, 0);
     int fd[3];
     for (int c = 0; c < 3; c++) {
-        fd[c] = must_connect(s->port);
-        must_roundtrip(fd[c], "before");
+        fd[c] = it_must_connect(s->port);
+        it_must_roundtrip(fd[c], "before");
     }
     pid_t victim = child_of(s, fd[1]);
     assert_int_equal(kill(victim, SIGKILL), 0);
@@ -253,10 +238,10 @@ static void test_child_killed(void **state)
     int rc = it_expect_eof(fd[1], T);
     IT_CHECK(rc == 0 || rc == -ECONNRESET);
     IT_ASSERT_LOG(s, 1, T, "child died", "how=Killed");
-    must_roundtrip(fd[0], "after");
-    must_roundtrip(fd[2], "after");
-    int fresh = must_connect(s->port);
-    must_roundtrip(fresh, "a new client");
+    it_must_roundtrip(fd[0], "after");
+    it_must_roundtrip(fd[2], "after");
+    int fresh = it_must_connect(s->port);
+    it_must_roundtrip(fresh, "a new client");
     close(fresh);
     close(fd[0]);
     close(fd[2]);
@@ -429,9 +414,9 @@ static void test_child_descriptors(void **state)
     (void)state;
     const char *args[] = { "--mode", "fork", NULL };
     IT_START(s, args, 0);
-    int a = must_connect(s->port), b = must_connect(s->port);
-    must_roundtrip(a, "a");
-    must_roundtrip(b, "b");
+    int a = it_must_connect(s->port), b = it_must_connect(s->port);
+    it_must_roundtrip(a, "a");
+    it_must_roundtrip(b, "b");
     /* Hit the HTTP endpoint first, so its sockets exist when we look. */
     pid_t ca = child_of(s, a), cb = child_of(s, b);
     int pfds[256];
@@ -457,18 +442,18 @@ static void test_max_children(void **state)
     (void)state;
     const char *args[] = { "--mode", "fork", "--max-children", "2", NULL };
     IT_START(s, args, 0);
-    int a = must_connect(s->port), b = must_connect(s->port);
-    must_roundtrip(a, "first");
-    must_roundtrip(b, "second");
-    int c = must_connect(s->port);
+    int a = it_must_connect(s->port), b = it_must_connect(s->port);
+    it_must_roundtrip(a, "first");
+    it_must_roundtrip(b, "second");
+    int c = it_must_connect(s->port);
     char reason[128];
     int rc = it_expect_error_frame(c, FRAME_ERR_BUSY, reason, sizeof reason, T);
     if (rc != 0)
         fail_msg("third client: expected a busy error frame: %s", strerror(-rc));
     close(c);
     IT_ASSERT_LOG(s, 1, T, "connection rejected", "reason=max_children");
-    must_roundtrip(a, "still served");
-    must_roundtrip(b, "still served");
+    it_must_roundtrip(a, "still served");
+    it_must_roundtrip(b, "still served");
     IT_CHECK(metric(s, "counters.connections_rejected_total.max_children") == 1);
     IT_CHECK(metric(s, "counters.connections_accepted_total") == 2);
 
@@ -477,7 +462,7 @@ static void test_max_children(void **state)
     int64_t deadline = it_now_ms() + T;
     int d = -1;
     while (it_now_ms() < deadline) {
-        d = must_connect(s->port);
+        d = it_must_connect(s->port);
         if (it_roundtrip(d, "after one left", 14, T) == 0)
             break;
         close(d);
@@ -511,8 +496,8 @@ static void test_sigterm_drain_children(void **state)
         off += FRAME_HEADER_SIZE + DRAIN_LEN;
     }
     for (int c = 0; c < DRAIN_CLIENTS; c++) {
-        fd[c] = must_connect(s->port);
-        must_roundtrip(fd[c], "hello");
+        fd[c] = it_must_connect(s->port);
+        it_must_roundtrip(fd[c], "hello");
         kid[c] = child_of(s, fd[c]);
     }
     /* In flight: acknowledged by the server's kernel, maybe not read yet. */

@@ -24,14 +24,6 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int must_connect(int port)
-{
-    int fd = it_connect(port);
-    if (fd < 0)
-        fail_msg("connect to port %d: %s", port, strerror(-fd));
-    return fd;
-}
-
 /* GET target as JSON, or fail. */
 static json_t *get_json(const struct it_server *s, const char *target)
 {
@@ -161,7 +153,7 @@ static void test_metrics_exact_counts(void **state)
     int fd[NFRAMED];
     long long framed_msgs = 0, framed_bytes = 0, payload_sum = 0;
     for (size_t c = 0; c < NFRAMED; c++)
-        fd[c] = must_connect(s->port);
+        fd[c] = it_must_connect(s->port);
     for (size_t c = 0; c < NFRAMED; c++) {
         for (size_t m = 0; m < framed_counts[c]; m++) {
             size_t len = framed_sizes[c][m];
@@ -177,14 +169,14 @@ static void test_metrics_exact_counts(void **state)
     }
 
     /* A text connection. */
-    int tfd = must_connect(s->port);
+    int tfd = it_must_connect(s->port);
     char reply[sizeof text_out];
     assert_int_equal(it_send_all(tfd, text_in, strlen(text_in), T), 0);
     assert_int_equal(it_recv_exact(tfd, reply, strlen(text_out), T), 0);
     assert_memory_equal(reply, text_out, strlen(text_out));
 
     /* An oversize frame: an error frame back, then the server closes. */
-    int ofd = must_connect(s->port);
+    int ofd = it_must_connect(s->port);
     uint8_t hdr[FRAME_HEADER_SIZE];
     frame_header_encode(hdr, FRAME_DATA, 2 * MAX_PAYLOAD);
     assert_int_equal(it_send_all(ofd, hdr, sizeof hdr, T), 0);
@@ -355,7 +347,7 @@ static void test_healthz(void **state)
     it_http_free(&r);
 
     /* An idle client keeps the drain going until it leaves (or 2 s). */
-    int fd = must_connect(s->port);
+    int fd = it_must_connect(s->port);
     assert_int_equal(it_roundtrip(fd, "x", 1, T), 0);
     int64_t term = it_now_ms();
     assert_int_equal(it_server_signal(s, SIGTERM), 0);
@@ -433,7 +425,7 @@ static void test_connections_api(void **state)
         { .msgs = 1, .len = 10 }, { .msgs = 2, .len = 100 }, { .msgs = 3, .len = 1000 },
     };
     for (int i = 0; i < 3; i++) {
-        c[i].fd = must_connect(s->port);
+        c[i].fd = it_must_connect(s->port);
         snprintf(c[i].peer, sizeof c[i].peer, "127.0.0.1:%d", it_local_port(c[i].fd));
         uint8_t *p = payload(c[i].len, i, 0);
         for (int m = 0; m < c[i].msgs; m++)
@@ -803,7 +795,7 @@ static void test_rtt_report_frames(void **state)
     size_t len = make_report(rtts, 3, frame);
 
     /* A report as a connection's first frame; no reply, then data as usual. */
-    int fd = must_connect(s->port);
+    int fd = it_must_connect(s->port);
     assert_int_equal(it_send_all(fd, frame, len, T), 0);
     assert_int_equal(it_roundtrip(fd, "ping", 4, T), 0); /* answered after the report was read */
     json_t *doc = wait_metric(s, "counters.client_rtt_reports_total", 1);

@@ -17,21 +17,6 @@
 #define T IT_IO_TIMEOUT_MS
 #define MIB (1024.0 * 1024.0)
 
-static void must_roundtrip(int fd, const char *text)
-{
-    int rc = it_roundtrip(fd, text, strlen(text), T);
-    if (rc != 0)
-        fail_msg("round trip of '%s' failed: %s", text, strerror(-rc));
-}
-
-static int must_connect(int port)
-{
-    int fd = it_connect(port);
-    if (fd < 0)
-        fail_msg("connect to port %d: %s", port, strerror(-fd));
-    return fd;
-}
-
 /* ---- a client that sends and never reads ------------------------------------------ */
 
 #define SLOW_FRAME (64 * 1024)
@@ -81,12 +66,12 @@ static void test_slow_reader(void **state)
     (void)state;
     const char *args[] = { "--max-pending-output", "256KiB", "--write-timeout", "1", NULL };
     IT_START(s, args, 0);
-    int good = must_connect(s->port);
-    must_roundtrip(good, "baseline");
+    int good = it_must_connect(s->port);
+    it_must_roundtrip(good, "baseline");
     long base_kib = it_proc_rss_kib(s->pid);
     IT_CHECK(base_kib > 0);
 
-    int slow = must_connect(s->port);
+    int slow = it_must_connect(s->port);
     struct slow_push push;
     slow_push_init(&push);
     long peak_kib = base_kib;
@@ -102,7 +87,7 @@ static void test_slow_reader(void **state)
         next_check = it_now_ms() + 250;
         long kib = it_proc_rss_kib(s->pid);
         peak_kib = kib > peak_kib ? kib : peak_kib;
-        must_roundtrip(good, "served while another client does not read");
+        it_must_roundtrip(good, "served while another client does not read");
         good_trips++;
         if (push.closed_ms >= 0 &&
             it_log_count(s, "connection closed", "reason=slow_reader", (const char *)NULL) > 0)
@@ -125,7 +110,7 @@ static void test_slow_reader(void **state)
     assert_in_range((uint64_t)(push.accepted / MIB), 0, 63);
     assert_in_range(peak_kib - base_kib, 0, 32 * 1024 - 1);
     IT_CHECK(good_trips >= 3);
-    must_roundtrip(good, "served after the slow reader is gone");
+    it_must_roundtrip(good, "served after the slow reader is gone");
     close(slow);
     close(good);
     it_server_free(s);
@@ -138,7 +123,7 @@ static void test_byte_a_second(void **state)
     (void)state;
     const char *args[] = { "--frame-timeout", "1", NULL };
     IT_START(s, args, 0);
-    int fd = must_connect(s->port);
+    int fd = it_must_connect(s->port);
     uint8_t msg[FRAME_HEADER_SIZE + 100];
     frame_header_encode(msg, FRAME_DATA, 100);
     memset(msg + FRAME_HEADER_SIZE, 'd', 100);
@@ -170,13 +155,13 @@ static void test_idle_timeout(void **state)
     (void)state;
     const char *args[] = { "--idle-timeout", "1", NULL };
     IT_START(s, args, 0);
-    int idle = must_connect(s->port);
-    int busy = must_connect(s->port);
+    int idle = it_must_connect(s->port);
+    int busy = it_must_connect(s->port);
     int64_t start = it_now_ms(), closed = -1;
     /* The busy client speaks every 300 ms, which keeps it open; the idle one
      * must be closed around 1 s. */
     while (it_now_ms() - start < 2500) {
-        must_roundtrip(busy, "still here");
+        it_must_roundtrip(busy, "still here");
         struct pollfd p = { .fd = idle, .events = POLLIN };
         if (closed < 0 && poll(&p, 1, 300) > 0) {
             closed = it_now_ms();
@@ -192,7 +177,7 @@ static void test_idle_timeout(void **state)
     int64_t after = closed - start;
     print_message("idle timeout: closed %lld ms after connecting\n", (long long)after);
     assert_in_range(after, 800, 3000);
-    must_roundtrip(busy, "not idle");
+    it_must_roundtrip(busy, "not idle");
     IT_ASSERT_LOG(s, 1, T, "connection closed", "reason=idle_timeout");
     assert_int_equal(it_log_count(s, "connection closed", (const char *)NULL), 1);
     close(idle);
@@ -210,13 +195,13 @@ static void test_emfile(void **state)
     const char *args[] = { "--threads", "1", NULL };
     IT_START(s, args, 32);
     int fd[EMFILE_CONNS];
-    fd[0] = must_connect(s->port);
-    must_roundtrip(fd[0], "accepted before the limit");
+    fd[0] = it_must_connect(s->port);
+    it_must_roundtrip(fd[0], "accepted before the limit");
     /* Those beyond the limit complete their handshake in the backlog. */
     for (int i = 1; i < EMFILE_CONNS; i++)
-        fd[i] = must_connect(s->port);
+        fd[i] = it_must_connect(s->port);
     IT_ASSERT_LOG(s, 1, T, "accept failed", "Too many open files");
-    must_roundtrip(fd[0], "served while out of descriptors");
+    it_must_roundtrip(fd[0], "served while out of descriptors");
 
     double cpu0 = it_proc_cpu_s(s->pid);
     it_sleep_ms(1000);
@@ -230,8 +215,8 @@ static void test_emfile(void **state)
         close(fd[i]);
     /* Recovery: a new client is served within a few seconds. */
     int64_t start = it_now_ms();
-    int fresh = must_connect(s->port);
-    must_roundtrip(fresh, "after descriptors came back");
+    int fresh = it_must_connect(s->port);
+    it_must_roundtrip(fresh, "after descriptors came back");
     print_message("EMFILE: recovered in %lld ms\n", (long long)(it_now_ms() - start));
     assert_in_range(it_now_ms() - start, 0, 5000);
     close(fresh);

@@ -17,28 +17,13 @@
 #define T IT_IO_TIMEOUT_MS
 
 /* A short framed exchange on fd that must succeed. */
-static void must_roundtrip(int fd, const char *text)
-{
-    int rc = it_roundtrip(fd, text, strlen(text), T);
-    if (rc != 0)
-        fail_msg("round trip of '%s' failed: %s", text, strerror(-rc));
-}
-
-static int must_connect(int port)
-{
-    int fd = it_connect(port);
-    if (fd < 0)
-        fail_msg("connect to port %d: %s", port, strerror(-fd));
-    return fd;
-}
-
 /* Text mode: lines are echoed as they complete, CR is dropped, and a last line
  * without LF is still answered when the client half-closes. */
 static void test_text_mode(void **state)
 {
     (void)state;
     IT_START(s, NULL, 0);
-    int fd = must_connect(s->port);
+    int fd = it_must_connect(s->port);
     char buf[64];
 
     assert_int_equal(it_send_all(fd, "hi\r\nthere\n", 10, T), 0);
@@ -64,7 +49,7 @@ static void test_classic_client(void **state)
     (void)state;
     const char *args[] = { "-v", NULL };
     IT_START(s, args, 0);
-    int fd = must_connect(s->port);
+    int fd = it_must_connect(s->port);
     int local = it_local_port(fd);
     IT_CHECK(local > 0);
     assert_int_equal(it_send_all(fd, "Hello from client!", 18, T), 0);
@@ -151,7 +136,7 @@ static void test_concurrent_200(void **state)
     assert_non_null(cl);
     assert_non_null(pfd);
     for (int c = 0; c < NCLIENTS; c++) {
-        cl[c].fd = must_connect(s->port);
+        cl[c].fd = it_must_connect(s->port);
         fcntl(cl[c].fd, F_SETFL, O_NONBLOCK);
     }
     /* All 200 are open at the same time before anyone speaks. */
@@ -201,8 +186,8 @@ static void test_bad_input(void **state)
     (void)state;
     const char *args[] = { "--max-payload", "1024", NULL };
     IT_START(s, args, 0);
-    int good = must_connect(s->port);
-    must_roundtrip(good, "before");
+    int good = it_must_connect(s->port);
+    it_must_roundtrip(good, "before");
 
     /* The biggest allowed message passes. */
     char max[1024];
@@ -211,7 +196,7 @@ static void test_bad_input(void **state)
 
     /* (a) A header announcing one byte more than --max-payload: refused on
      * the header alone, no payload sent. */
-    int fd = must_connect(s->port);
+    int fd = it_must_connect(s->port);
     uint8_t hdr[FRAME_HEADER_SIZE];
     frame_header_encode(hdr, FRAME_DATA, 1025);
     assert_int_equal(it_send_all(fd, hdr, sizeof hdr, T), 0);
@@ -219,19 +204,19 @@ static void test_bad_input(void **state)
     assert_int_equal(it_expect_error_frame(fd, FRAME_ERR_OVERSIZE, reason, sizeof reason, T), 0);
     assert_non_null(strstr(reason, "1025"));
     close(fd);
-    must_roundtrip(good, "between oversize and bad type");
+    it_must_roundtrip(good, "between oversize and bad type");
 
     /* (b) An unknown type byte below 0x08. */
-    fd = must_connect(s->port);
+    fd = it_must_connect(s->port);
     frame_header_encode(hdr, 0x05, 3);
     assert_int_equal(it_send_all(fd, hdr, sizeof hdr, T), 0);
     assert_int_equal(it_send_all(fd, "abc", 3, T), 0);
     assert_int_equal(it_expect_error_frame(fd, FRAME_ERR_BAD_TYPE, NULL, 0, T), 0);
     close(fd);
-    must_roundtrip(good, "between bad type and long line");
+    it_must_roundtrip(good, "between bad type and long line");
 
     /* (c) A text line longer than the limit: one "ERR oversize" line, EOF. */
-    fd = must_connect(s->port);
+    fd = it_must_connect(s->port);
     char line[2001];
     memset(line, 'x', sizeof line - 1);
     line[sizeof line - 1] = '\n';
@@ -243,7 +228,7 @@ static void test_bad_input(void **state)
     IT_CHECK(strncmp(reply, "ERR oversize: ", 14) == 0);
     assert_ptr_equal(strchr(reply, '\n'), reply + n - 1); /* exactly one line */
     close(fd);
-    must_roundtrip(good, "after");
+    it_must_roundtrip(good, "after");
 
     IT_ASSERT_LOG(s, 2, T, "bad message", "error=oversize");
     IT_ASSERT_LOG(s, 1, T, "bad message", "error=bad_type", "unknown frame type 0x05");
@@ -263,20 +248,20 @@ static void test_limits(void **state)
     IT_START(s, args, 0);
     int fd[3];
     for (int i = 0; i < 3; i++) {
-        fd[i] = must_connect(s->port);
-        must_roundtrip(fd[i], "admitted"); /* it is accepted and counted */
+        fd[i] = it_must_connect(s->port);
+        it_must_roundtrip(fd[i], "admitted"); /* it is accepted and counted */
     }
-    int extra = must_connect(s->port);
+    int extra = it_must_connect(s->port);
     assert_int_equal(it_expect_error_frame(extra, FRAME_ERR_BUSY, NULL, 0, T), 0);
     close(extra);
     IT_ASSERT_LOG(s, 1, T, "connection rejected", "reason=max_conns");
 
     close(fd[0]);
     IT_ASSERT_LOG(s, 1, T, "connection closed");
-    int again = must_connect(s->port);
-    must_roundtrip(again, "a free slot again");
-    must_roundtrip(fd[1], "still served");
-    must_roundtrip(fd[2], "still served");
+    int again = it_must_connect(s->port);
+    it_must_roundtrip(again, "a free slot again");
+    it_must_roundtrip(fd[1], "still served");
+    it_must_roundtrip(fd[2], "still served");
     close(again);
     close(fd[1]);
     close(fd[2]);
@@ -291,10 +276,10 @@ static void test_limits_per_ip(void **state)
     IT_START(s, args, 0);
     int fd[2];
     for (int i = 0; i < 2; i++) {
-        fd[i] = must_connect(s->port);
-        must_roundtrip(fd[i], "admitted");
+        fd[i] = it_must_connect(s->port);
+        it_must_roundtrip(fd[i], "admitted");
     }
-    int extra = must_connect(s->port);
+    int extra = it_must_connect(s->port);
     assert_int_equal(it_expect_error_frame(extra, FRAME_ERR_PER_IP, NULL, 0, T), 0);
     close(extra);
     IT_ASSERT_LOG(s, 1, T, "connection rejected", "peer=127.0.0.1:", "reason=per_ip");
@@ -302,12 +287,12 @@ static void test_limits_per_ip(void **state)
     /* The cap is per address: another loopback address is still welcome. */
     int other = it_connect_from("127.0.0.2", s->port);
     IT_CHECK(other >= 0);
-    must_roundtrip(other, "from 127.0.0.2");
+    it_must_roundtrip(other, "from 127.0.0.2");
 
     close(fd[0]);
     IT_ASSERT_LOG(s, 1, T, "connection closed", "peer=127.0.0.1:");
-    int again = must_connect(s->port);
-    must_roundtrip(again, "a free slot again");
+    int again = it_must_connect(s->port);
+    it_must_roundtrip(again, "a free slot again");
     close(again);
     close(other);
     close(fd[1]);
