@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,8 @@
 #define JITTER 0.1            /* each interval is drawn from +-10% of --interval */
 #define SLEEP_SLICE_NS 50000000ull /* a stop request is noticed this fast */
 
-static volatile sig_atomic_t stop_requested;
+/* Lock-free atomics are safe in a signal handler and between threads. */
+static atomic_int stop_requested;
 
 static void on_stop_signal(int sig)
 {
