@@ -386,7 +386,9 @@ static void check_child_fds(pid_t child, const char (*ptargets)[64], int pn, cha
              * a child holding one would keep the port open after a restart. */
             if (parent_has(ptargets, pn, t))
                 fail_msg("child %d fd %d is the parent's socket %s", (int)child, fds[i], t);
-            snprintf(sock, cap, "%s", t);
+            size_t len = strlen(t) < cap ? strlen(t) : cap - 1;
+            memcpy(sock, t, len);
+            sock[len] = '\0';
             sockets++;
         } else if (inode_of(t, "pipe") != 0) {
             int flags = it_proc_fd_flags(child, fds[i]);

@@ -719,16 +719,15 @@ static char *read_metrics_doc(char *path, size_t cap)
     FILE *f = fopen(path, "r");
     if (f == NULL)
         fail_msg("cannot open %s", path);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&buf, &len);
-    assert_non_null(out);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, out);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    rewind(f);
+    assert_true(size >= 0);
+    char *buf = malloc((size_t)size + 1);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (size_t)size, f);
+    buf[n] = '\0';
     fclose(f);
-    fclose(out);
     return buf;
 }
 
