@@ -192,6 +192,57 @@ uint64_t metrics_hist_cumulative(const struct hist *h, uint64_t bound)
 
 /* --- JSON ------------------------------------------------------------- */
 
+/* The chart resolution of the JSON buckets: 8 per power of two. */
+#define JSON_SUB_BITS 3
+
+/* Which chart bucket a value falls in: values below 8 alone, then 8 equal
+ * parts of each power of two. */
+static unsigned chart_bucket(uint64_t v)
+{
+    if (v < (1u << JSON_SUB_BITS))
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v);
+    return (e << JSON_SUB_BITS) + (unsigned)((v >> (e - JSON_SUB_BITS)) & ((1u << JSON_SUB_BITS) - 1));
+}
+
+static void append_bucket(json_t *a, uint64_t lo, uint64_t hi, uint64_t count, double scale)
+{
+    json_t *e = json_object();
+    json_object_set_new(e, "lo", json_real((double)lo * scale));
+    json_object_set_new(e, "hi", json_real((double)hi * scale));
+    json_object_set_new(e, "count", json_integer((json_int_t)count));
+    json_array_append_new(a, e);
+}
+
+/* The non-empty buckets, merged to 8 per power of two (12.5% wide): enough
+ * for a chart, and a few hundred entries at most instead of thousands. Each
+ * [lo, hi] spans the merged histogram buckets that hold values. */
+static json_t *buckets_json(const struct hist *h, double scale)
+{
+    json_t *a = json_array();
+    struct hist_iter it;
+    struct hist_bucket b;
+    uint64_t lo = 0, hi = 0, count = 0;
+    unsigned key = 0;
+    hist_iter_init(&it, h);
+    while (hist_iter_next(&it, &b)) {
+        unsigned k = chart_bucket(b.lo);
+        if (count > 0 && k != key) {
+            append_bucket(a, lo, hi, count, scale);
+            count = 0;
+        }
+        if (count == 0) {
+            lo = b.lo;
+            key = k;
+        }
+        hi = b.hi;
+        count += b.count;
+    }
+    if (count > 0)
+        append_bucket(a, lo, hi, count, scale);
+    return a;
+}
+
 static json_t *hist_json(const struct metric_def *d, const struct hist *h)
 {
     double s = d->scale;
@@ -206,18 +257,7 @@ static json_t *hist_json(const struct metric_def *d, const struct hist *h)
     json_object_set_new(o, "p90", json_real((double)hist_percentile(h, 90) * s));
     json_object_set_new(o, "p99", json_real((double)hist_percentile(h, 99) * s));
     json_object_set_new(o, "p99_9", json_real((double)hist_percentile(h, 99.9) * s));
-    json_t *buckets = json_array();
-    struct hist_iter it;
-    struct hist_bucket b;
-    hist_iter_init(&it, h);
-    while (hist_iter_next(&it, &b)) {
-        json_t *e = json_object();
-        json_object_set_new(e, "lo", json_real((double)b.lo * s));
-        json_object_set_new(e, "hi", json_real((double)b.hi * s));
-        json_object_set_new(e, "count", json_integer((json_int_t)b.count));
-        json_array_append_new(buckets, e);
-    }
-    json_object_set_new(o, "buckets", buckets);
+    json_object_set_new(o, "buckets", buckets_json(h, s));
     return o;
 }
 
