@@ -656,28 +656,14 @@ int it_recv_exact(int fd, void *buf, size_t n, int timeout_ms)
     return net_read_full(fd, buf, n, timeout_ms > 0 ? timeout_ms : 1);
 }
 
-ssize_t it_recv_until_eof(int fd, void *buf, size_t cap, int timeout_ms)
+/* One recv that waits up to deadline for data (flags: e.g. MSG_PEEK).
+ * Returns bytes (> 0), 0 at EOF, or -errno (-ETIMEDOUT). */
+static ssize_t recv_by(int fd, void *buf, size_t n, int flags, int64_t deadline)
 {
-    uint8_t *p = buf;
-    size_t len = 0;
-    int64_t deadline = it_now_ms() + timeout_ms;
     for (;;) {
-        if (len == cap) {
-            uint8_t extra;
-            ssize_t r = recv(fd, &extra, 1, MSG_DONTWAIT | MSG_PEEK);
-            if (r == 0)
-                return (ssize_t)len;
-            if (r > 0)
-                return -ENOBUFS;
-        } else {
-            ssize_t r = recv(fd, p + len, cap - len, MSG_DONTWAIT);
-            if (r > 0) {
-                len += (size_t)r;
-                continue;
-            }
-            if (r == 0)
-                return (ssize_t)len;
-        }
+        ssize_t r = recv(fd, buf, n, flags | MSG_DONTWAIT);
+        if (r >= 0)
+            return r;
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -688,24 +674,31 @@ ssize_t it_recv_until_eof(int fd, void *buf, size_t cap, int timeout_ms)
     }
 }
 
+ssize_t it_recv_until_eof(int fd, void *buf, size_t cap, int timeout_ms)
+{
+    uint8_t *p = buf;
+    size_t len = 0;
+    int64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        /* Full: one more byte (peeked) means the reply was too long. */
+        uint8_t extra;
+        ssize_t r = len == cap ? recv_by(fd, &extra, 1, MSG_PEEK, deadline)
+                               : recv_by(fd, p + len, cap - len, 0, deadline);
+        if (r == 0)
+            return (ssize_t)len;
+        if (r < 0)
+            return r;
+        if (len == cap)
+            return -ENOBUFS;
+        len += (size_t)r;
+    }
+}
+
 int it_expect_eof(int fd, int timeout_ms)
 {
     uint8_t byte;
-    int64_t deadline = it_now_ms() + timeout_ms;
-    for (;;) {
-        ssize_t r = recv(fd, &byte, 1, MSG_DONTWAIT);
-        if (r == 0)
-            return 0;
-        if (r > 0)
-            return -EPROTO;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int w = wait_fd(fd, POLLIN, deadline);
-        if (w <= 0)
-            return w == 0 ? -ETIMEDOUT : w;
-    }
+    ssize_t r = recv_by(fd, &byte, 1, 0, it_now_ms() + timeout_ms);
+    return r == 0 ? 0 : r > 0 ? -EPROTO : (int)r;
 }
 
 int it_wait_acked(int fd, int timeout_ms)
