@@ -143,6 +143,8 @@ static enum MHD_Result serve_file(struct http_server *h, struct MHD_Connection *
     if (h->web_fd < 0)
         return send_text(h, conn, MHD_HTTP_NOT_FOUND, "404 not found\n");
     const char *rel = strcmp(path, "/") == 0 ? "index.html" : path + 1;
+    if (rel[strlen(rel) - 1] == '/') /* names a directory: not served */
+        return send_text(h, conn, MHD_HTTP_NOT_FOUND, "404 not found\n");
     struct stat st;
     int fd = open_beneath(h->web_fd, rel, &st);
     if (fd < 0)

@@ -61,6 +61,10 @@ static int connect_all(struct bench *b)
             if (cfg->connect_rate > 0 && n > 0)
                 sleep_until(t0 + (uint64_t)((double)n * 1e9 / cfg->connect_rate));
             int rc = lg_thread_connect(b->threads[i], k);
+            /* The first connection failing means the target is not there:
+             * exit 3, whether refused or timed out (4 is the one-shot's). */
+            if (rc < 0 && n == 0 && rc != -EXIT_IO && rc != -EXIT_USAGE)
+                return EXIT_CONNECT;
             if (rc < 0 && (n == 0 || rc == -EXIT_IO))
                 return -rc;
         }
@@ -181,7 +185,10 @@ static int watch_intervals(const struct bench *b)
     while (!all_finished(b)) {
         uint64_t now = net_now_ns();
         sleep_until(now + POLL_NS < next ? now + POLL_NS : next);
-        if (net_now_ns() < next || all_finished(b))
+        /* A timed run's intervals stop at its end; the remainder (late
+         * replies included) is reported once the threads are done. */
+        bool past_end = b->cfg->count == 0 && next > b->plan.deadline_ns;
+        if (net_now_ns() < next || past_end || all_finished(b))
             continue;
         take_snapshot(b, &s[1]);
         emit_interval(b, &s[0], &s[1], scratch, (double)(t - b->plan.measure_ns) / 1e9,
@@ -257,7 +264,10 @@ static int run(struct bench *b)
         err = watch_intervals(b);
     for (unsigned i = 0; i < started; i++)
         lg_thread_join(b->threads[i]);
-    uint64_t end = net_now_ns();
+    uint64_t end = 0; /* the last measured loop's end, not the closes after it */
+    for (unsigned i = 0; i < b->nthreads; i++)
+        if (lg_thread_done_ns(b->threads[i]) > end)
+            end = lg_thread_done_ns(b->threads[i]);
     if (err != 0) {
         fprintf(stderr, "tcpmsg: cannot run the load: %s\n", strerror(-err));
         return EXIT_IO;

@@ -50,7 +50,8 @@ struct lg_thread {
     unsigned nconns, first_conn;
     int epfd;
     uint64_t quota;        /* messages this thread may still send */
-    atomic_bool finished;
+    atomic_bool finished;      /* the measured loop has ended */
+    _Atomic uint64_t done_ns;  /* when it ended */
     struct lg_stats stats;
     struct hist unreported; /* RTTs not yet reported to the server */
 };
@@ -305,6 +306,23 @@ static size_t echoed_report(const struct lg_thread *t, const uint8_t *p, size_t 
 }
 
 /* Check and record every complete reply in c's input. */
+/* The server refused something (busy, oversize, timeout...): say why, count
+ * it as the server's error, not as a wrong reply, and drop the connection.
+ * false while the frame is incomplete. */
+static bool server_error(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t avail)
+{
+    struct frame f;
+    ssize_t n = frame_parse(p, avail, FRAME_MAX_PAYLOAD_LIMIT, true, &f);
+    if (n == FRAME_INCOMPLETE)
+        return false;
+    int code = n > 0 && f.len > 0 ? f.payload[0] : 0;
+    int len = n > 0 && f.len > 1 ? (int)f.len - 1 : 0;
+    fprintf(stderr, "tcpmsg: server error (%s): %.*s\n", frame_error_tag(code), len,
+            len > 0 ? (const char *)f.payload + 1 : "");
+    conn_drop(t, c, LG_ERR_SERVER);
+    return true;
+}
+
 static void consume_replies(struct lg_thread *t, struct lg_conn *c, uint64_t now)
 {
     size_t pos = 0;
@@ -316,6 +334,11 @@ static void consume_replies(struct lg_thread *t, struct lg_conn *c, uint64_t now
         if (skip > 0) {
             pos += skip;
             continue;
+        }
+        if (!t->cfg->text && c->in[pos] == FRAME_ERROR) {
+            if (!server_error(t, c, c->in + pos, avail))
+                break; /* the rest of the error frame is still to come */
+            return;
         }
         int ok = c->inflight > 0 ? reply_check(t, c, c->seq, c->in + pos, avail) : -1;
         if (ok < 0) {
@@ -395,6 +418,10 @@ static void close_gracefully(struct lg_thread *t)
     for (unsigned i = 0; i < t->nconns; i++) {
         if (t->conns[i].fd >= 0) {
             shutdown(t->conns[i].fd, SHUT_WR);
+            /* Only the server's EOF matters now: a shut-down socket would
+             * report writable forever and spin this loop. */
+            struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &t->conns[i] };
+            epoll_ctl(t->epfd, EPOLL_CTL_MOD, t->conns[i].fd, &ev);
             open++;
         }
     }
@@ -493,7 +520,9 @@ static void *thread_main(void *arg)
     struct epoll_event events[EVENTS_PER_WAKEUP];
     if (t->open_loop)
         init_schedules(t);
-    uint64_t now = t->plan->start_ns;
+    /* The open loop's timetable starts at the plan's start; a closed loop's
+     * first messages leave now (threads start a little after the plan). */
+    uint64_t now = t->open_loop ? t->plan->start_ns : net_now_ns();
     uint64_t next_due = UINT64_MAX;
     for (unsigned i = 0; i < t->nconns && !t->open_loop; i++)
         closed_top_up(t, &t->conns[i], now);
@@ -517,10 +546,12 @@ static void *thread_main(void *arg)
     }
     if (t->open_loop)
         count_unsent(t);
+    /* Measuring is over: the report and the close below are not timed. */
+    atomic_store(&t->done_ns, net_now_ns());
+    atomic_store(&t->finished, true);
     if (t->cfg->report && !t->cfg->text)
         final_report(t);
     close_gracefully(t);
-    atomic_store(&t->finished, true);
     return NULL;
 }
 
@@ -602,6 +633,11 @@ int lg_thread_start(struct lg_thread *t)
 void lg_thread_join(struct lg_thread *t)
 {
     pthread_join(t->thread, NULL);
+}
+
+uint64_t lg_thread_done_ns(const struct lg_thread *t)
+{
+    return atomic_load(&t->done_ns);
 }
 
 bool lg_thread_finished(const struct lg_thread *t)

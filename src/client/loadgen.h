@@ -24,7 +24,8 @@
     X(LG_ERR_TIMEOUT, "timeout", "no reply within --timeout")     \
     X(LG_ERR_CLOSED, "closed", "the server closed a connection")  \
     X(LG_ERR_RESET, "reset", "a connection was reset or failed")  \
-    X(LG_ERR_MISMATCH, "mismatch", "a reply differed from its message")
+    X(LG_ERR_MISMATCH, "mismatch", "a reply differed from its message") \
+    X(LG_ERR_SERVER, "server", "the server answered with an error frame")
 
 enum lg_error {
 #define LG_ERR_ENUM(name, tag, text) name,
@@ -77,6 +78,8 @@ int lg_thread_connect(struct lg_thread *t, unsigned k);
 int lg_thread_start(struct lg_thread *t);
 void lg_thread_join(struct lg_thread *t);
 bool lg_thread_finished(const struct lg_thread *t); /* any thread may ask */
+/* When its measured loop ended (valid once finished). */
+uint64_t lg_thread_done_ns(const struct lg_thread *t);
 
 const struct lg_stats *lg_thread_stats(const struct lg_thread *t);
 

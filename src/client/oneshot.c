@@ -54,13 +54,22 @@ static int io_failure(const char *what, int rc, const char *addr, const struct c
     return EXIT_IO;
 }
 
-/* Read one framed reply into *buf (grown as needed). Returns 0 or an exit. */
-static int read_frame_reply(int fd, const struct client_config *cfg, const char *addr,
-                            uint8_t hdr[FRAME_HEADER_SIZE], uint8_t **buf, size_t *len)
+/* Read n bytes before deadline_ns: 0, or -ETIMEDOUT / -ECONNRESET / -errno.
+ * One deadline for a whole reply, however it trickles in. */
+static int read_by(int fd, void *buf, size_t n, uint64_t deadline_ns)
 {
-    int rc = net_read_full(fd, hdr, FRAME_HEADER_SIZE, timeout_ms(cfg));
-    if (rc < 0)
-        return io_failure("read", rc, addr, cfg);
+    uint64_t now = net_now_ns();
+    if (now >= deadline_ns)
+        return -ETIMEDOUT;
+    int ms = (int)((deadline_ns - now + 999999) / 1000000);
+    return net_read_full(fd, buf, n, ms);
+}
+
+/* The rest of a frame whose header is hdr, into *buf (grown as needed). */
+static int read_frame_body(int fd, const struct client_config *cfg, const char *addr,
+                           const uint8_t hdr[FRAME_HEADER_SIZE], uint8_t **buf, size_t *len,
+                           uint64_t deadline_ns)
+{
     *len = (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
     uint8_t *p = realloc(*buf, *len + 1);
     if (p == NULL) {
@@ -68,7 +77,7 @@ static int read_frame_reply(int fd, const struct client_config *cfg, const char 
         return EXIT_IO;
     }
     *buf = p;
-    rc = net_read_full(fd, *buf, *len, timeout_ms(cfg));
+    int rc = read_by(fd, *buf, *len, deadline_ns);
     if (rc < 0)
         return io_failure("read", rc, addr, cfg);
     if (hdr[0] == FRAME_ERROR) {
@@ -80,11 +89,30 @@ static int read_frame_reply(int fd, const struct client_config *cfg, const char 
     return EXIT_OK;
 }
 
-/* Read one text reply line (without its LF) into *buf. */
-static int read_line_reply(int fd, const struct client_config *cfg, const char *addr,
-                           uint8_t **buf, size_t *len, size_t expect)
+/* Read one framed reply into *buf. Returns 0 or an exit status; a reply of
+ * another type than DATA is a mismatch. */
+static int read_frame_reply(int fd, const struct client_config *cfg, const char *addr,
+                            uint8_t **buf, size_t *len, uint64_t deadline_ns)
 {
-    size_t cap = expect + 2;
+    uint8_t hdr[FRAME_HEADER_SIZE];
+    int rc = read_by(fd, hdr, FRAME_HEADER_SIZE, deadline_ns);
+    if (rc < 0)
+        return io_failure("read", rc, addr, cfg);
+    rc = read_frame_body(fd, cfg, addr, hdr, buf, len, deadline_ns);
+    if (rc == EXIT_OK && hdr[0] != FRAME_DATA) {
+        fprintf(stderr, "tcpmsg: reply from %s has frame type 0x%02x, not DATA\n", addr, hdr[0]);
+        return EXIT_MISMATCH;
+    }
+    return rc;
+}
+
+/* Read one text reply line (without its LF) into *buf. A connection refused
+ * over a limit gets an error frame before the client has spoken: a reply
+ * starting with the ERROR type byte is read as one. */
+static int read_line_reply(int fd, const struct client_config *cfg, const char *addr,
+                           uint8_t **buf, size_t *len, size_t expect, uint64_t deadline_ns)
+{
+    size_t cap = expect + 2 > 256 ? expect + 2 : 256; /* room for an ERR line too */
     uint8_t *p = realloc(*buf, cap);
     if (p == NULL)
         return EXIT_IO;
@@ -92,9 +120,16 @@ static int read_line_reply(int fd, const struct client_config *cfg, const char *
     *len = 0;
     for (;;) { /* a byte at a time: never read past the reply we wait for */
         uint8_t c;
-        int rc = net_read_full(fd, &c, 1, timeout_ms(cfg));
+        int rc = read_by(fd, &c, 1, deadline_ns);
         if (rc < 0)
             return io_failure("read", rc, addr, cfg);
+        if (*len == 0 && c == FRAME_ERROR) {
+            uint8_t hdr[FRAME_HEADER_SIZE] = { c };
+            rc = read_by(fd, hdr + 1, FRAME_HEADER_SIZE - 1, deadline_ns);
+            if (rc < 0)
+                return io_failure("read", rc, addr, cfg);
+            return read_frame_body(fd, cfg, addr, hdr, buf, len, deadline_ns);
+        }
         if (c == '\n')
             break;
         if (*len < cap)
@@ -115,23 +150,32 @@ static int exchange(int fd, const struct client_config *cfg, const char *addr, c
         fprintf(stderr, "tcpmsg: message too long for a frame, or a text message with a newline\n");
         return EXIT_USAGE;
     }
-    uint8_t hdr[FRAME_HEADER_SIZE];
-    frame_header_encode(hdr, FRAME_DATA, n);
+    /* One write for the whole message: its header and payload leave together. */
+    size_t wire = cfg->text ? n + 1 : FRAME_HEADER_SIZE + n;
+    uint8_t *out = malloc(wire);
+    if (out == NULL)
+        return EXIT_IO;
+    if (cfg->text) {
+        memcpy(out, msg, n);
+        out[n] = '\n';
+    } else {
+        frame_header_encode(out, FRAME_DATA, n);
+        memcpy(out + FRAME_HEADER_SIZE, msg, n);
+    }
     uint64_t t0 = net_now_ns();
-    int rc = 0;
-    if (!cfg->text)
-        rc = net_write_all(fd, hdr, sizeof hdr, timeout_ms(cfg));
-    if (rc == 0)
-        rc = net_write_all(fd, msg, n, timeout_ms(cfg));
-    if (rc == 0 && cfg->text)
-        rc = net_write_all(fd, "\n", 1, timeout_ms(cfg));
-    if (rc < 0)
-        return io_failure("write to", rc, addr, cfg);
-
+    uint64_t deadline = t0 + (uint64_t)timeout_ms(cfg) * 1000000u;
+    int rc = net_write_all(fd, out, wire, timeout_ms(cfg));
+    free(out);
     size_t len = 0;
-    uint8_t rhdr[FRAME_HEADER_SIZE];
-    rc = cfg->text ? read_line_reply(fd, cfg, addr, buf, &len, n)
-                   : read_frame_reply(fd, cfg, addr, rhdr, buf, &len);
+    if (rc < 0) {
+        /* Refused over a limit, the server sent why before it closed. */
+        if ((rc == -EPIPE || rc == -ECONNRESET) && !cfg->text &&
+            read_frame_reply(fd, cfg, addr, buf, &len, net_now_ns() + 100000000u) == EXIT_SERVER)
+            return EXIT_SERVER;
+        return io_failure("write to", rc, addr, cfg);
+    }
+    rc = cfg->text ? read_line_reply(fd, cfg, addr, buf, &len, n, deadline)
+                   : read_frame_reply(fd, cfg, addr, buf, &len, deadline);
     if (rc != EXIT_OK)
         return rc;
     uint64_t rtt_ns = net_now_ns() - t0;

@@ -151,12 +151,10 @@ static bool ensure_connected(struct probe_target *t, uint64_t now)
         return false; /* backing off */
     struct sockaddr_storage ss;
     socklen_t len;
-    char err[300];
-    int fd = -EHOSTUNREACH;
-    if (net_resolve(t->host, t->port, false, &ss, &len, err, sizeof err) == 0)
-        fd = net_connect((struct sockaddr *)&ss, len, (int)(t->cfg->timeout * 1000));
-    else
-        snprintf(err, sizeof err, "cannot resolve %s", t->host);
+    char err[300] = "";
+    bool resolved = net_resolve(t->host, t->port, false, &ss, &len, err, sizeof err) == 0;
+    int fd = resolved ? net_connect((struct sockaddr *)&ss, len, (int)(t->cfg->timeout * 1000))
+                      : -EINVAL;
     if (fd >= 0) {
         t->fd = fd;
         return true;
@@ -170,7 +168,7 @@ static bool ensure_connected(struct probe_target *t, uint64_t now)
     t->retry_ns = now + (uint64_t)(t->backoff_s * 1e9);
     char detail[400];
     snprintf(detail, sizeof detail, "%s; retry in %.1f s",
-             fd == -ETIMEDOUT ? "timed out" : fd == -EHOSTUNREACH ? err : strerror(-fd),
+             !resolved ? err : fd == -ETIMEDOUT ? "timed out" : strerror(-fd),
              t->backoff_s);
     lose(t, PROBE_FAIL_CONNECT, detail);
     return false;

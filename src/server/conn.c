@@ -277,7 +277,12 @@ static ssize_t parse_framed(const struct conn *c, size_t pos, struct frame *f)
     uint8_t type = c->in[pos];
     if (type != FRAME_DATA && type != FRAME_RTT_REPORT)
         return FRAME_BAD_TYPE;
-    return frame_parse(c->in + pos, c->in_len - pos, cfg_of(c)->max_payload, true, f);
+    /* A report may always be as large as a full histogram, whatever
+     * --max-payload says: a small limit must not refuse the client's RTTs. */
+    size_t limit = cfg_of(c)->max_payload;
+    if (type == FRAME_RTT_REPORT && limit < RTT_REPORT_MAX_FRAME - FRAME_HEADER_SIZE)
+        limit = RTT_REPORT_MAX_FRAME - FRAME_HEADER_SIZE;
+    return frame_parse(c->in + pos, c->in_len - pos, limit, true, f);
 }
 
 /* A client's RTT report: add it to the client RTT histogram. No reply. */
@@ -360,7 +365,8 @@ static void flush_output(struct conn *c, uint64_t now)
     if (pending > 0) {
         ssize_t w = net_write(c->fd, c->out + c->out_off, pending);
         if (w == -EPIPE || w == -ECONNRESET) {
-            conn_close(c, c->peer_eof ? CLOSE_PEER : CLOSE_RESET, now);
+            /* Replies were still pending: the client did not take them. */
+            conn_close(c, CLOSE_RESET, now);
             return;
         }
         if (w < 0 && w != -EAGAIN) {
@@ -411,23 +417,58 @@ static void finish_flushing(struct conn *c, uint64_t now)
     c->linger_until_ns = now + LINGER_NS;
 }
 
+/* How many more reads a draining connection may make: enough to answer what
+ * a client had in flight, bounded so that one that never stops sending
+ * cannot hold the shutdown. */
+#define DRAIN_READS 64
+
+static void read_input(struct conn *c, uint64_t now);
+
+/* During the drain, read once more. true if that brought anything. */
+static bool drain_read(struct conn *c, uint64_t now)
+{
+    uint64_t before = counter_get(&c->pub.bytes_in);
+    c->drain_reads++;
+    read_input(c, now);
+    return c->state != CONN_CLOSED &&
+           (c->peer_eof || counter_get(&c->pub.bytes_in) != before);
+}
+
+/* After any I/O: move the connection along its states until it must wait
+ * for the kernel, then watch the right events. */
 static void after_io(struct conn *c, uint64_t now)
 {
-    if (c->state == CONN_CLOSED)
-        return;
-    if (c->state == CONN_BLOCKED && c->out_off == c->out_len) {
-        c->state = CONN_READING; /* replies drained: serve what is buffered */
-        process_input(c, now);
+    for (;;) {
         if (c->state == CONN_CLOSED)
             return;
-        flush_output(c, now);
-        if (c->state == CONN_CLOSED)
-            return;
-    }
-    if (c->state == CONN_FLUSHING && c->out_off == c->out_len) {
-        finish_flushing(c, now);
-        if (c->state == CONN_CLOSED)
-            return;
+        if (c->state == CONN_BLOCKED && c->out_off == c->out_len) {
+            /* Replies drained: serve what is buffered. Regression: leaving
+             * after one round could strand a connection BLOCKED with nothing
+             * pending, watched for no event, never served again. */
+            c->state = CONN_READING;
+            process_input(c, now);
+            if (c->state != CONN_CLOSED)
+                flush_output(c, now);
+            continue;
+        }
+        if (c->state == CONN_READING && c->draining && !c->peer_eof &&
+            c->drain_reads < DRAIN_READS) {
+            if (!drain_read(c, now))
+                c->drain_reads = DRAIN_READS; /* the kernel holds no more */
+            continue;
+        }
+        if (c->state == CONN_READING && (c->peer_eof || c->draining)) {
+            /* No more input will come: finish once the replies are out. */
+            c->reason = c->peer_eof ? CLOSE_PEER : CLOSE_SHUTDOWN;
+            c->state = CONN_FLUSHING;
+            flush_output(c, now);
+            continue;
+        }
+        if (c->state == CONN_FLUSHING && c->out_off == c->out_len) {
+            finish_flushing(c, now);
+            continue;
+        }
+        break;
     }
     update_events(c);
 }
@@ -437,6 +478,10 @@ static void linger_read(struct conn *c, uint64_t now)
 {
     uint8_t sink[4096];
     ssize_t r = net_read(c->fd, sink, sizeof sink);
+    if (r > 0) { /* discarded, but received: the byte counters see them */
+        counter_add(&c->pub.bytes_in, (uint64_t)r);
+        counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
+    }
     if (r == 0 || (r < 0 && r != -EAGAIN))
         conn_close(c, c->reason, now);
 }
@@ -466,14 +511,12 @@ static void read_input(struct conn *c, uint64_t now)
         return;
     }
     if (r == 0) {
-        c->peer_eof = true; /* a last unterminated text line is still a message */
+        /* A last unterminated text line is still a message; after_io ends
+         * the connection once everything buffered is answered. */
+        c->peer_eof = true;
         process_input(c, now);
-        if (c->state == CONN_CLOSED)
-            return;
-        if (c->state != CONN_FLUSHING)
-            c->reason = CLOSE_PEER;
-        c->state = CONN_FLUSHING;
-        flush_output(c, now);
+        if (c->state != CONN_CLOSED)
+            flush_output(c, now);
         return;
     }
     if (c->mode == FRAME_MODE_UNKNOWN)
@@ -501,7 +544,9 @@ void conn_on_event(struct conn *c, uint32_t events, uint64_t now)
         else if (c->state == CONN_READING)
             read_input(c, now);
         else if (events & (EPOLLERR | EPOLLHUP)) /* gone while we only wrote */
-            conn_close(c, c->state == CONN_FLUSHING ? c->reason : CLOSE_RESET, now);
+            conn_close(c, c->state == CONN_FLUSHING && c->reason != CLOSE_PEER ? c->reason
+                                                                                : CLOSE_RESET,
+                       now);
     }
     after_io(c, now);
 }
@@ -540,7 +585,11 @@ void conn_check_timers(struct conn *c, uint64_t now)
         now - c->write_wait_ns >= sec_to_ns(cfg->write_timeout)) {
         LOG(LOG_INFO, "client does not read its replies", LF_U("conn", c->id),
             LF_S("peer", c->peer_str), LF_U("pending_bytes", c->out_len - c->out_off));
-        conn_close(c, c->state == CONN_FLUSHING ? c->reason : CLOSE_SLOW_READER, now);
+        /* An error reply that will not go out keeps its reason; replies the
+         * client never read make it a slow reader, EOF or not. */
+        bool error_reply = c->state == CONN_FLUSHING && c->reason != CLOSE_PEER &&
+                           c->reason != CLOSE_SHUTDOWN;
+        conn_close(c, error_reply ? c->reason : CLOSE_SLOW_READER, now);
         return;
     }
     if (c->state != CONN_READING)
@@ -559,20 +608,8 @@ void conn_begin_drain(struct conn *c, uint64_t now)
 {
     if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
         return;
-    /* Answer what the kernel already holds for us, then stop reading. The
-     * bound keeps a client that never stops sending from holding us here. */
-    for (int round = 0; round < 64 && c->state == CONN_READING; round++) {
-        size_t before = c->in_len;
-        uint64_t msgs = counter_get(&c->pub.msgs_in);
-        read_input(c, now);
-        if (c->in_len == before && counter_get(&c->pub.msgs_in) == msgs)
-            break;
-    }
-    if (c->state == CONN_CLOSED)
-        return;
-    if (c->state != CONN_FLUSHING)
-        c->reason = CLOSE_SHUTDOWN;
-    c->state = CONN_FLUSHING;
-    flush_output(c, now);
+    /* Answer what the client already sent (what we hold, and what the kernel
+     * holds for us), then close; after_io does it as output allows. */
+    c->draining = true;
     after_io(c, now);
 }

@@ -37,6 +37,8 @@ struct conn {
     enum close_reason reason; /* set when the close is decided */
     uint32_t events;          /* epoll events currently registered */
     bool peer_eof;            /* the client shut down its sending side */
+    bool draining;            /* the server is shutting down: answer, then close */
+    unsigned drain_reads;     /* reads made since the drain began */
 
     uint8_t *in;     /* received bytes not yet parsed: starts with a partial message */
     size_t in_len, in_cap;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,6 +126,21 @@ static void child_fill_head(struct child_ctx *cc, const struct conn *c)
 
 static struct child_ctx *g_child_ctx;
 
+static void child_final_totals(struct fork_record_head *h, const struct server_stats *st)
+{
+    h->msgs_in = h->msgs_out = h->bytes_in = h->bytes_out = 0;
+    for (int m = 0; m < STATS_MODE_COUNT; m++) {
+        h->msgs_in += counter_get(&st->msgs_in[m]);
+        h->msgs_out += counter_get(&st->msgs_out[m]);
+        h->bytes_in += counter_get(&st->bytes_in[m]);
+        h->bytes_out += counter_get(&st->bytes_out[m]);
+    }
+    if (counter_get(&st->bytes_in[STATS_TEXT]) > 0)
+        h->mode = FRAME_MODE_TEXT;
+    else if (counter_get(&st->bytes_in[STATS_FRAMED]) > 0)
+        h->mode = FRAME_MODE_FRAMED;
+}
+
 static void child_tick(struct worker *w, uint64_t now)
 {
     (void)now;
@@ -138,13 +154,18 @@ static void child_tick(struct worker *w, uint64_t now)
  * and every other client's socket are closed. Returns the new client fd. */
 static int child_descriptors(int client, int *pipe_wr)
 {
-    /* Move the two keepers to 3 and 4 (via high numbers, so neither
-     * overwrites the other), then close everything above. */
-    int a = fcntl(client, F_DUPFD_CLOEXEC, 1000);
-    int b = fcntl(*pipe_wr, F_DUPFD_CLOEXEC, 1000);
+    /* Move the two keepers to 3 and 4 (copied above 4 first, so that
+     * neither overwrites the other), then close everything above. */
+    int a = fcntl(client, F_DUPFD_CLOEXEC, 5);
+    int b = fcntl(*pipe_wr, F_DUPFD_CLOEXEC, 5);
     if (a < 0 || b < 0 || dup3(a, 3, O_CLOEXEC) < 0 || dup3(b, 4, O_CLOEXEC) < 0)
         return -1;
-    close_range(5, ~0u, 0);
+    if (close_range(5, ~0u, 0) < 0) { /* a kernel before 5.9: one by one */
+        struct rlimit rl;
+        int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
+        for (int fd = 5; fd < max; fd++)
+            close(fd);
+    }
     *pipe_wr = 4;
     return 3;
 }
@@ -205,8 +226,12 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
         LF_I("pid", getpid()));
     worker_run(w);
 
-    /* The last record: whatever moved since the last tick, and the close. */
+    /* The last record: whatever moved since the last tick, and the close.
+     * The connection is gone; its totals are the child's, which served it
+     * alone. Regression: a connection shorter than a tick was listed with
+     * no mode and zero counts. */
     cc->tmpl.flags = FORK_RECORD_FINAL;
+    child_final_totals(&cc->tmpl, &w->stats);
     for (int r = 0; r < CLOSE_REASON_COUNT; r++)
         if (counter_get(&w->stats.closed[r]) > 0)
             cc->tmpl.reason = (uint8_t)r;

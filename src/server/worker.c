@@ -128,7 +128,16 @@ void worker_reject(struct worker *w, int fd, const char *peer, enum reject_reaso
     int code = r == REJECT_PER_IP ? FRAME_ERR_PER_IP : FRAME_ERR_BUSY;
     uint8_t frame[96];
     size_t n = frame_error_encode(frame, sizeof frame, code, frame_error_text(code));
-    (void)net_write(fd, frame, n); /* a fresh socket's buffer takes it, or we give up */
+    ssize_t sent = net_write(fd, frame, n); /* a fresh socket's buffer takes it, or we give up */
+    if (sent > 0)
+        counter_add(&w->stats.bytes_out[STATS_FRAMED], (uint64_t)sent);
+    /* Closing with unread input would send a reset that can destroy the
+     * reply: end our side, take what already arrived, then close. */
+    shutdown(fd, SHUT_WR);
+    uint8_t sink[512];
+    ssize_t got;
+    while ((got = recv(fd, sink, sizeof sink, MSG_DONTWAIT)) > 0)
+        counter_add(&w->stats.bytes_in[STATS_FRAMED], (uint64_t)got);
     close(fd);
     counter_add(&w->stats.rejected[r], 1);
     LOG(LOG_WARN, "connection rejected", LF_S("peer", peer), LF_S("reason", reject_reason_tag(r)));
@@ -169,6 +178,8 @@ static bool serve_here(struct worker *w, int fd, const struct sockaddr *peer, so
 {
     struct conn *c = conn_open(w, fd, peer, len, id, now);
     if (c == NULL) {
+        /* Accepted and closed at once: both counted, so they still add up. */
+        counter_add(&w->stats.accepted, 1);
         counter_add(&w->stats.closed[CLOSE_NO_MEMORY], 1);
         LOG(LOG_ERROR, "no memory for a new connection", LF_U("conn", id));
         return false;
