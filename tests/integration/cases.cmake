@@ -4,7 +4,7 @@
 tcpmsg_integration_test(test_server CASES
   text_mode classic_client concurrent_200 bad_input limits limits_per_ip)
 tcpmsg_integration_test(test_robustness CASES
-  slow_reader byte_a_second idle_timeout emfile)
+  slow_reader small_output_cap byte_a_second idle_timeout emfile)
 tcpmsg_integration_test(test_shutdown CASES
   sigterm_drain drain_timeout_idle)
 tcpmsg_integration_test(test_cli CASES
@@ -32,7 +32,7 @@ tcpmsg_fork_variants(test_server CASES
 # that way (the children hold them, each in its own table); the limit it hits
 # instead is --max-children, which test_fork.max_children covers.
 tcpmsg_fork_variants(test_robustness CASES
-  slow_reader byte_a_second idle_timeout)
+  slow_reader small_output_cap byte_a_second idle_timeout)
 tcpmsg_fork_variants(test_shutdown CASES
   sigterm_drain drain_timeout_idle)
 # Not cli: it checks option parsing and exit codes and starts no server.

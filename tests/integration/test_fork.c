@@ -184,6 +184,24 @@ static void test_exact_accounting(void **state)
     assert_int_equal(it_json_int(m, "histograms.service_time_seconds.count"), nf + nt);
     IT_CHECK(it_json_num(m, "gauges.connections_open") == 0);
     json_decref(m);
+
+    /* The closed connections keep their totals in the connection list.
+     * Regression: a child's last record carried the connection as of its
+     * last tick, so a short connection was listed with no mode and zeros. */
+    json_t *list = it_http_get_json(s->http_port, "/api/connections");
+    IT_CHECK(list != NULL);
+    json_t *closed = it_json_path(list, "recently_closed");
+    assert_int_equal(json_array_size(closed), ACC_FRAMED + ACC_TEXT);
+    long long listed_msgs = 0;
+    for (size_t i = 0; i < json_array_size(closed); i++) {
+        json_t *c = json_array_get(closed, i);
+        const char *mode = json_string_value(json_object_get(c, "mode"));
+        IT_CHECK(mode != NULL && (strcmp(mode, "framed") == 0 || strcmp(mode, "text") == 0));
+        assert_int_equal(json_integer_value(json_object_get(c, "messages_in")), ACC_MSGS);
+        listed_msgs += json_integer_value(json_object_get(c, "messages_out"));
+    }
+    assert_int_equal(listed_msgs, nf + nt);
+    json_decref(list);
     it_server_free(s);
 }
 

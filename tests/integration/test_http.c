@@ -850,6 +850,29 @@ static void test_rtt_report_frames(void **state)
 }
 
 /* The client binary reports the RTTs it measured when it closes. */
+/* Regression: bytes a client sent after an error reply were discarded (the
+ * server lingers so the reply is not lost to a reset) but not counted, so
+ * received_bytes_total fell short of the bytes on the wire. */
+static void test_discarded_bytes_counted(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    int fd = it_must_connect(s->port);
+    uint8_t bad = 0x05; /* an unknown frame type: bad_type, then linger */
+    assert_int_equal(it_send_all(fd, &bad, 1, T), 0);
+    assert_int_equal(it_expect_error_frame(fd, FRAME_ERR_BAD_TYPE, NULL, 0, T), 0);
+    static uint8_t junk[5000];
+    memset(junk, 'j', sizeof junk);
+    assert_int_equal(it_send_all(fd, junk, sizeof junk, T), 0);
+    it_sleep_ms(100);
+    close(fd);
+    json_t *doc = wait_metric(s, "gauges.connections_open", 0);
+    assert_int_equal(it_json_int(doc, "counters.received_bytes_total.framed"), 1 + sizeof junk);
+    assert_int_equal(it_json_int(doc, "counters.connections_closed_total.protocol_error"), 1);
+    json_decref(doc);
+    it_server_free(s);
+}
+
 static void test_client_rtt(void **state)
 {
     (void)state;
@@ -898,6 +921,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_http_limits),
         cmocka_unit_test(test_rtt_report_frames),
         cmocka_unit_test(test_client_rtt),
+        cmocka_unit_test(test_discarded_bytes_counted),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

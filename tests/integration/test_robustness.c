@@ -148,6 +148,44 @@ static void test_byte_a_second(void **state)
     it_server_free(s);
 }
 
+/* ---- a small output cap ----------------------------------------------------------------- */
+
+/* Regression: with --max-pending-output below what one read brings, a
+ * connection could be left BLOCKED with nothing pending, watched for no
+ * event, and never served again. Every message of a burst much larger than
+ * the cap must still be answered, framed and text. */
+static void test_small_output_cap(void **state)
+{
+    (void)state;
+    const char *args[] = { "--max-pending-output", "1024", "--threads", "1", NULL };
+    IT_START(s, args, 0);
+    enum { N = 400, LEN = 36 };
+    static uint8_t burst[N * (FRAME_HEADER_SIZE + LEN)], back[sizeof burst];
+    for (int mode = 0; mode < 2; mode++) {
+        size_t n = 0;
+        for (int i = 0; i < N; i++) {
+            if (mode == 0) {
+                frame_header_encode(burst + n, FRAME_DATA, LEN);
+                n += FRAME_HEADER_SIZE;
+            }
+            char line[LEN + 1];
+            snprintf(line, sizeof line, "line %04d abcdefghijklmnopqrstuvwxyz", i);
+            memcpy(burst + n, line, LEN);
+            n += LEN;
+            if (mode == 1)
+                burst[n++] = '\n';
+        }
+        int fd = it_must_connect(s->port);
+        assert_int_equal(it_send_all(fd, burst, n, T), 0);
+        int rc = it_recv_exact(fd, back, n, T);
+        if (rc != 0)
+            fail_msg("%s burst of %d messages: %s", mode == 0 ? "framed" : "text", N, strerror(-rc));
+        assert_memory_equal(back, burst, n);
+        close(fd);
+    }
+    it_server_free(s);
+}
+
 /* ---- a silent client ------------------------------------------------------------------ */
 
 static void test_idle_timeout(void **state)
@@ -227,6 +265,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_reader),
+        cmocka_unit_test(test_small_output_cap),
         cmocka_unit_test(test_byte_a_second),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_emfile),
