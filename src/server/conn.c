@@ -419,8 +419,10 @@ static void finish_flushing(struct conn *c, uint64_t now)
 
 /* How many more reads a draining connection may make: enough to answer what
  * a client had in flight, bounded so that one that never stops sending
- * cannot hold the shutdown. */
+ * cannot hold the shutdown. And how long it waits for more once the kernel
+ * has nothing: what the client sent just before may still be on its way. */
 #define DRAIN_READS 64
+#define DRAIN_QUIET_NS (50 * 1000000ull)
 
 static void read_input(struct conn *c, uint64_t now);
 
@@ -451,13 +453,19 @@ static void after_io(struct conn *c, uint64_t now)
                 flush_output(c, now);
             continue;
         }
-        if (c->state == CONN_READING && c->draining && !c->peer_eof &&
-            c->drain_reads < DRAIN_READS) {
-            if (!drain_read(c, now))
-                c->drain_reads = DRAIN_READS; /* the kernel holds no more */
-            continue;
+        if (c->state == CONN_READING && c->draining && !c->drain_done && !c->peer_eof) {
+            if (c->drain_reads >= DRAIN_READS) {
+                c->drain_done = true;
+                continue;
+            }
+            if (drain_read(c, now))
+                continue;
+            /* Nothing yet: wait for more, until the quiet timer says done. */
+            if (c->state == CONN_READING && c->drain_quiet_ns == 0)
+                c->drain_quiet_ns = now;
+            break;
         }
-        if (c->state == CONN_READING && (c->peer_eof || c->draining)) {
+        if (c->state == CONN_READING && (c->peer_eof || (c->draining && c->drain_done))) {
             /* No more input will come: finish once the replies are out. */
             c->reason = c->peer_eof ? CLOSE_PEER : CLOSE_SHUTDOWN;
             c->state = CONN_FLUSHING;
@@ -525,6 +533,7 @@ static void read_input(struct conn *c, uint64_t now)
     counter_add(&c->pub.bytes_in, (uint64_t)r);
     counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
     c->active_ns = now;
+    c->drain_quiet_ns = 0;
     process_input(c, now);
     if (c->state != CONN_CLOSED)
         flush_output(c, now);
@@ -594,6 +603,12 @@ void conn_check_timers(struct conn *c, uint64_t now)
     }
     if (c->state != CONN_READING)
         return;
+    if (c->draining && !c->drain_done && c->drain_quiet_ns != 0 &&
+        now - c->drain_quiet_ns >= DRAIN_QUIET_NS) {
+        c->drain_done = true; /* the client has gone quiet: finish */
+        after_io(c, now);
+        return;
+    }
     if (c->frame_start_ns != 0 && cfg->frame_timeout > 0 &&
         now - c->frame_start_ns >= sec_to_ns(cfg->frame_timeout)) {
         expire_frame(c, now);

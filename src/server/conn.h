@@ -38,7 +38,9 @@ struct conn {
     uint32_t events;          /* epoll events currently registered */
     bool peer_eof;            /* the client shut down its sending side */
     bool draining;            /* the server is shutting down: answer, then close */
+    bool drain_done;          /* ... and has read all it will read */
     unsigned drain_reads;     /* reads made since the drain began */
+    uint64_t drain_quiet_ns;  /* since when the drain found nothing to read; 0: not */
 
     uint8_t *in;     /* received bytes not yet parsed: starts with a partial message */
     size_t in_len, in_cap;
