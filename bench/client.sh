@@ -28,23 +28,21 @@ BUILD_DIR=${BUILD_DIR:-$REPO/build}
 BENCH_NAME=client.sh ROUNDS=3 DURATION=3 BUILD=0 KEEP=0 CLIENT_THREADS=1
 SHAPES=1x1x64,50x16x64 RATE=200000 RATE_SHAPE=16x8x64
 SERVER_CMD=() CLIENT_CMD=()
-while [ $# -gt 0 ]; do
-    case $1 in
-    --build) BUILD=1 ;;
-    -r | --rounds) ROUNDS=${2:?}; shift ;;
-    -d | --duration) DURATION=${2:?}; shift ;;
-    --shapes) SHAPES=${2:?}; shift ;;
-    --rate) RATE=${2:?}; shift ;;
-    --rate-shape) RATE_SHAPE=${2:?}; shift ;;
-    --keep-logs) KEEP=1 ;;
-    -h | --help) usage; exit 0 ;;
-    -*) usage >&2; exit 2 ;;
-    *) BUILD_DIR=$1 ;;
-    esac
-    shift
-done
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
+while [ $# -gt 0 ]; do
+    common_option "$@"
+    if [ "$SHIFT" -eq 0 ]; then
+        SHIFT=1
+        case $1 in
+        --shapes) SHAPES=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --rate) RATE=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --rate-shape) RATE_SHAPE=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        *) usage >&2; exit 2 ;;
+        esac
+    fi
+    shift "$SHIFT"
+done
 [[ $SHAPES =~ ^[0-9]+x[0-9]+x[0-9]+(,[0-9]+x[0-9]+x[0-9]+)*$ ]] || die "bad --shapes"
 [[ $RATE_SHAPE =~ ^[0-9]+x[0-9]+x[0-9]+$ ]] || die "bad --rate-shape"
 if [ "$BUILD" = 1 ]; then

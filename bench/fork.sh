@@ -38,22 +38,20 @@ TRANSPORTS=1 KEEP=0 FORMAT=text BUILD=0
 TPUT_TARGET=0.8 # fork msgs/s >= 0.8 x epoll at 1-10 connections
 
 while [ $# -gt 0 ]; do
-    case $1 in
-    --build) BUILD=1 ;;
-    -r | --rounds) ROUNDS=${2:?}; shift ;;
-    -d | --duration) DURATION=${2:?}; shift ;;
-    -c | --conns) CONNS=${2:?}; shift ;;
-    -t | --threads) THREADS=${2:?}; shift ;;
-    --client-threads) CLIENT_THREADS=${2:?}; shift ;;
-    --size) SIZE=${2:?}; shift ;;
-    --no-transports) TRANSPORTS=0 ;;
-    --keep-logs) KEEP=1 ;;
-    --markdown) FORMAT=markdown ;;
-    -h | --help) usage; exit 0 ;;
-    -*) usage >&2; exit 2 ;;
-    *) BUILD_DIR=$1 ;;
-    esac
-    shift
+    common_option "$@"
+    if [ "$SHIFT" -eq 0 ]; then
+        SHIFT=1
+        case $1 in
+        -c | --conns) CONNS=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        -t | --threads) THREADS=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --client-threads) CLIENT_THREADS=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --size) SIZE=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --no-transports) TRANSPORTS=0 ;;
+        --markdown) FORMAT=markdown ;;
+        *) usage >&2; exit 2 ;;
+        esac
+    fi
+    shift "$SHIFT"
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ && $CLIENT_THREADS =~ ^[1-9][0-9]*$ && $SIZE =~ ^[1-9][0-9]*$ ]] ||
     die "--rounds, --client-threads and --size take positive integers"

@@ -1,5 +1,5 @@
-# bench/lib.sh: shell functions shared by bench/run.sh and bench/scrape.sh:
-# the process bookkeeping (every process started is killed on exit), server
+# bench/lib.sh: shell functions shared by the bench/ scripts: the options
+# they all take, the process bookkeeping (every process started is killed on exit), server
 # start-up on port 0, one `tcpmsg bench` run, and the statistics. Sourced, not
 # run. The caller sets BENCH_NAME (for messages), DURATION, CLIENT_THREADS,
 # TCPMSG, KEEP and the SERVER_CMD and CLIENT_CMD prefix arrays.
@@ -8,6 +8,21 @@
 # shellcheck shell=bash disable=SC2034,SC2153
 
 die() { echo "$BENCH_NAME: $*" >&2; exit 2; }
+
+# common_option ARG...: the options every script takes (its own usage() for
+# -h). Sets SHIFT to the words used, 0 when ARG is the script's own to parse.
+common_option() {
+    SHIFT=1
+    case $1 in
+    --build) BUILD=1 ;;
+    -r | --rounds) ROUNDS=${2:?"$1 needs a value"}; SHIFT=2 ;;
+    -d | --duration) DURATION=${2:?"$1 needs a value"}; SHIFT=2 ;;
+    --keep-logs) KEEP=1 ;;
+    -h | --help) usage; exit 0 ;;
+    -*) SHIFT=0 ;;
+    *) BUILD_DIR=$1 ;;
+    esac
+}
 
 # --- processes: every one we start is killed on the way out ----------------
 # work_init PREFIX: makes WORK, a scratch directory, and installs the traps

@@ -43,24 +43,22 @@ P99_TARGET_MS=5    # p99 of the scrapes made under load < 5 ms
 SCRAPE_TIMEOUT=2   # curl --max-time per scrape; a timeout counts as a failure
 
 while [ $# -gt 0 ]; do
-    case $1 in
-    --build) BUILD=1 ;;
-    -r | --rounds) ROUNDS=${2:?}; shift ;;
-    -d | --duration) DURATION=${2:?}; shift ;;
-    -t | --threads) THREADS=${2:?}; shift ;;
-    --client-threads) CLIENT_THREADS=${2:?}; shift ;;
-    --shapes) SHAPES=${2:?}; shift ;;
-    --formats) FORMATS=${2:?}; shift ;;
-    --rate) RATE=${2:?}; shift ;;
-    --pin) PIN=${2:?}; shift ;;
-    --keep-logs) KEEP=1 ;;
-    --markdown) FORMAT=markdown ;;
-    --json) FORMAT=json ;;
-    -h | --help) usage; exit 0 ;;
-    -*) usage >&2; exit 2 ;;
-    *) BUILD_DIR=$1 ;;
-    esac
-    shift
+    common_option "$@"
+    if [ "$SHIFT" -eq 0 ]; then
+        SHIFT=1
+        case $1 in
+        -t | --threads) THREADS=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --client-threads) CLIENT_THREADS=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --shapes) SHAPES=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --formats) FORMATS=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --rate) RATE=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --pin) PIN=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --markdown) FORMAT=markdown ;;
+        --json) FORMAT=json ;;
+        *) usage >&2; exit 2 ;;
+        esac
+    fi
+    shift "$SHIFT"
 done
 CLIENT_THREADS=${CLIENT_THREADS:-$THREADS}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ && $THREADS =~ ^[1-9][0-9]*$ && $CLIENT_THREADS =~ ^[1-9][0-9]*$ ]] ||

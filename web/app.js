@@ -372,10 +372,7 @@ function renderConnections(doc) {
       cell(c.state, { pill: `state state-${c.state}` }),
       cell(fmtAge(c.age_seconds), { cls: 'num' }),
       cell(fmtAge(c.idle_seconds), { cls: 'num' }),
-      cell(fmtCount(c.messages_in), { cls: 'num', raw: c.messages_in }),
-      cell(fmtCount(c.messages_out), { cls: 'num', raw: c.messages_out }),
-      cell(fmtBytes(c.bytes_in), { cls: 'num', raw: c.bytes_in }),
-      cell(fmtBytes(c.bytes_out), { cls: 'num', raw: c.bytes_out }),
+      ...trafficCells(c),
       cell(fmtBytes(c.pending_output_bytes), { cls: 'num', raw: c.pending_output_bytes }),
     );
     return tr;
@@ -385,6 +382,16 @@ function renderConnections(doc) {
   const shown = rows.length < doc.total ? `, showing ${rows.length}` : '';
   setText('conn-summary', `${doc.total} open${shown}`);
   renderSortHeaders();
+}
+
+/* Messages and bytes each way: the same four columns in both tables. */
+function trafficCells(c) {
+  return [
+    cell(fmtCount(c.messages_in), { cls: 'num', raw: c.messages_in }),
+    cell(fmtCount(c.messages_out), { cls: 'num', raw: c.messages_out }),
+    cell(fmtBytes(c.bytes_in), { cls: 'num', raw: c.bytes_in }),
+    cell(fmtBytes(c.bytes_out), { cls: 'num', raw: c.bytes_out }),
+  ];
 }
 
 function closeReasonClass(reason) {
@@ -403,10 +410,7 @@ function renderClosed(list) {
       cell(c.reason, { pill: closeReasonClass(c.reason) }),
       cell(`${fmtAge(c.closed_seconds_ago)} ago`, { cls: 'num' }),
       cell(fmtAge(c.age_seconds), { cls: 'num' }),
-      cell(fmtCount(c.messages_in), { cls: 'num', raw: c.messages_in }),
-      cell(fmtCount(c.messages_out), { cls: 'num', raw: c.messages_out }),
-      cell(fmtBytes(c.bytes_in), { cls: 'num', raw: c.bytes_in }),
-      cell(fmtBytes(c.bytes_out), { cls: 'num', raw: c.bytes_out }),
+      ...trafficCells(c),
     );
     return tr;
   });
