@@ -1,4 +1,5 @@
-/* server: start-up (bind, one SO_REUSEPORT listener per worker), admission
+/* server: start-up (bind, one SO_REUSEPORT listener per worker, no other
+ * process on the port), admission
  * control, and the signal-driven shutdown with a bounded drain.
  */
 #include "server/server.h"
@@ -7,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,9 +19,33 @@
 #include "tcpmsg/http.h"
 #include "tcpmsg/log.h"
 
+/* Is the address free of other listeners? A plain socket (SO_REUSEADDR, so
+ * that TIME_WAIT remnants do not count, but no SO_REUSEPORT) cannot bind
+ * next to a listening socket on the same port, whatever that one's options:
+ * this is how a second tcpmsgd learns that the port is already served.
+ * 0, or -EADDRINUSE (or another -errno from bind). */
+static int check_port_free(const struct sockaddr *sa, socklen_t len)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    int rc = bind(fd, sa, len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 /* One listener per worker, all on the same address: the kernel hashes each
  * new connection to one of them, so workers never contend on accept. The
- * first binds (port 0 included) and the rest reuse the port it got. */
+ * first binds (port 0 included) and the rest reuse the port it got.
+ *
+ * SO_REUSEPORT would also let another process join the group and silently
+ * take a share of the clients. So the group is formed only after a plain
+ * bind has shown the port free, and a single listener (fork mode, one
+ * thread) does without SO_REUSEPORT altogether. */
 static int open_listeners(struct server *s, int *fds, unsigned n)
 {
     const struct server_config *cfg = s->cfg;
@@ -30,14 +56,15 @@ static int open_listeners(struct server *s, int *fds, unsigned n)
         LOG(LOG_ERROR, "cannot bind", LF_S("address", cfg->bind_addr), LF_S("error", err));
         return -EINVAL;
     }
-    for (unsigned i = 0; i < n; i++) {
-        int fd = net_listen((struct sockaddr *)&ss, len, (int)cfg->backlog, true);
+    uint16_t port = net_addr_port((struct sockaddr *)&ss);
+    int rc = n > 1 && port != 0 ? check_port_free((struct sockaddr *)&ss, len) : 0;
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        int fd = net_listen((struct sockaddr *)&ss, len, (int)cfg->backlog, n > 1);
         if (fd < 0) {
-            LOG(LOG_ERROR, "cannot listen", LF_S("address", cfg->bind_addr),
-                LF_U("port", net_addr_port((struct sockaddr *)&ss)), LF_S("error", strerror(-fd)));
+            rc = fd;
             while (i > 0)
                 close(fds[--i]);
-            return fd;
+            break;
         }
         fds[i] = fd;
         if (i == 0) {
@@ -45,6 +72,17 @@ static int open_listeners(struct server *s, int *fds, unsigned n)
             len = sizeof ss;
             getsockname(fd, (struct sockaddr *)&ss, &len);
         }
+    }
+    if (rc == -EADDRINUSE) {
+        LOG(LOG_ERROR, "cannot listen: the port is already in use (another tcpmsgd, or another "
+                       "program, is serving it)",
+            LF_S("address", cfg->bind_addr), LF_U("port", port), LF_S("error", strerror(-rc)));
+        return rc;
+    }
+    if (rc < 0) {
+        LOG(LOG_ERROR, "cannot listen", LF_S("address", cfg->bind_addr), LF_U("port", port),
+            LF_S("error", strerror(-rc)));
+        return rc;
     }
     net_format_addr((struct sockaddr *)&ss, s->bound, sizeof s->bound);
     char host[NET_ADDRSTRLEN];
