@@ -17,6 +17,7 @@
 
 #include "server/conn.h"
 #include "server/forkrecord.h"
+#include "server/membudget.h"
 #include "server/server.h"
 #include "server/worker.h"
 #include "tcpmsg/log.h"
@@ -200,6 +201,7 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
     if (s == NULL || w == NULL || cc == NULL)
         _exit(71);
     s->cfg = parent->cfg;
+    s->budget = parent->budget; /* shared memory: the parent sees what the child holds */
     s->nworkers = 1;
     s->iplimit = iplimit_new(1, 1);
     s->open_conns = 1; /* this child's one connection */
@@ -208,6 +210,7 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
     if (s->iplimit == NULL || cc->sent == NULL || worker_init(w, s, 0, -1) < 0)
         _exit(72);
     server_stats_init(cc->sent);
+    w->budget_slot = slot; /* the child's own account in the budget */
     iplimit_acquire(s->iplimit, peer); /* conn_close releases it */
     cc->pipe_wr = pipe_wr;
     cc->w = w;
@@ -365,6 +368,8 @@ static void child_ended(struct worker *w, struct fork_child *ch, int status, uin
         ch->info.reason = close_reason_tag(reason);
     ch->info.state = "closed";
     closed_ring_push_info(&w->srv->closed, &ch->info, now);
+    /* A child that died holding buffers cannot give them back itself. */
+    membudget_write_off(w->srv->budget, (unsigned)(ch - fs->children));
     if (!ch->final_seen)
         server_release(w->srv, (struct sockaddr *)&ch->peer);
     ch->pid = 0;

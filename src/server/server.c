@@ -15,6 +15,7 @@
 
 #include "server/admin.h"
 #include "server/forkmode.h"
+#include "server/membudget.h"
 #include "server/metrics.h"
 #include "tcpmsg/http.h"
 #include "tcpmsg/log.h"
@@ -141,7 +142,9 @@ int server_start(struct server *s, const struct server_config *cfg)
     int *fds = calloc(s->nworkers, sizeof *fds);
     s->workers = calloc(s->nworkers, sizeof *s->workers);
     s->iplimit = iplimit_new(cfg->max_conns, cfg->max_conns_per_ip);
-    if (fds == NULL || s->workers == NULL || s->iplimit == NULL)
+    s->budget = membudget_new(cfg->max_buffer_memory, cfg->memory_grace,
+                              cfg->fork_mode ? cfg->max_children : s->nworkers);
+    if (fds == NULL || s->workers == NULL || s->iplimit == NULL || s->budget == NULL)
         goto failed_alloc;
     if (cfg->fork_mode) {
         s->fork = calloc(1, sizeof *s->fork);
@@ -178,6 +181,7 @@ int server_start(struct server *s, const struct server_config *cfg)
     LOG(LOG_INFO, "server is listening", LF_S("address", s->bound),
         LF_S("mode", cfg->fork_mode ? "fork" : "epoll"), LF_U("threads", s->nworkers),
         LF_U("max_conns", cfg->max_conns), LF_U("max_payload", cfg->max_payload),
+        LF_U("max_buffer_memory", cfg->max_buffer_memory),
         LF_S("version", TCPMSG_VERSION));
     return 0;
 
@@ -196,6 +200,8 @@ failed_workers:
 failed_alloc:
     free(fds);
     iplimit_free(s->iplimit);
+    membudget_free(s->budget);
+    s->budget = NULL;
     free(s->workers);
     s->workers = NULL;
     s->iplimit = NULL;
@@ -215,6 +221,8 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
         server_stats_add(&m->stats, &s->workers[i].stats);
     m->conns_open = atomic_load(&s->open_conns);
     m->max_conns = s->cfg->max_conns;
+    m->buffer_memory_bytes = membudget_total(s->budget);
+    m->buffer_memory_limit_bytes = membudget_limit(s->budget);
     m->workers = s->nworkers;
     m->draining = atomic_load(&s->draining) != 0;
     m->version = TCPMSG_VERSION;
@@ -324,8 +332,10 @@ void server_destroy(struct server *s)
     }
     free(s->workers);
     iplimit_free(s->iplimit);
+    membudget_free(s->budget);
     s->workers = NULL;
     s->iplimit = NULL;
+    s->budget = NULL;
     if (s->fork != NULL)
         fork_state_destroy(s->fork);
     free(s->fork);
