@@ -154,6 +154,8 @@ static void update_events(struct conn *c)
     uint32_t ev = 0;
     if (c->state == CONN_READING || c->state == CONN_LINGER)
         ev |= EPOLLIN;
+    if (c->state == CONN_PAUSED)
+        ev |= EPOLLRDHUP; /* not reading, but told when the client stops sending */
     if (c->out.len > 0)
         ev |= EPOLLOUT;
     if (ev != c->events && worker_watch(c->w, c, ev) < 0)
@@ -574,10 +576,6 @@ static uint8_t *input_target(struct conn *c, size_t *len, size_t *cap)
 /* Read once (level-triggered epoll calls again if more is waiting). */
 static void read_input(struct conn *c, uint64_t now)
 {
-    if (!membudget_may_read(c->w->budget, c->mem)) {
-        c->state = CONN_PAUSED; /* the timer resumes it once memory is back */
-        return;
-    }
     size_t len, cap;
     uint8_t *buf = input_target(c, &len, &cap);
     if (buf == NULL || len >= cap) { /* len == cap cannot happen: the parser
@@ -623,9 +621,17 @@ void conn_on_event(struct conn *c, uint32_t events, uint64_t now)
         flush_output(c, now);
     if (c->state == CONN_CLOSED)
         return;
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    if (c->state == CONN_PAUSED && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+        /* A paused client has stopped sending: what is left of its input is
+         * what the kernel holds, and its end may complete the message or
+         * reveal that it never will. Read it. */
+        c->state = CONN_READING;
+        read_input(c, now);
+    } else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         if (c->state == CONN_LINGER)
             linger_read(c, now);
+        else if (c->state == CONN_READING && !membudget_may_read(c->w->budget, c->mem))
+            c->state = CONN_PAUSED; /* the timer resumes it once memory is back */
         else if (c->state == CONN_READING)
             read_input(c, now);
         else if (events & (EPOLLERR | EPOLLHUP)) /* gone while we only wrote */
