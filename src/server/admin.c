@@ -110,7 +110,7 @@ static void route_connections(struct server *s, const struct http_request *req,
     if (bad) {
         text(r, 400, "text/plain; charset=utf-8",
              "400 sort must be one of id, age, idle, bytes_in, bytes_out, msgs_in, msgs_out, "
-             "pending, optionally with a leading '-'\n");
+             "pending, memory, optionally with a leading '-'\n");
         return;
     }
     r->status = r->body != NULL ? 200 : 500;

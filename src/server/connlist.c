@@ -24,6 +24,7 @@ static void info_fill(struct conn_info *i, const struct conn *c, unsigned worker
     i->bytes_in = counter_get(&c->pub.bytes_in);
     i->bytes_out = counter_get(&c->pub.bytes_out);
     i->pending = counter_get(&c->pub.pending);
+    i->mem = counter_get(&c->pub.mem);
 }
 
 void closed_ring_init(struct closed_ring *r)
@@ -79,6 +80,7 @@ static json_t *info_json(const struct conn_info *i, uint64_t now)
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)i->bytes_in));
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)i->bytes_out));
     json_object_set_new(o, "pending_output_bytes", json_integer((json_int_t)i->pending));
+    json_object_set_new(o, "buffer_bytes", json_integer((json_int_t)i->mem));
     if (i->reason != NULL) {
         json_object_set_new(o, "reason", json_string(i->reason));
         json_object_set_new(o, "closed_seconds_ago", json_real((double)(now - i->closed_ns) / 1e9));
@@ -89,9 +91,10 @@ static json_t *info_json(const struct conn_info *i, uint64_t now)
 /* Sorting: a key extractor per field. Age and idle sort by their start
  * times, reversed, so that "age" ascending means youngest first... no:
  * ascending age means oldest connections last, as a person expects. */
-enum sort_key { BY_ID, BY_AGE, BY_IDLE, BY_BYTES_IN, BY_BYTES_OUT, BY_MSGS_IN, BY_MSGS_OUT, BY_PENDING };
+enum sort_key { BY_ID, BY_AGE, BY_IDLE, BY_BYTES_IN, BY_BYTES_OUT, BY_MSGS_IN, BY_MSGS_OUT, BY_PENDING,
+                BY_MEMORY };
 static const char *const sort_names[] = { "id", "age", "idle", "bytes_in", "bytes_out",
-                                          "msgs_in", "msgs_out", "pending" };
+                                          "msgs_in", "msgs_out", "pending", "memory" };
 
 static uint64_t key_of(const struct conn_info *i, enum sort_key k)
 {
@@ -104,6 +107,7 @@ static uint64_t key_of(const struct conn_info *i, enum sort_key k)
     case BY_MSGS_IN: return i->msgs_in;
     case BY_MSGS_OUT: return i->msgs_out;
     case BY_PENDING: return i->pending;
+    case BY_MEMORY: return i->mem;
     }
     return 0;
 }

@@ -26,6 +26,7 @@ struct conn_info {
     int pid;            /* fork mode: the child serving it; else 0 */
     uint64_t opened_ns, active_ns, closed_ns;
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, pending;
+    uint64_t mem;       /* buffer bytes held (charged to --max-buffer-memory) */
     const char *reason; /* closed connections only */
 };
 
@@ -49,7 +50,7 @@ void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned work
 void closed_ring_push_info(struct closed_ring *r, const struct conn_info *info, uint64_t now);
 
 /* The /api/connections document: open connections sorted by sort (id, age,
- * idle, bytes_in, bytes_out, msgs_in, msgs_out, pending; a leading '-'
+ * idle, bytes_in, bytes_out, msgs_in, msgs_out, pending, memory; a leading '-'
  * reverses), then offset and limit applied, plus the closed ring.
  * malloc'd JSON, or NULL with *bad_request set when sort is unknown. */
 char *connlist_json(struct server *s, const char *sort, size_t limit, size_t offset,
