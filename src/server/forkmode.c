@@ -72,8 +72,10 @@ size_t fork_snapshot(struct fork_state *fs, struct conn_info *out, size_t cap)
     size_t n = 0;
     pthread_mutex_lock(&fs->lock);
     for (unsigned i = 0; i < fs->nslots && n < cap; i++)
-        if (fs->children[i].pid != 0)
-            out[n++] = fs->children[i].info;
+        if (fs->children[i].pid != 0) {
+            out[n] = fs->children[i].info;
+            out[n++].mem = fs->budget != NULL ? membudget_slot_used(fs->budget, i) : 0;
+        }
     pthread_mutex_unlock(&fs->lock);
     return n;
 }

@@ -73,6 +73,12 @@ uint64_t membudget_total(const struct membudget *b)
     return t > 0 ? (uint64_t)t : 0; /* a give-back may land before its charge is seen */
 }
 
+uint64_t membudget_slot_used(const struct membudget *b, unsigned slot)
+{
+    int64_t u = atomic_load_explicit(&b->slot[slot].used, memory_order_relaxed);
+    return u > 0 ? (uint64_t)u : 0;
+}
+
 uint64_t membudget_limit(const struct membudget *b)
 {
     return b->limit;

@@ -30,6 +30,8 @@ void membudget_charge(struct membudget *b, unsigned slot, int64_t delta, int hol
 void membudget_write_off(struct membudget *b, unsigned slot);
 
 uint64_t membudget_total(const struct membudget *b);
+/* What one account holds now. */
+uint64_t membudget_slot_used(const struct membudget *b, unsigned slot);
 uint64_t membudget_limit(const struct membudget *b);
 
 /* Over the limit, a connection holding more than this may read no more:

@@ -153,6 +153,7 @@ int server_start(struct server *s, const struct server_config *cfg)
             LOG(LOG_ERROR, "cannot set up fork mode", LF_S("error", strerror(-rc)));
             goto failed_alloc;
         }
+        s->fork->budget = s->budget;
     }
     rc = open_listeners(s, fds, s->nworkers);
     if (rc < 0)
