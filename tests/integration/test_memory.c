@@ -18,6 +18,15 @@
 #include "tcpmsg/frame.h"
 
 #define T IT_IO_TIMEOUT_MS
+
+/* Under a sanitizer the server's RSS says little about its buffers (shadow
+ * memory, redzones, a quarantine of freed blocks): the checks on real memory
+ * are made in normal builds; the buffer gauge is checked in all. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RSS_CHECKED false
+#else
+#define RSS_CHECKED true
+#endif
 #define KIB 1024L
 #define MIB (1024L * 1024L)
 
@@ -171,7 +180,7 @@ static void test_output_cap_bounded(void **state)
                   base_kib, peak_kib, peak_gauge, (unsigned long long)received);
     IT_CHECK(received > 4 * MIB); /* the clients were served all along */
     IT_CHECK(peak_gauge <= bound);
-    IT_CHECK((peak_kib - base_kib) * KIB <= bound + 16 * MIB);
+    IT_CHECK(!RSS_CHECKED || (peak_kib - base_kib) * KIB <= bound + 16 * MIB);
 
     /* Once the clients have read everything, nothing is held. */
     for (int i = 0; i < CAP_CLIENTS; i++)
@@ -290,7 +299,8 @@ static void test_partial_flood_budget(void **state)
     IT_CHECK(held <= FLOOD_BUDGET);
     /* What it held was the budget, give or take one read per connection,
      * plus the pool and the runtime: far from the 24 MiB offered. */
-    IT_CHECK((peak_kib - base_kib) * KIB <= FLOOD_BUDGET + FLOOD_CONNS * 64 * KIB + 8 * MIB);
+    IT_CHECK(!RSS_CHECKED ||
+             (peak_kib - base_kib) * KIB <= FLOOD_BUDGET + FLOOD_CONNS * 64 * KIB + 8 * MIB);
     IT_CHECK(evicted > 0);
     assert_int_equal(closed_memory, evicted);
     IT_ASSERT_LOG(s, 1, T, "closing the largest holder", "total_bytes=");
@@ -341,7 +351,7 @@ static void test_idle_shrink(void **state)
     assert_int_equal(held, 0);
     /* The issue's target: 300 such connections in at most 40 MiB. The
      * allocator may keep some freed memory; the connections none. */
-    IT_CHECK((idle_kib - base_kib) * KIB <= 40 * MIB * BIG_CONNS / 300 + 8 * MIB);
+    IT_CHECK(!RSS_CHECKED || (idle_kib - base_kib) * KIB <= 40 * MIB * BIG_CONNS / 300 + 8 * MIB);
     for (int i = 0; i < BIG_CONNS; i++)
         close(fd[i]);
     free(msg);
@@ -378,7 +388,7 @@ static void test_idle_cost(void **state)
     double per_conn = (double)(idle_kib - base_kib) * KIB / IDLE_CONNS;
     print_message("%d idle connections: %.0f bytes each (rss %ld -> %ld KiB)\n", IDLE_CONNS,
                   per_conn, base_kib, idle_kib);
-    IT_CHECK(per_conn <= 1024);
+    IT_CHECK(!RSS_CHECKED || per_conn <= 1024);
     for (int i = 0; i < IDLE_CONNS; i++)
         close(fd[i]);
     for (int i = 0; i < 64; i++)
