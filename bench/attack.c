@@ -205,9 +205,24 @@ static long long cpu_ticks(pid_t pid)
     return (long long)(ut + st);
 }
 
+/* False once pid has exited (a zombie not yet reaped counts as exited). */
+static bool proc_running(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 static bool server_alive(void)
 {
-    return o.pid <= 0 || kill(o.pid, 0) == 0;
+    return o.pid <= 0 || proc_running(o.pid);
 }
 
 /* --- sockets --------------------------------------------------------------- */
@@ -619,16 +634,16 @@ static void engine_free(struct engine *e)
     free(e->c);
 }
 
-/* Waits (at most max_s) until two RSS samples 0.5 s apart differ by < 1%. */
+/* Waits (at most max_s) until RSS has stayed within 0.5% for a second (three
+ * samples 0.5 s apart): the server has taken in what the kernel held. */
 static uint64_t rss_settled(double max_s)
 {
     double deadline = now_s() + max_s;
     uint64_t prev = tree_rss(o.pid), cur = prev;
-    while (now_s() < deadline) {
+    for (int calm = 0; calm < 2 && now_s() < deadline;) {
         sleep_s(0.5);
         cur = tree_rss(o.pid);
-        if ((cur > prev ? cur - prev : prev - cur) * 100 < prev)
-            break;
+        calm = (cur > prev ? cur - prev : prev - cur) * 200 < prev ? calm + 1 : 0;
         prev = cur;
     }
     return cur;
@@ -677,7 +692,9 @@ static bool oc_io(struct oc_client *c, short revents, const uint8_t *frame, size
 static int attack_output_cap(void)
 {
     int n = o.conns > 0 ? o.conns : 8, failed = 0, eof = 0, reset = 0, open_n = 0;
-    double dur = o.duration > 0 ? o.duration : 30, rate = o.read_rate > 0 ? o.read_rate : 8 * MIB;
+    /* By default the client reads whatever arrives: its 16 KiB window is
+     * what makes it slow. --read-rate slows it further. */
+    double dur = o.duration > 0 ? o.duration : 30, rate = o.read_rate > 0 ? o.read_rate : INFINITY;
     const size_t payload = 64 * 1024, flen = payload + FRAME_HEADER_SIZE;
     const uint64_t outstanding = 6u << 20;
     struct oc_client cl[OC_MAX];
@@ -749,10 +766,10 @@ static int attack_partial(void)
     uint64_t before = tree_rss(o.pid);
     engine_init(&e, n, frame, FRAME_HEADER_SIZE + len - 1, 0, 256);
     double start = now_s();
-    engine_run(&e, start + dur - 6, true);
+    engine_run(&e, start + dur - 8, true);
     double in_s = now_s() - start;
     int in = e.holding;
-    uint64_t rss_in = rss_settled(3);
+    uint64_t rss_in = rss_settled(5);
     note("%d of %d in after %.1f s, RSS %.0f MiB", in, n, in_s, (double)rss_in / MIB);
     /* A server with a memory budget may evict holders now: watch 3 s more. */
     engine_run(&e, now_s() + 3, false);
@@ -760,7 +777,7 @@ static int attack_partial(void)
     out_int("conns_in", in);
     out_num("send_seconds", in_s);
     out_int("rss_before", (long long)before);
-    out_int("rss_all_in", (long long)rss_in);
+    out_int("rss_in", (long long)rss_in);
     out_num("rss_per_conn_kib", in > 0 ? ((double)rss_in - (double)before) / 1024 / in : NAN);
     engine_result(&e);
     monitor_stop(&m);
@@ -1141,13 +1158,15 @@ static int attack_drain(void)
     long long msgs = (long long)(sent / flen);
     sleep_s(0.5); /* let the server read what it will */
     kill(o.pid, SIGTERM);
-    double t0 = now_s(), last = t0, tokens = 0, end_t = -1;
+    double t0 = now_s(), last = t0, tokens = 0, end_t = -1, exit_t = -1;
     uint64_t recvd = 0;
     const char *end = "timeout";
     while (now_s() < t0 + 20) {
         double t = now_s();
         tokens += rate * (t - last);
         last = t;
+        if (exit_t < 0 && !server_alive())
+            exit_t = t - t0;
         if (tokens < 4096) {
             sleep_s(0.005);
             continue;
@@ -1165,12 +1184,18 @@ static int attack_drain(void)
             break;
         }
     }
+    while (exit_t < 0 && now_s() < t0 + 20) {
+        if (!server_alive())
+            exit_t = now_s() - t0;
+        sleep_s(0.02);
+    }
     long long replies = (long long)(recvd / flen);
     out_int("messages_sent", msgs);
     out_int("replies", replies);
     out_int("replies_lost", msgs - replies);
     out_str("end", end);
     out_num("end_after_seconds", end_t);
+    out_num("server_exit_after_seconds", exit_t);
     close(fd);
     free(all);
     free(one);
@@ -1222,7 +1247,7 @@ static void usage(FILE *f)
         "usage: attack SUBCOMMAND --port N [--http-port N] [--pid PID] [options]\n"
         "subcommands (one JSON line of results on stdout):\n"
         "  output-cap   clients (8) with a 16 KiB window keep 6 MiB of 64 KiB frames\n"
-        "               outstanding, reading at --read-rate (8 MiB/s) for --duration (30)\n"
+        "               outstanding for --duration (30), reading all (or --read-rate B/s)\n"
         "  partial      --conns (5000) each send all but the last byte of a --size (1 MiB) frame\n"
         "  idle         --conns (300) each echo one --size (1 MiB) message, then idle 2 s\n"
         "  rtt          --frames (1) RTT reports of --entries (1) entries of 2^32-1 samples\n"
@@ -1231,6 +1256,7 @@ static void usage(FILE *f)
         "  emfile       --conns (200) message connections then one HTTP request; server\n"
         "               CPU and --log growth over --duration (5)\n"
         "  drain        --frames (4000) x --size (1024) in flight, SIGTERM, read at --read-rate\n"
+        "               (1.6 MiB/s)\n"
         "  echo         --conns (20) clients echo one message each\n"
         "  prom NAME... Prometheus samples from /metrics\n");
 }
