@@ -5,6 +5,9 @@
 # per attack, then one JSON line per attack. Measures; judges nothing: a
 # server that refuses, closes or throttles the attackers shows in the counts.
 set -euo pipefail
+# The run_* functions are called by name ("run_${a//-/_}"), which shellcheck
+# cannot follow: it would call them and everything they use unreachable.
+# shellcheck disable=SC2317
 
 usage() {
     cat <<'EOF'
@@ -157,7 +160,6 @@ row() {
 }
 
 # --- the attacks ------------------------------------------------------------------
-# shellcheck disable=SC2317  # the run_* functions are called by name below
 run_output_cap() {
     launch output-cap "$HARD_NOFILE"
     attack output-cap $((OC_SECS + 20)) output-cap --duration "$OC_SECS"
