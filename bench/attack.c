@@ -751,6 +751,35 @@ static int attack_output_cap(void)
     return 0;
 }
 
+/* Waits (at most max_s) until the server's tcpmsg_received_bytes_total
+ * reaches bytes, or stops moving for 1.5 s (a server that stopped reading).
+ * Returns the last value, NAN when the metric cannot be read. */
+static double server_read_wait(double bytes, double max_s)
+{
+    double deadline = now_s() + max_s, last = NAN, moved = now_s();
+    while (now_s() < deadline) {
+        char *body;
+        double v = NAN;
+        if (http_get(NULL, o.http_port, "/metrics?format=prometheus", 2, &body) == 200) {
+            v = prom_sum(body, "tcpmsg_received_bytes_total");
+            free(body);
+        }
+        if (isnan(v)) {
+            rss_settled(deadline - now_s());
+            return last;
+        }
+        if (v >= bytes)
+            return v;
+        if (v != last)
+            moved = now_s();
+        else if (now_s() - moved > 1.5)
+            return v;
+        last = v;
+        sleep_s(0.25);
+    }
+    return last;
+}
+
 /* --- 2. partial-frame flood -------------------------------------------------
  * conns connections each send a DATA header announcing size bytes and all of
  * the payload but its last byte, then wait. RSS once all are in. */
@@ -766,10 +795,14 @@ static int attack_partial(void)
     uint64_t before = tree_rss(o.pid);
     engine_init(&e, n, frame, FRAME_HEADER_SIZE + len - 1, 0, 256);
     double start = now_s();
-    engine_run(&e, start + dur - 8, true);
+    engine_run(&e, start + dur - 10, true);
     double in_s = now_s() - start;
     int in = e.holding;
-    uint64_t rss_in = rss_settled(5);
+    uint64_t sent = 0;
+    for (int i = 0; i < n; i++)
+        sent += e.c[i].sent;
+    double read_bytes = server_read_wait((double)sent, 7);
+    uint64_t rss_in = tree_rss(o.pid);
     note("%d of %d in after %.1f s, RSS %.0f MiB", in, n, in_s, (double)rss_in / MIB);
     /* A server with a memory budget may evict holders now: watch 3 s more. */
     engine_run(&e, now_s() + 3, false);
@@ -778,6 +811,8 @@ static int attack_partial(void)
     out_num("send_seconds", in_s);
     out_int("rss_before", (long long)before);
     out_int("rss_in", (long long)rss_in);
+    out_num("server_bytes_read", read_bytes);
+    out_num("rss_per_byte_read", read_bytes > 0 ? ((double)rss_in - (double)before) / read_bytes : NAN);
     out_num("rss_per_conn_kib", in > 0 ? ((double)rss_in - (double)before) / 1024 / in : NAN);
     engine_result(&e);
     monitor_stop(&m);
@@ -937,6 +972,8 @@ static int attack_rtt(void)
         s1 = rtt_wait(&b, 3);
     }
     rtt_result("1", &b, &s1, open1);
+    if (frames > 1 && fd < 0)
+        fd = dial_wait(NULL, o.port, 0, 5);
     if (frames > 1 && fd >= 0) {
         bool open_n = rtt_send(fd, frames - 1, entries);
         close(fd);

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
+# The run_* functions are called by name ("run_${a//-/_}"), which shellcheck
+# cannot follow: it would call them and all they use unreachable.
+# shellcheck disable=SC2317
 # bench/attacks.sh: runs the attacks of issue 8 (bench/attack.c, one
 # subcommand each) against a tcpmsgd binary, a fresh server per attack, all on
 # 127.0.0.0/8, each attack bounded in time. Prints a markdown table, one row
 # per attack, then one JSON line per attack. Measures; judges nothing: a
 # server that refuses, closes or throttles the attackers shows in the counts.
 set -euo pipefail
-# The run_* functions are called by name ("run_${a//-/_}"), which shellcheck
-# cannot follow: it would call them and everything they use unreachable.
-# shellcheck disable=SC2317
 
 usage() {
     cat <<'EOF'
@@ -91,6 +91,7 @@ else
 fi
 
 work_init tcpmsg-attacks
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 
 # --- servers ------------------------------------------------------------------
 # launch NAME NOFILE ARG...: a fresh tcpmsgd on 127.0.0.1, port 0 and HTTP
@@ -178,7 +179,7 @@ run_partial() {
     local r=$RESULT
     row partial "$PARTIAL_N conns each send a 1 MiB DATA header and all but the last byte" \
         "$(size "$(jget "$r" rss_peak)")" "$(size "$(jget "$r" rss_final)")" \
-        "in: $(jget "$r" conns_in) of $PARTIAL_N after $(num "$(jget "$r" send_seconds)" %.1f) s, then RSS $(size "$(jget "$r" rss_in)") ($(num "$(jget "$r" rss_per_conn_kib)" %.0f) KiB/conn); unfinished $(jget "$r" conns_unfinished); closed by server $(jget "$r" closed_by_server)+$(jget "$r" reset_by_server) reset; connect failed $(jget "$r" connect_failed)" \
+        "in: $(jget "$r" conns_in) of $PARTIAL_N after $(num "$(jget "$r" send_seconds)" %.1f) s, then RSS $(size "$(jget "$r" rss_in)") ($(num "$(jget "$r" rss_per_conn_kib)" %.0f) KiB/conn) for $(size "$(jget "$r" server_bytes_read)") the server read (x$(num "$(jget "$r" rss_per_byte_read)" %.2f)); unfinished $(jget "$r" conns_unfinished); closed by server $(jget "$r" closed_by_server)+$(jget "$r" reset_by_server) reset; connect failed $(jget "$r" connect_failed)" \
         "$r"
 }
 
@@ -311,6 +312,7 @@ for a in "${RUN[@]}"; do
 done
 
 SETUP="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //' || true)), Linux $(uname -r)"
+SETUP+=", load average $LOAD_BEFORE at the start, $(cut -d' ' -f1 /proc/loadavg) at the end"
 SETUP+=", server $SERVER ($("$SERVER" --version 2>&1 | head -n 1 || true))"
 [ ${#EXTRA[@]} -eq 0 ] || SETUP+=" ${EXTRA[*]}"
 [ "$QUICK" = 1 ] && SETUP+="; --quick"
