@@ -1075,7 +1075,8 @@ static int attack_slowloris(void)
             if (c[i].fd >= 0 && t >= c[i].next_t && !slow_step(&c[i], t, &answered)) {
                 close(c[i].fd);
                 c[i].fd = -1;
-                closed++;
+                /* Nothing sent yet: the connect itself failed (refused, reset). */
+                if (c[i].sent == 0) failed++; else closed++;
             }
         sleep_s(0.05);
     }
