@@ -5,6 +5,7 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,12 @@ int server_start(struct server *s, const struct server_config *cfg)
 {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
+    /* Large buffers (a big message's input, up to --max-payload) get their
+     * own mappings, so that giving one back returns it to the system at
+     * once, and growing one is an mremap, not a copy. glibc would otherwise
+     * raise this threshold after the first such free and serve them from
+     * the heap, where freed space stays in the process. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     /* Fork mode has one accepting thread; the children do the serving. */
     s->nworkers = cfg->fork_mode ? 1 : cfg->threads;
     s->start_ns = net_now_ns();
