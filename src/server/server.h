@@ -31,6 +31,8 @@ struct server {
      * request (and read this) before http_start has returned. */
     _Atomic(struct http_server *) http;
     struct fork_state *fork;     /* fork mode's parent state, or NULL in epoll mode */
+    struct webconfig *web;       /* --web-config, or NULL */
+    struct basicauth *auth;      /* its basic_auth_users, or NULL */
     double start_time_s;         /* Unix time */
     uint64_t start_ns;           /* monotonic */
 };
