@@ -31,7 +31,7 @@ struct basicauth {
     unsigned next_slot; /* round robin: the oldest entry is replaced */
     struct basicauth_limits limits;
     double tokens_s; /* bcrypt time still allowed now */
-    int64_t refilled_ns;
+    int64_t refilled_ns; /* INT64_MIN until the first check */
     _Atomic uint64_t bcrypt_runs;
     _Atomic uint64_t cache_hits;
     struct crypt_data data; /* 32 KiB of crypt_rn scratch, used under lock */
@@ -110,7 +110,7 @@ struct basicauth *basicauth_new(const struct webconfig_user *users, size_t n,
     a->limits = limits != NULL ? *limits
                                : (struct basicauth_limits){ BASICAUTH_SHARE, BASICAUTH_BURST_S };
     a->tokens_s = a->limits.burst_s;
-    a->refilled_ns = mono_ns();
+    a->refilled_ns = INT64_MIN;
     return a;
 
 failed:
@@ -180,6 +180,8 @@ enum basicauth_result basicauth_check(struct basicauth *a, const char *user,
         res = BASICAUTH_OK;
         goto done;
     }
+    if (a->refilled_ns == INT64_MIN)
+        a->refilled_ns = now_ns;
     if (now_ns > a->refilled_ns) {
         a->tokens_s += a->limits.share * (double)(now_ns - a->refilled_ns) / 1e9;
         if (a->tokens_s > a->limits.burst_s)
