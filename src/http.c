@@ -320,10 +320,26 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     LOG(LOG_WARN, "http endpoint", LF_S("detail", msg));
 }
 
+/* During the handshake, once the client's certificate message is in: a
+ * certificate, if sent, must chain to client_ca_file (the trust list of the
+ * credentials). Whether one must be sent at all is GNUTLS_CERT_REQUIRE's
+ * business. Non-zero fails the handshake. */
+static int verify_client_cert(gnutls_session_t session)
+{
+    unsigned n = 0;
+    if (gnutls_certificate_get_peers(session, &n) == NULL || n == 0)
+        return 0;
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0)
+        return -1;
+    return 0;
+}
+
 /* A new TLS connection, before its handshake: apply the client certificate
  * policy. libmicrohttpd itself only ever asks for a certificate (when a
- * trust list is set) and never checks it; GnuTLS verifies it during the
- * handshake against client_ca_file once told to. */
+ * trust list is set) and never checks it. (gnutls_session_set_verify_cert
+ * would also refuse a client that sends none, which VerifyClientCertIfGiven
+ * must let in.) */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -359,7 +375,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
     gnutls_certificate_server_set_request(session, req);
     if (verify)
-        gnutls_session_set_verify_cert(session, NULL, 0);
+        gnutls_session_set_verify_function(session, verify_client_cert);
 }
 
 /* The GnuTLS priority string for the versions the web config allows. */
