@@ -2,8 +2,8 @@
  * a web configuration (libxcrypt's crypt_rn), in constant time. It knows no
  * HTTP: the caller takes the user and password from the request.
  *
- * Cost. bcrypt is slow by design (about 50-80 ms at cost 10 on this class of
- * machine), and the HTTP endpoint answers on one thread. Two rules keep that
+ * Cost. bcrypt is slow by design (about 60 ms of CPU at cost 10 on the 2-core
+ * test machine), and the HTTP endpoint answers on one thread. Two rules keep that
  * thread available:
  *  - a small cache of successful checks, keyed by HMAC-SHA256 of user and
  *    password under a random key made at start (never the password itself):
