@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -19,8 +20,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tcpmsg/basicauth.h"
 #include "tcpmsg/log.h"
 #include "tcpmsg/net.h"
+#include "tcpmsg/webconfig.h"
 #include "tcpmsg/webpath.h"
 
 #define PATH_MAX_LEN 1024
@@ -33,6 +36,11 @@ struct http_server {
     char bound[NET_ADDRSTRLEN];
     uint16_t port;
     _Atomic uint64_t responses[6]; /* by status class: [2] = 2xx ... [5] = 5xx */
+    const struct webconfig *web;   /* NULL: plain HTTP */
+    struct basicauth *auth;        /* NULL: no credentials asked */
+    const char *open_path;
+    char tls_priorities[128];
+    _Atomic uint64_t auth_failures[HTTP_AUTH_FAILURE_COUNT];
 };
 
 struct http_request {
@@ -79,6 +87,13 @@ uint16_t http_port(const struct http_server *h)
 uint64_t http_responses(const struct http_server *h, unsigned cls)
 {
     return cls < 6 ? atomic_load_explicit(&h->responses[cls], memory_order_relaxed) : 0;
+}
+
+uint64_t http_auth_failures(const struct http_server *h, enum http_auth_failure reason)
+{
+    return (unsigned)reason < HTTP_AUTH_FAILURE_COUNT
+               ? atomic_load_explicit(&h->auth_failures[reason], memory_order_relaxed)
+               : 0;
 }
 
 /* Queue a response and count it. Takes ownership of resp. */
@@ -195,6 +210,55 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
     *req_cls = NULL;
 }
 
+static void auth_failed(struct http_server *h, enum http_auth_failure reason)
+{
+    atomic_fetch_add_explicit(&h->auth_failures[reason], 1, memory_order_relaxed);
+}
+
+/* Basic auth, before any route: true when the request may go on. Else a
+ * 401 (or a 429 when the bcrypt budget is spent) is queued in *rc. */
+static bool authorized(struct http_server *h, struct MHD_Connection *conn, const char *path,
+                       enum MHD_Result *rc)
+{
+    if (h->auth == NULL || (h->open_path != NULL && strcmp(path, h->open_path) == 0))
+        return true;
+    char *password = NULL;
+    char *user = MHD_basic_auth_get_username_password(conn, &password);
+    enum basicauth_result res = BASICAUTH_DENIED;
+    if (user == NULL)
+        auth_failed(h, HTTP_AUTH_MISSING);
+    else
+        res = basicauth_check(h->auth, user, password != NULL ? password : "",
+                             (int64_t)net_now_ns());
+    if (password != NULL) {
+        explicit_bzero(password, strlen(password));
+        MHD_free(password);
+    }
+    MHD_free(user);
+    if (res == BASICAUTH_OK)
+        return true;
+    if (res == BASICAUTH_THROTTLED) {
+        auth_failed(h, HTTP_AUTH_THROTTLED);
+        *rc = send_text(h, conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                        "429 too many password checks: try again in a second\n");
+        return false;
+    }
+    if (user != NULL)
+        auth_failed(h, HTTP_AUTH_DENIED);
+    const char *text = "401 credentials required\n";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    *rc = MHD_NO;
+    if (r == NULL)
+        return false;
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    *rc = MHD_queue_basic_auth_fail_response(conn, "tcpmsg", r);
+    MHD_destroy_response(r);
+    atomic_fetch_add_explicit(&h->responses[4], 1, memory_order_relaxed);
+    return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -213,6 +277,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     char path[PATH_MAX_LEN];
     if (webpath_decode(raw, n, path, sizeof path) < 0)
         return send_text(h, conn, MHD_HTTP_BAD_REQUEST, "400 bad path\n");
+    enum MHD_Result denied;
+    if (!authorized(h, conn, path, &denied))
+        return denied;
 
     struct http_request req = { .conn = conn, .path = path };
     struct http_response resp = { 0 };
@@ -241,12 +308,105 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
      * over its memory limit) never reach our handler; the library's log line
      * is the only sign of the status it sent. Count them with ours. */
     const char *code = strstr(msg, "HTTP response code is ");
+    /* A failed TLS handshake (plain HTTP, a refused client certificate) is
+     * only visible here too. */
+    if (h != NULL && strstr(msg, "handshake message out of context") != NULL)
+        auth_failed(h, HTTP_AUTH_TLS_HANDSHAKE);
     if (code != NULL && h != NULL) {
         unsigned status = (unsigned)atoi(code + strlen("HTTP response code is "));
         if (status / 100 < 6)
             atomic_fetch_add_explicit(&h->responses[status / 100], 1, memory_order_relaxed);
     }
     LOG(LOG_WARN, "http endpoint", LF_S("detail", msg));
+}
+
+/* During the handshake, once the client's certificate message is in: a
+ * certificate, if sent, must chain to client_ca_file (the trust list of the
+ * credentials). Whether one must be sent at all is GNUTLS_CERT_REQUIRE's
+ * business. Non-zero fails the handshake. */
+static int verify_client_cert(gnutls_session_t session)
+{
+    unsigned n = 0;
+    if (gnutls_certificate_get_peers(session, &n) == NULL || n == 0)
+        return 0;
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0)
+        return -1;
+    return 0;
+}
+
+/* A new TLS connection, before its handshake: apply the client certificate
+ * policy. libmicrohttpd itself only ever asks for a certificate (when a
+ * trust list is set) and never checks it. (gnutls_session_set_verify_cert
+ * would also refuse a client that sends none, which VerifyClientCertIfGiven
+ * must let in.) */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *h = cls;
+    (void)socket_ctx;
+    if (code != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (info == NULL || info->tls_session == NULL)
+        return;
+    gnutls_session_t session = info->tls_session;
+    gnutls_certificate_request_t req = GNUTLS_CERT_IGNORE;
+    bool verify = false;
+    switch (h->web->client_auth) {
+    case WEBCONFIG_NO_CLIENT_CERT:
+    case WEBCONFIG_CLIENT_AUTH_COUNT:
+        break;
+    case WEBCONFIG_REQUEST_CLIENT_CERT:
+        req = GNUTLS_CERT_REQUEST;
+        break;
+    case WEBCONFIG_REQUIRE_ANY_CLIENT_CERT:
+        req = GNUTLS_CERT_REQUIRE;
+        break;
+    case WEBCONFIG_VERIFY_CLIENT_CERT_IF_GIVEN:
+        req = GNUTLS_CERT_REQUEST;
+        verify = true;
+        break;
+    case WEBCONFIG_REQUIRE_AND_VERIFY_CLIENT_CERT:
+        req = GNUTLS_CERT_REQUIRE;
+        verify = true;
+        break;
+    }
+    gnutls_certificate_server_set_request(session, req);
+    if (verify)
+        gnutls_session_set_verify_function(session, verify_client_cert);
+}
+
+/* The GnuTLS priority string for the versions the web config allows. */
+static void tls_priorities(const struct webconfig *w, char *out, size_t cap)
+{
+    static const char *const vers[] = { "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3" };
+    size_t n = (size_t)snprintf(out, cap, "NORMAL:-VERS-ALL");
+    for (unsigned v = w->min_version; v <= w->max_version && n < cap; v++)
+        n += (size_t)snprintf(out + n, cap - n, ":+VERS-%s", vers[v]);
+    if (w->prefer_server_ciphers && n < cap)
+        snprintf(out + n, cap - n, ":%%SERVER_PRECEDENCE");
+}
+
+/* The HTTPS options of MHD_start_daemon (an MHD_OPTION_ARRAY), or an empty
+ * array for plain HTTP. */
+static void tls_options(struct http_server *h, struct MHD_OptionItem *opts, unsigned *flags)
+{
+    const struct webconfig *w = h->web;
+    size_t n = 0;
+    if (w != NULL && w->tls) {
+        *flags |= MHD_USE_TLS;
+        tls_priorities(w, h->tls_priorities, sizeof h->tls_priorities);
+        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, w->cert_pem };
+        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, w->key_pem };
+        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, h->tls_priorities };
+        if (w->client_ca_pem != NULL)
+            opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0, w->client_ca_pem };
+        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+                                             (intptr_t)on_connection, h };
+    }
+    opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 }
 
 struct http_server *http_start(const struct http_options *o, http_route_fn route, void *ctx,
@@ -260,6 +420,9 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     h->route = route;
     h->ctx = ctx;
     h->web_fd = -1;
+    h->web = o->web;
+    h->auth = o->auth;
+    h->open_path = o->open_path;
     if (o->web_root != NULL) {
         /* Without its files the endpoint still serves its API: say so, go on. */
         h->web_fd = open(o->web_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -274,6 +437,8 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls_opts[8];
+    tls_options(h, tls_opts, &flags);
     h->daemon = MHD_start_daemon(
         flags, o->port, NULL, NULL, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so it sees every message */
@@ -284,10 +449,16 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->conn_memory,
         MHD_OPTION_URI_LOG_CALLBACK, keep_raw_uri, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     if (h->daemon == NULL) {
-        snprintf(err, err_cap, "cannot listen on %s port %u (in use, or a bad address)", o->bind,
-                 (unsigned)o->port);
+        if (flags & MHD_USE_TLS)
+            snprintf(err, err_cap, "cannot start HTTPS on %s port %u (in use, a bad address, "
+                     "or a certificate or key GnuTLS refuses: see the log above)", o->bind,
+                     (unsigned)o->port);
+        else
+            snprintf(err, err_cap, "cannot listen on %s port %u (in use, or a bad address)",
+                     o->bind, (unsigned)o->port);
         goto failed;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);

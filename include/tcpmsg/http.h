@@ -12,6 +12,26 @@
 
 struct http_server;
 struct http_request;
+struct webconfig;
+struct basicauth;
+
+/* Requests and connections refused by the web configuration (--web-config):
+ * enum value, tag (metrics), meaning. */
+#define HTTP_AUTH_FAILURES(X)                                                                \
+    X(HTTP_AUTH_MISSING, "missing", "a request without basic auth credentials (401)")       \
+    X(HTTP_AUTH_DENIED, "denied", "an unknown user or a wrong password (401)")              \
+    X(HTTP_AUTH_THROTTLED, "throttled",                                                      \
+      "credentials not checked: the bcrypt time budget was spent (429)")                     \
+    X(HTTP_AUTH_TLS_HANDSHAKE, "tls_handshake",                                              \
+      "a TLS handshake failed: not TLS, or a client certificate missing or not signed by "   \
+      "client_ca_file")
+
+enum http_auth_failure {
+#define HTTP_AUTH_ENUM(name, tag, text) name,
+    HTTP_AUTH_FAILURES(HTTP_AUTH_ENUM)
+#undef HTTP_AUTH_ENUM
+    HTTP_AUTH_FAILURE_COUNT
+};
 
 /* What a route returns. body is malloc'd and owned by the http module after
  * the callback returns (freed once sent). */
@@ -42,6 +62,13 @@ struct http_options {
     unsigned max_conns_per_ip;
     unsigned timeout_s;   /* idle connection timeout */
     size_t conn_memory;   /* per-connection memory limit in bytes */
+    /* --web-config: HTTPS when web->tls, with web's client certificate
+     * policy; NULL serves plain HTTP. Both must outlive the endpoint. */
+    const struct webconfig *web;
+    /* With auth, every path but open_path needs basic auth credentials it
+     * accepts: 401 with WWW-Authenticate: Basic realm="tcpmsg" otherwise. */
+    struct basicauth *auth;
+    const char *open_path; /* e.g. "/healthz"; NULL: none */
 };
 
 void http_options_defaults(struct http_options *o);
@@ -58,5 +85,8 @@ uint16_t http_port(const struct http_server *h);
 
 /* Requests answered, by class: 2xx, 3xx, 4xx, 5xx (any thread may read). */
 uint64_t http_responses(const struct http_server *h, unsigned cls);
+
+/* Refusals by the web configuration, by reason (any thread may read). */
+uint64_t http_auth_failures(const struct http_server *h, enum http_auth_failure reason);
 
 #endif

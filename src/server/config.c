@@ -83,6 +83,10 @@ static void usage(FILE *out)
         "  --no-http                 do not start the endpoint\n"
         "  --web-root DIR            directory of the status page (default: the web/\n"
         "                            folder of the source tree)\n"
+        "  --web-config FILE         TLS and basic auth for the endpoint, in the web\n"
+        "                            configuration format of Prometheus exporters\n"
+        "                            (tls_server_config, basic_auth_users); /healthz\n"
+        "                            stays open, every other path needs credentials\n"
         "Logging (to standard error):\n"
         "  --log-format text|json    line format (default text)\n"
         "  --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -99,7 +103,7 @@ enum {
     OPT_BIND = 256, OPT_PORT, OPT_BACKLOG, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_CONNS_PER_IP,
     OPT_MAX_PAYLOAD, OPT_MAX_PENDING, OPT_IDLE, OPT_FRAME, OPT_WRITE, OPT_DRAIN, OPT_LOG_FORMAT,
     OPT_LOG_LEVEL, OPT_HTTP_BIND, OPT_HTTP_PORT, OPT_NO_HTTP, OPT_WEB_ROOT, OPT_MODE,
-    OPT_MAX_CHILDREN, OPT_MAX_BUFFER_MEMORY, OPT_MEMORY_GRACE,
+    OPT_MAX_CHILDREN, OPT_MAX_BUFFER_MEMORY, OPT_MEMORY_GRACE, OPT_WEB_CONFIG,
 };
 
 static const struct option long_options[] = {
@@ -125,6 +129,7 @@ static const struct option long_options[] = {
     { "http-port", required_argument, NULL, OPT_HTTP_PORT },
     { "no-http", no_argument, NULL, OPT_NO_HTTP },
     { "web-root", required_argument, NULL, OPT_WEB_ROOT },
+    { "web-config", required_argument, NULL, OPT_WEB_CONFIG },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
@@ -155,6 +160,8 @@ static int apply(struct server_config *cfg, int opt, const char *name, const cha
         return copy_value(cfg->http_bind, sizeof cfg->http_bind, name, v, err, cap);
     case OPT_WEB_ROOT:
         return copy_value(cfg->web_root, sizeof cfg->web_root, name, v, err, cap);
+    case OPT_WEB_CONFIG:
+        return copy_value(cfg->web_config, sizeof cfg->web_config, name, v, err, cap);
     case OPT_HTTP_PORT:
         rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
         cfg->http_port = (uint16_t)u;
@@ -268,6 +275,11 @@ enum config_result server_config_parse(struct server_config *cfg, int argc, char
     }
     if (optind < argc) {
         fprintf(err, "tcpmsgd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return CONFIG_ERROR;
+    }
+    if (cfg->web_config[0] != '\0' && !cfg->http_enabled) {
+        fprintf(err, "tcpmsgd: --web-config configures the HTTP endpoint, which --no-http "
+                     "turns off\n");
         return CONFIG_ERROR;
     }
     return CONFIG_OK;

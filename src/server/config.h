@@ -32,6 +32,7 @@ struct server_config {
     uint16_t http_port;        /* --http-port: 0 picks; default 8081 */
     bool http_enabled;         /* false with --no-http */
     char web_root[1024];       /* --web-root: the status page's files */
+    char web_config[1024];     /* --web-config: TLS and basic auth file; "" for none */
     enum log_format log_format;
     enum log_level log_level;
 };

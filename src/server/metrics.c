@@ -35,6 +35,7 @@ static const char *const reject_tags[] = { REJECT_REASONS(TAG_OF) };
 static const char *const error_tags[] = { ERROR_KINDS(TAG_OF) "http" };
 static const char *const mode_tags[] = { "framed", "text" };
 static const char *const class_tags[] = { "2xx", "3xx", "4xx", "5xx" };
+static const char *const auth_tags[] = { HTTP_AUTH_FAILURES(TAG_OF) };
 #undef TAG_OF
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -68,6 +69,7 @@ static double get_msgs_out(const struct metrics_snapshot *m, size_t i) { return 
 static double get_bytes_in(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.bytes_in[i])); }
 static double get_bytes_out(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.bytes_out[i])); }
 static double get_http(const struct metrics_snapshot *m, size_t i) { return u(m->http_responses[i + 2]); }
+static double get_auth(const struct metrics_snapshot *m, size_t i) { return u(m->http_auth_failures[i]); }
 
 static double get_errors(const struct metrics_snapshot *m, size_t i)
 {
@@ -141,6 +143,9 @@ static const struct metric_def metric_defs[] = {
     { "tcpmsg_http_responses_total", M_COUNTER, "",
       "Responses of the HTTP endpoint, by status class", LABELS("class", class_tags),
       .get = get_http },
+    { "tcpmsg_http_auth_failures_total", M_COUNTER, "",
+      "Requests and TLS connections the --web-config refused, by reason",
+      LABELS("reason", auth_tags), .get = get_auth },
     { "tcpmsg_service_time_seconds", M_HISTOGRAM, "seconds",
       "Time from a message fully received to its reply handed to the kernel",
       .hist = hist_service, .scale = 1e-9, .bounds = metrics_latency_bounds },
@@ -435,5 +440,8 @@ void metrics_write_markdown(FILE *out)
           "| kind | meaning |\n|---|---|\n", out);
     ERROR_KINDS(MD_ROW)
     MD_ROW(0, "http", "the HTTP endpoint answered 4xx or 5xx")
+    fputs("\n### Web config refusals (`tcpmsg_http_auth_failures_total{reason}`)\n\n"
+          "| reason | meaning |\n|---|---|\n", out);
+    HTTP_AUTH_FAILURES(MD_ROW)
 #undef MD_ROW
 }

@@ -18,8 +18,10 @@
 #include "server/forkmode.h"
 #include "server/membudget.h"
 #include "server/metrics.h"
+#include "tcpmsg/basicauth.h"
 #include "tcpmsg/http.h"
 #include "tcpmsg/log.h"
+#include "tcpmsg/webconfig.h"
 
 /* Is the address free of other listeners? A plain socket (SO_REUSEADDR, so
  * that TIME_WAIT remnants do not count, but no SO_REUSEPORT) cannot bind
@@ -94,6 +96,43 @@ static int open_listeners(struct server *s, int *fds, unsigned n)
     return 0;
 }
 
+/* --web-config: read before anything is bound, so a bad file stops the
+ * start at once. */
+static int load_web_config(struct server *s)
+{
+    const struct server_config *cfg = s->cfg;
+    char err[512];
+    if (cfg->web_config[0] == '\0' || !cfg->http_enabled)
+        return 0;
+    int rc = webconfig_load(cfg->web_config, &s->web, err, sizeof err);
+    if (rc < 0) {
+        LOG(LOG_ERROR, "cannot load the web config", LF_S("error", err));
+        return rc;
+    }
+    if (s->web->nusers > 0) {
+        s->auth = basicauth_new(s->web->users, s->web->nusers, NULL, err, sizeof err);
+        if (s->auth == NULL) {
+            LOG(LOG_ERROR, "cannot set up basic auth", LF_S("web_config", cfg->web_config),
+                LF_S("error", err));
+            webconfig_free(s->web);
+            s->web = NULL;
+            return -EINVAL;
+        }
+    }
+    if (s->auth != NULL && !s->web->tls)
+        LOG(LOG_WARN, "basic auth without TLS: passwords cross the network readable",
+            LF_S("web_config", cfg->web_config));
+    return 0;
+}
+
+static void free_web_config(struct server *s)
+{
+    basicauth_free(s->auth);
+    webconfig_free(s->web);
+    s->auth = NULL;
+    s->web = NULL;
+}
+
 /* The HTTP endpoint: metrics, health, connections, the status page. */
 static int start_http(struct server *s)
 {
@@ -103,6 +142,9 @@ static int start_http(struct server *s)
     o.bind = cfg->http_bind;
     o.port = cfg->http_port;
     o.web_root = cfg->web_root;
+    o.web = s->web;
+    o.auth = s->auth;
+    o.open_path = "/healthz";
     char err[300];
     struct http_server *h = http_start(&o, admin_route, s, err, sizeof err);
     atomic_store(&s->http, h);
@@ -110,8 +152,11 @@ static int start_http(struct server *s)
         LOG(LOG_ERROR, "cannot start the HTTP endpoint", LF_S("error", err));
         return -1;
     }
+    bool tls = s->web != NULL && s->web->tls;
     LOG(LOG_INFO, "http endpoint listening", LF_S("address", http_bound(h)),
-        LF_U("http_port", http_port(h)), LF_S("web_root", cfg->web_root));
+        LF_U("http_port", http_port(h)), LF_S("web_root", cfg->web_root),
+        LF_S("tls", tls ? "on" : "off"), LF_S("auth", s->auth != NULL ? "on" : "off"),
+        LF_S("client_auth", tls ? webconfig_client_auth_name(s->web->client_auth) : "none"));
     return 0;
 }
 
@@ -162,6 +207,9 @@ int server_start(struct server *s, const struct server_config *cfg)
         }
         s->fork->budget = s->budget;
     }
+    rc = load_web_config(s);
+    if (rc < 0)
+        goto failed_alloc;
     rc = open_listeners(s, fds, s->nworkers);
     if (rc < 0)
         goto failed_alloc;
@@ -217,6 +265,7 @@ failed_alloc:
         fork_state_destroy(s->fork);
     free(s->fork);
     s->fork = NULL;
+    free_web_config(s);
     closed_ring_destroy(&s->closed);
     return rc;
 }
@@ -241,6 +290,8 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     struct http_server *h = atomic_load(&s->http);
     for (unsigned c = 2; c < 6 && h != NULL; c++)
         m->http_responses[c] = http_responses(h, c);
+    for (unsigned r = 0; r < HTTP_AUTH_FAILURE_COUNT && h != NULL; r++)
+        m->http_auth_failures[r] = http_auth_failures(h, (enum http_auth_failure)r);
     metrics_read_process(m);
 }
 
@@ -334,6 +385,7 @@ int server_wait(struct server *s)
 void server_destroy(struct server *s)
 {
     http_stop(atomic_exchange(&s->http, NULL));
+    free_web_config(s); /* after the endpoint that used it */
     if (s->workers != NULL) {
         for (unsigned i = 0; i < s->nworkers; i++)
             worker_destroy(&s->workers[i]);

@@ -33,6 +33,8 @@ struct server {
     struct fork_state *fork;     /* fork mode's parent state, or NULL in epoll mode */
     struct membudget *budget;    /* --max-buffer-memory: one account per worker (or per
                                     fork-mode child slot), in shared memory */
+    struct webconfig *web;       /* --web-config, or NULL */
+    struct basicauth *auth;      /* its basic_auth_users, or NULL */
     double start_time_s;         /* Unix time */
     uint64_t start_ns;           /* monotonic */
 };

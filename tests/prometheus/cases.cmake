@@ -16,7 +16,10 @@ add_test(NAME prometheus.dashboard_metrics
           ${TCPMSG_DASHBOARDS})
 add_test(NAME prometheus.rules
   COMMAND bash ${TCPMSG_PROM_DIR}/rules.sh ${TCPMSG_DASHBOARDS})
+add_test(NAME prometheus.web_config
+  COMMAND bash ${TCPMSG_PROM_DIR}/web_config.sh $<TARGET_FILE:tcpmsgd> $<TARGET_FILE:bcrypt_hash>)
 
 set_tests_properties(
   prometheus.promtool_check_metrics prometheus.scrape prometheus.dashboard_metrics prometheus.rules
+  prometheus.web_config
   PROPERTIES LABELS prometheus TIMEOUT 120)

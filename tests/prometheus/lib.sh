@@ -78,11 +78,12 @@ wait_log() {
     done
 }
 
-# start_tcpmsgd TCPMSGD: starts it on 127.0.0.1 with free ports and sets
-# TCPMSGD_PID, PORT and HTTP_PORT once it says "server is listening".
+# start_tcpmsgd TCPMSGD [OPTION]...: starts it on 127.0.0.1 with free ports
+# and the options, and sets TCPMSGD_PID, PORT and HTTP_PORT once it says
+# "server is listening".
 # shellcheck disable=SC2034 # PORT and HTTP_PORT are for the test scripts
 start_tcpmsgd() {
-    "$1" --bind 127.0.0.1 --port 0 --http-port 0 --threads 2 >"$TMP_DIR/tcpmsgd.log" 2>&1 &
+    "$1" --bind 127.0.0.1 --port 0 --http-port 0 --threads 2 "${@:2}" >"$TMP_DIR/tcpmsgd.log" 2>&1 &
     TCPMSGD_PID=$!
     CHILD_PIDS="$CHILD_PIDS $TCPMSGD_PID"
     PORT=$(wait_log "$TMP_DIR/tcpmsgd.log" 's/.*server socket bound.* port=\([0-9][0-9]*\).*/\1/p' "$TCPMSGD_PID" 30) || exit 1

@@ -87,6 +87,8 @@ static struct metrics_snapshot *make_snapshot(void)
     m->http_responses[3] = 41;
     m->http_responses[4] = 42;
     m->http_responses[5] = 43;
+    for (unsigned i = 0; i < HTTP_AUTH_FAILURE_COUNT; i++)
+        m->http_auth_failures[i] = 50 + i;
     return m;
 }
 
@@ -191,6 +193,9 @@ static void test_json_counters_and_gauges(void **state)
     expect_labelled(c, "sent_bytes_total", modes, (const json_int_t[]){ 300, 400 }, 2);
     static const char *const classes[] = { "2xx", "3xx", "4xx", "5xx" };
     expect_labelled(c, "http_responses_total", classes, (const json_int_t[]){ 40, 41, 42, 43 }, 4);
+    static const char *const auth[] = { "missing", "denied", "throttled", "tls_handshake" };
+    _Static_assert(HTTP_AUTH_FAILURE_COUNT == 4, "one tag per auth failure");
+    expect_labelled(c, "http_auth_failures_total", auth, (const json_int_t[]){ 50, 51, 52, 53 }, 4);
     expect_int(c, "client_rtt_reports_total", 6);
     expect_num(c, "process_cpu_seconds_total", 1.25);
 
@@ -337,6 +342,7 @@ static const struct family {
     { "tcpmsg_errors_total", "counter", "tcpmsg_errors", "counter", NULL },
     { "tcpmsg_client_rtt_reports_total", "counter", "tcpmsg_client_rtt_reports", "counter", NULL },
     { "tcpmsg_http_responses_total", "counter", "tcpmsg_http_responses", "counter", NULL },
+    { "tcpmsg_http_auth_failures_total", "counter", "tcpmsg_http_auth_failures", "counter", NULL },
     { "tcpmsg_service_time_seconds", "histogram", "tcpmsg_service_time_seconds", "histogram", "seconds" },
     { "tcpmsg_client_rtt_seconds", "histogram", "tcpmsg_client_rtt_seconds", "histogram", "seconds" },
     { "tcpmsg_message_size_bytes", "histogram", "tcpmsg_message_size_bytes", "histogram", "bytes" },
@@ -489,6 +495,8 @@ static void expect_samples(const char *t)
     EXPECT_LINE(t, "tcpmsg_client_rtt_reports_total 6");
     EXPECT_LINE(t, "tcpmsg_http_responses_total{class=\"2xx\"} 40");
     EXPECT_LINE(t, "tcpmsg_http_responses_total{class=\"5xx\"} 43");
+    EXPECT_LINE(t, "tcpmsg_http_auth_failures_total{reason=\"missing\"} 50");
+    EXPECT_LINE(t, "tcpmsg_http_auth_failures_total{reason=\"tls_handshake\"} 53");
     EXPECT_LINE(t, "tcpmsg_workers 3");
     EXPECT_LINE(t, "tcpmsg_draining 1");
     EXPECT_LINE(t, "tcpmsg_uptime_seconds 12.5");
