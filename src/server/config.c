@@ -29,6 +29,7 @@ void server_config_defaults(struct server_config *cfg)
     cfg->frame_timeout = 30;
     cfg->write_timeout = 30;
     cfg->drain_timeout = 5;
+    cfg->rtt_reports = true;
     strcpy(cfg->http_bind, "127.0.0.1");
     cfg->http_port = 8081;
     cfg->http_enabled = true;
@@ -61,6 +62,10 @@ static void usage(FILE *out)
         "  --max-pending-output BYTES\n"
         "                            unsent reply bytes per connection before the server\n"
         "                            stops reading from it (default 4MiB)\n"
+        "  --rtt-reports accept|ignore\n"
+        "                            accept: add clients' RTT reports that keep the rules\n"
+        "                            (docs/PROTOCOL.md) to tcpmsg_client_rtt_seconds\n"
+        "                            (default); ignore: drop and count every report\n"
         "Timeouts (seconds, fractions allowed, 0 turns one off):\n"
         "  --idle-timeout SEC        close a connection silent this long (default 300)\n"
         "  --frame-timeout SEC       deadline to complete a message once begun (default 30)\n"
@@ -92,6 +97,7 @@ enum {
     OPT_MAX_PAYLOAD, OPT_MAX_PENDING, OPT_IDLE, OPT_FRAME, OPT_WRITE, OPT_DRAIN, OPT_LOG_FORMAT,
     OPT_LOG_LEVEL, OPT_HTTP_BIND, OPT_HTTP_PORT, OPT_NO_HTTP, OPT_WEB_ROOT, OPT_MODE,
     OPT_MAX_CHILDREN,
+    OPT_RTT_REPORTS,
 };
 
 static const struct option long_options[] = {
@@ -105,6 +111,7 @@ static const struct option long_options[] = {
     { "max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP },
     { "max-payload", required_argument, NULL, OPT_MAX_PAYLOAD },
     { "max-pending-output", required_argument, NULL, OPT_MAX_PENDING },
+    { "rtt-reports", required_argument, NULL, OPT_RTT_REPORTS },
     { "idle-timeout", required_argument, NULL, OPT_IDLE },
     { "frame-timeout", required_argument, NULL, OPT_FRAME },
     { "write-timeout", required_argument, NULL, OPT_WRITE },
@@ -158,6 +165,13 @@ static int apply(struct server_config *cfg, int opt, const char *name, const cha
             return -1;
         }
         cfg->fork_mode = strcmp(v, "fork") == 0;
+        return 0;
+    case OPT_RTT_REPORTS:
+        if (strcmp(v, "accept") != 0 && strcmp(v, "ignore") != 0) {
+            snprintf(err, cap, "%s: '%s' is not one of accept, ignore", name, v);
+            return -1;
+        }
+        cfg->rtt_reports = strcmp(v, "accept") == 0;
         return 0;
     case OPT_MAX_CHILDREN:
         rc = opt_parse_u64(name, v, 1, 100000, &u, err, cap);
