@@ -87,10 +87,18 @@ struct child_ctx {
 };
 
 static struct worker *g_child_worker; /* for the signal handler */
+static uint64_t g_child_drain_ns;     /* --drain-timeout */
 
+/* The drain's deadline runs from the first request: set once (a clock read
+ * and a lock-free atomic, both async-signal-safe). Regression: the child's
+ * deadline stayed 0, so its first tick after SIGTERM closed the connection
+ * with replies still in flight, whatever --drain-timeout said. */
 static void child_on_signal(int sig)
 {
     (void)sig;
+    uint64_t unset = UINT64_MAX;
+    atomic_compare_exchange_strong(&g_child_worker->srv->drain_deadline_ns, &unset,
+                                   net_now_ns() + g_child_drain_ns);
     worker_request_drain(g_child_worker); /* an eventfd write: async-signal-safe */
 }
 
@@ -203,6 +211,8 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
     s->nworkers = 1;
     s->iplimit = iplimit_new(1, 1);
     s->open_conns = 1; /* this child's one connection */
+    s->drain_deadline_ns = UINT64_MAX; /* none until a signal asks for the drain */
+    g_child_drain_ns = (uint64_t)(parent->cfg->drain_timeout * 1e9);
     closed_ring_init(&s->closed);
     cc->sent = malloc(sizeof *cc->sent);
     if (s->iplimit == NULL || cc->sent == NULL || worker_init(w, s, 0, -1) < 0)
