@@ -289,7 +289,13 @@ static ssize_t parse_framed(const struct conn *c, size_t pos, struct frame *f)
  * the rules (tcpmsg/rttreport.h), else drop it whole and count why. Either
  * way no reply, and the connection carries on. The limits are what this
  * connection can have measured: one sample per reply written, none longer
- * than the connection has existed. */
+ * than the connection has existed. Its age counts from accept, but a client
+ * may send (and start timing) while the connection still waits in the
+ * kernel's accept queue, or for a fork: a first round trip can be longer
+ * than the server's view of the age, by that wait. Found under load: an
+ * honest first report refused as value_too_large. RTT_AGE_SLACK_NS allows
+ * for it; a report of minutes or hours on a young connection stays refused. */
+#define RTT_AGE_SLACK_NS 1000000000ull
 static void take_rtt_report(struct conn *c, const struct frame *f, uint64_t now)
 {
     struct rtt_report report; /* about 39 KiB of stack, only e[0..n) written */
@@ -298,7 +304,7 @@ static void take_rtt_report(struct conn *c, const struct frame *f, uint64_t now)
     if (cfg_of(c)->rtt_reports) {
         struct rtt_report_limits lim = {
             .max_samples = counter_get(&c->pub.msgs_out) - c->rtt_samples,
-            .max_value = now > c->opened_ns ? now - c->opened_ns : 0,
+            .max_value = (now > c->opened_ns ? now - c->opened_ns : 0) + RTT_AGE_SLACK_NS,
         };
         why = rtt_report_decode(f->payload, f->len, &lim, &report);
     }

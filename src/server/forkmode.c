@@ -194,7 +194,8 @@ static void child_signals(struct worker *w)
 
 /* The child's whole life; never returns. */
 static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
-                                 const struct sockaddr *peer, socklen_t len, uint64_t id)
+                                 const struct sockaddr *peer, socklen_t len, uint64_t id,
+                                 uint64_t accepted_ns)
 {
     int pipe_wr = parent->fork->pipe_wr;
     fd = child_descriptors(fd, &pipe_wr);
@@ -229,7 +230,9 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
     w->on_tick = child_tick;
     child_signals(w);
 
-    struct conn *c = conn_open(w, fd, peer, len, id, net_now_ns());
+    /* Opened when the parent accepted it: the connection's age (RTT report
+     * limits, the connection list) includes the fork. */
+    struct conn *c = conn_open(w, fd, peer, len, id, accepted_ns);
     if (c == NULL)
         _exit(73);
     LOG(LOG_INFO, "connection opened", LF_U("conn", id), LF_S("peer", c->peer_str),
@@ -280,7 +283,7 @@ static bool fork_serve(struct worker *w, int fd, const struct sockaddr *peer, so
     }
     pid_t pid = fork();
     if (pid == 0)
-        child_main(w->srv, (unsigned)slot, fd, peer, len, id);
+        child_main(w->srv, (unsigned)slot, fd, peer, len, id, now);
     if (pid < 0) {
         LOG(LOG_WARN, "fork failed", LF_S("peer", peer_str), LF_S("error", strerror(errno)));
         worker_reject(w, fd, peer_str, REJECT_FORK_FAILED);

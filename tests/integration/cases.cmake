@@ -6,7 +6,7 @@ tcpmsg_integration_test(test_server CASES
 tcpmsg_integration_test(test_robustness CASES
   slow_reader small_output_cap byte_a_second idle_timeout emfile)
 tcpmsg_integration_test(test_shutdown CASES
-  sigterm_drain drain_blocked drain_timeout_idle)
+  sigterm_drain drain_blocked drain_timeout_idle drain_slow_reader)
 tcpmsg_integration_test(test_cli CASES
   cli cli_json_log)
 tcpmsg_integration_test(test_client CASES
@@ -34,7 +34,7 @@ tcpmsg_fork_variants(test_server CASES
 tcpmsg_fork_variants(test_robustness CASES
   slow_reader small_output_cap byte_a_second idle_timeout)
 tcpmsg_fork_variants(test_shutdown CASES
-  sigterm_drain drain_blocked drain_timeout_idle)
+  sigterm_drain drain_blocked drain_timeout_idle drain_slow_reader)
 # Not cli: it checks option parsing and exit codes and starts no server.
 tcpmsg_fork_variants(test_cli CASES
   cli_json_log)
