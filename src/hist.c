@@ -7,6 +7,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "tcpmsg/counter.h"
+
 /* The owner thread is the only writer, so a relaxed load then store is a
  * correct increment and avoids the locked read-modify-write of fetch_add;
  * readers on other threads still never see a torn value. */
@@ -20,9 +22,10 @@ static inline void store(_Atomic uint64_t *a, uint64_t v)
     atomic_store_explicit(a, v, memory_order_relaxed);
 }
 
+/* Saturates at UINT64_MAX (tcpmsg/hist.h): never wraps. */
 static inline void add(_Atomic uint64_t *a, uint64_t n)
 {
-    store(a, load(a) + n);
+    store(a, u64_add_sat(load(a), n));
 }
 
 void hist_reset(struct hist *h)
@@ -104,7 +107,7 @@ void hist_record_n(struct hist *h, uint64_t value, uint64_t n)
         store(&h->min, value);
     if (value > load(&h->max))
         store(&h->max, value);
-    add(&h->sum, value * n);
+    add(&h->sum, u64_mul_sat(value, n));
     add(&h->count, n);
 }
 
@@ -124,7 +127,7 @@ void hist_merge(struct hist *dst, const struct hist *src)
 
         if (c != 0) {
             add(&dst->counts[i], c);
-            copied += c;
+            copied = u64_add_sat(copied, c);
         }
     }
     if (load(&src->min) < load(&dst->min))
@@ -191,7 +194,7 @@ uint64_t hist_percentile(const struct hist *h, double p)
         return max; /* the top rank is the largest value, known exactly */
     uint64_t seen = 0;
     for (size_t i = 0; i < HIST_BUCKETS; i++) {
-        seen += load(&h->counts[i]);
+        seen = u64_add_sat(seen, load(&h->counts[i]));
         if (seen >= rank) {
             uint64_t lo = hist_bucket_lo(i);
             v = lo + (hist_bucket_hi(i) - lo) / 2;

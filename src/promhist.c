@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "tcpmsg/counter.h"
+
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Fine enough for histogram_quantile to tell 20 us from 30 us. */
@@ -29,7 +31,7 @@ uint64_t promhist_cumulative(const struct hist *h, uint64_t bound)
     struct hist_bucket b;
     hist_iter_init(&it, h);
     while (hist_iter_next(&it, &b) && b.lo + (b.hi - b.lo) / 2 <= bound)
-        n += b.count;
+        n = u64_add_sat(n, b.count);
     return n;
 }
 
@@ -46,14 +48,14 @@ void promhist_write(FILE *f, const char *name, const char *labels, const struct 
     for (size_t i = 0; i < nbounds; i++) {
         uint64_t raw = (uint64_t)(bounds[i] / scale + 0.5); /* back in hist units */
         while (more && b.lo + (b.hi - b.lo) / 2 <= raw) {
-            below += b.count;
+            below = u64_add_sat(below, b.count); /* a saturated hist stays saturated */
             more = hist_iter_next(&it, &b);
         }
         fprintf(f, "%s_bucket{%sle=\"%.9g\"} %llu\n", name, labels, bounds[i],
                 (unsigned long long)below);
     }
     for (; more; more = hist_iter_next(&it, &b))
-        below += b.count;
+        below = u64_add_sat(below, b.count);
     fprintf(f, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, (unsigned long long)below);
     /* The labels without their trailing comma, for _sum and _count. */
     int n = (int)strlen(labels);

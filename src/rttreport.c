@@ -1,6 +1,7 @@
-/* rttreport: encoding and checking of RTT_REPORT payloads. */
+/* rttreport: encoding, decoding and checking of RTT_REPORT payloads. */
 #include "tcpmsg/rttreport.h"
 
+#include "tcpmsg/counter.h"
 #include "tcpmsg/frame.h"
 
 size_t rtt_report_encode(const struct hist *h, uint8_t *out, size_t cap)
@@ -31,33 +32,51 @@ size_t rtt_report_encode(const struct hist *h, uint8_t *out, size_t cap)
     return n;
 }
 
-static uint32_t entry_count(const uint8_t *e)
+const char *rtt_reject_tag(enum rtt_reject r)
 {
-    return (uint32_t)e[2] << 24 | (uint32_t)e[3] << 16 | (uint32_t)e[4] << 8 | e[5];
+    static const char *const tags[] = {
+#define RTT_REJECT_TAG(name, tag, text) tag,
+        RTT_REJECT_REASONS(RTT_REJECT_TAG)
+#undef RTT_REJECT_TAG
+    };
+    return (size_t)r < RTT_REJECT_COUNT ? tags[r] : "ok";
 }
 
-static size_t entry_index(const uint8_t *e)
+enum rtt_reject rtt_report_decode(const uint8_t *payload, size_t len,
+                                  const struct rtt_report_limits *lim, struct rtt_report *out)
 {
-    return (size_t)e[0] << 8 | e[1];
-}
-
-int64_t rtt_report_apply(const uint8_t *payload, size_t len, struct hist *dst)
-{
+    out->n = 0;
+    out->samples = 0;
+    out->max_lo = 0;
     if (len < RTT_REPORT_HEAD || payload[0] != RTT_REPORT_VERSION || payload[1] != HIST_SUB_BITS ||
-        (len - RTT_REPORT_HEAD) % RTT_REPORT_ENTRY != 0)
-        return -1;
-    const uint8_t *e = payload + RTT_REPORT_HEAD;
+        (len - RTT_REPORT_HEAD) % RTT_REPORT_ENTRY != 0 ||
+        (len - RTT_REPORT_HEAD) / RTT_REPORT_ENTRY > RTT_REPORT_MAX_ENTRIES)
+        return RTT_REJECT_MALFORMED;
     size_t n = (len - RTT_REPORT_HEAD) / RTT_REPORT_ENTRY;
-    /* Check every entry before touching dst: a report counts whole or not at all. */
-    for (size_t i = 0; i < n; i++)
-        if (entry_index(e + i * RTT_REPORT_ENTRY) >= HIST_BUCKETS)
-            return -1;
-    int64_t samples = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t idx = entry_index(e + i * RTT_REPORT_ENTRY);
-        uint64_t lo = hist_bucket_lo(idx);
-        hist_record_n(dst, lo + (hist_bucket_hi(idx) - lo) / 2, entry_count(e + i * RTT_REPORT_ENTRY));
-        samples += entry_count(e + i * RTT_REPORT_ENTRY);
+    const uint8_t *e = payload + RTT_REPORT_HEAD;
+    for (size_t i = 0; i < n; i++, e += RTT_REPORT_ENTRY) {
+        size_t bucket = (size_t)e[0] << 8 | e[1];
+        uint32_t count = (uint32_t)e[2] << 24 | (uint32_t)e[3] << 16 | (uint32_t)e[4] << 8 | e[5];
+        if (bucket >= HIST_BUCKETS)
+            return RTT_REJECT_MALFORMED;
+        out->e[i] = (struct rtt_report_entry){ .bucket = (uint16_t)bucket, .count = count };
+        /* At most 4864 entries of 2^32-1: below 2^45, but say so in code. */
+        out->samples = u64_add_sat(out->samples, count);
+        if (count > 0 && hist_bucket_lo(bucket) > out->max_lo)
+            out->max_lo = hist_bucket_lo(bucket);
     }
-    return samples;
+    out->n = n;
+    if (out->samples > lim->max_samples)
+        return RTT_REJECT_TOO_MANY_SAMPLES;
+    if (out->max_lo > lim->max_value)
+        return RTT_REJECT_VALUE_TOO_LARGE;
+    return RTT_REPORT_OK;
+}
+
+void rtt_report_record(const struct rtt_report *r, struct hist *dst)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        uint64_t lo = hist_bucket_lo(r->e[i].bucket);
+        hist_record_n(dst, lo + (hist_bucket_hi(r->e[i].bucket) - lo) / 2, r->e[i].count);
+    }
 }

@@ -11,6 +11,11 @@
  * true at some recent instant. Counters are relaxed atomics written only by
  * the owner, so recording costs a plain load/add/store, never a lock.
  * Not a time series: callers that want rates snapshot and subtract.
+ *
+ * Saturation: bucket counts, count and sum stop at UINT64_MAX instead of
+ * wrapping (a client's RTT reports feed a histogram, and a total that wraps
+ * would report a small number for a huge one). A saturated histogram is
+ * "at least this much"; its count can then trail the sum of its buckets.
  */
 #ifndef TCPMSG_HIST_H
 #define TCPMSG_HIST_H
@@ -32,7 +37,7 @@
 struct hist {
     _Atomic uint64_t counts[HIST_BUCKETS];
     _Atomic uint64_t count; /* number of recorded values */
-    _Atomic uint64_t sum;   /* sum of recorded values (wraps after 2^64) */
+    _Atomic uint64_t sum;   /* sum of recorded values */
     _Atomic uint64_t min;   /* UINT64_MAX while empty */
     _Atomic uint64_t max;   /* 0 while empty */
 };

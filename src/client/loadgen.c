@@ -39,6 +39,7 @@ struct lg_conn {
     uint64_t seq;          /* index of the oldest message in flight */
     uint64_t wait_since_ns; /* since when the oldest unanswered message waits */
     struct schedule sched; /* open loop: when each message is due */
+    struct hist *unreported; /* RTTs measured here, not yet reported; NULL: no reports */
 };
 
 struct lg_thread {
@@ -53,7 +54,6 @@ struct lg_thread {
     atomic_bool finished;      /* the measured loop has ended */
     _Atomic uint64_t done_ns;  /* when it ended */
     struct lg_stats stats;
-    struct hist unreported; /* RTTs not yet reported to the server */
 };
 
 static const char *const error_tags[] = {
@@ -286,8 +286,8 @@ static void record(struct lg_thread *t, struct lg_conn *c, size_t wire, uint64_t
         counter_add(&t->stats.msgs, 1);
         counter_add(&t->stats.bytes, wire);
     }
-    if (t->cfg->report && !t->cfg->text)
-        hist_record(&t->unreported, raw);
+    if (c->unreported != NULL)
+        hist_record(c->unreported, raw);
     c->head = (c->head + 1) % t->cfg->depth;
     c->inflight--;
     c->seq++;
@@ -380,33 +380,40 @@ static void on_event(struct lg_thread *t, struct lg_conn *c, uint32_t events, ui
 
 /* --- RTT reports to the server -------------------------------------------- */
 
-/* Append the RTTs measured since the last report as an RTT_REPORT frame (it
- * leaves with the next write). Only connections[0] has room reserved for it. */
-static void queue_report(struct lg_thread *t)
+/* Append the RTTs measured on c since its last report as an RTT_REPORT
+ * frame (it leaves with the next write). Each connection reports its own
+ * round trips: the server accepts no more samples on a connection than the
+ * replies it wrote there. */
+static void queue_report_on(struct lg_thread *t, struct lg_conn *c)
 {
-    struct lg_conn *c = &t->conns[0];
-    if (c->fd < 0 || hist_count(&t->unreported) == 0)
+    if (c->fd < 0 || c->unreported == NULL || hist_count(c->unreported) == 0)
         return;
     if (!out_room(c, RTT_REPORT_MAX_FRAME))
         return; /* the previous report is still being written: next time */
-    c->out_len += rtt_report_encode(&t->unreported, c->out + c->out_len, c->out_cap - c->out_len);
-    hist_reset(&t->unreported);
+    c->out_len += rtt_report_encode(c->unreported, c->out + c->out_len, c->out_cap - c->out_len);
+    hist_reset(c->unreported);
     flush(t, c);
 }
 
-/* The last report: write whatever is pending, then the report, waiting. */
+static void queue_report(struct lg_thread *t)
+{
+    for (unsigned i = 0; i < t->nconns; i++)
+        queue_report_on(t, &t->conns[i]);
+}
+
+/* The last reports: write whatever is pending, then the report, waiting. */
 static void final_report(struct lg_thread *t)
 {
-    struct lg_conn *c = &t->conns[0];
-    if (c->fd < 0)
-        return;
-    queue_report(t);
-    if (c->fd < 0)
-        return;
-    int rc = net_write_all(c->fd, c->out + c->out_off, c->out_len - c->out_off, CLOSE_WAIT_MS);
-    c->out_off = c->out_len = 0;
-    if (rc < 0)
-        conn_drop(t, c, LG_ERR_RESET);
+    for (unsigned i = 0; i < t->nconns; i++) {
+        struct lg_conn *c = &t->conns[i];
+        queue_report_on(t, c);
+        if (c->fd < 0)
+            continue;
+        int rc = net_write_all(c->fd, c->out + c->out_off, c->out_len - c->out_off, CLOSE_WAIT_MS);
+        c->out_off = c->out_len = 0;
+        if (rc < 0)
+            conn_drop(t, c, LG_ERR_RESET);
+    }
 }
 
 /* Shut down the sending side of every connection and wait (briefly) for the
@@ -573,7 +580,6 @@ struct lg_thread *lg_thread_new(const struct lg_plan *plan, unsigned first_conn,
     t->conns = calloc(nconns, sizeof *t->conns);
     hist_init(&t->stats.rtt);
     hist_init(&t->stats.rtt_raw);
-    hist_init(&t->unreported);
     for (unsigned k = 0; t->conns != NULL && k < nconns; k++) {
         t->conns[k].fd = -1;
         t->conns[k].id = first_conn + k;
@@ -585,8 +591,8 @@ struct lg_thread *lg_thread_new(const struct lg_plan *plan, unsigned first_conn,
     return t;
 }
 
-/* Buffers for a whole window of the largest messages; connections[0] also
- * carries the thread's RTT reports. */
+/* Buffers for a whole window of the largest messages, and when reporting,
+ * room for an RTT report and the histogram it is made from. */
 static int conn_alloc(struct lg_thread *t, struct lg_conn *c, bool reports)
 {
     const struct client_config *cfg = t->cfg;
@@ -599,13 +605,17 @@ static int conn_alloc(struct lg_thread *t, struct lg_conn *c, bool reports)
     c->out = malloc(c->out_cap);
     c->in = malloc(c->in_cap);
     c->sent_ns = calloc(cfg->depth, sizeof *c->sent_ns);
-    return c->out == NULL || c->in == NULL || c->sent_ns == NULL ? -ENOMEM : 0;
+    if (reports)
+        c->unreported = hist_new();
+    return c->out == NULL || c->in == NULL || c->sent_ns == NULL || (reports && c->unreported == NULL)
+               ? -ENOMEM
+               : 0;
 }
 
 int lg_thread_connect(struct lg_thread *t, unsigned k)
 {
     struct lg_conn *c = &t->conns[k];
-    if (conn_alloc(t, c, k == 0) < 0) {
+    if (conn_alloc(t, c, t->cfg->report && !t->cfg->text) < 0) {
         fprintf(stderr, "tcpmsg: out of memory for connection buffers\n");
         return -EXIT_IO;
     }
@@ -661,6 +671,7 @@ void lg_thread_free(struct lg_thread *t)
         free(c->out);
         free(c->in);
         free(c->sent_ns);
+        hist_free(c->unreported);
     }
     free(t->conns);
     if (t->epfd >= 0)

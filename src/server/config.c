@@ -31,6 +31,7 @@ void server_config_defaults(struct server_config *cfg)
     cfg->frame_timeout = 30;
     cfg->write_timeout = 30;
     cfg->drain_timeout = 5;
+    cfg->rtt_reports = true;
     strcpy(cfg->http_bind, "127.0.0.1");
     cfg->http_port = 8081;
     cfg->http_enabled = true;
@@ -69,6 +70,10 @@ static void usage(FILE *out)
         "                            holding the most (default 256MiB)\n"
         "  --memory-grace SEC        then, still over it after this long, it closes the\n"
         "                            largest holders (default 2)\n"
+        "  --rtt-reports accept|ignore\n"
+        "                            accept: add clients' RTT reports that keep the rules\n"
+        "                            (docs/PROTOCOL.md) to tcpmsg_client_rtt_seconds\n"
+        "                            (default); ignore: drop and count every report\n"
         "Timeouts (seconds, fractions allowed, 0 turns one off):\n"
         "  --idle-timeout SEC        close a connection silent this long (default 300)\n"
         "  --frame-timeout SEC       deadline to complete a message once begun (default 30)\n"
@@ -104,6 +109,7 @@ enum {
     OPT_MAX_PAYLOAD, OPT_MAX_PENDING, OPT_IDLE, OPT_FRAME, OPT_WRITE, OPT_DRAIN, OPT_LOG_FORMAT,
     OPT_LOG_LEVEL, OPT_HTTP_BIND, OPT_HTTP_PORT, OPT_NO_HTTP, OPT_WEB_ROOT, OPT_MODE,
     OPT_MAX_CHILDREN, OPT_MAX_BUFFER_MEMORY, OPT_MEMORY_GRACE, OPT_WEB_CONFIG,
+    OPT_RTT_REPORTS,
 };
 
 static const struct option long_options[] = {
@@ -119,6 +125,7 @@ static const struct option long_options[] = {
     { "max-pending-output", required_argument, NULL, OPT_MAX_PENDING },
     { "max-buffer-memory", required_argument, NULL, OPT_MAX_BUFFER_MEMORY },
     { "memory-grace", required_argument, NULL, OPT_MEMORY_GRACE },
+    { "rtt-reports", required_argument, NULL, OPT_RTT_REPORTS },
     { "idle-timeout", required_argument, NULL, OPT_IDLE },
     { "frame-timeout", required_argument, NULL, OPT_FRAME },
     { "write-timeout", required_argument, NULL, OPT_WRITE },
@@ -175,6 +182,13 @@ static int apply(struct server_config *cfg, int opt, const char *name, const cha
             return -1;
         }
         cfg->fork_mode = strcmp(v, "fork") == 0;
+        return 0;
+    case OPT_RTT_REPORTS:
+        if (strcmp(v, "accept") != 0 && strcmp(v, "ignore") != 0) {
+            snprintf(err, cap, "%s: '%s' is not one of accept, ignore", name, v);
+            return -1;
+        }
+        cfg->rtt_reports = strcmp(v, "accept") == 0;
         return 0;
     case OPT_MAX_CHILDREN:
         rc = opt_parse_u64(name, v, 1, 100000, &u, err, cap);

@@ -28,6 +28,7 @@ struct server_config {
     double frame_timeout;      /* --frame-timeout: seconds to finish a begun message (0: never) */
     double write_timeout;      /* --write-timeout: seconds pending output may make no progress */
     double drain_timeout;      /* --drain-timeout: seconds to finish in-flight work on SIGTERM */
+    bool rtt_reports;          /* --rtt-reports accept (true, default) or ignore */
     char http_bind[256];       /* --http-bind: default 127.0.0.1 */
     uint16_t http_port;        /* --http-port: 0 picks; default 8081 */
     bool http_enabled;         /* false with --no-http */

@@ -300,16 +300,38 @@ static ssize_t parse_framed(const struct conn *c, const uint8_t *p, size_t n, st
     return frame_parse(p, n, limit, true, f);
 }
 
-/* A client's RTT report: add it to the client RTT histogram. No reply. */
-static void take_rtt_report(struct conn *c, const struct frame *f)
+/* A client's RTT report: add it to the client RTT histogram if it keeps
+ * the rules (tcpmsg/rttreport.h), else drop it whole and count why. Either
+ * way no reply, and the connection carries on. The limits are what this
+ * connection can have measured: one sample per reply written, none longer
+ * than the connection has existed. Its age counts from accept, but a client
+ * may send (and start timing) while the connection still waits in the
+ * kernel's accept queue, or for a fork: a first round trip can be longer
+ * than the server's view of the age, by that wait. Found under load: an
+ * honest first report refused as value_too_large. RTT_AGE_SLACK_NS allows
+ * for it; a report of minutes or hours on a young connection stays refused. */
+#define RTT_AGE_SLACK_NS 1000000000ull
+static void take_rtt_report(struct conn *c, const struct frame *f, uint64_t now)
 {
+    struct rtt_report report; /* about 39 KiB of stack, only e[0..n) written */
     struct server_stats *st = stats_of(c);
-    if (rtt_report_apply(f->payload, f->len, &st->client_rtt_ns) < 0) {
-        counter_add(&st->errors[ERR_PROTOCOL], 1);
-        LOG(LOG_WARN, "malformed RTT report ignored", LF_U("conn", c->id),
-            LF_S("peer", c->peer_str), LF_U("bytes", f->len));
+    enum rtt_reject why = RTT_REJECT_DISABLED;
+    if (cfg_of(c)->rtt_reports) {
+        struct rtt_report_limits lim = {
+            .max_samples = counter_get(&c->pub.msgs_out) - c->rtt_samples,
+            .max_value = (now > c->opened_ns ? now - c->opened_ns : 0) + RTT_AGE_SLACK_NS,
+        };
+        why = rtt_report_decode(f->payload, f->len, &lim, &report);
+    }
+    if (why != RTT_REPORT_OK) {
+        counter_add(&st->rtt_rejected[why], 1);
+        LOG(why == RTT_REJECT_DISABLED ? LOG_DEBUG : LOG_WARN, "RTT report refused",
+            LF_U("conn", c->id), LF_S("peer", c->peer_str), LF_S("reason", rtt_reject_tag(why)),
+            LF_U("bytes", f->len));
         return;
     }
+    rtt_report_record(&report, &st->client_rtt_ns);
+    c->rtt_samples += report.samples;
     counter_add(&st->rtt_reports, 1);
 }
 
@@ -340,7 +362,7 @@ static size_t process_input(struct conn *c, const uint8_t *buf, size_t len, uint
         if (framed && f.type == FRAME_RTT_REPORT) {
             if (pos > run && !echo_frames(c, buf + run, pos - run, now))
                 return len;
-            take_rtt_report(c, &f);
+            take_rtt_report(c, &f, now);
             pos += (size_t)rc;
             run = pos;
             continue;

@@ -67,6 +67,8 @@ struct conn {
     uint64_t frame_start_ns; /* when the pending partial message began; 0: none */
     uint64_t write_wait_ns;  /* since when output has waited without progress; 0: none */
     uint64_t linger_until_ns;
+    uint64_t rtt_samples;    /* RTT samples accepted from this client's reports: never
+                                more than the replies written (pub.msgs_out) */
 
     /* Immutable after conn_open: other threads may read them. */
     struct sockaddr_storage peer;

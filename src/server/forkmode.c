@@ -90,10 +90,18 @@ struct child_ctx {
 };
 
 static struct worker *g_child_worker; /* for the signal handler */
+static uint64_t g_child_drain_ns;     /* --drain-timeout */
 
+/* The drain's deadline runs from the first request: set once (a clock read
+ * and a lock-free atomic, both async-signal-safe). Regression: the child's
+ * deadline stayed 0, so its first tick after SIGTERM closed the connection
+ * with replies still in flight, whatever --drain-timeout said. */
 static void child_on_signal(int sig)
 {
     (void)sig;
+    uint64_t unset = UINT64_MAX;
+    atomic_compare_exchange_strong(&g_child_worker->srv->drain_deadline_ns, &unset,
+                                   net_now_ns() + g_child_drain_ns);
     worker_request_drain(g_child_worker); /* an eventfd write: async-signal-safe */
 }
 
@@ -189,7 +197,8 @@ static void child_signals(struct worker *w)
 
 /* The child's whole life; never returns. */
 static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
-                                 const struct sockaddr *peer, socklen_t len, uint64_t id)
+                                 const struct sockaddr *peer, socklen_t len, uint64_t id,
+                                 uint64_t accepted_ns)
 {
     int pipe_wr = parent->fork->pipe_wr;
     fd = child_descriptors(fd, &pipe_wr);
@@ -207,6 +216,8 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
     s->nworkers = 1;
     s->iplimit = iplimit_new(1, 1);
     s->open_conns = 1; /* this child's one connection */
+    s->drain_deadline_ns = UINT64_MAX; /* none until a signal asks for the drain */
+    g_child_drain_ns = (uint64_t)(parent->cfg->drain_timeout * 1e9);
     closed_ring_init(&s->closed);
     cc->sent = malloc(sizeof *cc->sent);
     if (s->iplimit == NULL || cc->sent == NULL || worker_init(w, s, 0, -1) < 0)
@@ -224,7 +235,9 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
     w->on_tick = child_tick;
     child_signals(w);
 
-    struct conn *c = conn_open(w, fd, peer, len, id, net_now_ns());
+    /* Opened when the parent accepted it: the connection's age (RTT report
+     * limits, the connection list) includes the fork. */
+    struct conn *c = conn_open(w, fd, peer, len, id, accepted_ns);
     if (c == NULL)
         _exit(73);
     LOG(LOG_INFO, "connection opened", LF_U("conn", id), LF_S("peer", c->peer_str),
@@ -275,7 +288,7 @@ static bool fork_serve(struct worker *w, int fd, const struct sockaddr *peer, so
     }
     pid_t pid = fork();
     if (pid == 0)
-        child_main(w->srv, (unsigned)slot, fd, peer, len, id);
+        child_main(w->srv, (unsigned)slot, fd, peer, len, id, now);
     if (pid < 0) {
         LOG(LOG_WARN, "fork failed", LF_S("peer", peer_str), LF_S("error", strerror(errno)));
         worker_reject(w, fd, peer_str, REJECT_FORK_FAILED);

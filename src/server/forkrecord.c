@@ -42,6 +42,7 @@ static bool take_counters(struct fork_record_head *h, const struct server_stats 
     moved |= take_deltas(h->bytes_in_d, cur->bytes_in, sent->bytes_in, STATS_MODE_COUNT);
     moved |= take_deltas(h->bytes_out_d, cur->bytes_out, sent->bytes_out, STATS_MODE_COUNT);
     moved |= take_deltas(&h->rtt_reports, &cur->rtt_reports, &sent->rtt_reports, 1);
+    moved |= take_deltas(h->rtt_rejected, cur->rtt_rejected, sent->rtt_rejected, RTT_REJECT_COUNT);
     return moved;
 }
 
@@ -85,7 +86,7 @@ int forkrecord_emit(const struct fork_record_head *tmpl, const struct server_sta
                            offsetof(struct fork_record_head, active_ns));
             }
             r.e[r.h.nentries++] = (struct fork_entry){ .hist = (uint8_t)k, .bucket = (uint16_t)i,
-                                                       .count = (uint32_t)(now - was) };
+                                                       .count = now - was };
             atomic_store_explicit(&s->counts[i], now, memory_order_relaxed);
             moved = true;
         }
@@ -127,6 +128,7 @@ void forkrecord_apply(const struct fork_record *r, struct server_stats *dst)
     add_all(dst->bytes_in, h->bytes_in_d, STATS_MODE_COUNT);
     add_all(dst->bytes_out, h->bytes_out_d, STATS_MODE_COUNT);
     add_all(&dst->rtt_reports, &h->rtt_reports, 1);
+    add_all(dst->rtt_rejected, h->rtt_rejected, RTT_REJECT_COUNT);
     for (uint32_t i = 0; i < h->nentries; i++) {
         const struct fork_entry *e = &r->e[i];
         uint64_t lo = hist_bucket_lo(e->bucket);

@@ -16,7 +16,7 @@
 #include "server/stats.h"
 
 #define FORK_RECORD_MAGIC 0x544d5347u /* "TMSG" */
-#define FORK_RECORD_VERSION 1
+#define FORK_RECORD_VERSION 2 /* 2: 64-bit bucket deltas, RTT report rejections */
 #define FORK_RECORD_SIZE 1024
 #define FORK_RECORD_FINAL 1u /* flags: the child's last record */
 
@@ -40,13 +40,18 @@ struct fork_record_head {
     uint64_t msgs_in_d[STATS_MODE_COUNT], msgs_out_d[STATS_MODE_COUNT];
     uint64_t bytes_in_d[STATS_MODE_COUNT], bytes_out_d[STATS_MODE_COUNT];
     uint64_t rtt_reports;
+    uint64_t rtt_rejected[RTT_REJECT_COUNT];
 };
 
+/* A bucket's delta is as wide as the bucket itself: one RTT report can move
+ * a bucket by 2^32-1 several times over (repeated entries), and a 32-bit
+ * delta would lose the excess. Regression: it was uint32_t, and a report of
+ * two 0xFFFFFFFF entries for one bucket reached the parent halved. */
 struct fork_entry {
-    uint8_t hist; /* enum fork_hist */
-    uint8_t pad;
+    uint64_t count;
     uint16_t bucket;
-    uint32_t count;
+    uint8_t hist; /* enum fork_hist */
+    uint8_t pad[5];
 };
 
 #define FORK_ENTRIES ((FORK_RECORD_SIZE - sizeof(struct fork_record_head)) / sizeof(struct fork_entry))

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -32,6 +33,7 @@ struct metric_def {
 #define TAG_OF(name, tag, text) tag,
 static const char *const close_tags[] = { CLOSE_REASONS(TAG_OF) };
 static const char *const reject_tags[] = { REJECT_REASONS(TAG_OF) };
+static const char *const rtt_reject_tags[] = { RTT_REJECT_REASONS(TAG_OF) };
 static const char *const error_tags[] = { ERROR_KINDS(TAG_OF) "http" };
 static const char *const mode_tags[] = { "framed", "text" };
 static const char *const class_tags[] = { "2xx", "3xx", "4xx", "5xx" };
@@ -82,6 +84,11 @@ static double get_reports(const struct metrics_snapshot *m, size_t i)
 {
     (void)i;
     return u(counter_get(&m->stats.rtt_reports));
+}
+
+static double get_reports_rejected(const struct metrics_snapshot *m, size_t i)
+{
+    return u(counter_get(&m->stats.rtt_rejected[i]));
 }
 
 static const struct hist *hist_service(const struct metrics_snapshot *m) { return &m->stats.service_ns; }
@@ -138,8 +145,12 @@ static const struct metric_def metric_defs[] = {
       .get = get_bytes_out },
     { "tcpmsg_errors_total", M_COUNTER, "", "Errors, by kind", LABELS("kind", error_tags),
       .get = get_errors },
-    { "tcpmsg_client_rtt_reports_total", M_COUNTER, "", "RTT report frames received from clients",
+    { "tcpmsg_client_rtt_reports_total", M_COUNTER, "",
+      "RTT reports accepted from clients and added to tcpmsg_client_rtt_seconds",
       .get = get_reports },
+    { "tcpmsg_client_rtt_reports_rejected_total", M_COUNTER, "",
+      "RTT reports refused whole, by the rule they broke (the connection stays open)",
+      LABELS("reason", rtt_reject_tags), .get = get_reports_rejected },
     { "tcpmsg_http_responses_total", M_COUNTER, "",
       "Responses of the HTTP endpoint, by status class", LABELS("class", class_tags),
       .get = get_http },
@@ -217,12 +228,27 @@ static unsigned chart_bucket(uint64_t v)
     return (e << JSON_SUB_BITS) + (unsigned)((v >> (e - JSON_SUB_BITS)) & ((1u << JSON_SUB_BITS) - 1));
 }
 
+/* A count as a JSON integer. jansson's integers are signed 64-bit: a count
+ * past INT64_MAX (a saturated histogram) would print negative, so it stops
+ * there. A double (the getters' type) is converted only within range. */
+static json_t *json_count(double v)
+{
+    if (!(v >= 0))
+        return json_integer(0);
+    return json_integer(v >= 0x1p63 ? INT64_MAX : (json_int_t)v);
+}
+
+static json_t *json_count_u64(uint64_t v)
+{
+    return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
 static void append_bucket(json_t *a, uint64_t lo, uint64_t hi, uint64_t count, double scale)
 {
     json_t *e = json_object();
     json_object_set_new(e, "lo", json_real((double)lo * scale));
     json_object_set_new(e, "hi", json_real((double)hi * scale));
-    json_object_set_new(e, "count", json_integer((json_int_t)count));
+    json_object_set_new(e, "count", json_count_u64(count));
     json_array_append_new(a, e);
 }
 
@@ -248,7 +274,7 @@ static json_t *buckets_json(const struct hist *h, double scale)
             key = k;
         }
         hi = b.hi;
-        count += b.count;
+        count = u64_add_sat(count, b.count);
     }
     if (count > 0)
         append_bucket(a, lo, hi, count, scale);
@@ -260,7 +286,7 @@ static json_t *hist_json(const struct metric_def *d, const struct hist *h)
     double s = d->scale;
     json_t *o = json_object();
     json_object_set_new(o, "unit", json_string(d->unit));
-    json_object_set_new(o, "count", json_integer((json_int_t)hist_count(h)));
+    json_object_set_new(o, "count", json_count_u64(hist_count(h)));
     json_object_set_new(o, "sum", json_real((double)hist_sum(h) * s));
     json_object_set_new(o, "min", json_real((double)hist_min(h) * s));
     json_object_set_new(o, "max", json_real((double)hist_max(h) * s));
@@ -278,12 +304,11 @@ static json_t *value_json(const struct metric_def *d, const struct metrics_snaps
     if (d->label == NULL) {
         double v = d->get(m, 0);
         /* Counts print as integers; only fractional measures as reals. */
-        return v == (double)(json_int_t)v && d->type != M_GAUGE ? json_integer((json_int_t)v)
-                                                                : json_real(v);
+        return d->type != M_GAUGE && v >= 0 && v == floor(v) ? json_count(v) : json_real(v);
     }
     json_t *o = json_object();
     for (size_t i = 0; i < d->nvalues; i++)
-        json_object_set_new(o, d->values[i], json_integer((json_int_t)d->get(m, i)));
+        json_object_set_new(o, d->values[i], json_count(d->get(m, i)));
     return o;
 }
 
@@ -443,5 +468,8 @@ void metrics_write_markdown(FILE *out)
     fputs("\n### Web config refusals (`tcpmsg_http_auth_failures_total{reason}`)\n\n"
           "| reason | meaning |\n|---|---|\n", out);
     HTTP_AUTH_FAILURES(MD_ROW)
+    fputs("\n### RTT report rejections (`tcpmsg_client_rtt_reports_rejected_total{reason}`)\n\n"
+          "| reason | meaning |\n|---|---|\n", out);
+    RTT_REJECT_REASONS(MD_ROW)
 #undef MD_ROW
 }

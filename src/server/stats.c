@@ -63,6 +63,7 @@ void server_stats_add(struct server_stats *dst, const struct server_stats *src)
     add_counters(dst->bytes_out, src->bytes_out, STATS_MODE_COUNT);
     hist_merge(&dst->service_ns, &src->service_ns);
     add_counters(&dst->rtt_reports, &src->rtt_reports, 1);
+    add_counters(dst->rtt_rejected, src->rtt_rejected, RTT_REJECT_COUNT);
     hist_merge(&dst->msg_bytes, &src->msg_bytes);
     hist_merge(&dst->client_rtt_ns, &src->client_rtt_ns);
 }

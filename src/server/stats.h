@@ -7,6 +7,7 @@
 
 #include "tcpmsg/counter.h"
 #include "tcpmsg/hist.h"
+#include "tcpmsg/rttreport.h" /* RTT_REJECT_REASONS: why an RTT report was refused */
 
 /* Why a connection was closed: enum name, tag (logs, metrics), meaning. */
 #define CLOSE_REASONS(X)                                                                \
@@ -50,7 +51,7 @@ enum reject_reason {
     X(ERR_ACCEPT_OTHER, "accept_other", "accept failed for another reason")   \
     X(ERR_READ, "read", "a read failed with an unexpected error (not a reset)") \
     X(ERR_WRITE, "write", "a write failed with an unexpected error (not a reset)") \
-    X(ERR_PROTOCOL, "protocol", "a malformed or oversize message, or a malformed RTT report") \
+    X(ERR_PROTOCOL, "protocol", "a malformed or oversize message (a refused RTT report counts in tcpmsg_client_rtt_reports_rejected_total)") \
     X(ERR_CHILD_CRASHED, "child_crashed", "fork mode: a child was killed by a signal or exited without its final report") \
     X(ERR_STATS_PIPE, "stats_pipe", "fork mode: a malformed statistics record on the pipe")
 
@@ -77,7 +78,8 @@ struct server_stats {
     counter_t msgs_out[STATS_MODE_COUNT];
     counter_t bytes_in[STATS_MODE_COUNT];
     counter_t bytes_out[STATS_MODE_COUNT];
-    counter_t rtt_reports;  /* RTT report frames received from clients */
+    counter_t rtt_reports;  /* RTT reports accepted from clients */
+    counter_t rtt_rejected[RTT_REJECT_COUNT]; /* ... and refused, by reason */
     struct hist service_ns; /* message fully received -> reply handed to the kernel */
     struct hist msg_bytes;  /* payload sizes received */
     struct hist client_rtt_ns; /* round-trip times reported by clients */

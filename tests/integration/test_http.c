@@ -794,8 +794,13 @@ static void test_rtt_report_frames(void **state)
     static const uint64_t rtts[] = { 100000, 100000, 300000 }; /* 100 us twice, 300 us */
     size_t len = make_report(rtts, 3, frame);
 
-    /* A report as a connection's first frame; no reply, then data as usual. */
+    /* Three round trips, then their report: no reply, then data as usual.
+     * (A connection reports only replies it received: test_rtt.) The
+     * largest value, 300 us, is well within the connection's age. */
     int fd = it_must_connect(s->port);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(it_roundtrip(fd, "ping", 4, T), 0);
+    it_sleep_ms(5);
     assert_int_equal(it_send_all(fd, frame, len, T), 0);
     assert_int_equal(it_roundtrip(fd, "ping", 4, T), 0); /* answered after the report was read */
     json_t *doc = wait_metric(s, "counters.client_rtt_reports_total", 1);
@@ -807,11 +812,11 @@ static void test_rtt_report_frames(void **state)
     assert_true(fabs(min - 100e-6) <= 100e-6 * 0.004);
     assert_true(fabs(max - 300e-6) <= 300e-6 * 0.004);
     /* A report is not a message; its bytes are counted. */
-    assert_int_equal(it_json_int(doc, "counters.messages_received_total.framed"), 1);
+    assert_int_equal(it_json_int(doc, "counters.messages_received_total.framed"), 4);
     json_decref(doc);
 
-    /* A malformed report (version 9): counted as a protocol error, ignored,
-     * and the connection carries on. */
+    /* A malformed report (version 9): refused and counted, and the
+     * connection carries on. */
     uint8_t bad[FRAME_HEADER_SIZE + RTT_REPORT_HEAD + RTT_REPORT_ENTRY] = { 0 };
     frame_header_encode(bad, FRAME_RTT_REPORT, RTT_REPORT_HEAD + RTT_REPORT_ENTRY);
     bad[4] = 9;
@@ -820,15 +825,18 @@ static void test_rtt_report_frames(void **state)
     assert_int_equal(it_send_all(fd, bad, sizeof bad, T), 0);
     assert_int_equal(it_roundtrip(fd, "pong", 4, T), 0);
     /* The echo's bytes are counted just after they are written: wait for them. */
-    doc = wait_metric(s, "counters.sent_bytes_total.framed", 2 * (FRAME_HEADER_SIZE + 4));
-    assert_int_equal(it_json_int(doc, "counters.errors_total.protocol"), 1);
+    doc = wait_metric(s, "counters.sent_bytes_total.framed", 5 * (FRAME_HEADER_SIZE + 4));
+    assert_int_equal(it_json_int(doc, "counters.client_rtt_reports_rejected_total.malformed"), 1);
+    assert_int_equal(it_json_int(doc, "counters.errors_total.protocol"), 0);
     assert_int_equal(it_json_int(doc, "counters.client_rtt_reports_total"), 1);
     assert_int_equal(it_json_int(doc, "histograms.client_rtt_seconds.count"), 3);
     assert_int_equal(it_json_int(doc, "counters.received_bytes_total.framed"),
-                     (long long)(len + sizeof bad + 2 * (FRAME_HEADER_SIZE + 4)));
+                     (long long)(len + sizeof bad + 5 * (FRAME_HEADER_SIZE + 4)));
     json_decref(doc);
 
-    /* A second good report adds to the first. */
+    /* A second good report adds to the first: five replies so far, three
+     * reported, so one more round trip makes room for three more. */
+    assert_int_equal(it_roundtrip(fd, "pong", 4, T), 0);
     assert_int_equal(it_send_all(fd, frame, len, T), 0);
     doc = wait_metric(s, "counters.client_rtt_reports_total", 2);
     assert_int_equal(it_json_int(doc, "histograms.client_rtt_seconds.count"), 6);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -180,12 +182,111 @@ static void test_drain_timeout_idle(void **state)
     it_server_free(s);
 }
 
+/* A client with a small receive buffer: what the server sends waits in the
+ * server, not in this kernel. Returns the fd or fails. */
+static int connect_small_rcvbuf(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    IT_CHECK(fd >= 0);
+    int size = 65536;
+    IT_CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) == 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    IT_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    return fd;
+}
+
+/* Read until EOF at most `chunk` bytes at a time, pausing pause_ms after
+ * each read: a slow reader. Bounded by timeout_ms. Returns the bytes read,
+ * or -1 on an error or the timeout. */
+static ssize_t read_slowly(int fd, uint8_t *buf, size_t cap, size_t chunk, int pause_ms,
+                           int timeout_ms)
+{
+    size_t got = 0;
+    int64_t deadline = it_now_ms() + timeout_ms;
+    while (it_now_ms() < deadline) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        size_t want = cap - got < chunk ? cap - got : chunk;
+        ssize_t r = recv(fd, buf + got, want > 0 ? want : 1, 0);
+        if (r == 0)
+            return (ssize_t)got;
+        if (r < 0 || want == 0)
+            return -1; /* an error, or more than was sent */
+        got += (size_t)r;
+        it_sleep_ms(pause_ms);
+    }
+    return -1;
+}
+
+/* Regression (issue: "--mode fork, SIGTERM while a slow reader has 4,000
+ * messages in flight"): a fork-mode child's drain deadline was 0, so its
+ * first tick after SIGTERM (within 0.1 s) closed the connection and about a
+ * quarter of the replies were lost, whatever --drain-timeout said. With
+ * --drain-timeout 5, a reader that needs a second or so gets every reply,
+ * in both modes. */
+static void test_drain_slow_reader(void **state)
+{
+    (void)state;
+    const char *args[] = { "--drain-timeout", "5", NULL };
+    IT_START(s, args, 0);
+    enum { LEN = 2044, FRAME = FRAME_HEADER_SIZE + LEN, NFRAMES = 4000 };
+    const size_t total = (size_t)NFRAMES * FRAME;
+    uint8_t *burst = malloc(total), *back = malloc(total);
+    assert_non_null(burst);
+    assert_non_null(back);
+    for (int i = 0; i < NFRAMES; i++) {
+        frame_header_encode(burst + (size_t)i * FRAME, FRAME_DATA, LEN);
+        memset(burst + (size_t)i * FRAME + FRAME_HEADER_SIZE, 'a' + i % 26, LEN);
+        memcpy(burst + (size_t)i * FRAME + FRAME_HEADER_SIZE, &i, sizeof i);
+    }
+    int fd = connect_small_rcvbuf(s->port);
+    it_must_roundtrip(fd, "hello"); /* served (in fork mode: by its child) */
+    /* Up to 4,000 in flight (8 MB): more than the server's kernel buffers
+     * hold, so replies wait in the server itself. Push until the kernel
+     * takes no more. */
+    size_t pushed = 0;
+    int64_t quiet_since = it_now_ms();
+    while (pushed < total && it_now_ms() - quiet_since < 300) {
+        ssize_t w = send(fd, burst + pushed, total - pushed, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            pushed += (size_t)w;
+            quiet_since = it_now_ms();
+        } else {
+            it_sleep_ms(10);
+        }
+    }
+    pushed -= pushed % FRAME; /* a partial last frame is never answered */
+    assert_int_equal(it_server_signal(s, SIGTERM), 0);
+    int64_t start = it_now_ms();
+    /* 32 KiB per read, a pause after each: over 100 reads and 200 ms, past
+     * the first tick of the drain (0.1 s). */
+    ssize_t got = read_slowly(fd, back, total, 32768, 2, 20000);
+    int64_t took = it_now_ms() - start;
+    print_message("pushed %zu bytes; read %zd reply bytes in %lld ms after SIGTERM\n", pushed,
+                  got, (long long)took);
+    close(fd);
+    IT_CHECK(pushed >= (size_t)FRAME * 1000);
+    if (got != (ssize_t)pushed) {
+        it_log_dump(s);
+        fail_msg("replies lost in the drain: %zd of %zu bytes (%zd of %zu messages)", got, pushed,
+                 got < 0 ? got : got / FRAME, pushed / FRAME);
+    }
+    assert_memory_equal(back, burst, pushed);
+    assert_int_equal(it_server_wait_exit(s, 10000), 0);
+    free(burst);
+    free(back);
+    it_server_free(s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigterm_drain),
         cmocka_unit_test(test_drain_blocked),
         cmocka_unit_test(test_drain_timeout_idle),
+        cmocka_unit_test(test_drain_slow_reader),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

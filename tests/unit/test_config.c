@@ -132,6 +132,7 @@ static void test_server_defaults(void **state)
     assert_true(cfg.frame_timeout == 30);
     assert_true(cfg.write_timeout == 30);
     assert_true(cfg.drain_timeout == 5);
+    assert_true(cfg.rtt_reports);
     assert_string_equal(cfg.http_bind, "127.0.0.1");
     assert_int_equal(cfg.http_port, 8081);
     assert_true(cfg.http_enabled);
@@ -284,6 +285,31 @@ static void test_server_text_options_set_their_field(void **state)
     }
 }
 
+/* --rtt-reports accept|ignore, nothing else. */
+static void test_server_rtt_reports(void **state)
+{
+    (void)state;
+    struct server_config cfg;
+    struct capture c = { 0 };
+    assert_int_equal(run_server(&cfg, ARGS("--rtt-reports", "ignore"), &c), CONFIG_OK);
+    assert_false(cfg.rtt_reports);
+    capture_free(&c);
+    assert_int_equal(run_server(&cfg, ARGS("--rtt-reports=ignore", "--rtt-reports", "accept"), &c),
+                     CONFIG_OK);
+    assert_true(cfg.rtt_reports); /* the last one wins */
+    capture_free(&c);
+    static const char *const bad[] = { "", "Accept", "off", "yes", "accept ", "1" };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        assert_int_equal(run_server(&cfg, ARGS("--rtt-reports", bad[i]), &c), CONFIG_ERROR);
+        assert_contains(c.err, "--rtt-reports");
+        assert_contains(c.err, "is not one of accept, ignore");
+        capture_free(&c);
+    }
+    assert_int_equal(run_server(&cfg, ARGS("--rtt-reports"), &c), CONFIG_ERROR);
+    assert_contains(c.err, "--rtt-reports needs a value");
+    capture_free(&c);
+}
+
 static void test_server_verbose_sets_debug(void **state)
 {
     (void)state;
@@ -414,7 +440,7 @@ static const char *const server_long_options[] = {
     "--max-payload", "--max-pending-output", "--max-buffer-memory", "--memory-grace",
     "--idle-timeout", "--frame-timeout",
     "--write-timeout", "--drain-timeout", "--http-bind", "--http-port", "--no-http",
-    "--web-root", "--log-format", "--log-level", "--verbose",
+    "--web-root", "--log-format", "--log-level", "--verbose", "--rtt-reports",
     "--help", "--version", "-v,", "-h,", "-V,",
 };
 
@@ -1022,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_server_numeric_options_set_their_field),
         cmocka_unit_test(test_server_text_options_set_their_field),
         cmocka_unit_test(test_server_verbose_sets_debug),
+        cmocka_unit_test(test_server_rtt_reports),
         cmocka_unit_test(test_server_bad_values_are_errors_naming_the_option),
         cmocka_unit_test(test_server_error_messages_are_specific),
         cmocka_unit_test(test_server_help_lists_every_option),

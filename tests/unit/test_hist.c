@@ -367,6 +367,68 @@ static void test_new_and_free(void **state)
     hist_free(NULL);
 }
 
+/* Regression: one RTT report of 2^32-1 samples at 4.9 h made sum wrap
+ * (value * n and sum + value * n both overflowed), reporting 1.84e10 s for
+ * 2.6e17 s. The sum must stop at UINT64_MAX, never come back down. */
+static void test_sum_saturates(void **state)
+{
+    (void)state;
+    struct hist *h = hist_new();
+    assert_non_null(h);
+    hist_record_n(h, HIST_MAX_VALUE, UINT32_MAX);
+    assert_int_equal(hist_sum(h), UINT64_MAX); /* 2^44 * 2^32 > 2^64: the product saturates */
+    hist_record(h, 5);
+    assert_int_equal(hist_sum(h), UINT64_MAX); /* and the total stays there */
+    assert_int_equal(hist_count(h), (uint64_t)UINT32_MAX + 1);
+
+    /* Just below the edge the sum is exact; one more saturates. */
+    hist_reset(h);
+    hist_record_n(h, 1, UINT64_MAX - 1);
+    assert_int_equal(hist_sum(h), UINT64_MAX - 1);
+    hist_record(h, 1);
+    assert_int_equal(hist_sum(h), UINT64_MAX);
+    hist_record(h, 1);
+    assert_int_equal(hist_sum(h), UINT64_MAX);
+    hist_free(h);
+}
+
+/* Counts stop at UINT64_MAX: a wrapped count would read as a few samples. */
+static void test_counts_saturate(void **state)
+{
+    (void)state;
+    struct hist *h = hist_new();
+    assert_non_null(h);
+    hist_record_n(h, 0, UINT64_MAX - 2);
+    hist_record_n(h, 0, 5);
+    assert_int_equal(hist_count(h), UINT64_MAX);
+    assert_int_equal(atomic_load(&h->counts[0]), UINT64_MAX);
+    /* Another bucket: its own count is exact, the total stays saturated. */
+    hist_record_n(h, 1000, 7);
+    assert_int_equal(atomic_load(&h->counts[hist_bucket_index(1000)]), 7);
+    assert_int_equal(hist_count(h), UINT64_MAX);
+    /* Queries do not wrap either: the median is in the big bucket. */
+    assert_int_equal(hist_percentile(h, 50), 0);
+    assert_int_equal(hist_max(h), 1000);
+    hist_free(h);
+}
+
+static void test_merge_saturates(void **state)
+{
+    (void)state;
+    struct hist *a = hist_new(), *b = hist_new();
+    assert_non_null(a);
+    assert_non_null(b);
+    hist_record_n(a, 300, UINT64_MAX / 2 + 1);
+    hist_record_n(b, 300, UINT64_MAX / 2 + 1);
+    hist_record_n(b, 5, UINT64_MAX / 2 + 1);
+    hist_merge(a, b);
+    assert_int_equal(hist_count(a), UINT64_MAX);
+    assert_int_equal(atomic_load(&a->counts[hist_bucket_index(300)]), UINT64_MAX);
+    assert_int_equal(hist_sum(a), UINT64_MAX);
+    hist_free(a);
+    hist_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +442,9 @@ int main(void)
         cmocka_unit_test(test_huge_values_clamp_to_top_bucket),
         cmocka_unit_test(test_iterator_visits_nonempty_buckets_in_order),
         cmocka_unit_test(test_new_and_free),
+        cmocka_unit_test(test_sum_saturates),
+        cmocka_unit_test(test_counts_saturate),
+        cmocka_unit_test(test_merge_saturates),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,6 +33,7 @@ static const uint64_t sizes[] = { 0, 3, 3, 100, 5000 };
 #define CLOSED_BASE 10
 #define REJECTED_BASE 20
 #define ERRORS_BASE 30
+#define RTT_REJECTED_BASE 50
 #define HTTP_ERRORS (42 + 43)
 
 static uint64_t sum_of(const uint64_t *v, size_t n)
@@ -65,6 +66,8 @@ static struct metrics_snapshot *make_snapshot(void)
     counter_add(&st->bytes_out[STATS_FRAMED], 300);
     counter_add(&st->bytes_out[STATS_TEXT], 400);
     counter_add(&st->rtt_reports, 6);
+    for (size_t i = 0; i < RTT_REJECT_COUNT; i++)
+        counter_add(&st->rtt_rejected[i], RTT_REJECTED_BASE + i);
     for (size_t i = 0; i < COUNT_OF(service_ns); i++)
         hist_record(&st->service_ns, service_ns[i]);
     for (size_t i = 0; i < COUNT_OF(rtt_ns); i++)
@@ -143,6 +146,30 @@ static void expect_labelled(json_t *counters, const char *name, const char *cons
         expect_int(o, labels[i], values[i]);
 }
 
+/* Regression: JSON printed a histogram's count with json_integer of the
+ * uint64, so a count past INT64_MAX (13.7k poisoned RTT reports, each of
+ * 2^32-1 samples at 4.9 h) showed negative. Counts now stop at INT64_MAX. */
+static void test_json_saturated_counts(void **state)
+{
+    (void)state;
+    struct metrics_snapshot *m = make_snapshot();
+    hist_record_n(&m->stats.client_rtt_ns, HIST_MAX_VALUE, UINT64_MAX - 10);
+    counter_add(&m->stats.rtt_rejected[RTT_REJECT_MALFORMED], UINT64_MAX - 100);
+    char *text = metrics_json(m);
+    assert_non_null(text);
+    json_t *root = parse_json(text);
+    json_t *h = get(get(root, "histograms"), "client_rtt_seconds");
+    expect_int(h, "count", INT64_MAX);
+    json_t *buckets = get(h, "buckets");
+    for (size_t i = 0; i < json_array_size(buckets); i++)
+        assert_true(json_integer_value(get(json_array_get(buckets, i), "count")) > 0);
+    json_t *rej = get(get(root, "counters"), "client_rtt_reports_rejected_total");
+    expect_int(rej, "malformed", INT64_MAX);
+    json_decref(root);
+    free(text);
+    free(m);
+}
+
 static void test_json_counters_and_gauges(void **state)
 {
     (void)state;
@@ -197,6 +224,13 @@ static void test_json_counters_and_gauges(void **state)
     _Static_assert(HTTP_AUTH_FAILURE_COUNT == 4, "one tag per auth failure");
     expect_labelled(c, "http_auth_failures_total", auth, (const json_int_t[]){ 50, 51, 52, 53 }, 4);
     expect_int(c, "client_rtt_reports_total", 6);
+    const char *rtt_tags[RTT_REJECT_COUNT];
+    json_int_t rtt_rejected[RTT_REJECT_COUNT];
+    for (size_t i = 0; i < RTT_REJECT_COUNT; i++) {
+        rtt_tags[i] = rtt_reject_tag((enum rtt_reject)i);
+        rtt_rejected[i] = RTT_REJECTED_BASE + (json_int_t)i;
+    }
+    expect_labelled(c, "client_rtt_reports_rejected_total", rtt_tags, rtt_rejected, RTT_REJECT_COUNT);
     expect_num(c, "process_cpu_seconds_total", 1.25);
 
     json_t *g = get(root, "gauges");
@@ -341,6 +375,8 @@ static const struct family {
     { "tcpmsg_sent_bytes_total", "counter", "tcpmsg_sent_bytes", "counter", "bytes" },
     { "tcpmsg_errors_total", "counter", "tcpmsg_errors", "counter", NULL },
     { "tcpmsg_client_rtt_reports_total", "counter", "tcpmsg_client_rtt_reports", "counter", NULL },
+    { "tcpmsg_client_rtt_reports_rejected_total", "counter", "tcpmsg_client_rtt_reports_rejected",
+      "counter", NULL },
     { "tcpmsg_http_responses_total", "counter", "tcpmsg_http_responses", "counter", NULL },
     { "tcpmsg_http_auth_failures_total", "counter", "tcpmsg_http_auth_failures", "counter", NULL },
     { "tcpmsg_service_time_seconds", "histogram", "tcpmsg_service_time_seconds", "histogram", "seconds" },
@@ -784,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_json_counters_and_gauges),
         cmocka_unit_test(test_json_histograms),
         cmocka_unit_test(test_json_empty),
+        cmocka_unit_test(test_json_saturated_counts),
         cmocka_unit_test(test_prometheus),
         cmocka_unit_test(test_prometheus_full_precision),
         cmocka_unit_test(test_openmetrics),

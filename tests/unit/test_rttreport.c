@@ -1,7 +1,8 @@
 /* Unit tests for rttreport (src/rttreport.c): RTT_REPORT frames built from a
- * histogram, read back by the frame parser, applied onto a histogram with
- * the same bucket counts, and malformed payloads refused whole with the
- * destination untouched.
+ * histogram, read back by the frame parser, decoded and recorded onto a
+ * histogram with the same bucket counts; malformed payloads and reports
+ * that claim more than the connection can have measured refused, each rule
+ * at its boundary.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +33,25 @@ static struct hist *new_hist(void)
     assert_non_null(h);
     return h;
 }
+
+static const struct rtt_report_limits no_limits = { UINT64_MAX, UINT64_MAX };
+
+/* Decode with lim, record into dst if accepted. Returns the samples added,
+ * or -1 - the reason when refused. */
+static int64_t apply(const uint8_t *p, size_t len, const struct rtt_report_limits *lim,
+                     struct hist *dst)
+{
+    struct rtt_report *r = malloc(sizeof *r);
+    assert_non_null(r);
+    enum rtt_reject why = rtt_report_decode(p, len, lim, r);
+    int64_t rc = why == RTT_REPORT_OK ? (int64_t)r->samples : -1 - (int64_t)why;
+    if (why == RTT_REPORT_OK)
+        rtt_report_record(r, dst);
+    free(r);
+    return rc;
+}
+
+#define REFUSED(why) (-1 - (int64_t)(why))
 
 static void expect_same_buckets(const struct hist *a, const struct hist *b)
 {
@@ -106,7 +126,7 @@ static void test_apply_roundtrip(void **state)
     assert_true(n > FRAME_HEADER_SIZE + RTT_REPORT_HEAD);
 
     struct hist *dst = new_hist();
-    int64_t added = rtt_report_apply(out + FRAME_HEADER_SIZE, n - FRAME_HEADER_SIZE, dst);
+    int64_t added = apply(out + FRAME_HEADER_SIZE, n - FRAME_HEADER_SIZE, &no_limits, dst);
     assert_int_equal(added, (int64_t)hist_count(h));
     expect_same_buckets(h, dst);
     /* Applied values are bucket midpoints: within the bucket of the originals. */
@@ -114,7 +134,7 @@ static void test_apply_roundtrip(void **state)
     assert_int_equal(hist_bucket_index(hist_max(dst)), hist_bucket_index(hist_max(h)));
 
     /* Applying again adds: a report is a delta. */
-    assert_int_equal(rtt_report_apply(out + FRAME_HEADER_SIZE, n - FRAME_HEADER_SIZE, dst), added);
+    assert_int_equal(apply(out + FRAME_HEADER_SIZE, n - FRAME_HEADER_SIZE, &no_limits, dst), added);
     assert_int_equal(hist_count(dst), 2 * hist_count(h));
     free(out);
     hist_free(dst);
@@ -133,7 +153,7 @@ static void test_encode_all_buckets(void **state)
     assert_int_equal(n, RTT_REPORT_MAX_FRAME);
     assert_true(n - FRAME_HEADER_SIZE <= FRAME_DEFAULT_MAX_PAYLOAD); /* the server takes it */
     struct hist *dst = new_hist();
-    assert_int_equal(rtt_report_apply(out + FRAME_HEADER_SIZE, n - FRAME_HEADER_SIZE, dst),
+    assert_int_equal(apply(out + FRAME_HEADER_SIZE, n - FRAME_HEADER_SIZE, &no_limits, dst),
                      HIST_BUCKETS);
     expect_same_buckets(h, dst);
     free(out);
@@ -157,12 +177,12 @@ static void test_apply_empty_report(void **state)
     (void)state;
     const uint8_t p[] = { RTT_REPORT_VERSION, HIST_SUB_BITS };
     struct hist *dst = new_hist();
-    assert_int_equal(rtt_report_apply(p, sizeof p, dst), 0);
+    assert_int_equal(apply(p, sizeof p, &no_limits, dst), 0);
     assert_int_equal(hist_count(dst), 0);
     hist_free(dst);
 }
 
-/* Malformed payloads: -1, and dst exactly as before. */
+/* Malformed payloads: refused as malformed, and dst exactly as before. */
 static void test_apply_malformed(void **state)
 {
     (void)state;
@@ -198,9 +218,9 @@ static void test_apply_malformed(void **state)
     hist_record(dst, 123456);
     memcpy(before, dst, sizeof *dst);
     for (size_t i = 0; i < COUNT_OF(cases); i++) {
-        int64_t rc = rtt_report_apply(cases[i].p, cases[i].n, dst);
-        if (rc != -1)
-            fail_msg("%s: returned %lld, want -1", cases[i].what, (long long)rc);
+        int64_t rc = apply(cases[i].p, cases[i].n, &no_limits, dst);
+        if (rc != REFUSED(RTT_REJECT_MALFORMED))
+            fail_msg("%s: returned %lld, want malformed", cases[i].what, (long long)rc);
         if (memcmp(before, dst, sizeof *dst) != 0)
             fail_msg("%s: the histogram changed", cases[i].what);
     }
@@ -216,7 +236,7 @@ static void test_apply_last_bucket(void **state)
                           (uint8_t)((HIST_BUCKETS - 1) >> 8), (uint8_t)(HIST_BUCKETS - 1),
                           0, 0, 1, 0 }; /* count 256 */
     struct hist *dst = new_hist();
-    assert_int_equal(rtt_report_apply(p, sizeof p, dst), 256);
+    assert_int_equal(apply(p, sizeof p, &no_limits, dst), 256);
     assert_int_equal(atomic_load(&dst->counts[HIST_BUCKETS - 1]), 256);
     hist_free(dst);
 }
@@ -234,13 +254,143 @@ static void test_count_above_u32_is_split(void **state)
     size_t n = rtt_report_encode(h, out, RTT_REPORT_MAX_FRAME);
     assert_true(n > 0);
     struct hist *dst = new_hist();
-    int64_t added = rtt_report_apply(out + FRAME_HEADER_SIZE, n - FRAME_HEADER_SIZE, dst);
+    int64_t added = apply(out + FRAME_HEADER_SIZE, n - FRAME_HEADER_SIZE, &no_limits, dst);
     free(out);
     hist_free(dst);
     hist_free(h); /* before a failure, which does not return */
     if (added != (int64_t)big)
         fail_msg("a bucket of %llu values was reported as %lld", (unsigned long long)big,
                  (long long)added);
+}
+
+/* One entry (bucket, count) as payload bytes. */
+#define ENTRY(idx, cnt)                                                                          \
+    (uint8_t)((idx) >> 8), (uint8_t)(idx), (uint8_t)((uint32_t)(cnt) >> 24),                       \
+        (uint8_t)((uint32_t)(cnt) >> 16), (uint8_t)((uint32_t)(cnt) >> 8), (uint8_t)(cnt)
+
+/* Regression (issue: "one 12-byte RTT report"): the payload 01 08 12ff
+ * ffffffff, sent on a fresh connection, was added whole: 4294967295 samples
+ * at 4.9 h, and a wrapped sum. It claims more samples than replies and a
+ * value above the connection's age: refused, the first rule it breaks. */
+static void test_poisoned_report(void **state)
+{
+    (void)state;
+    static const uint8_t p[] = { 0x01, 0x08, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff };
+    struct hist *dst = new_hist();
+    /* A fresh connection: no reply written, 1 ms old. */
+    struct rtt_report_limits fresh = { .max_samples = 0, .max_value = 1000000 };
+    assert_int_equal(apply(p, sizeof p, &fresh, dst), REFUSED(RTT_REJECT_TOO_MANY_SAMPLES));
+    /* Even after 2^32 replies, a 1 s old connection has no 4.9 h round trip. */
+    struct rtt_report_limits busy = { .max_samples = UINT64_C(1) << 32, .max_value = 1000000000 };
+    assert_int_equal(apply(p, sizeof p, &busy, dst), REFUSED(RTT_REJECT_VALUE_TOO_LARGE));
+    assert_int_equal(hist_count(dst), 0);
+    assert_int_equal(hist_sum(dst), 0);
+    /* Where it could be true, it is taken, and the sum saturates. */
+    struct rtt_report_limits old = { .max_samples = UINT32_MAX, .max_value = UINT64_MAX };
+    assert_int_equal(apply(p, sizeof p, &old, dst), UINT32_MAX);
+    assert_int_equal(hist_count(dst), UINT32_MAX);
+    assert_int_equal(hist_sum(dst), UINT64_MAX);
+    hist_free(dst);
+}
+
+/* Samples == replies written is accepted; one more is refused. Counts add
+ * over entries, repeated buckets included. */
+static void test_samples_boundary(void **state)
+{
+    (void)state;
+    static const uint8_t five[] = { RTT_REPORT_VERSION, HIST_SUB_BITS, ENTRY(100, 2), ENTRY(300, 3) };
+    static const uint8_t six[] = { RTT_REPORT_VERSION, HIST_SUB_BITS, ENTRY(100, 2), ENTRY(300, 3),
+                                   ENTRY(100, 1) };
+    static const uint8_t big[] = { RTT_REPORT_VERSION, HIST_SUB_BITS, ENTRY(7, UINT32_MAX),
+                                   ENTRY(7, UINT32_MAX) };
+    struct rtt_report_limits lim = { .max_samples = 5, .max_value = UINT64_MAX };
+    struct hist *dst = new_hist();
+    assert_int_equal(apply(five, sizeof five, &lim, dst), 5);
+    assert_int_equal(apply(six, sizeof six, &lim, dst), REFUSED(RTT_REJECT_TOO_MANY_SAMPLES));
+    lim.max_samples = 6;
+    assert_int_equal(apply(six, sizeof six, &lim, dst), 6);
+    assert_int_equal(hist_count(dst), 11);
+    /* No limit, no wrap: two full 32-bit counts are 2^33 - 2 samples. */
+    lim.max_samples = 2 * (uint64_t)UINT32_MAX - 1;
+    assert_int_equal(apply(big, sizeof big, &lim, dst), REFUSED(RTT_REJECT_TOO_MANY_SAMPLES));
+    lim.max_samples++;
+    assert_int_equal(apply(big, sizeof big, &lim, dst), 2 * (int64_t)UINT32_MAX);
+    assert_int_equal(atomic_load(&dst->counts[7]), 2 * (uint64_t)UINT32_MAX);
+    hist_free(dst);
+}
+
+/* A bucket whose lower edge equals the connection's age is accepted, one
+ * nanosecond younger refused; zero counts claim nothing. */
+static void test_value_boundary(void **state)
+{
+    (void)state;
+    const size_t idx = 2000; /* a log-range bucket: lo < hi */
+    uint64_t lo = hist_bucket_lo(idx);
+    assert_true(hist_bucket_hi(idx) > lo);
+    const uint8_t p[] = { RTT_REPORT_VERSION, HIST_SUB_BITS, ENTRY(5, 1), ENTRY(idx, 1) };
+    const uint8_t zero_top[] = { RTT_REPORT_VERSION, HIST_SUB_BITS, ENTRY(5, 1),
+                                 ENTRY(HIST_BUCKETS - 1, 0) };
+    struct rtt_report_limits lim = { .max_samples = 100, .max_value = lo };
+    struct hist *dst = new_hist();
+    assert_int_equal(apply(p, sizeof p, &lim, dst), 2);
+    lim.max_value = lo - 1;
+    assert_int_equal(apply(p, sizeof p, &lim, dst), REFUSED(RTT_REJECT_VALUE_TOO_LARGE));
+    lim.max_value = 5;
+    assert_int_equal(apply(zero_top, sizeof zero_top, &lim, dst), 1);
+    lim.max_value = 4;
+    assert_int_equal(apply(zero_top, sizeof zero_top, &lim, dst), REFUSED(RTT_REJECT_VALUE_TOO_LARGE));
+    /* Bucket 0 is [0, 0]: valid on a connection of age 0. */
+    const uint8_t zero[] = { RTT_REPORT_VERSION, HIST_SUB_BITS, ENTRY(0, 3) };
+    lim.max_value = 0;
+    assert_int_equal(apply(zero, sizeof zero, &lim, dst), 3);
+    assert_int_equal(hist_count(dst), 6);
+    hist_free(dst);
+}
+
+/* The decoder's maximum: HIST_BUCKETS entries pass, one more is malformed
+ * (no encoder writes it, and it would not fit RTT_REPORT_MAX_FRAME). */
+static void test_entry_count_limit(void **state)
+{
+    (void)state;
+    size_t len = RTT_REPORT_HEAD + (RTT_REPORT_MAX_ENTRIES + 1) * RTT_REPORT_ENTRY;
+    uint8_t *p = calloc(1, len);
+    assert_non_null(p);
+    p[0] = RTT_REPORT_VERSION;
+    p[1] = HIST_SUB_BITS;
+    for (size_t i = 0; i < RTT_REPORT_MAX_ENTRIES + 1; i++)
+        p[RTT_REPORT_HEAD + i * RTT_REPORT_ENTRY + 5] = 1; /* bucket 0, count 1 */
+    struct hist *dst = new_hist();
+    assert_int_equal(apply(p, len - RTT_REPORT_ENTRY, &no_limits, dst), RTT_REPORT_MAX_ENTRIES);
+    assert_int_equal(apply(p, len, &no_limits, dst), REFUSED(RTT_REJECT_MALFORMED));
+    assert_int_equal(hist_count(dst), RTT_REPORT_MAX_ENTRIES);
+    free(p);
+    hist_free(dst);
+}
+
+/* Rules are checked in the documented order: malformed first, then the
+ * samples, then the values. */
+static void test_rule_order(void **state)
+{
+    (void)state;
+    static const uint8_t bad_then_big[] = { RTT_REPORT_VERSION, HIST_SUB_BITS,
+                                            ENTRY(HIST_BUCKETS - 1, 9), ENTRY(HIST_BUCKETS, 1) };
+    static const uint8_t both[] = { RTT_REPORT_VERSION, HIST_SUB_BITS, ENTRY(HIST_BUCKETS - 1, 9) };
+    struct rtt_report_limits none = { 0, 0 };
+    struct hist *dst = new_hist();
+    assert_int_equal(apply(bad_then_big, sizeof bad_then_big, &none, dst),
+                     REFUSED(RTT_REJECT_MALFORMED));
+    assert_int_equal(apply(both, sizeof both, &none, dst), REFUSED(RTT_REJECT_TOO_MANY_SAMPLES));
+    hist_free(dst);
+}
+
+static void test_reject_tags(void **state)
+{
+    (void)state;
+    assert_string_equal(rtt_reject_tag(RTT_REJECT_MALFORMED), "malformed");
+    assert_string_equal(rtt_reject_tag(RTT_REJECT_TOO_MANY_SAMPLES), "too_many_samples");
+    assert_string_equal(rtt_reject_tag(RTT_REJECT_VALUE_TOO_LARGE), "value_too_large");
+    assert_string_equal(rtt_reject_tag(RTT_REJECT_DISABLED), "disabled");
+    assert_string_equal(rtt_reject_tag(RTT_REPORT_OK), "ok");
 }
 
 int main(void)
@@ -254,6 +404,12 @@ int main(void)
         cmocka_unit_test(test_apply_malformed),
         cmocka_unit_test(test_apply_last_bucket),
         cmocka_unit_test(test_count_above_u32_is_split),
+        cmocka_unit_test(test_poisoned_report),
+        cmocka_unit_test(test_samples_boundary),
+        cmocka_unit_test(test_value_boundary),
+        cmocka_unit_test(test_entry_count_limit),
+        cmocka_unit_test(test_rule_order),
+        cmocka_unit_test(test_reject_tags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
