@@ -221,7 +221,7 @@ static void reject_input(struct conn *c, ssize_t status, uint64_t now)
         snprintf(reason, sizeof reason, "unknown frame type 0x%02x", c->in[0]);
     }
     counter_add(&stats_of(c)->errors[ERR_PROTOCOL], 1);
-    LOG(LOG_WARN, "bad message", LF_U("conn", c->id), LF_S("peer", c->peer_str),
+    LOG_RATELIMITED(LOG_WARN, "bad message", LF_U("conn", c->id), LF_S("peer", c->peer_str),
         LF_S("error", frame_error_tag(code)), LF_S("detail", reason));
 
     uint8_t frame[200];
@@ -291,7 +291,7 @@ static void take_rtt_report(struct conn *c, const struct frame *f)
     struct server_stats *st = stats_of(c);
     if (rtt_report_apply(f->payload, f->len, &st->client_rtt_ns) < 0) {
         counter_add(&st->errors[ERR_PROTOCOL], 1);
-        LOG(LOG_WARN, "malformed RTT report ignored", LF_U("conn", c->id),
+        LOG_RATELIMITED(LOG_WARN, "malformed RTT report ignored", LF_U("conn", c->id),
             LF_S("peer", c->peer_str), LF_U("bytes", f->len));
         return;
     }
@@ -371,7 +371,7 @@ static void flush_output(struct conn *c, uint64_t now)
         }
         if (w < 0 && w != -EAGAIN) {
             counter_add(&stats_of(c)->errors[ERR_WRITE], 1);
-            LOG(LOG_WARN, "write failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
+            LOG_RATELIMITED(LOG_WARN, "write failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
                 LF_S("error", strerror((int)-w)));
             conn_close(c, CLOSE_IO_ERROR, now);
             return;
@@ -512,7 +512,7 @@ static void read_input(struct conn *c, uint64_t now)
     if (r < 0) {
         if (r != -ECONNRESET) {
             counter_add(&stats_of(c)->errors[ERR_READ], 1);
-            LOG(LOG_WARN, "read failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
+            LOG_RATELIMITED(LOG_WARN, "read failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
                 LF_S("error", strerror((int)-r)));
         }
         conn_close(c, r == -ECONNRESET ? CLOSE_RESET : CLOSE_IO_ERROR, now);
