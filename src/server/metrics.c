@@ -35,6 +35,7 @@ static const char *const reject_tags[] = { REJECT_REASONS(TAG_OF) };
 static const char *const error_tags[] = { ERROR_KINDS(TAG_OF) "http" };
 static const char *const mode_tags[] = { "framed", "text" };
 static const char *const class_tags[] = { "2xx", "3xx", "4xx", "5xx" };
+static const char *const http_reject_tags[] = { HTTP_REJECT_REASONS(TAG_OF) };
 #undef TAG_OF
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -66,6 +67,8 @@ static double get_msgs_out(const struct metrics_snapshot *m, size_t i) { return 
 static double get_bytes_in(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.bytes_in[i])); }
 static double get_bytes_out(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.bytes_out[i])); }
 static double get_http(const struct metrics_snapshot *m, size_t i) { return u(m->http_responses[i + 2]); }
+static double get_http_rejected(const struct metrics_snapshot *m, size_t i) { return u(m->http_rejected[i]); }
+static double get_http_open(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->http_open); }
 
 static double get_errors(const struct metrics_snapshot *m, size_t i)
 {
@@ -134,6 +137,11 @@ static const struct metric_def metric_defs[] = {
     { "tcpmsg_http_responses_total", M_COUNTER, "",
       "Responses of the HTTP endpoint, by status class", LABELS("class", class_tags),
       .get = get_http },
+    { "tcpmsg_http_connections_open", M_GAUGE, "", "HTTP connections open now",
+      .get = get_http_open },
+    { "tcpmsg_http_connections_rejected_total", M_COUNTER, "",
+      "HTTP connections refused at accept or ended by the header deadline, by reason",
+      LABELS("reason", http_reject_tags), .get = get_http_rejected },
     { "tcpmsg_service_time_seconds", M_HISTOGRAM, "seconds",
       "Time from a message fully received to its reply handed to the kernel",
       .hist = hist_service, .scale = 1e-9, .bounds = metrics_latency_bounds },
@@ -428,5 +436,8 @@ void metrics_write_markdown(FILE *out)
           "| kind | meaning |\n|---|---|\n", out);
     ERROR_KINDS(MD_ROW)
     MD_ROW(0, "http", "the HTTP endpoint answered 4xx or 5xx")
+    fputs("\n### HTTP reject reasons (`tcpmsg_http_connections_rejected_total{reason}`)\n\n"
+          "| reason | meaning |\n|---|---|\n", out);
+    HTTP_REJECT_REASONS(MD_ROW)
 #undef MD_ROW
 }

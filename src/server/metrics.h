@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "server/stats.h"
+#include "tcpmsg/http.h"
 
 /* Everything a rendering needs, taken at one moment. */
 struct metrics_snapshot {
@@ -30,6 +31,8 @@ struct metrics_snapshot {
     uint64_t open_fds;
     double cpu_seconds;
     uint64_t http_responses[6]; /* by status class, [2] = 2xx ... */
+    uint64_t http_rejected[HTTP_REJECT_REASON_COUNT];
+    uint64_t http_open;         /* HTTP connections open now */
 };
 
 /* Fill the process fields (RSS, descriptors, CPU) from /proc and getrusage. */

@@ -187,6 +187,9 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     struct http_server *h = atomic_load(&s->http);
     for (unsigned c = 2; c < 6 && h != NULL; c++)
         m->http_responses[c] = http_responses(h, c);
+    for (unsigned r = 0; r < HTTP_REJECT_REASON_COUNT && h != NULL; r++)
+        m->http_rejected[r] = http_rejected(h, r);
+    m->http_open = h != NULL ? http_connections_open(h) : 0;
     metrics_read_process(m);
 }
 

@@ -335,6 +335,8 @@ static const struct family {
     { "tcpmsg_errors_total", "counter", "tcpmsg_errors", "counter", NULL },
     { "tcpmsg_client_rtt_reports_total", "counter", "tcpmsg_client_rtt_reports", "counter", NULL },
     { "tcpmsg_http_responses_total", "counter", "tcpmsg_http_responses", "counter", NULL },
+    { "tcpmsg_http_connections_open", "gauge", "tcpmsg_http_connections_open", "gauge", NULL },
+    { "tcpmsg_http_connections_rejected_total", "counter", "tcpmsg_http_connections_rejected", "counter", NULL },
     { "tcpmsg_service_time_seconds", "histogram", "tcpmsg_service_time_seconds", "histogram", "seconds" },
     { "tcpmsg_client_rtt_seconds", "histogram", "tcpmsg_client_rtt_seconds", "histogram", "seconds" },
     { "tcpmsg_message_size_bytes", "histogram", "tcpmsg_message_size_bytes", "histogram", "bytes" },
