@@ -289,9 +289,10 @@ static void test_one_address_not_locked_out(void **state)
     /* From the deadline on, the address gets in again. */
     while (it_now_ms() - t0 < HEADER_DEADLINE_MS)
         it_sleep_ms(20);
-    int status = -1;
+    int status = -1, late = 0; /* late: refused while the cut ones were being closed */
     while (status != 200 && it_now_ms() - t0 < HEADER_DEADLINE_MS + 2000) {
         status = get_from(ip, s->http_port, "/metrics", 1000, NULL, 0);
+        late += status == 503;
         if (status != 200)
             it_sleep_ms(50);
     }
@@ -309,12 +310,13 @@ static void test_one_address_not_locked_out(void **state)
         IT_CHECK(rc == 0 || rc == -ECONNRESET || rc == -EPROTO); /* -EPROTO: the 503 */
         close(fds[i]);
     }
-    /* 8 taken and cut at the deadline; 8 refused, then the 2 GETs above. */
+    /* 8 taken and cut at the deadline; 8 refused, then the GETs above. */
     json_t *doc = metrics(s);
-    IT_CHECK(rejected(doc, "per_ip") == SLOW - PER_IP + 2);
+    IT_CHECK(late <= 3);
+    IT_CHECK(rejected(doc, "per_ip") == SLOW - PER_IP + 2 + late);
     IT_CHECK(rejected(doc, "header_timeout") == PER_IP);
     IT_CHECK(rejected(doc, "max_conns") == 0);
-    IT_CHECK(it_json_int(doc, "counters.http_responses_total.5xx") == SLOW - PER_IP + 2);
+    IT_CHECK(it_json_int(doc, "counters.http_responses_total.5xx") == SLOW - PER_IP + 2 + late);
     json_decref(doc);
     it_server_free(s);
 }
