@@ -1,7 +1,16 @@
 /* http: the embedded HTTP endpoint. The only file that includes
- * microhttpd.h: libmicrohttpd runs one internal thread with epoll; each
- * request goes to the owner's route callback, then to the static files of
- * the web root. GET and HEAD only.
+ * microhttpd.h. One thread of ours runs everything: it accepts connections
+ * itself (caps in total and per address, a backoff when out of descriptors),
+ * hands the admitted ones to libmicrohttpd (external polling, epoll, no
+ * listen socket of its own), and ends requests that miss the header
+ * deadline. Each request goes to the owner's route callback, then to the
+ * static files of the web root. GET and HEAD only.
+ *
+ * Why not libmicrohttpd's own listener (0.9.75): at its connection limit it
+ * stops accepting, so the kernel backlog fills with dead slow connections
+ * that it then serves one by one; out of descriptors it retries accept in a
+ * busy loop and logs each failure; its timeout is an idle timeout, which a
+ * client sending a byte every few seconds never reaches.
  */
 #include "tcpmsg/http.h"
 
@@ -12,11 +21,15 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,20 +40,52 @@
 #include "tcpmsg/webpath.h"
 
 #define PATH_MAX_LEN 1024
+#define LISTEN_BACKLOG 128
+#define ACCEPT_BATCH 64                     /* accepts per wakeup, then serve */
+#define ACCEPT_BACKOFF_NS 100000000ull       /* out of descriptors: pause 100 ms */
+#define MHD_LOG_KINDS 32                     /* distinct libmicrohttpd messages rate-limited apart */
+
+/* One admitted connection, known from accept until libmicrohttpd reports it
+ * closed. Only the endpoint's thread touches these. */
+struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    uint64_t began_ns; /* when its current request began: connect, or the previous response's end */
+    bool waiting;      /* that request's headers are not whole yet */
+    bool cut;          /* the deadline shut it down; libmicrohttpd has yet to close it */
+};
 
 struct http_server {
     struct MHD_Daemon *daemon;
     http_route_fn route;
     void *ctx;
-    int web_fd; /* the web root directory, or -1 */
+    int web_fd;    /* the web root directory, or -1 */
+    int listen_fd;
+    int wake_fd;   /* eventfd: http_stop wakes the thread */
+    int spare_fd;  /* /dev/null, given up to refuse a client when out of descriptors; or -1 */
+    int mhd_fd;    /* libmicrohttpd's epoll descriptor */
+    pthread_t thread;
+    _Atomic bool stop;
+    /* The endpoint's thread only: */
+    struct http_conn *conns;  /* every admitted connection */
+    struct http_conn *adding; /* in MHD_add_connection, not yet claimed by notify_connection */
+    unsigned nconns;
+    unsigned max_conns, per_ip;
+    uint64_t header_timeout_ns;
+    uint64_t paused_until_ns; /* accepting resumes then (0: not paused) */
     char bound[NET_ADDRSTRLEN];
     uint16_t port;
+    /* Any thread reads these: */
     _Atomic uint64_t responses[6]; /* by status class: [2] = 2xx ... [5] = 5xx */
     const struct webconfig *web;   /* NULL: plain HTTP */
     struct basicauth *auth;        /* NULL: no credentials asked */
     const char *open_path;
     char tls_priorities[128];
     _Atomic uint64_t auth_failures[HTTP_AUTH_FAILURE_COUNT];
+    _Atomic uint64_t rejected[HTTP_REJECT_REASON_COUNT];
+    _Atomic uint64_t open;
 };
 
 struct http_request {
@@ -48,14 +93,19 @@ struct http_request {
     const char *path; /* decoded */
 };
 
+#define TAG_OF(name, tag, text) tag,
+static const char *const reject_tags[] = { HTTP_REJECT_REASONS(TAG_OF) };
+#undef TAG_OF
+
 void http_options_defaults(struct http_options *o)
 {
     memset(o, 0, sizeof *o);
     o->bind = "127.0.0.1";
     o->port = 8081;
     o->max_conns = 64;
-    o->max_conns_per_ip = 16;
+    o->max_conns_per_ip = 8;
     o->timeout_s = 10;
+    o->header_timeout_s = 5;
     o->conn_memory = 64 * 1024;
 }
 
@@ -94,6 +144,23 @@ uint64_t http_auth_failures(const struct http_server *h, enum http_auth_failure 
     return (unsigned)reason < HTTP_AUTH_FAILURE_COUNT
                ? atomic_load_explicit(&h->auth_failures[reason], memory_order_relaxed)
                : 0;
+}
+
+uint64_t http_rejected(const struct http_server *h, enum http_reject_reason r)
+{
+    return r < HTTP_REJECT_REASON_COUNT
+               ? atomic_load_explicit(&h->rejected[r], memory_order_relaxed)
+               : 0;
+}
+
+uint64_t http_connections_open(const struct http_server *h)
+{
+    return atomic_load_explicit(&h->open, memory_order_relaxed);
+}
+
+static void count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
 /* Queue a response and count it. Takes ownership of resp. */
@@ -200,14 +267,28 @@ static void *keep_raw_uri(void *cls, const char *uri, struct MHD_Connection *con
     return strdup(uri);
 }
 
+/* Our record of a libmicrohttpd connection (set by notify_connection). */
+static struct http_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info != NULL ? info->socket_context : NULL;
+}
+
+/* A request ended (answered, or abandoned): on a kept-alive connection the
+ * next one begins now, and its headers are due within the deadline. */
 static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
     free(*req_cls);
     *req_cls = NULL;
+    struct http_conn *c = conn_of(conn);
+    if (c != NULL) {
+        c->waiting = true;
+        c->began_ns = net_now_ns();
+    }
 }
 
 static void auth_failed(struct http_server *h, enum http_auth_failure reason)
@@ -268,6 +349,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)url;
     (void)version;
     (void)upload_data;
+    struct http_conn *c = conn_of(conn);
+    if (c != NULL)
+        c->waiting = false; /* its headers are whole: the deadline is met */
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         *upload_data_size = 0; /* whatever body came, we will not read it */
         return send_text(h, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "405 method not allowed\n");
@@ -298,6 +382,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_response(h, conn, resp.status, r);
 }
 
+/* libmicrohttpd's messages, each kind (its format string) rate-limited on
+ * its own: a client can make the library repeat any of them. */
+static struct log_ratelimit *mhd_log_limit(const char *fmt)
+{
+    static _Atomic(const char *) fmts[MHD_LOG_KINDS];
+    static struct log_ratelimit limits[MHD_LOG_KINDS + 1]; /* the last: all the others */
+    for (size_t i = 0; i < MHD_LOG_KINDS; i++) {
+        const char *seen = atomic_load(&fmts[i]);
+        if (seen == NULL && atomic_compare_exchange_strong(&fmts[i], &seen, fmt))
+            return &limits[i];
+        if (seen == fmt)
+            return &limits[i];
+    }
+    return &limits[MHD_LOG_KINDS];
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct http_server *h = cls;
@@ -315,9 +415,260 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     if (code != NULL && h != NULL) {
         unsigned status = (unsigned)atoi(code + strlen("HTTP response code is "));
         if (status / 100 < 6)
-            atomic_fetch_add_explicit(&h->responses[status / 100], 1, memory_order_relaxed);
+            count(&h->responses[status / 100]);
     }
-    LOG(LOG_WARN, "http endpoint", LF_S("detail", msg));
+    LOG_RL(mhd_log_limit(fmt), LOG_WARN, "http endpoint", LF_S("detail", msg));
+}
+
+/* ---- connections: admission, tracking, the header deadline ------------------ */
+
+static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+static unsigned conns_from(const struct http_server *h, const struct sockaddr_storage *peer)
+{
+    unsigned n = 0;
+    for (const struct http_conn *c = h->conns; c != NULL; c = c->next)
+        n += same_address(&c->peer, peer);
+    return n;
+}
+
+static void conn_release(struct http_server *h, struct http_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    h->nconns--;
+    atomic_store_explicit(&h->open, h->nconns, memory_order_relaxed);
+    free(c);
+}
+
+static void tls_on_connection(struct http_server *h, struct MHD_Connection *conn);
+
+/* libmicrohttpd takes a connection (synchronously, inside
+ * MHD_add_connection: we poll for it) and gives it back once it has closed
+ * it, before it closes the descriptor. A TLS connection gets its client
+ * certificate policy here, before its handshake. */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = h->adding;
+        h->adding = NULL;
+        if (h->web != NULL && h->web->tls)
+            tls_on_connection(h, conn);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+        conn_release(h, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static const char *const refusal_text[] = {
+    [HTTP_REJECT_PER_IP] = "503 too many connections from your address\n",
+    [HTTP_REJECT_MAX_CONNS] = "503 too many connections\n",
+    [HTTP_REJECT_NO_FDS] = "503 the server is out of file descriptors\n",
+};
+
+/* Refuse an accepted client: a short 503 if its socket takes it at once,
+ * then close. What it already sent is read first, so that the close does not
+ * turn into a reset that would discard the answer. */
+static void refuse(struct http_server *h, int fd, const struct sockaddr_storage *peer,
+                   enum http_reject_reason r)
+{
+    char buf[1024];
+    for (int i = 0; i < 4 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; i++)
+        ;
+    const char *body = refusal_text[r];
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+                     strlen(body), body);
+    if (send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) == n)
+        count(&h->responses[5]);
+    close(fd);
+    count(&h->rejected[r]);
+    char who[NET_ADDRSTRLEN];
+    net_format_addr((const struct sockaddr *)peer, who, sizeof who);
+    LOG_RATELIMITED(LOG_WARN, "http connection refused", LF_S("peer", who),
+                    LF_S("reason", reject_tags[r]));
+}
+
+/* An accepted client: within the caps it goes to libmicrohttpd, which owns
+ * (and closes) the descriptor from then on, whatever it answers. */
+static void admit(struct http_server *h, int fd, const struct sockaddr_storage *peer,
+                  socklen_t len, uint64_t now)
+{
+    if (h->nconns >= h->max_conns) {
+        refuse(h, fd, peer, HTTP_REJECT_MAX_CONNS);
+        return;
+    }
+    if (conns_from(h, peer) >= h->per_ip) {
+        refuse(h, fd, peer, HTTP_REJECT_PER_IP);
+        return;
+    }
+    struct http_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        refuse(h, fd, peer, HTTP_REJECT_NO_FDS);
+        return;
+    }
+    *c = (struct http_conn){ .next = h->conns, .fd = fd, .peer = *peer, .peer_len = len,
+                             .began_ns = now, .waiting = true };
+    if (h->conns != NULL)
+        h->conns->prev = c;
+    h->conns = c;
+    h->nconns++;
+    atomic_store_explicit(&h->open, h->nconns, memory_order_relaxed);
+    h->adding = c;
+    if (MHD_add_connection(h->daemon, fd, (const struct sockaddr *)peer, len) != MHD_YES)
+        LOG_RATELIMITED(LOG_WARN, "http connection not taken by libmicrohttpd",
+                        LF_S("error", strerror(errno)));
+    if (h->adding != NULL) /* never started: no close will be notified */
+        conn_release(h, c);
+    h->adding = NULL;
+}
+
+/* Out of descriptors (or memory): the listener stays readable, so retrying
+ * at once would spin. Use the spare descriptor to take one waiting client
+ * and tell it why (libuv's EMFILE trick), then pause accepting. */
+static void out_of_descriptors(struct http_server *h, int e, uint64_t now)
+{
+    LOG_RATELIMITED(LOG_WARN, "http accept failed, pausing accepts", LF_S("error", strerror(e)),
+                    LF_U("open_http_conns", h->nconns), LF_D("retry_in_s", ACCEPT_BACKOFF_NS / 1e9));
+    int fd = -1;
+    struct sockaddr_storage peer;
+    if (h->spare_fd >= 0) {
+        close(h->spare_fd);
+        socklen_t len = sizeof peer;
+        fd = accept4(h->listen_fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+    }
+    if (fd >= 0)
+        refuse(h, fd, &peer, HTTP_REJECT_NO_FDS); /* counts it */
+    else
+        count(&h->rejected[HTTP_REJECT_NO_FDS]);
+    if (h->spare_fd >= 0) /* reopened: -1 if another thread took the descriptor meanwhile */
+        h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    h->paused_until_ns = now + ACCEPT_BACKOFF_NS;
+}
+
+static void accept_some(struct http_server *h, uint64_t now)
+{
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof peer;
+        int fd = accept4(h->listen_fd, (struct sockaddr *)&peer, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            admit(h, fd, &peer, len, now);
+            continue;
+        }
+        switch (errno) {
+        case EINTR:
+        case ECONNABORTED: /* the client gave up while queued */
+            continue;
+        case EAGAIN:
+            return;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            out_of_descriptors(h, errno, now);
+            return;
+        default:
+            LOG_RATELIMITED(LOG_WARN, "http accept failed", LF_S("error", strerror(errno)));
+            h->paused_until_ns = now + ACCEPT_BACKOFF_NS;
+            return;
+        }
+    }
+}
+
+/* End every request whose headers are late. shutdown() rather than close():
+ * libmicrohttpd owns the descriptor; it sees the end at once and closes it
+ * (and tells notify_connection) on this same thread, so the descriptor
+ * cannot have been closed and reused under us. Returns the next deadline
+ * (UINT64_MAX: none). */
+static uint64_t enforce_deadlines(struct http_server *h, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    for (struct http_conn *c = h->conns; c != NULL; c = c->next) {
+        if (!c->waiting || c->cut)
+            continue;
+        uint64_t due = c->began_ns + h->header_timeout_ns;
+        if (now < due) {
+            next = due < next ? due : next;
+            continue;
+        }
+        shutdown(c->fd, SHUT_RDWR);
+        c->cut = true;
+        count(&h->rejected[HTTP_REJECT_HEADER_TIMEOUT]);
+        char who[NET_ADDRSTRLEN];
+        net_format_addr((const struct sockaddr *)&c->peer, who, sizeof who);
+        LOG_RATELIMITED(LOG_WARN, "http connection ended: no whole request in time",
+                        LF_S("peer", who), LF_D("deadline_s", h->header_timeout_ns / 1e9));
+    }
+    return next;
+}
+
+/* How long poll may sleep: until libmicrohttpd's next timeout, the next
+ * header deadline, or the end of an accept pause. */
+static int poll_timeout_ms(struct http_server *h, uint64_t now, uint64_t next_deadline)
+{
+    uint64_t wake = next_deadline;
+    if (h->paused_until_ns != 0 && h->paused_until_ns < wake)
+        wake = h->paused_until_ns;
+    MHD_UNSIGNED_LONG_LONG mhd_ms;
+    if (MHD_get_timeout(h->daemon, &mhd_ms) == MHD_YES && mhd_ms < 60000 &&
+        now + mhd_ms * 1000000ull < wake)
+        wake = now + mhd_ms * 1000000ull;
+    if (wake == UINT64_MAX)
+        return -1;
+    if (wake <= now)
+        return 0;
+    uint64_t ms = (wake - now + 999999) / 1000000;
+    return ms > 60000 ? 60000 : (int)ms;
+}
+
+static void *http_thread(void *arg)
+{
+    struct http_server *h = arg;
+    uint64_t next_deadline = UINT64_MAX;
+    while (!atomic_load(&h->stop)) {
+        uint64_t now = net_now_ns();
+        if (h->paused_until_ns != 0 && now >= h->paused_until_ns) {
+            h->paused_until_ns = 0;
+            if (h->spare_fd < 0)
+                h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        struct pollfd pfd[3] = {
+            { .fd = h->wake_fd, .events = POLLIN },
+            { .fd = h->mhd_fd, .events = POLLIN },
+            { .fd = h->paused_until_ns == 0 ? h->listen_fd : -1, .events = POLLIN },
+        };
+        if (poll(pfd, 3, poll_timeout_ms(h, now, next_deadline)) < 0 && errno != EINTR) {
+            LOG_RATELIMITED(LOG_ERROR, "http endpoint: poll failed", LF_S("error", strerror(errno)));
+            h->paused_until_ns = net_now_ns() + ACCEPT_BACKOFF_NS;
+            continue;
+        }
+        now = net_now_ns();
+        if (pfd[2].revents != 0)
+            accept_some(h, now);
+        MHD_run(h->daemon);
+        next_deadline = enforce_deadlines(h, net_now_ns());
+    }
+    return NULL;
 }
 
 /* During the handshake, once the client's certificate message is in: a
@@ -340,13 +691,8 @@ static int verify_client_cert(gnutls_session_t session)
  * trust list is set) and never checks it. (gnutls_session_set_verify_cert
  * would also refuse a client that sends none, which VerifyClientCertIfGiven
  * must let in.) */
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
-                          enum MHD_ConnectionNotificationCode code)
+static void tls_on_connection(struct http_server *h, struct MHD_Connection *conn)
 {
-    struct http_server *h = cls;
-    (void)socket_ctx;
-    if (code != MHD_CONNECTION_NOTIFY_STARTED)
-        return;
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (info == NULL || info->tls_session == NULL)
@@ -403,8 +749,6 @@ static void tls_options(struct http_server *h, struct MHD_OptionItem *opts, unsi
         opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, h->tls_priorities };
         if (w->client_ca_pem != NULL)
             opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0, w->client_ca_pem };
-        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
-                                             (intptr_t)on_connection, h };
     }
     opts[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 }
@@ -423,6 +767,10 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     h->web = o->web;
     h->auth = o->auth;
     h->open_path = o->open_path;
+    h->wake_fd = -1;
+    h->max_conns = o->max_conns;
+    h->per_ip = o->max_conns_per_ip;
+    h->header_timeout_ns = (uint64_t)o->header_timeout_s * 1000000000ull;
     if (o->web_root != NULL) {
         /* Without its files the endpoint still serves its API: say so, go on. */
         h->web_fd = open(o->web_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -433,44 +781,65 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     struct sockaddr_storage ss;
     socklen_t len;
     if (net_resolve(o->bind, o->port, true, &ss, &len, err, err_cap) < 0)
-        goto failed;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+        goto failed_resolve;
+    h->listen_fd = net_listen((struct sockaddr *)&ss, len, LISTEN_BACKLOG, false);
+    if (h->listen_fd < 0) {
+        snprintf(err, err_cap, "cannot listen on %s port %u: %s", o->bind, (unsigned)o->port,
+                 strerror(-h->listen_fd));
+        goto failed_resolve;
+    }
+    len = sizeof ss;
+    getsockname(h->listen_fd, (struct sockaddr *)&ss, &len);
+    h->port = net_addr_port((struct sockaddr *)&ss);
+    net_format_addr((struct sockaddr *)&ss, h->bound, sizeof h->bound);
+
+    /* No thread and no listener of libmicrohttpd's own: ours does both. Its
+     * connection limit is ours (a backstop); the per-address one is ours. */
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
     struct MHD_OptionItem tls_opts[8];
     tls_options(h, tls_opts, &flags);
     h->daemon = MHD_start_daemon(
-        flags, o->port, NULL, NULL, on_request, h,
+        flags, 0, NULL, NULL,
+        on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so it sees every message */
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, o->max_conns,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_conns_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->conn_memory,
         MHD_OPTION_URI_LOG_CALLBACK, keep_raw_uri, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
-    if (h->daemon == NULL) {
+    const union MHD_DaemonInfo *info =
+        h->daemon != NULL ? MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (info == NULL) {
         if (flags & MHD_USE_TLS)
-            snprintf(err, err_cap, "cannot start HTTPS on %s port %u (in use, a bad address, "
-                     "or a certificate or key GnuTLS refuses: see the log above)", o->bind,
-                     (unsigned)o->port);
+            snprintf(err, err_cap, "cannot start HTTPS on %s port %u (a certificate or key "
+                     "GnuTLS refuses: see the log above)", o->bind, (unsigned)o->port);
         else
-            snprintf(err, err_cap, "cannot listen on %s port %u (in use, or a bad address)",
-                     o->bind, (unsigned)o->port);
-        goto failed;
+            snprintf(err, err_cap, "cannot start libmicrohttpd");
+        goto failed_daemon;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info != NULL ? info->port : o->port;
-    if (ss.ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(h->port);
-    else
-        ((struct sockaddr_in *)&ss)->sin_port = htons(h->port);
-    net_format_addr((struct sockaddr *)&ss, h->bound, sizeof h->bound);
+    h->mhd_fd = info->epoll_fd;
+    h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int rc = h->wake_fd < 0 ? errno : pthread_create(&h->thread, NULL, http_thread, h);
+    if (rc != 0) {
+        snprintf(err, err_cap, "cannot start the HTTP thread: %s", strerror(rc));
+        goto failed_thread;
+    }
     return h;
 
-failed:
+failed_thread:
+    if (h->spare_fd >= 0)
+        close(h->spare_fd);
+    if (h->wake_fd >= 0)
+        close(h->wake_fd);
+failed_daemon:
+    if (h->daemon != NULL)
+        MHD_stop_daemon(h->daemon);
+    close(h->listen_fd);
+failed_resolve:
     if (h->web_fd >= 0)
         close(h->web_fd);
     free(h);
@@ -481,7 +850,19 @@ void http_stop(struct http_server *h)
 {
     if (h == NULL)
         return;
-    MHD_stop_daemon(h->daemon);
+    atomic_store(&h->stop, true);
+    uint64_t one = 1;
+    if (write(h->wake_fd, &one, sizeof one) < 0) {
+        /* The counter cannot overflow here: the thread will see stop anyway. */
+    }
+    pthread_join(h->thread, NULL);
+    MHD_stop_daemon(h->daemon); /* closes its connections: each is released */
+    while (h->conns != NULL)
+        conn_release(h, h->conns);
+    close(h->listen_fd);
+    close(h->wake_fd);
+    if (h->spare_fd >= 0)
+        close(h->spare_fd);
     if (h->web_fd >= 0)
         close(h->web_fd);
     free(h);

@@ -249,3 +249,43 @@ void log_write(enum log_level level, const char *msg, const struct log_field *fi
     }
     errno = saved;
 }
+
+bool log_ratelimit_check_at(struct log_ratelimit *rl, int64_t now_ns, uint64_t *suppressed)
+{
+    /* GCRA: tat is when the bucket would be full again. A line is allowed
+     * while tat lies at most (burst - 1) intervals ahead of now; each line
+     * moves tat one interval further. */
+    const int64_t tolerance = (LOG_RATELIMIT_BURST - 1) * LOG_RATELIMIT_INTERVAL_NS;
+    int64_t tat = atomic_load_explicit(&rl->tat_ns, memory_order_relaxed);
+    for (;;) {
+        int64_t base = tat > now_ns ? tat : now_ns;
+        if (base - now_ns > tolerance) {
+            atomic_fetch_add_explicit(&rl->suppressed, 1, memory_order_relaxed);
+            return false;
+        }
+        if (atomic_compare_exchange_weak_explicit(&rl->tat_ns, &tat,
+                                                  base + LOG_RATELIMIT_INTERVAL_NS,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            break;
+    }
+    *suppressed = atomic_exchange_explicit(&rl->suppressed, 0, memory_order_relaxed);
+    return true;
+}
+
+bool log_ratelimit_check(struct log_ratelimit *rl, uint64_t *suppressed)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return log_ratelimit_check_at(rl, (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec,
+                                  suppressed);
+}
+
+void log_write_suppressed(enum log_level level, const char *msg, struct log_field *fields,
+                          size_t nfields, uint64_t suppressed)
+{
+    if (suppressed > 0) {
+        fields[nfields] = LF_U("suppressed", suppressed);
+        nfields++;
+    }
+    log_write(level, msg, fields, nfields);
+}

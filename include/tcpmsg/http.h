@@ -2,6 +2,11 @@
  * server and the probe. It serves GET and HEAD only, routes requests to one
  * callback, and serves static files from a web root that no path can escape.
  * It knows nothing of tcpmsg's connections or metrics: the callback does.
+ *
+ * It defends itself: connections are accepted by its own thread, which caps
+ * them in total and per client address before libmicrohttpd sees them, backs
+ * off when out of descriptors, and ends a request whose headers are not
+ * complete within a deadline (slowloris). docs/ARCHITECTURE.md tells why.
  */
 #ifndef TCPMSG_HTTP_H
 #define TCPMSG_HTTP_H
@@ -58,9 +63,12 @@ struct http_options {
     const char *bind;     /* address to listen on, e.g. "127.0.0.1" */
     uint16_t port;        /* 0: the kernel picks */
     const char *web_root; /* directory of static files; NULL: none */
-    unsigned max_conns;   /* concurrent HTTP connections */
-    unsigned max_conns_per_ip;
-    unsigned timeout_s;   /* idle connection timeout */
+    unsigned max_conns;   /* concurrent HTTP connections (default 64) */
+    unsigned max_conns_per_ip; /* of them from one client address (default 8) */
+    unsigned timeout_s;   /* idle timeout while a response is sent (default 10) */
+    unsigned header_timeout_s; /* a request's headers must be whole this long after
+                                  the connection opened or its previous response
+                                  ended (default 5) */
     size_t conn_memory;   /* per-connection memory limit in bytes */
     /* --web-config: HTTPS when web->tls, with web's client certificate
      * policy; NULL serves plain HTTP. Both must outlive the endpoint. */
@@ -69,6 +77,21 @@ struct http_options {
      * accepts: 401 with WWW-Authenticate: Basic realm="tcpmsg" otherwise. */
     struct basicauth *auth;
     const char *open_path; /* e.g. "/healthz"; NULL: none */
+};
+
+/* Why the endpoint refused or ended a connection: enum name, tag (metrics,
+ * logs), meaning. */
+#define HTTP_REJECT_REASONS(X)                                                         \
+    X(HTTP_REJECT_PER_IP, "per_ip", "max_conns_per_ip (8) HTTP connections from that address were open: answered 503 and closed") \
+    X(HTTP_REJECT_MAX_CONNS, "max_conns", "max_conns (64) HTTP connections were open: answered 503 and closed") \
+    X(HTTP_REJECT_NO_FDS, "no_fds", "accept ran out of descriptors or memory: one waiting client answered 503 through a spare descriptor, accepting paused 100 ms") \
+    X(HTTP_REJECT_HEADER_TIMEOUT, "header_timeout", "no whole request within 5 s of the connection opening or of its previous response (slow or idle client): connection ended")
+
+enum http_reject_reason {
+#define HTTP_REJECT_ENUM(name, tag, text) name,
+    HTTP_REJECT_REASONS(HTTP_REJECT_ENUM)
+#undef HTTP_REJECT_ENUM
+    HTTP_REJECT_REASON_COUNT
 };
 
 void http_options_defaults(struct http_options *o);
@@ -88,5 +111,9 @@ uint64_t http_responses(const struct http_server *h, unsigned cls);
 
 /* Refusals by the web configuration, by reason (any thread may read). */
 uint64_t http_auth_failures(const struct http_server *h, enum http_auth_failure reason);
+/* Connections refused or ended, by reason; connections open now (any thread
+ * may read). */
+uint64_t http_rejected(const struct http_server *h, enum http_reject_reason r);
+uint64_t http_connections_open(const struct http_server *h);
 
 #endif

@@ -8,6 +8,7 @@
 #ifndef TCPMSG_LOG_H
 #define TCPMSG_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +73,61 @@ size_t log_escape_bytes(char *out, size_t cap, const void *data, size_t n);
     do {                                              \
         if (log_enabled(level))                       \
             log_write((level), (msg), NULL, 0);       \
+    } while (0)
+
+/* ---- rate limiting ---------------------------------------------------------
+ *
+ * A line that a client or the environment can repeat at will (a bad message,
+ * a failed accept) must not be able to flood the log. Each kind of line has a
+ * struct log_ratelimit; a kind may write LOG_RATELIMIT_BURST lines at once,
+ * then one per LOG_RATELIMIT_INTERVAL_NS (one per second) however often it
+ * happens. The lines dropped are counted, and the next line of that kind
+ * written carries the count as "suppressed=N".
+ *
+ * The state is two atomics: checking takes no lock, and a suppressed line
+ * costs one load and one atomic add. Zero-initialised state is ready to use.
+ */
+#define LOG_RATELIMIT_INTERVAL_NS 1000000000LL
+#define LOG_RATELIMIT_BURST 3
+
+struct log_ratelimit {
+    _Atomic int64_t tat_ns;       /* when the burst is whole again (GCRA's "theoretical arrival time") */
+    _Atomic uint64_t suppressed;  /* lines dropped since the last one written */
+};
+
+/* May a line of this kind be written at time now_ns (any monotonic clock in
+ * ns)? When it may, returns true and sets *suppressed to the lines dropped
+ * since the last one written (and resets that count); otherwise counts one
+ * more dropped line and returns false. Thread-safe. The tests pass their own
+ * clock; log_ratelimit_check uses CLOCK_MONOTONIC. */
+bool log_ratelimit_check_at(struct log_ratelimit *rl, int64_t now_ns, uint64_t *suppressed);
+bool log_ratelimit_check(struct log_ratelimit *rl, uint64_t *suppressed);
+
+/* log_write for a rate-limited line: fields[nfields] is a spare slot that
+ * receives "suppressed" when lines were dropped. */
+void log_write_suppressed(enum log_level level, const char *msg, struct log_field *fields,
+                          size_t nfields, uint64_t suppressed);
+
+/* LOG through the rate limiter rl (a struct log_ratelimit *), for call sites
+ * that tell kinds apart at run time (one state per kind). */
+#define LOG_RL(rl, level, msg, ...)                                                   \
+    do {                                                                              \
+        uint64_t log_sup_;                                                            \
+        if (log_enabled(level) && log_ratelimit_check((rl), &log_sup_)) {             \
+            struct log_field log_fields_[] = { LF_S(NULL, NULL), __VA_ARGS__,         \
+                                               LF_U("suppressed", 0) };               \
+            log_write_suppressed((level), (msg), log_fields_ + 1,                     \
+                                 sizeof log_fields_ / sizeof log_fields_[0] - 2,      \
+                                 log_sup_);                                           \
+        }                                                                             \
+    } while (0)
+
+/* LOG with a rate limiter of its own: each call site is one kind.
+ *   LOG_RATELIMITED(LOG_WARN, "read failed", LF_U("conn", id), ...); */
+#define LOG_RATELIMITED(level, msg, ...)                                              \
+    do {                                                                              \
+        static struct log_ratelimit log_rl_;                                          \
+        LOG_RL(&log_rl_, level, msg, __VA_ARGS__);                                    \
     } while (0)
 
 #endif

@@ -239,7 +239,7 @@ static void reject_input(struct conn *c, const uint8_t *bad, ssize_t status, uin
         snprintf(reason, sizeof reason, "unknown frame type 0x%02x", bad[0]);
     }
     counter_add(&stats_of(c)->errors[ERR_PROTOCOL], 1);
-    LOG(LOG_WARN, "bad message", LF_U("conn", c->id), LF_S("peer", c->peer_str),
+    LOG_RATELIMITED(LOG_WARN, "bad message", LF_U("conn", c->id), LF_S("peer", c->peer_str),
         LF_S("error", frame_error_tag(code)), LF_S("detail", reason));
 
     uint8_t frame[200];
@@ -325,7 +325,7 @@ static void take_rtt_report(struct conn *c, const struct frame *f, uint64_t now)
     }
     if (why != RTT_REPORT_OK) {
         counter_add(&st->rtt_rejected[why], 1);
-        LOG(why == RTT_REJECT_DISABLED ? LOG_DEBUG : LOG_WARN, "RTT report refused",
+        LOG_RATELIMITED(why == RTT_REJECT_DISABLED ? LOG_DEBUG : LOG_WARN, "RTT report refused",
             LF_U("conn", c->id), LF_S("peer", c->peer_str), LF_S("reason", rtt_reject_tag(why)),
             LF_U("bytes", f->len));
         return;
@@ -437,7 +437,7 @@ static void flush_output(struct conn *c, uint64_t now)
         }
         if (w < 0 && w != -EAGAIN) {
             counter_add(&stats_of(c)->errors[ERR_WRITE], 1);
-            LOG(LOG_WARN, "write failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
+            LOG_RATELIMITED(LOG_WARN, "write failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
                 LF_S("error", strerror((int)-w)));
             conn_close(c, CLOSE_IO_ERROR, now);
             return;
@@ -611,7 +611,7 @@ static void read_input(struct conn *c, uint64_t now)
     if (r < 0) {
         if (r != -ECONNRESET) {
             counter_add(&stats_of(c)->errors[ERR_READ], 1);
-            LOG(LOG_WARN, "read failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
+            LOG_RATELIMITED(LOG_WARN, "read failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
                 LF_S("error", strerror((int)-r)));
         }
         conn_close(c, r == -ECONNRESET ? CLOSE_RESET : CLOSE_IO_ERROR, now);

@@ -290,7 +290,7 @@ static bool fork_serve(struct worker *w, int fd, const struct sockaddr *peer, so
     if (pid == 0)
         child_main(w->srv, (unsigned)slot, fd, peer, len, id, now);
     if (pid < 0) {
-        LOG(LOG_WARN, "fork failed", LF_S("peer", peer_str), LF_S("error", strerror(errno)));
+        LOG_RATELIMITED(LOG_WARN, "fork failed", LF_S("peer", peer_str), LF_S("error", strerror(errno)));
         worker_reject(w, fd, peer_str, REJECT_FORK_FAILED);
         return false;
     }
@@ -316,7 +316,7 @@ static void take_record(struct worker *w, const struct fork_record *r)
     struct fork_state *fs = fs_of(w);
     if (!forkrecord_valid(r) || r->h.slot >= fs->nslots || fs->children[r->h.slot].pid != r->h.pid) {
         counter_add(&w->stats.errors[ERR_STATS_PIPE], 1);
-        LOG(LOG_WARN, "malformed statistics record", LF_I("pid", r->h.pid), LF_U("slot", r->h.slot));
+        LOG_RATELIMITED(LOG_WARN, "malformed statistics record", LF_I("pid", r->h.pid), LF_U("slot", r->h.slot));
         return;
     }
     forkrecord_apply(r, &w->stats);
@@ -355,7 +355,7 @@ static void read_records(struct worker *w)
             continue;
         if (n > 0) { /* cannot happen with atomic writes of whole records */
             counter_add(&w->stats.errors[ERR_STATS_PIPE], 1);
-            LOG(LOG_ERROR, "partial statistics record", LF_I("bytes", n));
+            LOG_RATELIMITED(LOG_ERROR, "partial statistics record", LF_I("bytes", n));
         }
         return;
     }
@@ -373,7 +373,7 @@ static void child_ended(struct worker *w, struct fork_child *ch, int status, uin
         counter_add(&w->stats.closed[reason], 1);
         if (!ch->killed)
             counter_add(&w->stats.errors[ERR_CHILD_CRASHED], 1);
-        LOG(LOG_WARN, "child died", LF_I("pid", ch->pid), LF_U("conn", ch->info.id),
+        LOG_RATELIMITED(LOG_WARN, "child died", LF_I("pid", ch->pid), LF_U("conn", ch->info.id),
             LF_S("peer", ch->info.peer),
             LF_S("how", WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exited"),
             LF_I("exit_status", WIFEXITED(status) ? WEXITSTATUS(status) : -1));
@@ -418,12 +418,17 @@ static void reap(struct worker *w, uint64_t now)
     }
 }
 
-/* Drain: the children finish their in-flight replies on SIGTERM; after the
- * deadline they are killed. */
+/* Drain: the children finish their in-flight replies on SIGTERM, and close
+ * what is left at their own deadline (--drain-timeout from the signal).
+ * The parent kills those still there a moment later: a backstop, late
+ * enough that a child at its deadline can still close, report and log. */
+#define CHILD_KILL_GRACE_NS (500 * 1000000ull)
+
 static void drain_children(struct worker *w, uint64_t now)
 {
     struct fork_state *fs = fs_of(w);
-    bool past = now >= atomic_load(&w->srv->drain_deadline_ns);
+    uint64_t deadline = atomic_load(&w->srv->drain_deadline_ns);
+    bool past = now >= deadline && now - deadline >= CHILD_KILL_GRACE_NS;
     if (fs->signalled && !past)
         return;
     for (unsigned i = 0; i < fs->nslots; i++) {

@@ -38,6 +38,7 @@ static const char *const error_tags[] = { ERROR_KINDS(TAG_OF) "http" };
 static const char *const mode_tags[] = { "framed", "text" };
 static const char *const class_tags[] = { "2xx", "3xx", "4xx", "5xx" };
 static const char *const auth_tags[] = { HTTP_AUTH_FAILURES(TAG_OF) };
+static const char *const http_reject_tags[] = { HTTP_REJECT_REASONS(TAG_OF) };
 #undef TAG_OF
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -72,6 +73,8 @@ static double get_bytes_in(const struct metrics_snapshot *m, size_t i) { return 
 static double get_bytes_out(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.bytes_out[i])); }
 static double get_http(const struct metrics_snapshot *m, size_t i) { return u(m->http_responses[i + 2]); }
 static double get_auth(const struct metrics_snapshot *m, size_t i) { return u(m->http_auth_failures[i]); }
+static double get_http_rejected(const struct metrics_snapshot *m, size_t i) { return u(m->http_rejected[i]); }
+static double get_http_open(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->http_open); }
 
 static double get_errors(const struct metrics_snapshot *m, size_t i)
 {
@@ -157,6 +160,11 @@ static const struct metric_def metric_defs[] = {
     { "tcpmsg_http_auth_failures_total", M_COUNTER, "",
       "Requests and TLS connections the --web-config refused, by reason",
       LABELS("reason", auth_tags), .get = get_auth },
+    { "tcpmsg_http_connections_open", M_GAUGE, "", "HTTP connections open now",
+      .get = get_http_open },
+    { "tcpmsg_http_connections_rejected_total", M_COUNTER, "",
+      "HTTP connections refused at accept or ended by the header deadline, by reason",
+      LABELS("reason", http_reject_tags), .get = get_http_rejected },
     { "tcpmsg_service_time_seconds", M_HISTOGRAM, "seconds",
       "Time from a message fully received to its reply handed to the kernel",
       .hist = hist_service, .scale = 1e-9, .bounds = metrics_latency_bounds },
@@ -471,5 +479,8 @@ void metrics_write_markdown(FILE *out)
     fputs("\n### RTT report rejections (`tcpmsg_client_rtt_reports_rejected_total{reason}`)\n\n"
           "| reason | meaning |\n|---|---|\n", out);
     RTT_REJECT_REASONS(MD_ROW)
+    fputs("\n### HTTP reject reasons (`tcpmsg_http_connections_rejected_total{reason}`)\n\n"
+          "| reason | meaning |\n|---|---|\n", out);
+    HTTP_REJECT_REASONS(MD_ROW)
 #undef MD_ROW
 }

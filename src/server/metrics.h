@@ -34,6 +34,8 @@ struct metrics_snapshot {
     double cpu_seconds;
     uint64_t http_responses[6]; /* by status class, [2] = 2xx ... */
     uint64_t http_auth_failures[HTTP_AUTH_FAILURE_COUNT]; /* --web-config refusals */
+    uint64_t http_rejected[HTTP_REJECT_REASON_COUNT];
+    uint64_t http_open;         /* HTTP connections open now */
 };
 
 /* Fill the process fields (RSS, descriptors, CPU) from /proc and getrusage. */

@@ -292,6 +292,9 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
         m->http_responses[c] = http_responses(h, c);
     for (unsigned r = 0; r < HTTP_AUTH_FAILURE_COUNT && h != NULL; r++)
         m->http_auth_failures[r] = http_auth_failures(h, (enum http_auth_failure)r);
+    for (unsigned r = 0; r < HTTP_REJECT_REASON_COUNT && h != NULL; r++)
+        m->http_rejected[r] = http_rejected(h, r);
+    m->http_open = h != NULL ? http_connections_open(h) : 0;
     metrics_read_process(m);
 }
 

@@ -153,7 +153,7 @@ void worker_reject(struct worker *w, int fd, const char *peer, enum reject_reaso
         counter_add(&w->stats.bytes_in[STATS_FRAMED], (uint64_t)got);
     close(fd);
     counter_add(&w->stats.rejected[r], 1);
-    LOG(LOG_WARN, "connection rejected", LF_S("peer", peer), LF_S("reason", reject_reason_tag(r)));
+    LOG_RATELIMITED(LOG_WARN, "connection rejected", LF_S("peer", peer), LF_S("reason", reject_reason_tag(r)));
 }
 
 /* accept failed with errno e: decide whether to keep going. */
@@ -173,14 +173,14 @@ static bool accept_failed(struct worker *w, int e, uint64_t now)
          * retrying now would spin; stop watching it for a moment instead.
          * Queued clients wait in the backlog until descriptors free up. */
         counter_add(&w->stats.errors[ERR_ACCEPT_EMFILE], 1);
-        LOG(LOG_WARN, "accept failed, pausing accepts", LF_U("worker", w->index),
+        LOG_RATELIMITED(LOG_WARN, "accept failed, pausing accepts", LF_U("worker", w->index),
             LF_S("error", strerror(e)), LF_U("open_conns", w->nconns),
             LF_D("retry_in_s", ACCEPT_BACKOFF_NS / 1e9));
         pause_accepting(w, now);
         return false;
     default:
         counter_add(&w->stats.errors[ERR_ACCEPT_OTHER], 1);
-        LOG(LOG_WARN, "accept failed", LF_U("worker", w->index), LF_S("error", strerror(e)));
+        LOG_RATELIMITED(LOG_WARN, "accept failed", LF_U("worker", w->index), LF_S("error", strerror(e)));
         return false;
     }
 }
@@ -194,7 +194,7 @@ static bool serve_here(struct worker *w, int fd, const struct sockaddr *peer, so
         /* Accepted and closed at once: both counted, so they still add up. */
         counter_add(&w->stats.accepted, 1);
         counter_add(&w->stats.closed[CLOSE_NO_MEMORY], 1);
-        LOG(LOG_ERROR, "no memory for a new connection", LF_U("conn", id));
+        LOG_RATELIMITED(LOG_ERROR, "no memory for a new connection", LF_U("conn", id));
         return false;
     }
     LOG(LOG_INFO, "connection opened", LF_U("conn", id), LF_S("peer", c->peer_str),
@@ -286,7 +286,7 @@ static void evict_largest(struct worker *w, uint64_t now)
                 big = c;
         if (big == NULL)
             return;
-        LOG(LOG_WARN, "over the buffer memory budget: closing the largest holder",
+        LOG_RATELIMITED(LOG_WARN, "over the buffer memory budget: closing the largest holder",
             LF_U("conn", big->id), LF_S("peer", big->peer_str), LF_U("holds_bytes", big->mem),
             LF_U("total_bytes", membudget_total(b)), LF_U("limit_bytes", membudget_limit(b)));
         conn_close(big, CLOSE_MEMORY, now);

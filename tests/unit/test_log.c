@@ -5,8 +5,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -605,6 +607,161 @@ static void test_log_write_and_levels(void **state)
     assert_string_equal(json_rest(second), "\",\"level\":\"error\",\"msg\":\"bare\"}\n");
 }
 
+/* ---- rate limiting ----------------------------------------------------------- */
+
+#define SEC 1000000000LL
+#define T0 (1000 * SEC) /* an arbitrary start on the injected clock */
+
+/* The first burst passes, the rest of that second is dropped and counted,
+ * and the count comes out on the next line allowed. */
+static void test_ratelimit_burst_then_one_per_second(void **state)
+{
+    (void)state;
+    struct log_ratelimit rl = { 0 };
+    uint64_t sup = 99;
+    for (int i = 0; i < LOG_RATELIMIT_BURST; i++) {
+        assert_true(log_ratelimit_check_at(&rl, T0, &sup));
+        assert_int_equal(sup, 0);
+    }
+    for (int i = 0; i < 7; i++)
+        assert_false(log_ratelimit_check_at(&rl, T0 + SEC - 1, &sup));
+    assert_true(log_ratelimit_check_at(&rl, T0 + SEC, &sup));
+    assert_int_equal(sup, 7);
+    assert_false(log_ratelimit_check_at(&rl, T0 + SEC + SEC / 2, &sup));
+    assert_true(log_ratelimit_check_at(&rl, T0 + 2 * SEC, &sup));
+    assert_int_equal(sup, 1);
+    assert_false(log_ratelimit_check_at(&rl, T0 + 2 * SEC, &sup));
+    /* A quiet spell fills the burst again, no more than whole. */
+    for (int i = 0; i < LOG_RATELIMIT_BURST; i++) {
+        assert_true(log_ratelimit_check_at(&rl, T0 + 100 * SEC, &sup));
+        assert_int_equal(sup, i == 0 ? 1 : 0);
+    }
+    assert_false(log_ratelimit_check_at(&rl, T0 + 100 * SEC, &sup));
+}
+
+/* A flood of one line per millisecond for 10 s: exactly the burst plus one
+ * line per second are written, and no drop goes uncounted. */
+static void test_ratelimit_sustained_flood(void **state)
+{
+    (void)state;
+    struct log_ratelimit rl = { 0 };
+    uint64_t written = 0, reported = 0, sup;
+    const int calls = 10000;
+    for (int i = 0; i < calls; i++) {
+        if (log_ratelimit_check_at(&rl, T0 + (int64_t)i * (SEC / 1000), &sup)) {
+            written++;
+            reported += sup;
+        }
+    }
+    assert_int_equal(written, LOG_RATELIMIT_BURST + 9);
+    assert_int_equal(written + reported + atomic_load(&rl.suppressed), (uint64_t)calls);
+}
+
+/* Separate kinds do not share a budget. */
+static void test_ratelimit_kinds_are_independent(void **state)
+{
+    (void)state;
+    struct log_ratelimit a = { 0 }, b = { 0 };
+    uint64_t sup;
+    for (int i = 0; i < LOG_RATELIMIT_BURST; i++)
+        assert_true(log_ratelimit_check_at(&a, T0, &sup));
+    assert_false(log_ratelimit_check_at(&a, T0, &sup));
+    assert_true(log_ratelimit_check_at(&b, T0, &sup));
+    assert_int_equal(sup, 0);
+}
+
+#define RL_THREADS 4
+#define RL_CALLS 200000
+
+struct rl_worker {
+    struct log_ratelimit *rl;
+    uint64_t written, reported;
+};
+
+static void *rl_hammer(void *arg)
+{
+    struct rl_worker *w = arg;
+    uint64_t sup;
+    for (int i = 0; i < RL_CALLS; i++) {
+        if (log_ratelimit_check(w->rl, &sup)) {
+            w->written++;
+            w->reported += sup;
+        }
+    }
+    return NULL;
+}
+
+/* Threads racing on one kind: every call is either written or counted once,
+ * and no more lines pass than the clock allows. */
+static void test_ratelimit_threads_lose_no_count(void **state)
+{
+    (void)state;
+    struct log_ratelimit rl = { 0 };
+    struct rl_worker w[RL_THREADS];
+    pthread_t t[RL_THREADS];
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < RL_THREADS; i++) {
+        w[i] = (struct rl_worker){ .rl = &rl };
+        assert_int_equal(pthread_create(&t[i], NULL, rl_hammer, &w[i]), 0);
+    }
+    uint64_t written = 0, reported = 0;
+    for (int i = 0; i < RL_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        written += w[i].written;
+        reported += w[i].reported;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double elapsed = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    assert_int_equal(written + reported + atomic_load(&rl.suppressed),
+                     (uint64_t)RL_THREADS * RL_CALLS);
+    assert_true(written >= 1);
+    assert_true((double)written <= LOG_RATELIMIT_BURST + elapsed + 1);
+}
+
+/* LOG_RATELIMITED: one state per call site; the line after a drop says how
+ * many were dropped, a line after none says nothing. */
+static void test_ratelimited_macro_writes_suppressed(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    log_configure(LOG_INFO, LOG_FORMAT_TEXT, fds[1]);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 10; i++)
+            LOG_RATELIMITED(LOG_WARN, "again", LF_I("i", i));
+        if (round == 0)
+            usleep(1100 * 1000); /* one interval: one more line may pass */
+    }
+    LOG_RATELIMITED(LOG_DEBUG, "below the level", LF_I("i", 0));
+    close(fds[1]);
+    char got[4096];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], got + n, sizeof got - 1 - n)) > 0)
+        n += (size_t)r;
+    got[n] = '\0';
+    close(fds[0]);
+    log_configure(LOG_INFO, LOG_FORMAT_TEXT, 2);
+
+    /* Round 0: i=0,1,2 pass; 3..9 dropped (7). Round 1: i=0 passes with the
+     * count, 1..9 dropped. */
+    static const char *const want[] = {
+        "WARN  again i=0\n", "WARN  again i=1\n", "WARN  again i=2\n",
+        "WARN  again i=0 suppressed=7\n",
+    };
+    const char *line = got;
+    for (size_t k = 0; k < ARRAY_LEN(want); k++) {
+        const char *end = strchr(line, '\n');
+        assert_non_null(end);
+        char one[256];
+        snprintf(one, sizeof one, "%.*s", (int)(end + 1 - line), line);
+        assert_string_equal(text_rest(one), want[k]);
+        line = end + 1;
+    }
+    assert_string_equal(line, "");
+}
+
 /* ---- regressions ----------------------------------------------------------------- */
 
 /* Regression: log_format_line with cap == 2 in JSON sets the
@@ -681,6 +838,11 @@ int main(void)
         cmocka_unit_test(test_json_line_in_a_two_byte_buffer),
         cmocka_unit_test(test_json_non_finite_double),
         cmocka_unit_test(test_cut_json_line_still_parses),
+        cmocka_unit_test(test_ratelimit_burst_then_one_per_second),
+        cmocka_unit_test(test_ratelimit_sustained_flood),
+        cmocka_unit_test(test_ratelimit_kinds_are_independent),
+        cmocka_unit_test(test_ratelimit_threads_lose_no_count),
+        cmocka_unit_test(test_ratelimited_macro_writes_suppressed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -379,6 +379,8 @@ static const struct family {
       "counter", NULL },
     { "tcpmsg_http_responses_total", "counter", "tcpmsg_http_responses", "counter", NULL },
     { "tcpmsg_http_auth_failures_total", "counter", "tcpmsg_http_auth_failures", "counter", NULL },
+    { "tcpmsg_http_connections_open", "gauge", "tcpmsg_http_connections_open", "gauge", NULL },
+    { "tcpmsg_http_connections_rejected_total", "counter", "tcpmsg_http_connections_rejected", "counter", NULL },
     { "tcpmsg_service_time_seconds", "histogram", "tcpmsg_service_time_seconds", "histogram", "seconds" },
     { "tcpmsg_client_rtt_seconds", "histogram", "tcpmsg_client_rtt_seconds", "histogram", "seconds" },
     { "tcpmsg_message_size_bytes", "histogram", "tcpmsg_message_size_bytes", "histogram", "bytes" },
