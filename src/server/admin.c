@@ -62,8 +62,9 @@ static void route_connections(struct server *s, const struct http_request *req,
                               struct http_response *r)
 {
     size_t limit, offset;
-    if (admin_count_parse(http_query(req, "limit"), 100, 100000, &limit) < 0 ||
-        admin_count_parse(http_query(req, "offset"), 0, 1000000000, &offset) < 0) {
+    if (admin_count_parse(http_query(req, "limit"), ADMIN_LIMIT_DEFAULT, ADMIN_LIMIT_MAX,
+                          &limit) < 0 ||
+        admin_count_parse(http_query(req, "offset"), 0, ADMIN_OFFSET_MAX, &offset) < 0) {
         text(r, 400, "text/plain; charset=utf-8", "400 limit and offset must be whole numbers\n");
         return;
     }

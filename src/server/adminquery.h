@@ -30,6 +30,11 @@ enum admin_format admin_format_choose(const char *format, const char *accept);
  * (empty, a sign, spaces, other characters, over max). */
 int admin_count_parse(const char *v, size_t def, size_t max, size_t *out);
 
+/* /api/connections: ?limit= (default, max) and ?offset= (max). */
+#define ADMIN_LIMIT_DEFAULT 100
+#define ADMIN_LIMIT_MAX 100000
+#define ADMIN_OFFSET_MAX 1000000000
+
 /* The keys /api/connections sorts by: enum name, spelling in ?sort=. */
 #define CONN_SORT_KEYS(X)                \
     X(CONN_SORT_ID, "id")                \
