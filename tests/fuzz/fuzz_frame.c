@@ -6,10 +6,13 @@
  * header + length bytes, fits in the input and its length in the limit; a
  * refusal is what the header says. Feeding the stream one byte at a time
  * (as a slow client does) gives the same frames and the same end as parsing
- * it whole.
+ * it whole. The stream, up to its first NUL, also serves as the reason of an
+ * error frame: encoded into a buffer of exactly the given capacity, it
+ * parses back whole or truncated to fit.
  */
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fuzz.h"
 #include "tcpmsg/frame.h"
@@ -54,6 +57,24 @@ struct seen {
     size_t len;
 };
 
+/* An error frame with reason text, in a buffer of exactly cap bytes (ASan
+ * sees a write past it), parses back as what was encoded. */
+static void check_error_frame(const char *text, size_t cap)
+{
+    uint8_t *out = malloc(cap);
+    if (out == NULL)
+        return;
+    size_t n = frame_error_encode(out, cap, FRAME_ERR_BAD_TYPE, text);
+    size_t rlen = strlen(text) < cap - FRAME_HEADER_SIZE - 1 ? strlen(text)
+                                                             : cap - FRAME_HEADER_SIZE - 1;
+    FUZZ_CHECK(n == FRAME_HEADER_SIZE + 1 + rlen && n <= cap);
+    struct frame f;
+    FUZZ_CHECK(frame_parse(out, n, FRAME_MAX_PAYLOAD_LIMIT, true, &f) == (ssize_t)n);
+    FUZZ_CHECK(f.type == FRAME_ERROR && f.len == 1 + rlen);
+    FUZZ_CHECK(f.payload[0] == FRAME_ERR_BAD_TYPE && memcmp(f.payload + 1, text, rlen) == 0);
+    free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -90,5 +111,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_CHECK(k == count && at == pos && rc == end);
     free(frames);
+
+    char *text = malloc(n + 1);
+    if (text != NULL) {
+        memcpy(text, buf, n);
+        text[n] = '\0';
+        check_error_frame(text, FRAME_HEADER_SIZE + 1 + (data[0] >> 4)); /* 5 to 20 */
+        free(text);
+    }
     return 0;
 }
