@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int net_parse_port(const char *text, uint16_t *port)
@@ -227,6 +229,24 @@ ssize_t net_write(int fd, const void *buf, size_t n)
             return w;
         if (errno == ENOTSOCK) {
             w = write(fd, buf, n);
+            if (w >= 0)
+                return w;
+        }
+        if (errno != EINTR)
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+ssize_t net_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    /* sendmsg(MSG_NOSIGNAL) for the same reason as net_write's send(). */
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+    for (;;) {
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (w >= 0)
+            return w;
+        if (errno == ENOTSOCK) {
+            w = writev(fd, iov, iovcnt);
             if (w >= 0)
                 return w;
         }

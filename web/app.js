@@ -279,6 +279,14 @@ function renderServer(s, rates) {
   if (rates && rates.cpu != null) setText('server-cpu', `${sig3(rates.cpu * 100)}%`);
   const rss = state.metrics.gauges.process_resident_memory_bytes;
   if (rss != null) setText('server-rss', fmtBytes(rss));
+  // Connection buffers against their budget: near it, the server pauses the
+  // largest holders, and past --memory-grace closes them.
+  const held = state.metrics.gauges.buffer_memory_bytes;
+  const limit = state.metrics.gauges.buffer_memory_limit_bytes;
+  if (held != null && limit) {
+    setText('server-buffers', `${fmtBytes(held)} of ${fmtBytes(limit)}`, held);
+    $('server-buffers').classList.toggle('text-warn', held > limit * 7 / 8);
+  }
 }
 
 /* Rates need two polls; until then the rate figures keep their dash. */

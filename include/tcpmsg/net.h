@@ -54,6 +54,10 @@ int net_set_nodelay(int fd);
  * (-EAGAIN when a non-blocking socket would block). */
 ssize_t net_read(int fd, void *buf, size_t n);
 ssize_t net_write(int fd, const void *buf, size_t n);
+/* writev() of iovcnt buffers, as net_write: bytes written, or -errno
+ * (-EAGAIN: the socket buffer is full). */
+struct iovec;
+ssize_t net_writev(int fd, const struct iovec *iov, int iovcnt);
 
 /* Write all n bytes / read exactly n bytes, waiting at most timeout_ms in
  * total (<= 0: no limit), on blocking and non-blocking sockets alike. Return

@@ -44,7 +44,8 @@ int admin_count_parse(const char *v, size_t def, size_t max, size_t *out);
     X(CONN_SORT_BYTES_OUT, "bytes_out")  \
     X(CONN_SORT_MSGS_IN, "msgs_in")      \
     X(CONN_SORT_MSGS_OUT, "msgs_out")    \
-    X(CONN_SORT_PENDING, "pending")
+    X(CONN_SORT_PENDING, "pending")      \
+    X(CONN_SORT_MEMORY, "memory")
 
 enum conn_sort_key {
 #define CONN_SORT_ENUM(name, spelling) name,
@@ -53,7 +54,7 @@ enum conn_sort_key {
     CONN_SORT_KEY_COUNT
 };
 
-/* Every spelling followed by ", ": "id, age, ..., pending, ". */
+/* Every spelling followed by ", ": "id, age, ..., memory, ". */
 #define CONN_SORT_SPELLING_LIST(name, spelling) spelling ", "
 #define CONN_SORT_NAMES CONN_SORT_KEYS(CONN_SORT_SPELLING_LIST)
 

@@ -25,6 +25,8 @@ void server_config_defaults(struct server_config *cfg)
     cfg->max_conns_per_ip = 4096;
     cfg->max_payload = FRAME_DEFAULT_MAX_PAYLOAD;
     cfg->max_pending_output = 4u << 20;
+    cfg->max_buffer_memory = UINT64_C(256) << 20;
+    cfg->memory_grace = 2;
     cfg->idle_timeout = 300;
     cfg->frame_timeout = 30;
     cfg->write_timeout = 30;
@@ -61,6 +63,12 @@ static void usage(FILE *out)
         "  --max-pending-output BYTES\n"
         "                            unsent reply bytes per connection before the server\n"
         "                            stops reading from it (default 4MiB)\n"
+        "  --max-buffer-memory BYTES\n"
+        "                            input and output buffers of all connections together;\n"
+        "                            over it the server stops reading from the connections\n"
+        "                            holding the most (default 256MiB)\n"
+        "  --memory-grace SEC        then, still over it after this long, it closes the\n"
+        "                            largest holders (default 2)\n"
         "Timeouts (seconds, fractions allowed, 0 turns one off):\n"
         "  --idle-timeout SEC        close a connection silent this long (default 300)\n"
         "  --frame-timeout SEC       deadline to complete a message once begun (default 30)\n"
@@ -91,7 +99,7 @@ enum {
     OPT_BIND = 256, OPT_PORT, OPT_BACKLOG, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_CONNS_PER_IP,
     OPT_MAX_PAYLOAD, OPT_MAX_PENDING, OPT_IDLE, OPT_FRAME, OPT_WRITE, OPT_DRAIN, OPT_LOG_FORMAT,
     OPT_LOG_LEVEL, OPT_HTTP_BIND, OPT_HTTP_PORT, OPT_NO_HTTP, OPT_WEB_ROOT, OPT_MODE,
-    OPT_MAX_CHILDREN,
+    OPT_MAX_CHILDREN, OPT_MAX_BUFFER_MEMORY, OPT_MEMORY_GRACE,
 };
 
 static const struct option long_options[] = {
@@ -105,6 +113,8 @@ static const struct option long_options[] = {
     { "max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP },
     { "max-payload", required_argument, NULL, OPT_MAX_PAYLOAD },
     { "max-pending-output", required_argument, NULL, OPT_MAX_PENDING },
+    { "max-buffer-memory", required_argument, NULL, OPT_MAX_BUFFER_MEMORY },
+    { "memory-grace", required_argument, NULL, OPT_MEMORY_GRACE },
     { "idle-timeout", required_argument, NULL, OPT_IDLE },
     { "frame-timeout", required_argument, NULL, OPT_FRAME },
     { "write-timeout", required_argument, NULL, OPT_WRITE },
@@ -191,6 +201,12 @@ static int apply(struct server_config *cfg, int opt, const char *name, const cha
         rc = opt_parse_size(name, v, 1024, UINT64_C(1) << 30, &u, err, cap);
         cfg->max_pending_output = (size_t)u;
         break;
+    case OPT_MAX_BUFFER_MEMORY:
+        rc = opt_parse_size(name, v, 64 * 1024, UINT64_C(1) << 40, &u, err, cap);
+        cfg->max_buffer_memory = u;
+        break;
+    case OPT_MEMORY_GRACE:
+        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->memory_grace, err, cap);
     case OPT_IDLE:
         return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->idle_timeout, err, cap);
     case OPT_FRAME:

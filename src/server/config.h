@@ -22,6 +22,8 @@ struct server_config {
     unsigned max_conns_per_ip; /* --max-conns-per-ip: open connections per address */
     size_t max_payload;        /* --max-payload: bytes in one message */
     size_t max_pending_output; /* --max-pending-output: unsent reply bytes before we stop reading */
+    uint64_t max_buffer_memory; /* --max-buffer-memory: all connections' buffers together */
+    double memory_grace;       /* --memory-grace: seconds over that budget before evicting */
     double idle_timeout;       /* --idle-timeout: seconds without traffic (0: never) */
     double frame_timeout;      /* --frame-timeout: seconds to finish a begun message (0: never) */
     double write_timeout;      /* --write-timeout: seconds pending output may make no progress */

@@ -1,7 +1,10 @@
 /* conn: a connection's life in the epoll server: read what the kernel has,
  * parse complete messages in place, queue their replies, write them in one
  * call per wakeup, and close with a reason that is counted and logged.
- * No allocation per message: buffers grow only when a message needs room.
+ * No allocation per message: reads land in the worker's buffer, replies go
+ * straight to the kernel; a connection keeps memory of its own only for a
+ * partial message or for replies the client has not read yet, and every
+ * such byte is charged to the server's memory budget.
  */
 #include "server/conn.h"
 
@@ -11,17 +14,19 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include "server/membudget.h"
 #include "server/server.h"
 #include "server/worker.h"
 #include "tcpmsg/log.h"
 #include "tcpmsg/rttreport.h"
 
-#define CONN_BUF_INITIAL (64u * 1024) /* as much as a read can bring at once;
-                                        pages are only touched as data arrives */
 #define LINGER_NS (2000000000ull)  /* discard input this long after an error reply */
 #define NS_PER_SEC 1e9
+#define IN_MIN_CAP 256u            /* the smallest input buffer worth allocating */
+#define WRITE_IOVS 64              /* chunks offered to the kernel in one writev */
 
 static const struct server_config *cfg_of(const struct conn *c)
 {
@@ -45,7 +50,8 @@ static uint64_t sec_to_ns(double s)
 
 const char *conn_state_name(enum conn_state s)
 {
-    static const char *const names[] = { "reading", "blocked", "flushing", "linger", "closed" };
+    static const char *const names[] = { "reading", "blocked", "paused", "flushing", "linger",
+                                         "closed" };
     return (size_t)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
 }
 
@@ -53,21 +59,32 @@ const char *conn_state_name(enum conn_state s)
 static void publish(struct conn *c)
 {
     counter_set(&c->pub.active_ns, c->active_ns);
-    counter_set(&c->pub.pending, c->out_len - c->out_off);
+    counter_set(&c->pub.pending, c->out.len);
+    counter_set(&c->pub.mem, c->mem);
     counter_set(&c->pub.mode, c->mode);
     counter_set(&c->pub.state, c->state);
+}
+
+/* Charge the memory budget with what the buffers hold now. Called after
+ * each event, so a buffer taken and given back within one costs nothing. */
+static void recharge(struct conn *c)
+{
+    size_t held = c->in_cap + outq_held(&c->out);
+    if (held == c->mem)
+        return;
+    int holders = (held != 0) - (c->mem != 0);
+    membudget_charge(c->w->budget, c->w->budget_slot, (int64_t)held - (int64_t)c->mem, holders);
+    c->mem = held;
 }
 
 struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
                        uint64_t id, uint64_t now)
 {
     struct conn *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        goto failed_conn;
-    c->in = malloc(CONN_BUF_INITIAL);
-    if (c->in == NULL)
-        goto failed_in;
-    c->in_cap = CONN_BUF_INITIAL;
+    if (c == NULL) {
+        close(fd);
+        return NULL;
+    }
     c->fd = fd;
     c->w = w;
     c->id = id;
@@ -76,25 +93,30 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
     memcpy(&c->peer, peer, len);
     net_format_addr(peer, c->peer_str, sizeof c->peer_str);
     publish(c);
-    if (worker_watch(w, c, EPOLLIN) < 0)
-        goto failed_watch;
+    if (worker_watch(w, c, EPOLLIN) < 0) {
+        free(c);
+        close(fd);
+        return NULL;
+    }
     return c;
+}
 
-failed_watch:
+/* Give the buffers back (and their charge). */
+static void release_buffers(struct conn *c)
+{
     free(c->in);
-failed_in:
-    free(c);
-failed_conn:
-    close(fd);
-    return NULL;
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    c->scanned = 0;
+    outq_clear(&c->out, &c->w->pool);
+    recharge(c);
 }
 
 void conn_free(struct conn *c)
 {
     if (c == NULL)
         return;
-    free(c->in);
-    free(c->out);
+    release_buffers(c);
     free(c);
 }
 
@@ -117,63 +139,58 @@ void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
         LF_U("msgs_in", counter_get(&c->pub.msgs_in)), LF_U("msgs_out", counter_get(&c->pub.msgs_out)),
         LF_U("bytes_in", counter_get(&c->pub.bytes_in)), LF_U("bytes_out", counter_get(&c->pub.bytes_out)),
         LF_D("age_s", (double)(now - c->opened_ns) / NS_PER_SEC));
-}
-
-/* Grow a buffer to hold at least need bytes, doubling, never past limit.
- * Returns 0 or -ENOMEM. */
-static int buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t limit)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap != 0 ? *cap : CONN_BUF_INITIAL;
-    while (n < need)
-        n *= 2;
-    if (n > limit && need <= limit)
-        n = limit;
-    uint8_t *p = realloc(*buf, n);
-    if (p == NULL)
-        return -ENOMEM;
-    *buf = p;
-    *cap = n;
-    return 0;
+    /* The memory goes back now, not after the wakeup: an eviction needs the
+     * budget to see it at once. */
+    release_buffers(c);
+    publish(c);
 }
 
 /* Re-register epoll interest to match the state: read only while READING or
  * LINGER, write only while output is pending. */
 static void update_events(struct conn *c)
 {
+    recharge(c);
     publish(c);
     uint32_t ev = 0;
     if (c->state == CONN_READING || c->state == CONN_LINGER)
         ev |= EPOLLIN;
-    if (c->out_len > c->out_off)
+    if (c->state == CONN_PAUSED)
+        ev |= EPOLLRDHUP; /* not reading, but told when the client stops sending */
+    if (c->out.len > 0)
         ev |= EPOLLOUT;
     if (ev != c->events && worker_watch(c->w, c, ev) < 0)
         conn_close(c, CLOSE_IO_ERROR, net_now_ns());
 }
 
-/* The most the input buffer may hold: one maximal message, or the initial
- * size, whichever is larger. */
+/* The most input a connection may hold: one maximal message (an RTT report
+ * may be larger than a small --max-payload, see parse_framed). */
 static size_t in_limit(const struct conn *c)
 {
-    size_t max_msg = cfg_of(c)->max_payload + FRAME_HEADER_SIZE + 2;
-    return max_msg > CONN_BUF_INITIAL ? max_msg : CONN_BUF_INITIAL;
+    size_t max_msg = cfg_of(c)->max_payload + FRAME_HEADER_SIZE;
+    return max_msg > RTT_REPORT_MAX_FRAME ? max_msg : RTT_REPORT_MAX_FRAME;
 }
 
-/* Queue bytes for the client. false when no memory. Pending output stays
- * under --max-pending-output plus one input buffer's worth of replies. */
+/* Make the input buffer hold at least need bytes (need <= in_limit).
+ * Returns 0 or -ENOMEM (the buffer is unchanged then). */
+static int in_reserve(struct conn *c, size_t need)
+{
+    if (need <= c->in_cap)
+        return 0;
+    size_t cap = need < IN_MIN_CAP ? IN_MIN_CAP : need;
+    uint8_t *p = realloc(c->in, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    c->in = p;
+    c->in_cap = cap;
+    return 0;
+}
+
+/* Queue bytes for the client. false when no memory. */
 static bool queue_reply(struct conn *c, const void *a, size_t an, const void *b, size_t bn)
 {
-    size_t limit = cfg_of(c)->max_pending_output + in_limit(c) + 256;
-    if (c->out_off > 0 && c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    if (buf_reserve(&c->out, &c->out_cap, c->out_len + an + bn, limit) < 0)
+    if (outq_append(&c->out, &c->w->pool, a, an) < 0)
         return false;
-    memcpy(c->out + c->out_len, a, an);
-    if (bn > 0) /* b may be NULL then, and memcpy's arguments may not */
-        memcpy(c->out + c->out_len + an, b, bn);
-    c->out_len += an + bn;
-    return true;
+    return bn == 0 || outq_append(&c->out, &c->w->pool, b, bn) == 0;
 }
 
 static void log_message(const struct conn *c, const struct frame *f)
@@ -205,20 +222,21 @@ static bool handle_message(struct conn *c, const struct frame *f, uint64_t now)
     return true;
 }
 
-/* Queue the error reply for a rejected message and stop reading. */
-static void reject_input(struct conn *c, ssize_t status, uint64_t now)
+/* Queue the error reply for a rejected message and stop reading. bad is
+ * where the rejected message begins (its header is quoted). */
+static void reject_input(struct conn *c, const uint8_t *bad, ssize_t status, uint64_t now)
 {
     int code = status == FRAME_TOO_LARGE ? FRAME_ERR_OVERSIZE : FRAME_ERR_BAD_TYPE;
     char reason[160];
     if (status == FRAME_TOO_LARGE && c->mode == FRAME_MODE_FRAMED) {
-        size_t len = (size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3];
+        size_t len = (size_t)bad[1] << 16 | (size_t)bad[2] << 8 | bad[3];
         snprintf(reason, sizeof reason, "payload length %zu exceeds the limit of %zu bytes", len,
                  cfg_of(c)->max_payload);
     } else if (status == FRAME_TOO_LARGE) {
         snprintf(reason, sizeof reason, "line longer than the limit of %zu bytes",
                  cfg_of(c)->max_payload);
     } else {
-        snprintf(reason, sizeof reason, "unknown frame type 0x%02x", c->in[0]);
+        snprintf(reason, sizeof reason, "unknown frame type 0x%02x", bad[0]);
     }
     counter_add(&stats_of(c)->errors[ERR_PROTOCOL], 1);
     LOG(LOG_WARN, "bad message", LF_U("conn", c->id), LF_S("peer", c->peer_str),
@@ -232,7 +250,6 @@ static void reject_input(struct conn *c, ssize_t status, uint64_t now)
         n = frame_error_encode(frame, sizeof frame, code, reason);
     c->reason = status == FRAME_TOO_LARGE ? CLOSE_OVERSIZE : CLOSE_PROTOCOL;
     c->state = CONN_FLUSHING;
-    c->in_len = 0;
     if (!queue_reply(c, frame, n, NULL, 0))
         conn_close(c, CLOSE_NO_MEMORY, now);
 }
@@ -250,7 +267,7 @@ static void account_written(struct conn *c, size_t n, uint64_t now)
  * does not take them all. false when the connection was closed. */
 static bool echo_frames(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
-    if (c->out_off == c->out_len) {
+    if (c->out.len == 0) {
         ssize_t w = net_write(c->fd, p, n);
         if (w == -EPIPE || w == -ECONNRESET) {
             conn_close(c, CLOSE_RESET, now);
@@ -269,12 +286,10 @@ static bool echo_frames(struct conn *c, const uint8_t *p, size_t n, uint64_t now
     return true;
 }
 
-/* Parse and answer every complete message in the input buffer. Stops early
- * when pending output reaches its cap (the rest waits in the buffer). */
 /* What a client may send in framed mode: data, and its RTT reports. */
-static ssize_t parse_framed(const struct conn *c, size_t pos, struct frame *f)
+static ssize_t parse_framed(const struct conn *c, const uint8_t *p, size_t n, struct frame *f)
 {
-    uint8_t type = c->in[pos];
+    uint8_t type = p[0];
     if (type != FRAME_DATA && type != FRAME_RTT_REPORT)
         return FRAME_BAD_TYPE;
     /* A report may always be as large as a full histogram, whatever
@@ -282,7 +297,7 @@ static ssize_t parse_framed(const struct conn *c, size_t pos, struct frame *f)
     size_t limit = cfg_of(c)->max_payload;
     if (type == FRAME_RTT_REPORT && limit < RTT_REPORT_MAX_FRAME - FRAME_HEADER_SIZE)
         limit = RTT_REPORT_MAX_FRAME - FRAME_HEADER_SIZE;
-    return frame_parse(c->in + pos, c->in_len - pos, limit, true, f);
+    return frame_parse(p, n, limit, true, f);
 }
 
 /* A client's RTT report: add it to the client RTT histogram. No reply. */
@@ -298,72 +313,101 @@ static void take_rtt_report(struct conn *c, const struct frame *f)
     counter_add(&st->rtt_reports, 1);
 }
 
-/* Parse and answer every complete message in the input buffer. Stops early
- * when pending output reaches its cap (the rest waits in the buffer).
+/* Parse and answer every complete message in buf[0..len). Returns how many
+ * bytes were used up; the rest (a partial message, or messages whose replies
+ * would take pending output over --max-pending-output) waits for later.
+ * After an error reply the rest is discarded: all of len is returned.
  * In framed mode, consecutive data frames form a run [run, pos) that is
  * echoed in one piece when a non-data frame or the end interrupts it. */
-static void process_input(struct conn *c, uint64_t now)
+static size_t process_input(struct conn *c, const uint8_t *buf, size_t len, uint64_t now)
 {
     const struct server_config *cfg = cfg_of(c);
     bool framed = c->mode == FRAME_MODE_FRAMED;
     size_t pos = 0, run = 0;
-    bool consumed_any = false;
-    while (pos < c->in_len && c->state == CONN_READING) {
-        if (c->out_len - c->out_off + (pos - run) >= cfg->max_pending_output) {
-            c->state = CONN_BLOCKED; /* the client is not reading its replies */
-            break;
-        }
+    while (pos < len && c->state == CONN_READING) {
         struct frame f;
-        ssize_t rc = framed ? parse_framed(c, pos, &f)
-                            : frame_parse_line(c->in + pos, c->in_len - pos, cfg->max_payload,
+        ssize_t rc = framed ? parse_framed(c, buf + pos, len - pos, &f)
+                            : frame_parse_line(buf + pos, len - pos, cfg->max_payload,
                                                c->peer_eof, &c->scanned, &f);
         if (rc == FRAME_INCOMPLETE)
             break;
-        if (rc > 0 && framed && f.type == FRAME_RTT_REPORT) {
-            if (pos > run && !echo_frames(c, c->in + run, pos - run, now))
-                return;
+        if (rc < 0) {
+            if (pos > run && !echo_frames(c, buf + run, pos - run, now))
+                return len;
+            reject_input(c, buf + pos, rc, now);
+            return len;
+        }
+        if (framed && f.type == FRAME_RTT_REPORT) {
+            if (pos > run && !echo_frames(c, buf + run, pos - run, now))
+                return len;
             take_rtt_report(c, &f);
             pos += (size_t)rc;
             run = pos;
-            consumed_any = true;
             continue;
         }
-        if (rc < 0) {
-            if (pos > run && !echo_frames(c, c->in + run, pos - run, now))
-                return;
-            memmove(c->in, c->in + pos, c->in_len - pos); /* the error text quotes the header */
-            c->in_len -= pos;
-            reject_input(c, rc, now);
-            return;
+        /* Pending output stays within --max-pending-output: a reply that
+         * would cross it waits, unless nothing at all is pending (one reply
+         * larger than the cap still goes out, or nothing ever would). */
+        size_t queued = c->out.len + (pos - run);
+        size_t reply = framed ? (size_t)rc : f.len + 1;
+        if (queued > 0 && queued + reply > cfg->max_pending_output) {
+            c->state = CONN_BLOCKED; /* the client is not reading its replies */
+            break;
         }
         if (!handle_message(c, &f, now)) {
             conn_close(c, CLOSE_NO_MEMORY, now);
-            return;
+            return len;
         }
         pos += (size_t)rc;
         if (!framed)
             run = pos; /* text replies are already queued */
-        consumed_any = true;
     }
-    if (pos > run && !echo_frames(c, c->in + run, pos - run, now))
-        return;
-    /* Compact: the partial message moves to the front. */
-    if (pos > 0) {
-        memmove(c->in, c->in + pos, c->in_len - pos);
-        c->in_len -= pos;
-    }
-    if (c->in_len == 0)
-        c->frame_start_ns = 0;
-    else if (consumed_any || c->frame_start_ns == 0)
-        c->frame_start_ns = now;
+    if (pos > run && !echo_frames(c, buf + run, pos - run, now))
+        return len;
+    return pos;
 }
 
-/* Write pending output: one send per call, as much as the kernel takes. */
+/* After process_input used up `used` of buf[0..len): keep the rest in the
+ * connection's own buffer, and note when the partial message began. false
+ * when the connection was closed. */
+static bool keep_input(struct conn *c, const uint8_t *buf, size_t used, size_t len, uint64_t now)
+{
+    if (c->state == CONN_CLOSED)
+        return false;
+    size_t rest = len - used;
+    if (c->state == CONN_FLUSHING || c->state == CONN_LINGER)
+        rest = 0; /* after an error reply, nothing more is read */
+    if (buf == c->in) {
+        memmove(c->in, c->in + used, rest);
+    } else if (rest > 0) {
+        if (in_reserve(c, rest) < 0) {
+            conn_close(c, CLOSE_NO_MEMORY, now);
+            return false;
+        }
+        memcpy(c->in, buf + used, rest);
+    }
+    c->in_len = rest;
+    if (rest == 0)
+        c->frame_start_ns = 0;
+    else if (used > 0 || c->frame_start_ns == 0)
+        c->frame_start_ns = now;
+    return true;
+}
+
+/* Answer what the connection's own buffer holds (after BLOCKED or PAUSED). */
+static void process_buffered(struct conn *c, uint64_t now)
+{
+    size_t used = process_input(c, c->in, c->in_len, now);
+    keep_input(c, c->in, used, c->in_len, now);
+}
+
+/* Write pending output: one writev per call, as much as the kernel takes. */
 static void flush_output(struct conn *c, uint64_t now)
 {
-    size_t pending = c->out_len - c->out_off;
-    if (pending > 0) {
-        ssize_t w = net_write(c->fd, c->out + c->out_off, pending);
+    if (c->out.len > 0) {
+        struct iovec iov[WRITE_IOVS];
+        int n = outq_iov(&c->out, iov, WRITE_IOVS);
+        ssize_t w = net_writev(c->fd, iov, n);
         if (w == -EPIPE || w == -ECONNRESET) {
             /* Replies were still pending: the client did not take them. */
             conn_close(c, CLOSE_RESET, now);
@@ -377,17 +421,16 @@ static void flush_output(struct conn *c, uint64_t now)
             return;
         }
         if (w > 0) {
-            c->out_off += (size_t)w;
+            outq_consume(&c->out, &c->w->pool, (size_t)w);
             account_written(c, (size_t)w, now);
         }
     }
-    if (c->out_off < c->out_len) {
+    if (c->out.len > 0) {
         if (c->write_wait_ns == 0)
             c->write_wait_ns = now;
         return;
     }
     /* Everything queued has reached the kernel. */
-    c->out_off = c->out_len = 0;
     c->write_wait_ns = 0;
     if (c->unsent_msgs > 0) {
         /* Service time ends now, when the last reply reached the kernel. With
@@ -415,6 +458,7 @@ static void finish_flushing(struct conn *c, uint64_t now)
     shutdown(c->fd, SHUT_WR);
     c->state = CONN_LINGER;
     c->linger_until_ns = now + LINGER_NS;
+    release_buffers(c);
 }
 
 /* How many more reads a draining connection may make: enough to answer what
@@ -443,12 +487,12 @@ static void after_io(struct conn *c, uint64_t now)
     for (;;) {
         if (c->state == CONN_CLOSED)
             return;
-        if (c->state == CONN_BLOCKED && c->out_off == c->out_len) {
+        if (c->state == CONN_BLOCKED && c->out.len == 0) {
             /* Replies drained: serve what is buffered. Regression: leaving
              * after one round could strand a connection BLOCKED with nothing
              * pending, watched for no event, never served again. */
             c->state = CONN_READING;
-            process_input(c, now);
+            process_buffered(c, now);
             if (c->state != CONN_CLOSED)
                 flush_output(c, now);
             continue;
@@ -472,7 +516,7 @@ static void after_io(struct conn *c, uint64_t now)
             flush_output(c, now);
             continue;
         }
-        if (c->state == CONN_FLUSHING && c->out_off == c->out_len) {
+        if (c->state == CONN_FLUSHING && c->out.len == 0) {
             finish_flushing(c, now);
             continue;
         }
@@ -484,8 +528,8 @@ static void after_io(struct conn *c, uint64_t now)
 /* Discard input while lingering; close at EOF or error. */
 static void linger_read(struct conn *c, uint64_t now)
 {
-    uint8_t sink[4096];
-    ssize_t r = net_read(c->fd, sink, sizeof sink);
+    uint8_t *sink = c->w->rbuf;
+    ssize_t r = net_read(c->fd, sink, CONN_READ_MAX);
     if (r > 0) { /* discarded, but received: the byte counters see them */
         counter_add(&c->pub.bytes_in, (uint64_t)r);
         counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
@@ -494,19 +538,52 @@ static void linger_read(struct conn *c, uint64_t now)
         conn_close(c, c->reason, now);
 }
 
+/* Where the next read goes. A connection with nothing or a small partial
+ * message buffered reads into the worker's buffer, behind a copy of that
+ * partial; one with a large partial message reads straight into its own
+ * buffer, grown geometrically toward what the message needs (framed mode
+ * knows its length; a text line may be up to the limit). Returns the buffer
+ * (buf[0..*len) already filled) with *cap its usable size, or NULL when
+ * memory is short. */
+static uint8_t *input_target(struct conn *c, size_t *len, size_t *cap)
+{
+    size_t limit = in_limit(c);
+    if (c->in_len <= CONN_SMALL_PARTIAL) {
+        uint8_t *buf = c->w->rbuf;
+        if (c->in_len > 0)
+            memcpy(buf, c->in, c->in_len);
+        *len = c->in_len;
+        *cap = limit < CONN_RBUF_SIZE ? limit : CONN_RBUF_SIZE;
+        return buf;
+    }
+    size_t want = c->in_len + CONN_READ_MAX;
+    if (want < 2 * c->in_cap)
+        want = 2 * c->in_cap;
+    if (c->mode == FRAME_MODE_FRAMED && c->in_len >= FRAME_HEADER_SIZE) {
+        size_t whole = FRAME_HEADER_SIZE + ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
+        if (want > whole)
+            want = whole;
+    }
+    if (want > limit)
+        want = limit;
+    if (in_reserve(c, want) < 0)
+        return NULL;
+    *len = c->in_len;
+    *cap = c->in_cap < limit ? c->in_cap : limit;
+    return c->in;
+}
+
 /* Read once (level-triggered epoll calls again if more is waiting). */
 static void read_input(struct conn *c, uint64_t now)
 {
-    if (c->in_len == c->in_cap) {
-        /* Full with one partial message: grow toward what it needs, never
-         * more than a maximal message (the parser has checked the length). */
-        size_t limit = in_limit(c);
-        if (c->in_cap >= limit || buf_reserve(&c->in, &c->in_cap, c->in_len + 1, limit) < 0) {
-            conn_close(c, CLOSE_NO_MEMORY, now);
-            return;
-        }
+    size_t len, cap;
+    uint8_t *buf = input_target(c, &len, &cap);
+    if (buf == NULL || len >= cap) { /* len == cap cannot happen: the parser
+                                        answers or refuses a maximal message */
+        conn_close(c, CLOSE_NO_MEMORY, now);
+        return;
     }
-    ssize_t r = net_read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+    ssize_t r = net_read(c->fd, buf + len, cap - len);
     if (r == -EAGAIN)
         return;
     if (r < 0) {
@@ -522,20 +599,17 @@ static void read_input(struct conn *c, uint64_t now)
         /* A last unterminated text line is still a message; after_io ends
          * the connection once everything buffered is answered. */
         c->peer_eof = true;
-        process_input(c, now);
-        if (c->state != CONN_CLOSED)
-            flush_output(c, now);
-        return;
+    } else {
+        if (c->mode == FRAME_MODE_UNKNOWN)
+            c->mode = frame_detect_mode(buf[0]);
+        len += (size_t)r;
+        counter_add(&c->pub.bytes_in, (uint64_t)r);
+        counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
+        c->active_ns = now;
+        c->drain_quiet_ns = 0;
     }
-    if (c->mode == FRAME_MODE_UNKNOWN)
-        c->mode = frame_detect_mode(c->in[0]);
-    c->in_len += (size_t)r;
-    counter_add(&c->pub.bytes_in, (uint64_t)r);
-    counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
-    c->active_ns = now;
-    c->drain_quiet_ns = 0;
-    process_input(c, now);
-    if (c->state != CONN_CLOSED)
+    size_t used = process_input(c, buf, len, now);
+    if (keep_input(c, buf, used, len, now))
         flush_output(c, now);
 }
 
@@ -543,13 +617,21 @@ void conn_on_event(struct conn *c, uint32_t events, uint64_t now)
 {
     if (c->state == CONN_CLOSED)
         return;
-    if ((events & EPOLLOUT) && c->out_off < c->out_len)
+    if ((events & EPOLLOUT) && c->out.len > 0)
         flush_output(c, now);
     if (c->state == CONN_CLOSED)
         return;
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    if (c->state == CONN_PAUSED && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+        /* A paused client has stopped sending: what is left of its input is
+         * what the kernel holds, and its end may complete the message or
+         * reveal that it never will. Read it. */
+        c->state = CONN_READING;
+        read_input(c, now);
+    } else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         if (c->state == CONN_LINGER)
             linger_read(c, now);
+        else if (c->state == CONN_READING && !membudget_may_read(c->w->budget, c->mem))
+            c->state = CONN_PAUSED; /* the timer resumes it once memory is back */
         else if (c->state == CONN_READING)
             read_input(c, now);
         else if (events & (EPOLLERR | EPOLLHUP)) /* gone while we only wrote */
@@ -582,6 +664,19 @@ static void expire_frame(struct conn *c, uint64_t now)
     after_io(c, now);
 }
 
+/* Idle: give the input buffer back; it is taken again when a message does
+ * not arrive whole. (Output chunks go back as soon as they are written.) */
+static void shrink_idle(struct conn *c)
+{
+    if (c->in != NULL && c->in_len == 0) {
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+        recharge(c);
+        publish(c);
+    }
+}
+
 void conn_check_timers(struct conn *c, uint64_t now)
 {
     const struct server_config *cfg = cfg_of(c);
@@ -593,7 +688,7 @@ void conn_check_timers(struct conn *c, uint64_t now)
     if (c->write_wait_ns != 0 && cfg->write_timeout > 0 &&
         now - c->write_wait_ns >= sec_to_ns(cfg->write_timeout)) {
         LOG(LOG_INFO, "client does not read its replies", LF_U("conn", c->id),
-            LF_S("peer", c->peer_str), LF_U("pending_bytes", c->out_len - c->out_off));
+            LF_S("peer", c->peer_str), LF_U("pending_bytes", c->out.len));
         /* An error reply that will not go out keeps its reason; replies the
          * client never read make it a slow reader, EOF or not. */
         bool error_reply = c->state == CONN_FLUSHING && c->reason != CLOSE_PEER &&
@@ -601,9 +696,10 @@ void conn_check_timers(struct conn *c, uint64_t now)
         conn_close(c, error_reply ? c->reason : CLOSE_SLOW_READER, now);
         return;
     }
-    if (c->state != CONN_READING)
+    shrink_idle(c);
+    if (c->state != CONN_READING && c->state != CONN_PAUSED)
         return;
-    if (c->draining && !c->drain_done && c->drain_quiet_ns != 0 &&
+    if (c->state == CONN_READING && c->draining && !c->drain_done && c->drain_quiet_ns != 0 &&
         now - c->drain_quiet_ns >= DRAIN_QUIET_NS) {
         c->drain_done = true; /* the client has gone quiet: finish */
         after_io(c, now);
@@ -614,9 +710,25 @@ void conn_check_timers(struct conn *c, uint64_t now)
         expire_frame(c, now);
         return;
     }
-    if (cfg->idle_timeout > 0 && c->out_off == c->out_len &&
+    if (cfg->idle_timeout > 0 && c->out.len == 0 &&
         now - c->active_ns >= sec_to_ns(cfg->idle_timeout))
         conn_close(c, CLOSE_IDLE, now);
+}
+
+void conn_pause(struct conn *c)
+{
+    if (c->state != CONN_READING)
+        return;
+    c->state = CONN_PAUSED;
+    update_events(c);
+}
+
+void conn_resume(struct conn *c, uint64_t now)
+{
+    if (c->state != CONN_PAUSED)
+        return;
+    c->state = CONN_READING;
+    after_io(c, now);
 }
 
 void conn_begin_drain(struct conn *c, uint64_t now)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "server/outq.h"
 #include "server/stats.h"
 #include "tcpmsg/counter.h"
 #include "tcpmsg/frame.h"
@@ -18,9 +19,19 @@
 
 struct worker;
 
+/* Reads: at most CONN_READ_MAX bytes at once. A connection keeps a buffer
+ * of its own only for a message that did not arrive whole; while that
+ * partial message is small (CONN_SMALL_PARTIAL), it is copied in front of
+ * the next read in the worker's buffer (CONN_RBUF_SIZE) instead. */
+#define CONN_READ_MAX (64u * 1024)
+#define CONN_SMALL_PARTIAL 4096u
+#define CONN_RBUF_SIZE (CONN_READ_MAX + CONN_SMALL_PARTIAL)
+
 enum conn_state {
     CONN_READING,  /* reading messages and writing their replies */
-    CONN_BLOCKED,  /* pending output over --max-pending-output: not reading until it drains */
+    CONN_BLOCKED,  /* pending output at --max-pending-output: not reading until it drains */
+    CONN_PAUSED,   /* the server is over --max-buffer-memory and this connection holds more
+                      than its share: not reading until the server is back under budget */
     CONN_FLUSHING, /* no more input: write what is pending (an error reply, the last replies), then close */
     CONN_LINGER,   /* our side is shut down: discard input until the peer closes, so an
                       error reply is not destroyed by a reset, within a short deadline */
@@ -42,11 +53,12 @@ struct conn {
     unsigned drain_reads;     /* reads made since the drain began */
     uint64_t drain_quiet_ns;  /* since when the drain found nothing to read; 0: not */
 
-    uint8_t *in;     /* received bytes not yet parsed: starts with a partial message */
+    uint8_t *in;     /* received bytes not yet answered, from a partial message on;
+                        NULL when there are none (the buffer is given back) */
     size_t in_len, in_cap;
-    size_t scanned;  /* text mode: bytes of in already searched for LF */
-    uint8_t *out;    /* replies not yet written: out[out_off..out_len) */
-    size_t out_off, out_len, out_cap;
+    size_t scanned;  /* text mode: bytes of the partial line already searched for LF */
+    struct outq out; /* replies not yet written */
+    size_t mem;      /* bytes of buffers charged to the server's memory budget */
     uint64_t unsent_msgs;     /* replies queued but not fully written */
     uint64_t unsent_since_ns; /* when the oldest of those was received */
 
@@ -65,6 +77,7 @@ struct conn {
         counter_t msgs_in, msgs_out, bytes_in, bytes_out;
         counter_t active_ns; /* copy of active_ns */
         counter_t pending;   /* unsent reply bytes */
+        counter_t mem;       /* copy of mem */
         counter_t mode;      /* enum frame_mode */
         counter_t state;     /* enum conn_state */
     } pub;
@@ -84,6 +97,11 @@ void conn_on_event(struct conn *c, uint32_t events, uint64_t now);
 
 /* Enforce c's timeouts at time now (called a few times a second). */
 void conn_check_timers(struct conn *c, uint64_t now);
+
+/* The memory budget's verdict, from the worker's timer: give way (stop
+ * reading) or go on. */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c, uint64_t now);
 
 /* Shutdown begins: answer what was already received, then close. */
 void conn_begin_drain(struct conn *c, uint64_t now);

@@ -25,6 +25,7 @@ static void info_fill(struct conn_info *i, const struct conn *c, unsigned worker
     i->bytes_in = counter_get(&c->pub.bytes_in);
     i->bytes_out = counter_get(&c->pub.bytes_out);
     i->pending = counter_get(&c->pub.pending);
+    i->mem = counter_get(&c->pub.mem);
 }
 
 void closed_ring_init(struct closed_ring *r)
@@ -80,6 +81,7 @@ static json_t *info_json(const struct conn_info *i, uint64_t now)
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)i->bytes_in));
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)i->bytes_out));
     json_object_set_new(o, "pending_output_bytes", json_integer((json_int_t)i->pending));
+    json_object_set_new(o, "buffer_bytes", json_integer((json_int_t)i->mem));
     if (i->reason != NULL) {
         json_object_set_new(o, "reason", json_string(i->reason));
         json_object_set_new(o, "closed_seconds_ago", json_real((double)(now - i->closed_ns) / 1e9));
@@ -101,6 +103,7 @@ static uint64_t key_of(const struct conn_info *i, enum conn_sort_key k)
     case CONN_SORT_MSGS_IN: return i->msgs_in;
     case CONN_SORT_MSGS_OUT: return i->msgs_out;
     case CONN_SORT_PENDING: return i->pending;
+    case CONN_SORT_MEMORY: return i->mem;
     case CONN_SORT_KEY_COUNT: break;
     }
     return 0;

@@ -27,6 +27,7 @@ struct conn_info {
     int pid;            /* fork mode: the child serving it; else 0 */
     uint64_t opened_ns, active_ns, closed_ns;
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, pending;
+    uint64_t mem;       /* buffer bytes held (charged to --max-buffer-memory) */
     const char *reason; /* closed connections only */
 };
 

@@ -17,6 +17,7 @@
 
 #include "server/conn.h"
 #include "server/forkrecord.h"
+#include "server/membudget.h"
 #include "server/server.h"
 #include "server/worker.h"
 #include "tcpmsg/log.h"
@@ -71,8 +72,10 @@ size_t fork_snapshot(struct fork_state *fs, struct conn_info *out, size_t cap)
     size_t n = 0;
     pthread_mutex_lock(&fs->lock);
     for (unsigned i = 0; i < fs->nslots && n < cap; i++)
-        if (fs->children[i].pid != 0)
-            out[n++] = fs->children[i].info;
+        if (fs->children[i].pid != 0) {
+            out[n] = fs->children[i].info;
+            out[n++].mem = fs->budget != NULL ? membudget_slot_used(fs->budget, i) : 0;
+        }
     pthread_mutex_unlock(&fs->lock);
     return n;
 }
@@ -200,6 +203,7 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
     if (s == NULL || w == NULL || cc == NULL)
         _exit(71);
     s->cfg = parent->cfg;
+    s->budget = parent->budget; /* shared memory: the parent sees what the child holds */
     s->nworkers = 1;
     s->iplimit = iplimit_new(1, 1);
     s->open_conns = 1; /* this child's one connection */
@@ -208,6 +212,7 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
     if (s->iplimit == NULL || cc->sent == NULL || worker_init(w, s, 0, -1) < 0)
         _exit(72);
     server_stats_init(cc->sent);
+    w->budget_slot = slot; /* the child's own account in the budget */
     iplimit_acquire(s->iplimit, peer); /* conn_close releases it */
     cc->pipe_wr = pipe_wr;
     cc->w = w;
@@ -365,6 +370,8 @@ static void child_ended(struct worker *w, struct fork_child *ch, int status, uin
         ch->info.reason = close_reason_tag(reason);
     ch->info.state = "closed";
     closed_ring_push_info(&w->srv->closed, &ch->info, now);
+    /* A child that died holding buffers cannot give them back itself. */
+    membudget_write_off(w->srv->budget, (unsigned)(ch - fs->children));
     if (!ch->final_seen)
         server_release(w->srv, (struct sockaddr *)&ch->peer);
     ch->pid = 0;

@@ -36,6 +36,7 @@ struct fork_state {
     struct fork_child *children; /* max_children slots */
     unsigned nslots, nchildren;
     bool signalled;       /* the drain's SIGTERM went out to the children */
+    struct membudget *budget; /* the server's; slot i is child i's account */
 };
 
 /* Set up the pipe and the signalfd (SIGCHLD must already be blocked in

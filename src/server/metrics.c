@@ -45,6 +45,8 @@ static double u(uint64_t v)
 
 static double get_open(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->conns_open); }
 static double get_max_conns(const struct metrics_snapshot *m, size_t i) { (void)i; return m->max_conns; }
+static double get_buf_mem(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->buffer_memory_bytes); }
+static double get_buf_limit(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->buffer_memory_limit_bytes); }
 static double get_workers(const struct metrics_snapshot *m, size_t i) { (void)i; return m->workers; }
 static double get_draining(const struct metrics_snapshot *m, size_t i) { (void)i; return m->draining; }
 static double get_uptime(const struct metrics_snapshot *m, size_t i) { (void)i; return m->uptime_s; }
@@ -109,6 +111,11 @@ static const struct metric_def metric_defs[] = {
     { "tcpmsg_connections_open", M_GAUGE, "", "Client connections open now", .get = get_open },
     { "tcpmsg_connections_max", M_GAUGE, "", "The --max-conns limit on open connections",
       .get = get_max_conns },
+    { "tcpmsg_buffer_memory_bytes", M_GAUGE, "bytes",
+      "Memory held by connection buffers (partial messages, unsent replies), all connections",
+      .get = get_buf_mem },
+    { "tcpmsg_buffer_memory_limit_bytes", M_GAUGE, "bytes",
+      "The --max-buffer-memory budget for connection buffers", .get = get_buf_limit },
     { "tcpmsg_connections_accepted_total", M_COUNTER, "", "Client connections accepted",
       .get = get_accepted },
     { "tcpmsg_connections_closed_total", M_COUNTER, "", "Client connections closed, by reason",

@@ -19,6 +19,8 @@ struct metrics_snapshot {
     struct server_stats stats; /* all workers summed */
     uint64_t conns_open;
     unsigned max_conns;
+    uint64_t buffer_memory_bytes;       /* connection buffers held now */
+    uint64_t buffer_memory_limit_bytes; /* --max-buffer-memory */
     unsigned workers;
     bool draining;
     const char *version;

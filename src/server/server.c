@@ -1,4 +1,5 @@
-/* server: start-up (bind, one SO_REUSEPORT listener per worker), admission
+/* server: start-up (bind, one SO_REUSEPORT listener per worker, no other
+ * process on the port), admission
  * control, and the signal-driven shutdown with a bounded drain.
  */
 #include "server/server.h"
@@ -7,19 +8,45 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "server/admin.h"
 #include "server/forkmode.h"
+#include "server/membudget.h"
 #include "server/metrics.h"
 #include "tcpmsg/http.h"
 #include "tcpmsg/log.h"
 
+/* Is the address free of other listeners? A plain socket (SO_REUSEADDR, so
+ * that TIME_WAIT remnants do not count, but no SO_REUSEPORT) cannot bind
+ * next to a listening socket on the same port, whatever that one's options:
+ * this is how a second tcpmsgd learns that the port is already served.
+ * 0, or -EADDRINUSE (or another -errno from bind). */
+static int check_port_free(const struct sockaddr *sa, socklen_t len)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    int rc = bind(fd, sa, len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 /* One listener per worker, all on the same address: the kernel hashes each
  * new connection to one of them, so workers never contend on accept. The
- * first binds (port 0 included) and the rest reuse the port it got. */
+ * first binds (port 0 included) and the rest reuse the port it got.
+ *
+ * SO_REUSEPORT would also let another process join the group and silently
+ * take a share of the clients. So the group is formed only after a plain
+ * bind has shown the port free, and a single listener (fork mode, one
+ * thread) does without SO_REUSEPORT altogether. */
 static int open_listeners(struct server *s, int *fds, unsigned n)
 {
     const struct server_config *cfg = s->cfg;
@@ -30,14 +57,15 @@ static int open_listeners(struct server *s, int *fds, unsigned n)
         LOG(LOG_ERROR, "cannot bind", LF_S("address", cfg->bind_addr), LF_S("error", err));
         return -EINVAL;
     }
-    for (unsigned i = 0; i < n; i++) {
-        int fd = net_listen((struct sockaddr *)&ss, len, (int)cfg->backlog, true);
+    uint16_t port = net_addr_port((struct sockaddr *)&ss);
+    int rc = n > 1 && port != 0 ? check_port_free((struct sockaddr *)&ss, len) : 0;
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        int fd = net_listen((struct sockaddr *)&ss, len, (int)cfg->backlog, n > 1);
         if (fd < 0) {
-            LOG(LOG_ERROR, "cannot listen", LF_S("address", cfg->bind_addr),
-                LF_U("port", net_addr_port((struct sockaddr *)&ss)), LF_S("error", strerror(-fd)));
+            rc = fd;
             while (i > 0)
                 close(fds[--i]);
-            return fd;
+            break;
         }
         fds[i] = fd;
         if (i == 0) {
@@ -45,6 +73,17 @@ static int open_listeners(struct server *s, int *fds, unsigned n)
             len = sizeof ss;
             getsockname(fd, (struct sockaddr *)&ss, &len);
         }
+    }
+    if (rc == -EADDRINUSE) {
+        LOG(LOG_ERROR, "cannot listen: the port is already in use (another tcpmsgd, or another "
+                       "program, is serving it)",
+            LF_S("address", cfg->bind_addr), LF_U("port", port), LF_S("error", strerror(-rc)));
+        return rc;
+    }
+    if (rc < 0) {
+        LOG(LOG_ERROR, "cannot listen", LF_S("address", cfg->bind_addr), LF_U("port", port),
+            LF_S("error", strerror(-rc)));
+        return rc;
     }
     net_format_addr((struct sockaddr *)&ss, s->bound, sizeof s->bound);
     char host[NET_ADDRSTRLEN];
@@ -103,7 +142,9 @@ int server_start(struct server *s, const struct server_config *cfg)
     int *fds = calloc(s->nworkers, sizeof *fds);
     s->workers = calloc(s->nworkers, sizeof *s->workers);
     s->iplimit = iplimit_new(cfg->max_conns, cfg->max_conns_per_ip);
-    if (fds == NULL || s->workers == NULL || s->iplimit == NULL)
+    s->budget = membudget_new(cfg->max_buffer_memory, cfg->memory_grace,
+                              cfg->fork_mode ? cfg->max_children : s->nworkers);
+    if (fds == NULL || s->workers == NULL || s->iplimit == NULL || s->budget == NULL)
         goto failed_alloc;
     if (cfg->fork_mode) {
         s->fork = calloc(1, sizeof *s->fork);
@@ -112,6 +153,7 @@ int server_start(struct server *s, const struct server_config *cfg)
             LOG(LOG_ERROR, "cannot set up fork mode", LF_S("error", strerror(-rc)));
             goto failed_alloc;
         }
+        s->fork->budget = s->budget;
     }
     rc = open_listeners(s, fds, s->nworkers);
     if (rc < 0)
@@ -140,6 +182,7 @@ int server_start(struct server *s, const struct server_config *cfg)
     LOG(LOG_INFO, "server is listening", LF_S("address", s->bound),
         LF_S("mode", cfg->fork_mode ? "fork" : "epoll"), LF_U("threads", s->nworkers),
         LF_U("max_conns", cfg->max_conns), LF_U("max_payload", cfg->max_payload),
+        LF_U("max_buffer_memory", cfg->max_buffer_memory),
         LF_S("version", TCPMSG_VERSION));
     return 0;
 
@@ -158,6 +201,8 @@ failed_workers:
 failed_alloc:
     free(fds);
     iplimit_free(s->iplimit);
+    membudget_free(s->budget);
+    s->budget = NULL;
     free(s->workers);
     s->workers = NULL;
     s->iplimit = NULL;
@@ -177,6 +222,8 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
         server_stats_add(&m->stats, &s->workers[i].stats);
     m->conns_open = atomic_load(&s->open_conns);
     m->max_conns = s->cfg->max_conns;
+    m->buffer_memory_bytes = membudget_total(s->budget);
+    m->buffer_memory_limit_bytes = membudget_limit(s->budget);
     m->workers = s->nworkers;
     m->draining = atomic_load(&s->draining) != 0;
     m->version = TCPMSG_VERSION;
@@ -286,8 +333,10 @@ void server_destroy(struct server *s)
     }
     free(s->workers);
     iplimit_free(s->iplimit);
+    membudget_free(s->budget);
     s->workers = NULL;
     s->iplimit = NULL;
+    s->budget = NULL;
     if (s->fork != NULL)
         fork_state_destroy(s->fork);
     free(s->fork);

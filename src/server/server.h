@@ -31,6 +31,8 @@ struct server {
      * request (and read this) before http_start has returned. */
     _Atomic(struct http_server *) http;
     struct fork_state *fork;     /* fork mode's parent state, or NULL in epoll mode */
+    struct membudget *budget;    /* --max-buffer-memory: one account per worker (or per
+                                    fork-mode child slot), in shared memory */
     double start_time_s;         /* Unix time */
     uint64_t start_ns;           /* monotonic */
 };

@@ -6,12 +6,14 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "server/conn.h"
+#include "server/membudget.h"
 #include "server/server.h"
 #include "tcpmsg/log.h"
 
@@ -19,6 +21,8 @@
 #define ACCEPTS_PER_WAKEUP 64          /* share the loop between new and old clients */
 #define TICK_NS (100 * 1000000ull)     /* timer resolution */
 #define ACCEPT_BACKOFF_NS (100 * 1000000ull)
+#define POOL_CHUNKS 64                 /* free output chunks kept: 1 MiB */
+#define EVICTIONS_PER_TICK 256         /* bounds the work of one timer tick */
 
 /* epoll_event.data.ptr tags for the two non-connection descriptors. */
 static char listen_tag, wake_tag;
@@ -32,6 +36,12 @@ int worker_init(struct worker *w, struct server *srv, unsigned index, int listen
     w->wake_fd = -1;
     server_stats_init(&w->stats);
     pthread_mutex_init(&w->list_lock, NULL);
+    chunk_pool_init(&w->pool, POOL_CHUNKS);
+    w->budget = srv->budget;
+    w->budget_slot = index;
+    w->rbuf = malloc(CONN_RBUF_SIZE);
+    if (w->rbuf == NULL)
+        return -ENOMEM;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0)
         return -errno;
@@ -67,6 +77,9 @@ void worker_destroy(struct worker *w)
         close(w->epfd);
     w->listen_fd = w->wake_fd = w->epfd = -1;
     pthread_mutex_destroy(&w->list_lock);
+    chunk_pool_destroy(&w->pool);
+    free(w->rbuf);
+    w->rbuf = NULL;
 }
 
 int worker_watch(struct worker *w, struct conn *c, uint32_t events)
@@ -258,6 +271,46 @@ bool worker_handle(struct worker *w, const void *tag, uint64_t now, worker_serve
     return true;
 }
 
+/* Over the budget past the grace period: close this worker's largest
+ * holders, largest first, until the server is back within its limit. Only
+ * connections above their fair share are candidates: the rest are not the
+ * cause. Each worker does this for its own connections. */
+static void evict_largest(struct worker *w, uint64_t now)
+{
+    struct membudget *b = w->budget;
+    for (int k = 0; k < EVICTIONS_PER_TICK && membudget_total(b) > membudget_limit(b); k++) {
+        uint64_t fair = membudget_fair_share(b);
+        struct conn *big = NULL;
+        for (struct conn *c = w->conns; c != NULL; c = c->next)
+            if (c->mem > fair && (big == NULL || c->mem > big->mem))
+                big = c;
+        if (big == NULL)
+            return;
+        LOG(LOG_WARN, "over the buffer memory budget: closing the largest holder",
+            LF_U("conn", big->id), LF_S("peer", big->peer_str), LF_U("holds_bytes", big->mem),
+            LF_U("total_bytes", membudget_total(b)), LF_U("limit_bytes", membudget_limit(b)));
+        conn_close(big, CLOSE_MEMORY, now);
+    }
+}
+
+/* The memory budget, a few times a second: connections paused for it read
+ * again once there is room; past the grace period, the largest go. */
+static void enforce_budget(struct worker *w, uint64_t now)
+{
+    struct membudget *b = w->budget;
+    if (membudget_must_evict(b, now)) {
+        evict_largest(w, now);
+        return;
+    }
+    if (!membudget_may_resume(b))
+        return;
+    for (struct conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == CONN_PAUSED)
+            conn_resume(c, now);
+    }
+}
+
 static void run_timers(struct worker *w, uint64_t now)
 {
     w->next_tick_ns = now + TICK_NS;
@@ -270,6 +323,7 @@ static void run_timers(struct worker *w, uint64_t now)
         else
             conn_check_timers(c, now);
     }
+    enforce_budget(w, now);
     if (w->on_tick != NULL)
         w->on_tick(w, now);
 }

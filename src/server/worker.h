@@ -11,10 +11,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "server/outq.h"
 #include "server/stats.h"
 
 struct server;
 struct conn;
+struct membudget;
 
 struct worker {
     struct server *srv;
@@ -34,6 +36,11 @@ struct worker {
     uint64_t next_tick_ns;
     bool exit_when_empty; /* a fork-mode child: the loop ends with its connection */
     void (*on_tick)(struct worker *w, uint64_t now); /* optional, every timer tick */
+    uint8_t *rbuf;             /* where reads land: CONN_RBUF_SIZE bytes, shared by the
+                                  worker's connections one read at a time */
+    struct chunk_pool pool;    /* free output chunks */
+    struct membudget *budget;  /* the server's --max-buffer-memory budget */
+    unsigned budget_slot;      /* this worker's account in it */
     struct server_stats stats; /* written by this thread only */
 };
 

@@ -2,11 +2,14 @@
 # (integration.<executable>.<case>), so `ctest -j` runs them in parallel.
 # A case name is its test function without the "test_" prefix.
 tcpmsg_integration_test(test_server CASES
-  text_mode classic_client concurrent_200 bad_input limits limits_per_ip)
+  text_mode classic_client concurrent_200 bad_input limits limits_per_ip
+  second_server_same_port)
 tcpmsg_integration_test(test_robustness CASES
   slow_reader small_output_cap byte_a_second idle_timeout emfile)
 tcpmsg_integration_test(test_shutdown CASES
   sigterm_drain drain_blocked drain_timeout_idle)
+tcpmsg_integration_test(test_memory CASES
+  output_cap_bounded partial_flood_budget idle_shrink idle_cost)
 tcpmsg_integration_test(test_cli CASES
   cli cli_json_log)
 tcpmsg_integration_test(test_client CASES
@@ -25,7 +28,8 @@ function(tcpmsg_fork_variants name)
 endfunction()
 
 tcpmsg_fork_variants(test_server CASES
-  text_mode classic_client concurrent_200 bad_input limits limits_per_ip)
+  text_mode classic_client concurrent_200 bad_input limits limits_per_ip
+  second_server_same_port)
 # Not emfile: it lowers RLIMIT_NOFILE and expects accept() to fail with
 # EMFILE while 60 clients stay open. In fork mode the parent closes each
 # client's descriptor right after fork(), so it never runs out of descriptors
@@ -33,6 +37,11 @@ tcpmsg_fork_variants(test_server CASES
 # instead is --max-children, which test_fork.max_children covers.
 tcpmsg_fork_variants(test_robustness CASES
   slow_reader small_output_cap byte_a_second idle_timeout)
+# Not idle_shrink and idle_cost: they measure the server process's memory,
+# which in fork mode is spread over the children (their buffers are still
+# charged to the shared budget, which the other two cases check).
+tcpmsg_fork_variants(test_memory CASES
+  output_cap_bounded partial_flood_budget)
 tcpmsg_fork_variants(test_shutdown CASES
   sigterm_drain drain_blocked drain_timeout_idle)
 # Not cli: it checks option parsing and exit codes and starts no server.

@@ -300,6 +300,43 @@ static void test_limits_per_ip(void **state)
     it_server_free(s);
 }
 
+/* Regression: a second tcpmsgd on a port tcpmsgd already served started,
+ * exited 0 at the end, and took part of the traffic (it joined the
+ * SO_REUSEPORT group: 7 of 20 clients went to it). It must refuse to start,
+ * exit 1 and say why; the first keeps every client. */
+static void test_second_server_same_port(void **state)
+{
+    (void)state;
+    const char *args[] = { "--threads", "2", NULL };
+    IT_START(s, args, 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    const char *argv[] = { TCPMSGD_PATH, "--bind", "127.0.0.1", "--port", port, "--http-port", "0",
+                           "--threads", "2", "--mode", it_mode(), NULL };
+    struct it_run r;
+    assert_int_equal(it_run(TCPMSGD_PATH, argv, 10000, &r), 0);
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, "the port is already in use"));
+    it_run_free(&r);
+    /* Also when the second one asks for the wildcard address. */
+    argv[2] = "0.0.0.0";
+    assert_int_equal(it_run(TCPMSGD_PATH, argv, 10000, &r), 0);
+    assert_int_equal(r.exit_code, 1);
+    it_run_free(&r);
+
+    enum { CLIENTS = 20 };
+    for (int i = 0; i < CLIENTS; i++) {
+        int fd = it_must_connect(s->port);
+        it_must_roundtrip(fd, "who serves me?");
+        close(fd);
+    }
+    json_t *m = it_http_get_json(s->http_port, "/metrics");
+    assert_non_null(m);
+    assert_int_equal(it_json_int(m, "counters.connections_accepted_total"), CLIENTS);
+    json_decref(m);
+    it_server_free(s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +346,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_limits_per_ip),
+        cmocka_unit_test(test_second_server_same_port),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -113,6 +113,7 @@ static void test_sort_parse(void **state)
         { "msgs_in", 0, CONN_SORT_MSGS_IN, false },
         { "-msgs_out", 0, CONN_SORT_MSGS_OUT, true },
         { "pending", 0, CONN_SORT_PENDING, false },
+        { "-memory", 0, CONN_SORT_MEMORY, true },
         { "", -EINVAL, 0, false },
         { "-", -EINVAL, 0, false },
         { "--id", -EINVAL, 0, false },
@@ -151,7 +152,8 @@ static void test_sort_names_round_trip(void **state)
     }
     assert_string_equal(list, CONN_SORT_NAMES);
     assert_string_equal(CONN_SORT_NAMES,
-                        "id, age, idle, bytes_in, bytes_out, msgs_in, msgs_out, pending, ");
+                        "id, age, idle, bytes_in, bytes_out, msgs_in, msgs_out, pending, "
+                        "memory, ");
     assert_string_equal(conn_sort_name(CONN_SORT_KEY_COUNT), "unknown");
 }
 

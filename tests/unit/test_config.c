@@ -159,7 +159,7 @@ static void test_server_no_arguments_keeps_defaults(void **state)
     capture_free(&c);
 }
 
-enum field_kind { F_U16, F_UNSIGNED, F_SIZE, F_DOUBLE };
+enum field_kind { F_U16, F_UNSIGNED, F_SIZE, F_U64, F_DOUBLE };
 
 static double field_value(const struct server_config *cfg, enum field_kind kind, size_t off)
 {
@@ -171,6 +171,8 @@ static double field_value(const struct server_config *cfg, enum field_kind kind,
         return *(const unsigned *)(const void *)p;
     case F_SIZE:
         return (double)*(const size_t *)(const void *)p;
+    case F_U64:
+        return (double)*(const uint64_t *)(const void *)p;
     case F_DOUBLE:
         return *(const double *)(const void *)p;
     }
@@ -210,6 +212,11 @@ static void test_server_numeric_options_set_their_field(void **state)
         { "--max-pending-output", "8MiB", FIELD(F_SIZE, max_pending_output), 8 << 20 },
         { "--max-pending-output", "1G", FIELD(F_SIZE, max_pending_output), 1 << 30 },
         { "--max-pending-output", "1K", FIELD(F_SIZE, max_pending_output), 1024 },
+        { "--max-buffer-memory", "64KiB", FIELD(F_U64, max_buffer_memory), 65536 },
+        { "--max-buffer-memory", "8MiB", FIELD(F_U64, max_buffer_memory), 8 << 20 },
+        { "--max-buffer-memory", "2GiB", FIELD(F_U64, max_buffer_memory), 2147483648.0 },
+        { "--memory-grace", "0", FIELD(F_DOUBLE, memory_grace), 0 },
+        { "--memory-grace", "0.5", FIELD(F_DOUBLE, memory_grace), 0.5 },
         { "--idle-timeout", "0.5", FIELD(F_DOUBLE, idle_timeout), 0.5 },
         { "--idle-timeout", "0", FIELD(F_DOUBLE, idle_timeout), 0 },
         { "--frame-timeout", "1.25", FIELD(F_DOUBLE, frame_timeout), 1.25 },
@@ -332,6 +339,9 @@ static void test_server_bad_values_are_errors_naming_the_option(void **state)
         { ARGS("--max-payload", "99999999999G"), "--max-payload" }, /* overflows 64 bits */
         { ARGS("--max-pending-output", "1023"), "--max-pending-output" },
         { ARGS("--max-pending-output", "2G"), "--max-pending-output" },
+        { ARGS("--max-buffer-memory", "1000"), "--max-buffer-memory" },
+        { ARGS("--max-buffer-memory", "lots"), "--max-buffer-memory" },
+        { ARGS("--memory-grace", "-1"), "--memory-grace" },
         { ARGS("--idle-timeout", "-1"), "--idle-timeout" },
         { ARGS("--idle-timeout", "soon"), "--idle-timeout" },
         { ARGS("--idle-timeout", "1s"), "--idle-timeout" },
@@ -401,7 +411,8 @@ static void test_server_error_messages_are_specific(void **state)
 
 static const char *const server_long_options[] = {
     "--bind", "--port", "--backlog", "--threads", "--max-conns", "--max-conns-per-ip",
-    "--max-payload", "--max-pending-output", "--idle-timeout", "--frame-timeout",
+    "--max-payload", "--max-pending-output", "--max-buffer-memory", "--memory-grace",
+    "--idle-timeout", "--frame-timeout",
     "--write-timeout", "--drain-timeout", "--http-bind", "--http-port", "--no-http",
     "--web-root", "--log-format", "--log-level", "--verbose",
     "--help", "--version", "-v,", "-h,", "-V,",

@@ -325,6 +325,8 @@ static const struct family {
     { "tcpmsg_build_info", "gauge", "tcpmsg_build", "info", NULL },
     { "tcpmsg_connections_open", "gauge", "tcpmsg_connections_open", "gauge", NULL },
     { "tcpmsg_connections_max", "gauge", "tcpmsg_connections_max", "gauge", NULL },
+    { "tcpmsg_buffer_memory_bytes", "gauge", "tcpmsg_buffer_memory_bytes", "gauge", "bytes" },
+    { "tcpmsg_buffer_memory_limit_bytes", "gauge", "tcpmsg_buffer_memory_limit_bytes", "gauge", "bytes" },
     { "tcpmsg_connections_accepted_total", "counter", "tcpmsg_connections_accepted", "counter", NULL },
     { "tcpmsg_connections_closed_total", "counter", "tcpmsg_connections_closed", "counter", NULL },
     { "tcpmsg_connections_rejected_total", "counter", "tcpmsg_connections_rejected", "counter", NULL },

@@ -1,0 +1,53 @@
+/* membudget: the server-wide budget for connection buffers
+ * (--max-buffer-memory). Every connection charges what its input and output
+ * buffers hold to an account (one per worker thread, or per fork-mode
+ * child); the total decides when the server stops reading from the
+ * connections that hold the most, and when, after --memory-grace, it closes
+ * them. The accounts live in one shared anonymous mapping, so fork-mode
+ * children charge the same budget the parent reports, and the charge of a
+ * child that died can be written off. Lock-free: charging is two atomic adds,
+ * made only when a buffer is taken or given back, never per message.
+ */
+#ifndef TCPMSG_SERVER_MEMBUDGET_H
+#define TCPMSG_SERVER_MEMBUDGET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct membudget;
+
+/* A budget of limit bytes with nslots accounts. NULL on ENOMEM. Released
+ * with membudget_free (NULL is a no-op). */
+struct membudget *membudget_new(uint64_t limit, double grace_s, unsigned nslots);
+void membudget_free(struct membudget *b);
+
+/* Change slot's charge by delta bytes (negative gives back), and its count
+ * of connections holding anything by holders (-1, 0 or +1). Any thread or
+ * process; each slot has one writer at a time. */
+void membudget_charge(struct membudget *b, unsigned slot, int64_t delta, int holders);
+
+/* A dead child's charge (its slot) goes back to the budget. */
+void membudget_write_off(struct membudget *b, unsigned slot);
+
+uint64_t membudget_total(const struct membudget *b);
+/* What one account holds now. */
+uint64_t membudget_slot_used(const struct membudget *b, unsigned slot);
+uint64_t membudget_limit(const struct membudget *b);
+
+/* Over the limit, a connection holding more than this may read no more:
+ * the limit shared evenly among the connections that hold anything. */
+uint64_t membudget_fair_share(const struct membudget *b);
+
+/* A connection holding held bytes may read now: the total is within the
+ * limit, or it holds no more than its fair share. */
+bool membudget_may_read(const struct membudget *b, uint64_t held);
+
+/* Paused connections may read again: the total is back under 7/8 of the
+ * limit (the margin keeps them from flapping at the edge). */
+bool membudget_may_resume(const struct membudget *b);
+
+/* Called a few times a second: true once the total has stayed over the
+ * limit for the grace period, and the largest holders must be closed. */
+bool membudget_must_evict(struct membudget *b, uint64_t now_ns);
+
+#endif
