@@ -190,35 +190,6 @@ static enum MHD_Result send_text(struct http_server *h, struct MHD_Connection *c
     return send_response(h, conn, status, r);
 }
 
-/* Open rel (a decoded path without its leading '/') below dirfd, one
- * component at a time, refusing symbolic links anywhere. The result is a
- * regular file's descriptor, or -1 with errno set. */
-static int open_beneath(int dirfd, const char *rel, struct stat *st)
-{
-    char buf[PATH_MAX_LEN];
-    snprintf(buf, sizeof buf, "%s", rel);
-    int dir = dup(dirfd);
-    char *save = NULL;
-    char *comp = strtok_r(buf, "/", &save);
-    while (dir >= 0 && comp != NULL) {
-        char *next = strtok_r(NULL, "/", &save);
-        /* O_NONBLOCK: opening a FIFO must not hang the HTTP thread. */
-        int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | (next ? O_DIRECTORY : 0);
-        int fd = openat(dir, comp, flags);
-        close(dir);
-        dir = fd;
-        comp = next;
-    }
-    if (dir < 0)
-        return -1;
-    if (fstat(dir, st) < 0 || !S_ISREG(st->st_mode)) {
-        close(dir);
-        errno = EISDIR; /* directories, FIFOs, devices are not served */
-        return -1;
-    }
-    return dir;
-}
-
 static enum MHD_Result serve_file(struct http_server *h, struct MHD_Connection *conn,
                                   const char *path)
 {
@@ -228,7 +199,7 @@ static enum MHD_Result serve_file(struct http_server *h, struct MHD_Connection *
     if (rel[strlen(rel) - 1] == '/') /* names a directory: not served */
         return send_text(h, conn, MHD_HTTP_NOT_FOUND, "404 not found\n");
     struct stat st;
-    int fd = open_beneath(h->web_fd, rel, &st);
+    int fd = webpath_open_beneath(h->web_fd, rel, &st);
     if (fd < 0)
         return send_text(h, conn, MHD_HTTP_NOT_FOUND, "404 not found\n");
 
@@ -398,7 +369,7 @@ static struct log_ratelimit *mhd_log_limit(const char *fmt)
     return &limits[MHD_LOG_KINDS];
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct http_server *h = cls;
     char msg[512];

@@ -1,10 +1,16 @@
-/* webpath: strict decoding of request paths for the static file server.
- * Everything suspicious is refused rather than repaired.
+/* webpath: strict decoding of request paths for the static file server,
+ * and opening them below the web root. Everything suspicious is refused
+ * rather than repaired.
  */
 #include "tcpmsg/webpath.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int hexval(char c)
 {
@@ -86,4 +92,47 @@ const char *webpath_content_type(const char *name)
                 return types[i].type;
     }
     return "application/octet-stream";
+}
+
+/* "." and "..": the decoder never lets them through, and this function does
+ * not rely on it. */
+static bool is_dot_segment(const char *comp)
+{
+    return comp[0] == '.' && (comp[1] == '\0' || (comp[1] == '.' && comp[2] == '\0'));
+}
+
+int webpath_open_beneath(int dirfd, const char *rel, struct stat *st)
+{
+    char buf[WEBPATH_MAX];
+    size_t n = strlen(rel);
+    if (n >= sizeof buf)
+        return -ENAMETOOLONG; /* never a truncated, different name */
+    memcpy(buf, rel, n + 1);
+    int dir = dup(dirfd);
+    if (dir < 0)
+        return -errno;
+    char *save = NULL;
+    char *comp = strtok_r(buf, "/", &save);
+    while (comp != NULL) {
+        char *next = strtok_r(NULL, "/", &save);
+        if (is_dot_segment(comp)) {
+            close(dir);
+            return -EACCES;
+        }
+        /* One component per openat, so O_NOFOLLOW covers every step.
+         * O_NONBLOCK: opening a FIFO must not hang the HTTP thread. */
+        int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | (next ? O_DIRECTORY : 0);
+        int fd = openat(dir, comp, flags);
+        int err = errno;
+        close(dir);
+        if (fd < 0)
+            return -err;
+        dir = fd;
+        comp = next;
+    }
+    if (fstat(dir, st) < 0 || !S_ISREG(st->st_mode)) {
+        close(dir);
+        return -EISDIR; /* directories, FIFOs, devices are not served */
+    }
+    return dir;
 }

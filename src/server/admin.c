@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/adminquery.h"
 #include "server/connlist.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -26,37 +27,12 @@ static void text(struct http_response *r, unsigned status, const char *ct, const
         r->status = 500;
 }
 
-enum metrics_format { FMT_JSON, FMT_PROMETHEUS, FMT_OPENMETRICS, FMT_UNKNOWN };
-
-/* ?format= wins; otherwise the Accept header: OpenMetrics if asked for
- * (Prometheus asks for it first), Prometheus text for text/plain, else JSON. */
-static enum metrics_format negotiate(const struct http_request *req)
-{
-    const char *f = http_query(req, "format");
-    if (f != NULL) {
-        if (strcmp(f, "json") == 0)
-            return FMT_JSON;
-        if (strcmp(f, "prometheus") == 0)
-            return FMT_PROMETHEUS;
-        if (strcmp(f, "openmetrics") == 0)
-            return FMT_OPENMETRICS;
-        return FMT_UNKNOWN;
-    }
-    const char *accept = http_header(req, "Accept");
-    if (accept == NULL)
-        return FMT_JSON;
-    if (strstr(accept, "application/openmetrics-text") != NULL)
-        return FMT_OPENMETRICS;
-    if (strstr(accept, "text/plain") != NULL)
-        return FMT_PROMETHEUS;
-    return FMT_JSON;
-}
-
 static void route_metrics(struct server *s, const struct http_request *req,
                           struct http_response *r)
 {
-    enum metrics_format fmt = negotiate(req);
-    if (fmt == FMT_UNKNOWN) {
+    enum admin_format fmt =
+        admin_format_choose(http_query(req, "format"), http_header(req, "Accept"));
+    if (fmt == ADMIN_FORMAT_UNKNOWN) {
         text(r, 400, "text/plain; charset=utf-8",
              "400 format must be json, prometheus or openmetrics\n");
         return;
@@ -67,11 +43,11 @@ static void route_metrics(struct server *s, const struct http_request *req,
         return;
     }
     server_snapshot(s, m);
-    if (fmt == FMT_JSON) {
+    if (fmt == ADMIN_FORMAT_JSON) {
         r->body = metrics_json(m);
         r->len = r->body != NULL ? strlen(r->body) : 0;
         r->content_type = CT_JSON;
-    } else if (fmt == FMT_PROMETHEUS) {
+    } else if (fmt == ADMIN_FORMAT_PROMETHEUS) {
         r->body = metrics_prometheus(m, &r->len);
         r->content_type = CT_PROMETHEUS;
     } else {
@@ -82,37 +58,23 @@ static void route_metrics(struct server *s, const struct http_request *req,
     free(m);
 }
 
-/* A non-negative integer query argument, or def when absent; -1 if bad. */
-static long long query_count(const struct http_request *req, const char *key, long long def,
-                             long long max)
-{
-    const char *v = http_query(req, key);
-    if (v == NULL)
-        return def;
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    if (*v < '0' || *v > '9' || *end != '\0' || n > max)
-        return -1;
-    return n;
-}
-
 static void route_connections(struct server *s, const struct http_request *req,
                               struct http_response *r)
 {
-    long long limit = query_count(req, "limit", 100, 100000);
-    long long offset = query_count(req, "offset", 0, 1000000000);
-    if (limit < 0 || offset < 0) {
+    size_t limit, offset;
+    if (admin_count_parse(http_query(req, "limit"), ADMIN_LIMIT_DEFAULT, ADMIN_LIMIT_MAX,
+                          &limit) < 0 ||
+        admin_count_parse(http_query(req, "offset"), 0, ADMIN_OFFSET_MAX, &offset) < 0) {
         text(r, 400, "text/plain; charset=utf-8", "400 limit and offset must be whole numbers\n");
         return;
     }
-    int bad = 0;
-    r->body = connlist_json(s, http_query(req, "sort"), (size_t)limit, (size_t)offset, &bad);
-    if (bad) {
+    struct conn_sort sort;
+    if (admin_sort_parse(http_query(req, "sort"), &sort) < 0) {
         text(r, 400, "text/plain; charset=utf-8",
-             "400 sort must be one of id, age, idle, bytes_in, bytes_out, msgs_in, msgs_out, "
-             "pending, memory, optionally with a leading '-'\n");
+             "400 sort must be one of " CONN_SORT_NAMES "optionally with a leading '-'\n");
         return;
     }
+    r->body = connlist_json(s, sort, limit, offset);
     r->status = r->body != NULL ? 200 : 500;
     r->len = r->body != NULL ? strlen(r->body) : 0;
     r->content_type = CT_JSON;

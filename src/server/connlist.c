@@ -2,6 +2,7 @@
 #include "server/connlist.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,28 +92,24 @@ static json_t *info_json(const struct conn_info *i, uint64_t now)
 /* Sorting: a key extractor per field. Age and idle sort by their start
  * times, reversed, so that "age" ascending means youngest first... no:
  * ascending age means oldest connections last, as a person expects. */
-enum sort_key { BY_ID, BY_AGE, BY_IDLE, BY_BYTES_IN, BY_BYTES_OUT, BY_MSGS_IN, BY_MSGS_OUT, BY_PENDING,
-                BY_MEMORY };
-static const char *const sort_names[] = { "id", "age", "idle", "bytes_in", "bytes_out",
-                                          "msgs_in", "msgs_out", "pending", "memory" };
-
-static uint64_t key_of(const struct conn_info *i, enum sort_key k)
+static uint64_t key_of(const struct conn_info *i, enum conn_sort_key k)
 {
     switch (k) {
-    case BY_ID: return i->id;
-    case BY_AGE: return UINT64_MAX - i->opened_ns;  /* older = larger age */
-    case BY_IDLE: return UINT64_MAX - i->active_ns;
-    case BY_BYTES_IN: return i->bytes_in;
-    case BY_BYTES_OUT: return i->bytes_out;
-    case BY_MSGS_IN: return i->msgs_in;
-    case BY_MSGS_OUT: return i->msgs_out;
-    case BY_PENDING: return i->pending;
-    case BY_MEMORY: return i->mem;
+    case CONN_SORT_ID: return i->id;
+    case CONN_SORT_AGE: return UINT64_MAX - i->opened_ns;  /* older = larger age */
+    case CONN_SORT_IDLE: return UINT64_MAX - i->active_ns;
+    case CONN_SORT_BYTES_IN: return i->bytes_in;
+    case CONN_SORT_BYTES_OUT: return i->bytes_out;
+    case CONN_SORT_MSGS_IN: return i->msgs_in;
+    case CONN_SORT_MSGS_OUT: return i->msgs_out;
+    case CONN_SORT_PENDING: return i->pending;
+    case CONN_SORT_MEMORY: return i->mem;
+    case CONN_SORT_KEY_COUNT: break;
     }
     return 0;
 }
 
-static enum sort_key g_key; /* qsort has no context argument; HTTP is one thread */
+static enum conn_sort_key g_key; /* qsort has no context argument; HTTP is one thread */
 static int g_dir;
 
 static int compare(const void *a, const void *b)
@@ -167,29 +164,14 @@ static json_t *closed_json(struct closed_ring *r, uint64_t now)
     return a;
 }
 
-char *connlist_json(struct server *s, const char *sort, size_t limit, size_t offset,
-                    int *bad_request)
+char *connlist_json(struct server *s, struct conn_sort sort, size_t limit, size_t offset)
 {
-    *bad_request = 0;
-    const char *name = sort != NULL ? sort : "id";
-    int dir = 1;
-    if (name[0] == '-') {
-        dir = -1;
-        name++;
-    }
-    size_t k = 0;
-    while (k < sizeof sort_names / sizeof sort_names[0] && strcmp(name, sort_names[k]) != 0)
-        k++;
-    if (k == sizeof sort_names / sizeof sort_names[0]) {
-        *bad_request = 1;
-        return NULL;
-    }
     size_t n;
     struct conn_info *v = snapshot(s, &n);
     if (v == NULL)
         return NULL;
-    g_key = (enum sort_key)k;
-    g_dir = dir;
+    g_key = sort.key;
+    g_dir = sort.descending ? -1 : 1;
     qsort(v, n, sizeof *v, compare);
 
     uint64_t now = net_now_ns();
@@ -197,7 +179,10 @@ char *connlist_json(struct server *s, const char *sort, size_t limit, size_t off
     json_object_set_new(root, "total", json_integer((json_int_t)n));
     json_object_set_new(root, "offset", json_integer((json_int_t)offset));
     json_object_set_new(root, "limit", json_integer((json_int_t)limit));
-    json_object_set_new(root, "sort", json_string(sort != NULL ? sort : "id"));
+    char sort_text[32]; /* as asked: "-bytes_in" */
+    snprintf(sort_text, sizeof sort_text, "%s%s", sort.descending ? "-" : "",
+             conn_sort_name(sort.key));
+    json_object_set_new(root, "sort", json_string(sort_text));
     json_t *list = json_array();
     for (size_t i = offset; i < n && i - offset < limit; i++)
         json_array_append_new(list, info_json(&v[i], now));

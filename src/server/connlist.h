@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/adminquery.h"
 #include "server/stats.h"
 #include "tcpmsg/net.h"
 
@@ -49,11 +50,9 @@ void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned work
  * child's connection), closed now. */
 void closed_ring_push_info(struct closed_ring *r, const struct conn_info *info, uint64_t now);
 
-/* The /api/connections document: open connections sorted by sort (id, age,
- * idle, bytes_in, bytes_out, msgs_in, msgs_out, pending, memory; a leading '-'
- * reverses), then offset and limit applied, plus the closed ring.
- * malloc'd JSON, or NULL with *bad_request set when sort is unknown. */
-char *connlist_json(struct server *s, const char *sort, size_t limit, size_t offset,
-                    int *bad_request);
+/* The /api/connections document: open connections in sort order, then
+ * offset and limit applied, plus the closed ring. malloc'd JSON, or NULL
+ * when out of memory. */
+char *connlist_json(struct server *s, struct conn_sort sort, size_t limit, size_t offset);
 
 #endif

@@ -8,14 +8,13 @@
  *    01 08 12ff ffffffff made the sum wrap);
  *  - a refused report has a known reason, never "disabled";
  *  - decoding is deterministic.
- * Build (see tests/fuzz/CMakeLists.txt):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *     tests/fuzz/fuzz_rttreport.c src/rttreport.c src/hist.c src/frame.c -lm
+ * Built by tests/fuzz/CMakeLists.txt (TCPMSG_FUZZ).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "tcpmsg/hist.h"
 #include "tcpmsg/rttreport.h"
 

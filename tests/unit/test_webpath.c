@@ -1,12 +1,17 @@
 /* Unit tests for webpath (src/webpath.c): the strict decoding of request
  * paths for the static file server, table-driven over hostile and benign
- * paths, its output bounds, a generated-input property check, and the
- * Content-Type table.
+ * paths, its output bounds, a generated-input property check, the
+ * Content-Type table, and opening below a web root in a temporary tree.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -243,6 +248,147 @@ static void test_content_type(void **state)
         assert_string_equal(webpath_content_type(types[i].name), types[i].type);
 }
 
+/* A web root with a file, a subdirectory, a FIFO and symbolic links to a
+ * secret beside it:
+ *   <tmp>/root/index.html  <tmp>/root/sub/a.txt  <tmp>/root/fifo
+ *   <tmp>/root/out -> ../outside   <tmp>/root/sub/secret -> ../../outside/secret
+ *   <tmp>/outside/secret */
+struct tree {
+    char top[64];
+    int root_fd;
+};
+
+static void put_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int tree_setup(void **state)
+{
+    struct tree *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    snprintf(t->top, sizeof t->top, "/tmp/test_webpath.XXXXXX");
+    assert_non_null(mkdtemp(t->top));
+    char p[160];
+    static const char *const dirs[] = { "root", "root/sub", "outside" };
+    for (size_t i = 0; i < COUNT_OF(dirs); i++) {
+        snprintf(p, sizeof p, "%s/%s", t->top, dirs[i]);
+        assert_int_equal(mkdir(p, 0700), 0);
+    }
+    snprintf(p, sizeof p, "%s/root/index.html", t->top);
+    put_file(p, "<p>hello</p>\n");
+    snprintf(p, sizeof p, "%s/root/sub/a.txt", t->top);
+    put_file(p, "a\n");
+    snprintf(p, sizeof p, "%s/outside/secret", t->top);
+    put_file(p, "secret\n");
+    snprintf(p, sizeof p, "%s/root/fifo", t->top);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    snprintf(p, sizeof p, "%s/root/out", t->top);
+    assert_int_equal(symlink("../outside", p), 0);
+    snprintf(p, sizeof p, "%s/root/sub/secret", t->top);
+    assert_int_equal(symlink("../../outside/secret", p), 0);
+    snprintf(p, sizeof p, "%s/root", t->top);
+    t->root_fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(t->root_fd >= 0);
+    *state = t;
+    return 0;
+}
+
+static int tree_teardown(void **state)
+{
+    struct tree *t = *state;
+    close(t->root_fd);
+    static const char *const files[] = { "root/index.html", "root/sub/a.txt", "root/fifo",
+                                         "root/out", "root/sub/secret", "outside/secret",
+                                         "root/sub", "root", "outside", "" };
+    char p[160];
+    for (size_t i = 0; i < COUNT_OF(files); i++) {
+        snprintf(p, sizeof p, "%s/%s", t->top, files[i]);
+        remove(p);
+    }
+    free(t);
+    return 0;
+}
+
+/* The lowest free descriptor: unchanged across calls means none leaked. */
+static int lowest_free_fd(void)
+{
+    int fd = dup(0);
+    assert_true(fd >= 0);
+    close(fd);
+    return fd;
+}
+
+static void test_open_beneath_regular_files(void **state)
+{
+    struct tree *t = *state;
+    int before = lowest_free_fd();
+    static const char *const ok[] = { "index.html", "sub/a.txt", "sub//a.txt", "/sub/a.txt" };
+    for (size_t i = 0; i < COUNT_OF(ok); i++) {
+        struct stat st;
+        int fd = webpath_open_beneath(t->root_fd, ok[i], &st);
+        if (fd < 0)
+            fail_msg("\"%s\": %s", ok[i], strerror(-fd));
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(st.st_size, strcmp(ok[i], "index.html") == 0 ? 13 : 2);
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        close(fd);
+    }
+    assert_int_equal(lowest_free_fd(), before);
+}
+
+/* Everything that could leave the root, or is not a regular file, is
+ * refused with its own errno, promptly (the FIFO has no writer), and leaks
+ * no descriptor. */
+static void test_open_beneath_refusals(void **state)
+{
+    struct tree *t = *state;
+    static const struct { const char *rel; int err; } refused[] = {
+        { "out/secret", ENOTDIR },       /* a directory link on the way */
+        { "out", ELOOP },
+        { "sub/secret", ELOOP },         /* a file link at the end */
+        { "../outside/secret", EACCES }, /* dot segments, even though */
+        { "sub/../index.html", EACCES }, /* webpath_decode never passes them */
+        { "./index.html", EACCES },
+        { "sub/..", EACCES },
+        { "", EISDIR },
+        { "sub", EISDIR },
+        { "sub/", EISDIR },
+        { "fifo", EISDIR },
+        { "missing", ENOENT },
+        { "index.html/x", ENOTDIR },
+    };
+    int before = lowest_free_fd();
+    for (size_t i = 0; i < COUNT_OF(refused); i++) {
+        struct stat st;
+        int rc = webpath_open_beneath(t->root_fd, refused[i].rel, &st);
+        if (rc != -refused[i].err)
+            fail_msg("\"%s\": got %d (%s), want -%s", refused[i].rel, rc,
+                     rc < 0 ? strerror(-rc) : "opened", strerror(refused[i].err));
+    }
+    assert_int_equal(lowest_free_fd(), before);
+}
+
+/* A name that does not fit is refused whole, never truncated into another
+ * name: "index.html" followed by slashes up to WEBPATH_MAX bytes. */
+static void test_open_beneath_name_too_long(void **state)
+{
+    struct tree *t = *state;
+    char rel[WEBPATH_MAX + 1];
+    memset(rel, '/', sizeof rel);
+    memcpy(rel + sizeof rel - 1 - strlen("index.html"), "index.html", strlen("index.html"));
+    rel[sizeof rel - 1] = '\0';
+    struct stat st;
+    assert_int_equal(webpath_open_beneath(t->root_fd, rel, &st), -ENAMETOOLONG);
+    /* One byte shorter fits, and names the same file. */
+    int fd = webpath_open_beneath(t->root_fd, rel + 1, &st);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +397,11 @@ int main(void)
         cmocka_unit_test(test_decode_output_bounds),
         cmocka_unit_test(test_decode_property),
         cmocka_unit_test(test_content_type),
+        cmocka_unit_test_setup_teardown(test_open_beneath_regular_files, tree_setup,
+                                        tree_teardown),
+        cmocka_unit_test_setup_teardown(test_open_beneath_refusals, tree_setup, tree_teardown),
+        cmocka_unit_test_setup_teardown(test_open_beneath_name_too_long, tree_setup,
+                                        tree_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
