@@ -470,6 +470,12 @@ static void refuse(struct http_server *h, int fd, const struct sockaddr_storage 
                      strlen(body), body);
     if (send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) == n)
         count(&h->responses[5]);
+    /* The answer, then our FIN, then what else arrived: a request that comes
+     * after the close can still draw a reset, but the client has the answer
+     * and the end of it by then. */
+    shutdown(fd, SHUT_WR);
+    while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+        ;
     close(fd);
     count(&h->rejected[r]);
     char who[NET_ADDRSTRLEN];

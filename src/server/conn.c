@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -490,14 +491,14 @@ static void finish_flushing(struct conn *c, uint64_t now)
 #define DRAIN_READS 64
 #define DRAIN_QUIET_NS (50 * 1000000ull)
 
-static void read_input(struct conn *c, uint64_t now);
+static void read_input(struct conn *c, size_t room, uint64_t now);
 
 /* During the drain, read once more. true if that brought anything. */
 static bool drain_read(struct conn *c, uint64_t now)
 {
     uint64_t before = counter_get(&c->pub.bytes_in);
     c->drain_reads++;
-    read_input(c, now);
+    read_input(c, SIZE_MAX, now);
     return c->state != CONN_CLOSED &&
            (c->peer_eof || counter_get(&c->pub.bytes_in) != before);
 }
@@ -560,22 +561,27 @@ static void linger_read(struct conn *c, uint64_t now)
         conn_close(c, c->reason, now);
 }
 
-/* Where the next read goes. A connection with nothing or a small partial
- * message buffered reads into the worker's buffer, behind a copy of that
- * partial; one with a large partial message reads straight into its own
- * buffer, grown geometrically toward what the message needs (framed mode
- * knows its length; a text line may be up to the limit). Returns the buffer
- * (buf[0..*len) already filled) with *cap its usable size, or NULL when
+/* Where the next read goes, and how much it may bring: room is how many
+ * bytes the memory budget lets this connection add (SIZE_MAX: no limit). A
+ * connection with nothing or a small partial message buffered reads into the
+ * worker's buffer, behind a copy of that partial; one with a large partial
+ * message reads straight into its own buffer, grown geometrically toward
+ * what the message needs (framed mode knows its length; a text line may be
+ * up to the limit), never by more than room. Returns the buffer
+ * (buf[0..*len) already filled) with *cap the end of the read, or NULL when
  * memory is short. */
-static uint8_t *input_target(struct conn *c, size_t *len, size_t *cap)
+static uint8_t *input_target(struct conn *c, size_t room, size_t *len, size_t *cap)
 {
     size_t limit = in_limit(c);
+    size_t end = c->in_len + (room < CONN_READ_MAX ? room : CONN_READ_MAX);
+    if (end > limit)
+        end = limit;
     if (c->in_len <= CONN_SMALL_PARTIAL) {
         uint8_t *buf = c->w->rbuf;
         if (c->in_len > 0)
             memcpy(buf, c->in, c->in_len);
         *len = c->in_len;
-        *cap = limit < CONN_RBUF_SIZE ? limit : CONN_RBUF_SIZE;
+        *cap = end < CONN_RBUF_SIZE ? end : CONN_RBUF_SIZE;
         return buf;
     }
     size_t want = c->in_len + CONN_READ_MAX;
@@ -588,18 +594,21 @@ static uint8_t *input_target(struct conn *c, size_t *len, size_t *cap)
     }
     if (want > limit)
         want = limit;
+    if (want > c->in_cap && want - c->in_cap > room)
+        want = c->in_cap + room; /* the budget's room, no more */
     if (in_reserve(c, want) < 0)
         return NULL;
     *len = c->in_len;
-    *cap = c->in_cap < limit ? c->in_cap : limit;
+    *cap = c->in_cap < end ? c->in_cap : end;
     return c->in;
 }
 
-/* Read once (level-triggered epoll calls again if more is waiting). */
-static void read_input(struct conn *c, uint64_t now)
+/* Read once, adding at most room bytes of buffers (level-triggered epoll
+ * calls again if more is waiting). */
+static void read_input(struct conn *c, size_t room, uint64_t now)
 {
     size_t len, cap;
-    uint8_t *buf = input_target(c, &len, &cap);
+    uint8_t *buf = input_target(c, room, &len, &cap);
     if (buf == NULL || len >= cap) { /* len == cap cannot happen: the parser
                                         answers or refuses a maximal message */
         conn_close(c, CLOSE_NO_MEMORY, now);
@@ -635,6 +644,28 @@ static void read_input(struct conn *c, uint64_t now)
         flush_output(c, now);
 }
 
+/* A readable connection: read what the memory budget allows, or, when it
+ * allows nothing, stop reading until the timer sees room again. */
+static void read_or_pause(struct conn *c, uint64_t now)
+{
+    /* A read adds at most CONN_READ_MAX bytes, or, into the connection's own
+     * buffer, what its geometric growth takes. */
+    size_t want = c->in_cap > CONN_READ_MAX ? c->in_cap : CONN_READ_MAX;
+    bool charged;
+    size_t room = membudget_take(c->w->budget, c->w->budget_slot, c->mem, want, &charged);
+    if (room == 0) {
+        c->state = CONN_PAUSED;
+        return;
+    }
+    if (charged) {
+        /* Held for this read; recharge() settles it with what stays. */
+        if (c->mem == 0)
+            membudget_charge(c->w->budget, c->w->budget_slot, 0, 1);
+        c->mem += room;
+    }
+    read_input(c, room, now);
+}
+
 void conn_on_event(struct conn *c, uint32_t events, uint64_t now)
 {
     if (c->state == CONN_CLOSED)
@@ -648,14 +679,12 @@ void conn_on_event(struct conn *c, uint32_t events, uint64_t now)
          * what the kernel holds, and its end may complete the message or
          * reveal that it never will. Read it. */
         c->state = CONN_READING;
-        read_input(c, now);
+        read_input(c, SIZE_MAX, now);
     } else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         if (c->state == CONN_LINGER)
             linger_read(c, now);
-        else if (c->state == CONN_READING && !membudget_may_read(c->w->budget, c->mem))
-            c->state = CONN_PAUSED; /* the timer resumes it once memory is back */
         else if (c->state == CONN_READING)
-            read_input(c, now);
+            read_or_pause(c, now);
         else if (events & (EPOLLERR | EPOLLHUP)) /* gone while we only wrote */
             conn_close(c, c->state == CONN_FLUSHING && c->reason != CLOSE_PEER ? c->reason
                                                                                 : CLOSE_RESET,

@@ -90,9 +90,28 @@ uint64_t membudget_fair_share(const struct membudget *b)
     return b->limit / (uint64_t)(h > 1 ? h : 1);
 }
 
-bool membudget_may_read(const struct membudget *b, uint64_t held)
+size_t membudget_take(struct membudget *b, unsigned slot, uint64_t held, size_t want,
+                      bool *charged)
 {
-    return held == 0 || membudget_total(b) <= b->limit || held <= membudget_fair_share(b);
+    *charged = false;
+    int64_t t = atomic_load_explicit(&b->total, memory_order_relaxed);
+    for (;;) {
+        uint64_t total = t > 0 ? (uint64_t)t : 0;
+        if (total + (uint64_t)b->nslots * want <= b->limit)
+            return want; /* room for everyone: no need to hold it */
+        uint64_t room = total < b->limit ? b->limit - total : 0;
+        if (held < MEMBUDGET_SMALL_HOLDING && MEMBUDGET_SMALL_HOLDING - held > room)
+            room = MEMBUDGET_SMALL_HOLDING - held;
+        size_t grant = room < want ? (size_t)room : want;
+        if (grant == 0)
+            return 0;
+        if (atomic_compare_exchange_weak_explicit(&b->total, &t, t + (int64_t)grant,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            atomic_fetch_add_explicit(&b->slot[slot].used, (int64_t)grant, memory_order_relaxed);
+            *charged = true;
+            return grant;
+        }
+    }
 }
 
 bool membudget_may_resume(const struct membudget *b)

@@ -12,6 +12,7 @@
 #define TCPMSG_SERVER_MEMBUDGET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct membudget;
@@ -34,13 +35,26 @@ uint64_t membudget_total(const struct membudget *b);
 uint64_t membudget_slot_used(const struct membudget *b, unsigned slot);
 uint64_t membudget_limit(const struct membudget *b);
 
-/* Over the limit, a connection holding more than this may read no more:
- * the limit shared evenly among the connections that hold anything. */
+/* The limit shared evenly among the connections that hold anything: past
+ * the grace period, those holding more are closed, largest first. */
 uint64_t membudget_fair_share(const struct membudget *b);
 
-/* A connection holding held bytes may read now: the total is within the
- * limit, or it holds no more than its fair share. */
-bool membudget_may_read(const struct membudget *b, uint64_t held);
+/* What a connection may always hold, over the budget or not: enough for a
+ * message of a few KiB in progress, so that clients that hold (almost)
+ * nothing are served as before while the largest holders wait. */
+#define MEMBUDGET_SMALL_HOLDING 4096u
+
+/* How many more bytes (up to want) a connection holding held bytes may add
+ * now: what is left of the budget, or, over it, only what brings it up to
+ * MEMBUDGET_SMALL_HOLDING. 0: it must pause. While the budget has room for
+ * every account to take want at once, that is all (nothing is charged: the
+ * connection charges what it really keeps afterwards). Nearer the limit
+ * the grant is charged to slot at once (*charged is set), so that accounts
+ * reading at the same moment (threads, fork-mode children) cannot all take
+ * the same room. The total then stays within the limit plus
+ * MEMBUDGET_SMALL_HOLDING per connection (and an output chunk's rounding). */
+size_t membudget_take(struct membudget *b, unsigned slot, uint64_t held, size_t want,
+                      bool *charged);
 
 /* Paused connections may read again: the total is back under 7/8 of the
  * limit (the margin keeps them from flapping at the edge). */
