@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -125,6 +126,8 @@ void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
 {
     if (c->state == CONN_CLOSED)
         return;
+    if (c->state == CONN_PAUSED)
+        membudget_paused(c->w->budget, -1);
     c->state = CONN_CLOSED;
     c->reason = reason;
     worker_forget(c->w, c); /* deregisters from epoll and parks c for freeing */
@@ -565,9 +568,8 @@ static void linger_read(struct conn *c, uint64_t now)
  * bytes the memory budget lets this connection add (SIZE_MAX: no limit). A
  * connection with nothing or a small partial message buffered reads into the
  * worker's buffer, behind a copy of that partial; one with a large partial
- * message reads straight into its own buffer, grown geometrically toward
- * what the message needs (framed mode knows its length; a text line may be
- * up to the limit), never by more than room. Returns the buffer
+ * message reads straight into its own buffer, grown for that one read
+ * (large buffers are their own mappings: growing one is an mremap). Returns the buffer
  * (buf[0..*len) already filled) with *cap the end of the read, or NULL when
  * memory is short. */
 static uint8_t *input_target(struct conn *c, size_t room, size_t *len, size_t *cap)
@@ -584,20 +586,27 @@ static uint8_t *input_target(struct conn *c, size_t room, size_t *len, size_t *c
         *cap = end < CONN_RBUF_SIZE ? end : CONN_RBUF_SIZE;
         return buf;
     }
-    size_t want = c->in_len + CONN_READ_MAX;
-    if (want < 2 * c->in_cap)
-        want = 2 * c->in_cap;
-    if (c->mode == FRAME_MODE_FRAMED && c->in_len >= FRAME_HEADER_SIZE) {
-        size_t whole = FRAME_HEADER_SIZE + ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
-        if (want > whole)
-            want = whole;
-    }
-    if (want > limit)
-        want = limit;
-    if (want > c->in_cap && want - c->in_cap > room)
-        want = c->in_cap + room; /* the budget's room, no more */
-    if (in_reserve(c, want) < 0)
+    /* Room for one more read, sized like what already arrived (at least
+     * CONN_SMALL_PARTIAL, at most CONN_READ_MAX), never past what the message
+     * can still need (framed mode knows its length) nor the budget's room. So
+     * the buffer holds at most twice what arrived, plus 4 KiB. Regression:
+     * every read doubled the buffer, whatever it brought: 4,208 bytes
+     * received held 1 MiB. */
+    size_t step = c->in_len < CONN_SMALL_PARTIAL ? CONN_SMALL_PARTIAL : c->in_len;
+    if (step > CONN_READ_MAX)
+        step = CONN_READ_MAX;
+    if (step > room)
+        step = room;
+    size_t whole = limit;
+    if (c->mode == FRAME_MODE_FRAMED && c->in_len >= FRAME_HEADER_SIZE)
+        whole = FRAME_HEADER_SIZE + ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
+    if (whole > limit)
+        whole = limit;
+    size_t need = c->in_len + step < whole ? c->in_len + step : whole;
+    if (need > c->in_cap && in_reserve(c, need) < 0)
         return NULL;
+    if (end > need)
+        end = need;
     *len = c->in_len;
     *cap = c->in_cap < end ? c->in_cap : end;
     return c->in;
@@ -644,6 +653,42 @@ static void read_input(struct conn *c, size_t room, uint64_t now)
         flush_output(c, now);
 }
 
+/* Leave PAUSED for READING. The time spent paused does not count against
+ * the client's frame deadline: the server was not reading. */
+static void unpause(struct conn *c, uint64_t now)
+{
+    membudget_paused(c->w->budget, -1);
+    if (c->frame_start_ns != 0)
+        c->frame_start_ns += now - c->paused_ns;
+    c->paused_ns = 0;
+    c->state = CONN_READING;
+}
+
+/* A paused client stopped sending (EPOLLRDHUP): what is left of its input
+ * is what the kernel holds. If that cannot complete its framed message, the
+ * message never will: discard the rest (counted) and close. Otherwise (and
+ * in text mode, where the end of input ends the last line) read it: the
+ * message completes within its --max-payload and is answered, so the
+ * server learns of the close without waiting for room. */
+static void paused_peer_done(struct conn *c, uint64_t now)
+{
+    int avail = 0;
+    ioctl(c->fd, FIONREAD, &avail);
+    unpause(c, now);
+    if (c->mode == FRAME_MODE_FRAMED && c->in_len >= FRAME_HEADER_SIZE) {
+        size_t whole = FRAME_HEADER_SIZE +
+                       ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
+        if (avail >= 0 && c->in_len + (size_t)avail < whole) {
+            c->reason = CLOSE_PEER;
+            c->state = CONN_LINGER; /* linger_read discards to EOF, then closes */
+            c->linger_until_ns = now + LINGER_NS;
+            release_buffers(c);
+            return;
+        }
+    }
+    read_input(c, SIZE_MAX, now);
+}
+
 /* A readable connection: read what the memory budget allows, or, when it
  * allows nothing, stop reading until the timer sees room again. */
 static void read_or_pause(struct conn *c, uint64_t now)
@@ -654,7 +699,9 @@ static void read_or_pause(struct conn *c, uint64_t now)
     bool charged;
     size_t room = membudget_take(c->w->budget, c->w->budget_slot, c->mem, want, &charged);
     if (room == 0) {
-        c->state = CONN_PAUSED;
+        c->state = CONN_PAUSED; /* the timer resumes it once there is room */
+        c->paused_ns = now;
+        membudget_paused(c->w->budget, 1);
         return;
     }
     if (charged) {
@@ -675,11 +722,7 @@ void conn_on_event(struct conn *c, uint32_t events, uint64_t now)
     if (c->state == CONN_CLOSED)
         return;
     if (c->state == CONN_PAUSED && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
-        /* A paused client has stopped sending: what is left of its input is
-         * what the kernel holds, and its end may complete the message or
-         * reveal that it never will. Read it. */
-        c->state = CONN_READING;
-        read_input(c, SIZE_MAX, now);
+        paused_peer_done(c, now);
     } else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         if (c->state == CONN_LINGER)
             linger_read(c, now);
@@ -715,17 +758,30 @@ static void expire_frame(struct conn *c, uint64_t now)
     after_io(c, now);
 }
 
-/* Idle: give the input buffer back; it is taken again when a message does
- * not arrive whole. (Output chunks go back as soon as they are written.) */
+/* Give back input memory not in use: all of it once no partial message is
+ * left, or the excess of a buffer grown for a large message when only a
+ * small partial one remains. (Output chunks go back as soon as they are
+ * written.) Regression: a 1 MiB message followed by 1 byte of the next
+ * kept 1 MiB until the frame timeout. */
 static void shrink_idle(struct conn *c)
 {
-    if (c->in != NULL && c->in_len == 0) {
+    if (c->in == NULL)
+        return;
+    if (c->in_len == 0) {
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
-        recharge(c);
-        publish(c);
+    } else if (c->in_len <= CONN_SMALL_PARTIAL && c->in_cap > 2 * CONN_SMALL_PARTIAL) {
+        uint8_t *p = realloc(c->in, c->in_len < IN_MIN_CAP ? IN_MIN_CAP : c->in_len);
+        if (p == NULL)
+            return; /* keep the larger one */
+        c->in = p;
+        c->in_cap = c->in_len < IN_MIN_CAP ? IN_MIN_CAP : c->in_len;
+    } else {
+        return;
     }
+    recharge(c);
+    publish(c);
 }
 
 void conn_check_timers(struct conn *c, uint64_t now)
@@ -748,8 +804,8 @@ void conn_check_timers(struct conn *c, uint64_t now)
         return;
     }
     shrink_idle(c);
-    if (c->state != CONN_READING && c->state != CONN_PAUSED)
-        return;
+    if (c->state != CONN_READING)
+        return; /* PAUSED: the server is not reading, the client is not late */
     if (c->state == CONN_READING && c->draining && !c->drain_done && c->drain_quiet_ns != 0 &&
         now - c->drain_quiet_ns >= DRAIN_QUIET_NS) {
         c->drain_done = true; /* the client has gone quiet: finish */
@@ -766,19 +822,11 @@ void conn_check_timers(struct conn *c, uint64_t now)
         conn_close(c, CLOSE_IDLE, now);
 }
 
-void conn_pause(struct conn *c)
-{
-    if (c->state != CONN_READING)
-        return;
-    c->state = CONN_PAUSED;
-    update_events(c);
-}
-
 void conn_resume(struct conn *c, uint64_t now)
 {
     if (c->state != CONN_PAUSED)
         return;
-    c->state = CONN_READING;
+    unpause(c, now);
     after_io(c, now);
 }
 
@@ -787,7 +835,10 @@ void conn_begin_drain(struct conn *c, uint64_t now)
     if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
         return;
     /* Answer what the client already sent (what we hold, and what the kernel
-     * holds for us), then close; after_io does it as output allows. */
+     * holds for us), then close; after_io does it as output allows. The
+     * drain's reads are bounded: a connection paused for memory takes part. */
+    if (c->state == CONN_PAUSED)
+        unpause(c, now);
     c->draining = true;
     after_io(c, now);
 }

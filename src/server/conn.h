@@ -65,6 +65,7 @@ struct conn {
     uint64_t opened_ns;
     uint64_t active_ns;      /* last read or write progress, for --idle-timeout */
     uint64_t frame_start_ns; /* when the pending partial message began; 0: none */
+    uint64_t paused_ns;      /* since when PAUSED (its frame clock stops meanwhile) */
     uint64_t write_wait_ns;  /* since when output has waited without progress; 0: none */
     uint64_t linger_until_ns;
     uint64_t rtt_samples;    /* RTT samples accepted from this client's reports: never
@@ -100,9 +101,8 @@ void conn_on_event(struct conn *c, uint32_t events, uint64_t now);
 /* Enforce c's timeouts at time now (called a few times a second). */
 void conn_check_timers(struct conn *c, uint64_t now);
 
-/* The memory budget's verdict, from the worker's timer: give way (stop
- * reading) or go on. */
-void conn_pause(struct conn *c);
+/* The memory budget has room again (the worker's timer): a PAUSED
+ * connection reads again. */
 void conn_resume(struct conn *c, uint64_t now);
 
 /* Shutdown begins: answer what was already received, then close. */

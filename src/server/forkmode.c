@@ -224,6 +224,8 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
         _exit(72);
     server_stats_init(cc->sent);
     w->budget_slot = slot; /* the child's own account in the budget */
+    w->pool.max_free = 0;  /* one connection: a spare chunk would be memory the budget
+                              does not see, in every child */
     iplimit_acquire(s->iplimit, peer); /* conn_close releases it */
     cc->pipe_wr = pipe_wr;
     cc->w = w;

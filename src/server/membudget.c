@@ -21,6 +21,7 @@ struct membudget {
     unsigned nslots;
     _Atomic int64_t total;   /* the sum of the slots' used */
     _Atomic int64_t holders; /* the sum of the slots' holders */
+    _Atomic int64_t paused;  /* connections waiting for room */
     _Atomic uint64_t over_since_ns; /* when the total went over; 0: under */
     struct membudget_slot slot[];
 };
@@ -47,6 +48,9 @@ void membudget_free(struct membudget *b)
         munmap(b, b->map_size);
 }
 
+/* A fork-mode child killed between the two adds below (or the two of
+ * membudget_take) would leave the total off by that one change: the parent
+ * kills children only at the end of a drain, when it no longer matters. */
 void membudget_charge(struct membudget *b, unsigned slot, int64_t delta, int holders)
 {
     if (delta != 0) {
@@ -114,14 +118,31 @@ size_t membudget_take(struct membudget *b, unsigned slot, uint64_t held, size_t 
     }
 }
 
+void membudget_paused(struct membudget *b, int delta)
+{
+    atomic_fetch_add_explicit(&b->paused, delta, memory_order_relaxed);
+}
+
+static uint64_t resume_mark(const struct membudget *b)
+{
+    return b->limit - b->limit / 8;
+}
+
 bool membudget_may_resume(const struct membudget *b)
 {
-    return membudget_total(b) <= b->limit - b->limit / 8;
+    return membudget_total(b) <= resume_mark(b);
+}
+
+bool membudget_exhausted(const struct membudget *b)
+{
+    uint64_t total = membudget_total(b);
+    return total > b->limit ||
+           (total > resume_mark(b) && atomic_load_explicit(&b->paused, memory_order_relaxed) > 0);
 }
 
 bool membudget_must_evict(struct membudget *b, uint64_t now_ns)
 {
-    if (membudget_total(b) <= b->limit) {
+    if (!membudget_exhausted(b)) {
         atomic_store_explicit(&b->over_since_ns, 0, memory_order_relaxed);
         return false;
     }

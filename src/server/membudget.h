@@ -56,12 +56,22 @@ uint64_t membudget_fair_share(const struct membudget *b);
 size_t membudget_take(struct membudget *b, unsigned slot, uint64_t held, size_t want,
                       bool *charged);
 
-/* Paused connections may read again: the total is back under 7/8 of the
- * limit (the margin keeps them from flapping at the edge). */
+/* A connection stopped (paused += 1) or started again (-1) waiting for
+ * room in the budget. */
+void membudget_paused(struct membudget *b, int delta);
+
+/* Paused connections holding 4 KiB or more may read again: the total is
+ * back under 7/8 of the limit (the margin keeps them from flapping). */
 bool membudget_may_resume(const struct membudget *b);
 
-/* Called a few times a second: true once the total has stayed over the
- * limit for the grace period, and the largest holders must be closed. */
+/* The budget is spent: the total is over the limit, or connections wait
+ * for room while it is above the resume mark (they hold what they have, so
+ * the total would not move by itself). */
+bool membudget_exhausted(const struct membudget *b);
+
+/* Called a few times a second: true once the budget has stayed spent for
+ * the grace period, and the largest holders must be closed (while
+ * membudget_exhausted says so). */
 bool membudget_must_evict(struct membudget *b, uint64_t now_ns);
 
 #endif

@@ -271,14 +271,14 @@ bool worker_handle(struct worker *w, const void *tag, uint64_t now, worker_serve
     return true;
 }
 
-/* Over the budget past the grace period: close this worker's largest
- * holders, largest first, until the server is back within its limit. Only
- * connections above their fair share are candidates: the rest are not the
- * cause. Each worker does this for its own connections. */
+/* The budget spent past the grace period: close this worker's largest
+ * holders, largest first, while it stays spent. Only connections above an
+ * even share of the budget are candidates: the rest are not the cause. Each
+ * worker does this for its own connections. */
 static void evict_largest(struct worker *w, uint64_t now)
 {
     struct membudget *b = w->budget;
-    for (int k = 0; k < EVICTIONS_PER_TICK && membudget_total(b) > membudget_limit(b); k++) {
+    for (int k = 0; k < EVICTIONS_PER_TICK && membudget_exhausted(b); k++) {
         uint64_t fair = membudget_fair_share(b);
         struct conn *big = NULL;
         for (struct conn *c = w->conns; c != NULL; c = c->next)
@@ -294,19 +294,18 @@ static void evict_largest(struct worker *w, uint64_t now)
 }
 
 /* The memory budget, a few times a second: connections paused for it read
- * again once there is room; past the grace period, the largest go. */
+ * again once there is room for them (at once when they hold less than the
+ * 4 KiB anyone may hold, say after their replies drained); past the grace
+ * period, the largest go. */
 static void enforce_budget(struct worker *w, uint64_t now)
 {
     struct membudget *b = w->budget;
-    if (membudget_must_evict(b, now)) {
+    if (membudget_must_evict(b, now))
         evict_largest(w, now);
-        return;
-    }
-    if (!membudget_may_resume(b))
-        return;
+    bool room = membudget_may_resume(b);
     for (struct conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
-        if (c->state == CONN_PAUSED)
+        if (c->state == CONN_PAUSED && (room || c->mem < MEMBUDGET_SMALL_HOLDING))
             conn_resume(c, now);
     }
 }

@@ -9,7 +9,8 @@ tcpmsg_integration_test(test_robustness CASES
 tcpmsg_integration_test(test_shutdown CASES
   sigterm_drain drain_blocked drain_timeout_idle drain_slow_reader)
 tcpmsg_integration_test(test_memory CASES
-  output_cap_bounded partial_flood_budget idle_shrink idle_cost)
+  output_cap_bounded partial_flood_budget idle_shrink idle_cost input_growth big_then_small_partial
+  paused_resumes)
 tcpmsg_integration_test(test_cli CASES
   cli cli_json_log)
 tcpmsg_integration_test(test_client CASES
@@ -41,7 +42,7 @@ tcpmsg_fork_variants(test_robustness CASES
 # which in fork mode is spread over the children (their buffers are still
 # charged to the shared budget, which the other two cases check).
 tcpmsg_fork_variants(test_memory CASES
-  output_cap_bounded partial_flood_budget)
+  output_cap_bounded partial_flood_budget input_growth big_then_small_partial paused_resumes)
 tcpmsg_fork_variants(test_shutdown CASES
   sigterm_drain drain_blocked drain_timeout_idle drain_slow_reader)
 # Not cli: it checks option parsing and exit codes and starts no server.

@@ -573,13 +573,17 @@ static int wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
-int it_connect_from(const char *local_ip, int port)
+/* it_connect_from, with SO_RCVBUF set before the connect (0: the default),
+ * when it still shapes the window the handshake announces. */
+static int connect_with(const char *local_ip, int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     struct sockaddr_in sa = { .sin_family = AF_INET };
     int rc = 0;
     if (local_ip != NULL) {
@@ -617,9 +621,19 @@ failed:
     return rc;
 }
 
+int it_connect_from(const char *local_ip, int port)
+{
+    return connect_with(local_ip, port, 0);
+}
+
 int it_connect(int port)
 {
-    return it_connect_from(NULL, port);
+    return connect_with(NULL, port, 0);
+}
+
+int it_connect_rcvbuf(int port, int rcvbuf)
+{
+    return connect_with(NULL, port, rcvbuf);
 }
 
 int it_local_port(int fd)

@@ -162,6 +162,10 @@ int it_connect(int port);
 /* The same from a chosen local address (e.g. "127.0.0.2"). */
 int it_connect_from(const char *local_ip, int port);
 
+/* The same with a small receive buffer (SO_RCVBUF before the connect): a
+ * slow reader, whose replies wait in the server rather than in this kernel. */
+int it_connect_rcvbuf(int port, int rcvbuf);
+
 /* it_connect, failing the test (with the reason) when it cannot connect. */
 int it_must_connect(int port);
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,11 +145,9 @@ static void test_output_cap_bounded(void **state)
     long base_kib = it_proc_rss_kib(s->pid);
     struct slow_client c[CAP_CLIENTS];
     for (int i = 0; i < CAP_CLIENTS; i++) {
-        /* A small receive buffer, as the attacker had (set after the
-         * connect, it caps what the kernel holds for the client). */
-        c[i] = (struct slow_client){ .fd = it_must_connect(s->port) };
-        int rcv = CAP_RCVBUF;
-        setsockopt(c[i].fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+        /* A small receive buffer, as the attacker had. */
+        c[i] = (struct slow_client){ .fd = it_connect_rcvbuf(s->port, CAP_RCVBUF) };
+        assert_true(c[i].fd >= 0);
     }
     long peak_kib = 0;
     long long peak_gauge = 0;
@@ -425,6 +424,136 @@ static void test_idle_cost(void **state)
     it_server_free(s);
 }
 
+/* ---- input buffers grow with what arrives ---------------------------------------------- */
+
+/* Regression: every read of a partial message above 4 KiB doubled its
+ * buffer, whatever the read brought: a 4,200-byte line followed by 8 single
+ * bytes held 1 MiB (250 times what arrived). */
+static void test_input_growth(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    int fd = it_must_connect(s->port);
+    char line[4200];
+    memset(line, 't', sizeof line);
+    assert_int_equal(it_send_all(fd, line, sizeof line, T), 0);
+    for (int i = 0; i < 8; i++) {
+        it_sleep_ms(50);
+        assert_int_equal(it_send_all(fd, "t", 1, T), 0);
+    }
+    assert_int_equal(it_wait_acked(fd, T), 0);
+    it_sleep_ms(100);
+    long long held = gauge(s, "buffer_memory_bytes");
+    print_message("4208 bytes of a text line held in %lld bytes\n", held);
+    IT_CHECK(held >= 4208 && held <= 2 * 4208 + 4096);
+    assert_int_equal(it_send_all(fd, "\n", 1, T), 0);
+    char echo[4209];
+    assert_int_equal(it_recv_exact(fd, echo, sizeof echo, T), 0);
+    close(fd);
+    assert_int_equal(wait_gauge_at_most(s, 0, 3000), 0);
+    it_server_free(s);
+}
+
+/* Regression: a 1 MiB message followed by the first byte of the next kept
+ * its 1 MiB buffer until the frame timeout (and, renewed by a byte every
+ * few seconds, for ever). The excess goes back at the next timer tick. */
+static void test_big_then_small_partial(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    int fd = it_must_connect(s->port);
+    size_t n = FRAME_HEADER_SIZE + BIG_MESSAGE + 1;
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    frame_header_encode(buf, FRAME_DATA, BIG_MESSAGE);
+    memset(buf + FRAME_HEADER_SIZE, 'b', BIG_MESSAGE);
+    buf[n - 1] = FRAME_DATA; /* the next frame's first byte */
+    assert_int_equal(it_send_all(fd, buf, n, 10000), 0);
+    assert_int_equal(it_recv_exact(fd, buf, FRAME_HEADER_SIZE + BIG_MESSAGE, 10000), 0);
+    long long held = wait_gauge_at_most(s, 4096, 3000);
+    print_message("after a 1 MiB message and 1 byte: %lld bytes held\n", held);
+    IT_CHECK(held > 0 && held <= 4096);
+    close(fd);
+    free(buf);
+    it_server_free(s);
+}
+
+/* ---- a connection paused for memory reads again ----------------------------------------- */
+
+#define VICTIM_FRAMES 6000
+#define VICTIM_PAYLOAD 1020
+
+struct sender {
+    int fd;
+    const uint8_t *buf;
+    size_t n;
+    int rc;
+};
+
+static void *send_all_thread(void *arg)
+{
+    struct sender *s = arg;
+    s->rc = it_send_all(s->fd, s->buf, s->n, 30000);
+    return NULL;
+}
+
+/* Regression: paused connections resumed only once the total fell under 7/8
+ * of the budget, and were evicted only over it: between the two, a client
+ * whose replies had drained (holding nothing) stayed paused while another
+ * connection's large partial message kept the total in that band, and its
+ * replies stopped. Now a paused connection holding less than 4 KiB reads
+ * again at the next tick, and a budget spent with connections waiting
+ * counts as over it for the grace period. */
+static void test_paused_resumes(void **state)
+{
+    (void)state;
+    const char *args[] = { "--threads", "1", "--max-buffer-memory", "1536KiB", "--max-payload",
+                           "2MiB", "--max-pending-output", "64MiB", "--memory-grace", "60", NULL };
+    IT_START(s, args, 0);
+    /* A large partial message: most of the budget, held for the whole test. */
+    size_t big = 1415574;
+    uint8_t *junk = malloc(big);
+    assert_non_null(junk);
+    memset(junk, 'a', big);
+    frame_header_encode(junk, FRAME_DATA, big);
+    int hog = it_must_connect(s->port);
+    assert_int_equal(it_send_all(hog, junk, big - 100, 10000), 0);
+    assert_int_equal(it_wait_acked(hog, 10000), 0);
+
+    /* The victim sends all its messages at once and reads the replies only
+     * after a while, so they pile up in the server and it is paused. */
+    int v = it_connect_rcvbuf(s->port, 4096);
+    assert_true(v >= 0);
+    size_t frame = FRAME_HEADER_SIZE + VICTIM_PAYLOAD, total = frame * VICTIM_FRAMES;
+    uint8_t *msgs = malloc(total), *got = malloc(total);
+    assert_non_null(msgs);
+    assert_non_null(got);
+    for (int i = 0; i < VICTIM_FRAMES; i++) {
+        frame_header_encode(msgs + (size_t)i * frame, FRAME_DATA, VICTIM_PAYLOAD);
+        memset(msgs + (size_t)i * frame + FRAME_HEADER_SIZE, 'a' + i % 26, VICTIM_PAYLOAD);
+    }
+    struct sender snd = { .fd = v, .buf = msgs, .n = total };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, send_all_thread, &snd), 0);
+    it_sleep_ms(500);
+    int64_t t0 = it_now_ms();
+    int rc = it_recv_exact(v, got, total, 15000);
+    int64_t took = it_now_ms() - t0;
+    pthread_join(th, NULL);
+    print_message("%d replies %s in %lld ms beside a %zu-byte partial message\n", VICTIM_FRAMES,
+                  rc == 0 ? "all read" : "NOT all read", (long long)took, big - 100);
+    assert_int_equal(snd.rc, 0);
+    assert_int_equal(rc, 0);
+    assert_memory_equal(got, msgs, total);
+    assert_int_equal(counter(s, "connections_closed_total.memory"), 0);
+    close(v);
+    close(hog);
+    free(msgs);
+    free(got);
+    free(junk);
+    it_server_free(s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +561,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_partial_flood_budget),
         cmocka_unit_test(test_idle_shrink),
         cmocka_unit_test(test_idle_cost),
+        cmocka_unit_test(test_input_growth),
+        cmocka_unit_test(test_big_then_small_partial),
+        cmocka_unit_test(test_paused_resumes),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

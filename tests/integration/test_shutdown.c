@@ -182,20 +182,6 @@ static void test_drain_timeout_idle(void **state)
     it_server_free(s);
 }
 
-/* A client with a small receive buffer: what the server sends waits in the
- * server, not in this kernel. Returns the fd or fails. */
-static int connect_small_rcvbuf(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    IT_CHECK(fd >= 0);
-    int size = 65536;
-    IT_CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) == 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    IT_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    return fd;
-}
-
 /* Read until EOF at most `chunk` bytes at a time, pausing pause_ms after
  * each read: a slow reader. Bounded by timeout_ms. Returns the bytes read,
  * or -1 on an error or the timeout. */
@@ -241,7 +227,8 @@ static void test_drain_slow_reader(void **state)
         memset(burst + (size_t)i * FRAME + FRAME_HEADER_SIZE, 'a' + i % 26, LEN);
         memcpy(burst + (size_t)i * FRAME + FRAME_HEADER_SIZE, &i, sizeof i);
     }
-    int fd = connect_small_rcvbuf(s->port);
+    int fd = it_connect_rcvbuf(s->port, 65536);
+    IT_CHECK(fd >= 0);
     it_must_roundtrip(fd, "hello"); /* served (in fork mode: by its child) */
     /* Up to 4,000 in flight (8 MB): more than the server's kernel buffers
      * hold, so replies wait in the server itself. Push until the kernel
