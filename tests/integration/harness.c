@@ -1064,3 +1064,20 @@ bool it_prom_sample(const char *text, const char *series, double *value)
     }
     return false;
 }
+
+json_t *it_wait_metric(const struct it_server *s, const char *path, long long want)
+{
+    int64_t deadline = it_now_ms() + IT_SETTLE_MS;
+    for (;;) {
+        json_t *doc = it_http_get_json(s->http_port, "/metrics");
+        if (doc == NULL)
+            fail_msg("GET /metrics did not return a JSON document");
+        double got = it_json_num(doc, path);
+        if (got == (double)want)
+            return doc;
+        json_decref(doc);
+        if (it_now_ms() >= deadline)
+            fail_msg("metric %s is %g, want %lld (waited %d ms)", path, got, want, IT_SETTLE_MS);
+        it_sleep_ms(20);
+    }
+}

@@ -266,6 +266,13 @@ void it_http_free(struct it_http *r); /* NULL members are fine */
  * JSON body. */
 json_t *it_http_get_json(int port, const char *target);
 
+/* Poll the server's /metrics until the number at path (a counter's integer
+ * or a gauge's real, see it_json_num) equals want, at most
+ * IT_SETTLE_MS; returns the last document (json_decref it). Fails the test
+ * when it never does. */
+#define IT_SETTLE_MS 5000
+json_t *it_wait_metric(const struct it_server *s, const char *path, long long want);
+
 /* The value at a dotted path ("counters.messages_received_total.framed";
  * a numeric component indexes an array), or NULL. Borrowed reference. */
 json_t *it_json_path(json_t *root, const char *dotted);

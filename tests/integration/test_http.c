@@ -20,7 +20,7 @@
 #include "tcpmsg/rttreport.h"
 
 #define T IT_IO_TIMEOUT_MS
-#define SETTLE_MS 5000 /* bound for the server's counters to catch up */
+#define SETTLE_MS IT_SETTLE_MS
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -51,24 +51,6 @@ static int status_of(const struct it_server *s, const char *method, const char *
     int status = r.status;
     it_http_free(&r);
     return status;
-}
-
-/* Poll /metrics until the number at path (a counter's integer or a gauge's
- * real) equals want, at most SETTLE_MS; returns the last document
- * (json_decref it). Fails when it never does. */
-static json_t *wait_metric(const struct it_server *s, const char *path, long long want)
-{
-    int64_t deadline = it_now_ms() + SETTLE_MS;
-    for (;;) {
-        json_t *doc = get_json(s, "/metrics");
-        double got = it_json_num(doc, path);
-        if (got == (double)want)
-            return doc;
-        json_decref(doc);
-        if (it_now_ms() >= deadline)
-            fail_msg("metric %s is %g, want %lld (waited %d ms)", path, got, want, SETTLE_MS);
-        it_sleep_ms(20);
-    }
 }
 
 /* Sum of the values of a labelled counter's object. */
@@ -193,7 +175,7 @@ static void test_metrics_exact_counts(void **state)
     close(tfd);
     close(ofd);
     const long long accepted = NFRAMED + 2;
-    json_decref(wait_metric(s, "gauges.connections_open", 0));
+    json_decref(it_wait_metric(s, "gauges.connections_open", 0));
     json_t *doc = NULL;
     {
         /* Closed counts land just after the open gauge drops: wait for them too. */
@@ -803,7 +785,7 @@ static void test_rtt_report_frames(void **state)
     it_sleep_ms(5);
     assert_int_equal(it_send_all(fd, frame, len, T), 0);
     assert_int_equal(it_roundtrip(fd, "ping", 4, T), 0); /* answered after the report was read */
-    json_t *doc = wait_metric(s, "counters.client_rtt_reports_total", 1);
+    json_t *doc = it_wait_metric(s, "counters.client_rtt_reports_total", 1);
     assert_int_equal(it_json_int(doc, "histograms.client_rtt_seconds.count"), 3);
     double sum = it_json_num(doc, "histograms.client_rtt_seconds.sum");
     double min = it_json_num(doc, "histograms.client_rtt_seconds.min");
@@ -825,7 +807,7 @@ static void test_rtt_report_frames(void **state)
     assert_int_equal(it_send_all(fd, bad, sizeof bad, T), 0);
     assert_int_equal(it_roundtrip(fd, "pong", 4, T), 0);
     /* The echo's bytes are counted just after they are written: wait for them. */
-    doc = wait_metric(s, "counters.sent_bytes_total.framed", 5 * (FRAME_HEADER_SIZE + 4));
+    doc = it_wait_metric(s, "counters.sent_bytes_total.framed", 5 * (FRAME_HEADER_SIZE + 4));
     assert_int_equal(it_json_int(doc, "counters.client_rtt_reports_rejected_total.malformed"), 1);
     assert_int_equal(it_json_int(doc, "counters.errors_total.protocol"), 0);
     assert_int_equal(it_json_int(doc, "counters.client_rtt_reports_total"), 1);
@@ -838,7 +820,7 @@ static void test_rtt_report_frames(void **state)
      * reported, so one more round trip makes room for three more. */
     assert_int_equal(it_roundtrip(fd, "pong", 4, T), 0);
     assert_int_equal(it_send_all(fd, frame, len, T), 0);
-    doc = wait_metric(s, "counters.client_rtt_reports_total", 2);
+    doc = it_wait_metric(s, "counters.client_rtt_reports_total", 2);
     assert_int_equal(it_json_int(doc, "histograms.client_rtt_seconds.count"), 6);
     json_decref(doc);
 
@@ -874,7 +856,7 @@ static void test_discarded_bytes_counted(void **state)
     assert_int_equal(it_send_all(fd, junk, sizeof junk, T), 0);
     it_sleep_ms(100);
     close(fd);
-    json_t *doc = wait_metric(s, "gauges.connections_open", 0);
+    json_t *doc = it_wait_metric(s, "gauges.connections_open", 0);
     assert_int_equal(it_json_int(doc, "counters.received_bytes_total.framed"), 1 + sizeof junk);
     assert_int_equal(it_json_int(doc, "counters.connections_closed_total.protocol_error"), 1);
     json_decref(doc);
@@ -896,7 +878,7 @@ static void test_client_rtt(void **state)
 
     /* The client has exited: its connection closes and its report is in
      * (the server reads the report before the client's EOF). */
-    json_decref(wait_metric(s, "gauges.connections_open", 0));
+    json_decref(it_wait_metric(s, "gauges.connections_open", 0));
     json_t *doc = NULL;
     int64_t deadline = it_now_ms() + SETTLE_MS;
     for (;;) {

@@ -15,26 +15,7 @@
 #include "tcpmsg/rttreport.h"
 
 #define T IT_IO_TIMEOUT_MS
-#define SETTLE_MS 5000 /* bound for the server's counters to catch up */
-
-/* Poll /metrics until the number at path equals want (at most SETTLE_MS);
- * returns the document (json_decref it), or fails. */
-static json_t *wait_metric(const struct it_server *s, const char *path, long long want)
-{
-    int64_t deadline = it_now_ms() + SETTLE_MS;
-    for (;;) {
-        json_t *doc = it_http_get_json(s->http_port, "/metrics");
-        if (doc == NULL)
-            fail_msg("GET /metrics did not return a JSON document");
-        double got = it_json_num(doc, path);
-        if (got == (double)want)
-            return doc;
-        json_decref(doc);
-        if (it_now_ms() >= deadline)
-            fail_msg("metric %s is %g, want %lld (waited %d ms)", path, got, want, SETTLE_MS);
-        it_sleep_ms(20);
-    }
-}
+#define SETTLE_MS IT_SETTLE_MS
 
 /* The client RTT metrics, all at once: accepted reports, samples, and
  * refusals by reason. */
@@ -95,7 +76,7 @@ static void test_poisoned_report(void **state)
     roundtrips(fd, 1);
     assert_int_equal(it_send_all(fd, poisoned, sizeof poisoned, T), 0);
     it_must_roundtrip(fd, "still here");
-    json_t *doc = wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples", 1);
+    json_t *doc = it_wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples", 1);
     expect_rtt(doc, (struct rtt_state){ .too_many = 1 });
     json_decref(doc);
 
@@ -106,7 +87,7 @@ static void test_poisoned_report(void **state)
         memcpy(burst + i * sizeof poisoned, poisoned, sizeof poisoned);
     assert_int_equal(it_send_all(fd, burst, POISON_REPEAT * sizeof poisoned, T), 0);
     it_must_roundtrip(fd, "and still");
-    doc = wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples",
+    doc = it_wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples",
                       1 + POISON_REPEAT);
     expect_rtt(doc, (struct rtt_state){ .too_many = 1 + POISON_REPEAT });
     IT_CHECK(it_json_num(doc, "histograms.client_rtt_seconds.sum") == 0);
@@ -142,25 +123,25 @@ static void test_too_many_samples(void **state)
     size_t len = make_report(100000, 4, frame);
     assert_int_equal(it_send_all(fd, frame, len, T), 0); /* 4 > 3 replies */
     it_must_roundtrip(fd, "x"); /* a fourth reply */
-    json_t *doc = wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples", 1);
+    json_t *doc = it_wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples", 1);
     expect_rtt(doc, (struct rtt_state){ .too_many = 1 });
     json_decref(doc);
 
     len = make_report(100000, 4, frame); /* 4 of 4: exactly at the limit */
     assert_int_equal(it_send_all(fd, frame, len, T), 0);
-    doc = wait_metric(s, "counters.client_rtt_reports_total", 1);
+    doc = it_wait_metric(s, "counters.client_rtt_reports_total", 1);
     expect_rtt(doc, (struct rtt_state){ .reports = 1, .count = 4, .too_many = 1 });
     json_decref(doc);
 
     len = make_report(100000, 1, frame); /* 5 of 4 */
     assert_int_equal(it_send_all(fd, frame, len, T), 0);
     it_must_roundtrip(fd, "y");
-    doc = wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples", 2);
+    doc = it_wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples", 2);
     expect_rtt(doc, (struct rtt_state){ .reports = 1, .count = 4, .too_many = 2 });
     json_decref(doc);
 
     assert_int_equal(it_send_all(fd, frame, len, T), 0); /* 5 of 5 */
-    doc = wait_metric(s, "counters.client_rtt_reports_total", 2);
+    doc = it_wait_metric(s, "counters.client_rtt_reports_total", 2);
     expect_rtt(doc, (struct rtt_state){ .reports = 2, .count = 5, .too_many = 2 });
     json_decref(doc);
 
@@ -168,7 +149,7 @@ static void test_too_many_samples(void **state)
     int fd2 = it_must_connect(s->port);
     assert_int_equal(it_send_all(fd2, frame, len, T), 0);
     it_must_roundtrip(fd2, "z");
-    doc = wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples", 3);
+    doc = it_wait_metric(s, "counters.client_rtt_reports_rejected_total.too_many_samples", 3);
     expect_rtt(doc, (struct rtt_state){ .reports = 2, .count = 5, .too_many = 3 });
     json_decref(doc);
     close(fd2);
@@ -189,7 +170,7 @@ static void test_value_too_large(void **state)
     size_t len = make_report(60ull * 1000000000, 1, frame); /* one minute */
     assert_int_equal(it_send_all(fd, frame, len, T), 0);
     it_must_roundtrip(fd, "x");
-    json_t *doc = wait_metric(s, "counters.client_rtt_reports_rejected_total.value_too_large", 1);
+    json_t *doc = it_wait_metric(s, "counters.client_rtt_reports_rejected_total.value_too_large", 1);
     expect_rtt(doc, (struct rtt_state){ .too_large = 1 });
     json_decref(doc);
     /* A malformed one (a bucket past the last) is refused as such. */
@@ -201,7 +182,7 @@ static void test_value_too_large(void **state)
     bad[11] = 1;
     assert_int_equal(it_send_all(fd, bad, sizeof bad, T), 0);
     it_must_roundtrip(fd, "y");
-    doc = wait_metric(s, "counters.client_rtt_reports_rejected_total.malformed", 1);
+    doc = it_wait_metric(s, "counters.client_rtt_reports_rejected_total.malformed", 1);
     expect_rtt(doc, (struct rtt_state){ .too_large = 1, .malformed = 1 });
     assert_int_equal(it_json_int(doc, "counters.errors_total.protocol"), 0);
     json_decref(doc);
@@ -223,11 +204,11 @@ static void test_honest_client(void **state)
     if (run.exit_code != 0)
         fail_msg("tcpmsg exited %d: %s", run.exit_code, run.err);
     it_run_free(&run);
-    json_t *doc = wait_metric(s, "gauges.connections_open", 0);
+    json_t *doc = it_wait_metric(s, "gauges.connections_open", 0);
     json_decref(doc);
     if (it_log_count(s, "RTT report refused", (const char *)NULL) > 0)
         it_log_dump(s);
-    doc = wait_metric(s, "counters.client_rtt_reports_total", 1);
+    doc = it_wait_metric(s, "counters.client_rtt_reports_total", 1);
     expect_rtt(doc, (struct rtt_state){ .reports = 1, .count = 4 });
     json_decref(doc);
     it_server_free(s);
@@ -248,7 +229,7 @@ static void test_honest_bench(void **state)
     if (run.exit_code != 0)
         fail_msg("tcpmsg bench exited %d: %s", run.exit_code, run.err);
     it_run_free(&run);
-    json_t *doc = wait_metric(s, "gauges.connections_open", 0);
+    json_t *doc = it_wait_metric(s, "gauges.connections_open", 0);
     json_decref(doc);
     /* In fork mode the last records may follow the close: wait for them. */
     int64_t deadline = it_now_ms() + SETTLE_MS;
@@ -287,7 +268,7 @@ static void test_reports_ignored(void **state)
     assert_int_equal(it_send_all(fd, frame, len, T), 0);
     assert_int_equal(it_send_all(fd, poisoned, sizeof poisoned, T), 0);
     it_must_roundtrip(fd, "x");
-    json_t *doc = wait_metric(s, "counters.client_rtt_reports_rejected_total.disabled", 2);
+    json_t *doc = it_wait_metric(s, "counters.client_rtt_reports_rejected_total.disabled", 2);
     expect_rtt(doc, (struct rtt_state){ .disabled = 2 });
     json_decref(doc);
     close(fd);
