@@ -21,12 +21,16 @@
 #define T IT_IO_TIMEOUT_MS
 
 /* Under a sanitizer the server's RSS says little about its buffers (shadow
- * memory, redzones, a quarantine of freed blocks): the checks on real memory
- * are made in normal builds; the buffer gauge is checked in all. */
+ * memory, redzones, a quarantine of freed blocks), and its latency little
+ * about the design (every fork copies the shadow state): the checks on real
+ * memory and on the good client's latency are made in normal builds; the
+ * buffer gauge, the counts and every reply are checked in all. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define RSS_CHECKED false
+#define LATENCY_CHECKED false
 #else
 #define RSS_CHECKED true
+#define LATENCY_CHECKED true
 #endif
 #define KIB 1024L
 #define MIB (1024L * 1024L)
@@ -325,7 +329,7 @@ static void test_partial_flood_budget(void **state)
                   g->n, g->failed, (long long)p99, base_kib, peak_kib, peak_held, held, evicted,
                   FLOOD_CONNS, small_evicted, SMALL_CONNS, closed_memory);
     assert_int_equal(g->failed, 0);
-    IT_CHECK(p99 < 200);
+    IT_CHECK(!LATENCY_CHECKED || p99 < 200);
     /* The budget, plus at most 4 KiB per connection: not the 24 MiB offered. */
     long long bound = FLOOD_BUDGET + (FLOOD_CONNS + SMALL_CONNS + 1) * 4096LL;
     IT_CHECK(peak_held <= bound);
