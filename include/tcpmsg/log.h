@@ -79,16 +79,16 @@ size_t log_escape_bytes(char *out, size_t cap, const void *data, size_t n);
  *
  * A line that a client or the environment can repeat at will (a bad message,
  * a failed accept) must not be able to flood the log. Each kind of line has a
- * struct log_ratelimit; a kind may write LOG_RATELIMIT_BURST lines at once,
- * then one per LOG_RATELIMIT_INTERVAL_NS (one per second) however often it
- * happens. The lines dropped are counted, and the next line of that kind
+ * struct log_ratelimit; a kind writes at most LOG_RATELIMIT_BURST lines at
+ * once (one), then one per LOG_RATELIMIT_INTERVAL_NS (one per second) however
+ * often it happens. The lines dropped are counted, and the next line of that kind
  * written carries the count as "suppressed=N".
  *
  * The state is two atomics: checking takes no lock, and a suppressed line
  * costs one load and one atomic add. Zero-initialised state is ready to use.
  */
 #define LOG_RATELIMIT_INTERVAL_NS 1000000000LL
-#define LOG_RATELIMIT_BURST 3
+#define LOG_RATELIMIT_BURST 1
 
 struct log_ratelimit {
     _Atomic int64_t tat_ns;       /* when the burst is whole again (GCRA's "theoretical arrival time") */

@@ -744,11 +744,11 @@ static void test_ratelimited_macro_writes_suppressed(void **state)
     close(fds[0]);
     log_configure(LOG_INFO, LOG_FORMAT_TEXT, 2);
 
-    /* Round 0: i=0,1,2 pass; 3..9 dropped (7). Round 1: i=0 passes with the
+    /* Round 0: i=0 passes; 1..9 dropped (9). Round 1: i=0 passes with the
      * count, 1..9 dropped. */
     static const char *const want[] = {
-        "WARN  again i=0\n", "WARN  again i=1\n", "WARN  again i=2\n",
-        "WARN  again i=0 suppressed=7\n",
+        "WARN  again i=0\n",
+        "WARN  again i=0 suppressed=9\n",
     };
     const char *line = got;
     for (size_t k = 0; k < ARRAY_LEN(want); k++) {
