@@ -20,7 +20,7 @@
     X(CLOSE_PROTOCOL, "protocol_error", "an unknown frame type")                        \
     X(CLOSE_IO_ERROR, "io_error", "another socket error")                               \
     X(CLOSE_NO_MEMORY, "out_of_memory", "no memory for the connection's buffers")       \
-    X(CLOSE_MEMORY, "memory", "the server stayed over --max-buffer-memory for --memory-grace and this connection held the most") \
+    X(CLOSE_MEMORY, "memory", "--max-buffer-memory stayed spent (over it, or nearly with connections waiting) for --memory-grace, and this connection held the most") \
     X(CLOSE_SHUTDOWN, "shutdown", "the server was shutting down")                      \
     X(CLOSE_CHILD_DIED, "child_died", "fork mode: the child process serving it died before reporting its end")
 
