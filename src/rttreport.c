@@ -42,30 +42,37 @@ const char *rtt_reject_tag(enum rtt_reject r)
     return (size_t)r < RTT_REJECT_COUNT ? tags[r] : "ok";
 }
 
+struct rtt_report_entry rtt_report_entry(const struct rtt_report *r, size_t i)
+{
+    const uint8_t *e = r->entries + i * RTT_REPORT_ENTRY;
+    return (struct rtt_report_entry){
+        .bucket = (uint16_t)(e[0] << 8 | e[1]),
+        .count = (uint32_t)e[2] << 24 | (uint32_t)e[3] << 16 | (uint32_t)e[4] << 8 | e[5],
+    };
+}
+
 enum rtt_reject rtt_report_decode(const uint8_t *payload, size_t len,
                                   const struct rtt_report_limits *lim, struct rtt_report *out)
 {
-    out->n = 0;
-    out->samples = 0;
-    out->max_lo = 0;
+    *out = (struct rtt_report){ .entries = NULL };
     if (len < RTT_REPORT_HEAD || payload[0] != RTT_REPORT_VERSION || payload[1] != HIST_SUB_BITS ||
         (len - RTT_REPORT_HEAD) % RTT_REPORT_ENTRY != 0 ||
         (len - RTT_REPORT_HEAD) / RTT_REPORT_ENTRY > RTT_REPORT_MAX_ENTRIES)
         return RTT_REJECT_MALFORMED;
     size_t n = (len - RTT_REPORT_HEAD) / RTT_REPORT_ENTRY;
-    const uint8_t *e = payload + RTT_REPORT_HEAD;
-    for (size_t i = 0; i < n; i++, e += RTT_REPORT_ENTRY) {
-        size_t bucket = (size_t)e[0] << 8 | e[1];
-        uint32_t count = (uint32_t)e[2] << 24 | (uint32_t)e[3] << 16 | (uint32_t)e[4] << 8 | e[5];
-        if (bucket >= HIST_BUCKETS)
-            return RTT_REJECT_MALFORMED;
-        out->e[i] = (struct rtt_report_entry){ .bucket = (uint16_t)bucket, .count = count };
-        /* At most 4864 entries of 2^32-1: below 2^45, but say so in code. */
-        out->samples = u64_add_sat(out->samples, count);
-        if (count > 0 && hist_bucket_lo(bucket) > out->max_lo)
-            out->max_lo = hist_bucket_lo(bucket);
-    }
+    out->entries = payload + RTT_REPORT_HEAD;
     out->n = n;
+    for (size_t i = 0; i < n; i++) {
+        struct rtt_report_entry e = rtt_report_entry(out, i);
+        if (e.bucket >= HIST_BUCKETS) {
+            out->n = 0;
+            return RTT_REJECT_MALFORMED;
+        }
+        /* At most 4864 entries of 2^32-1: below 2^45, but say so in code. */
+        out->samples = u64_add_sat(out->samples, e.count);
+        if (e.count > 0 && hist_bucket_lo(e.bucket) > out->max_lo)
+            out->max_lo = hist_bucket_lo(e.bucket);
+    }
     if (out->samples > lim->max_samples)
         return RTT_REJECT_TOO_MANY_SAMPLES;
     if (out->max_lo > lim->max_value)
@@ -76,7 +83,8 @@ enum rtt_reject rtt_report_decode(const uint8_t *payload, size_t len,
 void rtt_report_record(const struct rtt_report *r, struct hist *dst)
 {
     for (size_t i = 0; i < r->n; i++) {
-        uint64_t lo = hist_bucket_lo(r->e[i].bucket);
-        hist_record_n(dst, lo + (hist_bucket_hi(r->e[i].bucket) - lo) / 2, r->e[i].count);
+        struct rtt_report_entry e = rtt_report_entry(r, i);
+        uint64_t lo = hist_bucket_lo(e.bucket);
+        hist_record_n(dst, lo + (hist_bucket_hi(e.bucket) - lo) / 2, e.count);
     }
 }

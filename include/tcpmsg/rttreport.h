@@ -59,14 +59,17 @@ struct rtt_report_entry {
     uint32_t count;
 };
 
-/* A decoded report. Large (about 39 KiB): callers keep one, not one per
- * connection. Only e[0..n) is written. */
+/* A decoded report. Zero-copy: its entries are read from the payload it was
+ * decoded from, which must outlive it. */
 struct rtt_report {
-    size_t n;         /* entries */
+    const uint8_t *entries; /* n entries of RTT_REPORT_ENTRY bytes, in the payload */
+    size_t n;
     uint64_t samples; /* sum of the counts */
     uint64_t max_lo;  /* the lowest value of the highest bucket with a count; 0 if none */
-    struct rtt_report_entry e[RTT_REPORT_MAX_ENTRIES];
 };
+
+/* Entry i (< r->n) of a decoded report. */
+struct rtt_report_entry rtt_report_entry(const struct rtt_report *r, size_t i);
 
 /* Encode the non-empty buckets of h (values in nanoseconds) as one complete
  * RTT_REPORT frame into out (cap bytes, at least RTT_REPORT_MAX_FRAME). A
@@ -77,7 +80,7 @@ struct rtt_report {
 size_t rtt_report_encode(const struct hist *h, uint8_t *out, size_t cap);
 
 /* Decode a report payload (len bytes, the frame header excluded) into out
- * and check it against lim. Returns RTT_REPORT_OK, or the first rule it
+ * (which points into payload) and check it against lim. Returns RTT_REPORT_OK, or the first rule it
  * breaks: RTT_REJECT_MALFORMED, RTT_REJECT_TOO_MANY_SAMPLES (out->samples >
  * lim->max_samples), RTT_REJECT_VALUE_TOO_LARGE (out->max_lo >
  * lim->max_value). Entries with a count of 0 claim nothing and pass any

@@ -317,7 +317,7 @@ static ssize_t parse_framed(const struct conn *c, const uint8_t *p, size_t n, st
 #define RTT_AGE_SLACK_NS 1000000000ull
 static void take_rtt_report(struct conn *c, const struct frame *f, uint64_t now)
 {
-    struct rtt_report report; /* about 39 KiB of stack, only e[0..n) written */
+    struct rtt_report report; /* points into the frame */
     struct server_stats *st = stats_of(c);
     enum rtt_reject why = RTT_REJECT_DISABLED;
     if (cfg_of(c)->rtt_reports) {

@@ -49,11 +49,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     uint64_t samples = 0, max_lo = 0;
     for (size_t i = 0; i < report.n; i++) {
-        if (report.e[i].bucket >= HIST_BUCKETS)
+        struct rtt_report_entry e = rtt_report_entry(&report, i);
+        if (e.bucket >= HIST_BUCKETS)
             abort();
-        samples += report.e[i].count; /* < 2^45: at most HIST_BUCKETS entries */
-        if (report.e[i].count > 0 && hist_bucket_lo(report.e[i].bucket) > max_lo)
-            max_lo = hist_bucket_lo(report.e[i].bucket);
+        samples += e.count; /* < 2^45: at most HIST_BUCKETS entries */
+        if (e.count > 0 && hist_bucket_lo(e.bucket) > max_lo)
+            max_lo = hist_bucket_lo(e.bucket);
     }
     if (report.n > RTT_REPORT_MAX_ENTRIES || samples != report.samples ||
         samples > lim.max_samples || max_lo != report.max_lo || max_lo > lim.max_value)
@@ -64,9 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * true totals, or UINT64_MAX once those pass it: never a wrapped value. */
     unsigned __int128 count = hist_count(h), sum = hist_sum(h);
     for (size_t i = 0; i < report.n; i++) {
-        uint64_t lo = hist_bucket_lo(report.e[i].bucket);
-        uint64_t mid = lo + (hist_bucket_hi(report.e[i].bucket) - lo) / 2;
-        sum += (unsigned __int128)mid * report.e[i].count;
+        struct rtt_report_entry e = rtt_report_entry(&report, i);
+        uint64_t lo = hist_bucket_lo(e.bucket);
+        uint64_t mid = lo + (hist_bucket_hi(e.bucket) - lo) / 2;
+        sum += (unsigned __int128)mid * e.count;
     }
     count += samples;
     rtt_report_record(&report, h);

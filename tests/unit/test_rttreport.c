@@ -41,14 +41,12 @@ static const struct rtt_report_limits no_limits = { UINT64_MAX, UINT64_MAX };
 static int64_t apply(const uint8_t *p, size_t len, const struct rtt_report_limits *lim,
                      struct hist *dst)
 {
-    struct rtt_report *r = malloc(sizeof *r);
-    assert_non_null(r);
-    enum rtt_reject why = rtt_report_decode(p, len, lim, r);
-    int64_t rc = why == RTT_REPORT_OK ? (int64_t)r->samples : -1 - (int64_t)why;
-    if (why == RTT_REPORT_OK)
-        rtt_report_record(r, dst);
-    free(r);
-    return rc;
+    struct rtt_report r;
+    enum rtt_reject why = rtt_report_decode(p, len, lim, &r);
+    if (why != RTT_REPORT_OK)
+        return -1 - (int64_t)why;
+    rtt_report_record(&r, dst);
+    return (int64_t)r.samples;
 }
 
 #define REFUSED(why) (-1 - (int64_t)(why))
