@@ -784,6 +784,13 @@ static void shrink_idle(struct conn *c)
     publish(c);
 }
 
+/* A PAUSED connection reads again. */
+static void conn_resume(struct conn *c, uint64_t now)
+{
+    unpause(c, now);
+    after_io(c, now);
+}
+
 void conn_check_timers(struct conn *c, uint64_t now)
 {
     const struct server_config *cfg = cfg_of(c);
@@ -804,9 +811,18 @@ void conn_check_timers(struct conn *c, uint64_t now)
         return;
     }
     shrink_idle(c);
+    if (c->state == CONN_PAUSED) {
+        /* Room again: at once for a connection holding less than anyone may
+         * hold (its replies drained, say), otherwise once the total is back
+         * under the resume mark. Meanwhile the client is not late: the
+         * server is the one not reading. */
+        if (c->mem < MEMBUDGET_SMALL_HOLDING || membudget_may_resume(c->w->budget))
+            conn_resume(c, now);
+        return;
+    }
     if (c->state != CONN_READING)
-        return; /* PAUSED: the server is not reading, the client is not late */
-    if (c->state == CONN_READING && c->draining && !c->drain_done && c->drain_quiet_ns != 0 &&
+        return;
+    if (c->draining && !c->drain_done && c->drain_quiet_ns != 0 &&
         now - c->drain_quiet_ns >= DRAIN_QUIET_NS) {
         c->drain_done = true; /* the client has gone quiet: finish */
         after_io(c, now);
@@ -820,14 +836,6 @@ void conn_check_timers(struct conn *c, uint64_t now)
     if (cfg->idle_timeout > 0 && c->out.len == 0 &&
         now - c->active_ns >= sec_to_ns(cfg->idle_timeout))
         conn_close(c, CLOSE_IDLE, now);
-}
-
-void conn_resume(struct conn *c, uint64_t now)
-{
-    if (c->state != CONN_PAUSED)
-        return;
-    unpause(c, now);
-    after_io(c, now);
 }
 
 void conn_begin_drain(struct conn *c, uint64_t now)

@@ -98,12 +98,9 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
 /* epoll reported events for c. */
 void conn_on_event(struct conn *c, uint32_t events, uint64_t now);
 
-/* Enforce c's timeouts at time now (called a few times a second). */
+/* Enforce c's timeouts at time now, give back idle buffers, and let it read
+ * again once the memory budget has room (called a few times a second). */
 void conn_check_timers(struct conn *c, uint64_t now);
-
-/* The memory budget has room again (the worker's timer): a PAUSED
- * connection reads again. */
-void conn_resume(struct conn *c, uint64_t now);
 
 /* Shutdown begins: answer what was already received, then close. */
 void conn_begin_drain(struct conn *c, uint64_t now);

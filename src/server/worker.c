@@ -293,36 +293,20 @@ static void evict_largest(struct worker *w, uint64_t now)
     }
 }
 
-/* The memory budget, a few times a second: connections paused for it read
- * again once there is room for them (at once when they hold less than the
- * 4 KiB anyone may hold, say after their replies drained); past the grace
- * period, the largest go. */
-static void enforce_budget(struct worker *w, uint64_t now)
-{
-    struct membudget *b = w->budget;
-    if (membudget_must_evict(b, now))
-        evict_largest(w, now);
-    bool room = membudget_may_resume(b);
-    for (struct conn *c = w->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->state == CONN_PAUSED && (room || c->mem < MEMBUDGET_SMALL_HOLDING))
-            conn_resume(c, now);
-    }
-}
-
 static void run_timers(struct worker *w, uint64_t now)
 {
     w->next_tick_ns = now + TICK_NS;
     worker_check_backoff(w, now);
+    if (membudget_must_evict(w->budget, now))
+        evict_largest(w, now);
     bool past_deadline = w->draining && now >= atomic_load(&w->srv->drain_deadline_ns);
     for (struct conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (past_deadline)
             conn_close(c, CLOSE_SHUTDOWN, now);
         else
-            conn_check_timers(c, now);
+            conn_check_timers(c, now); /* resumes those paused for memory, too */
     }
-    enforce_budget(w, now);
     if (w->on_tick != NULL)
         w->on_tick(w, now);
 }
