@@ -903,12 +903,13 @@ void it_run_free(struct it_run *r)
 
 /* ---- the HTTP endpoint ------------------------------------------------------------ */
 
-int it_http_request(int port, const char *method, const char *target, const char *extra_headers,
-                    const char *body, int timeout_ms, struct it_http *r)
+static int http_request_from(const char *local_ip, int port, const char *method,
+                             const char *target, const char *extra_headers, const char *body,
+                             int timeout_ms, struct it_http *r)
 {
     memset(r, 0, sizeof *r);
     int64_t deadline = it_now_ms() + timeout_ms;
-    int fd = it_connect(port);
+    int fd = it_connect_from(local_ip, port);
     if (fd < 0)
         return fd;
     char *req = NULL;
@@ -959,9 +960,21 @@ int it_http_request(int port, const char *method, const char *target, const char
     return 0;
 }
 
+int it_http_request(int port, const char *method, const char *target, const char *extra_headers,
+                    const char *body, int timeout_ms, struct it_http *r)
+{
+    return http_request_from(NULL, port, method, target, extra_headers, body, timeout_ms, r);
+}
+
 int it_http_get(int port, const char *target, struct it_http *r)
 {
-    return it_http_request(port, "GET", target, NULL, NULL, IT_IO_TIMEOUT_MS, r);
+    return http_request_from(NULL, port, "GET", target, NULL, NULL, IT_IO_TIMEOUT_MS, r);
+}
+
+int it_http_get_from(const char *local_ip, int port, const char *target, int timeout_ms,
+                     struct it_http *r)
+{
+    return http_request_from(local_ip, port, "GET", target, NULL, NULL, timeout_ms, r);
 }
 
 const char *it_http_header(const struct it_http *r, const char *name, char *out, size_t cap)
@@ -1065,13 +1078,30 @@ bool it_prom_sample(const char *text, const char *series, double *value)
     return false;
 }
 
+json_t *it_must_get_json(int port, const char *target)
+{
+    json_t *doc = it_http_get_json(port, target);
+    if (doc == NULL)
+        fail_msg("GET %s did not return a JSON document", target);
+    return doc;
+}
+
+rlim_t it_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return rl.rlim_cur;
+}
+
 json_t *it_wait_metric(const struct it_server *s, const char *path, long long want)
 {
     int64_t deadline = it_now_ms() + IT_SETTLE_MS;
     for (;;) {
-        json_t *doc = it_http_get_json(s->http_port, "/metrics");
-        if (doc == NULL)
-            fail_msg("GET /metrics did not return a JSON document");
+        json_t *doc = it_must_get_json(s->http_port, "/metrics");
         double got = it_json_num(doc, path);
         if (got == (double)want)
             return doc;

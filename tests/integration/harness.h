@@ -46,6 +46,10 @@
  * cleans up servers and temp files afterwards. Returns the exit status. */
 int it_main(int argc, char **argv, const struct CMUnitTest *tests, size_t ntests);
 
+/* Raise this process's soft RLIMIT_NOFILE to the hard limit (tests that
+ * hold thousands of sockets); returns the soft limit now. */
+rlim_t it_raise_nofile(void);
+
 /* Milliseconds on the monotonic clock. */
 int64_t it_now_ms(void);
 void it_sleep_ms(int ms);
@@ -97,7 +101,8 @@ bool it_server_alive(struct it_server *s);
 /* The whole log, NUL-terminated (free() it), or NULL if unreadable. */
 char *it_log_read(const struct it_server *s);
 
-/* Lines of the log that contain every one of the NULL-terminated needles. */
+/* Lines of the log that contain every one of the NULL-terminated needles
+ * (no needle: every line). */
 int it_log_count(const struct it_server *s, ...) __attribute__((sentinel));
 
 /* Poll (every 20 ms, at most timeout_ms) until at least n lines contain every
@@ -254,6 +259,11 @@ int it_http_request(int port, const char *method, const char *target, const char
 /* GET target, IT_IO_TIMEOUT_MS. */
 int it_http_get(int port, const char *target, struct it_http *r);
 
+/* GET target from a chosen local address (e.g. "127.0.0.9") within
+ * timeout_ms, as it_http_request. */
+int it_http_get_from(const char *local_ip, int port, const char *target, int timeout_ms,
+                     struct it_http *r);
+
 /* The value of the first header called name (case-insensitive), copied to
  * out (cap bytes, NUL-terminated, surrounding blanks trimmed). Returns out,
  * or NULL when the reply has no such header. */
@@ -265,6 +275,9 @@ void it_http_free(struct it_http *r); /* NULL members are fine */
  * it), or NULL, with the reason on stderr, unless the reply is a 200 with a
  * JSON body. */
 json_t *it_http_get_json(int port, const char *target);
+
+/* it_http_get_json, failing the test when there is no document. */
+json_t *it_must_get_json(int port, const char *target);
 
 /* Poll the server's /metrics until the number at path (a counter's integer
  * or a gauge's real, see it_json_num) equals want, at most

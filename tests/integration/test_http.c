@@ -20,18 +20,8 @@
 #include "tcpmsg/rttreport.h"
 
 #define T IT_IO_TIMEOUT_MS
-#define SETTLE_MS IT_SETTLE_MS
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-/* GET target as JSON, or fail. */
-static json_t *get_json(const struct it_server *s, const char *target)
-{
-    json_t *doc = it_http_get_json(s->http_port, target);
-    if (doc == NULL)
-        fail_msg("GET %s did not return a JSON document", target);
-    return doc;
-}
 
 /* One request, or fail; the caller frees r. */
 static void request(const struct it_server *s, const char *method, const char *target,
@@ -179,9 +169,9 @@ static void test_metrics_exact_counts(void **state)
     json_t *doc = NULL;
     {
         /* Closed counts land just after the open gauge drops: wait for them too. */
-        int64_t deadline = it_now_ms() + SETTLE_MS;
+        int64_t deadline = it_now_ms() + IT_SETTLE_MS;
         for (;;) {
-            doc = get_json(s, "/metrics");
+            doc = it_must_get_json(s->http_port, "/metrics");
             if (label_sum(doc, "counters.connections_closed_total") == accepted ||
                 it_now_ms() >= deadline)
                 break;
@@ -346,7 +336,7 @@ static void test_healthz(void **state)
         it_sleep_ms(10);
     }
     assert_int_equal(status, 503);
-    json_t *doc = get_json(s, "/metrics");
+    json_t *doc = it_must_get_json(s->http_port, "/metrics");
     assert_true(json_is_true(it_json_path(doc, "server.draining")));
     assert_true(it_json_num(doc, "gauges.draining") == 1);
     json_decref(doc);
@@ -386,7 +376,7 @@ static json_t *find_peer(json_t *doc, const char *path, const char *peer)
 static void expect_order(const struct it_server *s, const char *target, const char *const *peers,
                          size_t n)
 {
-    json_t *doc = get_json(s, target);
+    json_t *doc = it_must_get_json(s->http_port, target);
     json_t *list = it_json_path(doc, "connections");
     if (json_array_size(list) != n)
         fail_msg("%s: %zu connections, want %zu", target, json_array_size(list), n);
@@ -419,9 +409,9 @@ static void test_connections_api(void **state)
     /* The replies are counted just after they are written: poll until the
      * listing shows them all, then check every number. */
     json_t *doc = NULL;
-    int64_t deadline = it_now_ms() + SETTLE_MS;
+    int64_t deadline = it_now_ms() + IT_SETTLE_MS;
     for (;;) {
-        doc = get_json(s, "/api/connections");
+        doc = it_must_get_json(s->http_port, "/api/connections");
         bool done = it_json_int(doc, "total") == 3;
         for (int i = 0; i < 3 && done; i++) {
             json_t *e = find_peer(doc, "connections", c[i].peer);
@@ -468,7 +458,7 @@ static void test_connections_api(void **state)
     expect_order(s, "/api/connections?sort=-bytes_in&limit=2", by_bytes_desc, 2);
     expect_order(s, "/api/connections?offset=3", NULL, 0);
     expect_order(s, "/api/connections?limit=0", NULL, 0);
-    doc = get_json(s, "/api/connections?sort=-bytes_in&limit=1&offset=1");
+    doc = it_must_get_json(s->http_port, "/api/connections?sort=-bytes_in&limit=1&offset=1");
     assert_int_equal(it_json_int(doc, "limit"), 1);
     assert_int_equal(it_json_int(doc, "offset"), 1);
     assert_string_equal(json_string_value(it_json_path(doc, "sort")), "-bytes_in");
@@ -488,10 +478,10 @@ static void test_connections_api(void **state)
 
     /* The first one leaves: listed among the recently closed. */
     close(c[0].fd);
-    deadline = it_now_ms() + SETTLE_MS;
+    deadline = it_now_ms() + IT_SETTLE_MS;
     json_t *gone = NULL;
     for (;;) {
-        doc = get_json(s, "/api/connections");
+        doc = it_must_get_json(s->http_port, "/api/connections");
         gone = find_peer(doc, "recently_closed", c[0].peer);
         if ((gone != NULL && it_json_int(doc, "total") == 2) || it_now_ms() >= deadline)
             break;
@@ -696,7 +686,7 @@ static void test_hostile_http(void **state)
     assert_int_equal(tallied(s, &t, "GET", "/api/", NULL, NULL), 404);
 
     /* Every 4xx and 5xx answer shows in errors_total{kind="http"}. */
-    json_t *doc = get_json(s, "/metrics");
+    json_t *doc = it_must_get_json(s->http_port, "/metrics");
     long long errors = t.by_class[4] + t.by_class[5];
     assert_true(errors > 20);
     if (it_json_int(doc, "counters.errors_total.http") != errors)
@@ -741,7 +731,7 @@ static void test_http_limits(void **state)
         if (statuses[i] / 100 != 4)
             fail_msg("request %zu over the limits: status %d, want 4xx", i, statuses[i]);
     }
-    json_t *doc = get_json(s, "/metrics");
+    json_t *doc = it_must_get_json(s->http_port, "/metrics");
     long long http_errors = it_json_int(doc, "counters.errors_total.http");
     long long class4 = it_json_int(doc, "counters.http_responses_total.4xx");
     json_decref(doc);
@@ -880,9 +870,9 @@ static void test_client_rtt(void **state)
      * (the server reads the report before the client's EOF). */
     json_decref(it_wait_metric(s, "gauges.connections_open", 0));
     json_t *doc = NULL;
-    int64_t deadline = it_now_ms() + SETTLE_MS;
+    int64_t deadline = it_now_ms() + IT_SETTLE_MS;
     for (;;) {
-        doc = get_json(s, "/metrics");
+        doc = it_must_get_json(s->http_port, "/metrics");
         if (it_json_int(doc, "counters.client_rtt_reports_total") >= 1 || it_now_ms() >= deadline)
             break;
         json_decref(doc);

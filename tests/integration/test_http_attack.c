@@ -52,49 +52,19 @@ static int connect_nb(const char *local_ip, int port)
 }
 
 /* GET target from local_ip within timeout_ms. Returns the status (and the
- * reply in reply when not NULL), or -errno. */
+ * body in reply when not NULL), or -errno. */
 static int get_from(const char *local_ip, int port, const char *target, int timeout_ms,
                     char *reply, size_t cap)
 {
-    int64_t deadline = it_now_ms() + timeout_ms;
-    int fd = it_connect_from(local_ip, port);
-    if (fd < 0)
-        return fd;
-    char req[256];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", target);
-    int rc = it_send_all(fd, req, (size_t)n, timeout_ms);
-    static char buf[1 << 20];
-    ssize_t got = 0;
-    if (rc == 0) {
-        int left = (int)(deadline - it_now_ms());
-        got = it_recv_until_eof(fd, buf, sizeof buf - 1, left > 0 ? left : 1);
-    }
-    close(fd);
+    struct it_http r;
+    int rc = it_http_get_from(local_ip, port, target, timeout_ms, &r);
     if (rc < 0)
         return rc;
-    if (got < 0)
-        return (int)got;
-    buf[got] = '\0';
-    if (reply != NULL && cap > 0) {
-        size_t k = (size_t)got < cap - 1 ? (size_t)got : cap - 1;
-        memcpy(reply, buf, k);
-        reply[k] = '\0';
-    }
-    int status;
-    if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
-        return -EBADMSG;
+    if (reply != NULL && cap > 0)
+        snprintf(reply, cap, "%s", r.body);
+    int status = r.status;
+    it_http_free(&r);
     return status;
-}
-
-/* The /metrics JSON, fetched from 127.0.0.1 (an address no case attacks
- * from), or fail. */
-static json_t *metrics(const struct it_server *s)
-{
-    json_t *doc = it_http_get_json(s->http_port, "/metrics");
-    if (doc == NULL)
-        fail_msg("GET /metrics from 127.0.0.1 failed");
-    return doc;
 }
 
 static long long rejected(json_t *doc, const char *reason)
@@ -102,29 +72,6 @@ static long long rejected(json_t *doc, const char *reason)
     char path[128];
     snprintf(path, sizeof path, "counters.http_connections_rejected_total.%s", reason);
     return it_json_int(doc, path);
-}
-
-/* Lines in the server's log. */
-static int log_lines(const struct it_server *s)
-{
-    char *log = it_log_read(s);
-    int n = 0;
-    for (const char *p = log; p != NULL && *p != '\0'; p++)
-        n += *p == '\n';
-    free(log);
-    return n;
-}
-
-/* Raise the soft descriptor limit to the hard one; returns the limit now. */
-static rlim_t raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return 0;
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    getrlimit(RLIMIT_NOFILE, &rl);
-    return rl.rlim_cur;
 }
 
 /* ---- slowloris ------------------------------------------------------------------ */
@@ -200,7 +147,7 @@ static void *slowloris(void *arg)
 static void test_slowloris(void **state)
 {
     (void)state;
-    rlim_t limit = raise_nofile();
+    rlim_t limit = it_raise_nofile();
     int nconns = ATTACK_CONNS;
     if (limit < (rlim_t)ATTACK_CONNS + 200) {
         nconns = limit > 300 ? (int)limit - 200 : 100;
@@ -243,7 +190,7 @@ static void test_slowloris(void **state)
     if (after != 200)
         fail_msg("no /metrics within 5 s after the attack (last: %d)", after);
 
-    json_t *doc = metrics(s);
+    json_t *doc = it_must_get_json(s->http_port, "/metrics");
     long long per_ip = rejected(doc, "per_ip"), late = rejected(doc, "header_timeout");
     long long max_conns = rejected(doc, "max_conns");
     json_decref(doc);
@@ -312,7 +259,7 @@ static void test_one_address_not_locked_out(void **state)
         close(fds[i]);
     }
     /* 8 taken and cut at the deadline; 8 refused, then the GETs above. */
-    json_t *doc = metrics(s);
+    json_t *doc = it_must_get_json(s->http_port, "/metrics");
     IT_CHECK(late <= 3);
     IT_CHECK(rejected(doc, "per_ip") == SLOW - PER_IP + 2 + late);
     IT_CHECK(rejected(doc, "header_timeout") == PER_IP);
@@ -356,7 +303,7 @@ static size_t recv_answer(int fd, char *buf, size_t cap)
 static void test_emfile_http(void **state)
 {
     (void)state;
-    raise_nofile();
+    it_raise_nofile();
     IT_START(s, NULL, LOW_NOFILE);
     int fds[MSG_CONNS];
     for (int i = 0; i < MSG_CONNS; i++)
@@ -371,10 +318,10 @@ static void test_emfile_http(void **state)
         assert_int_equal(it_send_all(http[i], req, sizeof req - 1, IT_IO_TIMEOUT_MS), 0);
     }
     double cpu0 = it_proc_cpu_s(s->pid);
-    int lines0 = log_lines(s);
+    int lines0 = it_log_count(s, (const char *)NULL);
     it_sleep_ms(3000);
     double cpu = it_proc_cpu_s(s->pid) - cpu0;
-    int lines = log_lines(s) - lines0;
+    int lines = it_log_count(s, (const char *)NULL) - lines0;
     fprintf(stderr, "out of descriptors for 3 s: %.3f s of CPU, %d log lines\n", cpu, lines);
     IT_CHECK(it_server_alive(s));
     if (cpu > 0.5 || lines >= 20) {

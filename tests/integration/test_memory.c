@@ -35,20 +35,9 @@
 #define KIB 1024L
 #define MIB (1024L * 1024L)
 
-/* The test process holds many sockets: take what the hard limit allows. */
-static void raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 static long long gauge(const struct it_server *s, const char *name)
 {
-    json_t *m = it_http_get_json(s->http_port, "/metrics");
-    assert_non_null(m);
+    json_t *m = it_must_get_json(s->http_port, "/metrics");
     char path[128];
     snprintf(path, sizeof path, "gauges.%s", name);
     long long v = (long long)it_json_num(m, path);
@@ -58,8 +47,7 @@ static long long gauge(const struct it_server *s, const char *name)
 
 static long long counter(const struct it_server *s, const char *name)
 {
-    json_t *m = it_http_get_json(s->http_port, "/metrics");
-    assert_non_null(m);
+    json_t *m = it_must_get_json(s->http_port, "/metrics");
     char path[128];
     snprintf(path, sizeof path, "counters.%s", name);
     long long v = it_json_int(m, path);
@@ -275,7 +263,7 @@ static void abort_close(int fd)
 static void test_partial_flood_budget(void **state)
 {
     (void)state;
-    raise_nofile();
+    it_raise_nofile();
     const char *args[] = { "--max-buffer-memory", "8MiB", "--memory-grace", "1",
                            "--max-conns-per-ip", "100000", NULL };
     IT_START(s, args, 0);
@@ -365,7 +353,7 @@ static void test_partial_flood_budget(void **state)
 static void test_idle_shrink(void **state)
 {
     (void)state;
-    raise_nofile();
+    it_raise_nofile();
     IT_START(s, NULL, 0);
     long base_kib = it_proc_rss_kib(s->pid);
     uint8_t *msg = malloc(BIG_MESSAGE);
@@ -401,7 +389,7 @@ static void test_idle_shrink(void **state)
 static void test_idle_cost(void **state)
 {
     (void)state;
-    raise_nofile();
+    it_raise_nofile();
     const char *args[] = { "--max-conns-per-ip", "100000", NULL };
     IT_START(s, args, IDLE_CONNS + 200);
     /* Warm up: the first connections set up the allocator's arenas. */

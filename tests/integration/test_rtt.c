@@ -15,7 +15,6 @@
 #include "tcpmsg/rttreport.h"
 
 #define T IT_IO_TIMEOUT_MS
-#define SETTLE_MS IT_SETTLE_MS
 
 /* The client RTT metrics, all at once: accepted reports, samples, and
  * refusals by reason. */
@@ -232,7 +231,7 @@ static void test_honest_bench(void **state)
     json_t *doc = it_wait_metric(s, "gauges.connections_open", 0);
     json_decref(doc);
     /* In fork mode the last records may follow the close: wait for them. */
-    int64_t deadline = it_now_ms() + SETTLE_MS;
+    int64_t deadline = it_now_ms() + IT_SETTLE_MS;
     for (;;) {
         doc = it_http_get_json(s->http_port, "/metrics");
         assert_non_null(doc);

@@ -565,6 +565,21 @@ static int counted(int v)
     return v;
 }
 
+
+/* The log lines written to the pipe fds (whose write end it closes), read
+ * into buf (cap bytes, NUL-terminated); logging goes back to stderr. */
+static void pipe_collect(int fds[2], char *buf, size_t cap)
+{
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n < cap - 1 && (r = read(fds[0], buf + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    close(fds[0]);
+    log_configure(LOG_INFO, LOG_FORMAT_TEXT, 2);
+}
+
 static void test_log_write_and_levels(void **state)
 {
     (void)state;
@@ -585,16 +600,8 @@ static void test_log_write_and_levels(void **state)
     assert_int_equal(evaluations, 1);
     LOG0(LOG_ERROR, "bare");
     LOG0(LOG_DEBUG, "dropped too");
-    close(fds[1]);
-
     char got[1024];
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(fds[0], got + n, sizeof got - 1 - n)) > 0)
-        n += (size_t)r;
-    got[n] = '\0';
-    close(fds[0]);
-    log_configure(LOG_INFO, LOG_FORMAT_TEXT, 2);
+    pipe_collect(fds, got, sizeof got);
 
     /* Exactly two lines, each written whole. */
     char *second = strchr(got, '\n');
@@ -734,15 +741,8 @@ static void test_ratelimited_macro_writes_suppressed(void **state)
             usleep(1100 * 1000); /* one interval: one more line may pass */
     }
     LOG_RATELIMITED(LOG_DEBUG, "below the level", LF_I("i", 0));
-    close(fds[1]);
     char got[4096];
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(fds[0], got + n, sizeof got - 1 - n)) > 0)
-        n += (size_t)r;
-    got[n] = '\0';
-    close(fds[0]);
-    log_configure(LOG_INFO, LOG_FORMAT_TEXT, 2);
+    pipe_collect(fds, got, sizeof got);
 
     /* Round 0: i=0 passes; 1..9 dropped (9). Round 1: i=0 passes with the
      * count, 1..9 dropped. */
