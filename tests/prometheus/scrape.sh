@@ -27,17 +27,7 @@ scrape_configs:
       - targets: ["127.0.0.1:$HTTP_PORT"]
 CONF
 
-# Port 0: the kernel picks a free port and Prometheus logs it ("Listening
-# on"), so two tests never race for one.
-"$PROMETHEUS" --config.file="$TMP_DIR/prometheus.yml" \
-    --storage.tsdb.path="$TMP_DIR/data" \
-    --web.listen-address=127.0.0.1:0 \
-    >"$TMP_DIR/prometheus.log" 2>&1 &
-PROM_PID=$!
-CHILD_PIDS="$CHILD_PIDS $PROM_PID"
-PROM_PORT=$(wait_log "$TMP_DIR/prometheus.log" \
-    's/.*msg="Listening on" address=127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$PROM_PID" 60) || exit 1
-log "prometheus port=$PROM_PORT"
+start_prometheus "$TMP_DIR/prometheus.yml"
 
 deadline=$((SECONDS + 60))
 until http_get 127.0.0.1 "$PROM_PORT" /-/ready "$TMP_DIR/ready"; do
@@ -45,34 +35,6 @@ until http_get 127.0.0.1 "$PROM_PORT" /-/ready "$TMP_DIR/ready"; do
     [ "$SECONDS" -lt "$deadline" ] || fail "prometheus not ready after 60s"
     sleep 0.2
 done
-
-# query EXPR [TIME]: an instant query; sets Q_TIME and Q_VALUE from its one
-# result, returns 1 if the query failed or its result is not one sample.
-query() {
-    local args
-    args="query=$(urlencode "$1")"
-    [ -n "${2:-}" ] && args="$args&time=$2"
-    http_get 127.0.0.1 "$PROM_PORT" "/api/v1/query?$args" "$TMP_DIR/query.json" || return 1
-    grep -q '"status":"success"' "$TMP_DIR/query.json" || return 1
-    # Exactly one sample: "value":[<time>,"<value>"] occurs once.
-    [ "$(grep -o '"value":\[' "$TMP_DIR/query.json" | wc -l)" -eq 1 ] || return 1
-    Q_TIME=$(sed -n 's/.*"value":\[\([0-9.e+-]*\),"[^"]*"\].*/\1/p' "$TMP_DIR/query.json")
-    Q_VALUE=$(sed -n 's/.*"value":\[[0-9.e+-]*,"\([^"]*\)"\].*/\1/p' "$TMP_DIR/query.json")
-    [ -n "$Q_TIME" ] && [ -n "$Q_VALUE" ]
-}
-
-# wait_value EXPR WANT SECONDS: polls until EXPR is exactly WANT.
-wait_value() {
-    local deadline=$((SECONDS + $3))
-    Q_VALUE=""
-    until query "$1" && [ "$Q_VALUE" = "$2" ]; do
-        kill -0 "$PROM_PID" 2>/dev/null || fail "prometheus exited"
-        kill -0 "$TCPMSGD_PID" 2>/dev/null || fail "tcpmsgd exited"
-        [ "$SECONDS" -lt "$deadline" ] \
-            || fail "$1 is '${Q_VALUE:-no result}' after $3s, want $2 ($(cat "$TMP_DIR/query.json" 2>/dev/null))"
-        sleep 0.2
-    done
-}
 
 # A scrape before the load, so rate() over the load has a sample at 0.
 received='sum by (job) (tcpmsg_messages_received_total{job="tcpmsgd"})'

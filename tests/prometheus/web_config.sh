@@ -70,36 +70,7 @@ scrape_configs:
     static_configs: [ { targets: ["127.0.0.1:$HTTP_PORT"] } ]
 CONF
 
-"$PROMETHEUS" --config.file="$TMP_DIR/prometheus.yml" \
-    --storage.tsdb.path="$TMP_DIR/data" \
-    --web.listen-address=127.0.0.1:0 \
-    >"$TMP_DIR/prometheus.log" 2>&1 &
-PROM_PID=$!
-CHILD_PIDS="$CHILD_PIDS $PROM_PID"
-PROM_PORT=$(wait_log "$TMP_DIR/prometheus.log" \
-    's/.*msg="Listening on" address=127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$PROM_PID" 60) || exit 1
-
-# query EXPR: an instant query with exactly one sample; sets Q_VALUE.
-query() {
-    http_get 127.0.0.1 "$PROM_PORT" "/api/v1/query?query=$(urlencode "$1")" "$TMP_DIR/query.json" || return 1
-    grep -q '"status":"success"' "$TMP_DIR/query.json" || return 1
-    [ "$(grep -o '"value":\[' "$TMP_DIR/query.json" | wc -l)" -eq 1 ] || return 1
-    Q_VALUE=$(sed -n 's/.*"value":\[[0-9.e+-]*,"\([^"]*\)"\].*/\1/p' "$TMP_DIR/query.json")
-    [ -n "$Q_VALUE" ]
-}
-
-# wait_value EXPR WANT SECONDS: polls until EXPR is exactly WANT.
-wait_value() {
-    local deadline=$((SECONDS + $3))
-    Q_VALUE=""
-    until query "$1" && [ "$Q_VALUE" = "$2" ]; do
-        kill -0 "$PROM_PID" 2>/dev/null || fail "prometheus exited"
-        kill -0 "$TCPMSGD_PID" 2>/dev/null || fail "tcpmsgd exited"
-        [ "$SECONDS" -lt "$deadline" ] \
-            || fail "$1 is '${Q_VALUE:-no result}' after $3s, want $2 ($(cat "$TMP_DIR/query.json" 2>/dev/null))"
-        sleep 0.2
-    done
-}
+start_prometheus "$TMP_DIR/prometheus.yml"
 
 wait_value 'up{job="tcpmsgd"}' 1 60
 wait_value 'tcpmsg_connections_max{job="tcpmsgd"}' 10000 10
