@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "tcpmsg/basicauth.h"
+#include "tcpmsg/iplimit.h"
 #include "tcpmsg/log.h"
 #include "tcpmsg/net.h"
 #include "tcpmsg/webconfig.h"
@@ -72,7 +73,8 @@ struct http_server {
     struct http_conn *conns;  /* every admitted connection */
     struct http_conn *adding; /* in MHD_add_connection, not yet claimed by notify_connection */
     unsigned nconns;
-    unsigned max_conns, per_ip;
+    unsigned max_conns;
+    struct iplimit *per_ip;   /* connections per client address */
     uint64_t header_timeout_ns;
     uint64_t paused_until_ns; /* accepting resumes then (0: not paused) */
     char bound[NET_ADDRSTRLEN];
@@ -393,27 +395,6 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
 
 /* ---- connections: admission, tracking, the header deadline ------------------ */
 
-static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    if (a->ss_family == AF_INET6)
-        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
-    return false;
-}
-
-static unsigned conns_from(const struct http_server *h, const struct sockaddr_storage *peer)
-{
-    unsigned n = 0;
-    for (const struct http_conn *c = h->conns; c != NULL; c = c->next)
-        n += same_address(&c->peer, peer);
-    return n;
-}
-
 static void conn_release(struct http_server *h, struct http_conn *c)
 {
     if (c->prev != NULL)
@@ -424,6 +405,7 @@ static void conn_release(struct http_server *h, struct http_conn *c)
         c->next->prev = c->prev;
     h->nconns--;
     atomic_store_explicit(&h->open, h->nconns, memory_order_relaxed);
+    iplimit_release(h->per_ip, (const struct sockaddr *)&c->peer);
     free(c);
 }
 
@@ -493,12 +475,13 @@ static void admit(struct http_server *h, int fd, const struct sockaddr_storage *
         refuse(h, fd, peer, HTTP_REJECT_MAX_CONNS);
         return;
     }
-    if (conns_from(h, peer) >= h->per_ip) {
+    if (iplimit_acquire(h->per_ip, (const struct sockaddr *)peer) < 0) {
         refuse(h, fd, peer, HTTP_REJECT_PER_IP);
         return;
     }
     struct http_conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
+        iplimit_release(h->per_ip, (const struct sockaddr *)peer);
         refuse(h, fd, peer, HTTP_REJECT_NO_FDS);
         return;
     }
@@ -746,7 +729,12 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     h->open_path = o->open_path;
     h->wake_fd = -1;
     h->max_conns = o->max_conns;
-    h->per_ip = o->max_conns_per_ip;
+    h->per_ip = iplimit_new(o->max_conns, o->max_conns_per_ip);
+    if (h->per_ip == NULL) {
+        snprintf(err, err_cap, "out of memory");
+        free(h);
+        return NULL;
+    }
     h->header_timeout_ns = (uint64_t)o->header_timeout_s * 1000000000ull;
     if (o->web_root != NULL) {
         /* Without its files the endpoint still serves its API: say so, go on. */
@@ -819,6 +807,7 @@ failed_daemon:
 failed_resolve:
     if (h->web_fd >= 0)
         close(h->web_fd);
+    iplimit_free(h->per_ip);
     free(h);
     return NULL;
 }
@@ -842,5 +831,6 @@ void http_stop(struct http_server *h)
         close(h->spare_fd);
     if (h->web_fd >= 0)
         close(h->web_fd);
+    iplimit_free(h->per_ip);
     free(h);
 }

@@ -11,8 +11,8 @@
 
 #include "server/config.h"
 #include "server/connlist.h"
-#include "server/iplimit.h"
 #include "server/worker.h"
+#include "tcpmsg/iplimit.h"
 #include "tcpmsg/net.h"
 
 struct server {

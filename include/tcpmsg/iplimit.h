@@ -1,9 +1,10 @@
-/* iplimit: open connections per client address, for --max-conns-per-ip.
- * A fixed-size open-addressing table under one mutex, touched only when a
- * connection opens or closes, never per message.
+/* iplimit: open connections per client address, for tcpmsgd's
+ * --max-conns-per-ip and the HTTP endpoint's per-address cap. A fixed-size
+ * open-addressing table under one mutex, touched only when a connection
+ * opens or closes, never per message.
  */
-#ifndef TCPMSG_SERVER_IPLIMIT_H
-#define TCPMSG_SERVER_IPLIMIT_H
+#ifndef TCPMSG_IPLIMIT_H
+#define TCPMSG_IPLIMIT_H
 
 #include <stddef.h>
 #include <sys/socket.h>

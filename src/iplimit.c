@@ -2,7 +2,7 @@
  * Deletion shifts later entries back (no tombstones), so the table never
  * degrades however many clients come and go.
  */
-#include "server/iplimit.h"
+#include "tcpmsg/iplimit.h"
 
 #include <errno.h>
 #include <netinet/in.h>
