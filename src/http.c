@@ -40,7 +40,6 @@
 #include "tcpmsg/webconfig.h"
 #include "tcpmsg/webpath.h"
 
-#define PATH_MAX_LEN 1024
 #define LISTEN_BACKLOG 128
 #define ACCEPT_BATCH 64                     /* accepts per wakeup, then serve */
 #define ACCEPT_BACKOFF_NS 100000000ull       /* out of descriptors: pause 100 ms */
@@ -331,7 +330,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     const char *raw = *req_cls != NULL ? *req_cls : "";
     size_t n = strcspn(raw, "?#");
-    char path[PATH_MAX_LEN];
+    char path[WEBPATH_MAX];
     if (webpath_decode(raw, n, path, sizeof path) < 0)
         return send_text(h, conn, MHD_HTTP_BAD_REQUEST, "400 bad path\n");
     enum MHD_Result denied;
@@ -430,7 +429,9 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
     }
 }
 
-static const char *const refusal_text[] = {
+/* The answer to a refused client, by reason. A connection past the header
+ * deadline is cut, not answered: it has none. */
+static const char *const refusal_text[HTTP_REJECT_REASON_COUNT] = {
     [HTTP_REJECT_PER_IP] = "503 too many connections from your address\n",
     [HTTP_REJECT_MAX_CONNS] = "503 too many connections\n",
     [HTTP_REJECT_NO_FDS] = "503 the server is out of file descriptors\n",
@@ -445,7 +446,7 @@ static void refuse(struct http_server *h, int fd, const struct sockaddr_storage 
     char buf[1024];
     for (int i = 0; i < 4 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; i++)
         ;
-    const char *body = refusal_text[r];
+    const char *body = refusal_text[r] != NULL ? refusal_text[r] : "503 refused\n";
     int n = snprintf(buf, sizeof buf,
                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
