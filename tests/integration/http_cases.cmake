@@ -7,4 +7,4 @@ tcpmsg_integration_test(test_http CASES
 # The endpoint under attack: slowloris, one address's slow connections, out
 # of descriptors (integration.test_http_attack.<case>).
 tcpmsg_integration_test(test_http_attack CASES
-  slowloris one_address_not_locked_out emfile_http)
+  slowloris one_address_not_locked_out emfile_http total_cap)

@@ -355,12 +355,58 @@ static void test_emfile_http(void **state)
     it_server_free(s);
 }
 
+/* ---- the total cap --------------------------------------------------------------------- */
+
+#define ALL_SLOTS 64 /* the endpoint's default total cap */
+
+/* 64 slow connections from 8 addresses (8 each, within the per-address cap)
+ * fill every slot: the next client, from a ninth address, is answered 503
+ * at once and counted as max_conns; the slots come back as the slow ones
+ * leave. */
+static void test_total_cap(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    int fds[ALL_SLOTS];
+    for (int i = 0; i < ALL_SLOTS; i++) {
+        char ip[32];
+        snprintf(ip, sizeof ip, "127.0.0.%d", 11 + i / PER_IP);
+        fds[i] = it_connect_from(ip, s->http_port);
+        IT_CHECK(fds[i] >= 0);
+        assert_int_equal(it_send_all(fds[i], "G", 1, IT_IO_TIMEOUT_MS), 0);
+    }
+    it_sleep_ms(500); /* all accepted (no /metrics to ask: there is no slot left) */
+    char reply[512];
+    int status = get_from("127.0.0.19", s->http_port, "/metrics", IT_IO_TIMEOUT_MS, reply,
+                          sizeof reply);
+    assert_int_equal(status, 503);
+    IT_CHECK(strstr(reply, "too many connections") != NULL);
+    for (int i = 0; i < ALL_SLOTS; i++)
+        close(fds[i]);
+    /* The slots come back as the server sees them go; until then /metrics
+     * is refused too, and counted. Then only the connection asking is open. */
+    int refused = 1;
+    for (int64_t end = it_now_ms() + IT_IO_TIMEOUT_MS; it_now_ms() < end; refused++) {
+        status = get_from("127.0.0.1", s->http_port, "/healthz", IT_IO_TIMEOUT_MS, NULL, 0);
+        if (status != 503)
+            break;
+        it_sleep_ms(50);
+    }
+    assert_int_equal(status, 200);
+    json_t *doc = it_wait_metric(s, "gauges.http_connections_open", 1);
+    IT_CHECK(rejected(doc, "max_conns") == refused);
+    IT_CHECK(rejected(doc, "per_ip") == 0);
+    json_decref(doc);
+    it_server_free(s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_one_address_not_locked_out),
         cmocka_unit_test(test_emfile_http),
+        cmocka_unit_test(test_total_cap),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

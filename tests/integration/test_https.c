@@ -305,6 +305,33 @@ static void test_tls_basic_auth(void **state)
     it_server_free(s);
 }
 
+/* A TLS handshake that never completes holds a slot no longer than the
+ * header deadline (5 s): a client that connects and says nothing, and one
+ * that sends the first bytes of a ClientHello and stops, are both cut. */
+static void test_stalled_handshake_cut(void **state)
+{
+    struct pki *p = *state;
+    write_config(p, TLS_SECTION);
+    struct it_server *s = start(p);
+    int silent = it_connect(s->http_port);
+    int partial = it_connect(s->http_port);
+    IT_CHECK(silent >= 0 && partial >= 0);
+    static const uint8_t hello_start[] = { 0x16, 0x03, 0x01, 0x02 }; /* a record header, cut */
+    assert_int_equal(it_send_all(partial, hello_start, sizeof hello_start, IT_IO_TIMEOUT_MS), 0);
+    int64_t t0 = it_now_ms();
+    int rc1 = it_expect_eof(silent, 10000), rc2 = it_expect_eof(partial, 10000);
+    int64_t took = it_now_ms() - t0;
+    print_message("stalled handshakes cut after %lld ms\n", (long long)took);
+    IT_CHECK(rc1 == 0 || rc1 == -ECONNRESET);
+    IT_CHECK(rc2 == 0 || rc2 == -ECONNRESET);
+    IT_CHECK(took >= 4000 && took <= 8000);
+    close(silent);
+    close(partial);
+    IT_CHECK(metric(p, s, "tcpmsg_http_connections_rejected_total{reason=\"header_timeout\"}",
+                    NULL) == 2);
+    it_server_free(s);
+}
+
 /* RequireAndVerifyClientCert: no certificate and a self-signed one fail the
  * handshake; the CA-signed one gets in (and still needs the password). */
 static void test_client_cert_required(void **state)
@@ -454,6 +481,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tls_basic_auth, pki_setup, pki_teardown),
+        cmocka_unit_test_setup_teardown(test_stalled_handshake_cut, pki_setup, pki_teardown),
         cmocka_unit_test_setup_teardown(test_client_cert_required, pki_setup, pki_teardown),
         cmocka_unit_test_setup_teardown(test_client_cert_if_given, pki_setup, pki_teardown),
         cmocka_unit_test_setup_teardown(test_auth_without_tls, pki_setup, pki_teardown),
