@@ -487,11 +487,15 @@ static void finish_flushing(struct conn *c, uint64_t now)
     release_buffers(c);
 }
 
-/* How many more reads a draining connection may make: enough to answer what
- * a client had in flight, bounded so that one that never stops sending
- * cannot hold the shutdown. And how long it waits for more once the kernel
- * has nothing: what the client sent just before may still be on its way. */
-#define DRAIN_READS 64
+/* How much more a draining connection may read: enough to answer what a
+ * client had in flight, bounded so that one that never stops sending cannot
+ * hold the shutdown. What a client has sent and not had answered sits in its
+ * kernel's send buffer and in ours: with Linux's default limits (tcp_wmem
+ * max 4 MiB, tcp_rmem max 6 MiB) that is at most 10 MiB. The bound is in
+ * bytes, not reads: reads come in whatever sizes the kernel hands over.
+ * And how long it waits for more once the kernel has nothing: what the
+ * client sent just before may still be on its way. */
+#define DRAIN_MAX_BYTES (16u << 20)
 #define DRAIN_QUIET_NS (50 * 1000000ull)
 
 static void read_input(struct conn *c, size_t room, uint64_t now);
@@ -500,8 +504,7 @@ static void read_input(struct conn *c, size_t room, uint64_t now);
 static bool drain_read(struct conn *c, uint64_t now)
 {
     uint64_t before = counter_get(&c->pub.bytes_in);
-    c->drain_reads++;
-    read_input(c, SIZE_MAX, now);
+    read_input(c, c->drain_left, now);
     return c->state != CONN_CLOSED &&
            (c->peer_eof || counter_get(&c->pub.bytes_in) != before);
 }
@@ -524,7 +527,7 @@ static void after_io(struct conn *c, uint64_t now)
             continue;
         }
         if (c->state == CONN_READING && c->draining && !c->drain_done && !c->peer_eof) {
-            if (c->drain_reads >= DRAIN_READS) {
+            if (c->drain_left == 0) {
                 c->drain_done = true;
                 continue;
             }
@@ -646,6 +649,8 @@ static void read_input(struct conn *c, size_t room, uint64_t now)
         counter_add(&c->pub.bytes_in, (uint64_t)r);
         counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
         c->active_ns = now;
+        if (c->draining)
+            c->drain_left -= (size_t)r < c->drain_left ? (size_t)r : c->drain_left;
         c->drain_quiet_ns = 0;
     }
     size_t used = process_input(c, buf, len, now);
@@ -848,5 +853,6 @@ void conn_begin_drain(struct conn *c, uint64_t now)
     if (c->state == CONN_PAUSED)
         unpause(c, now);
     c->draining = true;
+    c->drain_left = DRAIN_MAX_BYTES;
     after_io(c, now);
 }

@@ -50,7 +50,7 @@ struct conn {
     bool peer_eof;            /* the client shut down its sending side */
     bool draining;            /* the server is shutting down: answer, then close */
     bool drain_done;          /* ... and has read all it will read */
-    unsigned drain_reads;     /* reads made since the drain began */
+    size_t drain_left;        /* bytes the drain may still read */
     uint64_t drain_quiet_ns;  /* since when the drain found nothing to read; 0: not */
 
     uint8_t *in;     /* received bytes not yet answered, from a partial message on;

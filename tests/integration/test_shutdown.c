@@ -47,7 +47,7 @@ static void test_drain_blocked(void **state)
                            "--drain-timeout", "8", NULL };
     IT_START(s, args, 0);
     /* 1.5 MiB: more than the kernel buffers hold at first, well within what
-     * the drain reads (64 reads of up to 64 KiB) before it stops reading. */
+     * the drain reads (16 MiB) before it stops reading. */
     enum { LEN = 1020, FRAME = FRAME_HEADER_SIZE + LEN, NFRAMES = 1536 };
     uint8_t *burst = malloc((size_t)NFRAMES * FRAME), *back = malloc((size_t)NFRAMES * FRAME);
     assert_non_null(burst);
