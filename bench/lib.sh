@@ -103,7 +103,7 @@ client_start() {
     watchdog=$(awk -v d="$DURATION" 'BEGIN { printf "%d", d + 30 }')
     timeout -k 5 "$watchdog" "${CLIENT_CMD[@]}" "$TCPMSG" bench --connections "$c" --depth "$d" \
         --size "$s" --duration "$DURATION" --threads "$CLIENT_THREADS" --json \
-        "127.0.0.1:$port" >"$out" 2>"$out.err" &
+        ${CLIENT_ARGS[@]+"${CLIENT_ARGS[@]}"} "127.0.0.1:$port" >"$out" 2>"$out.err" &
     CLIENT_PID=$!
     PIDS+=("$CLIENT_PID")
 }
@@ -126,22 +126,40 @@ client_wait() {
         cat "$out.err" >&2
         return 1
     fi
-    read -r MSGS P50 ERRS <<<"$vals"
+    read -r MSGS P50 ERRS NMSGS <<<"$vals"
 }
 
-# parse_result FILE: prints "MSGS_PER_S P50_US ERRORS_TOTAL" from tcpmsg
+# cpu_ticks PID: the process's user + system CPU time so far, all its threads,
+# in clock ticks (/proc/PID/stat fields 14 and 15; the command name in field
+# 2 may hold spaces, so count from its closing parenthesis).
+cpu_ticks() {
+    local stat rest
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    rest=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $rest
+    echo $((${12} + ${13}))
+}
+
+# cpu_us_per_msg TICKS MESSAGES: CPU microseconds per message.
+cpu_us_per_msg() {
+    awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (n > 0) printf "%.3f", t / hz * 1e6 / n; else print "nan" }'
+}
+
+# parse_result FILE: prints "MSGS_PER_S P50_US ERRORS_TOTAL MESSAGES" from tcpmsg
 # bench --json, or nothing when the file does not hold those fields.
 parse_result() {
     if command -v python3 >/dev/null; then
         python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
-print(d["msgs_per_s"], d["rtt_us"]["p50"], d["errors"]["total"])' "$1" 2>/dev/null || true
+print(d["msgs_per_s"], d["rtt_us"]["p50"], d["errors"]["total"], d["messages"])' "$1" 2>/dev/null || true
     elif command -v jq >/dev/null; then
-        jq -r '"\(.msgs_per_s) \(.rtt_us.p50) \(.errors.total)"' "$1" 2>/dev/null || true
+        jq -r '"\(.msgs_per_s) \(.rtt_us.p50) \(.errors.total) \(.messages)"' "$1" 2>/dev/null || true
     else
-        # The three keys are unique in the document, so a flat match is enough.
+        # The four keys are unique in the document, so a flat match is enough.
         local k v out=""
-        for k in msgs_per_s p50 total; do
+        for k in msgs_per_s p50 total messages; do
             v=$(grep -o "\"$k\" *: *[-0-9.eE+]*" "$1" | head -n1 | sed 's/.*: *//' || true)
             [ -n "$v" ] || return 0
             out+="$v "

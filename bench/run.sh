@@ -18,6 +18,8 @@ usage: bench/run.sh [options] [BUILD_DIR]
                          1x1x64,1x1x4096,50x1x64,50x1x4096,50x16x64,50x16x4096)
   --pin split|same       pin the servers to CPU 0 and the client to CPU 1
                          (split) or everything to CPU 0 (same); default: none
+  --server-args ARGS     more tcpmsgd options, e.g. "--io uring" (word-split)
+  --client-args ARGS     more `tcpmsg bench` options, for both servers' runs
   --keep-logs            keep the server logs and raw JSON, print where
   --markdown | --json    output format (default: a plain-text table)
   -h, --help
@@ -35,6 +37,8 @@ ROUNDS=3 DURATION=3 THREADS=1 CLIENT_THREADS="" FORMAT=text BUILD=0 PIN=none KEE
 SHAPES=1x1x64,1x1x4096,50x1x64,50x1x4096,50x16x64,50x16x4096
 TPUT_TARGET=0.95  # tcpmsgd msgs/s >= 0.95 x ref, every shape
 P50_TARGET=1.05   # tcpmsgd p50 <= 1.05 x ref, 1-connection shapes
+CPU_TARGET=1.05   # tcpmsgd CPU per message <= 1.05 x ref, every shape
+SERVER_ARGS=() CLIENT_ARGS=()
 
 while [ $# -gt 0 ]; do
     common_option "$@"
@@ -45,6 +49,8 @@ while [ $# -gt 0 ]; do
         --client-threads) CLIENT_THREADS=${2:?"$1 needs a value"}; SHIFT=2 ;;
         --shapes) SHAPES=${2:?"$1 needs a value"}; SHIFT=2 ;;
         --pin) PIN=${2:?"$1 needs a value"}; SHIFT=2 ;;
+        --server-args) read -r -a SERVER_ARGS <<<"${2?"$1 needs a value"}"; SHIFT=2 ;;
+        --client-args) read -r -a CLIENT_ARGS <<<"${2?"$1 needs a value"}"; SHIFT=2 ;;
         --markdown) FORMAT=markdown ;;
         --json) FORMAT=json ;;
         *) usage >&2; exit 2 ;;
@@ -80,16 +86,20 @@ esac
 work_init tcpmsg-bench
 
 # run_client SERVER PID PORT CONNS DEPTH SIZE ROUND: one `tcpmsg bench`;
-# appends msgs/s and p50 to the server's samples; returns 1 on client errors.
+# appends msgs/s, p50 and the server's CPU time per message (its user +
+# system time over the run, all threads, divided by the messages answered) to
+# the server's samples; returns 1 on client errors.
 run_client() {
-    local server=$1 pid=$2 port=$3 c=$4 d=$5 s=$6 round=$7 out
+    local server=$1 pid=$2 port=$3 c=$4 d=$5 s=$6 round=$7 out t0 cpu
     out="$WORK/${c}x${d}x${s}.$server.$round.json"
+    t0=$(cpu_ticks "$pid")
     client_start "$out" "$port" "$c" "$d" "$s"
     client_wait "$server" "$pid" "$out" "${c}x${d}x${s}" || return 1
-    printf '  %-8s round %d/%d: %12.1f msg/s  p50 %9.1f us%s\n' "$server" "$round" "$ROUNDS" \
-        "$MSGS" "$P50" "$([ "$ERRS" = 0 ] || echo "  errors=$ERRS")" >&2
-    if [ "$server" = refecho ]; then REF_MSGS+=("$MSGS") REF_P50+=("$P50"); else
-        D_MSGS+=("$MSGS") D_P50+=("$P50"); fi
+    cpu=$(cpu_us_per_msg $(($(cpu_ticks "$pid") - t0)) "$NMSGS")
+    printf '  %-8s round %d/%d: %12.1f msg/s  p50 %9.1f us  cpu %7.3f us/msg%s\n' "$server" \
+        "$round" "$ROUNDS" "$MSGS" "$P50" "$cpu" "$([ "$ERRS" = 0 ] || echo "  errors=$ERRS")" >&2
+    if [ "$server" = refecho ]; then REF_MSGS+=("$MSGS") REF_P50+=("$P50") REF_CPU+=("$cpu"); else
+        D_MSGS+=("$MSGS") D_P50+=("$P50") D_CPU+=("$cpu"); fi
     [ "$CLIENT_RC" = 0 ] && [ "$ERRS" = 0 ]
 }
 
@@ -108,9 +118,10 @@ for shape in "${shape_list[@]}"; do
     # Fresh servers per shape: no state carried over from the previous load.
     start_server refecho 'port=' "$REFECHO" --bind 127.0.0.1 --port 0 --threads "$THREADS"
     ref_pid=$SERVER_PID ref_port=$SERVER_PORT
-    start_server tcpmsgd 'server socket bound' "$TCPMSGD" --bind 127.0.0.1 --port 0 --threads "$THREADS"
+    start_server tcpmsgd 'server socket bound' "$TCPMSGD" --bind 127.0.0.1 --port 0 --threads "$THREADS" \
+        "${SERVER_ARGS[@]}"
     d_pid=$SERVER_PID d_port=$SERVER_PORT
-    REF_MSGS=() REF_P50=() D_MSGS=() D_P50=()
+    REF_MSGS=() REF_P50=() REF_CPU=() D_MSGS=() D_P50=() D_CPU=()
     for ((r = 1; r <= ROUNDS; r++)); do
         run_client refecho "$ref_pid" "$ref_port" "$c" "$d" "$s" "$r" || FAILED=1
         run_client tcpmsgd "$d_pid" "$d_port" "$c" "$d" "$s" "$r" || FAILED=1
@@ -119,15 +130,17 @@ for shape in "${shape_list[@]}"; do
     if [ ${#REF_MSGS[@]} -eq 0 ] || [ ${#D_MSGS[@]} -eq 0 ]; then die "$label: no successful run"; fi
     rm=$(median "${REF_MSGS[@]}") dm=$(median "${D_MSGS[@]}")
     rp=$(median "${REF_P50[@]}") dp=$(median "${D_P50[@]}")
-    tr=$(ratio "$dm" "$rm") pr=$(ratio "$dp" "$rp")
-    tok=yes pok=none
+    rc=$(median "${REF_CPU[@]}") dc=$(median "${D_CPU[@]}")
+    tr=$(ratio "$dm" "$rm") pr=$(ratio "$dp" "$rp") cr=$(ratio "$dc" "$rc")
+    tok=yes pok=none cok=yes
     meets "$tr" '>=' "$TPUT_TARGET" || { tok=no; FAILED=1; }
+    meets "$cr" '<=' "$CPU_TARGET" || { cok=no; FAILED=1; }
     if [ "$c" = 1 ]; then
         pok=yes
         meets "$pr" '<=' "$P50_TARGET" || { pok=no; FAILED=1; }
     fi
     sp="$(spread "${REF_MSGS[@]}")%/$(spread "${D_MSGS[@]}")%"
-    ROWS+=("$label|$c|$d|$s|$rm|$dm|$tr|$tok|$rp|$dp|$pr|$pok|$sp|$(join "${REF_MSGS[@]}")|$(join "${D_MSGS[@]}")|$(join "${REF_P50[@]}")|$(join "${D_P50[@]}")")
+    ROWS+=("$label|$c|$d|$s|$rm|$dm|$tr|$tok|$rp|$dp|$pr|$pok|$sp|$(join "${REF_MSGS[@]}")|$(join "${D_MSGS[@]}")|$(join "${REF_P50[@]}")|$(join "${D_P50[@]}")|$rc|$dc|$cr|$cok|$(join "${REF_CPU[@]}")|$(join "${D_CPU[@]}")")
 done
 
 # --- the report -------------------------------------------------------------
@@ -135,48 +148,64 @@ SETUP=$(setup_line)
 SETUP+=", server threads $THREADS, client threads $CLIENT_THREADS"
 SETUP+=", medians of $ROUNDS interleaved ${DURATION}s runs"
 if [ "$PIN" != none ]; then SETUP+=", pinned $PIN"; fi
+if [ ${#SERVER_ARGS[@]} -gt 0 ]; then SETUP+=", tcpmsgd ${SERVER_ARGS[*]}"; fi
+if [ ${#CLIENT_ARGS[@]} -gt 0 ]; then SETUP+=", bench ${CLIENT_ARGS[*]}"; fi
 
 case $FORMAT in
 text)
-    printf '%-15s %12s %14s %8s %11s %15s %8s  %s\n' shape "ref msg/s" "tcpmsgd msg/s" ratio \
-        "ref p50 us" "tcpmsgd p50 us" ratio "spread ref/tcpmsgd"
+    printf '%-15s %12s %14s %8s %11s %15s %8s %11s %11s %8s  %s\n' shape "ref msg/s" \
+        "tcpmsgd msg/s" ratio "ref p50 us" "tcpmsgd p50 us" ratio "ref cpu us" "tcpmsgd cpu" \
+        ratio "spread ref/tcpmsgd"
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok sp _ <<<"$row"
-        printf '%-15s %12.0f %14.0f %8s %11.1f %15.1f %8s  %s\n' "$label" "$rm" "$dm" \
-            "$(mark "$tr" "$tok")" "$rp" "$dp" "$(mark "$pr" "$pok")" "$sp"
+        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok sp _ _ _ _ rc dc cr cok _ <<<"$row"
+        printf '%-15s %12.0f %14.0f %8s %11.1f %15.1f %8s %11.3f %11.3f %8s  %s\n' "$label" "$rm" \
+            "$dm" "$(mark "$tr" "$tok")" "$rp" "$dp" "$(mark "$pr" "$pok")" "$rc" "$dc" \
+            "$(mark "$cr" "$cok")" "$sp"
     done
-    echo "targets: msg/s ratio >= $TPUT_TARGET every shape; p50 ratio <= $P50_TARGET with 1 connection; ! = missed"
+    echo "targets: msg/s ratio >= $TPUT_TARGET every shape; p50 ratio <= $P50_TARGET with 1 connection;" \
+        "CPU per message ratio <= $CPU_TARGET every shape; ! = missed"
+    echo "cpu: the server process's user + system time over the run (all threads) per message, in us"
     echo "spread: (max - min) / median of each server's msg/s runs; a ratio closer to 1 than that is noise"
     echo "$SETUP"
     ;;
 markdown)
-    echo "| shape | ref msg/s | tcpmsgd msg/s | ratio | ref p50 us | tcpmsgd p50 us | ratio | spread |"
-    echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+    echo "| shape | ref msg/s | tcpmsgd msg/s | ratio | ref p50 us | tcpmsgd p50 us | ratio |" \
+        "ref CPU us/msg | tcpmsgd CPU us/msg | ratio | spread |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok sp _ <<<"$row"
+        IFS='|' read -r label _ _ _ rm dm tr tok rp dp pr pok sp _ _ _ _ rc dc cr cok _ <<<"$row"
         if [ "$tok" = no ]; then tr="**$tr** (miss)"; fi
         if [ "$pok" = no ]; then pr="**$pr** (miss)"; fi
-        printf '| %s | %.0f | %.0f | %s | %.1f | %.1f | %s | %s |\n' "$label" "$rm" "$dm" "$tr" \
-            "$rp" "$dp" "$pr" "$sp"
+        if [ "$cok" = no ]; then cr="**$cr** (miss)"; fi
+        printf '| %s | %.0f | %.0f | %s | %.1f | %.1f | %s | %.3f | %.3f | %s | %s |\n' "$label" \
+            "$rm" "$dm" "$tr" "$rp" "$dp" "$pr" "$rc" "$dc" "$cr" "$sp"
     done
     echo
     echo "Ratios are tcpmsgd / ref. Targets: msg/s ratio >= $TPUT_TARGET at every shape;" \
-        "p50 ratio <= $P50_TARGET with 1 connection. Spread: (max - min) / median of the" \
+        "p50 ratio <= $P50_TARGET with 1 connection; CPU per message (the server process's" \
+        "user + system time over the run, all threads, per message) ratio <= $CPU_TARGET. Spread: (max - min) / median of the" \
         "msg/s runs, ref/tcpmsgd. $SETUP."
     ;;
 json)
     printf '{"setup":%s,"rounds":%s,"duration_s":%s,"server_threads":%s,"client_threads":%s,' \
         "$(jstr "$SETUP")" "$ROUNDS" "$DURATION" "$THREADS" "$CLIENT_THREADS"
-    printf '"targets":{"msgs_ratio_min":%s,"p50_ratio_max_1conn":%s},"shapes":[' "$TPUT_TARGET" "$P50_TARGET"
+    printf '"targets":{"msgs_ratio_min":%s,"p50_ratio_max_1conn":%s,"cpu_ratio_max":%s},"shapes":[' \
+        "$TPUT_TARGET" "$P50_TARGET" "$CPU_TARGET"
     sep=""
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r label c d s rm dm tr tok rp dp pr pok sp rms dms rps dps <<<"$row"
+        IFS='|' read -r label c d s rm dm tr tok rp dp pr pok sp rms dms rps dps rc dc cr cok rcs dcs \
+            <<<"$row"
         printf '%s{"shape":%s,"connections":%s,"depth":%s,"size":%s,' "$sep" "$(jstr "$label")" "$c" "$d" "$s"
-        printf '"ref":{"msgs_per_s":%s,"p50_us":%s,"runs_msgs_per_s":[%s],"runs_p50_us":[%s]},' "$rm" "$rp" "$rms" "$rps"
-        printf '"tcpmsgd":{"msgs_per_s":%s,"p50_us":%s,"runs_msgs_per_s":[%s],"runs_p50_us":[%s]},' "$dm" "$dp" "$dms" "$dps"
+        printf '"ref":{"msgs_per_s":%s,"p50_us":%s,"cpu_us_per_msg":%s,"runs_msgs_per_s":[%s],' \
+            "$rm" "$rp" "${rc/nan/null}" "$rms"
+        printf '"runs_p50_us":[%s],"runs_cpu_us_per_msg":[%s]},' "$rps" "${rcs//nan/null}"
+        printf '"tcpmsgd":{"msgs_per_s":%s,"p50_us":%s,"cpu_us_per_msg":%s,"runs_msgs_per_s":[%s],' \
+            "$dm" "$dp" "${dc/nan/null}" "$dms"
+        printf '"runs_p50_us":[%s],"runs_cpu_us_per_msg":[%s]},' "$dps" "${dcs//nan/null}"
         printf '"msgs_spread_pct":{"ref":%s,"tcpmsgd":%s},' "${sp%%\%/*}" "$(echo "${sp#*/}" | tr -d %)"
-        printf '"msgs_ratio":%s,"msgs_ok":%s,"p50_ratio":%s,"p50_ok":%s}' "${tr/nan/null}" \
-            "$(jbool "$tok")" "${pr/nan/null}" "$(jbool "$pok")"
+        printf '"msgs_ratio":%s,"msgs_ok":%s,"p50_ratio":%s,"p50_ok":%s,"cpu_ratio":%s,"cpu_ok":%s}' \
+            "${tr/nan/null}" "$(jbool "$tok")" "${pr/nan/null}" "$(jbool "$pok")" "${cr/nan/null}" \
+            "$(jbool "$cok")"
         sep=","
     done
     printf '],"all_targets_met":%s}\n' "$([ "$FAILED" = 0 ] && echo true || echo false)"
