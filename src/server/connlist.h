@@ -44,7 +44,8 @@ void closed_ring_destroy(struct closed_ring *r);
 /* i describes c, served by worker (or a fork-mode child's slot). */
 void conn_info_fill(struct conn_info *i, const struct conn *c, unsigned worker);
 
-/* Record c, closed now for reason (the worker calls this from conn_close). */
+/* Record c, closed now for reason (a worker does, when its connection
+ * reports the close through conn_ctx.closed). */
 void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned worker,
                       enum close_reason reason, uint64_t now);
 
