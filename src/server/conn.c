@@ -86,10 +86,11 @@ static uint64_t sec_to_ns(double s)
 
 const char *conn_state_name(enum conn_state s)
 {
-    static const char *const names[] = { "reading",  "blocked",       "paused",
-                                         "draining", "drain_blocked", "flushing",
-                                         "linger",   "closed" };
-    _Static_assert(sizeof names / sizeof names[0] == CONN_STATE_COUNT, "a name per state");
+    static const char *const names[] = {
+#define CONN_STATE_TAG(name, tag) [name] = tag,
+        CONN_STATE_LIST(CONN_STATE_TAG)
+#undef CONN_STATE_TAG
+    };
     return (size_t)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
 }
 

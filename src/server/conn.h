@@ -28,20 +28,34 @@ struct conn_ctx;
 #define CONN_SMALL_PARTIAL 4096u
 #define CONN_RBUF_SIZE (CONN_READ_MAX + CONN_SMALL_PARTIAL)
 
-/* The states; conn.c opens with the table of transitions between them. */
+/* The states, each with the name the connection list shows; conn.c opens
+ * with the table of transitions between them. */
+#define CONN_STATE_LIST(X)                                                                    \
+    /* reading messages and writing their replies */                                          \
+    X(CONN_READING, "reading")                                                                \
+    /* pending output at --max-pending-output: not reading until it drains */                 \
+    X(CONN_BLOCKED, "blocked")                                                                \
+    /* the server is over --max-buffer-memory and this connection holds more than its        \
+       share: not reading until the server is back under budget */                            \
+    X(CONN_PAUSED, "paused")                                                                  \
+    /* the server is shutting down: reading only what the client already sent (at most       \
+       drain_left more bytes, until 50 ms of quiet), answering it */                          \
+    X(CONN_DRAINING, "draining")                                                              \
+    /* DRAINING, but pending output at --max-pending-output: not reading until it drains,    \
+       then DRAINING again */                                                                 \
+    X(CONN_DRAIN_BLOCKED, "drain_blocked")                                                    \
+    /* no more input: write what is pending (an error reply, the last replies), then close */ \
+    X(CONN_FLUSHING, "flushing")                                                              \
+    /* our side is shut down: discard input until the peer closes, so an error reply is not  \
+       destroyed by a reset, within a short deadline */                                       \
+    X(CONN_LINGER, "linger")                                                                  \
+    /* closed, waiting to be freed after this wakeup */                                       \
+    X(CONN_CLOSED, "closed")
+
 enum conn_state {
-    CONN_READING,  /* reading messages and writing their replies */
-    CONN_BLOCKED,  /* pending output at --max-pending-output: not reading until it drains */
-    CONN_PAUSED,   /* the server is over --max-buffer-memory and this connection holds more
-                      than its share: not reading until the server is back under budget */
-    CONN_DRAINING, /* the server is shutting down: reading only what the client already
-                      sent (at most drain_left more bytes, until 50 ms of quiet), answering it */
-    CONN_DRAIN_BLOCKED, /* DRAINING, but pending output at --max-pending-output: not reading
-                           until it drains, then DRAINING again */
-    CONN_FLUSHING, /* no more input: write what is pending (an error reply, the last replies), then close */
-    CONN_LINGER,   /* our side is shut down: discard input until the peer closes, so an
-                      error reply is not destroyed by a reset, within a short deadline */
-    CONN_CLOSED,   /* closed, waiting to be freed after this wakeup */
+#define CONN_STATE_ENUM(name, tag) name,
+    CONN_STATE_LIST(CONN_STATE_ENUM)
+#undef CONN_STATE_ENUM
     CONN_STATE_COUNT
 };
 
