@@ -408,7 +408,9 @@ static void account_written(struct conn *c, size_t n, uint64_t now)
 
 /* Echo n bytes of complete frames. With nothing else pending they go
  * straight from the input buffer to the kernel, copied only if the kernel
- * does not take them all. false when the connection was closed. */
+ * does not take them all. The input buffer is valid only during this call:
+ * this shortcut needs a write that takes its bytes at once (or not at all),
+ * never one that completes later. false when the connection was closed. */
 static bool echo_frames(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
     if (c->out.len == 0) {
