@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "server/admin.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "tcpmsg/log.h"
@@ -23,7 +24,7 @@ int main(int argc, char **argv)
     log_configure(cfg.log_level, cfg.log_format, 2);
 
     struct server srv;
-    if (server_start(&srv, &cfg) < 0)
+    if (server_start(&srv, &cfg, admin_route) < 0)
         return 1;
     int rc = server_wait(&srv);
     server_destroy(&srv);

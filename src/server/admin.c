@@ -74,7 +74,10 @@ static void route_connections(struct server *s, const struct http_request *req,
              "400 sort must be one of " CONN_SORT_NAMES "optionally with a leading '-'\n");
         return;
     }
-    r->body = connlist_json(s, sort, limit, offset);
+    size_t n;
+    struct conn_info *v = server_connections(s, &n);
+    r->body = v != NULL ? connlist_json(v, n, &s->closed, sort, limit, offset) : NULL;
+    free(v);
     r->status = r->body != NULL ? 200 : 500;
     r->len = r->body != NULL ? strlen(r->body) : 0;
     r->content_type = CT_JSON;

@@ -1,10 +1,44 @@
-/* conn: a connection's life in the epoll server: read what the kernel has,
- * parse complete messages in place, queue their replies, write them in one
- * call per wakeup, and close with a reason that is counted and logged.
- * No allocation per message: reads land in the worker's buffer, replies go
+/* conn: a connection's life: read what the kernel has, parse complete
+ * messages in place, queue their replies, write them in one call per
+ * wakeup, and close with a reason that is counted and logged. It knows its
+ * owner only through a struct conn_ctx (connctx.h).
+ * No allocation per message: reads land in the owner's buffer, replies go
  * straight to the kernel; a connection keeps memory of its own only for a
  * partial message or for replies the client has not read yet, and every
  * such byte is charged to the server's memory budget.
+ *
+ * The states (conn.h) and every transition between them. Each one goes
+ * through conn_enter, which does what entering or leaving a state implies.
+ *
+ *   from           to             when
+ *   READING        BLOCKED        a reply would take pending output over --max-pending-output
+ *   READING        PAUSED         the memory budget has no room for the next read
+ *   READING        DRAINING       the server begins its shutdown (conn_begin_drain)
+ *   READING        FLUSHING       the client's EOF, all it sent answered; an error reply
+ *                                 (bad message, frame deadline)
+ *   BLOCKED        READING        the pending output was written: serve what is buffered
+ *   BLOCKED        DRAIN_BLOCKED  the server begins its shutdown
+ *   PAUSED         READING        the budget has room again; or the client stopped sending
+ *                                 (EPOLLRDHUP) and what it sent can complete its message
+ *   PAUSED         LINGER         the client stopped sending, its message can never complete
+ *   PAUSED         DRAINING       the server begins its shutdown
+ *   DRAINING       DRAIN_BLOCKED  as READING -> BLOCKED
+ *   DRAINING       FLUSHING       16 MiB read (SHUTDOWN), 50 ms without input (SHUTDOWN),
+ *                                 the client's EOF (PEER), an error reply
+ *   DRAIN_BLOCKED  DRAINING       the pending output was written: serve what is buffered
+ *   FLUSHING       LINGER         all written, the client may still send: shut our side
+ *   FLUSHING       CLOSED         all written after the client's EOF
+ *   LINGER         CLOSED         the client's EOF or error, or 2 s passed
+ *   any            CLOSED         reset, I/O error, no memory, write/idle timeout, eviction,
+ *                                 the drain deadline (conn_close)
+ *
+ * DRAIN_BLOCKED is DRAINING's own BLOCKED: both wait for output, but each
+ * must know where to go back to, and the drain's byte budget must survive
+ * the wait. PAUSED has no drain counterpart: the drain reads within its own
+ * byte budget, not the memory budget's room.
+ *
+ * The system calls are in one place (io_*, below): a read's result goes to
+ * take_input(data, n), a write's to written(n), wherever they came from.
  */
 #include "server/conn.h"
 
@@ -19,9 +53,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "server/config.h"
+#include "server/connctx.h"
 #include "server/membudget.h"
-#include "server/server.h"
-#include "server/worker.h"
 #include "tcpmsg/log.h"
 #include "tcpmsg/rttreport.h"
 
@@ -32,12 +66,12 @@
 
 static const struct server_config *cfg_of(const struct conn *c)
 {
-    return c->w->srv->cfg;
+    return c->ctx->cfg;
 }
 
 static struct server_stats *stats_of(struct conn *c)
 {
-    return &c->w->stats;
+    return c->ctx->stats;
 }
 
 static enum stats_mode stats_mode(const struct conn *c)
@@ -52,8 +86,11 @@ static uint64_t sec_to_ns(double s)
 
 const char *conn_state_name(enum conn_state s)
 {
-    static const char *const names[] = { "reading", "blocked", "paused", "flushing", "linger",
-                                         "closed" };
+    static const char *const names[] = {
+#define CONN_STATE_TAG(name, tag) [name] = tag,
+        CONN_STATE_LIST(CONN_STATE_TAG)
+#undef CONN_STATE_TAG
+    };
     return (size_t)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
 }
 
@@ -75,12 +112,58 @@ static void recharge(struct conn *c)
     if (held == c->mem)
         return;
     int holders = (held != 0) - (c->mem != 0);
-    membudget_charge(c->w->budget, c->w->budget_slot, (int64_t)held - (int64_t)c->mem, holders);
+    membudget_charge(c->ctx->budget, c->ctx->budget_slot, (int64_t)held - (int64_t)c->mem, holders);
     c->mem = held;
 }
 
-struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
-                       uint64_t id, uint64_t now)
+/* ---- the system calls -----------------------------------------------------
+ * Everything conn.c asks of the kernel. Each returns what the next layer
+ * would deliver too: bytes, or a negative errno (-EAGAIN: would block). */
+
+static ssize_t io_read(struct conn *c, uint8_t *buf, size_t n)
+{
+    return net_read(c->fd, buf, n);
+}
+
+static ssize_t io_write(struct conn *c, const struct iovec *iov, int cnt)
+{
+    return net_writev(c->fd, iov, cnt);
+}
+
+/* End our sending side: the client sees EOF after what was written. */
+static void io_shutdown_write(struct conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+}
+
+/* Bytes the kernel holds for us, unread (0 when it cannot say). */
+static size_t io_input_waiting(struct conn *c)
+{
+    int avail = 0;
+    if (ioctl(c->fd, FIONREAD, &avail) < 0 || avail < 0)
+        return 0;
+    return (size_t)avail;
+}
+
+/* Tell the owner's loop which events to report. 0 or -errno. */
+static int io_watch(struct conn *c, uint32_t events)
+{
+    int rc = c->ctx->watch(c->ctx->owner, c, events);
+    if (rc == 0)
+        c->events = events;
+    return rc;
+}
+
+/* Stop the events, close the socket: the owner frees c after its dispatch. */
+static void io_close(struct conn *c)
+{
+    c->ctx->forget(c->ctx->owner, c);
+    close(c->fd);
+    c->fd = -1;
+}
+
+struct conn *conn_open(const struct conn_ctx *ctx, int fd, const struct sockaddr *peer,
+                       socklen_t len, uint64_t id, uint64_t now)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -88,14 +171,14 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
         return NULL;
     }
     c->fd = fd;
-    c->w = w;
+    c->ctx = ctx;
     c->id = id;
-    c->state = CONN_READING;
-    c->opened_ns = c->active_ns = now;
+    c->state = CONN_READING; /* born in it: no transition */
+    c->opened_ns = c->active_ns = c->state_ns = now;
     memcpy(&c->peer, peer, len);
     net_format_addr(peer, c->peer_str, sizeof c->peer_str);
     publish(c);
-    if (worker_watch(w, c, EPOLLIN) < 0) {
+    if (io_watch(c, EPOLLIN) < 0) {
         free(c);
         close(fd);
         return NULL;
@@ -110,7 +193,7 @@ static void release_buffers(struct conn *c)
     c->in = NULL;
     c->in_len = c->in_cap = 0;
     c->scanned = 0;
-    outq_clear(&c->out, &c->w->pool);
+    outq_clear(&c->out, c->ctx->pool);
     recharge(c);
 }
 
@@ -122,22 +205,79 @@ void conn_free(struct conn *c)
     free(c);
 }
 
+/* How much more a draining connection may read: enough to answer what a
+ * client had in flight, bounded so that one that never stops sending cannot
+ * hold the shutdown. What a client has sent and not had answered sits in its
+ * kernel's send buffer and in ours: with Linux's default limits (tcp_wmem
+ * max 4 MiB, tcp_rmem max 6 MiB) that is at most 10 MiB. The bound is in
+ * bytes, not reads: reads come in whatever sizes the kernel hands over.
+ * And how long it waits for more once the kernel has nothing: what the
+ * client sent just before may still be on its way. */
+#define DRAIN_MAX_BYTES (16u << 20)
+#define DRAIN_QUIET_NS (50 * 1000000ull)
+
+static bool in_drain(enum conn_state s)
+{
+    return s == CONN_DRAINING || s == CONN_DRAIN_BLOCKED;
+}
+
+/* The one place a connection changes state: leave the old one, enter the
+ * new one, publish it. The event interest follows from the state too, but
+ * is applied once per event (update_events), not per transition: one event
+ * may pass through several states and needs one epoll_ctl at most. */
+static void conn_enter(struct conn *c, enum conn_state to, uint64_t now)
+{
+    enum conn_state from = c->state;
+    if (from == to)
+        return;
+    if (from == CONN_PAUSED) {
+        /* The time spent paused does not count against the client's frame
+         * deadline: the server was not reading. */
+        membudget_paused(c->ctx->budget, -1);
+        if (c->frame_start_ns != 0)
+            c->frame_start_ns += now - c->paused_ns;
+        c->paused_ns = 0;
+    }
+    switch (to) {
+    case CONN_PAUSED:
+        c->paused_ns = now;
+        membudget_paused(c->ctx->budget, 1);
+        break;
+    case CONN_DRAINING:
+    case CONN_DRAIN_BLOCKED:
+        if (!in_drain(from))
+            c->drain_left = DRAIN_MAX_BYTES; /* the drain's budget, once per drain */
+        c->drain_quiet_ns = 0;
+        break;
+    case CONN_LINGER:
+        /* Lingering only discards: no buffers, and a deadline. */
+        c->linger_until_ns = now + LINGER_NS;
+        release_buffers(c);
+        break;
+    default:
+        break;
+    }
+    c->state = to;
+    c->state_ns = now;
+    counter_set(&c->pub.state, to);
+    LOG(LOG_DEBUG, "connection state", LF_U("conn", c->id), LF_S("from", conn_state_name(from)),
+        LF_S("to", conn_state_name(to)));
+    if (c->ctx->transition != NULL)
+        c->ctx->transition(c->ctx->owner, c, (int)from, (int)to);
+}
+
 void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
 {
     if (c->state == CONN_CLOSED)
         return;
-    if (c->state == CONN_PAUSED)
-        membudget_paused(c->w->budget, -1);
-    c->state = CONN_CLOSED;
     c->reason = reason;
-    worker_forget(c->w, c); /* deregisters from epoll and parks c for freeing */
-    close(c->fd);
-    c->fd = -1;
-    /* Count the close before the open gauge drops, so that a scrape never
-     * sees a connection in neither. */
+    conn_enter(c, CONN_CLOSED, now);
+    io_close(c);
+    /* Count the close before the open gauge drops (ctx->closed), so that a
+     * scrape never sees a connection in neither. */
     counter_add(&stats_of(c)->closed[reason], 1);
-    closed_ring_push(&c->w->srv->closed, c, c->w->index, reason, now);
-    server_release(c->w->srv, (const struct sockaddr *)&c->peer);
+    if (c->ctx->closed != NULL)
+        c->ctx->closed(c->ctx->owner, c, reason, now);
     LOG(LOG_INFO, "connection closed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
         LF_S("reason", close_reason_tag(reason)), LF_S("mode", frame_mode_name(c->mode)),
         LF_U("msgs_in", counter_get(&c->pub.msgs_in)), LF_U("msgs_out", counter_get(&c->pub.msgs_out)),
@@ -149,20 +289,20 @@ void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
     publish(c);
 }
 
-/* Re-register epoll interest to match the state: read only while READING or
- * LINGER, write only while output is pending. */
+/* Re-register event interest to match the state: read only while READING,
+ * DRAINING or LINGER, write only while output is pending. */
 static void update_events(struct conn *c)
 {
     recharge(c);
     publish(c);
     uint32_t ev = 0;
-    if (c->state == CONN_READING || c->state == CONN_LINGER)
+    if (c->state == CONN_READING || c->state == CONN_DRAINING || c->state == CONN_LINGER)
         ev |= EPOLLIN;
     if (c->state == CONN_PAUSED)
         ev |= EPOLLRDHUP; /* not reading, but told when the client stops sending */
     if (c->out.len > 0)
         ev |= EPOLLOUT;
-    if (ev != c->events && worker_watch(c->w, c, ev) < 0)
+    if (ev != c->events && io_watch(c, ev) < 0)
         conn_close(c, CLOSE_IO_ERROR, net_now_ns());
 }
 
@@ -192,9 +332,9 @@ static int in_reserve(struct conn *c, size_t need)
 /* Queue bytes for the client. false when no memory. */
 static bool queue_reply(struct conn *c, const void *a, size_t an, const void *b, size_t bn)
 {
-    if (outq_append(&c->out, &c->w->pool, a, an) < 0)
+    if (outq_append(&c->out, c->ctx->pool, a, an) < 0)
         return false;
-    return bn == 0 || outq_append(&c->out, &c->w->pool, b, bn) == 0;
+    return bn == 0 || outq_append(&c->out, c->ctx->pool, b, bn) == 0;
 }
 
 static void log_message(const struct conn *c, const struct frame *f)
@@ -253,7 +393,7 @@ static void reject_input(struct conn *c, const uint8_t *bad, ssize_t status, uin
     else
         n = frame_error_encode(frame, sizeof frame, code, reason);
     c->reason = status == FRAME_TOO_LARGE ? CLOSE_OVERSIZE : CLOSE_PROTOCOL;
-    c->state = CONN_FLUSHING;
+    conn_enter(c, CONN_FLUSHING, now);
     if (!queue_reply(c, frame, n, NULL, 0))
         conn_close(c, CLOSE_NO_MEMORY, now);
 }
@@ -268,11 +408,14 @@ static void account_written(struct conn *c, size_t n, uint64_t now)
 
 /* Echo n bytes of complete frames. With nothing else pending they go
  * straight from the input buffer to the kernel, copied only if the kernel
- * does not take them all. false when the connection was closed. */
+ * does not take them all. The input buffer is valid only during this call:
+ * this shortcut needs a write that takes its bytes at once (or not at all),
+ * never one that completes later. false when the connection was closed. */
 static bool echo_frames(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
     if (c->out.len == 0) {
-        ssize_t w = net_write(c->fd, p, n);
+        struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+        ssize_t w = io_write(c, &iov, 1);
         if (w == -EPIPE || w == -ECONNRESET) {
             conn_close(c, CLOSE_RESET, now);
             return false;
@@ -350,7 +493,7 @@ static size_t process_input(struct conn *c, const uint8_t *buf, size_t len, uint
     const struct server_config *cfg = cfg_of(c);
     bool framed = c->mode == FRAME_MODE_FRAMED;
     size_t pos = 0, run = 0;
-    while (pos < len && c->state == CONN_READING) {
+    while (pos < len && (c->state == CONN_READING || c->state == CONN_DRAINING)) {
         struct frame f;
         ssize_t rc = framed ? parse_framed(c, buf + pos, len - pos, &f)
                             : frame_parse_line(buf + pos, len - pos, cfg->max_payload,
@@ -377,7 +520,8 @@ static size_t process_input(struct conn *c, const uint8_t *buf, size_t len, uint
         size_t queued = c->out.len + (pos - run);
         size_t reply = framed ? (size_t)rc : f.len + 1;
         if (queued > 0 && queued + reply > cfg->max_pending_output) {
-            c->state = CONN_BLOCKED; /* the client is not reading its replies */
+            /* The client is not reading its replies. */
+            conn_enter(c, c->state == CONN_DRAINING ? CONN_DRAIN_BLOCKED : CONN_BLOCKED, now);
             break;
         }
         if (!handle_message(c, &f, now)) {
@@ -420,36 +564,33 @@ static bool keep_input(struct conn *c, const uint8_t *buf, size_t used, size_t l
     return true;
 }
 
-/* Answer what the connection's own buffer holds (after BLOCKED or PAUSED). */
+/* Answer what the connection's own buffer holds (after BLOCKED). */
 static void process_buffered(struct conn *c, uint64_t now)
 {
     size_t used = process_input(c, c->in, c->in_len, now);
     keep_input(c, c->in, used, c->in_len, now);
 }
 
-/* Write pending output: one writev per call, as much as the kernel takes. */
-static void flush_output(struct conn *c, uint64_t now)
+/* A write of pending output completed: w bytes taken, or -errno. Counts
+ * them, and once everything queued has reached the kernel, the replies.
+ * (With w == 0 it only does the latter, after replies echoed directly.) */
+static void written(struct conn *c, ssize_t w, uint64_t now)
 {
-    if (c->out.len > 0) {
-        struct iovec iov[WRITE_IOVS];
-        int n = outq_iov(&c->out, iov, WRITE_IOVS);
-        ssize_t w = net_writev(c->fd, iov, n);
-        if (w == -EPIPE || w == -ECONNRESET) {
-            /* Replies were still pending: the client did not take them. */
-            conn_close(c, CLOSE_RESET, now);
-            return;
-        }
-        if (w < 0 && w != -EAGAIN) {
-            counter_add(&stats_of(c)->errors[ERR_WRITE], 1);
-            LOG_RATELIMITED(LOG_WARN, "write failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
-                LF_S("error", strerror((int)-w)));
-            conn_close(c, CLOSE_IO_ERROR, now);
-            return;
-        }
-        if (w > 0) {
-            outq_consume(&c->out, &c->w->pool, (size_t)w);
-            account_written(c, (size_t)w, now);
-        }
+    if (w == -EPIPE || w == -ECONNRESET) {
+        /* Replies were still pending: the client did not take them. */
+        conn_close(c, CLOSE_RESET, now);
+        return;
+    }
+    if (w < 0 && w != -EAGAIN) {
+        counter_add(&stats_of(c)->errors[ERR_WRITE], 1);
+        LOG_RATELIMITED(LOG_WARN, "write failed", LF_U("conn", c->id), LF_S("peer", c->peer_str),
+            LF_S("error", strerror((int)-w)));
+        conn_close(c, CLOSE_IO_ERROR, now);
+        return;
+    }
+    if (w > 0) {
+        outq_consume(&c->out, c->ctx->pool, (size_t)w);
+        account_written(c, (size_t)w, now);
     }
     if (c->out.len > 0) {
         if (c->write_wait_ns == 0)
@@ -471,6 +612,27 @@ static void flush_output(struct conn *c, uint64_t now)
     }
 }
 
+/* Write pending output: one writev per call, as much as the kernel takes. */
+static void flush_output(struct conn *c, uint64_t now)
+{
+    if (c->out.len == 0) {
+        written(c, 0, now);
+        return;
+    }
+    struct iovec iov[WRITE_IOVS];
+    int n = outq_iov(&c->out, iov, WRITE_IOVS);
+    written(c, io_write(c, iov, n), now);
+}
+
+/* No more input will come (the client's EOF, or the drain is over): finish
+ * once the replies are out. */
+static void end_input(struct conn *c, uint64_t now)
+{
+    c->reason = c->peer_eof ? CLOSE_PEER : CLOSE_SHUTDOWN;
+    conn_enter(c, CONN_FLUSHING, now);
+    flush_output(c, now);
+}
+
 /* After output drained in FLUSHING: close, or linger after an error reply. */
 static void finish_flushing(struct conn *c, uint64_t now)
 {
@@ -481,26 +643,14 @@ static void finish_flushing(struct conn *c, uint64_t now)
     /* Closing with unread input makes the kernel send a reset, which can
      * destroy the error reply before the client reads it. Shut our side,
      * then discard input until the client closes or the deadline. */
-    shutdown(c->fd, SHUT_WR);
-    c->state = CONN_LINGER;
-    c->linger_until_ns = now + LINGER_NS;
-    release_buffers(c);
+    io_shutdown_write(c);
+    conn_enter(c, CONN_LINGER, now);
 }
-
-/* How much more a draining connection may read: enough to answer what a
- * client had in flight, bounded so that one that never stops sending cannot
- * hold the shutdown. What a client has sent and not had answered sits in its
- * kernel's send buffer and in ours: with Linux's default limits (tcp_wmem
- * max 4 MiB, tcp_rmem max 6 MiB) that is at most 10 MiB. The bound is in
- * bytes, not reads: reads come in whatever sizes the kernel hands over.
- * And how long it waits for more once the kernel has nothing: what the
- * client sent just before may still be on its way. */
-#define DRAIN_MAX_BYTES (16u << 20)
-#define DRAIN_QUIET_NS (50 * 1000000ull)
 
 static void read_input(struct conn *c, size_t room, uint64_t now);
 
-/* During the drain, read once more. true if that brought anything. */
+/* DRAINING: read once more, within the drain's budget. true if that
+ * brought anything (or EOF), so that the caller tries again. */
 static bool drain_read(struct conn *c, uint64_t now)
 {
     uint64_t before = counter_get(&c->pub.bytes_in);
@@ -510,55 +660,60 @@ static bool drain_read(struct conn *c, uint64_t now)
 }
 
 /* After any I/O: move the connection along its states until it must wait
- * for the kernel, then watch the right events. */
+ * for the kernel (or a timer), then watch the right events. */
 static void after_io(struct conn *c, uint64_t now)
 {
     for (;;) {
-        if (c->state == CONN_CLOSED)
-            return;
-        if (c->state == CONN_BLOCKED && c->out.len == 0) {
+        switch (c->state) {
+        case CONN_BLOCKED:
+        case CONN_DRAIN_BLOCKED:
+            if (c->out.len > 0)
+                goto wait;
             /* Replies drained: serve what is buffered. Regression: leaving
              * after one round could strand a connection BLOCKED with nothing
              * pending, watched for no event, never served again. */
-            c->state = CONN_READING;
+            conn_enter(c, c->state == CONN_BLOCKED ? CONN_READING : CONN_DRAINING, now);
             process_buffered(c, now);
             if (c->state != CONN_CLOSED)
                 flush_output(c, now);
             continue;
-        }
-        if (c->state == CONN_READING && c->draining && !c->drain_done && !c->peer_eof) {
-            if (c->drain_left == 0) {
-                c->drain_done = true;
+        case CONN_READING:
+            if (!c->peer_eof)
+                goto wait;
+            end_input(c, now);
+            continue;
+        case CONN_DRAINING:
+            if (c->peer_eof || c->drain_left == 0) {
+                end_input(c, now);
                 continue;
             }
             if (drain_read(c, now))
                 continue;
             /* Nothing yet: wait for more, until the quiet timer says done. */
-            if (c->state == CONN_READING && c->drain_quiet_ns == 0)
+            if (c->state == CONN_DRAINING && c->drain_quiet_ns == 0)
                 c->drain_quiet_ns = now;
-            break;
-        }
-        if (c->state == CONN_READING && (c->peer_eof || (c->draining && c->drain_done))) {
-            /* No more input will come: finish once the replies are out. */
-            c->reason = c->peer_eof ? CLOSE_PEER : CLOSE_SHUTDOWN;
-            c->state = CONN_FLUSHING;
-            flush_output(c, now);
+            if (c->state == CONN_DRAINING)
+                goto wait;
             continue;
-        }
-        if (c->state == CONN_FLUSHING && c->out.len == 0) {
+        case CONN_FLUSHING:
+            if (c->out.len > 0)
+                goto wait;
             finish_flushing(c, now);
             continue;
+        case CONN_CLOSED:
+            return;
+        default: /* PAUSED and LINGER wait for the socket or a timer */
+            goto wait;
         }
-        break;
     }
+wait:
     update_events(c);
 }
 
-/* Discard input while lingering; close at EOF or error. */
-static void linger_read(struct conn *c, uint64_t now)
+/* LINGER: what a read brought (r bytes, or -errno) is discarded; close at
+ * EOF or error. */
+static void discard_input(struct conn *c, ssize_t r, uint64_t now)
 {
-    uint8_t *sink = c->w->rbuf;
-    ssize_t r = net_read(c->fd, sink, CONN_READ_MAX);
     if (r > 0) { /* discarded, but received: the byte counters see them */
         counter_add(&c->pub.bytes_in, (uint64_t)r);
         counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
@@ -570,7 +725,7 @@ static void linger_read(struct conn *c, uint64_t now)
 /* Where the next read goes, and how much it may bring: room is how many
  * bytes the memory budget lets this connection add (SIZE_MAX: no limit). A
  * connection with nothing or a small partial message buffered reads into the
- * worker's buffer, behind a copy of that partial; one with a large partial
+ * owner's buffer, behind a copy of that partial; one with a large partial
  * message reads straight into its own buffer, grown for that one read
  * (large buffers are their own mappings: growing one is an mremap). Returns the buffer
  * (buf[0..*len) already filled) with *cap the end of the read, or NULL when
@@ -582,7 +737,7 @@ static uint8_t *input_target(struct conn *c, size_t room, size_t *len, size_t *c
     if (end > limit)
         end = limit;
     if (c->in_len <= CONN_SMALL_PARTIAL) {
-        uint8_t *buf = c->w->rbuf;
+        uint8_t *buf = c->ctx->rbuf;
         if (c->in_len > 0)
             memcpy(buf, c->in, c->in_len);
         *len = c->in_len;
@@ -615,18 +770,11 @@ static uint8_t *input_target(struct conn *c, size_t room, size_t *len, size_t *c
     return c->in;
 }
 
-/* Read once, adding at most room bytes of buffers (level-triggered epoll
- * calls again if more is waiting). */
-static void read_input(struct conn *c, size_t room, uint64_t now)
+/* What a read brought: r new bytes at buf[len..len+r) behind the len bytes
+ * already held (buf is the owner's read buffer or the connection's own), 0
+ * at EOF, or -errno. Parse and answer what is complete, keep the rest. */
+static void take_input(struct conn *c, uint8_t *buf, size_t len, ssize_t r, uint64_t now)
 {
-    size_t len, cap;
-    uint8_t *buf = input_target(c, room, &len, &cap);
-    if (buf == NULL || len >= cap) { /* len == cap cannot happen: the parser
-                                        answers or refuses a maximal message */
-        conn_close(c, CLOSE_NO_MEMORY, now);
-        return;
-    }
-    ssize_t r = net_read(c->fd, buf + len, cap - len);
     if (r == -EAGAIN)
         return;
     if (r < 0) {
@@ -649,7 +797,7 @@ static void read_input(struct conn *c, size_t room, uint64_t now)
         counter_add(&c->pub.bytes_in, (uint64_t)r);
         counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
         c->active_ns = now;
-        if (c->draining)
+        if (c->state == CONN_DRAINING)
             c->drain_left -= (size_t)r < c->drain_left ? (size_t)r : c->drain_left;
         c->drain_quiet_ns = 0;
     }
@@ -658,15 +806,18 @@ static void read_input(struct conn *c, size_t room, uint64_t now)
         flush_output(c, now);
 }
 
-/* Leave PAUSED for READING. The time spent paused does not count against
- * the client's frame deadline: the server was not reading. */
-static void unpause(struct conn *c, uint64_t now)
+/* Read once, adding at most room bytes of buffers (level-triggered epoll
+ * calls again if more is waiting). */
+static void read_input(struct conn *c, size_t room, uint64_t now)
 {
-    membudget_paused(c->w->budget, -1);
-    if (c->frame_start_ns != 0)
-        c->frame_start_ns += now - c->paused_ns;
-    c->paused_ns = 0;
-    c->state = CONN_READING;
+    size_t len, cap;
+    uint8_t *buf = input_target(c, room, &len, &cap);
+    if (buf == NULL || len >= cap) { /* len == cap cannot happen: the parser
+                                        answers or refuses a maximal message */
+        conn_close(c, CLOSE_NO_MEMORY, now);
+        return;
+    }
+    take_input(c, buf, len, io_read(c, buf + len, cap - len), now);
 }
 
 /* A paused client stopped sending (EPOLLRDHUP): what is left of its input
@@ -677,20 +828,17 @@ static void unpause(struct conn *c, uint64_t now)
  * server learns of the close without waiting for room. */
 static void paused_peer_done(struct conn *c, uint64_t now)
 {
-    int avail = 0;
-    ioctl(c->fd, FIONREAD, &avail);
-    unpause(c, now);
+    size_t avail = io_input_waiting(c);
     if (c->mode == FRAME_MODE_FRAMED && c->in_len >= FRAME_HEADER_SIZE) {
         size_t whole = FRAME_HEADER_SIZE +
                        ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
-        if (avail >= 0 && c->in_len + (size_t)avail < whole) {
+        if (c->in_len + avail < whole) {
             c->reason = CLOSE_PEER;
-            c->state = CONN_LINGER; /* linger_read discards to EOF, then closes */
-            c->linger_until_ns = now + LINGER_NS;
-            release_buffers(c);
+            conn_enter(c, CONN_LINGER, now); /* LINGER discards to EOF, then closes */
             return;
         }
     }
+    conn_enter(c, CONN_READING, now);
     read_input(c, SIZE_MAX, now);
 }
 
@@ -702,20 +850,43 @@ static void read_or_pause(struct conn *c, uint64_t now)
      * buffer, what its geometric growth takes. */
     size_t want = c->in_cap > CONN_READ_MAX ? c->in_cap : CONN_READ_MAX;
     bool charged;
-    size_t room = membudget_take(c->w->budget, c->w->budget_slot, c->mem, want, &charged);
+    size_t room = membudget_take(c->ctx->budget, c->ctx->budget_slot, c->mem, want, &charged);
     if (room == 0) {
-        c->state = CONN_PAUSED; /* the timer resumes it once there is room */
-        c->paused_ns = now;
-        membudget_paused(c->w->budget, 1);
+        conn_enter(c, CONN_PAUSED, now); /* the timer resumes it once there is room */
         return;
     }
     if (charged) {
         /* Held for this read; recharge() settles it with what stays. */
         if (c->mem == 0)
-            membudget_charge(c->w->budget, c->w->budget_slot, 0, 1);
+            membudget_charge(c->ctx->budget, c->ctx->budget_slot, 0, 1);
         c->mem += room;
     }
     read_input(c, room, now);
+}
+
+/* The socket is readable (or ended, or failed): what that means depends on
+ * the state. */
+static void on_readable(struct conn *c, uint32_t events, uint64_t now)
+{
+    switch (c->state) {
+    case CONN_READING:
+        read_or_pause(c, now);
+        break;
+    case CONN_DRAINING:
+        /* Within the drain's byte budget, as drain_read: the drain must
+         * answer what was sent, whatever the memory budget says. */
+        read_input(c, c->drain_left, now);
+        break;
+    case CONN_LINGER:
+        discard_input(c, io_read(c, c->ctx->rbuf, CONN_READ_MAX), now);
+        break;
+    default:
+        if (events & (EPOLLERR | EPOLLHUP)) /* gone while we only wrote */
+            conn_close(c, c->state == CONN_FLUSHING && c->reason != CLOSE_PEER ? c->reason
+                                                                                : CLOSE_RESET,
+                       now);
+        break;
+    }
 }
 
 void conn_on_event(struct conn *c, uint32_t events, uint64_t now)
@@ -726,18 +897,10 @@ void conn_on_event(struct conn *c, uint32_t events, uint64_t now)
         flush_output(c, now);
     if (c->state == CONN_CLOSED)
         return;
-    if (c->state == CONN_PAUSED && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    if (c->state == CONN_PAUSED && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         paused_peer_done(c, now);
-    } else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        if (c->state == CONN_LINGER)
-            linger_read(c, now);
-        else if (c->state == CONN_READING)
-            read_or_pause(c, now);
-        else if (events & (EPOLLERR | EPOLLHUP)) /* gone while we only wrote */
-            conn_close(c, c->state == CONN_FLUSHING && c->reason != CLOSE_PEER ? c->reason
-                                                                                : CLOSE_RESET,
-                       now);
-    }
+    else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        on_readable(c, events, now);
     after_io(c, now);
 }
 
@@ -753,7 +916,7 @@ static void expire_frame(struct conn *c, uint64_t now)
                    ? (size_t)snprintf((char *)frame, sizeof frame, "ERR timeout: %s\n", reason)
                    : frame_error_encode(frame, sizeof frame, FRAME_ERR_TIMEOUT, reason);
     c->reason = CLOSE_FRAME_TIMEOUT;
-    c->state = CONN_FLUSHING;
+    conn_enter(c, CONN_FLUSHING, now);
     c->in_len = 0;
     if (!queue_reply(c, frame, n, NULL, 0)) {
         conn_close(c, CLOSE_NO_MEMORY, now);
@@ -789,13 +952,6 @@ static void shrink_idle(struct conn *c)
     publish(c);
 }
 
-/* A PAUSED connection reads again. */
-static void conn_resume(struct conn *c, uint64_t now)
-{
-    unpause(c, now);
-    after_io(c, now);
-}
-
 void conn_check_timers(struct conn *c, uint64_t now)
 {
     const struct server_config *cfg = cfg_of(c);
@@ -821,18 +977,20 @@ void conn_check_timers(struct conn *c, uint64_t now)
          * hold (its replies drained, say), otherwise once the total is back
          * under the resume mark. Meanwhile the client is not late: the
          * server is the one not reading. */
-        if (c->mem < MEMBUDGET_SMALL_HOLDING || membudget_may_resume(c->w->budget))
-            conn_resume(c, now);
+        if (c->mem < MEMBUDGET_SMALL_HOLDING || membudget_may_resume(c->ctx->budget)) {
+            conn_enter(c, CONN_READING, now);
+            after_io(c, now);
+        }
         return;
     }
-    if (c->state != CONN_READING)
-        return;
-    if (c->draining && !c->drain_done && c->drain_quiet_ns != 0 &&
+    if (c->state == CONN_DRAINING && c->drain_quiet_ns != 0 &&
         now - c->drain_quiet_ns >= DRAIN_QUIET_NS) {
-        c->drain_done = true; /* the client has gone quiet: finish */
+        end_input(c, now); /* the client has gone quiet: finish */
         after_io(c, now);
         return;
     }
+    if (c->state != CONN_READING && c->state != CONN_DRAINING)
+        return;
     if (c->frame_start_ns != 0 && cfg->frame_timeout > 0 &&
         now - c->frame_start_ns >= sec_to_ns(cfg->frame_timeout)) {
         expire_frame(c, now);
@@ -845,14 +1003,21 @@ void conn_check_timers(struct conn *c, uint64_t now)
 
 void conn_begin_drain(struct conn *c, uint64_t now)
 {
-    if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
-        return;
     /* Answer what the client already sent (what we hold, and what the kernel
      * holds for us), then close; after_io does it as output allows. The
      * drain's reads are bounded: a connection paused for memory takes part. */
-    if (c->state == CONN_PAUSED)
-        unpause(c, now);
-    c->draining = true;
-    c->drain_left = DRAIN_MAX_BYTES;
+    switch (c->state) {
+    case CONN_READING:
+    case CONN_PAUSED:
+        conn_enter(c, CONN_DRAINING, now);
+        break;
+    case CONN_BLOCKED:
+        conn_enter(c, CONN_DRAIN_BLOCKED, now);
+        break;
+    case CONN_FLUSHING: /* already answering its last */
+        break;
+    default: /* already draining, lingering or closed */
+        return;
+    }
     after_io(c, now);
 }

@@ -1,7 +1,8 @@
-/* conn: one client connection of the epoll server: its buffers, its
- * protocol state machine, and its reads, replies and close. The worker owns
- * the connection and calls in here when epoll or a timer says so; nothing
- * here blocks or takes a lock.
+/* conn: one client connection: its buffers, its protocol state machine,
+ * and its reads, replies and close. Whoever runs it (an epoll worker, a
+ * fork-mode child, a test) hands it a struct conn_ctx (connctx.h) and calls
+ * in here when the socket or a timer says so; nothing here blocks or takes a
+ * lock, and nothing here knows the server, the worker or other connections.
  */
 #ifndef TCPMSG_SERVER_CONN_H
 #define TCPMSG_SERVER_CONN_H
@@ -17,7 +18,7 @@
 #include "tcpmsg/frame.h"
 #include "tcpmsg/net.h"
 
-struct worker;
+struct conn_ctx;
 
 /* Reads: at most CONN_READ_MAX bytes at once. A connection keeps a buffer
  * of its own only for a message that did not arrive whole; while that
@@ -27,29 +28,50 @@ struct worker;
 #define CONN_SMALL_PARTIAL 4096u
 #define CONN_RBUF_SIZE (CONN_READ_MAX + CONN_SMALL_PARTIAL)
 
+/* The states, each with the name the connection list shows; conn.c opens
+ * with the table of transitions between them. */
+#define CONN_STATE_LIST(X)                                                                    \
+    /* reading messages and writing their replies */                                          \
+    X(CONN_READING, "reading")                                                                \
+    /* pending output at --max-pending-output: not reading until it drains */                 \
+    X(CONN_BLOCKED, "blocked")                                                                \
+    /* the server is over --max-buffer-memory and this connection holds more than its        \
+       share: not reading until the server is back under budget */                            \
+    X(CONN_PAUSED, "paused")                                                                  \
+    /* the server is shutting down: reading only what the client already sent (at most       \
+       drain_left more bytes, until 50 ms of quiet), answering it */                          \
+    X(CONN_DRAINING, "draining")                                                              \
+    /* DRAINING, but pending output at --max-pending-output: not reading until it drains,    \
+       then DRAINING again */                                                                 \
+    X(CONN_DRAIN_BLOCKED, "drain_blocked")                                                    \
+    /* no more input: write what is pending (an error reply, the last replies), then close */ \
+    X(CONN_FLUSHING, "flushing")                                                              \
+    /* our side is shut down: discard input until the peer closes, so an error reply is not  \
+       destroyed by a reset, within a short deadline */                                       \
+    X(CONN_LINGER, "linger")                                                                  \
+    /* closed, waiting to be freed after this wakeup */                                       \
+    X(CONN_CLOSED, "closed")
+
 enum conn_state {
-    CONN_READING,  /* reading messages and writing their replies */
-    CONN_BLOCKED,  /* pending output at --max-pending-output: not reading until it drains */
-    CONN_PAUSED,   /* the server is over --max-buffer-memory and this connection holds more
-                      than its share: not reading until the server is back under budget */
-    CONN_FLUSHING, /* no more input: write what is pending (an error reply, the last replies), then close */
-    CONN_LINGER,   /* our side is shut down: discard input until the peer closes, so an
-                      error reply is not destroyed by a reset, within a short deadline */
-    CONN_CLOSED,   /* closed, waiting to be freed after this wakeup */
+#define CONN_STATE_ENUM(name, tag) name,
+    CONN_STATE_LIST(CONN_STATE_ENUM)
+#undef CONN_STATE_ENUM
+    CONN_STATE_COUNT
 };
 
 struct conn {
     int fd;
     uint64_t id;
-    struct worker *w;
-    struct conn *prev, *next; /* the worker's list of open connections */
+    const struct conn_ctx *ctx;
+    struct conn *prev, *next; /* the owner's list of open connections (conn.c does not use them) */
     enum conn_state state;
     enum frame_mode mode;
     enum close_reason reason; /* set when the close is decided */
     uint32_t events;          /* epoll events currently registered */
-    bool peer_eof;            /* the client shut down its sending side */
-    bool draining;            /* the server is shutting down: answer, then close */
-    bool drain_done;          /* ... and has read all it will read */
+    bool peer_eof;            /* the client shut down its sending side. Not a state: a fact
+                                 about the input that the parser needs (it ends a last text
+                                 line) and that FLUSHING needs (close, or linger) */
+    /* DRAINING's data (and DRAIN_BLOCKED's, which returns to DRAINING). */
     size_t drain_left;        /* bytes the drain may still read */
     uint64_t drain_quiet_ns;  /* since when the drain found nothing to read; 0: not */
 
@@ -65,6 +87,7 @@ struct conn {
     uint64_t opened_ns;
     uint64_t active_ns;      /* last read or write progress, for --idle-timeout */
     uint64_t frame_start_ns; /* when the pending partial message began; 0: none */
+    uint64_t state_ns;       /* when the current state was entered */
     uint64_t paused_ns;      /* since when PAUSED (its frame clock stops meanwhile) */
     uint64_t write_wait_ns;  /* since when output has waited without progress; 0: none */
     uint64_t linger_until_ns;
@@ -89,13 +112,14 @@ struct conn {
 /* Name of a connection state ("reading"). */
 const char *conn_state_name(enum conn_state s);
 
-/* A connection for an accepted, non-blocking fd, registered with the
- * worker's epoll. Takes ownership of fd (closes it on failure). NULL on
- * ENOMEM or an epoll failure. */
-struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
-                       uint64_t id, uint64_t now);
+/* A connection for an accepted, non-blocking fd, in state READING and
+ * registered with ctx->watch. Takes ownership of fd (closes it on failure).
+ * ctx must outlive the connection. NULL on ENOMEM or a watch failure. */
+struct conn *conn_open(const struct conn_ctx *ctx, int fd, const struct sockaddr *peer,
+                       socklen_t len, uint64_t id, uint64_t now);
 
-/* epoll reported events for c. */
+/* The socket reported events (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP,
+ * EPOLLERR) for c. */
 void conn_on_event(struct conn *c, uint32_t events, uint64_t now);
 
 /* Enforce c's timeouts at time now, give back idle buffers, and let it read
@@ -105,8 +129,9 @@ void conn_check_timers(struct conn *c, uint64_t now);
 /* Shutdown begins: answer what was already received, then close. */
 void conn_begin_drain(struct conn *c, uint64_t now);
 
-/* Close now with reason: deregister, close the fd, count and log. The memory
- * stays valid until conn_free, after the current dispatch. */
+/* Close now with reason: deregister (ctx->forget), close the fd, count, call
+ * ctx->closed and log. The memory stays valid until conn_free, which the
+ * owner calls after the current dispatch. */
 void conn_close(struct conn *c, enum close_reason reason, uint64_t now);
 void conn_free(struct conn *c); /* NULL is a no-op */
 

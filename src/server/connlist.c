@@ -7,10 +7,8 @@
 #include <string.h>
 
 #include "server/conn.h"
-#include "server/forkmode.h"
-#include "server/server.h"
 
-static void info_fill(struct conn_info *i, const struct conn *c, unsigned worker)
+void conn_info_fill(struct conn_info *i, const struct conn *c, unsigned worker)
 {
     memset(i, 0, sizeof *i);
     i->id = c->id;
@@ -43,7 +41,7 @@ void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned work
                       enum close_reason reason, uint64_t now)
 {
     struct conn_info i;
-    info_fill(&i, c, worker);
+    conn_info_fill(&i, c, worker);
     i.state = "closed";
     i.closed_ns = now;
     i.reason = close_reason_tag(reason);
@@ -121,38 +119,6 @@ static int compare(const void *a, const void *b)
     return ia->id < ib->id ? -1 : ia->id > ib->id;
 }
 
-/* Copy every open connection's info; NULL on ENOMEM. */
-static struct conn_info *snapshot(struct server *s, size_t *n)
-{
-    if (s->fork != NULL) {
-        struct conn_info *v = malloc((s->fork->nslots + 1) * sizeof *v);
-        *n = v != NULL ? fork_snapshot(s->fork, v, s->fork->nslots) : 0;
-        return v;
-    }
-    size_t cap = 64, len = 0;
-    struct conn_info *v = malloc(cap * sizeof *v);
-    for (unsigned w = 0; v != NULL && w < s->nworkers; w++) {
-        struct worker *wk = &s->workers[w];
-        pthread_mutex_lock(&wk->list_lock);
-        for (struct conn *c = wk->conns; c != NULL; c = c->next) {
-            if (len == cap) {
-                struct conn_info *nv = realloc(v, 2 * cap * sizeof *v);
-                if (nv == NULL) {
-                    free(v);
-                    v = NULL;
-                    break;
-                }
-                v = nv;
-                cap *= 2;
-            }
-            info_fill(&v[len++], c, w);
-        }
-        pthread_mutex_unlock(&wk->list_lock);
-    }
-    *n = len;
-    return v;
-}
-
 static json_t *closed_json(struct closed_ring *r, uint64_t now)
 {
     json_t *a = json_array();
@@ -164,12 +130,9 @@ static json_t *closed_json(struct closed_ring *r, uint64_t now)
     return a;
 }
 
-char *connlist_json(struct server *s, struct conn_sort sort, size_t limit, size_t offset)
+char *connlist_json(struct conn_info *v, size_t n, struct closed_ring *closed,
+                    struct conn_sort sort, size_t limit, size_t offset)
 {
-    size_t n;
-    struct conn_info *v = snapshot(s, &n);
-    if (v == NULL)
-        return NULL;
     g_key = sort.key;
     g_dir = sort.descending ? -1 : 1;
     qsort(v, n, sizeof *v, compare);
@@ -187,8 +150,7 @@ char *connlist_json(struct server *s, struct conn_sort sort, size_t limit, size_
     for (size_t i = offset; i < n && i - offset < limit; i++)
         json_array_append_new(list, info_json(&v[i], now));
     json_object_set_new(root, "connections", list);
-    json_object_set_new(root, "recently_closed", closed_json(&s->closed, now));
-    free(v);
+    json_object_set_new(root, "recently_closed", closed_json(closed, now));
     char *text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(root);
     return text;

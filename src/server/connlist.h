@@ -15,7 +15,6 @@
 #include "tcpmsg/net.h"
 
 struct conn;
-struct server;
 
 /* One connection as listed. */
 struct conn_info {
@@ -42,7 +41,11 @@ struct closed_ring {
 
 void closed_ring_init(struct closed_ring *r);
 void closed_ring_destroy(struct closed_ring *r);
-/* Record c, closed now for reason (the worker calls this from conn_close). */
+/* i describes c, served by worker (or a fork-mode child's slot). */
+void conn_info_fill(struct conn_info *i, const struct conn *c, unsigned worker);
+
+/* Record c, closed now for reason (a worker does, when its connection
+ * reports the close through conn_ctx.closed). */
 void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned worker,
                       enum close_reason reason, uint64_t now);
 
@@ -50,9 +53,10 @@ void closed_ring_push(struct closed_ring *r, const struct conn *c, unsigned work
  * child's connection), closed now. */
 void closed_ring_push_info(struct closed_ring *r, const struct conn_info *info, uint64_t now);
 
-/* The /api/connections document: open connections in sort order, then
- * offset and limit applied, plus the closed ring. malloc'd JSON, or NULL
- * when out of memory. */
-char *connlist_json(struct server *s, struct conn_sort sort, size_t limit, size_t offset);
+/* The /api/connections document: the n open connections v (sorted here, in
+ * place; v stays the caller's) in sort order, then offset and limit
+ * applied, plus the closed ring. malloc'd JSON, or NULL when out of memory. */
+char *connlist_json(struct conn_info *v, size_t n, struct closed_ring *closed,
+                    struct conn_sort sort, size_t limit, size_t offset);
 
 #endif

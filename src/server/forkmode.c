@@ -15,10 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "server/admission.h"
+#include "server/config.h"
 #include "server/conn.h"
 #include "server/forkrecord.h"
 #include "server/membudget.h"
-#include "server/server.h"
 #include "server/worker.h"
 #include "tcpmsg/log.h"
 
@@ -100,7 +101,7 @@ static void child_on_signal(int sig)
 {
     (void)sig;
     uint64_t unset = UINT64_MAX;
-    atomic_compare_exchange_strong(&g_child_worker->srv->drain_deadline_ns, &unset,
+    atomic_compare_exchange_strong(&g_child_worker->shared->drain_deadline_ns, &unset,
                                    net_now_ns() + g_child_drain_ns);
     worker_request_drain(g_child_worker); /* an eventfd write: async-signal-safe */
 }
@@ -135,8 +136,6 @@ static void child_fill_head(struct child_ctx *cc, const struct conn *c)
     h->state = (uint8_t)counter_get(&c->pub.state);
 }
 
-static struct child_ctx *g_child_ctx;
-
 static void child_final_totals(struct fork_record_head *h, const struct server_stats *st)
 {
     h->msgs_in = h->msgs_out = h->bytes_in = h->bytes_out = 0;
@@ -152,10 +151,10 @@ static void child_final_totals(struct fork_record_head *h, const struct server_s
         h->mode = FRAME_MODE_FRAMED;
 }
 
-static void child_tick(struct worker *w, uint64_t now)
+static void child_tick(void *owner, struct worker *w, uint64_t now)
 {
     (void)now;
-    struct child_ctx *cc = g_child_ctx;
+    struct child_ctx *cc = owner;
     child_fill_head(cc, w->conns);
     forkrecord_emit(&cc->tmpl, &w->stats, cc->sent, false, write_record, cc);
 }
@@ -196,50 +195,49 @@ static void child_signals(struct worker *w)
 }
 
 /* The child's whole life; never returns. */
-static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
+static _Noreturn void child_main(const struct worker *parent, unsigned slot, int fd,
                                  const struct sockaddr *peer, socklen_t len, uint64_t id,
                                  uint64_t accepted_ns)
 {
-    int pipe_wr = parent->fork->pipe_wr;
+    const struct server_config *cfg = parent->shared->cfg;
+    int pipe_wr = ((const struct fork_state *)parent->owner)->pipe_wr;
     fd = child_descriptors(fd, &pipe_wr);
     if (fd < 0)
         _exit(70);
-    /* A server of its own: the parent's copy holds locks other threads may
-     * have held at fork time (the connection list, the per-IP table). */
-    struct server *s = calloc(1, sizeof *s);
+    /* A worker of its own, not the parent's copy, which holds locks other
+     * threads may have held at fork time (the connection list). It admits
+     * nobody and keeps no closed list: the parent does both for its child,
+     * from the records and the exit. */
+    struct worker_shared *sh = calloc(1, sizeof *sh);
     struct worker *w = calloc(1, sizeof *w);
     struct child_ctx *cc = calloc(1, sizeof *cc);
-    if (s == NULL || w == NULL || cc == NULL)
+    if (sh == NULL || w == NULL || cc == NULL)
         _exit(71);
-    s->cfg = parent->cfg;
-    s->budget = parent->budget; /* shared memory: the parent sees what the child holds */
-    s->nworkers = 1;
-    s->iplimit = iplimit_new(1, 1);
-    s->open_conns = 1; /* this child's one connection */
-    s->drain_deadline_ns = UINT64_MAX; /* none until a signal asks for the drain */
-    g_child_drain_ns = (uint64_t)(parent->cfg->drain_timeout * 1e9);
-    closed_ring_init(&s->closed);
+    sh->cfg = cfg;
+    sh->budget = parent->shared->budget; /* shared memory: the parent sees what the child holds */
+    atomic_init(&sh->drain_deadline_ns, UINT64_MAX); /* none until a signal asks for the drain */
+    atomic_init(&sh->running, 1);
+    g_child_drain_ns = (uint64_t)(cfg->drain_timeout * 1e9);
     cc->sent = malloc(sizeof *cc->sent);
-    if (s->iplimit == NULL || cc->sent == NULL || worker_init(w, s, 0, -1) < 0)
+    if (cc->sent == NULL || worker_init(w, sh, 0, -1) < 0)
         _exit(72);
     server_stats_init(cc->sent);
-    w->budget_slot = slot; /* the child's own account in the budget */
-    w->pool.max_free = 0;  /* one connection: a spare chunk would be memory the budget
-                              does not see, in every child */
-    iplimit_acquire(s->iplimit, peer); /* conn_close releases it */
+    w->ctx.budget_slot = slot; /* the child's own account in the budget */
+    w->pool.max_free = 0;      /* one connection: a spare chunk would be memory the budget
+                                  does not see, in every child */
     cc->pipe_wr = pipe_wr;
     cc->w = w;
     cc->tmpl.pid = getpid();
     cc->tmpl.slot = slot;
     cc->tmpl.conn_id = id;
-    g_child_ctx = cc;
     w->exit_when_empty = true;
+    w->owner = cc;
     w->on_tick = child_tick;
     child_signals(w);
 
     /* Opened when the parent accepted it: the connection's age (RTT report
      * limits, the connection list) includes the fork. */
-    struct conn *c = conn_open(w, fd, peer, len, id, accepted_ns);
+    struct conn *c = conn_open(&w->ctx, fd, peer, len, id, accepted_ns);
     if (c == NULL)
         _exit(73);
     LOG(LOG_INFO, "connection opened", LF_U("conn", id), LF_S("peer", c->peer_str),
@@ -265,7 +263,7 @@ static _Noreturn void child_main(struct server *parent, unsigned slot, int fd,
 
 static struct fork_state *fs_of(struct worker *w)
 {
-    return w->srv->fork;
+    return w->owner; /* set by fork_start */
 }
 
 static int free_slot(const struct fork_state *fs)
@@ -290,7 +288,7 @@ static bool fork_serve(struct worker *w, int fd, const struct sockaddr *peer, so
     }
     pid_t pid = fork();
     if (pid == 0)
-        child_main(w->srv, (unsigned)slot, fd, peer, len, id, now);
+        child_main(w, (unsigned)slot, fd, peer, len, id, now);
     if (pid < 0) {
         LOG_RATELIMITED(LOG_WARN, "fork failed", LF_S("peer", peer_str), LF_S("error", strerror(errno)));
         worker_reject(w, fd, peer_str, REJECT_FORK_FAILED);
@@ -338,7 +336,7 @@ static void take_record(struct worker *w, const struct fork_record *r)
         /* Its connection is closed: it no longer counts against --max-conns
          * and --max-conns-per-ip, though the process holds its --max-children
          * slot until it is reaped. */
-        server_release(w->srv, (struct sockaddr *)&ch->peer);
+        admission_release(w->shared->admission, (struct sockaddr *)&ch->peer);
     }
     pthread_mutex_unlock(&fs->lock);
 }
@@ -384,11 +382,11 @@ static void child_ended(struct worker *w, struct fork_child *ch, int status, uin
     if (!ch->final_seen)
         ch->info.reason = close_reason_tag(reason);
     ch->info.state = "closed";
-    closed_ring_push_info(&w->srv->closed, &ch->info, now);
+    closed_ring_push_info(w->shared->closed, &ch->info, now);
     /* A child that died holding buffers cannot give them back itself. */
-    membudget_write_off(w->srv->budget, (unsigned)(ch - fs->children));
+    membudget_write_off(w->shared->budget, (unsigned)(ch - fs->children));
     if (!ch->final_seen)
-        server_release(w->srv, (struct sockaddr *)&ch->peer);
+        admission_release(w->shared->admission, (struct sockaddr *)&ch->peer);
     ch->pid = 0;
     fs->nchildren--;
     pthread_mutex_unlock(&fs->lock);
@@ -429,7 +427,7 @@ static void reap(struct worker *w, uint64_t now)
 static void drain_children(struct worker *w, uint64_t now)
 {
     struct fork_state *fs = fs_of(w);
-    uint64_t deadline = atomic_load(&w->srv->drain_deadline_ns);
+    uint64_t deadline = atomic_load(&w->shared->drain_deadline_ns);
     bool past = now >= deadline && now - deadline >= CHILD_KILL_GRACE_NS;
     if (fs->signalled && !past)
         return;
@@ -473,11 +471,12 @@ static void *fork_main(void *arg)
         if (w->draining)
             drain_children(w, now);
     }
-    atomic_fetch_sub(&w->srv->workers_running, 1);
+    atomic_fetch_sub(&w->shared->running, 1);
     return NULL;
 }
 
-int fork_start(struct worker *w)
+int fork_start(struct fork_state *fs, struct worker *w)
 {
+    w->owner = fs;
     return -pthread_create(&w->thread, NULL, fork_main, w);
 }

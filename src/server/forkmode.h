@@ -16,7 +16,6 @@
 #include "server/connlist.h"
 #include "server/stats.h"
 
-struct server;
 struct worker;
 
 /* One live child, as the parent knows it. */
@@ -45,8 +44,8 @@ int fork_state_init(struct fork_state *fs, unsigned max_children);
 void fork_state_destroy(struct fork_state *fs);
 
 /* Run the parent's loop on a new thread, around worker w (its listener,
- * accept limits, drain request and statistics). */
-int fork_start(struct worker *w);
+ * accept limits, drain request and statistics); fs must outlive it. */
+int fork_start(struct fork_state *fs, struct worker *w);
 
 /* Copy the live children's connection info for /api/connections. */
 size_t fork_snapshot(struct fork_state *fs, struct conn_info *out, size_t cap);

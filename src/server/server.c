@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/admin.h"
 #include "server/forkmode.h"
 #include "server/membudget.h"
 #include "server/metrics.h"
@@ -134,7 +133,7 @@ static void free_web_config(struct server *s)
 }
 
 /* The HTTP endpoint: metrics, health, connections, the status page. */
-static int start_http(struct server *s)
+static int start_http(struct server *s, http_route_fn route)
 {
     const struct server_config *cfg = s->cfg;
     struct http_options o;
@@ -146,7 +145,7 @@ static int start_http(struct server *s)
     o.auth = s->auth;
     o.open_path = "/healthz";
     char err[300];
-    struct http_server *h = http_start(&o, admin_route, s, err, sizeof err);
+    struct http_server *h = http_start(&o, route, s, err, sizeof err);
     atomic_store(&s->http, h);
     if (h == NULL) {
         LOG(LOG_ERROR, "cannot start the HTTP endpoint", LF_S("error", err));
@@ -160,7 +159,7 @@ static int start_http(struct server *s)
     return 0;
 }
 
-int server_start(struct server *s, const struct server_config *cfg)
+int server_start(struct server *s, const struct server_config *cfg, http_route_fn route)
 {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
@@ -193,11 +192,15 @@ int server_start(struct server *s, const struct server_config *cfg)
     int rc = -ENOMEM;
     int *fds = calloc(s->nworkers, sizeof *fds);
     s->workers = calloc(s->nworkers, sizeof *s->workers);
-    s->iplimit = iplimit_new(cfg->max_conns, cfg->max_conns_per_ip);
+    int adm = admission_init(&s->admission, cfg->max_conns, cfg->max_conns_per_ip);
     s->budget = membudget_new(cfg->max_buffer_memory, cfg->memory_grace,
                               cfg->fork_mode ? cfg->max_children : s->nworkers);
-    if (fds == NULL || s->workers == NULL || s->iplimit == NULL || s->budget == NULL)
+    if (fds == NULL || s->workers == NULL || adm < 0 || s->budget == NULL)
         goto failed_alloc;
+    s->shared.cfg = cfg;
+    s->shared.admission = &s->admission;
+    s->shared.closed = &s->closed;
+    s->shared.budget = s->budget;
     if (cfg->fork_mode) {
         s->fork = calloc(1, sizeof *s->fork);
         rc = s->fork == NULL ? -ENOMEM : fork_state_init(s->fork, cfg->max_children);
@@ -216,12 +219,12 @@ int server_start(struct server *s, const struct server_config *cfg)
     unsigned started = 0;
     for (; started < s->nworkers; started++) {
         struct worker *w = &s->workers[started];
-        rc = worker_init(w, s, started, fds[started]);
+        rc = worker_init(w, &s->shared, started, fds[started]);
         if (rc == 0) {
-            atomic_fetch_add(&s->workers_running, 1);
-            rc = cfg->fork_mode ? fork_start(w) : worker_start(w);
+            atomic_fetch_add(&s->shared.running, 1);
+            rc = cfg->fork_mode ? fork_start(s->fork, w) : worker_start(w);
             if (rc < 0)
-                atomic_fetch_sub(&s->workers_running, 1);
+                atomic_fetch_sub(&s->shared.running, 1);
         }
         if (rc < 0) {
             LOG(LOG_ERROR, "cannot start worker", LF_U("worker", started), LF_S("error", strerror(-rc)));
@@ -230,7 +233,7 @@ int server_start(struct server *s, const struct server_config *cfg)
     }
     free(fds);
     fds = NULL;
-    if (cfg->http_enabled && start_http(s) < 0) {
+    if (cfg->http_enabled && start_http(s, route) < 0) {
         rc = -EADDRINUSE;
         goto failed_workers;
     }
@@ -244,7 +247,7 @@ int server_start(struct server *s, const struct server_config *cfg)
 failed_workers:
     /* Workers that started are stopped; the failed one is torn down; the
      * listeners nobody took are closed here. */
-    atomic_store(&s->drain_deadline_ns, 0);
+    atomic_store(&s->shared.drain_deadline_ns, 0);
     for (unsigned i = 0; i < started; i++)
         worker_request_drain(&s->workers[i]);
     for (unsigned i = 0; i < started; i++)
@@ -255,12 +258,11 @@ failed_workers:
         close(fds[i]);
 failed_alloc:
     free(fds);
-    iplimit_free(s->iplimit);
+    admission_destroy(&s->admission);
     membudget_free(s->budget);
     s->budget = NULL;
     free(s->workers);
     s->workers = NULL;
-    s->iplimit = NULL;
     if (s->fork != NULL)
         fork_state_destroy(s->fork);
     free(s->fork);
@@ -276,7 +278,7 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     server_stats_init(&m->stats);
     for (unsigned i = 0; i < s->nworkers; i++)
         server_stats_add(&m->stats, &s->workers[i].stats);
-    m->conns_open = atomic_load(&s->open_conns);
+    m->conns_open = admission_open(&s->admission);
     m->max_conns = s->cfg->max_conns;
     m->buffer_memory_bytes = membudget_total(s->budget);
     m->buffer_memory_limit_bytes = membudget_limit(s->budget);
@@ -298,24 +300,23 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     metrics_read_process(m);
 }
 
-int server_admit(struct server *s, const struct sockaddr *peer)
+struct conn_info *server_connections(struct server *s, size_t *n)
 {
-    unsigned open = atomic_fetch_add(&s->open_conns, 1);
-    if (open >= s->cfg->max_conns) {
-        atomic_fetch_sub(&s->open_conns, 1);
-        return REJECT_MAX_CONNS + 1;
+    *n = 0;
+    if (s->fork != NULL) {
+        struct conn_info *v = malloc((s->fork->nslots + 1) * sizeof *v);
+        *n = v != NULL ? fork_snapshot(s->fork, v, s->fork->nslots) : 0;
+        return v;
     }
-    if (iplimit_acquire(s->iplimit, peer) < 0) {
-        atomic_fetch_sub(&s->open_conns, 1);
-        return REJECT_PER_IP + 1;
+    size_t cap = 64;
+    struct conn_info *v = malloc(cap * sizeof *v);
+    for (unsigned w = 0; v != NULL && w < s->nworkers; w++) {
+        if (worker_list_conns(&s->workers[w], &v, n, &cap) < 0) {
+            free(v);
+            return NULL;
+        }
     }
-    return 0;
-}
-
-void server_release(struct server *s, const struct sockaddr *peer)
-{
-    iplimit_release(s->iplimit, peer);
-    atomic_fetch_sub(&s->open_conns, 1);
+    return v;
 }
 
 static int wait_signal(const sigset_t *set, uint64_t timeout_ns)
@@ -365,17 +366,17 @@ int server_wait(struct server *s)
     int sig = wait_signal(&set, 0);
     uint64_t drain_ns = (uint64_t)(s->cfg->drain_timeout * 1e9);
     LOG(LOG_INFO, "shutting down: no new connections, draining", LF_S("signal", strsignal(sig)),
-        LF_U("open_conns", atomic_load(&s->open_conns)), LF_D("drain_timeout_s", s->cfg->drain_timeout));
-    atomic_store(&s->drain_deadline_ns, net_now_ns() + drain_ns);
+        LF_U("open_conns", admission_open(&s->admission)), LF_D("drain_timeout_s", s->cfg->drain_timeout));
+    atomic_store(&s->shared.drain_deadline_ns, net_now_ns() + drain_ns);
     atomic_store(&s->draining, 1);
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_request_drain(&s->workers[i]);
 
     /* Wait for the workers; a second signal cuts the drain short. */
-    while (atomic_load(&s->workers_running) > 0) {
+    while (atomic_load(&s->shared.running) > 0) {
         if (wait_signal(&set, 50 * 1000000u) > 0) {
             LOG0(LOG_WARN, "second signal: closing all connections now");
-            atomic_store(&s->drain_deadline_ns, 0);
+            atomic_store(&s->shared.drain_deadline_ns, 0);
         }
     }
     for (unsigned i = 0; i < s->nworkers; i++)
@@ -394,10 +395,9 @@ void server_destroy(struct server *s)
             worker_destroy(&s->workers[i]);
     }
     free(s->workers);
-    iplimit_free(s->iplimit);
+    admission_destroy(&s->admission);
     membudget_free(s->budget);
     s->workers = NULL;
-    s->iplimit = NULL;
     s->budget = NULL;
     if (s->fork != NULL)
         fork_state_destroy(s->fork);

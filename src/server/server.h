@@ -9,22 +9,20 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "server/admission.h"
 #include "server/config.h"
 #include "server/connlist.h"
 #include "server/worker.h"
-#include "tcpmsg/iplimit.h"
+#include "tcpmsg/http.h"
 #include "tcpmsg/net.h"
 
 struct server {
     const struct server_config *cfg;
     struct worker *workers;
     unsigned nworkers;
-    struct iplimit *iplimit;
-    _Atomic unsigned open_conns;   /* for --max-conns */
-    _Atomic uint64_t next_conn_id;
+    struct worker_shared shared;   /* what the workers see of the server */
+    struct admission admission;    /* --max-conns, --max-conns-per-ip, connection ids */
     _Atomic int draining;
-    _Atomic unsigned workers_running; /* workers whose loop has not returned */
-    _Atomic uint64_t drain_deadline_ns;
     char bound[NET_ADDRSTRLEN];
     struct closed_ring closed;   /* recently closed connections */
     /* The metrics endpoint, or NULL. Atomic: its own thread may serve a
@@ -39,9 +37,10 @@ struct server {
     uint64_t start_ns;           /* monotonic */
 };
 
-/* Bind, log the bound address, start the workers. 0, or -errno after logging
- * what failed. On failure nothing is left running. */
-int server_start(struct server *s, const struct server_config *cfg);
+/* Bind, log the bound address, start the workers, and the HTTP endpoint
+ * serving route (its ctx is s). 0, or -errno after logging what failed. On
+ * failure nothing is left running. */
+int server_start(struct server *s, const struct server_config *cfg, http_route_fn route);
 
 /* Block until SIGINT or SIGTERM, drain within --drain-timeout, stop the
  * workers. A second signal ends the drain at once. Returns 0. */
@@ -49,12 +48,12 @@ int server_wait(struct server *s);
 
 void server_destroy(struct server *s);
 
-/* Admission control at accept: 0, or the reject reason + 1. */
 /* Sum every worker's statistics into m->stats and fill the rest of m. */
 struct metrics_snapshot;
 void server_snapshot(struct server *s, struct metrics_snapshot *m);
 
-int server_admit(struct server *s, const struct sockaddr *peer);
-void server_release(struct server *s, const struct sockaddr *peer);
+/* The open connections (every worker's, or every fork-mode child's), in no
+ * order: malloc'd, *n of them, or NULL when out of memory. */
+struct conn_info *server_connections(struct server *s, size_t *n);
 
 #endif

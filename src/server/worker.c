@@ -12,9 +12,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "server/admission.h"
 #include "server/conn.h"
+#include "server/connlist.h"
 #include "server/membudget.h"
-#include "server/server.h"
 #include "tcpmsg/log.h"
 
 #define MAX_EVENTS 256
@@ -27,20 +28,80 @@
 /* epoll_event.data.ptr tags for the two non-connection descriptors. */
 static char listen_tag, wake_tag;
 
-int worker_init(struct worker *w, struct server *srv, unsigned index, int listen_fd)
+/* conn_ctx calls: (re)register c's epoll interest; the first registration
+ * adds c to the list of open connections. */
+static int watch_conn(void *owner, struct conn *c, uint32_t events)
+{
+    struct worker *w = owner;
+    struct epoll_event ev = { .events = events, .data.ptr = c };
+    bool first = c->prev == NULL && w->conns != c;
+    if (epoll_ctl(w->epfd, first ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        return -errno;
+    if (first) {
+        pthread_mutex_lock(&w->list_lock);
+        c->next = w->conns;
+        if (w->conns != NULL)
+            w->conns->prev = c;
+        w->conns = c;
+        w->nconns++;
+        pthread_mutex_unlock(&w->list_lock);
+    }
+    return 0;
+}
+
+/* A closed c leaves epoll and the open list, and is parked until the
+ * wakeup's dispatch is over (free_closed). */
+static void forget_conn(void *owner, struct conn *c)
+{
+    struct worker *w = owner;
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    pthread_mutex_lock(&w->list_lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    pthread_mutex_unlock(&w->list_lock);
+    c->prev = NULL;
+    c->next = w->closed;
+    w->closed = c;
+}
+
+/* A connection closed: listed as recently closed, its admission given back. */
+static void conn_closed(void *owner, const struct conn *c, enum close_reason reason, uint64_t now)
+{
+    struct worker *w = owner;
+    if (w->shared->closed != NULL)
+        closed_ring_push(w->shared->closed, c, w->index, reason, now);
+    if (w->shared->admission != NULL)
+        admission_release(w->shared->admission, (const struct sockaddr *)&c->peer);
+}
+
+int worker_init(struct worker *w, struct worker_shared *sh, unsigned index, int listen_fd)
 {
     memset(w, 0, sizeof *w);
-    w->srv = srv;
+    w->shared = sh;
     w->index = index;
     w->listen_fd = listen_fd;
     w->wake_fd = -1;
     server_stats_init(&w->stats);
     pthread_mutex_init(&w->list_lock, NULL);
     chunk_pool_init(&w->pool, POOL_CHUNKS);
-    w->budget = srv->budget;
-    w->budget_slot = index;
-    w->rbuf = malloc(CONN_RBUF_SIZE);
-    if (w->rbuf == NULL)
+    w->ctx = (struct conn_ctx){
+        .cfg = sh->cfg,
+        .stats = &w->stats,
+        .budget = sh->budget,
+        .budget_slot = index,
+        .pool = &w->pool,
+        .rbuf = malloc(CONN_RBUF_SIZE),
+        .owner = w,
+        .watch = watch_conn,
+        .forget = forget_conn,
+        .closed = conn_closed,
+    };
+    if (w->ctx.rbuf == NULL)
         return -ENOMEM;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0)
@@ -78,45 +139,29 @@ void worker_destroy(struct worker *w)
     w->listen_fd = w->wake_fd = w->epfd = -1;
     pthread_mutex_destroy(&w->list_lock);
     chunk_pool_destroy(&w->pool);
-    free(w->rbuf);
-    w->rbuf = NULL;
+    free(w->ctx.rbuf);
+    w->ctx.rbuf = NULL;
 }
 
-int worker_watch(struct worker *w, struct conn *c, uint32_t events)
+int worker_list_conns(struct worker *w, struct conn_info **v, size_t *n, size_t *cap)
 {
-    struct epoll_event ev = { .events = events, .data.ptr = c };
-    bool first = c->prev == NULL && w->conns != c;
-    if (epoll_ctl(w->epfd, first ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev) < 0)
-        return -errno;
-    c->events = events;
-    if (first) {
-        /* Registered: join the list of open connections. */
-        pthread_mutex_lock(&w->list_lock);
-        c->next = w->conns;
-        if (w->conns != NULL)
-            w->conns->prev = c;
-        w->conns = c;
-        w->nconns++;
-        pthread_mutex_unlock(&w->list_lock);
-    }
-    return 0;
-}
-
-void worker_forget(struct worker *w, struct conn *c)
-{
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    int rc = 0;
     pthread_mutex_lock(&w->list_lock);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    w->nconns--;
+    for (struct conn *c = w->conns; c != NULL; c = c->next) {
+        if (*n == *cap) {
+            size_t ncap = *cap < 64 ? 64 : 2 * *cap;
+            struct conn_info *nv = realloc(*v, ncap * sizeof **v);
+            if (nv == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            *v = nv;
+            *cap = ncap;
+        }
+        conn_info_fill(&(*v)[(*n)++], c, w->index);
+    }
     pthread_mutex_unlock(&w->list_lock);
-    c->prev = NULL;
-    c->next = w->closed;
-    w->closed = c;
+    return rc;
 }
 
 static void pause_accepting(struct worker *w, uint64_t now)
@@ -189,7 +234,7 @@ static bool accept_failed(struct worker *w, int e, uint64_t now)
 static bool serve_here(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
                        uint64_t id, uint64_t now)
 {
-    struct conn *c = conn_open(w, fd, peer, len, id, now);
+    struct conn *c = conn_open(&w->ctx, fd, peer, len, id, now);
     if (c == NULL) {
         /* Accepted and closed at once: both counted, so they still add up. */
         counter_add(&w->stats.accepted, 1);
@@ -215,17 +260,17 @@ void worker_accept(struct worker *w, uint64_t now, worker_serve_fn serve)
         }
         char peer[NET_ADDRSTRLEN];
         net_format_addr((struct sockaddr *)&ss, peer, sizeof peer);
-        int why = server_admit(w->srv, (struct sockaddr *)&ss);
+        int why = admission_admit(w->shared->admission, (struct sockaddr *)&ss);
         if (why != 0) {
             worker_reject(w, fd, peer, (enum reject_reason)(why - 1));
             continue;
         }
         net_set_nodelay(fd);
-        uint64_t id = atomic_fetch_add(&w->srv->next_conn_id, 1) + 1;
+        uint64_t id = admission_next_id(w->shared->admission);
         if (serve(w, fd, (struct sockaddr *)&ss, len, id, now))
             counter_add(&w->stats.accepted, 1);
         else
-            server_release(w->srv, (struct sockaddr *)&ss);
+            admission_release(w->shared->admission, (struct sockaddr *)&ss);
     }
 }
 
@@ -277,7 +322,7 @@ bool worker_handle(struct worker *w, const void *tag, uint64_t now, worker_serve
  * worker does this for its own connections. */
 static void evict_largest(struct worker *w, uint64_t now)
 {
-    struct membudget *b = w->budget;
+    struct membudget *b = w->shared->budget;
     for (int k = 0; k < EVICTIONS_PER_TICK && membudget_exhausted(b); k++) {
         uint64_t fair = membudget_fair_share(b);
         struct conn *big = NULL;
@@ -297,9 +342,9 @@ static void run_timers(struct worker *w, uint64_t now)
 {
     w->next_tick_ns = now + TICK_NS;
     worker_check_backoff(w, now);
-    if (membudget_must_evict(w->budget, now))
+    if (membudget_must_evict(w->shared->budget, now))
         evict_largest(w, now);
-    bool past_deadline = w->draining && now >= atomic_load(&w->srv->drain_deadline_ns);
+    bool past_deadline = w->draining && now >= atomic_load(&w->shared->drain_deadline_ns);
     for (struct conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (past_deadline)
@@ -308,7 +353,7 @@ static void run_timers(struct worker *w, uint64_t now)
             conn_check_timers(c, now); /* resumes those paused for memory, too */
     }
     if (w->on_tick != NULL)
-        w->on_tick(w, now);
+        w->on_tick(w->owner, w, now);
 }
 
 static void free_closed(struct worker *w)
@@ -356,7 +401,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     worker_run(w);
-    atomic_fetch_sub(&w->srv->workers_running, 1);
+    atomic_fetch_sub(&w->shared->running, 1);
     return NULL;
 }
 

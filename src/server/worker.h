@@ -7,19 +7,35 @@
 #define TCPMSG_SERVER_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "server/connctx.h"
 #include "server/outq.h"
 #include "server/stats.h"
 
-struct server;
+struct admission;
+struct closed_ring;
 struct conn;
 struct membudget;
+struct server_config;
+
+/* What the workers of one server share. The server owns it; a fork-mode
+ * child has one of its own, without admission or closed list (the parent
+ * keeps those). */
+struct worker_shared {
+    const struct server_config *cfg;
+    struct admission *admission; /* NULL: accepts nobody */
+    struct closed_ring *closed;  /* recently closed connections; NULL: none kept */
+    struct membudget *budget;    /* --max-buffer-memory, one account per worker */
+    _Atomic uint64_t drain_deadline_ns; /* past it, a draining worker closes what is left */
+    _Atomic unsigned running;    /* workers whose loop has not returned */
+};
 
 struct worker {
-    struct server *srv;
+    struct worker_shared *shared;
     unsigned index;
     pthread_t thread;
     int epfd;
@@ -35,12 +51,11 @@ struct worker {
     struct conn *closed; /* closed during this wakeup; freed after dispatch */
     uint64_t next_tick_ns;
     bool exit_when_empty; /* a fork-mode child: the loop ends with its connection */
-    void (*on_tick)(struct worker *w, uint64_t now); /* optional, every timer tick */
-    uint8_t *rbuf;             /* where reads land: CONN_RBUF_SIZE bytes, shared by the
-                                  worker's connections one read at a time */
+    void *owner;          /* the code running this worker (fork mode), for its callbacks */
+    void (*on_tick)(void *owner, struct worker *w, uint64_t now); /* optional, every tick */
+    struct conn_ctx ctx;       /* what this worker's connections are given; its rbuf
+                                  (CONN_RBUF_SIZE bytes) is owned here */
     struct chunk_pool pool;    /* free output chunks */
-    struct membudget *budget;  /* the server's --max-buffer-memory budget */
-    unsigned budget_slot;      /* this worker's account in it */
     struct server_stats stats; /* written by this thread only */
 };
 
@@ -49,10 +64,10 @@ struct worker {
 typedef bool (*worker_serve_fn)(struct worker *w, int fd, const struct sockaddr *peer,
                                 socklen_t len, uint64_t id, uint64_t now);
 
-/* Set up w (epoll, eventfd) around listen_fd, which it owns from now on.
- * Returns 0 or -errno. */
-/* listen_fd may be -1: a fork-mode child accepts nothing. */
-int worker_init(struct worker *w, struct server *srv, unsigned index, int listen_fd);
+/* Set up w (epoll, eventfd, the context of its connections) around
+ * listen_fd, which it owns from now on; sh must outlive w. listen_fd may be
+ * -1: a fork-mode child accepts nothing. Returns 0 or -errno. */
+int worker_init(struct worker *w, struct worker_shared *sh, unsigned index, int listen_fd);
 /* The event loop, on the calling thread: returns once draining (or, with
  * exit_when_empty, idle) and without connections. */
 void worker_run(struct worker *w);
@@ -75,8 +90,9 @@ void worker_reject(struct worker *w, int fd, const char *peer, enum reject_reaso
 /* Close the listener (the drain, or a fork-mode child). */
 void worker_stop_listening(struct worker *w);
 
-/* For conn.c: (re)register c's epoll interest; park a closed c until freed. */
-int worker_watch(struct worker *w, struct conn *c, uint32_t events);
-void worker_forget(struct worker *w, struct conn *c);
+/* The open connections as /api/connections lists them, appended to *v
+ * (realloc'd; *n entries, *cap allocated). -ENOMEM leaves what was there. */
+struct conn_info;
+int worker_list_conns(struct worker *w, struct conn_info **v, size_t *n, size_t *cap);
 
 #endif

@@ -1,0 +1,47 @@
+/* connctx: everything a connection (conn.c) needs from whoever runs it, and
+ * nothing more: the limits, where to count, the memory budget, buffers to
+ * borrow, and three calls back into the owner's event loop. An epoll worker
+ * builds one for its connections, a fork-mode child for its one connection,
+ * a unit test for connections on a socketpair. It is not the server: conn.c
+ * cannot reach the other connections, the listener or the HTTP endpoint.
+ */
+#ifndef TCPMSG_SERVER_CONNCTX_H
+#define TCPMSG_SERVER_CONNCTX_H
+
+#include <stdint.h>
+
+#include "server/stats.h"
+
+struct conn;
+struct chunk_pool;
+struct membudget;
+struct server_config;
+
+/* The owner keeps the context alive, and every pointer in it, for as long
+ * as any connection opened with it exists. All calls come from the owner's
+ * thread. */
+struct conn_ctx {
+    const struct server_config *cfg; /* limits and timeouts */
+    struct server_stats *stats;      /* this thread's counters (single writer) */
+    struct membudget *budget;        /* --max-buffer-memory */
+    unsigned budget_slot;            /* this thread's (or child's) account in it */
+    struct chunk_pool *pool;         /* free output chunks, shared by the owner's connections */
+    uint8_t *rbuf;                   /* CONN_RBUF_SIZE bytes where reads land; a connection
+                                        uses it only within one call */
+    void *owner;                     /* passed back to the calls below */
+
+    /* (Re)register c's interest in events (EPOLLIN, EPOLLOUT, EPOLLRDHUP):
+     * the first call adds c to the owner's loop. 0 or -errno. */
+    int (*watch)(void *owner, struct conn *c, uint32_t events);
+    /* c is closed: stop watching it and free it (conn_free) after the
+     * current dispatch, not before: its caller still holds c. */
+    void (*forget)(void *owner, struct conn *c);
+    /* c was closed for reason: give back what admitted it (--max-conns and
+     * --max-conns-per-ip), remember it for the connection list. Optional. */
+    void (*closed)(void *owner, const struct conn *c, enum close_reason reason, uint64_t now);
+    /* Every state change (from and to are enum conn_state values), for
+     * tests and tracing. Optional. */
+    void (*transition)(void *owner, const struct conn *c, int from, int to);
+};
+
+#endif

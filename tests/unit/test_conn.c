@@ -1,0 +1,553 @@
+/* Unit tests for conn (src/server/conn.c), alone: a fake context stands in
+ * for the worker, the connection's socket is one end of a socketpair, the
+ * test is the client at the other end, and poll(2) plays epoll. Each test
+ * drives a connection through its states and checks the transitions (as
+ * ctx->transition reports them) and the counters exactly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "server/config.h"
+#include "server/conn.h"
+#include "server/connctx.h"
+#include "server/membudget.h"
+#include "server/outq.h"
+#include "tcpmsg/frame.h"
+
+#define MAX_TRANSITIONS 4096
+#define MS 1000000ull
+
+/* The fake owner: what a worker would be, reduced to what a test checks. */
+struct fake {
+    struct conn_ctx ctx;
+    struct server_config cfg;
+    struct server_stats stats;
+    struct chunk_pool pool;
+    struct membudget *budget;
+    struct conn *c;
+    int client;            /* the test's end of the socketpair */
+    uint32_t events;       /* what the connection asked to watch */
+    bool registered;
+    int forgotten, closed; /* calls of ctx->forget and ctx->closed */
+    enum close_reason closed_reason;
+    int ntrans;
+    enum conn_state trans[MAX_TRANSITIONS][2];
+};
+
+static int fake_watch(void *owner, struct conn *c, uint32_t events)
+{
+    struct fake *f = owner;
+    f->c = c;
+    f->registered = true;
+    f->events = events;
+    return 0;
+}
+
+static void fake_forget(void *owner, struct conn *c)
+{
+    struct fake *f = owner;
+    assert_ptr_equal(c, f->c);
+    f->registered = false;
+    f->forgotten++;
+}
+
+static void fake_closed(void *owner, const struct conn *c, enum close_reason reason, uint64_t now)
+{
+    (void)c;
+    (void)now;
+    struct fake *f = owner;
+    f->closed++;
+    f->closed_reason = reason;
+}
+
+static void fake_transition(void *owner, const struct conn *c, int from, int to)
+{
+    struct fake *f = owner;
+    assert_int_equal(c->state, to);
+    assert_true(f->ntrans < MAX_TRANSITIONS);
+    f->trans[f->ntrans][0] = (enum conn_state)from;
+    f->trans[f->ntrans][1] = (enum conn_state)to;
+    f->ntrans++;
+}
+
+static int setup(void **state)
+{
+    struct fake *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    server_config_defaults(&f->cfg);
+    server_stats_init(&f->stats);
+    chunk_pool_init(&f->pool, 4);
+    f->budget = membudget_new(64u << 20, 2, 1);
+    assert_non_null(f->budget);
+    f->ctx = (struct conn_ctx){
+        .cfg = &f->cfg,
+        .stats = &f->stats,
+        .budget = f->budget,
+        .budget_slot = 0,
+        .pool = &f->pool,
+        .rbuf = malloc(CONN_RBUF_SIZE),
+        .owner = f,
+        .watch = fake_watch,
+        .forget = fake_forget,
+        .closed = fake_closed,
+        .transition = fake_transition,
+    };
+    assert_non_null(f->ctx.rbuf);
+    f->client = -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fake *f = *state;
+    if (f->c != NULL && f->c->state != CONN_CLOSED)
+        conn_close(f->c, CLOSE_SHUTDOWN, 9000 * MS);
+    conn_free(f->c);
+    if (f->client >= 0)
+        close(f->client);
+    chunk_pool_destroy(&f->pool);
+    membudget_free(f->budget);
+    free(f->ctx.rbuf);
+    free(f);
+    return 0;
+}
+
+/* Open the connection on a fresh socketpair (after the test set the limits). */
+static void open_conn(struct fake *f)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    f->client = sv[0];
+    struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(40000),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    f->c = conn_open(&f->ctx, sv[1], (struct sockaddr *)&peer, sizeof peer, 1, 1000 * MS);
+    assert_non_null(f->c);
+    assert_int_equal(f->c->state, CONN_READING);
+    assert_int_equal(f->events, EPOLLIN);
+}
+
+/* One round of "epoll": poll for what the connection watches, hand it the
+ * events that fired. false when nothing fired (it waits) or it is closed. */
+static bool pump_once(struct fake *f, uint64_t now)
+{
+    if (f->c->state == CONN_CLOSED)
+        return false;
+    short want = 0;
+    if (f->events & EPOLLIN)
+        want |= POLLIN;
+    if (f->events & EPOLLOUT)
+        want |= POLLOUT;
+    if (f->events & EPOLLRDHUP)
+        want |= POLLRDHUP;
+    struct pollfd p = { .fd = f->c->fd, .events = want };
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    uint32_t ev = 0;
+    if (p.revents & POLLIN)
+        ev |= EPOLLIN;
+    if (p.revents & POLLOUT)
+        ev |= EPOLLOUT;
+    if (p.revents & POLLRDHUP)
+        ev |= EPOLLRDHUP;
+    if (p.revents & POLLHUP)
+        ev |= EPOLLHUP;
+    if (p.revents & POLLERR)
+        ev |= EPOLLERR;
+    conn_on_event(f->c, ev, now);
+    return true;
+}
+
+/* Until the connection waits for the client (bounded: it must settle). */
+static void pump(struct fake *f, uint64_t now)
+{
+    for (int i = 0; i < 10000 && pump_once(f, now); i++) {
+    }
+}
+
+static void send_all(struct fake *f, const void *p, size_t n)
+{
+    assert_int_equal(write(f->client, p, n), (ssize_t)n);
+}
+
+static size_t data_frame(uint8_t *out, const char *payload, size_t len)
+{
+    frame_header_encode(out, FRAME_DATA, len);
+    memcpy(out + FRAME_HEADER_SIZE, payload, len);
+    return FRAME_HEADER_SIZE + len;
+}
+
+/* What the client can read now (at most cap bytes). */
+static size_t recv_now(struct fake *f, uint8_t *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t r;
+    while (got < cap && (r = read(f->client, buf + got, cap - got)) > 0)
+        got += (size_t)r;
+    return got;
+}
+
+/* The client sees EOF (our side shut down or closed). */
+static void expect_eof(struct fake *f)
+{
+    uint8_t b;
+    assert_int_equal(read(f->client, &b, 1), 0);
+}
+
+static void expect_transitions(const struct fake *f, const enum conn_state (*want)[2], int n)
+{
+    for (int i = 0; i < n && i < f->ntrans; i++) {
+        if (f->trans[i][0] != want[i][0] || f->trans[i][1] != want[i][1])
+            fail_msg("transition %d: %s -> %s, expected %s -> %s", i,
+                     conn_state_name(f->trans[i][0]), conn_state_name(f->trans[i][1]),
+                     conn_state_name(want[i][0]), conn_state_name(want[i][1]));
+    }
+    assert_int_equal(f->ntrans, n);
+}
+
+static uint64_t framed(const counter_t *v)
+{
+    return counter_get(&v[STATS_FRAMED]);
+}
+
+/* A framed message comes back byte for byte; nothing changes state. */
+static void test_framed_echo(void **state)
+{
+    struct fake *f = *state;
+    open_conn(f);
+    uint8_t out[64], in[64];
+    size_t n = data_frame(out, "hello", 5);
+    send_all(f, out, n);
+    pump(f, 1001 * MS);
+    assert_int_equal(recv_now(f, in, sizeof in), n);
+    assert_memory_equal(in, out, n);
+    assert_int_equal(f->c->state, CONN_READING);
+    assert_int_equal(f->events, EPOLLIN);
+    assert_int_equal(f->ntrans, 0);
+    assert_int_equal(framed(f->stats.msgs_in), 1);
+    assert_int_equal(framed(f->stats.msgs_out), 1);
+    assert_int_equal(framed(f->stats.bytes_in), n);
+    assert_int_equal(framed(f->stats.bytes_out), n);
+    assert_int_equal(f->c->in_len, 0);
+    assert_null(f->c->in); /* nothing partial: no buffer of its own */
+}
+
+/* A partial frame is kept (and its clock started) until the rest arrives;
+ * every strict prefix is incomplete. */
+static void test_partial_frame(void **state)
+{
+    struct fake *f = *state;
+    open_conn(f);
+    uint8_t out[64], in[64];
+    size_t n = data_frame(out, "partial", 7);
+    for (size_t i = 0; i < n; i++) {
+        send_all(f, out + i, 1);
+        pump(f, 1001 * MS + i);
+        if (i + 1 < n) {
+            assert_int_equal(f->c->in_len, i + 1);
+            assert_int_equal(f->c->frame_start_ns, 1001 * MS); /* from the first byte */
+            assert_int_equal(recv_now(f, in, sizeof in), 0);
+        }
+    }
+    assert_int_equal(recv_now(f, in, sizeof in), n);
+    assert_memory_equal(in, out, n);
+    assert_int_equal(f->c->in_len, 0);
+    assert_int_equal(f->c->frame_start_ns, 0);
+    assert_int_equal(framed(f->stats.msgs_in), 1);
+    assert_int_equal(framed(f->stats.bytes_in), n);
+    assert_int_equal(f->ntrans, 0);
+}
+
+/* Fill the server's side until its output reaches --max-pending-output:
+ * frames of 200 payload bytes, the client reading nothing. Returns how many
+ * frames were sent. */
+#define BIG 200
+static unsigned send_until_blocked(struct fake *f, uint64_t now)
+{
+    uint8_t out[FRAME_HEADER_SIZE + BIG];
+    char payload[BIG];
+    memset(payload, 'x', sizeof payload);
+    size_t n = data_frame(out, payload, BIG);
+    unsigned sent = 0;
+    while (f->c->state != CONN_BLOCKED && f->c->state != CONN_DRAIN_BLOCKED && sent < 100000) {
+        ssize_t w = write(f->client, out, n);
+        if (w < 0) {
+            assert_int_equal(errno, EAGAIN);
+            pump(f, now);
+            continue;
+        }
+        assert_int_equal(w, (ssize_t)n); /* a unix socket takes a small write whole */
+        sent++;
+        pump(f, now);
+    }
+    return sent;
+}
+
+/* Read and check every reply; returns their number. */
+static unsigned read_replies(struct fake *f, uint64_t now, unsigned expect)
+{
+    uint8_t buf[FRAME_HEADER_SIZE + BIG];
+    unsigned got = 0;
+    size_t have = 0;
+    for (int idle = 0; got < expect && idle < 1000;) {
+        ssize_t r = read(f->client, buf + have, sizeof buf - have);
+        if (r > 0) {
+            have += (size_t)r;
+            if (have == sizeof buf) {
+                assert_int_equal(buf[0], FRAME_DATA);
+                assert_int_equal(buf[FRAME_HEADER_SIZE + BIG - 1], 'x');
+                got++;
+                have = 0;
+            }
+            idle = 0;
+        } else {
+            idle++;
+        }
+        pump(f, now);
+    }
+    return got;
+}
+
+/* The client stops reading: pending output reaches the cap, the server
+ * stops reading (BLOCKED: only EPOLLOUT watched), and once the client reads
+ * again, everything it sent is answered. */
+static void test_blocked_and_back(void **state)
+{
+    struct fake *f = *state;
+    f->cfg.max_pending_output = 1024;
+    open_conn(f);
+    int small = 4096;
+    setsockopt(f->c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    unsigned sent = send_until_blocked(f, 1001 * MS);
+    assert_int_equal(f->c->state, CONN_BLOCKED);
+    assert_int_equal(f->events, EPOLLOUT);
+    assert_true(f->c->out.len > 0 && f->c->out.len <= f->cfg.max_pending_output);
+    assert_int_equal(f->ntrans, 1);
+    assert_int_equal(f->trans[0][0], CONN_READING);
+    assert_int_equal(f->trans[0][1], CONN_BLOCKED);
+
+    assert_int_equal(read_replies(f, 1002 * MS, sent), sent);
+    assert_int_equal(f->c->state, CONN_READING);
+    assert_int_equal(f->events, EPOLLIN);
+    /* Each BLOCKED was left for READING: the count is even, the pairs alternate. */
+    assert_int_equal(f->ntrans % 2, 0);
+    for (int i = 0; i < f->ntrans; i++) {
+        assert_int_equal(f->trans[i][0], i % 2 == 0 ? CONN_READING : CONN_BLOCKED);
+        assert_int_equal(f->trans[i][1], i % 2 == 0 ? CONN_BLOCKED : CONN_READING);
+    }
+    assert_int_equal(framed(f->stats.msgs_in), sent);
+    assert_int_equal(framed(f->stats.msgs_out), sent);
+    assert_int_equal(framed(f->stats.bytes_out), (uint64_t)sent * (FRAME_HEADER_SIZE + BIG));
+    assert_int_equal(f->c->out.len, 0);
+}
+
+/* The drain answers what the client had sent before it began (read now,
+ * from the kernel), waits 50 ms of quiet, then finishes: FLUSHING, and
+ * LINGER until the client closes, which ends it as a shutdown. */
+static void test_drain_buffered_input(void **state)
+{
+    struct fake *f = *state;
+    open_conn(f);
+    uint8_t out[64], in[256];
+    size_t n = data_frame(out, "in flight", 9);
+    for (int i = 0; i < 3; i++)
+        send_all(f, out, n);
+    uint64_t t = 2000 * MS;
+    conn_begin_drain(f->c, t);
+    assert_int_equal(f->c->state, CONN_DRAINING);
+    assert_int_equal(f->c->drain_left, (16u << 20) - 3 * n);
+    assert_int_equal(f->c->drain_quiet_ns, t); /* nothing more yet: the quiet clock runs */
+    assert_int_equal(recv_now(f, in, sizeof in), 3 * n);
+    assert_int_equal(framed(f->stats.msgs_out), 3);
+
+    conn_check_timers(f->c, t + 49 * MS);
+    assert_int_equal(f->c->state, CONN_DRAINING);
+    conn_check_timers(f->c, t + 50 * MS);
+    assert_int_equal(f->c->state, CONN_LINGER);
+    expect_eof(f); /* our side is shut */
+    close(f->client);
+    f->client = -1;
+    pump(f, t + 60 * MS);
+    assert_int_equal(f->c->state, CONN_CLOSED);
+    static const enum conn_state want[][2] = {
+        { CONN_READING, CONN_DRAINING },
+        { CONN_DRAINING, CONN_FLUSHING },
+        { CONN_FLUSHING, CONN_LINGER },
+        { CONN_LINGER, CONN_CLOSED },
+    };
+    expect_transitions(f, want, 4);
+    assert_int_equal(f->closed, 1);
+    assert_int_equal(f->forgotten, 1);
+    assert_int_equal(f->closed_reason, CLOSE_SHUTDOWN);
+    assert_int_equal(counter_get(&f->stats.closed[CLOSE_SHUTDOWN]), 1);
+    assert_int_equal(framed(f->stats.msgs_in), 3);
+}
+
+/* A drain that begins while BLOCKED waits for the output (DRAIN_BLOCKED),
+ * then answers everything, and ends at the client's EOF as peer_closed. */
+static void test_drain_while_blocked(void **state)
+{
+    struct fake *f = *state;
+    f->cfg.max_pending_output = 1024;
+    open_conn(f);
+    int small = 4096;
+    setsockopt(f->c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    unsigned sent = send_until_blocked(f, 1001 * MS);
+    conn_begin_drain(f->c, 2000 * MS);
+    assert_int_equal(f->c->state, CONN_DRAIN_BLOCKED);
+    assert_int_equal(f->c->drain_left, 16u << 20);
+    assert_int_equal(f->events, EPOLLOUT);
+    shutdown(f->client, SHUT_WR); /* all it will send */
+    assert_int_equal(read_replies(f, 2001 * MS, sent), sent);
+    pump(f, 2002 * MS);
+    assert_int_equal(f->c->state, CONN_CLOSED);
+    assert_int_equal(f->closed_reason, CLOSE_PEER);
+    assert_int_equal(framed(f->stats.msgs_out), sent);
+    assert_int_equal(f->trans[0][0], CONN_READING);
+    assert_int_equal(f->trans[0][1], CONN_BLOCKED);
+    assert_int_equal(f->trans[1][0], CONN_BLOCKED);
+    assert_int_equal(f->trans[1][1], CONN_DRAIN_BLOCKED);
+    /* Then DRAIN_BLOCKED <-> DRAINING as output allows, and the end. */
+    int n = f->ntrans;
+    for (int i = 2; i < n - 2; i++)
+        assert_true((f->trans[i][0] == CONN_DRAIN_BLOCKED && f->trans[i][1] == CONN_DRAINING) ||
+                    (f->trans[i][0] == CONN_DRAINING && f->trans[i][1] == CONN_DRAIN_BLOCKED));
+    assert_int_equal(f->trans[n - 2][0], CONN_DRAINING);
+    assert_int_equal(f->trans[n - 2][1], CONN_FLUSHING);
+    assert_int_equal(f->trans[n - 1][0], CONN_FLUSHING);
+    assert_int_equal(f->trans[n - 1][1], CONN_CLOSED);
+}
+
+/* An unknown frame type: the frames before it are answered, then the error
+ * reply; our side shuts and the connection lingers, discarding (but
+ * counting) what still comes, until the client closes. */
+static void test_error_reply_then_linger(void **state)
+{
+    struct fake *f = *state;
+    open_conn(f);
+    uint8_t out[64], in[256];
+    size_t n = data_frame(out, "ok", 2);
+    uint8_t bad[FRAME_HEADER_SIZE];
+    frame_header_encode(bad, 0x05, 0); /* framed, but no type a client may send */
+    send_all(f, out, n);
+    send_all(f, bad, sizeof bad);
+    pump(f, 1001 * MS);
+    assert_int_equal(f->c->state, CONN_LINGER);
+    size_t got = recv_now(f, in, sizeof in);
+    assert_true(got > n + FRAME_HEADER_SIZE);
+    assert_memory_equal(in, out, n);
+    assert_int_equal(in[n], FRAME_ERROR);
+    assert_int_equal(in[n + FRAME_HEADER_SIZE], FRAME_ERR_BAD_TYPE);
+    expect_eof(f);
+    assert_int_equal(counter_get(&f->stats.errors[ERR_PROTOCOL]), 1);
+    assert_null(f->c->in); /* a lingering connection keeps no buffers */
+    assert_int_equal(f->c->mem, 0);
+
+    send_all(f, "ignored", 7);
+    pump(f, 1002 * MS);
+    assert_int_equal(f->c->state, CONN_LINGER);
+    assert_int_equal(framed(f->stats.bytes_in), n + sizeof bad + 7);
+    close(f->client);
+    f->client = -1;
+    pump(f, 1003 * MS);
+    static const enum conn_state want[][2] = {
+        { CONN_READING, CONN_FLUSHING },
+        { CONN_FLUSHING, CONN_LINGER },
+        { CONN_LINGER, CONN_CLOSED },
+    };
+    expect_transitions(f, want, 3);
+    assert_int_equal(f->closed_reason, CLOSE_PROTOCOL);
+    assert_int_equal(counter_get(&f->stats.closed[CLOSE_PROTOCOL]), 1);
+    assert_int_equal(framed(f->stats.msgs_in), 1);
+    assert_int_equal(framed(f->stats.msgs_out), 1);
+}
+
+/* A client that never closes is cut 2 s after LINGER began. */
+static void test_linger_deadline(void **state)
+{
+    struct fake *f = *state;
+    open_conn(f);
+    uint8_t bad[FRAME_HEADER_SIZE];
+    frame_header_encode(bad, 0x05, 0); /* framed, but no type a client may send */
+    send_all(f, bad, sizeof bad);
+    pump(f, 1000 * MS);
+    assert_int_equal(f->c->state, CONN_LINGER);
+    conn_check_timers(f->c, 2999 * MS);
+    assert_int_equal(f->c->state, CONN_LINGER);
+    conn_check_timers(f->c, 3000 * MS);
+    assert_int_equal(f->c->state, CONN_CLOSED);
+    assert_int_equal(f->closed_reason, CLOSE_PROTOCOL);
+    assert_int_equal(f->ntrans, 3);
+}
+
+/* The client's EOF after a framed message: answered, then closed as
+ * peer_closed without lingering. In text mode the EOF ends a last line. */
+static void test_eof(void **state)
+{
+    struct fake *f = *state;
+    open_conn(f);
+    uint8_t out[64], in[64];
+    size_t n = data_frame(out, "bye", 3);
+    send_all(f, out, n);
+    shutdown(f->client, SHUT_WR);
+    pump(f, 1001 * MS);
+    assert_int_equal(recv_now(f, in, sizeof in), n);
+    expect_eof(f);
+    assert_int_equal(f->c->state, CONN_CLOSED);
+    static const enum conn_state want[][2] = {
+        { CONN_READING, CONN_FLUSHING },
+        { CONN_FLUSHING, CONN_CLOSED },
+    };
+    expect_transitions(f, want, 2);
+    assert_int_equal(f->closed_reason, CLOSE_PEER);
+    assert_int_equal(f->closed, 1);
+    assert_int_equal(f->forgotten, 1);
+    assert_false(f->registered);
+    assert_int_equal(framed(f->stats.msgs_out), 1);
+}
+
+static void test_eof_ends_text_line(void **state)
+{
+    struct fake *f = *state;
+    open_conn(f);
+    send_all(f, "one\r\ntwo", 8);
+    shutdown(f->client, SHUT_WR);
+    pump(f, 1001 * MS);
+    char in[64];
+    size_t got = recv_now(f, (uint8_t *)in, sizeof in);
+    assert_int_equal(got, 8);
+    assert_memory_equal(in, "one\ntwo\n", 8);
+    assert_int_equal(f->c->state, CONN_CLOSED);
+    assert_int_equal(counter_get(&f->stats.msgs_in[STATS_TEXT]), 2);
+    assert_int_equal(counter_get(&f->stats.msgs_out[STATS_TEXT]), 2);
+    assert_int_equal(f->closed_reason, CLOSE_PEER);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_framed_echo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocked_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_buffered_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_while_blocked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_reply_then_linger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_linger_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eof_ends_text_line, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
