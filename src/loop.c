@@ -371,7 +371,8 @@ int loop_run_once(struct loop *l, int timeout_ms)
 
 int loop_run(struct loop *l)
 {
-    l->stopped = false;
+    /* A stop asked before the run (from a set-up step) is kept: it returns
+     * at once. */
     while (!l->stopped) {
         int rc = loop_run_once(l, -1);
         if (rc < 0)

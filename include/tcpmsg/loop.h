@@ -87,7 +87,8 @@ int loop_new(struct loop **out, const struct loop_options *opt, const char **why
 void loop_free(struct loop *l);
 const char *loop_backend_name(const struct loop *l); /* "epoll" | "uring" */
 
-/* Run wakeups until loop_stop. 0, or -errno when waiting failed. */
+/* Run wakeups until loop_stop (also one made before the call); the stop is
+ * then cleared. 0, or -errno when waiting failed. */
 int loop_run(struct loop *l);
 /* One wakeup: submit what is queued and wait for events at most timeout_ms
  * (-1: until the next timer or event), dispatch them (bounded: at most 256
