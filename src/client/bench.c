@@ -4,6 +4,7 @@
  * spectrum files. The load itself is loadgen.c; the output is report.c.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,25 @@ static int connect_all(struct bench *b)
     return EXIT_OK;
 }
 
+/* The event loop asked for cannot be had: say why (loop_new's errors). */
+static int io_failed(const struct client_config *cfg, int rc)
+{
+    const char *what = cfg->sqpoll ? "io_uring with --sqpoll" : "io_uring";
+    if (rc == -ENOSYS)
+        fprintf(stderr, "tcpmsg: --io uring: this build or kernel has no %s\n", what);
+    else if (rc == -EPERM)
+        fprintf(stderr, "tcpmsg: --io uring: %s is disabled on this system\n", what);
+    else
+        fprintf(stderr, "tcpmsg: cannot set up %s: %s\n", cfg->io == LOOP_EPOLL ? "epoll" : what,
+                strerror(-rc));
+    return EXIT_IO;
+}
+
 static int setup(struct bench *b)
 {
+    /* The loop writes with write(2)/writev(2): a server that went away is
+     * an EPIPE error on that connection, not the end of the program. */
+    signal(SIGPIPE, SIG_IGN);
     const struct client_config *cfg = b->cfg;
     b->nthreads = cfg->threads < cfg->connections ? cfg->threads : cfg->connections;
     b->threads = calloc(b->nthreads, sizeof *b->threads);
@@ -89,9 +107,14 @@ static int setup(struct bench *b)
         unsigned share = cfg->connections / b->nthreads + (i < cfg->connections % b->nthreads);
         uint64_t quota = cfg->count == 0 ? UINT64_MAX
                                          : cfg->count / b->nthreads + (i < cfg->count % b->nthreads);
-        b->threads[i] = lg_thread_new(&b->plan, first, share, quota);
-        if (b->threads[i] == NULL)
+        const char *why = NULL;
+        int rc = lg_thread_new(&b->threads[i], &b->plan, first, share, quota, &why);
+        if (rc == -ENOMEM)
             goto failed_malloc;
+        if (rc < 0)
+            return io_failed(cfg, rc);
+        if (i == 0 && why != NULL)
+            fprintf(stderr, "tcpmsg: --io auto: using epoll: %s\n", why);
         first += share;
     }
     return connect_all(b);

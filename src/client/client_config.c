@@ -63,6 +63,9 @@ static void usage(FILE *out)
         "  --rate MSGS_PER_S    open loop: send at this constant total rate; latency is\n"
         "                       measured from each message's intended send time\n"
         "  --connect-rate N     open at most N connections per second (default: at once)\n"
+        "  --io epoll|uring|auto  each thread's event loop: epoll, io_uring, or io_uring\n"
+        "                       where the kernel allows it (default auto)\n"
+        "  --sqpoll             io_uring with a kernel thread polling for submissions\n"
         "  --interval SEC       print a report every SEC seconds while running\n"
         "  --percentiles LIST   percentiles to report (default 50,90,99,99.9)\n"
         "  --histogram-out FILE write the percentile spectrum (HdrHistogram text layout)\n"
@@ -88,7 +91,8 @@ static void usage(FILE *out)
 enum {
     OPT_TIMEOUT = 256, OPT_TEXT, OPT_NO_REPORT, OPT_CONNECTIONS, OPT_DEPTH, OPT_SIZE, OPT_DURATION,
     OPT_COUNT, OPT_THREADS, OPT_JSON, OPT_RATE, OPT_INTERVAL, OPT_PERCENTILES, OPT_HIST_OUT,
-    OPT_PLOT, OPT_SEED, OPT_WARMUP, OPT_CONNECT_RATE, OPT_HTTP_PORT, OPT_HTTP_BIND,
+    OPT_PLOT, OPT_SEED, OPT_WARMUP, OPT_CONNECT_RATE, OPT_HTTP_PORT, OPT_HTTP_BIND, OPT_IO,
+    OPT_SQPOLL,
 };
 
 static const struct option long_options[] = {
@@ -112,6 +116,8 @@ static const struct option long_options[] = {
     { "connect-rate", required_argument, NULL, OPT_CONNECT_RATE },
     { "http-port", required_argument, NULL, OPT_HTTP_PORT },
     { "http-bind", required_argument, NULL, OPT_HTTP_BIND },
+    { "io", required_argument, NULL, OPT_IO },
+    { "sqpoll", no_argument, NULL, OPT_SQPOLL },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -207,6 +213,23 @@ static int parse_unsigned(const char *name, const char *v, uint64_t min, uint64_
     return rc;
 }
 
+/* --io: the event loop backend. */
+static int parse_io(const char *name, const char *v, enum loop_backend *out, char *err, size_t cap)
+{
+    static const struct {
+        const char *name;
+        enum loop_backend backend;
+    } names[] = { { "auto", LOOP_AUTO }, { "epoll", LOOP_EPOLL }, { "uring", LOOP_URING } };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(v, names[i].name) == 0) {
+            *out = names[i].backend;
+            return 0;
+        }
+    }
+    snprintf(err, cap, "%s: '%s' is not epoll, uring or auto", name, v);
+    return -EINVAL;
+}
+
 /* A rate per second in [min, max]. */
 static int parse_rate(const char *name, const char *v, double min, double max, double *out,
                       char *err, size_t cap)
@@ -286,6 +309,11 @@ static int apply(struct client_config *cfg, int opt, const char *name, const cha
         return opt_parse_seconds(name, v, 0, 86400, &cfg->warmup, err, cap);
     case OPT_CONNECT_RATE:
         return parse_rate(name, v, 0.01, 1e7, &cfg->connect_rate, err, cap);
+    case OPT_IO:
+        return parse_io(name, v, &cfg->io, err, cap);
+    case OPT_SQPOLL:
+        cfg->sqpoll = true;
+        return 0;
     }
     return apply_probe(cfg, opt, name, v, err, cap);
 }

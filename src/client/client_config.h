@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tcpmsg/loop.h"
+
 #define CLIENT_DEFAULT_PORT 8080
 #define CLIENT_MAX_PERCENTILES 16
 #define CLIENT_MAX_TARGETS 64
@@ -45,6 +47,8 @@ struct client_config {
     double interval;      /* --interval: seconds between reports (probe: between probes) */
     double warmup;        /* --warmup: seconds of load excluded from the results */
     double connect_rate;  /* --connect-rate: connections opened per second; 0: at once */
+    enum loop_backend io; /* --io: the threads' event loop (LOOP_AUTO: io_uring if it can) */
+    bool sqpoll;          /* --sqpoll: io_uring with a kernel submission thread */
     double percentiles[CLIENT_MAX_PERCENTILES]; /* --percentiles, each in (0, 100] */
     size_t npercentiles;
     const char *histogram_out; /* --histogram-out FILE (points into argv) */

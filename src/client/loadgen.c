@@ -1,6 +1,7 @@
-/* loadgen: the per-thread epoll loop of tcpmsg bench (see loadgen.h). The
- * hot path (pace, append, flush, consume, record) allocates nothing and takes
- * no lock: each thread owns its connections, counters and histograms.
+/* loadgen: the per-thread event loop of tcpmsg bench (see loadgen.h), on
+ * either backend of tcpmsg/loop.h. The hot path (pace, append, flush,
+ * consume, record) allocates nothing and takes no lock: each thread owns its
+ * loop, connections, counters and histograms.
  */
 #include "client/loadgen.h"
 
@@ -10,29 +11,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client/client.h"
 #include "client/schedule.h"
 #include "tcpmsg/frame.h"
+#include "tcpmsg/loop.h"
 #include "tcpmsg/net.h"
 #include "tcpmsg/rttreport.h"
 
 #define REPORT_EVERY_NS 1000000000ull /* RTT reports to the server: once a second */
 #define CHECK_EVERY_NS 100000000ull   /* timeouts are checked this often */
 #define MAX_WAIT_NS 50000000ull       /* the loop wakes at least this often */
-#define CLOSE_WAIT_MS 1000            /* at the end, wait this long for the server's EOF */
-#define EVENTS_PER_WAKEUP 64
+#define CLOSE_WAIT_NS 1000000000ull   /* at the end, wait this long for the server's EOF */
+
+/* What the thread is doing: each phase reacts to replies and writes its way. */
+enum lg_phase {
+    LG_MEASURING, /* sending and checking replies */
+    LG_FLUSHING,  /* writing the last RTT reports; replies are discarded */
+    LG_CLOSING,   /* our side is shut down: waiting for the server's EOF */
+};
 
 struct lg_conn {
-    int fd;                /* -1 once dropped */
+    struct loop_stream s;  /* first: the loop's callbacks get &c->s; s.data is the thread */
+    int fd;                /* the socket (the loop's once the stream started) */
+    bool open;             /* false once dropped or closed */
+    bool writing;          /* a write waits for on_write: [out_off, out_len) must not move */
     unsigned id;           /* run-wide connection number: seeds its message sizes */
-    bool want_out;         /* EPOLLOUT is registered */
     uint8_t *out;          /* messages not yet written: [out_off, out_len) */
     size_t out_off, out_len, out_cap;
-    uint8_t *in;           /* replies not yet parsed */
+    uint8_t *in;           /* the partial reply left by the last delivery */
     size_t in_len, in_cap;
     uint64_t *sent_ns;     /* ring: actual send time of each message in flight */
     unsigned head, inflight;
@@ -49,7 +59,11 @@ struct lg_thread {
     pthread_t thread;
     struct lg_conn *conns;
     unsigned nconns, first_conn;
-    int epfd;
+    struct loop *loop;
+    struct loop_timer tick;  /* wakes the loop for the next due message, or a check */
+    enum lg_phase phase;
+    unsigned live;           /* streams started whose on_close has not come */
+    uint64_t next_check, next_report;
     uint64_t quota;        /* messages this thread may still send */
     atomic_bool finished;      /* the measured loop has ended */
     _Atomic uint64_t done_ns;  /* when it ended */
@@ -152,46 +166,49 @@ static int reply_check(const struct lg_thread *t, const struct lg_conn *c, uint6
 
 static void conn_drop(struct lg_thread *t, struct lg_conn *c, enum lg_error e)
 {
-    if (c->fd < 0)
+    if (!c->open)
         return;
     counter_add(&t->stats.errors[e], 1);
-    epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    c->fd = -1;
+    c->open = false;
+    loop_stream_close(t->loop, &c->s); /* the loop closes the socket */
 }
 
-/* Register EPOLLOUT only while output is pending, and only on a change: an
- * epoll_ctl per message would cost as much as the write. */
-static void want_output(struct lg_thread *t, struct lg_conn *c, bool on)
-{
-    if (c->want_out == on)
-        return;
-    struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
-    epoll_ctl(t->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-    c->want_out = on;
-}
-
+/* Hand what is unwritten to the loop, unless a write is outstanding: one at
+ * a time. epoll writes now and may take part; io_uring takes the bytes in
+ * the kernel and on_write says how many went. */
 static void flush(struct lg_thread *t, struct lg_conn *c)
 {
-    if (c->out_off < c->out_len) {
-        ssize_t w = net_write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
-        if (w < 0 && w != -EAGAIN) {
-            conn_drop(t, c, LG_ERR_RESET);
-            return;
-        }
-        if (w > 0)
-            c->out_off += (size_t)w;
+    if (!c->open || c->writing)
+        return;
+    if (c->out_off == c->out_len) {
+        c->out_off = c->out_len = 0;
+        return;
     }
+    struct iovec iov = { c->out + c->out_off, c->out_len - c->out_off };
+    ssize_t w = loop_stream_write(t->loop, &c->s, &iov, 1);
+    if (w == -EINPROGRESS) {
+        c->writing = true;
+        return;
+    }
+    if (w < 0) {
+        conn_drop(t, c, LG_ERR_RESET);
+        return;
+    }
+    c->out_off += (size_t)w;
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
-    want_output(t, c, c->out_off < c->out_len);
+    else
+        c->writing = true; /* on_write(0) comes when the socket has room */
 }
 
-/* Room for need more bytes of output, moving what is unwritten to the front. */
+/* Room for need more bytes of output, moving what is unwritten to the
+ * front (not while a write is outstanding: io_uring may be reading it). */
 static bool out_room(struct lg_conn *c, size_t need)
 {
     if (c->out_cap - c->out_len >= need)
         return true;
+    if (c->writing)
+        return false;
     memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
     c->out_len -= c->out_off;
     c->out_off = 0;
@@ -213,7 +230,7 @@ static void append_next(struct lg_thread *t, struct lg_conn *c, uint64_t now)
 static bool can_send(const struct lg_thread *t, struct lg_conn *c)
 {
     size_t w = lg_wire_size(t->cfg, t->cfg->size);
-    return c->fd >= 0 && c->inflight < t->cfg->depth && t->quota > 0 && out_room(c, w);
+    return c->open && c->inflight < t->cfg->depth && t->quota > 0 && out_room(c, w);
 }
 
 /* Closed loop: fill the pipeline up to --depth, then write. */
@@ -224,8 +241,7 @@ static void closed_top_up(struct lg_thread *t, struct lg_conn *c, uint64_t now)
         if (now >= t->plan->measure_ns)
             counter_add(&t->stats.sent, 1);
     }
-    if (c->fd >= 0)
-        flush(t, c);
+    flush(t, c);
 }
 
 /* Open loop: send every message that is due (late ones at once: a backlog
@@ -251,7 +267,7 @@ static uint64_t open_send_due(struct lg_thread *t, struct lg_conn *c, uint64_t n
                 counter_set(&t->stats.max_lag_ns, now - due);
         }
     }
-    if (appended || c->want_out)
+    if (appended)
         flush(t, c);
     return next;
 }
@@ -305,7 +321,6 @@ static size_t echoed_report(const struct lg_thread *t, const uint8_t *p, size_t 
     return avail >= n ? n : (size_t)-1;
 }
 
-/* Check and record every complete reply in c's input. */
 /* The server refused something (busy, oversize, timeout...): say why, count
  * it as the server's error, not as a wrong reply, and drop the connection.
  * false while the frame is incomplete. */
@@ -323,27 +338,30 @@ static bool server_error(struct lg_thread *t, struct lg_conn *c, const uint8_t *
     return true;
 }
 
-static void consume_replies(struct lg_thread *t, struct lg_conn *c, uint64_t now)
+/* Check and record every complete reply in in[0, len). Returns the bytes
+ * used; the rest is the start of a reply still to come. */
+static size_t consume_replies(struct lg_thread *t, struct lg_conn *c, const uint8_t *in,
+                              size_t len, uint64_t now)
 {
     size_t pos = 0;
-    while (pos < c->in_len) {
-        size_t avail = c->in_len - pos;
-        size_t skip = echoed_report(t, c->in + pos, avail);
+    while (pos < len && c->open) {
+        size_t avail = len - pos;
+        size_t skip = echoed_report(t, in + pos, avail);
         if (skip == (size_t)-1)
             break;
         if (skip > 0) {
             pos += skip;
             continue;
         }
-        if (!t->cfg->text && c->in[pos] == FRAME_ERROR) {
-            if (!server_error(t, c, c->in + pos, avail))
+        if (!t->cfg->text && in[pos] == FRAME_ERROR) {
+            if (!server_error(t, c, in + pos, avail))
                 break; /* the rest of the error frame is still to come */
-            return;
+            break;
         }
-        int ok = c->inflight > 0 ? reply_check(t, c, c->seq, c->in + pos, avail) : -1;
+        int ok = c->inflight > 0 ? reply_check(t, c, c->seq, in + pos, avail) : -1;
         if (ok < 0) {
             conn_drop(t, c, LG_ERR_MISMATCH); /* a wrong reply, or bytes nobody asked for */
-            return;
+            break;
         }
         if (ok == 0)
             break;
@@ -351,31 +369,85 @@ static void consume_replies(struct lg_thread *t, struct lg_conn *c, uint64_t now
         record(t, c, wire, now);
         pos += wire;
     }
-    memmove(c->in, c->in + pos, c->in_len - pos);
-    c->in_len -= pos;
+    return pos;
 }
 
-static void on_event(struct lg_thread *t, struct lg_conn *c, uint32_t events, uint64_t now)
+/* New input at data (n bytes, with LOOP_HEADROOM writable bytes in front).
+ * A small partial reply kept from before is copied in front of it, so the
+ * common case parses in the loop's buffer without a copy of the new bytes;
+ * a large one gets the new bytes appended instead. Returns false when the
+ * input cannot be held (more than a window of replies: the server sent what
+ * nobody asked for). */
+static bool take_input(struct lg_thread *t, struct lg_conn *c, uint8_t *data, size_t n,
+                       uint64_t now)
 {
-    if (c->fd < 0)
-        return; /* dropped earlier in this batch */
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-        ssize_t r = net_read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
-        if (r == 0 || (r < 0 && r != -EAGAIN)) {
-            conn_drop(t, c, r == 0 ? LG_ERR_CLOSED : LG_ERR_RESET);
-            return;
-        }
-        if (r > 0) {
-            c->in_len += (size_t)r;
-            consume_replies(t, c, now);
-            if (c->fd < 0)
-                return;
-        }
+    uint8_t *p = data;
+    size_t len = n;
+    if (c->in_len > 0 && c->in_len <= LOOP_HEADROOM) {
+        p = data - c->in_len;
+        memcpy(p, c->in, c->in_len);
+        len += c->in_len;
+    } else if (c->in_len > 0) {
+        if (c->in_cap - c->in_len < n)
+            return false;
+        memcpy(c->in + c->in_len, data, n);
+        p = c->in;
+        len = c->in_len + n;
     }
-    if (!t->open_loop)
+    size_t used = consume_replies(t, c, p, len, now);
+    if (!c->open)
+        return true;
+    if (len - used > c->in_cap)
+        return false;
+    memmove(c->in, p + used, len - used);
+    c->in_len = len - used;
+    return true;
+}
+
+static void on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
+{
+    struct lg_conn *c = (struct lg_conn *)s;
+    struct lg_thread *t = s->data;
+    if (t->phase != LG_MEASURING) {
+        /* Late replies are discarded; the server's EOF ends the connection. */
+        if (n <= 0 && c->open) {
+            c->open = false;
+            loop_stream_close(t->loop, s);
+        }
+        return;
+    }
+    if (n <= 0) {
+        conn_drop(t, c, n == 0 ? LG_ERR_CLOSED : LG_ERR_RESET);
+        return;
+    }
+    if (!take_input(t, c, data, (size_t)n, now)) {
+        conn_drop(t, c, LG_ERR_MISMATCH);
+        return;
+    }
+    if (c->open && !t->open_loop)
         closed_top_up(t, c, now);
-    else if (events & EPOLLOUT)
+}
+
+static void on_write(struct loop_stream *s, ssize_t n, uint64_t now)
+{
+    struct lg_conn *c = (struct lg_conn *)s;
+    struct lg_thread *t = s->data;
+    c->writing = false;
+    if (n < 0) {
+        conn_drop(t, c, LG_ERR_RESET);
+        return;
+    }
+    c->out_off += (size_t)n;
+    if (t->phase == LG_MEASURING && !t->open_loop)
+        closed_top_up(t, c, now); /* room again for the window */
+    else
         flush(t, c);
+}
+
+static void on_close(struct loop_stream *s)
+{
+    struct lg_thread *t = s->data;
+    t->live--;
 }
 
 /* --- RTT reports to the server -------------------------------------------- */
@@ -386,7 +458,7 @@ static void on_event(struct lg_thread *t, struct lg_conn *c, uint32_t events, ui
  * replies it wrote there. */
 static void queue_report_on(struct lg_thread *t, struct lg_conn *c)
 {
-    if (c->fd < 0 || c->unreported == NULL || hist_count(c->unreported) == 0)
+    if (!c->open || c->unreported == NULL || hist_count(c->unreported) == 0)
         return;
     if (!out_room(c, RTT_REPORT_MAX_FRAME))
         return; /* the previous report is still being written: next time */
@@ -401,52 +473,64 @@ static void queue_report(struct lg_thread *t)
         queue_report_on(t, &t->conns[i]);
 }
 
-/* The last reports: write whatever is pending, then the report, waiting. */
-static void final_report(struct lg_thread *t)
+/* Run the loop until done(t) or for at most CLOSE_WAIT_NS. */
+static void run_until(struct lg_thread *t, bool (*done)(const struct lg_thread *t))
+{
+    uint64_t deadline = net_now_ns() + CLOSE_WAIT_NS;
+    while (!done(t) && net_now_ns() < deadline)
+        if (loop_run_once(t->loop, 50) < 0)
+            return;
+}
+
+static bool all_written(const struct lg_thread *t)
 {
     for (unsigned i = 0; i < t->nconns; i++) {
+        const struct lg_conn *c = &t->conns[i];
+        if (c->open && (c->writing || c->out_off < c->out_len))
+            return false;
+    }
+    return true;
+}
+
+/* The last reports: write whatever is pending, then the report, waiting.
+ * A connection that cannot take them in time is counted as failed. */
+static void final_report(struct lg_thread *t)
+{
+    t->phase = LG_FLUSHING;
+    for (unsigned i = 0; i < t->nconns; i++)
+        queue_report_on(t, &t->conns[i]);
+    run_until(t, all_written);
+    for (unsigned i = 0; i < t->nconns; i++) {
         struct lg_conn *c = &t->conns[i];
-        queue_report_on(t, c);
-        if (c->fd < 0)
-            continue;
-        int rc = net_write_all(c->fd, c->out + c->out_off, c->out_len - c->out_off, CLOSE_WAIT_MS);
-        c->out_off = c->out_len = 0;
-        if (rc < 0)
+        if (c->open && (c->writing || c->out_off < c->out_len))
             conn_drop(t, c, LG_ERR_RESET);
     }
 }
 
+static bool all_closed(const struct lg_thread *t)
+{
+    return t->live == 0;
+}
+
 /* Shut down the sending side of every connection and wait (briefly) for the
  * server to close its side: the server then sees a clean close instead of a
- * reset, and no report still in flight is thrown away. */
+ * reset, and no report still in flight is thrown away. Whatever is still
+ * open after that is closed, and the loop runs until it let go of all. */
 static void close_gracefully(struct lg_thread *t)
 {
-    unsigned open = 0;
-    for (unsigned i = 0; i < t->nconns; i++) {
-        if (t->conns[i].fd >= 0) {
+    t->phase = LG_CLOSING;
+    for (unsigned i = 0; i < t->nconns; i++)
+        if (t->conns[i].open)
             shutdown(t->conns[i].fd, SHUT_WR);
-            /* Only the server's EOF matters now: a shut-down socket would
-             * report writable forever and spin this loop. */
-            struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &t->conns[i] };
-            epoll_ctl(t->epfd, EPOLL_CTL_MOD, t->conns[i].fd, &ev);
-            open++;
+    run_until(t, all_closed);
+    for (unsigned i = 0; i < t->nconns; i++) {
+        struct lg_conn *c = &t->conns[i];
+        if (c->open) {
+            c->open = false;
+            loop_stream_close(t->loop, &c->s);
         }
     }
-    uint64_t deadline = net_now_ns() + CLOSE_WAIT_MS * 1000000ull;
-    struct epoll_event events[EVENTS_PER_WAKEUP];
-    while (open > 0 && net_now_ns() < deadline) {
-        int n = epoll_wait(t->epfd, events, EVENTS_PER_WAKEUP, 50);
-        for (int i = 0; i < n; i++) {
-            struct lg_conn *c = events[i].data.ptr;
-            ssize_t r = net_read(c->fd, c->in, c->in_cap); /* late replies: discarded */
-            if (r == 0 || (r < 0 && r != -EAGAIN)) {
-                epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-                close(c->fd);
-                c->fd = -1;
-                open--;
-            }
-        }
-    }
+    run_until(t, all_closed);
 }
 
 /* --- the loop ------------------------------------------------------------------ */
@@ -456,7 +540,7 @@ static void check_timeouts(struct lg_thread *t, uint64_t now)
     uint64_t limit = (uint64_t)(t->cfg->timeout * 1e9);
     for (unsigned i = 0; i < t->nconns; i++) {
         struct lg_conn *c = &t->conns[i];
-        if (c->fd >= 0 && c->inflight > 0 && now - c->wait_since_ns > limit)
+        if (c->open && c->inflight > 0 && now - c->wait_since_ns > limit)
             conn_drop(t, c, LG_ERR_TIMEOUT);
     }
 }
@@ -469,24 +553,43 @@ static bool thread_busy(const struct lg_thread *t, uint64_t now)
     bool drain = t->open_loop || t->cfg->count > 0;
     for (unsigned i = 0; i < t->nconns; i++) {
         const struct lg_conn *c = &t->conns[i];
-        if (c->fd >= 0 && (sending || (drain && c->inflight > 0)))
+        if (c->open && (sending || (drain && c->inflight > 0)))
             return true;
     }
     return false;
 }
 
-/* Wait for events at most wait_ns, to the nanosecond where the kernel can:
- * an open-loop message must leave on time, not at the next millisecond. */
-static int wait_events(struct lg_thread *t, struct epoll_event *events, uint64_t wait_ns)
+/* The tick only wakes the loop: the work is done in the hook below. */
+static void on_tick(struct loop_timer *tick, uint64_t now)
 {
-    if (wait_ns == 0)
-        return epoll_wait(t->epfd, events, EVENTS_PER_WAKEUP, 0);
-    struct timespec ts = { .tv_sec = (time_t)(wait_ns / 1000000000u),
-                           .tv_nsec = (long)(wait_ns % 1000000000u) };
-    int n = epoll_pwait2(t->epfd, events, EVENTS_PER_WAKEUP, &ts, NULL);
-    if (n < 0 && errno == ENOSYS)
-        n = epoll_wait(t->epfd, events, EVENTS_PER_WAKEUP, (int)((wait_ns + 999999) / 1000000));
-    return n;
+    (void)tick;
+    (void)now;
+}
+
+/* After each wakeup's replies: send what is due (open loop), check
+ * timeouts, queue reports, and sleep until the next due message, at most
+ * MAX_WAIT_NS: an open-loop message must leave on time, to the nanosecond
+ * where the kernel can. */
+static void on_wakeup(void *ctx, uint64_t now)
+{
+    struct lg_thread *t = ctx;
+    if (t->phase != LG_MEASURING)
+        return;
+    uint64_t next_due = t->open_loop ? open_pace(t, now) : UINT64_MAX;
+    if (now >= t->next_check) {
+        check_timeouts(t, now);
+        t->next_check = now + CHECK_EVERY_NS;
+    }
+    if (t->cfg->report && !t->cfg->text && now >= t->next_report) {
+        queue_report(t);
+        t->next_report = now + REPORT_EVERY_NS;
+    }
+    if (!thread_busy(t, now)) {
+        loop_stop(t->loop);
+        return;
+    }
+    uint64_t wake = now + MAX_WAIT_NS;
+    loop_timer_start(t->loop, &t->tick, next_due < wake ? next_due : wake);
 }
 
 /* Open loop: messages due before the end that never left (the schedule
@@ -524,33 +627,21 @@ static void init_schedules(struct lg_thread *t)
 static void *thread_main(void *arg)
 {
     struct lg_thread *t = arg;
-    struct epoll_event events[EVENTS_PER_WAKEUP];
     if (t->open_loop)
         init_schedules(t);
     /* The open loop's timetable starts at the plan's start; a closed loop's
      * first messages leave now (threads start a little after the plan). */
     uint64_t now = t->open_loop ? t->plan->start_ns : net_now_ns();
-    uint64_t next_due = UINT64_MAX;
     for (unsigned i = 0; i < t->nconns && !t->open_loop; i++)
         closed_top_up(t, &t->conns[i], now);
-    uint64_t next_check = now + CHECK_EVERY_NS, next_report = now + REPORT_EVERY_NS;
-    while (thread_busy(t, now)) {
-        if (t->open_loop)
-            next_due = open_pace(t, now);
-        uint64_t wait = next_due > now ? next_due - now : 0;
-        int n = wait_events(t, events, wait < MAX_WAIT_NS ? wait : MAX_WAIT_NS);
-        now = net_now_ns();
-        for (int i = 0; i < n; i++)
-            on_event(t, events[i].data.ptr, events[i].events, now);
-        if (now >= next_check) {
-            check_timeouts(t, now);
-            next_check = now + CHECK_EVERY_NS;
-        }
-        if (t->cfg->report && !t->cfg->text && now >= next_report) {
-            queue_report(t);
-            next_report = now + REPORT_EVERY_NS;
-        }
-    }
+    t->next_check = now + CHECK_EVERY_NS;
+    t->next_report = now + REPORT_EVERY_NS;
+    loop_set_hook(t->loop, on_wakeup, t);
+    on_wakeup(t, now);
+    int rc = loop_run(t->loop);
+    if (rc < 0)
+        fprintf(stderr, "tcpmsg: event loop failed: %s\n", strerror(-rc));
+    loop_timer_stop(t->loop, &t->tick);
     if (t->open_loop)
         count_unsent(t);
     /* Measuring is over: the report and the close below are not timed. */
@@ -564,43 +655,59 @@ static void *thread_main(void *arg)
 
 /* --- set-up and tear-down ----------------------------------------------------- */
 
-struct lg_thread *lg_thread_new(const struct lg_plan *plan, unsigned first_conn, unsigned nconns,
-                                uint64_t quota)
+int lg_thread_new(struct lg_thread **out, const struct lg_plan *plan, unsigned first_conn,
+                  unsigned nconns, uint64_t quota, const char **why)
 {
     struct lg_thread *t = calloc(1, sizeof *t);
     if (t == NULL)
-        return NULL;
+        return -ENOMEM;
     t->plan = plan;
     t->cfg = plan->cfg;
     t->open_loop = plan->cfg->rate > 0;
     t->first_conn = first_conn;
     t->nconns = nconns;
     t->quota = quota;
-    t->epfd = epoll_create1(EPOLL_CLOEXEC);
-    t->conns = calloc(nconns, sizeof *t->conns);
+    t->tick.cb = on_tick;
     hist_init(&t->stats.rtt);
     hist_init(&t->stats.rtt_raw);
-    for (unsigned k = 0; t->conns != NULL && k < nconns; k++) {
+    struct loop_options opt = { .backend = plan->cfg->io, .sqpoll = plan->cfg->sqpoll };
+    int rc = loop_new(&t->loop, &opt, why);
+    if (rc < 0)
+        goto failed_loop;
+    t->conns = calloc(nconns, sizeof *t->conns);
+    if (t->conns == NULL) {
+        rc = -ENOMEM;
+        goto failed_conns;
+    }
+    for (unsigned k = 0; k < nconns; k++) {
         t->conns[k].fd = -1;
         t->conns[k].id = first_conn + k;
     }
-    if (t->epfd < 0 || t->conns == NULL) {
-        lg_thread_free(t);
-        return NULL;
-    }
-    return t;
+    *out = t;
+    return 0;
+
+failed_conns:
+    loop_free(t->loop);
+failed_loop:
+    free(t);
+    return rc;
+}
+
+const char *lg_thread_io(const struct lg_thread *t)
+{
+    return loop_backend_name(t->loop);
 }
 
 /* Buffers for a whole window of the largest messages, and when reporting,
- * room for an RTT report and the histogram it is made from. */
+ * room for an RTT report and the histogram it is made from. Input holds
+ * what one delivery brings after the partial reply left by the last: that
+ * is shorter than a message or an echoed report. */
 static int conn_alloc(struct lg_thread *t, struct lg_conn *c, bool reports)
 {
     const struct client_config *cfg = t->cfg;
     size_t wire = lg_wire_size(cfg, cfg->size);
     size_t window = (size_t)cfg->depth * wire;
-    c->in_cap = window > 65536 ? window : 65536;
-    if (c->in_cap < wire + 2 * RTT_REPORT_MAX_FRAME)
-        c->in_cap = wire + 2 * RTT_REPORT_MAX_FRAME; /* room for echoed reports */
+    c->in_cap = (wire > RTT_REPORT_MAX_FRAME ? wire : RTT_REPORT_MAX_FRAME) + LOOP_READ_SIZE;
     c->out_cap = window + (reports ? RTT_REPORT_MAX_FRAME : 0);
     c->out = malloc(c->out_cap);
     c->in = malloc(c->in_cap);
@@ -627,8 +734,19 @@ int lg_thread_connect(struct lg_thread *t, unsigned k)
     }
     net_set_nonblock(fd, true);
     c->fd = fd;
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    c->s.on_read = on_read;
+    c->s.on_write = on_write;
+    c->s.on_close = on_close;
+    c->s.data = t;
+    if (loop_stream_start(t->loop, &c->s, fd) < 0) {
+        close(fd);
+        counter_add(&t->stats.errors[LG_ERR_CONNECT], 1);
+        return -EXIT_IO;
+    }
+    c->open = true;
+    t->live++;
+    /* Whole buffers: io_uring then keeps one multishot recv armed. */
+    if (loop_stream_read(t->loop, &c->s, LOOP_READ_SIZE) < 0) {
         conn_drop(t, c, LG_ERR_CONNECT);
         return -EXIT_IO;
     }
@@ -660,21 +778,33 @@ const struct lg_stats *lg_thread_stats(const struct lg_thread *t)
     return &t->stats;
 }
 
+uint64_t lg_thread_syscalls(const struct lg_thread *t, enum loop_syscall k)
+{
+    return loop_syscalls(t->loop, k);
+}
+
 void lg_thread_free(struct lg_thread *t)
 {
     if (t == NULL)
         return;
+    /* Connections of a thread that never ran (a later connect failed):
+     * the loop must let go of them before it is freed. */
     for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++) {
         struct lg_conn *c = &t->conns[k];
-        if (c->fd >= 0)
-            close(c->fd);
+        if (c->open) {
+            c->open = false;
+            loop_stream_close(t->loop, &c->s);
+        }
+    }
+    run_until(t, all_closed);
+    for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++) {
+        struct lg_conn *c = &t->conns[k];
         free(c->out);
         free(c->in);
         free(c->sent_ns);
         hist_free(c->unreported);
     }
     free(t->conns);
-    if (t->epfd >= 0)
-        close(t->epfd);
+    loop_free(t->loop);
     free(t);
 }

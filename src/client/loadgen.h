@@ -1,6 +1,6 @@
-/* loadgen: the engine of tcpmsg bench. One loadgen thread runs an epoll loop
- * over its share of the connections. Closed loop: each connection keeps
- * --depth messages in flight. Open loop (--rate): each connection follows a
+/* loadgen: the engine of tcpmsg bench. One loadgen thread runs an event
+ * loop (tcpmsg/loop.h: epoll or io_uring, --io) over its share of the
+ * connections. Closed loop: each connection keeps --depth messages in flight. Open loop (--rate): each connection follows a
  * fixed send schedule (schedule.h), never more than --depth in flight, and a
  * latency is measured from the intended send time as well as from the actual
  * one. Every reply is checked byte for byte. Buffers are sized up front:
@@ -17,6 +17,7 @@
 #include "client/client_config.h"
 #include "tcpmsg/counter.h"
 #include "tcpmsg/hist.h"
+#include "tcpmsg/loop.h"
 
 /* What can go wrong, counted per kind. */
 #define LG_ERRORS(X)                                              \
@@ -63,11 +64,17 @@ struct lg_plan {
 struct lg_thread;
 
 /* A thread for nconns connections numbered first_conn.. (they seed the
- * random sizes), sending at most quota messages (UINT64_MAX: no limit).
- * NULL on ENOMEM. Released with lg_thread_free. */
-struct lg_thread *lg_thread_new(const struct lg_plan *plan, unsigned first_conn, unsigned nconns,
-                                uint64_t quota);
+ * random sizes), sending at most quota messages (UINT64_MAX: no limit), on
+ * an event loop of cfg->io. 0 and *out (released with lg_thread_free), or
+ * -errno: -ENOMEM, or why the loop could not be made (loop_new: -ENOSYS,
+ * -EPERM, ...). *why: as loop_new's, why --io auto fell back to epoll. */
+int lg_thread_new(struct lg_thread **out, const struct lg_plan *plan, unsigned first_conn,
+                  unsigned nconns, uint64_t quota, const char **why);
 void lg_thread_free(struct lg_thread *t); /* NULL is a no-op */
+/* The loop's backend: "epoll" or "uring". */
+const char *lg_thread_io(const struct lg_thread *t);
+/* The system calls its loop made, by kind. Any thread. */
+uint64_t lg_thread_syscalls(const struct lg_thread *t, enum loop_syscall k);
 
 /* Connect connection k (before the thread starts). 0, or -(enum client_exit)
  * after printing why (counted as a connect error). */

@@ -1,0 +1,220 @@
+/* loop: a single-threaded event loop with two backends, epoll (readiness:
+ * the loop makes the read, write and accept calls) and io_uring (completion:
+ * the kernel does the I/O and the loop dispatches what completed). Timers, a
+ * per-wakeup hook and exact per-kind system call counters are common to both.
+ * It knows nothing of frames, connections or HTTP: it moves bytes and time.
+ *
+ * Everything except loop_syscalls() must be called from the loop's thread.
+ * The caller owns every struct passed in (watch, timer, acceptor, stream):
+ * it stays valid while started; see each kind for when it may be freed.
+ * Descriptors given to the loop should not be closed behind its back.
+ * Writes to a closed peer return EPIPE: the program must ignore SIGPIPE.
+ */
+#ifndef TCPMSG_LOOP_H
+#define TCPMSG_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "tcpmsg/counter.h"
+
+struct loop;
+
+enum loop_backend {
+    LOOP_AUTO,  /* io_uring when the kernel offers all it needs, else epoll */
+    LOOP_EPOLL, /* readiness: epoll_wait, then read/writev/accept4 */
+    LOOP_URING, /* completion: multishot accept and recv, provided buffers, send */
+};
+
+struct loop_options {
+    enum loop_backend backend;
+    bool sqpoll;      /* io_uring: a kernel thread polls the submission queue */
+    unsigned entries; /* io_uring submission queue size; 0: 256 */
+};
+
+/* The system calls the loop makes, by kind, and its wakeups (iterations that
+ * dispatched at least one event or timer). Those liburing makes for the loop
+ * count too: the loop calls io_uring_enter itself to know each one. */
+#define LOOP_SYSCALLS(X)                 \
+    X(READ, "read")                      \
+    X(WRITE, "write")                    \
+    X(WRITEV, "writev")                  \
+    X(ACCEPT4, "accept4")                \
+    X(EPOLL_WAIT, "epoll_wait")          \
+    X(EPOLL_CTL, "epoll_ctl")            \
+    X(IO_URING_ENTER, "io_uring_enter")  \
+    X(WAKEUPS, "wakeups")
+
+enum loop_syscall {
+#define LOOP_SYS_ENUM(name, text) LOOP_SYS_##name,
+    LOOP_SYSCALLS(LOOP_SYS_ENUM)
+#undef LOOP_SYS_ENUM
+    LOOP_SYS_COUNT
+};
+
+const char *loop_syscall_name(enum loop_syscall k); /* "read", ... */
+/* Any thread: a recent value of the counter (single writer, relaxed). */
+uint64_t loop_syscalls(const struct loop *l, enum loop_syscall k);
+/* io_uring: times a multishot recv ended because no provided buffer was free
+ * (it is re-armed). Any thread. */
+uint64_t loop_enobufs(const struct loop *l);
+
+/* Bytes in front of every delivered read that the caller may write into:
+ * room to copy a partial message in front of new input and parse in place. */
+#define LOOP_HEADROOM 4096
+/* The most one delivery holds (epoll: its read buffer; io_uring: the size of
+ * each provided buffer). */
+#define LOOP_READ_SIZE 65536
+/* io_uring: provided buffers per loop. After reading is stopped, at most this
+ * many deliveries can still arrive (each holds a buffer until delivered). */
+#define LOOP_URING_BUFS 128
+/* Most buffers one write can take. */
+#define LOOP_IOV_MAX 64
+
+/* Create a loop. Returns 0 and *out (released with loop_free), or -errno:
+ * -ENOSYS (io_uring asked for but not built in, or the kernel lacks a needed
+ * feature), -EPERM (io_uring disabled by the system), -EINVAL, -ENOMEM, or
+ * what io_uring_setup refused (sqpoll). LOOP_AUTO never fails for a missing
+ * io_uring: it falls back to epoll and sets *why (may be NULL) to a static
+ * string saying why, NULL when nothing fell back. */
+int loop_new(struct loop **out, const struct loop_options *opt, const char **why);
+/* Release the loop (NULL is a no-op). Streams should be closed first: the
+ * loop does not call on_close for those still open and closes no caller fd. */
+void loop_free(struct loop *l);
+const char *loop_backend_name(const struct loop *l); /* "epoll" | "uring" */
+
+/* Run wakeups until loop_stop (also one made before the call); the stop is
+ * then cleared. 0, or -errno when waiting failed. */
+int loop_run(struct loop *l);
+/* One wakeup: submit what is queued and wait for events at most timeout_ms
+ * (-1: until the next timer or event), dispatch them (bounded: at most 256
+ * events), fire due timers, call pending on_close, then the hook. 0 or -errno. */
+int loop_run_once(struct loop *l, int timeout_ms);
+/* Make loop_run return after the current wakeup. From the loop's thread. */
+void loop_stop(struct loop *l);
+/* Called after each wakeup's dispatch, with ctx and the wakeup's time. */
+void loop_set_hook(struct loop *l, void (*hook)(void *ctx, uint64_t now_ns), void *ctx);
+/* Monotonic time (net_now_ns) taken when this wakeup's wait returned. */
+uint64_t loop_now(const struct loop *l);
+
+/* --- readiness watches -------------------------------------------------- */
+
+#define LOOP_READABLE 0x1u
+#define LOOP_WRITABLE 0x2u
+#define LOOP_HUP 0x4u /* reported whether asked or not */
+#define LOOP_ERR 0x8u /* reported whether asked or not */
+
+/* Level-triggered: cb runs at each wakeup while the descriptor is ready.
+ * epoll: one registration per descriptor (a descriptor cannot be both a
+ * watch and a stream). io_uring: a one-shot poll, armed again after each
+ * callback, so that readiness is checked again (multishot poll only reports
+ * new wakeups: edge-triggered). The struct may be freed once stopped. */
+struct loop_watch {
+    int fd;               /* private */
+    unsigned events;      /* private */
+    void *op;             /* private: the io_uring request */
+    void (*cb)(struct loop_watch *w, unsigned events, uint64_t now);
+    void *data;
+};
+
+/* 0, -EINVAL (no events) or -errno (epoll_ctl). */
+int loop_watch_start(struct loop *l, struct loop_watch *w, int fd, unsigned events);
+int loop_watch_modify(struct loop *l, struct loop_watch *w, unsigned events);
+void loop_watch_stop(struct loop *l, struct loop_watch *w); /* stopped twice: no-op */
+
+/* --- timers ----------------------------------------------------------------- */
+
+/* A binary min-heap by deadline: start and stop are O(log n); due timers fire
+ * in deadline order (equal deadlines: in the order started). Any timer may be
+ * stopped or restarted from any callback; one started during a wakeup's timer
+ * run fires at the next wakeup at the earliest. The struct may be freed once
+ * stopped or fired. */
+struct loop_timer {
+    uint64_t deadline;    /* private */
+    uint64_t seq;         /* private: start order, breaks deadline ties */
+    unsigned index;       /* private: position in the heap + 1, 0 when inactive */
+    void (*cb)(struct loop_timer *t, uint64_t now);
+    void *data;
+};
+
+/* Start (or move) t to fire at deadline_ns (net_now_ns clock). Returns 0 or
+ * -ENOMEM (the heap could not grow; t is not started). */
+int loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t deadline_ns);
+void loop_timer_stop(struct loop *l, struct loop_timer *t); /* inactive: no-op */
+bool loop_timer_active(const struct loop_timer *t);
+
+/* --- accepting -------------------------------------------------------------- */
+
+/* cb gets each new connection (non-blocking, close-on-exec; the caller owns
+ * it) or -errno (EMFILE, ENFILE, ENOMEM...: the caller decides, e.g. calls
+ * loop_accept_stop and starts again later). peer is set when the backend has
+ * it (epoll), else NULL and 0: use getpeername. At most 64 accepts per
+ * wakeup (io_uring: bounded by the wakeup's 256 events). The struct may be
+ * freed once stopped. */
+struct loop_acceptor {
+    int fd;               /* private */
+    void *op;             /* private */
+    void (*cb)(struct loop_acceptor *a, int fd, const struct sockaddr *peer, socklen_t len,
+               uint64_t now);
+    void *data;
+};
+
+int loop_accept_start(struct loop *l, struct loop_acceptor *a, int listen_fd);
+void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
+
+/* --- streams ------------------------------------------------------------------ */
+
+/* A connected socket in completion style (libuv's uv_read_start/uv_write).
+ *
+ * on_read(s, data, n, now): n > 0 bytes at data, valid during the call only,
+ * with LOOP_HEADROOM writable bytes in front of data (and the n bytes
+ * themselves writable). n == 0: the peer shut down its side; n < 0: -errno.
+ * After n <= 0 reading is stopped. Deliveries can follow loop_stream_read(s,
+ * 0) (io_uring: completions in flight, at most LOOP_URING_BUFS); none follow
+ * loop_stream_close.
+ *
+ * on_write(s, n, now): epoll: n == 0, the socket has room again after a
+ * partial write: write the rest. io_uring: the write finished, n bytes taken
+ * (possibly fewer than asked: write the rest) or -errno.
+ *
+ * on_close(s): the last callback. The loop has closed the descriptor and
+ * holds no reference: s may be freed. */
+struct loop_stream {
+    int fd;                        /* private */
+    unsigned flags;                /* private */
+    size_t read_max;               /* private */
+    void *recv_op, *send_op;       /* private: io_uring requests in flight */
+    struct loop_stream *next_closed; /* private */
+    struct msghdr msg;             /* private: io_uring sendmsg */
+    struct iovec iov[LOOP_IOV_MAX]; /* private: io_uring: the write's buffers */
+    void (*on_read)(struct loop_stream *s, void *data, ssize_t n, uint64_t now);
+    void (*on_write)(struct loop_stream *s, ssize_t n, uint64_t now);
+    void (*on_close)(struct loop_stream *s);
+    void *data;
+};
+
+/* Adopt a connected non-blocking socket (set the callbacks first); reading
+ * is off until loop_stream_read. 0 or -errno. The loop now owns fd. */
+int loop_stream_start(struct loop *l, struct loop_stream *s, int fd);
+/* Deliver input in pieces of at most max bytes (max 0: stop reading).
+ * 0 or -errno (-EPIPE: closing). */
+int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max);
+/* At most one write at a time. epoll: writes now, returns the bytes taken
+ * (>= 0); when fewer than asked, on_write(s, 0) follows when there is room.
+ * io_uring: queues the write and returns -EINPROGRESS; the iov array is
+ * copied, the memory it points to must stay valid until on_write. Errors:
+ * -EBUSY (a write in flight), -EINVAL (iovcnt outside 1..LOOP_IOV_MAX),
+ * -EPIPE (closing), -errno of the write. */
+ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                          int iovcnt);
+/* Stop everything and close: no callback follows but on_close, which comes
+ * at the end of this wakeup (io_uring: once the kernel has let go of every
+ * request of the stream, so the write's memory stays in use until then).
+ * Closing twice is a no-op. */
+void loop_stream_close(struct loop *l, struct loop_stream *s);
+
+#endif

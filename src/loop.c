@@ -1,0 +1,383 @@
+/* loop: the backend-independent part of the event loop (see loop.h): choosing
+ * a backend, the timer heap, the order of one wakeup (wait and dispatch,
+ * timers, on_close, hook) and the system call counters. The I/O itself is in
+ * loop_epoll.c and loop_uring.c.
+ */
+#include "loop_backend.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tcpmsg/net.h"
+
+static const char *const syscall_names[] = {
+#define LOOP_SYS_NAME(name, text) text,
+    LOOP_SYSCALLS(LOOP_SYS_NAME)
+#undef LOOP_SYS_NAME
+};
+
+const char *loop_syscall_name(enum loop_syscall k)
+{
+    return (unsigned)k < LOOP_SYS_COUNT ? syscall_names[k] : "unknown";
+}
+
+uint64_t loop_syscalls(const struct loop *l, enum loop_syscall k)
+{
+    return (unsigned)k < LOOP_SYS_COUNT ? counter_get(&l->sys[k]) : 0;
+}
+
+uint64_t loop_enobufs(const struct loop *l)
+{
+    return counter_get(&l->enobufs);
+}
+
+/* --- creation ---------------------------------------------------------------- */
+
+static int loop_init_with(struct loop *l, const struct loop_ops *ops, const struct loop_options *opt)
+{
+    l->ops = ops;
+    int rc = ops->init(l, opt);
+    if (rc < 0)
+        l->ops = NULL;
+    return rc;
+}
+
+/* Why LOOP_AUTO did not get io_uring, for the caller's log line. */
+static const char *uring_refusal(int rc)
+{
+    switch (rc) {
+    case -ENOSYS:
+        return "io_uring is not built in, or the kernel lacks multishot recv or provided buffer rings";
+    case -EPERM:
+    case -EACCES:
+        return "io_uring is disabled on this system (kernel.io_uring_disabled or a seccomp policy)";
+    case -ENOMEM:
+        return "io_uring could not allocate its rings (RLIMIT_MEMLOCK?)";
+    default:
+        return "io_uring_queue_init failed";
+    }
+}
+
+int loop_new(struct loop **out, const struct loop_options *opt, const char **why)
+{
+    static const struct loop_options defaults = { .backend = LOOP_AUTO };
+    if (opt == NULL)
+        opt = &defaults;
+    if (why != NULL)
+        *why = NULL;
+    struct loop *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return -ENOMEM;
+    l->now = net_now_ns();
+    int rc;
+    switch (opt->backend) {
+    case LOOP_EPOLL:
+        rc = loop_init_with(l, &loop_epoll_ops, opt);
+        break;
+    case LOOP_URING:
+    case LOOP_AUTO:
+#ifdef TCPMSG_HAVE_URING
+        rc = loop_init_with(l, &loop_uring_ops, opt);
+#else
+        rc = -ENOSYS;
+#endif
+        /* An explicit sqpoll request that the kernel refuses is an error the
+         * caller must hear about, not a silent fallback. */
+        if (rc < 0 && opt->backend == LOOP_AUTO && !opt->sqpoll) {
+            if (why != NULL)
+                *why = uring_refusal(rc);
+            rc = loop_init_with(l, &loop_epoll_ops, opt);
+        }
+        break;
+    default:
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+void loop_free(struct loop *l)
+{
+    if (l == NULL)
+        return;
+    if (l->ops != NULL)
+        l->ops->destroy(l);
+    free(l->heap);
+    free(l);
+}
+
+const char *loop_backend_name(const struct loop *l)
+{
+    return l->ops->name;
+}
+
+void loop_stop(struct loop *l)
+{
+    l->stopped = true;
+}
+
+void loop_set_hook(struct loop *l, void (*hook)(void *ctx, uint64_t now_ns), void *ctx)
+{
+    l->hook = hook;
+    l->hook_ctx = ctx;
+}
+
+uint64_t loop_now(const struct loop *l)
+{
+    return l->now;
+}
+
+/* --- timers: a binary min-heap of pointers; each timer knows its index ----- */
+
+static bool timer_before(const struct loop_timer *a, const struct loop_timer *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+/* Put t at heap position i (0-based) and record it there. */
+static void heap_place(struct loop *l, unsigned i, struct loop_timer *t)
+{
+    l->heap[i] = t;
+    t->index = i + 1;
+}
+
+static void heap_up(struct loop *l, unsigned i)
+{
+    struct loop_timer *t = l->heap[i];
+    while (i > 0 && timer_before(t, l->heap[(i - 1) / 2])) {
+        heap_place(l, i, l->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_place(l, i, t);
+}
+
+static void heap_down(struct loop *l, unsigned i)
+{
+    struct loop_timer *t = l->heap[i];
+    for (;;) {
+        unsigned c = 2 * i + 1;
+        if (c >= l->nheap)
+            break;
+        if (c + 1 < l->nheap && timer_before(l->heap[c + 1], l->heap[c]))
+            c++;
+        if (!timer_before(l->heap[c], t))
+            break;
+        heap_place(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_place(l, i, t);
+}
+
+bool loop_timer_active(const struct loop_timer *t)
+{
+    return t->index != 0;
+}
+
+void loop_timer_stop(struct loop *l, struct loop_timer *t)
+{
+    if (t->index == 0)
+        return;
+    unsigned i = t->index - 1;
+    t->index = 0;
+    struct loop_timer *last = l->heap[--l->nheap];
+    if (i == l->nheap)
+        return;
+    /* The last timer fills the hole and moves whichever way it must. */
+    heap_place(l, i, last);
+    heap_up(l, i);
+    heap_down(l, last->index - 1);
+}
+
+int loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t deadline_ns)
+{
+    loop_timer_stop(l, t);
+    if (l->nheap == l->heap_cap) {
+        unsigned cap = l->heap_cap ? 2 * l->heap_cap : 16;
+        struct loop_timer **h = realloc(l->heap, cap * sizeof *h);
+        if (h == NULL)
+            return -ENOMEM;
+        l->heap = h;
+        l->heap_cap = cap;
+    }
+    t->deadline = deadline_ns;
+    t->seq = l->timer_seq++;
+    heap_place(l, l->nheap++, t);
+    heap_up(l, l->nheap - 1);
+    return 0;
+}
+
+/* Fire the due timers in deadline order. Those started during this run (seq
+ * at or past the mark) wait for the next wakeup: a timer that restarts itself
+ * "now" cannot hold the loop here forever. Returns how many fired. */
+static int run_timers(struct loop *l)
+{
+    uint64_t mark = l->timer_seq;
+    int fired = 0;
+    while (l->nheap > 0) {
+        struct loop_timer *t = l->heap[0];
+        if (t->deadline > l->now || t->seq >= mark)
+            break;
+        loop_timer_stop(l, t);
+        t->cb(t, l->now);
+        fired++;
+    }
+    return fired;
+}
+
+/* --- watches, acceptors, streams: checks, then the backend ------------------ */
+
+int loop_watch_start(struct loop *l, struct loop_watch *w, int fd, unsigned events)
+{
+    if ((events & (LOOP_READABLE | LOOP_WRITABLE)) == 0 || fd < 0)
+        return -EINVAL;
+    w->fd = fd;
+    w->events = events & (LOOP_READABLE | LOOP_WRITABLE);
+    w->op = NULL;
+    return l->ops->watch_start(l, w);
+}
+
+int loop_watch_modify(struct loop *l, struct loop_watch *w, unsigned events)
+{
+    if ((events & (LOOP_READABLE | LOOP_WRITABLE)) == 0 || w->fd < 0)
+        return -EINVAL;
+    int fd = w->fd;
+    l->ops->watch_stop(l, w);
+    return loop_watch_start(l, w, fd, events);
+}
+
+void loop_watch_stop(struct loop *l, struct loop_watch *w)
+{
+    if (w->fd < 0)
+        return;
+    l->ops->watch_stop(l, w);
+    w->fd = -1;
+}
+
+int loop_accept_start(struct loop *l, struct loop_acceptor *a, int listen_fd)
+{
+    if (listen_fd < 0)
+        return -EINVAL;
+    a->fd = listen_fd;
+    a->op = NULL;
+    int rc = l->ops->accept_start(l, a);
+    if (rc < 0)
+        a->fd = -1;
+    return rc;
+}
+
+void loop_accept_stop(struct loop *l, struct loop_acceptor *a)
+{
+    if (a->fd < 0)
+        return;
+    l->ops->accept_stop(l, a);
+    a->fd = -1;
+}
+
+int loop_stream_start(struct loop *l, struct loop_stream *s, int fd)
+{
+    if (fd < 0)
+        return -EINVAL;
+    s->fd = fd;
+    s->flags = 0;
+    s->read_max = 0;
+    s->recv_op = s->send_op = NULL;
+    s->next_closed = NULL;
+    return l->ops->stream_start(l, s);
+}
+
+int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max)
+{
+    if (s->flags & LOOP_STREAM_CLOSING)
+        return -EPIPE;
+    s->read_max = max < LOOP_READ_SIZE ? max : LOOP_READ_SIZE;
+    return l->ops->stream_read(l, s);
+}
+
+ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                          int iovcnt)
+{
+    if (s->flags & LOOP_STREAM_CLOSING)
+        return -EPIPE;
+    if (iovcnt < 1 || iovcnt > LOOP_IOV_MAX)
+        return -EINVAL;
+    return l->ops->stream_write(l, s, iov, iovcnt);
+}
+
+void loop_stream_close(struct loop *l, struct loop_stream *s)
+{
+    if (s->flags & LOOP_STREAM_CLOSING)
+        return;
+    s->flags |= LOOP_STREAM_CLOSING;
+    s->read_max = 0;
+    l->ops->stream_close(l, s);
+}
+
+void loop_closed(struct loop *l, struct loop_stream *s)
+{
+    s->next_closed = l->closed;
+    l->closed = s;
+}
+
+/* on_close for every stream the backend let go of. The loop closes the
+ * descriptor here, after the backend's last use of it. */
+static void run_closed(struct loop *l)
+{
+    while (l->closed != NULL) {
+        struct loop_stream *s = l->closed;
+        l->closed = s->next_closed;
+        close(s->fd);
+        s->fd = -1;
+        if (s->on_close != NULL)
+            s->on_close(s);
+    }
+}
+
+/* --- one wakeup ----------------------------------------------------------------- */
+
+/* How long the backend may wait: until the first timer, at most timeout_ms,
+ * and not at all while on_close calls or a stop are pending. */
+static uint64_t wait_budget(const struct loop *l, int timeout_ms)
+{
+    if (l->closed != NULL || l->stopped)
+        return 0;
+    uint64_t wait = timeout_ms < 0 ? UINT64_MAX : (uint64_t)timeout_ms * 1000000u;
+    if (l->nheap > 0) {
+        uint64_t now = net_now_ns();
+        uint64_t until = l->heap[0]->deadline > now ? l->heap[0]->deadline - now : 0;
+        if (until < wait)
+            wait = until;
+    }
+    return wait;
+}
+
+int loop_run_once(struct loop *l, int timeout_ms)
+{
+    int n = l->ops->poll(l, wait_budget(l, timeout_ms));
+    if (n < 0)
+        return n;
+    n += run_timers(l);
+    run_closed(l);
+    if (n > 0)
+        loop_count(l, LOOP_SYS_WAKEUPS);
+    if (l->hook != NULL)
+        l->hook(l->hook_ctx, l->now);
+    return 0;
+}
+
+int loop_run(struct loop *l)
+{
+    /* A stop asked before the run (from a set-up step) is kept: it returns
+     * at once. */
+    while (!l->stopped) {
+        int rc = loop_run_once(l, -1);
+        if (rc < 0)
+            return rc;
+    }
+    l->stopped = false;
+    return 0;
+}

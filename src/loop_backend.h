@@ -1,0 +1,76 @@
+/* loop_backend: what loop.c (timers, hook, counters, dispatch order) shares
+ * with the two backends, loop_epoll.c and loop_uring.c. Private to the loop
+ * module: only these three files include it.
+ */
+#ifndef TCPMSG_LOOP_BACKEND_H
+#define TCPMSG_LOOP_BACKEND_H
+
+#include "tcpmsg/loop.h"
+
+/* Most events (epoll events, io_uring completions) one wakeup dispatches. */
+#define LOOP_EVENTS_PER_WAKEUP 256
+/* Most connections one acceptor takes per wakeup (epoll). */
+#define LOOP_ACCEPTS_PER_WAKEUP 64
+
+/* loop_stream.flags */
+#define LOOP_STREAM_CLOSING 0x1u  /* loop_stream_close was called */
+#define LOOP_STREAM_WANT_OUT 0x2u /* epoll: waiting for room after a partial write */
+#define LOOP_STREAM_IN_EPOLL 0x4u /* epoll: the descriptor is registered */
+#define LOOP_STREAM_EPOLL_IN 0x8u /* epoll: registered with EPOLLIN */
+#define LOOP_STREAM_EPOLL_OUT 0x10u /* epoll: registered with EPOLLOUT */
+
+/* One backend: a table of operations, in the spirit of redis ae's
+ * ae_epoll.c / ae_kqueue.c behind ae.c. Each returns 0 or -errno like the
+ * public function of the same name; the common checks are done already. */
+struct loop_ops {
+    const char *name;
+    int (*init)(struct loop *l, const struct loop_options *opt);
+    void (*destroy)(struct loop *l);
+    /* Submit, wait at most timeout_ns (UINT64_MAX: no limit), set l->now,
+     * dispatch at most LOOP_EVENTS_PER_WAKEUP events. Returns the number of
+     * events dispatched, or -errno. */
+    int (*poll)(struct loop *l, uint64_t timeout_ns);
+    int (*watch_start)(struct loop *l, struct loop_watch *w);
+    void (*watch_stop)(struct loop *l, struct loop_watch *w);
+    int (*accept_start)(struct loop *l, struct loop_acceptor *a);
+    void (*accept_stop)(struct loop *l, struct loop_acceptor *a);
+    int (*stream_start)(struct loop *l, struct loop_stream *s);
+    int (*stream_read)(struct loop *l, struct loop_stream *s);  /* s->read_max is set */
+    ssize_t (*stream_write)(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                            int iovcnt);
+    /* Stop s's I/O. Calls loop_closed(l, s) once the backend holds no
+     * reference to s (at once, or when its last request completes). */
+    void (*stream_close)(struct loop *l, struct loop_stream *s);
+};
+
+extern const struct loop_ops loop_epoll_ops;
+#ifdef TCPMSG_HAVE_URING
+extern const struct loop_ops loop_uring_ops;
+#endif
+
+struct loop {
+    const struct loop_ops *ops;
+    void *be;                      /* the backend's state */
+    uint64_t now;
+    bool stopped;
+    void (*hook)(void *ctx, uint64_t now_ns);
+    void *hook_ctx;
+    struct loop_timer **heap;      /* timers, min-heap by (deadline, seq) */
+    unsigned nheap, heap_cap;
+    uint64_t timer_seq;
+    struct loop_stream *closed;    /* on_close is due at the end of this wakeup */
+    counter_t sys[LOOP_SYS_COUNT];
+    counter_t enobufs;
+};
+
+/* Count one system call of kind k (the loop's thread). */
+static inline void loop_count(struct loop *l, enum loop_syscall k)
+{
+    counter_add(&l->sys[k], 1);
+}
+
+/* The backend no longer refers to s: queue its on_close for the end of the
+ * wakeup. */
+void loop_closed(struct loop *l, struct loop_stream *s);
+
+#endif

@@ -1,0 +1,307 @@
+/* loop_epoll: the readiness backend of the loop. epoll says which descriptor
+ * is ready; the loop then makes the call itself: one read per readiness
+ * event of a stream (so one busy peer cannot starve the others), writev when
+ * asked, a bounded batch of accept4 per listener. Level-triggered throughout.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "loop_backend.h"
+#include "tcpmsg/net.h"
+
+/* epoll_event.data.u64: a pointer to the watch, acceptor or stream with its
+ * kind in the low bits (each struct is at least 8-byte aligned). 0: an event
+ * invalidated during this wakeup. */
+enum epoll_kind { KIND_WATCH = 1, KIND_ACCEPTOR = 2, KIND_STREAM = 3 };
+#define KIND_MASK 7u
+
+struct epoll_be {
+    int epfd;
+    struct epoll_event events[LOOP_EVENTS_PER_WAKEUP];
+    int nevents, next;  /* this wakeup's events, and the next to dispatch */
+    const void *current; /* the object being dispatched; NULL once it is stopped */
+    uint8_t *rbuf;       /* LOOP_HEADROOM + LOOP_READ_SIZE: where streams read */
+};
+
+static struct epoll_be *be_of(struct loop *l)
+{
+    return l->be;
+}
+
+static uint64_t tag(const void *p, enum epoll_kind k)
+{
+    return (uint64_t)(uintptr_t)p | k;
+}
+
+static int ctl(struct loop *l, int op, int fd, uint32_t events, uint64_t data)
+{
+    struct epoll_event ev = { .events = events, .data.u64 = data };
+    loop_count(l, LOOP_SYS_EPOLL_CTL);
+    return epoll_ctl(be_of(l)->epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* Forget p: its events still waiting in this wakeup's batch are dropped, as
+ * libuv's uv__platform_invalidate_fd does, because the caller may free p
+ * from the callback that stopped it. */
+static void invalidate(struct loop *l, const void *p)
+{
+    struct epoll_be *be = be_of(l);
+    for (int i = be->next; i < be->nevents; i++)
+        if ((be->events[i].data.u64 & ~(uint64_t)KIND_MASK) == (uint64_t)(uintptr_t)p)
+            be->events[i].data.u64 = 0;
+    if (be->current == p)
+        be->current = NULL;
+}
+
+static int epoll_init(struct loop *l, const struct loop_options *opt)
+{
+    (void)opt;
+    struct epoll_be *be = calloc(1, sizeof *be);
+    if (be == NULL)
+        return -ENOMEM;
+    be->rbuf = malloc(LOOP_HEADROOM + LOOP_READ_SIZE);
+    be->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (be->rbuf == NULL || be->epfd < 0) {
+        int rc = be->rbuf == NULL ? -ENOMEM : -errno;
+        free(be->rbuf);
+        if (be->epfd >= 0)
+            close(be->epfd);
+        free(be);
+        return rc;
+    }
+    l->be = be;
+    return 0;
+}
+
+static void epoll_destroy(struct loop *l)
+{
+    struct epoll_be *be = be_of(l);
+    close(be->epfd);
+    free(be->rbuf);
+    free(be);
+}
+
+/* --- watches -------------------------------------------------------------- */
+
+static uint32_t to_epoll(unsigned events)
+{
+    return (events & LOOP_READABLE ? EPOLLIN : 0) | (events & LOOP_WRITABLE ? EPOLLOUT : 0);
+}
+
+static unsigned from_epoll(uint32_t ev)
+{
+    return (ev & EPOLLIN ? LOOP_READABLE : 0) | (ev & EPOLLOUT ? LOOP_WRITABLE : 0) |
+           (ev & EPOLLHUP ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERR : 0);
+}
+
+static int epoll_watch_start(struct loop *l, struct loop_watch *w)
+{
+    return ctl(l, EPOLL_CTL_ADD, w->fd, to_epoll(w->events), tag(w, KIND_WATCH));
+}
+
+static void epoll_watch_stop(struct loop *l, struct loop_watch *w)
+{
+    ctl(l, EPOLL_CTL_DEL, w->fd, 0, 0);
+    invalidate(l, w);
+}
+
+/* --- accepting ------------------------------------------------------------ */
+
+static int epoll_accept_start(struct loop *l, struct loop_acceptor *a)
+{
+    return ctl(l, EPOLL_CTL_ADD, a->fd, EPOLLIN, tag(a, KIND_ACCEPTOR));
+}
+
+static void epoll_accept_stop(struct loop *l, struct loop_acceptor *a)
+{
+    ctl(l, EPOLL_CTL_DEL, a->fd, 0, 0);
+    invalidate(l, a);
+}
+
+/* Take up to LOOP_ACCEPTS_PER_WAKEUP queued connections: the rest wait for
+ * the next wakeup, so a flood of new clients cannot starve the old ones. */
+static void on_acceptable(struct loop *l, struct loop_acceptor *a)
+{
+    struct epoll_be *be = be_of(l);
+    for (int i = 0; i < LOOP_ACCEPTS_PER_WAKEUP && be->current == a; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        loop_count(l, LOOP_SYS_ACCEPT4);
+        int fd = accept4(a->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            a->cb(a, fd, (struct sockaddr *)&ss, len, l->now);
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue; /* a client that gave up while queued: take the next */
+        a->cb(a, -errno, NULL, 0, l->now);
+        return;
+    }
+}
+
+/* --- streams -------------------------------------------------------------- */
+
+/* Make the registration match what the stream waits for: EPOLLIN while
+ * reading, EPOLLOUT while a write waits for room. A stream waiting for
+ * nothing is taken out of epoll, which would otherwise keep reporting a
+ * hang-up nobody listens to. */
+static int stream_sync(struct loop *l, struct loop_stream *s)
+{
+    unsigned want = (s->read_max > 0 ? LOOP_STREAM_EPOLL_IN : 0) |
+                    (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0);
+    unsigned have = s->flags & (LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT);
+    if (want == have && ((want != 0) == ((s->flags & LOOP_STREAM_IN_EPOLL) != 0)))
+        return 0;
+    uint32_t ev = (want & LOOP_STREAM_EPOLL_IN ? EPOLLIN : 0) |
+                  (want & LOOP_STREAM_EPOLL_OUT ? EPOLLOUT : 0);
+    int op = want == 0 ? EPOLL_CTL_DEL : (s->flags & LOOP_STREAM_IN_EPOLL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD);
+    int rc = ctl(l, op, s->fd, ev, tag(s, KIND_STREAM));
+    if (rc < 0)
+        return rc;
+    s->flags &= ~(LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT | LOOP_STREAM_IN_EPOLL);
+    s->flags |= want | (want != 0 ? LOOP_STREAM_IN_EPOLL : 0);
+    return 0;
+}
+
+static int epoll_stream_start(struct loop *l, struct loop_stream *s)
+{
+    (void)l;
+    (void)s;
+    return 0; /* registered when it first waits for something */
+}
+
+static int epoll_stream_read(struct loop *l, struct loop_stream *s)
+{
+    return stream_sync(l, s);
+}
+
+static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                                  int iovcnt)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    ssize_t n;
+    do {
+        loop_count(l, iovcnt == 1 ? LOOP_SYS_WRITE : LOOP_SYS_WRITEV);
+        n = iovcnt == 1 ? write(s->fd, iov[0].iov_base, iov[0].iov_len) : writev(s->fd, iov, iovcnt);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return -errno;
+    if (n < 0)
+        n = 0;
+    if ((size_t)n < total)
+        s->flags |= LOOP_STREAM_WANT_OUT;
+    else
+        s->flags &= ~LOOP_STREAM_WANT_OUT;
+    int rc = stream_sync(l, s);
+    return rc < 0 ? rc : n;
+}
+
+static void epoll_stream_close(struct loop *l, struct loop_stream *s)
+{
+    s->flags &= ~LOOP_STREAM_WANT_OUT;
+    stream_sync(l, s);
+    invalidate(l, s);
+    loop_closed(l, s);
+}
+
+/* One read per readiness event. End of input and errors stop reading. */
+static void stream_readable(struct loop *l, struct loop_stream *s)
+{
+    uint8_t *buf = be_of(l)->rbuf + LOOP_HEADROOM;
+    ssize_t n;
+    do {
+        loop_count(l, LOOP_SYS_READ);
+        n = read(s->fd, buf, s->read_max);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n <= 0) {
+        n = n < 0 ? -errno : 0;
+        s->read_max = 0;
+        stream_sync(l, s);
+    }
+    s->on_read(s, buf, n, l->now);
+}
+
+static void on_stream_event(struct loop *l, struct loop_stream *s, uint32_t ev)
+{
+    struct epoll_be *be = be_of(l);
+    if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && s->read_max > 0)
+        stream_readable(l, s);
+    if (be->current != s)
+        return; /* closed by on_read */
+    if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && (s->flags & LOOP_STREAM_WANT_OUT)) {
+        s->flags &= ~LOOP_STREAM_WANT_OUT;
+        stream_sync(l, s);
+        /* An error shows in the caller's next write. */
+        s->on_write(s, 0, l->now);
+    }
+}
+
+/* --- waiting and dispatching ------------------------------------------------ */
+
+static int epoll_poll(struct loop *l, uint64_t timeout_ns)
+{
+    struct epoll_be *be = be_of(l);
+    struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000u),
+                           .tv_nsec = (long)(timeout_ns % 1000000000u) };
+    loop_count(l, LOOP_SYS_EPOLL_WAIT);
+    /* epoll_pwait2 takes a timespec: a timer fires on time, not at the next
+     * millisecond. */
+    int n = epoll_pwait2(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP,
+                         timeout_ns == UINT64_MAX ? NULL : &ts, NULL);
+    if (n < 0 && errno == ENOSYS) {
+        int ms = timeout_ns == UINT64_MAX ? -1 : (int)((timeout_ns + 999999) / 1000000);
+        n = epoll_wait(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP, ms);
+    }
+    l->now = net_now_ns();
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    be->nevents = n;
+    int dispatched = 0;
+    for (be->next = 0; be->next < be->nevents;) {
+        struct epoll_event *e = &be->events[be->next++];
+        if (e->data.u64 == 0)
+            continue; /* stopped earlier in this wakeup */
+        void *p = (void *)(uintptr_t)(e->data.u64 & ~(uint64_t)KIND_MASK);
+        be->current = p;
+        dispatched++;
+        switch (e->data.u64 & KIND_MASK) {
+        case KIND_WATCH: {
+            struct loop_watch *w = p;
+            w->cb(w, from_epoll(e->events), l->now);
+            break;
+        }
+        case KIND_ACCEPTOR:
+            on_acceptable(l, p);
+            break;
+        case KIND_STREAM:
+            on_stream_event(l, p, e->events);
+            break;
+        }
+    }
+    be->nevents = be->next = 0;
+    be->current = NULL;
+    return dispatched;
+}
+
+const struct loop_ops loop_epoll_ops = {
+    .name = "epoll",
+    .init = epoll_init,
+    .destroy = epoll_destroy,
+    .poll = epoll_poll,
+    .watch_start = epoll_watch_start,
+    .watch_stop = epoll_watch_stop,
+    .accept_start = epoll_accept_start,
+    .accept_stop = epoll_accept_stop,
+    .stream_start = epoll_stream_start,
+    .stream_read = epoll_stream_read,
+    .stream_write = epoll_stream_write,
+    .stream_close = epoll_stream_close,
+};

@@ -1,0 +1,628 @@
+/* loop_uring: the completion backend of the loop. The kernel does the I/O
+ * and the loop dispatches what completed: multishot accept, multishot recv
+ * into a ring of buffers the loop provides, send/sendmsg, one-shot polls for
+ * watches. Everything queued during a wakeup reaches the kernel in the one
+ * io_uring_enter that also waits for the next completions.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "loop_backend.h"
+#include "tcpmsg/net.h"
+
+#define URING_ENTRIES 256
+#define URING_BUF_GROUP 0
+#define URING_BUF_STRIDE (LOOP_HEADROOM + LOOP_READ_SIZE)
+#define URING_SQ_IDLE_MS 100 /* SQPOLL: the kernel thread sleeps after this long idle */
+#define URING_OPS_PER_CHUNK 64
+
+_Static_assert((LOOP_URING_BUFS & (LOOP_URING_BUFS - 1)) == 0, "a buffer ring is a power of two");
+
+/* A request in the kernel. Its address is the request's user_data. The
+ * loop owns it, not the watch or acceptor it serves: a watch stopped while
+ * its poll is still in the kernel is "orphaned" (owner NULL) and the request
+ * is freed when its last completion arrives, so the caller may free the
+ * watch at once. Streams keep theirs until on_close. */
+enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND };
+
+struct uring_op {
+    void *owner;            /* the watch, acceptor or stream; NULL: orphaned */
+    enum op_kind kind;
+    bool armed;             /* the kernel still holds it: completions will come */
+    bool multishot;
+    bool cancelling;        /* a cancel for it is queued */
+    struct uring_op *next;  /* free list */
+};
+
+struct op_chunk {
+    struct op_chunk *next;
+    struct uring_op ops[URING_OPS_PER_CHUNK];
+};
+
+struct uring_be {
+    struct io_uring ring;
+    bool sqpoll;
+    bool disabled;                /* created disabled: enabled by the first wait */
+    struct io_uring_buf_ring *br; /* the provided buffer ring */
+    uint8_t *slab;                /* LOOP_URING_BUFS buffers, each after its headroom */
+    struct uring_op *free_ops;
+    struct op_chunk *chunks;
+    const void *current;          /* the watch or acceptor being dispatched; NULL once stopped */
+};
+
+static struct uring_be *be_of(struct loop *l)
+{
+    return l->be;
+}
+
+/* --- requests ----------------------------------------------------------------- */
+
+static struct uring_op *op_new(struct uring_be *be, enum op_kind kind, void *owner)
+{
+    if (be->free_ops == NULL) {
+        struct op_chunk *c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return NULL;
+        c->next = be->chunks;
+        be->chunks = c;
+        for (unsigned i = 0; i < URING_OPS_PER_CHUNK; i++) {
+            c->ops[i].next = be->free_ops;
+            be->free_ops = &c->ops[i];
+        }
+    }
+    struct uring_op *op = be->free_ops;
+    be->free_ops = op->next;
+    *op = (struct uring_op){ .owner = owner, .kind = kind };
+    return op;
+}
+
+static void op_free(struct uring_be *be, struct uring_op *op)
+{
+    op->next = be->free_ops;
+    be->free_ops = op;
+}
+
+/* Make the queued entries visible to the kernel (liburing's
+ * __io_uring_flush_sq, which is not exported): the loop calls io_uring_enter
+ * itself so that it knows, and counts, every call. Returns how many wait. */
+static unsigned flush_sq(struct io_uring *ring)
+{
+    struct io_uring_sq *sq = &ring->sq;
+    if (sq->sqe_head != sq->sqe_tail) {
+        sq->sqe_head = sq->sqe_tail;
+        io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+    }
+    return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
+}
+
+/* One io_uring_enter: submit what is queued and, with wait, wait for one
+ * completion at most timeout_ns (UINT64_MAX: no limit). SQPOLL: the kernel
+ * thread submits; the call is made only to wake it, to wait, or to flush
+ * completions that overflowed the ring. */
+static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
+{
+    struct uring_be *be = be_of(l);
+    struct io_uring *ring = &be->ring;
+    if (be->disabled) {
+        /* io_uring_enable_rings is declared but not exported by liburing 2.3. */
+        int rc = io_uring_register((unsigned)ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        if (rc < 0)
+            return rc;
+        be->disabled = false;
+    }
+    unsigned to_submit = flush_sq(ring);
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    if (be->sqpoll) {
+        unsigned kflags = IO_URING_READ_ONCE(*ring->sq.kflags);
+        if (kflags & IORING_SQ_NEED_WAKEUP)
+            flags |= IORING_ENTER_SQ_WAKEUP;
+        else if (!wait && !(kflags & IORING_SQ_CQ_OVERFLOW))
+            return 0;
+    }
+    struct __kernel_timespec ts = { .tv_sec = (long long)(timeout_ns / 1000000000u),
+                                    .tv_nsec = (long long)(timeout_ns % 1000000000u) };
+    struct io_uring_getevents_arg arg = {
+        .ts = wait && timeout_ns != UINT64_MAX ? (uint64_t)(uintptr_t)&ts : 0,
+    };
+    loop_count(l, LOOP_SYS_IO_URING_ENTER);
+    int rc = io_uring_enter2((unsigned)ring->ring_fd, to_submit, wait ? 1 : 0, flags,
+                             (sigset_t *)&arg, sizeof arg);
+    /* Timed out, interrupted, or the completion ring is full (EBUSY: what
+     * is queued waits for the next call): none is a failure of the loop. */
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+        return rc;
+    return 0;
+}
+
+/* A free submission entry; when the queue is full, hand it to the kernel
+ * first (one more io_uring_enter, counted). */
+static struct io_uring_sqe *get_sqe(struct loop *l, void *user_data)
+{
+    struct io_uring *ring = &be_of(l)->ring;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    while (sqe == NULL) {
+        if (enter(l, false, 0) < 0)
+            return NULL;
+        sqe = io_uring_get_sqe(ring);
+    }
+    io_uring_sqe_set_data(sqe, user_data);
+    return sqe;
+}
+
+/* Ask the kernel to end op. Its final completion (-ECANCELED, or a last
+ * result if it finished first) still arrives and frees it. */
+static void op_cancel(struct loop *l, struct uring_op *op)
+{
+    if (!op->armed || op->cancelling)
+        return;
+    struct io_uring_sqe *sqe = get_sqe(l, NULL);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+    io_uring_sqe_set_data(sqe, NULL);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS; /* only a failed cancel says anything */
+    op->cancelling = true;
+}
+
+/* --- set-up ------------------------------------------------------------------- */
+
+static bool probe_ok(struct io_uring *ring)
+{
+    static const int needed[] = { IORING_OP_RECV, IORING_OP_SEND, IORING_OP_SENDMSG,
+                                  IORING_OP_ACCEPT, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL };
+    struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+    if (p == NULL)
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
+        ok = ok && io_uring_opcode_supported(p, needed[i]);
+    io_uring_free_probe(p);
+    return ok;
+}
+
+/* Give buffer bid back to the kernel. Its address skips the headroom, so
+ * the bytes in front of each delivery are the caller's to write. */
+static void buf_return(struct uring_be *be, unsigned bid)
+{
+    io_uring_buf_ring_add(be->br, be->slab + (size_t)bid * URING_BUF_STRIDE + LOOP_HEADROOM,
+                          LOOP_READ_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(LOOP_URING_BUFS), 0);
+    io_uring_buf_ring_advance(be->br, 1);
+}
+
+/* The provided buffer ring (what liburing 2.4's io_uring_setup_buf_ring
+ * does): the ring and the buffers are anonymous mappings, so pages are only
+ * committed once the kernel writes into them. */
+static int setup_buffers(struct uring_be *be)
+{
+    size_t ring_size = LOOP_URING_BUFS * sizeof(struct io_uring_buf);
+    void *br = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (br == MAP_FAILED)
+        return -ENOMEM;
+    be->br = br;
+    void *slab = mmap(NULL, (size_t)LOOP_URING_BUFS * URING_BUF_STRIDE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (slab == MAP_FAILED)
+        return -ENOMEM;
+    be->slab = slab;
+    struct io_uring_buf_reg reg = { .ring_addr = (uint64_t)(uintptr_t)br,
+                                    .ring_entries = LOOP_URING_BUFS,
+                                    .bgid = URING_BUF_GROUP };
+    int rc = io_uring_register_buf_ring(&be->ring, &reg, 0);
+    if (rc < 0)
+        return rc == -EINVAL ? -ENOSYS : rc; /* before 5.19: no buffer rings */
+    io_uring_buf_ring_init(be->br);
+    for (unsigned i = 0; i < LOOP_URING_BUFS; i++)
+        buf_return(be, i);
+    return 0;
+}
+
+/* Without SQPOLL the ring is single-issuer with deferred task work: the
+ * kernel posts completions only inside our io_uring_enter, never between
+ * two of our calls (so a stream stopped in a callback sees no new data until
+ * its cancel went in). It starts disabled because the thread that runs the
+ * loop, which becomes its only issuer, may not be the one creating it.
+ * Older kernels get a plain ring. */
+static int ring_init(struct uring_be *be, const struct loop_options *opt)
+{
+    unsigned entries = opt->entries ? opt->entries : URING_ENTRIES;
+    struct io_uring_params p;
+    if (opt->sqpoll) {
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_SQPOLL;
+        p.sq_thread_idle = URING_SQ_IDLE_MS;
+        be->sqpoll = true;
+        return io_uring_queue_init_params(entries, &be->ring, &p);
+    }
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
+    int rc = io_uring_queue_init_params(entries, &be->ring, &p);
+    if (rc == 0) {
+        be->disabled = true;
+        return 0;
+    }
+    if (rc != -EINVAL)
+        return rc;
+    memset(&p, 0, sizeof p);
+    return io_uring_queue_init_params(entries, &be->ring, &p);
+}
+
+static void uring_destroy(struct loop *l);
+
+static int uring_init(struct loop *l, const struct loop_options *opt)
+{
+    struct uring_be *be = calloc(1, sizeof *be);
+    if (be == NULL)
+        return -ENOMEM;
+    be->ring.ring_fd = -1;
+    l->be = be;
+    int rc = ring_init(be, opt);
+    if (rc < 0) {
+        be->ring.ring_fd = -1;
+        goto failed_ring;
+    }
+    rc = -ENOSYS;
+    if (!(be->ring.features & IORING_FEAT_EXT_ARG) || !probe_ok(&be->ring))
+        goto failed_features;
+    rc = setup_buffers(be);
+    if (rc < 0)
+        goto failed_features;
+    return 0;
+
+failed_features:
+failed_ring:
+    uring_destroy(l);
+    l->be = NULL;
+    return rc;
+}
+
+static void uring_destroy(struct loop *l)
+{
+    struct uring_be *be = be_of(l);
+    /* Closing the ring cancels whatever is still in the kernel. */
+    if (be->ring.ring_fd >= 0)
+        io_uring_queue_exit(&be->ring);
+    if (be->br != NULL)
+        munmap(be->br, LOOP_URING_BUFS * sizeof(struct io_uring_buf));
+    if (be->slab != NULL)
+        munmap(be->slab, (size_t)LOOP_URING_BUFS * URING_BUF_STRIDE);
+    while (be->chunks != NULL) {
+        struct op_chunk *c = be->chunks;
+        be->chunks = c->next;
+        free(c);
+    }
+    free(be);
+}
+
+/* --- watches: one-shot polls, armed again after each callback ----------------- */
+
+static unsigned to_poll(unsigned events)
+{
+    return (events & LOOP_READABLE ? POLLIN : 0) | (events & LOOP_WRITABLE ? POLLOUT : 0);
+}
+
+static unsigned from_poll(int revents)
+{
+    return (revents & POLLIN ? LOOP_READABLE : 0) | (revents & POLLOUT ? LOOP_WRITABLE : 0) |
+           (revents & (POLLHUP | POLLRDHUP) ? LOOP_HUP : 0) | (revents & POLLERR ? LOOP_ERR : 0);
+}
+
+static int arm_poll(struct loop *l, struct loop_watch *w, struct uring_op *op)
+{
+    struct io_uring_sqe *sqe = get_sqe(l, op);
+    if (sqe == NULL)
+        return -EIO;
+    io_uring_prep_poll_add(sqe, w->fd, to_poll(w->events));
+    op->armed = true;
+    return 0;
+}
+
+static int uring_watch_start(struct loop *l, struct loop_watch *w)
+{
+    struct uring_op *op = op_new(be_of(l), OP_POLL, w);
+    if (op == NULL)
+        return -ENOMEM;
+    w->op = op;
+    int rc = arm_poll(l, w, op);
+    if (rc < 0) {
+        op_free(be_of(l), op);
+        w->op = NULL;
+    }
+    return rc;
+}
+
+/* Orphan the request: cancelled if in the kernel, freed now if not. */
+static void op_release(struct loop *l, struct uring_op *op)
+{
+    op->owner = NULL;
+    if (op->armed)
+        op_cancel(l, op);
+    else
+        op_free(be_of(l), op);
+}
+
+static void uring_watch_stop(struct loop *l, struct loop_watch *w)
+{
+    struct uring_be *be = be_of(l);
+    if (be->current == w)
+        be->current = NULL;
+    if (w->op != NULL)
+        op_release(l, w->op);
+    w->op = NULL;
+}
+
+static void on_poll(struct loop *l, struct uring_op *op, int res)
+{
+    struct uring_be *be = be_of(l);
+    struct loop_watch *w = op->owner;
+    be->current = w;
+    w->cb(w, res < 0 ? LOOP_ERR : from_poll(res), l->now);
+    /* Level-triggered: poll again, which reports at once if still ready. */
+    if (be->current == w && w->op == op && arm_poll(l, w, op) < 0)
+        w->cb(w, LOOP_ERR, l->now);
+}
+
+/* --- accepting: one multishot accept, armed again when it ends ------------------ */
+
+static int arm_accept(struct loop *l, struct loop_acceptor *a, struct uring_op *op)
+{
+    struct io_uring_sqe *sqe = get_sqe(l, op);
+    if (sqe == NULL)
+        return -EIO;
+    io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    op->armed = op->multishot = true;
+    return 0;
+}
+
+static int uring_accept_start(struct loop *l, struct loop_acceptor *a)
+{
+    struct uring_op *op = op_new(be_of(l), OP_ACCEPT, a);
+    if (op == NULL)
+        return -ENOMEM;
+    a->op = op;
+    int rc = arm_accept(l, a, op);
+    if (rc < 0) {
+        op_free(be_of(l), op);
+        a->op = NULL;
+    }
+    return rc;
+}
+
+static void uring_accept_stop(struct loop *l, struct loop_acceptor *a)
+{
+    struct uring_be *be = be_of(l);
+    if (be->current == a)
+        be->current = NULL;
+    if (a->op != NULL)
+        op_release(l, a->op);
+    a->op = NULL;
+}
+
+static void on_accept(struct loop *l, struct uring_op *op, int res)
+{
+    struct uring_be *be = be_of(l);
+    struct loop_acceptor *a = op->owner;
+    be->current = a;
+    if (res != -ECANCELED)
+        a->cb(a, res, NULL, 0, l->now);
+    /* The multishot ended (an error, or the kernel's choice): start another
+     * unless the callback stopped accepting. */
+    if (be->current == a && a->op == op && !op->armed && arm_accept(l, a, op) < 0)
+        a->cb(a, -EIO, NULL, 0, l->now);
+}
+
+/* --- streams ---------------------------------------------------------------------- */
+
+/* Ask for input: a multishot recv when each delivery may fill a whole
+ * buffer, else one recv of read_max bytes at a time. Either way the kernel
+ * picks a buffer from the ring when data arrives. */
+static int arm_recv(struct loop *l, struct loop_stream *s)
+{
+    struct uring_op *op = op_new(be_of(l), OP_RECV, s);
+    if (op == NULL)
+        return -ENOMEM;
+    struct io_uring_sqe *sqe = get_sqe(l, op);
+    if (sqe == NULL) {
+        op_free(be_of(l), op);
+        return -EIO;
+    }
+    op->multishot = s->read_max >= LOOP_READ_SIZE;
+    if (op->multishot)
+        io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+    else
+        io_uring_prep_recv(sqe, s->fd, NULL, s->read_max, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = URING_BUF_GROUP;
+    op->armed = true;
+    s->recv_op = op;
+    return 0;
+}
+
+static int uring_stream_start(struct loop *l, struct loop_stream *s)
+{
+    (void)l;
+    (void)s;
+    return 0;
+}
+
+static int uring_stream_read(struct loop *l, struct loop_stream *s)
+{
+    struct uring_op *op = s->recv_op;
+    if (op == NULL)
+        return s->read_max > 0 ? arm_recv(l, s) : 0;
+    /* A recv is in the kernel: stopping, or a change between multishot and
+     * single recvs, cancels it; its final completion arms the right one. */
+    if (s->read_max == 0 || op->multishot != (s->read_max >= LOOP_READ_SIZE))
+        op_cancel(l, op);
+    return 0;
+}
+
+static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                                  int iovcnt)
+{
+    if (s->send_op != NULL)
+        return -EBUSY;
+    struct uring_op *op = op_new(be_of(l), OP_SEND, s);
+    if (op == NULL)
+        return -ENOMEM;
+    struct io_uring_sqe *sqe = get_sqe(l, op);
+    if (sqe == NULL) {
+        op_free(be_of(l), op);
+        return -EIO;
+    }
+    memcpy(s->iov, iov, (size_t)iovcnt * sizeof *iov);
+    if (iovcnt == 1) {
+        io_uring_prep_send(sqe, s->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+        s->msg = (struct msghdr){ .msg_iov = s->iov, .msg_iovlen = (size_t)iovcnt };
+        io_uring_prep_sendmsg(sqe, s->fd, &s->msg, MSG_NOSIGNAL);
+    }
+    op->armed = true;
+    s->send_op = op;
+    return -EINPROGRESS;
+}
+
+static void stream_check_closed(struct loop *l, struct loop_stream *s)
+{
+    if ((s->flags & LOOP_STREAM_CLOSING) && s->recv_op == NULL && s->send_op == NULL)
+        loop_closed(l, s);
+}
+
+static void uring_stream_close(struct loop *l, struct loop_stream *s)
+{
+    if (s->recv_op != NULL)
+        op_cancel(l, s->recv_op);
+    if (s->send_op != NULL)
+        op_cancel(l, s->send_op);
+    stream_check_closed(l, s);
+}
+
+static void on_recv(struct loop *l, struct uring_op *op, int res, unsigned cflags)
+{
+    struct uring_be *be = be_of(l);
+    struct loop_stream *s = op->owner;
+    bool open = !(s->flags & LOOP_STREAM_CLOSING);
+    if (res == -ENOBUFS) {
+        counter_add(&l->enobufs, 1); /* every buffer is waiting for dispatch */
+    } else if (res == -ECANCELED) {
+        /* stopped or switched by us: nothing to tell */
+    } else if (res > 0 && (cflags & IORING_CQE_F_BUFFER)) {
+        unsigned bid = cflags >> IORING_CQE_BUFFER_SHIFT;
+        if (open)
+            s->on_read(s, be->slab + (size_t)bid * URING_BUF_STRIDE + LOOP_HEADROOM, res, l->now);
+        buf_return(be, bid);
+    } else if (open) {
+        s->read_max = 0; /* end of input, or an error: reading stops */
+        s->on_read(s, NULL, res > 0 ? -EIO : res, l->now);
+    }
+    if (op->armed)
+        return; /* the multishot goes on */
+    s->recv_op = NULL;
+    op_free(be, op);
+    if ((s->flags & LOOP_STREAM_CLOSING) || s->read_max == 0 || arm_recv(l, s) == 0) {
+        stream_check_closed(l, s);
+        return;
+    }
+    s->read_max = 0;
+    s->on_read(s, NULL, -ENOMEM, l->now);
+}
+
+static void on_send(struct loop *l, struct uring_op *op, int res)
+{
+    struct loop_stream *s = op->owner;
+    s->send_op = NULL;
+    op_free(be_of(l), op);
+    if (s->flags & LOOP_STREAM_CLOSING)
+        stream_check_closed(l, s);
+    else
+        s->on_write(s, res, l->now);
+}
+
+/* --- waiting and dispatching ------------------------------------------------------- */
+
+/* One completion. The request stays armed while the kernel says more will
+ * come (IORING_CQE_F_MORE). */
+static int dispatch(struct loop *l, struct uring_op *op, int res, unsigned cflags)
+{
+    if (!(cflags & IORING_CQE_F_MORE))
+        op->armed = false;
+    if (op->owner == NULL) {
+        /* Orphaned: a connection accepted after the acceptor stopped has
+         * nobody to go to. */
+        if (op->kind == OP_ACCEPT && res >= 0)
+            close(res);
+        if (!op->armed)
+            op_free(be_of(l), op);
+        return 0;
+    }
+    switch (op->kind) {
+    case OP_POLL:
+        on_poll(l, op, res);
+        break;
+    case OP_ACCEPT:
+        on_accept(l, op, res);
+        break;
+    case OP_RECV:
+        on_recv(l, op, res, cflags);
+        break;
+    case OP_SEND:
+        on_send(l, op, res);
+        break;
+    }
+    return 1;
+}
+
+/* The oldest unseen completion, or NULL. Unlike io_uring_peek_cqe, which
+ * may enter the kernel when the ring is empty, this only reads memory. */
+static struct io_uring_cqe *next_cqe(struct io_uring *ring)
+{
+    unsigned head = *ring->cq.khead;
+    if (head == io_uring_smp_load_acquire(ring->cq.ktail))
+        return NULL;
+    return &ring->cq.cqes[head & ring->cq.ring_mask];
+}
+
+static int uring_poll(struct loop *l, uint64_t timeout_ns)
+{
+    struct uring_be *be = be_of(l);
+    bool wait = io_uring_cq_ready(&be->ring) == 0 && timeout_ns > 0;
+    int rc = enter(l, wait, timeout_ns);
+    l->now = net_now_ns();
+    if (rc < 0)
+        return rc;
+    int dispatched = 0;
+    for (int i = 0; i < LOOP_EVENTS_PER_WAKEUP; i++) {
+        struct io_uring_cqe *cqe = next_cqe(&be->ring);
+        if (cqe == NULL)
+            break;
+        void *user_data = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+        unsigned cflags = cqe->flags;
+        /* Seen before dispatch: a callback may queue and submit more. */
+        io_uring_cqe_seen(&be->ring, cqe);
+        if (user_data != NULL) /* NULL: a cancel that found nothing */
+            dispatched += dispatch(l, user_data, res, cflags);
+    }
+    be->current = NULL;
+    return dispatched;
+}
+
+const struct loop_ops loop_uring_ops = {
+    .name = "uring",
+    .init = uring_init,
+    .destroy = uring_destroy,
+    .poll = uring_poll,
+    .watch_start = uring_watch_start,
+    .watch_stop = uring_watch_stop,
+    .accept_start = uring_accept_start,
+    .accept_stop = uring_accept_stop,
+    .stream_start = uring_stream_start,
+    .stream_read = uring_stream_read,
+    .stream_write = uring_stream_write,
+    .stream_close = uring_stream_close,
+};

@@ -1,0 +1,833 @@
+/* Unit tests for the event loop (src/loop.c and its backends): timers,
+ * hook, watches, accepting and streams over 127.0.0.1, and the system call
+ * counters checked exactly. Every case runs on epoll and on io_uring; the
+ * io_uring cases are skipped where the kernel or the build has none.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "tcpmsg/loop.h"
+#include "tcpmsg/net.h"
+
+#define MS 1000000ull
+#define ROUNDS 50                /* echo round trips counted exactly */
+#define BIG (1u << 20)           /* the bounded-delivery transfer */
+#define SMALL_MAX 1000           /* its largest delivery */
+#define STALL (8u << 20)         /* more than loopback socket buffers hold */
+#define MAX_ITER 20000           /* no test loop runs longer than this */
+
+static const enum loop_backend backend_epoll = LOOP_EPOLL, backend_uring = LOOP_URING;
+
+struct fixture {
+    struct loop *l;
+    enum loop_backend backend;
+    int rc; /* of loop_new */
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    f->backend = *(const enum loop_backend *)*state;
+    struct loop_options opt = { .backend = f->backend };
+    f->rc = loop_new(&f->l, &opt, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    loop_free(f->rc == 0 ? f->l : NULL);
+    free(f);
+    return 0;
+}
+
+/* The fixture's loop, or a skipped test where io_uring is not available. */
+static struct loop *loop_of(void **state)
+{
+    struct fixture *f = *state;
+    if (f->backend == LOOP_URING && (f->rc == -ENOSYS || f->rc == -EPERM)) {
+        print_message("io_uring not available here (%s): skipped\n", strerror(-f->rc));
+        skip();
+    }
+    assert_int_equal(f->rc, 0);
+    assert_string_equal(loop_backend_name(f->l), f->backend == LOOP_EPOLL ? "epoll" : "uring");
+    return f->l;
+}
+
+static bool is_uring(const struct loop *l)
+{
+    return strcmp(loop_backend_name(l), "uring") == 0;
+}
+
+/* --- timers --------------------------------------------------------------- */
+
+struct fired {
+    int order[16];
+    int n;
+};
+
+struct tagged_timer {
+    struct loop_timer t;
+    int id;
+    struct fired *log;
+};
+
+static void log_fire(struct loop_timer *t, uint64_t now)
+{
+    (void)now;
+    struct tagged_timer *tt = (struct tagged_timer *)t;
+    tt->log->order[tt->log->n++] = tt->id;
+}
+
+static void test_timers_fire_in_deadline_order(void **state)
+{
+    struct loop *l = loop_of(state);
+    static const int offsets_ms[] = { 5, 1, 4, 2, 3, 2 }; /* a tie: 4th before 6th */
+    struct fired log = { 0 };
+    struct tagged_timer t[6];
+    uint64_t now = net_now_ns();
+    for (int i = 0; i < 6; i++) {
+        t[i] = (struct tagged_timer){ .t.cb = log_fire, .id = i, .log = &log };
+        assert_int_equal(loop_timer_start(l, &t[i].t, now + offsets_ms[i] * MS), 0);
+        assert_true(loop_timer_active(&t[i].t));
+    }
+    for (int k = 0; k < MAX_ITER && log.n < 6; k++)
+        assert_int_equal(loop_run_once(l, 100), 0);
+    static const int want[] = { 1, 3, 5, 4, 2, 0 };
+    assert_int_equal(log.n, 6);
+    assert_memory_equal(log.order, want, sizeof want);
+    for (int i = 0; i < 6; i++)
+        assert_false(loop_timer_active(&t[i].t));
+    assert_true(loop_now(l) >= now + 5 * MS);
+}
+
+/* A stops B (due after it), moves C later, and restarts itself once. */
+struct juggler {
+    struct loop *l;
+    struct loop_timer a, b, c;
+    struct fired log;
+    int a_runs;
+};
+
+static void juggle_a(struct loop_timer *t, uint64_t now)
+{
+    struct juggler *j = t->data;
+    j->log.order[j->log.n++] = 0;
+    if (++j->a_runs == 1) {
+        loop_timer_stop(j->l, &j->b);
+        assert_int_equal(loop_timer_start(j->l, &j->c, now + 3 * MS), 0);
+        assert_int_equal(loop_timer_start(j->l, t, now), 0); /* due now: the next wakeup */
+    }
+}
+
+static void juggle_log(struct loop_timer *t, uint64_t now)
+{
+    (void)now;
+    struct juggler *j = t->data;
+    j->log.order[j->log.n++] = t == &j->b ? 1 : 2;
+}
+
+static void test_timers_stop_and_restart_inside_callbacks(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct juggler j = { .l = l };
+    j.a = (struct loop_timer){ .cb = juggle_a, .data = &j };
+    j.b = (struct loop_timer){ .cb = juggle_log, .data = &j };
+    j.c = (struct loop_timer){ .cb = juggle_log, .data = &j };
+    uint64_t now = net_now_ns();
+    loop_timer_start(l, &j.a, now + 1 * MS);
+    loop_timer_start(l, &j.b, now + 2 * MS);
+    loop_timer_start(l, &j.c, now + 1 * MS + 1);
+    for (int k = 0; k < MAX_ITER && j.log.n < 3; k++)
+        loop_run_once(l, 100);
+    /* a, a again (restarted "now", so not in the same run), then c moved
+     * later; b never. */
+    static const int want[] = { 0, 0, 2 };
+    assert_int_equal(j.log.n, 3);
+    assert_memory_equal(j.log.order, want, sizeof want);
+    assert_false(loop_timer_active(&j.b));
+    loop_run_once(l, 5);
+    assert_int_equal(j.log.n, 3);
+}
+
+static void count_fire(struct loop_timer *t, uint64_t now)
+{
+    (void)now;
+    ++*(int *)t->data;
+}
+
+static void test_timer_stopped_before_deadline_never_fires(void **state)
+{
+    struct loop *l = loop_of(state);
+    int fired = 0;
+    struct loop_timer t = { .cb = count_fire, .data = &fired };
+    assert_int_equal(loop_timer_start(l, &t, net_now_ns() + 2 * MS), 0);
+    loop_timer_stop(l, &t);
+    loop_timer_stop(l, &t); /* twice: a no-op */
+    assert_false(loop_timer_active(&t));
+    uint64_t until = net_now_ns() + 10 * MS;
+    while (net_now_ns() < until)
+        assert_int_equal(loop_run_once(l, 5), 0);
+    assert_int_equal(fired, 0);
+}
+
+static void stop_loop(struct loop_timer *t, uint64_t now)
+{
+    (void)now;
+    loop_stop(t->data);
+}
+
+static void test_loop_stop_ends_run(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct loop_timer t = { .cb = stop_loop, .data = l };
+    uint64_t start = net_now_ns();
+    loop_timer_start(l, &t, start + 3 * MS);
+    assert_int_equal(loop_run(l), 0);
+    assert_true(net_now_ns() - start >= 3 * MS);
+}
+
+struct hook_log {
+    int calls;
+    uint64_t last_now;
+    struct loop *l;
+};
+
+static void count_hook(void *ctx, uint64_t now)
+{
+    struct hook_log *h = ctx;
+    h->calls++;
+    assert_int_equal(now, loop_now(h->l));
+    assert_true(now >= h->last_now);
+    h->last_now = now;
+}
+
+static void test_hook_runs_once_per_wakeup_with_its_ctx(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct hook_log h = { .l = l };
+    loop_set_hook(l, count_hook, &h);
+    for (int i = 0; i < 7; i++)
+        loop_run_once(l, 0);
+    assert_int_equal(h.calls, 7);
+    /* A wakeup with a timer in it: still one call. */
+    int fired = 0;
+    struct loop_timer t = { .cb = count_fire, .data = &fired };
+    loop_timer_start(l, &t, net_now_ns());
+    loop_run_once(l, 0);
+    assert_int_equal(fired, 1);
+    assert_int_equal(h.calls, 8);
+    loop_set_hook(l, NULL, NULL);
+    loop_run_once(l, 0);
+    assert_int_equal(h.calls, 8);
+}
+
+/* --- watches --------------------------------------------------------------------- */
+
+struct watch_log {
+    struct loop_watch w;
+    int calls;
+    unsigned events;
+    bool drain; /* read the eventfd in the callback */
+};
+
+static void on_watch(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    (void)now;
+    struct watch_log *wl = (struct watch_log *)w;
+    wl->calls++;
+    wl->events |= events;
+    uint64_t v;
+    if (wl->drain)
+        assert_int_equal(read(w->fd, &v, sizeof v), sizeof v);
+}
+
+/* Level-triggered: a ready eventfd nobody reads is reported at every wakeup;
+ * read, it goes quiet; stopped, nothing more. */
+static void test_watch_eventfd_is_level_triggered(void **state)
+{
+    struct loop *l = loop_of(state);
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    assert_true(efd >= 0);
+    struct watch_log wl = { .w.cb = on_watch };
+    assert_int_equal(loop_watch_start(l, &wl.w, efd, LOOP_READABLE), 0);
+    loop_run_once(l, 5);
+    assert_int_equal(wl.calls, 0);
+    uint64_t one = 1;
+    assert_int_equal(write(efd, &one, sizeof one), sizeof one);
+    for (int i = 1; i <= 3; i++) {
+        loop_run_once(l, 1000);
+        assert_int_equal(wl.calls, i);
+    }
+    assert_int_equal(wl.events, LOOP_READABLE);
+    wl.drain = true;
+    loop_run_once(l, 1000);
+    assert_int_equal(wl.calls, 4);
+    loop_run_once(l, 10);
+    loop_run_once(l, 10);
+    assert_int_equal(wl.calls, 4);
+    loop_watch_stop(l, &wl.w);
+    loop_watch_stop(l, &wl.w); /* twice: a no-op */
+    wl.drain = false;
+    assert_int_equal(write(efd, &one, sizeof one), sizeof one);
+    loop_run_once(l, 10);
+    loop_run_once(l, 10);
+    assert_int_equal(wl.calls, 4);
+    close(efd);
+}
+
+/* A pipe: the write end is writable at once; modified to readable-only on
+ * the read end, closing the write end reports a hang-up. */
+static void test_watch_pipe_writable_then_hangup(void **state)
+{
+    struct loop *l = loop_of(state);
+    int p[2];
+    assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    struct watch_log wr = { .w.cb = on_watch }, rd = { .w.cb = on_watch };
+    assert_int_equal(loop_watch_start(l, &wr.w, p[1], LOOP_WRITABLE), 0);
+    assert_int_equal(loop_watch_start(l, &rd.w, p[0], LOOP_WRITABLE), 0);
+    assert_int_equal(loop_watch_modify(l, &rd.w, LOOP_READABLE), 0);
+    loop_run_once(l, 1000);
+    assert_int_equal(wr.calls, 1);
+    assert_int_equal(wr.events, LOOP_WRITABLE);
+    assert_int_equal(rd.calls, 0);
+    loop_watch_stop(l, &wr.w);
+    close(p[1]);
+    loop_run_once(l, 1000);
+    assert_int_equal(rd.calls, 1);
+    assert_true(rd.events & LOOP_HUP);
+    loop_watch_stop(l, &rd.w);
+    close(p[0]);
+    assert_int_equal(loop_watch_start(l, &rd.w, -1, LOOP_READABLE), -EINVAL);
+}
+
+/* --- accepting and streams -------------------------------------------------------- */
+
+/* The server side of a test connection: counts what the loop delivers. */
+struct peer {
+    struct loop_stream s;
+    struct loop *l;
+    bool echo;
+    uint8_t *copy;            /* echo: what is being written back (io_uring) */
+    size_t reads, bytes_in, max_delivery, eofs, errors, echoed, writes_done;
+    bool closed, read_after_close;
+    size_t expect;            /* the position of the next byte in the pattern */
+    bool pattern_ok;
+};
+
+struct server {
+    struct loop_acceptor a;
+    int listen_fd;
+    uint16_t port;
+    int accepted[8];
+    int naccepted;
+    bool had_peer_addr;
+};
+
+static void on_accepted(struct loop_acceptor *a, int fd, const struct sockaddr *peer, socklen_t len,
+                        uint64_t now)
+{
+    (void)now;
+    struct server *srv = (struct server *)a;
+    assert_true(fd >= 0);
+    assert_true(srv->naccepted < 8);
+    srv->accepted[srv->naccepted++] = fd;
+    srv->had_peer_addr = peer != NULL && len > 0;
+    assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+}
+
+static void server_listen(struct loop *l, struct server *srv)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    assert_int_equal(net_resolve("127.0.0.1", 0, true, &ss, &len, NULL, 0), 0);
+    srv->listen_fd = net_listen((struct sockaddr *)&ss, len, 64, false);
+    assert_true(srv->listen_fd >= 0);
+    len = sizeof ss;
+    assert_int_equal(getsockname(srv->listen_fd, (struct sockaddr *)&ss, &len), 0);
+    srv->port = net_addr_port((struct sockaddr *)&ss);
+    srv->a.cb = on_accepted;
+    assert_int_equal(loop_accept_start(l, &srv->a, srv->listen_fd), 0);
+}
+
+static int client_connect(const struct server *srv)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    assert_int_equal(net_resolve("127.0.0.1", srv->port, false, &ss, &len, NULL, 0), 0);
+    int fd = net_connect((struct sockaddr *)&ss, len, 1000);
+    assert_true(fd >= 0);
+    assert_int_equal(net_set_nonblock(fd, true), 0);
+    return fd;
+}
+
+static void run_until_accepted(struct loop *l, struct server *srv, int n)
+{
+    for (int k = 0; k < MAX_ITER && srv->naccepted < n; k++)
+        assert_int_equal(loop_run_once(l, 1000), 0);
+    assert_int_equal(srv->naccepted, n);
+}
+
+static void peer_on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
+{
+    (void)now;
+    struct peer *p = (struct peer *)s;
+    if (p->closed)
+        p->read_after_close = true;
+    if (n == 0) {
+        p->eofs++;
+        return;
+    }
+    if (n < 0) {
+        p->errors++;
+        return;
+    }
+    p->reads++;
+    p->bytes_in += (size_t)n;
+    if ((size_t)n > p->max_delivery)
+        p->max_delivery = (size_t)n;
+    uint8_t *b = data;
+    for (ssize_t i = 0; i < n; i++, p->expect++)
+        p->pattern_ok &= b[i] == (uint8_t)(p->expect % 251);
+    /* The headroom is the caller's: write all of it (sanitizers watch). */
+    memset(b - LOOP_HEADROOM, 0xA5, LOOP_HEADROOM);
+    if (!p->echo)
+        return;
+    memcpy(p->copy, data, (size_t)n);
+    struct iovec iov = { p->copy, (size_t)n };
+    ssize_t w = loop_stream_write(p->l, s, &iov, 1);
+    if (w >= 0) {
+        assert_int_equal(w, n); /* small echoes fit at once */
+        p->echoed += (size_t)w;
+    } else {
+        assert_int_equal(w, -EINPROGRESS);
+    }
+}
+
+static void peer_on_write(struct loop_stream *s, ssize_t n, uint64_t now)
+{
+    (void)now;
+    struct peer *p = (struct peer *)s;
+    assert_false(p->closed);
+    p->writes_done++;
+    if (n > 0)
+        p->echoed += (size_t)n;
+}
+
+static void peer_on_close(struct loop_stream *s)
+{
+    struct peer *p = (struct peer *)s;
+    assert_false(p->closed);
+    p->closed = true;
+}
+
+static void peer_start(struct loop *l, struct peer *p, int fd)
+{
+    memset(p, 0, sizeof *p);
+    p->l = l;
+    p->pattern_ok = true;
+    p->s.on_read = peer_on_read;
+    p->s.on_write = peer_on_write;
+    p->s.on_close = peer_on_close;
+    p->copy = malloc(LOOP_READ_SIZE);
+    assert_non_null(p->copy);
+    assert_int_equal(loop_stream_start(l, &p->s, fd), 0);
+}
+
+static void peer_close(struct loop *l, struct peer *p)
+{
+    loop_stream_close(l, &p->s);
+    for (int k = 0; k < MAX_ITER && !p->closed; k++)
+        assert_int_equal(loop_run_once(l, 100), 0);
+    assert_true(p->closed);
+    assert_false(p->read_after_close);
+    free(p->copy);
+}
+
+static void server_stop(struct loop *l, struct server *srv)
+{
+    loop_accept_stop(l, &srv->a);
+    loop_accept_stop(l, &srv->a); /* twice: a no-op */
+    loop_run_once(l, 0);
+    close(srv->listen_fd);
+}
+
+/* One accepted connection: client (plain non-blocking socket) and peer. */
+static int connect_pair(struct loop *l, struct server *srv, struct peer *p)
+{
+    server_listen(l, srv);
+    int c = client_connect(srv);
+    run_until_accepted(l, srv, 1);
+    peer_start(l, p, srv->accepted[0]);
+    return c;
+}
+
+static void test_accept_gives_nonblocking_cloexec_sockets(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    server_listen(l, &srv);
+    int c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = client_connect(&srv);
+    run_until_accepted(l, &srv, 3);
+    /* epoll has the address from accept4; multishot accept has none. */
+    assert_int_equal(srv.had_peer_addr, !is_uring(l));
+    server_stop(l, &srv);
+    for (int i = 0; i < 3; i++) {
+        close(c[i]);
+        close(srv.accepted[i]);
+    }
+}
+
+/* Echo ROUNDS small messages, one at a time, and count the system calls:
+ * epoll makes one epoll_wait, one read and one write per round trip;
+ * io_uring makes two io_uring_enter (one brings the input, the next sends
+ * the echo and brings its completion) and no read or write at all. */
+static void test_echo_counts_syscalls_exactly(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    p.echo = true;
+    assert_int_equal(loop_stream_read(l, &p.s, SIZE_MAX), 0);
+    loop_run_once(l, 0); /* the recv reaches the kernel */
+    uint64_t before[LOOP_SYS_COUNT];
+    for (int k = 0; k < LOOP_SYS_COUNT; k++)
+        before[k] = loop_syscalls(l, (enum loop_syscall)k);
+    uint8_t msg[64], back[64];
+    for (int r = 0; r < ROUNDS; r++) {
+        for (size_t i = 0; i < sizeof msg; i++)
+            msg[i] = (uint8_t)((r * 64 + i) % 251);
+        assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
+        size_t want = (size_t)(r + 1) * sizeof msg;
+        for (int k = 0; k < 10 && p.echoed < want; k++)
+            assert_int_equal(loop_run_once(l, 1000), 0);
+        assert_int_equal(p.echoed, want);
+        assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+        assert_memory_equal(back, msg, sizeof msg);
+    }
+    uint64_t d[LOOP_SYS_COUNT];
+    for (int k = 0; k < LOOP_SYS_COUNT; k++)
+        d[k] = loop_syscalls(l, (enum loop_syscall)k) - before[k];
+    assert_true(p.pattern_ok);
+    assert_int_equal(p.reads, ROUNDS);
+    if (is_uring(l)) {
+        assert_int_equal(d[LOOP_SYS_IO_URING_ENTER], 2 * ROUNDS);
+        assert_int_equal(d[LOOP_SYS_WAKEUPS], 2 * ROUNDS);
+        assert_int_equal(d[LOOP_SYS_READ] + d[LOOP_SYS_WRITE] + d[LOOP_SYS_EPOLL_WAIT], 0);
+    } else {
+        assert_int_equal(d[LOOP_SYS_EPOLL_WAIT], ROUNDS);
+        assert_int_equal(d[LOOP_SYS_READ], ROUNDS);
+        assert_int_equal(d[LOOP_SYS_WRITE], ROUNDS);
+        assert_int_equal(d[LOOP_SYS_WAKEUPS], ROUNDS);
+        assert_int_equal(d[LOOP_SYS_EPOLL_CTL] + d[LOOP_SYS_IO_URING_ENTER], 0);
+    }
+    assert_int_equal(d[LOOP_SYS_WRITEV] + d[LOOP_SYS_ACCEPT4], 0);
+    assert_string_equal(loop_syscall_name(LOOP_SYS_IO_URING_ENTER), "io_uring_enter");
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
+}
+
+/* 1 MiB through a stream asked for at most SMALL_MAX bytes a delivery:
+ * every delivery respects it, its headroom is writable, and the bytes come
+ * in order. */
+static void test_big_transfer_bounded_deliveries(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_int_equal(loop_stream_read(l, &p.s, SMALL_MAX), 0);
+    uint8_t *src = malloc(BIG);
+    assert_non_null(src);
+    for (size_t i = 0; i < BIG; i++)
+        src[i] = (uint8_t)(i % 251);
+    size_t sent = 0;
+    for (int k = 0; k < MAX_ITER && p.bytes_in < BIG; k++) {
+        ssize_t w = write(c, src + sent, BIG - sent);
+        if (w > 0)
+            sent += (size_t)w;
+        assert_int_equal(loop_run_once(l, sent < BIG ? 0 : 100), 0);
+    }
+    assert_int_equal(p.bytes_in, BIG);
+    assert_true(p.pattern_ok);
+    assert_true(p.max_delivery <= SMALL_MAX);
+    assert_true(p.reads >= BIG / SMALL_MAX);
+    /* End of input: one n == 0, then reading is over. */
+    shutdown(c, SHUT_WR);
+    for (int k = 0; k < 100 && p.eofs == 0; k++)
+        loop_run_once(l, 100);
+    assert_int_equal(p.eofs, 1);
+    loop_run_once(l, 10);
+    assert_int_equal(p.eofs, 1);
+    assert_int_equal(p.errors, 0);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
+    free(src);
+}
+
+/* The writer side of the stall test. */
+struct writer {
+    struct loop_stream s;
+    const uint8_t *src;
+    size_t taken, total;
+    bool in_flight;  /* io_uring: a write waits for its completion */
+    int callbacks;
+    bool closed;
+};
+
+static void writer_more(struct loop *l, struct writer *w)
+{
+    struct iovec iov[2] = { { (void *)(w->src + w->taken), (w->total - w->taken) / 2 },
+                            { (void *)(w->src + w->taken + (w->total - w->taken) / 2),
+                              w->total - w->taken - (w->total - w->taken) / 2 } };
+    ssize_t n = loop_stream_write(l, &w->s, iov, iov[0].iov_len > 0 ? 2 : 1);
+    if (n == -EINPROGRESS) {
+        w->in_flight = true;
+        return;
+    }
+    assert_true(n >= 0);
+    w->taken += (size_t)n;
+}
+
+static void writer_on_write(struct loop_stream *s, ssize_t n, uint64_t now)
+{
+    (void)now;
+    struct writer *w = (struct writer *)s;
+    w->callbacks++;
+    assert_true(n >= 0);
+    w->in_flight = false;
+    w->taken += (size_t)n;
+}
+
+static void writer_on_close(struct loop_stream *s)
+{
+    ((struct writer *)s)->closed = true;
+}
+
+static void no_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
+{
+    (void)s, (void)data, (void)n, (void)now;
+    fail_msg("no read was asked for");
+}
+
+/* Run until the writer makes no progress for a few wakeups. */
+static void run_until_stalled(struct loop *l, struct writer *w)
+{
+    int quiet = 0;
+    for (int k = 0; k < 1000 && quiet < 5 && w->taken < w->total; k++) {
+        size_t before = w->taken;
+        int cb = w->callbacks;
+        if (!w->in_flight)
+            writer_more(l, w);
+        loop_run_once(l, 20);
+        quiet = w->taken == before && w->callbacks == cb ? quiet + 1 : 0;
+    }
+}
+
+/* A peer that does not read: epoll takes part of the write and says nothing
+ * more until there is room; io_uring's write stays in the kernel. Once the
+ * peer reads, every byte arrives. */
+static void test_write_to_a_peer_not_reading(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    struct writer w = { .s.on_read = no_read, .s.on_write = writer_on_write,
+                        .s.on_close = writer_on_close, .total = STALL };
+    uint8_t *src = malloc(STALL), *got = malloc(STALL);
+    assert_non_null(src);
+    assert_non_null(got);
+    for (size_t i = 0; i < STALL; i++)
+        src[i] = (uint8_t)(i * 7 + 3);
+    w.src = src;
+    /* The stream takes over the accepted socket from the peer fixture. */
+    assert_int_equal(loop_stream_start(l, &w.s, srv.accepted[0]), 0);
+    writer_more(l, &w);
+    if (is_uring(l))
+        assert_true(w.in_flight);
+    else
+        assert_true(w.taken > 0 && w.taken < STALL);
+    run_until_stalled(l, &w);
+    assert_true(w.taken < STALL);
+    if (is_uring(l))
+        assert_true(w.in_flight); /* the rest waits in the kernel */
+    else
+        assert_int_equal(w.callbacks, 0); /* no room: no on_write */
+    size_t have = 0;
+    for (int k = 0; k < MAX_ITER && have < STALL; k++) {
+        ssize_t r = read(c, got + have, STALL - have);
+        if (r > 0)
+            have += (size_t)r;
+        if (!w.in_flight && w.taken < STALL && (is_uring(l) || w.callbacks > 0)) {
+            writer_more(l, &w);
+            w.callbacks = is_uring(l) ? w.callbacks : 0;
+        }
+        loop_run_once(l, r > 0 ? 0 : 10);
+    }
+    assert_int_equal(have, STALL);
+    assert_memory_equal(got, src, STALL);
+    loop_stream_close(l, &w.s);
+    for (int k = 0; k < MAX_ITER && !w.closed; k++)
+        loop_run_once(l, 100);
+    assert_true(w.closed);
+    free(p.copy);
+    server_stop(l, &srv);
+    close(c);
+    free(src);
+    free(got);
+}
+
+/* Closing a stream whose write is stuck: on_close comes once the loop has
+ * let go (io_uring: once the send is cancelled), and on_write never. */
+static void test_close_with_write_stuck(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    struct writer w = { .s.on_read = no_read, .s.on_write = writer_on_write,
+                        .s.on_close = writer_on_close, .total = STALL };
+    uint8_t *src = calloc(1, STALL);
+    assert_non_null(src);
+    w.src = src;
+    assert_int_equal(loop_stream_start(l, &w.s, srv.accepted[0]), 0);
+    writer_more(l, &w);
+    run_until_stalled(l, &w);
+    int callbacks = w.callbacks;
+    loop_stream_close(l, &w.s);
+    loop_stream_close(l, &w.s); /* twice: a no-op */
+    assert_int_equal(loop_stream_write(l, &w.s, &(struct iovec){ src, 1 }, 1), -EPIPE);
+    for (int k = 0; k < MAX_ITER && !w.closed; k++)
+        loop_run_once(l, 100);
+    assert_true(w.closed);
+    assert_int_equal(w.callbacks, callbacks);
+    /* The loop closed the descriptor: the client sees the end. */
+    uint8_t sink[65536];
+    ssize_t r;
+    int k = 0;
+    while (k++ < MAX_ITER && ((r = read(c, sink, sizeof sink)) > 0 || (r < 0 && errno == EAGAIN)))
+        if (r < 0)
+            usleep(1000);
+    assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
+    free(p.copy);
+    server_stop(l, &srv);
+    close(c);
+    free(src);
+}
+
+/* Closing a stream whose reads are armed, with input already waiting: no
+ * callback after on_close, which comes exactly once. */
+static void test_close_while_reading(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_int_equal(loop_stream_read(l, &p.s, SIZE_MAX), 0);
+    loop_run_once(l, 0);
+    uint8_t msg[100] = { 0 };
+    assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
+    loop_stream_close(l, &p.s);
+    assert_int_equal(loop_stream_read(l, &p.s, 10), -EPIPE);
+    assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
+    peer_close(l, &p); /* asserts on_close once and nothing after it */
+    for (int i = 0; i < 3; i++)
+        loop_run_once(l, 5);
+    assert_int_equal(p.reads, 0);
+    server_stop(l, &srv);
+    close(c);
+}
+
+/* Reading stopped and started again: no byte lost, none twice. */
+static void test_read_stop_and_restart(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_int_equal(loop_stream_read(l, &p.s, SIZE_MAX), 0);
+    uint8_t msg[300];
+    size_t total = 0;
+    for (int r = 0; r < 6; r++) {
+        for (size_t i = 0; i < sizeof msg; i++)
+            msg[i] = (uint8_t)((total + i) % 251);
+        assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
+        total += sizeof msg;
+        loop_stream_read(l, &p.s, r % 2 ? 0 : (r % 3 ? 50 : SIZE_MAX));
+        loop_run_once(l, 5);
+        loop_stream_read(l, &p.s, 100);
+        loop_run_once(l, 5);
+    }
+    loop_stream_read(l, &p.s, SIZE_MAX);
+    for (int k = 0; k < MAX_ITER && p.bytes_in < total; k++)
+        loop_run_once(l, 100);
+    assert_int_equal(p.bytes_in, total);
+    assert_true(p.pattern_ok);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
+}
+
+static void test_auto_and_bad_options(void **state)
+{
+    (void)state;
+    struct loop *l;
+    const char *why = "unset";
+    struct loop_options opt = { .backend = LOOP_AUTO };
+    assert_int_equal(loop_new(&l, &opt, &why), 0);
+    /* AUTO says why exactly when it did not get io_uring. */
+    assert_int_equal(why == NULL, strcmp(loop_backend_name(l), "uring") == 0);
+    loop_free(l);
+    opt.backend = (enum loop_backend)42;
+    assert_int_equal(loop_new(&l, &opt, NULL), -EINVAL);
+    loop_free(NULL);
+}
+
+#define BOTH(fn)                                                                    \
+    { #fn "_epoll", fn, setup, teardown, (void *)&backend_epoll },                  \
+    { #fn "_uring", fn, setup, teardown, (void *)&backend_uring }
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        BOTH(test_timers_fire_in_deadline_order),
+        BOTH(test_timers_stop_and_restart_inside_callbacks),
+        BOTH(test_timer_stopped_before_deadline_never_fires),
+        BOTH(test_loop_stop_ends_run),
+        BOTH(test_hook_runs_once_per_wakeup_with_its_ctx),
+        BOTH(test_watch_eventfd_is_level_triggered),
+        BOTH(test_watch_pipe_writable_then_hangup),
+        BOTH(test_accept_gives_nonblocking_cloexec_sockets),
+        BOTH(test_echo_counts_syscalls_exactly),
+        BOTH(test_big_transfer_bounded_deliveries),
+        BOTH(test_write_to_a_peer_not_reading),
+        BOTH(test_close_with_write_stuck),
+        BOTH(test_close_while_reading),
+        BOTH(test_read_stop_and_restart),
+        cmocka_unit_test(test_auto_and_bad_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
