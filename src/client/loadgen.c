@@ -617,7 +617,7 @@ int lg_thread_connect(struct lg_thread *t, unsigned k)
     struct lg_conn *c = &t->conns[k];
     if (conn_alloc(t, c, t->cfg->report && !t->cfg->text) < 0) {
         fprintf(stderr, "tcpmsg: out of memory for connection buffers\n");
-        return -EXIT_IO;
+        return -ENOMEM;
     }
     char addr[NET_ADDRSTRLEN];
     int fd = client_connect(t->cfg, addr);
@@ -629,8 +629,9 @@ int lg_thread_connect(struct lg_thread *t, unsigned k)
     c->fd = fd;
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
     if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int e = errno;
         conn_drop(t, c, LG_ERR_CONNECT);
-        return -EXIT_IO;
+        return -e;
     }
     return 0;
 }

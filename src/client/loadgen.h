@@ -69,8 +69,9 @@ struct lg_thread *lg_thread_new(const struct lg_plan *plan, unsigned first_conn,
                                 uint64_t quota);
 void lg_thread_free(struct lg_thread *t); /* NULL is a no-op */
 
-/* Connect connection k (before the thread starts). 0, or -(enum client_exit)
- * after printing why (counted as a connect error). */
+/* Connect connection k (before the thread starts). 0, or a negative errno
+ * after printing why (counted as a connect error): client_connect's, or
+ * -ENOMEM / -ENOSPC when this machine ran out (buffers, the epoll set). */
 int lg_thread_connect(struct lg_thread *t, unsigned k);
 
 /* Run the loop on a new thread from plan->start_ns until the deadline (or
