@@ -4,6 +4,7 @@
 #include "tcpmsg/basicauth.h"
 
 #include <crypt.h>
+#include <errno.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <pthread.h>
@@ -62,7 +63,8 @@ void basicauth_free(struct basicauth *a)
     free(a);
 }
 
-/* A hash of the first user's cost for an unknown user to be checked against. */
+/* A hash of the first user's cost for an unknown user to be checked against.
+ * 0, or -ENOTSUP (message in err) when libcrypt has no bcrypt. */
 static int make_dummy(struct basicauth *a, char *err, size_t err_cap)
 {
     char prefix[5] = { '$', '2', 'b', '$', '\0' };
@@ -71,7 +73,7 @@ static int make_dummy(struct basicauth *a, char *err, size_t err_cap)
     if (crypt_gensalt_rn(prefix, cost, NULL, 0, salt, sizeof salt) == NULL ||
         crypt_rn("", salt, &a->data, sizeof a->data) == NULL || a->data.output[0] == '*') {
         snprintf(err, err_cap, "bcrypt is not available from libcrypt");
-        return -1;
+        return -ENOTSUP;
     }
     snprintf(a->dummy_hash, sizeof a->dummy_hash, "%s", a->data.output);
     return 0;
@@ -118,18 +120,18 @@ failed_alloc:
     return NULL;
 }
 
-/* HMAC-SHA256(key, user NUL password). */
+/* HMAC-SHA256(key, user NUL password). 0, or -EIO when GnuTLS fails. */
 static int digest_of(const struct basicauth *a, const char *user, const char *password,
                      uint8_t out[DIGEST_LEN])
 {
     gnutls_hmac_hd_t h;
     if (gnutls_hmac_init(&h, GNUTLS_MAC_SHA256, a->key, sizeof a->key) < 0)
-        return -1;
+        return -EIO;
     int rc = gnutls_hmac(h, user, strlen(user) + 1);
     if (rc >= 0)
         rc = gnutls_hmac(h, password, strlen(password));
     gnutls_hmac_deinit(h, out);
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? -EIO : 0;
 }
 
 /* A live cache entry with this digest? Every entry is compared, match or

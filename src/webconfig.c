@@ -63,12 +63,13 @@ struct parse {
     int rc; /* the first failure: -EINVAL or -ENOMEM */
 };
 
-/* Record an error at node's line; keeps the first one. Returns -1. */
+/* Record an error at node's line; keeps the first one. Returns that first
+ * error (-EINVAL, or -ENOMEM when memory ran out before). */
 __attribute__((format(printf, 4, 5))) static int fail(struct parse *p, const yaml_node_t *node,
                                                       const char *key, const char *fmt, ...)
 {
     if (p->rc != 0)
-        return -1;
+        return p->rc;
     p->rc = -EINVAL;
     int n = snprintf(p->err, p->err_cap, "%s:%lu: %s%s", p->name,
                      node != NULL ? (unsigned long)node->start_mark.line + 1 : 1ul,
@@ -79,7 +80,7 @@ __attribute__((format(printf, 4, 5))) static int fail(struct parse *p, const yam
         vsnprintf(p->err + n, p->err_cap - (size_t)n, fmt, ap);
         va_end(ap);
     }
-    return -1;
+    return p->rc;
 }
 
 static int no_memory(struct parse *p)
@@ -88,7 +89,7 @@ static int no_memory(struct parse *p)
         p->rc = -ENOMEM;
         snprintf(p->err, p->err_cap, "%s: out of memory", p->name);
     }
-    return -1;
+    return p->rc;
 }
 
 static const char *scalar(const yaml_node_t *n)
@@ -150,7 +151,7 @@ static int set_path(struct parse *p, const yaml_node_t *v, const char *key, char
     if (is_null(v))
         return 0;
     if (get_string(p, v, key, &s) < 0)
-        return -1;
+        return p->rc;
     size_t blen = p->base_dir != NULL && s[0] != '/' ? strlen(p->base_dir) : 0;
     char *path = malloc(blen + 1 + strlen(s) + 1);
     if (path == NULL)
@@ -170,7 +171,7 @@ static int set_string(struct parse *p, const yaml_node_t *v, const char *key, ch
     if (is_null(v))
         return 0;
     if (get_string(p, v, key, &s) < 0)
-        return -1;
+        return p->rc;
     char *copy = strdup(s);
     if (copy == NULL)
         return no_memory(p);
@@ -184,7 +185,7 @@ static int set_version(struct parse *p, const yaml_node_t *v, const char *key,
 {
     const char *s;
     if (get_string(p, v, key, &s) < 0)
-        return -1;
+        return p->rc;
     for (unsigned i = 0; i <= WEBCONFIG_TLS13; i++) {
         if (strcmp(s, tls_version_names[i]) == 0) {
             *dst = (enum webconfig_tls_version)i;
@@ -198,7 +199,7 @@ static int set_client_auth(struct parse *p, const yaml_node_t *v, const char *ke
 {
     const char *s;
     if (get_string(p, v, key, &s) < 0)
-        return -1;
+        return p->rc;
     for (unsigned i = 0; i < WEBCONFIG_CLIENT_AUTH_COUNT; i++) {
         if (strcmp(s, client_auth_names[i]) == 0) {
             p->cfg->client_auth = (enum webconfig_client_auth)i;
@@ -237,7 +238,7 @@ static int each_pair(struct parse *p, const yaml_node_t *map, const char *what, 
                 return fail(p, k, key, "duplicate key");
         }
         if (fn(p, key, k, v) < 0)
-            return -1;
+            return p->rc;
     }
     return 0;
 }
@@ -315,7 +316,7 @@ static int user_pair(struct parse *p, const char *key, const yaml_node_t *k, con
     if (key[0] == '\0' || strchr(key, ':') != NULL)
         return fail(p, k, "basic_auth_users", "user name '%s' is empty or holds a ':'", key);
     if (get_string(p, v, key, &hash) < 0)
-        return -1;
+        return p->rc;
     if (!is_bcrypt(hash))
         return fail(p, v, key, "not a bcrypt hash ($2y$, $2b$ or $2a$ with a cost of 04 to 31; "
                                "make one with htpasswd -nBC 10 '' | tr -d ':\\n')");

@@ -28,14 +28,16 @@ static int check_segment(const char *out, size_t seg, size_t len)
 {
     size_t n = len - seg;
     if ((n == 1 && out[seg] == '.') || (n == 2 && out[seg] == '.' && out[seg + 1] == '.'))
-        return -1;
+        return -EINVAL;
     return 0;
 }
 
 int webpath_decode(const char *raw, size_t n, char *out, size_t cap)
 {
-    if (n == 0 || raw[0] != '/' || cap < 2)
-        return -1;
+    if (n == 0 || raw[0] != '/')
+        return -EINVAL;
+    if (cap < 2)
+        return -ENAMETOOLONG;
     size_t len = 0, seg = 1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)raw[i];
@@ -43,31 +45,31 @@ int webpath_decode(const char *raw, size_t n, char *out, size_t cap)
             int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
             int lo = i + 2 < n ? hexval(raw[i + 2]) : -1;
             if (hi < 0 || lo < 0)
-                return -1;
+                return -EINVAL;
             c = (unsigned char)(hi * 16 + lo);
             i += 2;
             /* An encoded separator or NUL is never part of a real file name. */
             if (c == '/' || c == '\0')
-                return -1;
+                return -EINVAL;
         } else if (c == '/') {
             if (check_segment(out, seg, len) < 0)
-                return -1;
+                return -EINVAL;
             if (len > 0 && out[len - 1] == '/')
                 continue; /* collapse "//" */
             if (len + 1 >= cap)
-                return -1;
+                return -ENAMETOOLONG;
             out[len++] = '/';
             seg = len;
             continue;
         }
         if (c < 0x20 || c == 0x7f || c == '\\')
-            return -1;
+            return -EINVAL;
         if (len + 1 >= cap)
-            return -1;
+            return -ENAMETOOLONG;
         out[len++] = (char)c;
     }
     if (check_segment(out, seg, len) < 0)
-        return -1;
+        return -EINVAL;
     out[len] = '\0';
     return (int)len;
 }

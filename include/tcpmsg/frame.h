@@ -8,6 +8,7 @@
 #ifndef TCPMSG_FRAME_H
 #define TCPMSG_FRAME_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,11 +46,12 @@ enum frame_error_code {
 const char *frame_error_tag(int code);
 const char *frame_error_text(int code);
 
-/* Parse results. A parser tells "need more bytes" apart from "invalid". */
+/* Parse results. A parser tells "need more bytes" apart from "invalid".
+ * They are negative errnos, like every other failure of the library. */
 enum frame_status {
-    FRAME_INCOMPLETE = -1, /* a prefix of a valid message: read more */
-    FRAME_TOO_LARGE = -2,  /* length / line over the limit: reject */
-    FRAME_BAD_TYPE = -3,   /* framed mode: unknown type byte */
+    FRAME_INCOMPLETE = -EAGAIN, /* a prefix of a valid message: read more */
+    FRAME_TOO_LARGE = -EMSGSIZE, /* length / line over the limit: reject */
+    FRAME_BAD_TYPE = -EPROTO,    /* framed mode: unknown type byte */
 };
 
 /* One parsed message. payload points into the parsed buffer. */

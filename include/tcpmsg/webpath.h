@@ -13,11 +13,12 @@ struct stat;
 #define WEBPATH_MAX 1024
 
 /* Decode the raw (still percent-encoded) path part of a request target in
- * raw[0..n) into out (cap bytes). Rejects, returning -1: a path not starting
- * with '/', bad or truncated %XX escapes, an encoded NUL or '/' (%00, %2f),
- * control bytes, backslashes, and any "." or ".." segment. Empty segments
- * ("//") are collapsed. Returns the decoded length (out is NUL-terminated),
- * always starting with '/'. */
+ * raw[0..n) into out (cap bytes). Rejects, returning -EINVAL: a path not
+ * starting with '/', bad or truncated %XX escapes, an encoded NUL or '/'
+ * (%00, %2f), control bytes, backslashes, and any "." or ".." segment;
+ * -ENAMETOOLONG when the decoded path and its NUL do not fit in cap. Empty
+ * segments ("//") are collapsed. Returns the decoded length (out is
+ * NUL-terminated), always starting with '/'. */
 int webpath_decode(const char *raw, size_t n, char *out, size_t cap);
 
 /* The Content-Type for a file name, by extension; application/octet-stream

@@ -62,12 +62,16 @@ static int connect_all(struct bench *b)
             if (cfg->connect_rate > 0 && n > 0)
                 sleep_until(t0 + (uint64_t)((double)n * 1e9 / cfg->connect_rate));
             int rc = lg_thread_connect(b->threads[i], k);
+            if (rc == 0)
+                continue;
+            /* This machine ran out (buffers, the epoll set): the run ends. */
+            if (rc == -ENOMEM || rc == -ENOSPC)
+                return EXIT_IO;
             /* The first connection failing means the target is not there:
-             * exit 3, whether refused or timed out (4 is the one-shot's). */
-            if (rc < 0 && n == 0 && rc != -EXIT_IO && rc != -EXIT_USAGE)
-                return EXIT_CONNECT;
-            if (rc < 0 && (n == 0 || rc == -EXIT_IO))
-                return -rc;
+             * exit 3, whether refused or timed out (4 is the one-shot's); a
+             * later one is counted and the run goes on. */
+            if (n == 0)
+                return rc == -EINVAL ? EXIT_USAGE : EXIT_CONNECT;
         }
     }
     return EXIT_OK;

@@ -18,14 +18,23 @@ enum client_exit {
     EXIT_SERVER = 6,   /* the server answered with an error */
 };
 
-/* Each returns an enum client_exit; results go to stdout, errors to stderr. */
+/* Each runs one command of tcpmsg and returns its enum client_exit, which
+ * main returns as is: these three are the edge where the library's
+ * negative errnos become exit statuses. Results go to stdout, errors to
+ * stderr. */
 int oneshot_run(const struct client_config *cfg);
 int bench_run(const struct client_config *cfg);
 /* Runs until --count, --duration or SIGINT/SIGTERM; 1 if any probe was lost. */
 int probe_run(const struct client_config *cfg);
 
 /* Resolve and connect to cfg's target, printing a clear error. Returns the
- * fd, or -(enum client_exit). addr_out (NET_ADDRSTRLEN) gets "ip:port". */
+ * fd, or a negative errno: -EINVAL when the host cannot be resolved,
+ * -ETIMEDOUT when --timeout passed, another from socket(2) or connect(2).
+ * addr_out (NET_ADDRSTRLEN) gets "ip:port". */
 int client_connect(const struct client_config *cfg, char *addr_out);
+
+/* The exit status of a one-shot run whose client_connect failed with err:
+ * EXIT_USAGE (unresolvable), EXIT_TIMEOUT or EXIT_CONNECT. */
+int client_connect_status(int err);
 
 #endif

@@ -33,114 +33,240 @@ void client_config_defaults(struct client_config *cfg)
     strcpy(cfg->http_bind, "127.0.0.1");
 }
 
-static void usage(FILE *out)
-{
-    fputs(
-        "Usage: tcpmsg [OPTION]... HOST[:PORT] [MESSAGE]...\n"
-        "       tcpmsg bench [OPTION]... HOST[:PORT]\n"
-        "       tcpmsg probe [OPTION]... HOST[:PORT]...\n"
-        "Send messages to a tcpmsgd server (or any echo server) and print each reply\n"
-        "with its round-trip time. With no MESSAGE, each line of standard input is a\n"
-        "message. HOST is a name, an IPv4 address or [IPv6]; PORT defaults to 8080.\n"
-        "\n"
-        "  --timeout SEC        give up on connecting or on a reply after SEC seconds\n"
-        "                       (default 5; probe: 1)\n"
-        "  --text               send text lines instead of framed messages\n"
-        "  --no-report          do not send the measured round-trip times to the server\n"
-        "                       (framed mode reports them, for the server's metrics)\n"
-        "  -h, --help           show this help and exit\n"
-        "  -V, --version        show the version and exit\n"
-        "\n"
-        "bench: a load generator; every reply is checked byte for byte.\n"
-        "  --connections N      concurrent connections (default 1)\n"
-        "  --depth N            messages in flight per connection, at most (default 1)\n"
-        "  --size BYTES|MIN-MAX payload size, e.g. 64, 4KiB, or random in 16-1KiB (default 64)\n"
-        "  --seed N             seed for random sizes and jitter (default 1)\n"
-        "  --duration SEC       measure this long (default 5)\n"
-        "  --count N            or stop after N messages in all\n"
-        "  --warmup SEC         run the load this long first, excluded from the results\n"
-        "  --threads N          client threads sharing the connections (default 1)\n"
-        "  --rate MSGS_PER_S    open loop: send at this constant total rate; latency is\n"
-        "                       measured from each message's intended send time\n"
-        "  --connect-rate N     open at most N connections per second (default: at once)\n"
-        "  --io epoll|uring|auto  each thread's event loop: epoll, io_uring, or io_uring\n"
-        "                       where the kernel allows it (default auto)\n"
-        "  --sqpoll             io_uring with a kernel thread polling for submissions\n"
-        "  --interval SEC       print a report every SEC seconds while running\n"
-        "  --percentiles LIST   percentiles to report (default 50,90,99,99.9)\n"
-        "  --histogram-out FILE write the percentile spectrum (HdrHistogram text layout)\n"
-        "  --plot FILE.svg      draw latency by percentile as an SVG image\n"
-        "  --json               print JSON: one object, or with --interval one event a line\n"
-        "\n"
-        "probe: probe each target every --interval seconds (default 1, with jitter),\n"
-        "one line per probe; timeouts and failed connections count as loss.\n"
-        "  --interval SEC       seconds between probes of a target (default 1)\n"
-        "  --count N            stop after N probes of each target (default: never)\n"
-        "  --duration SEC       stop after SEC seconds (default: never)\n"
-        "  --size BYTES         probe payload size (default 64)\n"
-        "  --http-port N        serve Prometheus metrics at http://ADDR:N/metrics\n"
-        "  --http-bind ADDR     address for --http-port (default 127.0.0.1)\n"
-        "  --json               one JSON object per probe\n"
-        "\n"
-        "Exit status: 0 success; 1 I/O error or the server closed the connection (bench:\n"
-        "any error); 2 bad usage or address; 3 cannot connect; 4 timeout; 5 a reply did\n"
-        "not match the message; 6 the server answered with an error.\n",
-        out);
-}
-
-enum {
-    OPT_TIMEOUT = 256, OPT_TEXT, OPT_NO_REPORT, OPT_CONNECTIONS, OPT_DEPTH, OPT_SIZE, OPT_DURATION,
-    OPT_COUNT, OPT_THREADS, OPT_JSON, OPT_RATE, OPT_INTERVAL, OPT_PERCENTILES, OPT_HIST_OUT,
-    OPT_PLOT, OPT_SEED, OPT_WARMUP, OPT_CONNECT_RATE, OPT_HTTP_PORT, OPT_HTTP_BIND, OPT_IO,
-    OPT_SQPOLL,
-};
-
-static const struct option long_options[] = {
-    { "timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "text", no_argument, NULL, OPT_TEXT },
-    { "no-report", no_argument, NULL, OPT_NO_REPORT },
-    { "connections", required_argument, NULL, OPT_CONNECTIONS },
-    { "depth", required_argument, NULL, OPT_DEPTH },
-    { "size", required_argument, NULL, OPT_SIZE },
-    { "duration", required_argument, NULL, OPT_DURATION },
-    { "count", required_argument, NULL, OPT_COUNT },
-    { "threads", required_argument, NULL, OPT_THREADS },
-    { "json", no_argument, NULL, OPT_JSON },
-    { "rate", required_argument, NULL, OPT_RATE },
-    { "interval", required_argument, NULL, OPT_INTERVAL },
-    { "percentiles", required_argument, NULL, OPT_PERCENTILES },
-    { "histogram-out", required_argument, NULL, OPT_HIST_OUT },
-    { "plot", required_argument, NULL, OPT_PLOT },
-    { "seed", required_argument, NULL, OPT_SEED },
-    { "warmup", required_argument, NULL, OPT_WARMUP },
-    { "connect-rate", required_argument, NULL, OPT_CONNECT_RATE },
-    { "http-port", required_argument, NULL, OPT_HTTP_PORT },
-    { "http-bind", required_argument, NULL, OPT_HTTP_BIND },
-    { "io", required_argument, NULL, OPT_IO },
-    { "sqpoll", no_argument, NULL, OPT_SQPOLL },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'V' },
-    { NULL, 0, NULL, 0 },
-};
-
 /* Which commands take an option: a bit per enum client_command. */
 #define FOR(cmd) (1u << (cmd))
 #define ALL (FOR(CLIENT_ONESHOT) | FOR(CLIENT_BENCH) | FOR(CLIENT_PROBE))
 #define LOAD (FOR(CLIENT_BENCH) | FOR(CLIENT_PROBE))
 
-static unsigned commands_of(int opt)
+/* What an option's action returns besides 0 and -EINVAL: help or version
+ * was printed, and tcpmsg exits at once. */
+#define OPTION_EXIT 1
+
+/* Every option of tcpmsg, in --help order, one line each:
+ *   X(ID, long name, short letter (0: none), has_arg, commands that take it,
+ *     value in --help, help text, probe's value and text (NULL: the same), action)
+ * --help lists the options every command takes first, then bench's, then
+ * probe's. A '\n' in a help text starts a new, indented line. The action is
+ * an expression over cfg, name (the option as "--name"), v (its value), out,
+ * err and cap: 0, OPTION_EXIT, or a negative errno with the message in err.
+ * --help, getopt_long's table, the check of which command takes an option
+ * and the parser are all made from this list. */
+#define CLIENT_OPTIONS(X)                                                                     \
+    X(TIMEOUT, "timeout", 0, required_argument, ALL, "SEC",                                   \
+      "give up on connecting or on a reply after SEC seconds\n(default 5; probe: 1)", NULL,   \
+      NULL, set_timeout(cfg, name, v, err, cap))                                              \
+    X(TEXT, "text", 0, no_argument, ALL, "", "send text lines instead of framed messages",    \
+      NULL, NULL, set_flag(&cfg->text, true))                                                 \
+    X(NO_REPORT, "no-report", 0, no_argument, ALL, "",                                        \
+      "do not send the measured round-trip times to the server\n(framed mode reports them, "  \
+      "for the server's metrics)",                                                            \
+      NULL, NULL, set_flag(&cfg->report, false))                                              \
+    X(HELP, "help", 'h', no_argument, ALL, "", "show this help and exit", NULL, NULL,         \
+      show_help(out))                                                                         \
+    X(VERSION, "version", 'V', no_argument, ALL, "", "show the version and exit", NULL, NULL, \
+      show_version(out))                                                                      \
+    X(CONNECTIONS, "connections", 0, required_argument, FOR(CLIENT_BENCH), "N",               \
+      "concurrent connections (default 1)", NULL, NULL,                                       \
+      parse_unsigned(name, v, 1, 100000, &cfg->connections, err, cap))                        \
+    X(DEPTH, "depth", 0, required_argument, FOR(CLIENT_BENCH), "N",                           \
+      "messages in flight per connection, at most (default 1)", NULL, NULL,                   \
+      parse_unsigned(name, v, 1, 4096, &cfg->depth, err, cap))                                \
+    X(SIZE, "size", 0, required_argument, LOAD, "BYTES|MIN-MAX",                              \
+      "payload size, e.g. 64, 4KiB, or random in 16-1KiB (default 64)", "BYTES",             \
+      "probe payload size (default 64)", parse_size_range(cfg, name, v, err, cap))            \
+    X(SEED, "seed", 0, required_argument, LOAD, "N",                                          \
+      "seed for random sizes and jitter (default 1)", NULL, NULL,                             \
+      opt_parse_u64(name, v, 0, UINT64_MAX, &cfg->seed, err, cap))                            \
+    X(DURATION, "duration", 0, required_argument, LOAD, "SEC", "measure this long (default 5)", \
+      "SEC", "stop after SEC seconds (default: never)", set_duration(cfg, name, v, err, cap))  \
+    X(COUNT, "count", 0, required_argument, LOAD, "N", "or stop after N messages in all", "N", \
+      "stop after N probes of each target (default: never)",                                  \
+      opt_parse_u64(name, v, 1, UINT64_MAX, &cfg->count, err, cap))                           \
+    X(WARMUP, "warmup", 0, required_argument, FOR(CLIENT_BENCH), "SEC",                       \
+      "run the load this long first, excluded from the results", NULL, NULL,                  \
+      opt_parse_seconds(name, v, 0, 86400, &cfg->warmup, err, cap))                           \
+    X(THREADS, "threads", 0, required_argument, FOR(CLIENT_BENCH), "N",                       \
+      "client threads sharing the connections (default 1)", NULL, NULL,                       \
+      parse_unsigned(name, v, 1, 256, &cfg->threads, err, cap))                               \
+    X(RATE, "rate", 0, required_argument, FOR(CLIENT_BENCH), "MSGS_PER_S",                    \
+      "open loop: send at this constant total rate; latency is\nmeasured from each "          \
+      "message's intended send time",                                                         \
+      NULL, NULL, parse_rate(name, v, 0.01, 1e8, &cfg->rate, err, cap))                       \
+    X(CONNECT_RATE, "connect-rate", 0, required_argument, FOR(CLIENT_BENCH), "N",             \
+      "open at most N connections per second (default: at once)", NULL, NULL,                 \
+      parse_rate(name, v, 0.01, 1e7, &cfg->connect_rate, err, cap))                           \
+    X(IO, "io", 0, required_argument, FOR(CLIENT_BENCH), "epoll|uring|auto",                  \
+      "each thread's event loop: epoll, io_uring, or io_uring\nwhere the kernel allows it "  \
+      "(default auto)",                                                                       \
+      NULL, NULL, parse_io(name, v, &cfg->io, err, cap))                                      \
+    X(SQPOLL, "sqpoll", 0, no_argument, FOR(CLIENT_BENCH), "",                                \
+      "io_uring with a kernel thread polling for submissions", NULL, NULL,                    \
+      set_flag(&cfg->sqpoll, true))                                                           \
+    X(INTERVAL, "interval", 0, required_argument, LOAD, "SEC",                                \
+      "print a report every SEC seconds while running", "SEC",                                \
+      "seconds between probes of a target (default 1)",                                       \
+      opt_parse_seconds(name, v, 0.01, 86400, &cfg->interval, err, cap))                      \
+    X(PERCENTILES, "percentiles", 0, required_argument, FOR(CLIENT_BENCH), "LIST",            \
+      "percentiles to report (default 50,90,99,99.9)", NULL, NULL,                            \
+      parse_percentiles(cfg, name, v, err, cap))                                              \
+    X(HIST_OUT, "histogram-out", 0, required_argument, FOR(CLIENT_BENCH), "FILE",             \
+      "write the percentile spectrum (HdrHistogram text layout)", NULL, NULL,                 \
+      set_path(&cfg->histogram_out, v))                                                       \
+    X(PLOT, "plot", 0, required_argument, FOR(CLIENT_BENCH), "FILE.svg",                      \
+      "draw latency by percentile as an SVG image", NULL, NULL, set_path(&cfg->plot_out, v))  \
+    X(JSON, "json", 0, no_argument, LOAD, "",                                                 \
+      "print JSON: one object, or with --interval one event a line", "",                      \
+      "one JSON object per probe", set_flag(&cfg->json, true))                                \
+    X(HTTP_PORT, "http-port", 0, required_argument, FOR(CLIENT_PROBE), "N",                   \
+      "serve Prometheus metrics at http://ADDR:N/metrics", NULL, NULL,                        \
+      set_http_port(cfg, name, v, err, cap))                                                  \
+    X(HTTP_BIND, "http-bind", 0, required_argument, FOR(CLIENT_PROBE), "ADDR",                \
+      "address for --http-port (default 127.0.0.1)", NULL, NULL,                              \
+      set_http_bind(cfg, name, v, err, cap))
+
+/* getopt_long's value for an option: its letter, or one of these past 255. */
+enum {
+    OPT_NONE = 255,
+#define OPTION_ENUM(id, ...) OPT_##id,
+    CLIENT_OPTIONS(OPTION_ENUM)
+#undef OPTION_ENUM
+};
+
+#define OPTION_KEY(id, letter) ((letter) != 0 ? (letter) : OPT_##id)
+
+static const struct option long_options[] = {
+#define OPTION_ROW(id, name, letter, has_arg, ...) { name, has_arg, NULL, OPTION_KEY(id, letter) },
+    CLIENT_OPTIONS(OPTION_ROW)
+#undef OPTION_ROW
+    { NULL, 0, NULL, 0 },
+};
+
+/* The rest of each option: who takes it, and its --help lines. */
+struct option_info {
+    unsigned commands;
+    const char *value, *text;             /* value "" when it takes none */
+    const char *probe_value, *probe_text; /* probe's, when they differ */
+};
+
+static const struct option_info option_info[] = {
+#define OPTION_INFO(id, name, letter, has_arg, commands, value, text, probe_value, probe_text, \
+                    action)                                                                   \
+    { commands, value, text, probe_value, probe_text },
+    CLIENT_OPTIONS(OPTION_INFO)
+#undef OPTION_INFO
+};
+
+#define NOPTIONS (sizeof option_info / sizeof option_info[0])
+
+/* Help text starts in this column. */
+#define HELP_COLUMN 23
+
+static void print_option(FILE *out, const struct option *o, const char *value, const char *text)
 {
-    switch (opt) {
-    case OPT_TIMEOUT: case OPT_TEXT: case OPT_NO_REPORT:
-        return ALL;
-    case OPT_SIZE: case OPT_DURATION: case OPT_COUNT: case OPT_JSON: case OPT_INTERVAL:
-    case OPT_SEED:
-        return LOAD;
-    case OPT_HTTP_PORT: case OPT_HTTP_BIND:
-        return FOR(CLIENT_PROBE);
-    default:
-        return FOR(CLIENT_BENCH);
+    int n = o->val < 256 ? fprintf(out, "  -%c, --%s", o->val, o->name)
+                         : fprintf(out, "  --%s", o->name);
+    if (value[0] != '\0')
+        n += fprintf(out, " %s", value);
+    if (n > HELP_COLUMN - 1) {
+        fputc('\n', out);
+        n = 0;
     }
+    fprintf(out, "%*s", HELP_COLUMN - n, "");
+    for (const char *p = text; *p != '\0'; p++) {
+        fputc(*p, out);
+        if (*p == '\n')
+            fprintf(out, "%*s", HELP_COLUMN, "");
+    }
+    fputc('\n', out);
+}
+
+/* The options of one section: those every command takes (mask ALL), or
+ * those of bench or of probe that not every command takes. */
+static void print_section(FILE *out, unsigned mask)
+{
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct option_info *o = &option_info[i];
+        bool here = mask == ALL ? o->commands == ALL
+                                : o->commands != ALL && (o->commands & mask) != 0;
+        if (!here)
+            continue;
+        if (mask == FOR(CLIENT_PROBE) && o->probe_text != NULL)
+            print_option(out, &long_options[i], o->probe_value, o->probe_text);
+        else
+            print_option(out, &long_options[i], o->value, o->text);
+    }
+}
+
+static int show_help(FILE *out)
+{
+    fputs("Usage: tcpmsg [OPTION]... HOST[:PORT] [MESSAGE]...\n"
+          "       tcpmsg bench [OPTION]... HOST[:PORT]\n"
+          "       tcpmsg probe [OPTION]... HOST[:PORT]...\n"
+          "Send messages to a tcpmsgd server (or any echo server) and print each reply\n"
+          "with its round-trip time. With no MESSAGE, each line of standard input is a\n"
+          "message. HOST is a name, an IPv4 address or [IPv6]; PORT defaults to 8080.\n"
+          "\n",
+          out);
+    print_section(out, ALL);
+    fputs("\nbench: a load generator; every reply is checked byte for byte.\n", out);
+    print_section(out, FOR(CLIENT_BENCH));
+    fputs("\nprobe: probe each target every --interval seconds (default 1, with jitter),\n"
+          "one line per probe; timeouts and failed connections count as loss.\n",
+          out);
+    print_section(out, FOR(CLIENT_PROBE));
+    fputs("\n"
+          "Exit status: 0 success; 1 I/O error or the server closed the connection (bench:\n"
+          "any error); 2 bad usage or address; 3 cannot connect; 4 timeout; 5 a reply did\n"
+          "not match the message; 6 the server answered with an error.\n",
+          out);
+    return OPTION_EXIT;
+}
+
+static int show_version(FILE *out)
+{
+    fprintf(out, "tcpmsg %s\n", TCPMSG_VERSION);
+    return OPTION_EXIT;
+}
+
+const char *client_config_option(size_t i, char *letter)
+{
+    if (i >= NOPTIONS)
+        return NULL;
+    if (letter != NULL)
+        *letter = long_options[i].val < 256 ? (char)long_options[i].val : '\0';
+    return long_options[i].name;
+}
+
+/* getopt's short options from the list, after prefix (':' tells a missing
+ * value from an unknown option). */
+static void short_options(char *out, size_t cap, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    memcpy(out, prefix, n);
+    for (const struct option *o = long_options; o->name != NULL && n + 3 < cap; o++) {
+        if (o->val >= 256)
+            continue;
+        out[n++] = (char)o->val;
+        if (o->has_arg == required_argument)
+            out[n++] = ':';
+    }
+    out[n] = '\0';
+}
+
+static unsigned commands_of(int key)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (long_options[i].val == key)
+            return option_info[i].commands;
+    return 0;
+}
+
+static const char *long_name(int key)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (long_options[i].val == key)
+            return long_options[i].name;
+    return "?";
 }
 
 static const char *commands_text(unsigned mask)
@@ -213,7 +339,6 @@ static int parse_unsigned(const char *name, const char *v, uint64_t min, uint64_
     return rc;
 }
 
-/* --io: the event loop backend. */
 static int parse_io(const char *name, const char *v, enum loop_backend *out, char *err, size_t cap)
 {
     static const struct {
@@ -245,15 +370,18 @@ static int parse_rate(const char *name, const char *v, double min, double max, d
     return 0;
 }
 
-static int apply_probe(struct client_config *cfg, int opt, const char *name, const char *v,
-                       char *err, size_t cap)
+static int set_http_port(struct client_config *cfg, const char *name, const char *v, char *err,
+                         size_t cap)
 {
     uint64_t u = 0;
-    if (opt == OPT_HTTP_PORT) {
-        int rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
-        cfg->http_port = (int)u;
-        return rc;
-    }
+    int rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
+    cfg->http_port = (int)u;
+    return rc;
+}
+
+static int set_http_bind(struct client_config *cfg, const char *name, const char *v, char *err,
+                         size_t cap)
+{
     if (strlen(v) >= sizeof cfg->http_bind) {
         snprintf(err, cap, "%s: '%s' is too long", name, v);
         return -EINVAL;
@@ -262,60 +390,49 @@ static int apply_probe(struct client_config *cfg, int opt, const char *name, con
     return 0;
 }
 
-static int apply(struct client_config *cfg, int opt, const char *name, const char *v, char *err,
-                 size_t cap)
+/* --timeout and --duration remember they were given: probe's defaults differ. */
+static int set_timeout(struct client_config *cfg, const char *name, const char *v, char *err,
+                       size_t cap)
 {
-    switch (opt) {
-    case OPT_TIMEOUT:
-        cfg->timeout_set = true;
-        return opt_parse_seconds(name, v, 0.001, 86400, &cfg->timeout, err, cap);
-    case OPT_TEXT:
-        cfg->text = true;
-        return 0;
-    case OPT_NO_REPORT:
-        cfg->report = false;
-        return 0;
-    case OPT_CONNECTIONS:
-        return parse_unsigned(name, v, 1, 100000, &cfg->connections, err, cap);
-    case OPT_DEPTH:
-        return parse_unsigned(name, v, 1, 4096, &cfg->depth, err, cap);
-    case OPT_SIZE:
-        return parse_size_range(cfg, name, v, err, cap);
-    case OPT_DURATION:
-        cfg->duration_set = true;
-        return opt_parse_seconds(name, v, 0.01, 86400 * 365, &cfg->duration, err, cap);
-    case OPT_COUNT:
-        return opt_parse_u64(name, v, 1, UINT64_MAX, &cfg->count, err, cap);
-    case OPT_THREADS:
-        return parse_unsigned(name, v, 1, 256, &cfg->threads, err, cap);
-    case OPT_JSON:
-        cfg->json = true;
-        return 0;
-    case OPT_RATE:
-        return parse_rate(name, v, 0.01, 1e8, &cfg->rate, err, cap);
-    case OPT_INTERVAL:
-        return opt_parse_seconds(name, v, 0.01, 86400, &cfg->interval, err, cap);
-    case OPT_PERCENTILES:
-        return parse_percentiles(cfg, name, v, err, cap);
-    case OPT_HIST_OUT:
-        cfg->histogram_out = v;
-        return 0;
-    case OPT_PLOT:
-        cfg->plot_out = v;
-        return 0;
-    case OPT_SEED:
-        return opt_parse_u64(name, v, 0, UINT64_MAX, &cfg->seed, err, cap);
-    case OPT_WARMUP:
-        return opt_parse_seconds(name, v, 0, 86400, &cfg->warmup, err, cap);
-    case OPT_CONNECT_RATE:
-        return parse_rate(name, v, 0.01, 1e7, &cfg->connect_rate, err, cap);
-    case OPT_IO:
-        return parse_io(name, v, &cfg->io, err, cap);
-    case OPT_SQPOLL:
-        cfg->sqpoll = true;
-        return 0;
+    cfg->timeout_set = true;
+    return opt_parse_seconds(name, v, 0.001, 86400, &cfg->timeout, err, cap);
+}
+
+static int set_duration(struct client_config *cfg, const char *name, const char *v, char *err,
+                        size_t cap)
+{
+    cfg->duration_set = true;
+    return opt_parse_seconds(name, v, 0.01, 86400 * 365, &cfg->duration, err, cap);
+}
+
+static int set_flag(bool *dst, bool value)
+{
+    *dst = value;
+    return 0;
+}
+
+/* A file name: points into argv. */
+static int set_path(const char **dst, const char *v)
+{
+    *dst = v;
+    return 0;
+}
+
+/* Apply option key (getopt_long's value) with value v (NULL when it takes
+ * none): 0, OPTION_EXIT, or -EINVAL with the message in err. */
+static int apply(struct client_config *cfg, int key, const char *name, const char *v, FILE *out,
+                 char *err, size_t cap)
+{
+    switch (key) {
+#define OPTION_CASE(id, name_, letter, has_arg, commands, value, text, probe_value, probe_text, \
+                    action)                                                                    \
+    case OPTION_KEY(id, letter):                                                               \
+        return action;
+        CLIENT_OPTIONS(OPTION_CASE)
+#undef OPTION_CASE
     }
-    return apply_probe(cfg, opt, name, v, err, cap);
+    snprintf(err, cap, "%s: not an option", name);
+    return -EINVAL;
 }
 
 __attribute__((format(printf, 2, 3))) static enum client_config_result fail(FILE *err,
@@ -376,19 +493,15 @@ enum client_config_result client_config_parse(struct client_config *cfg, int arg
     int first = first_argument(cfg, argc, argv);
     optind = 0; /* glibc: 0 fully reinitialises getopt */
     opterr = 0;
-    int opt, idx;
+    int opt;
     /* One-shot stops at the first non-option ("+"), so a MESSAGE after the
      * address may start with '-'; bench and probe take options anywhere. */
-    const char *shortopts = cfg->command == CLIENT_ONESHOT ? "+:hV" : ":hV";
-    while ((opt = getopt_long(argc - first + 1, argv + first - 1, shortopts, long_options, &idx)) != -1) {
-        char msg[256];
+    char shortopts[16];
+    short_options(shortopts, sizeof shortopts, cfg->command == CLIENT_ONESHOT ? "+:" : ":");
+    while ((opt = getopt_long(argc - first + 1, argv + first - 1, shortopts, long_options,
+                              NULL)) != -1) {
+        char msg[256], name[64];
         switch (opt) {
-        case 'h':
-            usage(out);
-            return CLIENT_CONFIG_EXIT;
-        case 'V':
-            fprintf(out, "tcpmsg %s\n", TCPMSG_VERSION);
-            return CLIENT_CONFIG_EXIT;
         case ':':
             return fail(err, "%s needs a value", argv[first - 1 + optind - 1]);
         case '?':
@@ -397,11 +510,12 @@ enum client_config_result client_config_parse(struct client_config *cfg, int arg
             return fail(err, "%s", msg);
         default:
             if ((commands_of(opt) & FOR(cfg->command)) == 0)
-                return fail(err, "--%s is %s", long_options[idx].name,
-                            commands_text(commands_of(opt)));
-            char name[64];
-            snprintf(name, sizeof name, "--%s", long_options[idx].name);
-            if (apply(cfg, opt, name, optarg, msg, sizeof msg) < 0)
+                return fail(err, "--%s is %s", long_name(opt), commands_text(commands_of(opt)));
+            snprintf(name, sizeof name, "--%s", long_name(opt));
+            int rc = apply(cfg, opt, name, optarg, out, msg, sizeof msg);
+            if (rc == OPTION_EXIT)
+                return CLIENT_CONFIG_EXIT;
+            if (rc < 0)
                 return fail(err, "%s", msg);
         }
     }

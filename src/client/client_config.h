@@ -71,4 +71,10 @@ void client_config_defaults(struct client_config *cfg);
 enum client_config_result client_config_parse(struct client_config *cfg, int argc, char **argv,
                                               FILE *out, FILE *err);
 
+/* Option i of tcpmsg, in --help order: its long name without "--"
+ * ("connections"), and in *letter (when not NULL) its short letter or '\0'.
+ * NULL past the last. Lets tests check every option without a list of
+ * their own. */
+const char *client_config_option(size_t i, char *letter);
+
 #endif

@@ -724,7 +724,7 @@ int lg_thread_connect(struct lg_thread *t, unsigned k)
     struct lg_conn *c = &t->conns[k];
     if (conn_alloc(t, c, t->cfg->report && !t->cfg->text) < 0) {
         fprintf(stderr, "tcpmsg: out of memory for connection buffers\n");
-        return -EXIT_IO;
+        return -ENOMEM;
     }
     char addr[NET_ADDRSTRLEN];
     int fd = client_connect(t->cfg, addr);
@@ -738,17 +738,19 @@ int lg_thread_connect(struct lg_thread *t, unsigned k)
     c->s.on_write = on_write;
     c->s.on_close = on_close;
     c->s.data = t;
-    if (loop_stream_start(t->loop, &c->s, fd) < 0) {
+    int e = loop_stream_start(t->loop, &c->s, fd);
+    if (e < 0) {
         close(fd);
         counter_add(&t->stats.errors[LG_ERR_CONNECT], 1);
-        return -EXIT_IO;
+        return e;
     }
     c->open = true;
     t->live++;
     /* Whole buffers: io_uring then keeps one multishot recv armed. */
-    if (loop_stream_read(t->loop, &c->s, LOOP_READ_SIZE) < 0) {
+    e = loop_stream_read(t->loop, &c->s, LOOP_READ_SIZE);
+    if (e < 0) {
         conn_drop(t, c, LG_ERR_CONNECT);
-        return -EXIT_IO;
+        return e;
     }
     return 0;
 }

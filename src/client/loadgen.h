@@ -76,8 +76,9 @@ const char *lg_thread_io(const struct lg_thread *t);
 /* The system calls its loop made, by kind. Any thread. */
 uint64_t lg_thread_syscalls(const struct lg_thread *t, enum loop_syscall k);
 
-/* Connect connection k (before the thread starts). 0, or -(enum client_exit)
- * after printing why (counted as a connect error). */
+/* Connect connection k (before the thread starts). 0, or a negative errno
+ * after printing why (counted as a connect error): client_connect's, or
+ * -ENOMEM / -ENOSPC when this machine ran out (buffers, the epoll set). */
 int lg_thread_connect(struct lg_thread *t, unsigned k);
 
 /* Run the loop on a new thread from plan->start_ns until the deadline (or

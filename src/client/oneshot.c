@@ -28,16 +28,19 @@ int client_connect(const struct client_config *cfg, char *addr_out)
     char err[300];
     if (net_resolve(cfg->host, cfg->port, false, &ss, &len, err, sizeof err) < 0) {
         fprintf(stderr, "tcpmsg: %s\n", err);
-        return -EXIT_USAGE;
+        return -EINVAL;
     }
     net_format_addr((struct sockaddr *)&ss, addr_out, NET_ADDRSTRLEN);
     int fd = net_connect((struct sockaddr *)&ss, len, timeout_ms(cfg));
-    if (fd < 0) {
+    if (fd < 0)
         fprintf(stderr, "tcpmsg: cannot connect to %s: %s\n", addr_out,
                 fd == -ETIMEDOUT ? "timed out" : strerror(-fd));
-        return fd == -ETIMEDOUT ? -EXIT_TIMEOUT : -EXIT_CONNECT;
-    }
     return fd;
+}
+
+int client_connect_status(int err)
+{
+    return err == -EINVAL ? EXIT_USAGE : err == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_CONNECT;
 }
 
 /* Map a failed read or write to an exit status, with a message. */
@@ -226,7 +229,7 @@ int oneshot_run(const struct client_config *cfg)
     char addr[NET_ADDRSTRLEN];
     int fd = client_connect(cfg, addr);
     if (fd < 0)
-        return -fd;
+        return client_connect_status(fd);
     struct hist *rtts = hist_new();
     if (rtts == NULL) {
         close(fd);

@@ -47,7 +47,7 @@ int admin_count_parse(const char *v, size_t def, size_t max, size_t *out)
 }
 
 static const char *const sort_spellings[] = {
-#define CONN_SORT_SPELLING(name, spelling) spelling,
+#define CONN_SORT_SPELLING(name, spelling, value) spelling,
     CONN_SORT_KEYS(CONN_SORT_SPELLING)
 #undef CONN_SORT_SPELLING
 };

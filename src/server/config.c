@@ -1,6 +1,7 @@
 /* server config: defaults and the tcpmsgd command line. */
 #include "server/config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,216 +41,314 @@ void server_config_defaults(struct server_config *cfg)
     cfg->log_level = LOG_INFO;
 }
 
-static void usage(FILE *out)
-{
-    fputs(
-        "Usage: tcpmsgd [OPTION]...\n"
-        "A TCP message server: echoes framed or text messages and measures them.\n"
-        "\n"
-        "Listening:\n"
-        "  --bind ADDR               address to listen on, IPv4 or IPv6 (default 0.0.0.0;\n"
-        "                            '::' takes IPv4 and IPv6)\n"
-        "  --port N                  TCP port, 0 picks a free one (default 8080)\n"
-        "  --backlog N               length of the kernel's accept queue (default 1024)\n"
-        "  --threads N               worker threads, each with its own epoll loop\n"
-        "                            (default: online CPUs)\n"
-        "  --mode epoll|fork         epoll: event loops on worker threads (default);\n"
-        "                            fork: a child process per client, statistics\n"
-        "                            sent to the parent over a pipe\n"
-        "  --max-children N          fork mode: live children at most (default 512)\n"
-        "Limits:\n"
-        "  --max-conns N             open connections over all clients (default 10000)\n"
-        "  --max-conns-per-ip N      open connections from one address (default 4096)\n"
-        "  --max-payload BYTES       largest message, up to 16777215 (default 1MiB)\n"
-        "  --max-pending-output BYTES\n"
-        "                            unsent reply bytes per connection before the server\n"
-        "                            stops reading from it (default 4MiB)\n"
-        "  --max-buffer-memory BYTES\n"
-        "                            input and output buffers of all connections together;\n"
-        "                            over it the server stops reading from connections\n"
-        "                            holding 4 KiB or more (default 256MiB)\n"
-        "  --memory-grace SEC        then, still over it after this long, it closes the\n"
-        "                            largest holders (default 2)\n"
-        "  --rtt-reports accept|ignore\n"
-        "                            accept: add clients' RTT reports that keep the rules\n"
-        "                            (docs/PROTOCOL.md) to tcpmsg_client_rtt_seconds\n"
-        "                            (default); ignore: drop and count every report\n"
-        "Timeouts (seconds, fractions allowed, 0 turns one off):\n"
-        "  --idle-timeout SEC        close a connection silent this long (default 300)\n"
-        "  --frame-timeout SEC       deadline to complete a message once begun (default 30)\n"
-        "  --write-timeout SEC       close a connection whose pending replies make no\n"
-        "                            progress this long: a client that never reads\n"
-        "                            (default 30)\n"
-        "  --drain-timeout SEC       on SIGINT/SIGTERM, time allowed for in-flight replies\n"
-        "                            before connections are closed (default 5)\n"
-        "HTTP endpoint (metrics, health, connections, status page):\n"
-        "  --http-bind ADDR          address for the endpoint (default 127.0.0.1: local only)\n"
-        "  --http-port N             its port, 0 picks a free one (default 8081)\n"
-        "  --no-http                 do not start the endpoint\n"
-        "  --web-root DIR            directory of the status page (default: the web/\n"
-        "                            folder of the source tree)\n"
-        "  --web-config FILE         TLS and basic auth for the endpoint, in the web\n"
-        "                            configuration format of Prometheus exporters\n"
-        "                            (tls_server_config, basic_auth_users); /healthz\n"
-        "                            stays open, every other path needs credentials\n"
-        "Logging (to standard error):\n"
-        "  --log-format text|json    line format (default text)\n"
-        "  --log-level LEVEL         debug, info, warn or error (default info)\n"
-        "  -v, --verbose             same as --log-level debug: log every message\n"
-        "  -h, --help                show this help and exit\n"
-        "  -V, --version             show the version and exit\n"
-        "\n"
-        "Exit status: 0 after a clean shutdown, 1 when the server cannot start,\n"
-        "2 for a bad option.\n",
-        out);
-}
+/* What an option's action returns besides 0 and -EINVAL: help or version
+ * was printed, and tcpmsgd exits at once. */
+#define OPTION_EXIT 1
 
+/* Every option of tcpmsgd, in --help order, one line each:
+ *   X(ID, long name, short letter (0: none), has_arg, value in --help,
+ *     --help section that starts here (NULL: none), help text, action)
+ * A '\n' in the help text starts a new, indented line. The action is an
+ * expression over cfg, name (the option as "--name"), v (its value), out,
+ * err and cap: 0, OPTION_EXIT, or -EINVAL with the message in err.
+ * --help, getopt_long's table, the short options and the parser are all
+ * made from this list, so an option is added in one place. */
+#define SERVER_OPTIONS(X)                                                                      \
+    X(BIND, "bind", 0, required_argument, "ADDR", "Listening:",                                \
+      "address to listen on, IPv4 or IPv6 (default 0.0.0.0;\n'::' takes IPv4 and IPv6)",       \
+      set_text(cfg->bind_addr, sizeof cfg->bind_addr, name, v, err, cap))                      \
+    X(PORT, "port", 0, required_argument, "N", NULL,                                           \
+      "TCP port, 0 picks a free one (default 8080)", set_port(&cfg->port, name, v, err, cap))  \
+    X(BACKLOG, "backlog", 0, required_argument, "N", NULL,                                     \
+      "length of the kernel's accept queue (default 1024)",                                    \
+      set_unsigned(&cfg->backlog, name, v, 1, 65535, err, cap))                                \
+    X(THREADS, "threads", 0, required_argument, "N", NULL,                                     \
+      "worker threads, each with its own epoll loop\n(default: online CPUs)",                  \
+      set_unsigned(&cfg->threads, name, v, 1, MAX_THREADS, err, cap))                          \
+    X(MODE, "mode", 0, required_argument, "epoll|fork", NULL,                                  \
+      "epoll: event loops on worker threads (default);\nfork: a child process per client, "    \
+      "statistics\nsent to the parent over a pipe",                                            \
+      set_choice(&cfg->fork_mode, name, v, "epoll", "fork", "fork", err, cap))                 \
+    X(MAX_CHILDREN, "max-children", 0, required_argument, "N", NULL,                           \
+      "fork mode: live children at most (default 512)",                                        \
+      set_unsigned(&cfg->max_children, name, v, 1, 100000, err, cap))                          \
+    X(MAX_CONNS, "max-conns", 0, required_argument, "N", "Limits:",                            \
+      "open connections over all clients (default 10000)",                                     \
+      set_unsigned(&cfg->max_conns, name, v, 1, MAX_CONNS_LIMIT, err, cap))                    \
+    X(MAX_CONNS_PER_IP, "max-conns-per-ip", 0, required_argument, "N", NULL,                   \
+      "open connections from one address (default 4096)",                                      \
+      set_unsigned(&cfg->max_conns_per_ip, name, v, 1, MAX_CONNS_LIMIT, err, cap))             \
+    X(MAX_PAYLOAD, "max-payload", 0, required_argument, "BYTES", NULL,                         \
+      "largest message, up to 16777215 (default 1MiB)",                                        \
+      set_size(&cfg->max_payload, name, v, 1, FRAME_MAX_PAYLOAD_LIMIT, err, cap))              \
+    X(MAX_PENDING, "max-pending-output", 0, required_argument, "BYTES", NULL,                  \
+      "unsent reply bytes per connection before the server\nstops reading from it "            \
+      "(default 4MiB)",                                                                        \
+      set_size(&cfg->max_pending_output, name, v, 1024, UINT64_C(1) << 30, err, cap))          \
+    X(MAX_BUFFER_MEMORY, "max-buffer-memory", 0, required_argument, "BYTES", NULL,             \
+      "input and output buffers of all connections together;\nover it the server stops "       \
+      "reading from connections\nholding 4 KiB or more (default 256MiB)",                      \
+      opt_parse_size(name, v, 64 * 1024, UINT64_C(1) << 40, &cfg->max_buffer_memory, err, cap)) \
+    X(MEMORY_GRACE, "memory-grace", 0, required_argument, "SEC", NULL,                         \
+      "then, still over it after this long, it closes the\nlargest holders (default 2)",       \
+      opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->memory_grace, err, cap))                \
+    X(RTT_REPORTS, "rtt-reports", 0, required_argument, "accept|ignore", NULL,                 \
+      "accept: add clients' RTT reports that keep the rules\n(docs/PROTOCOL.md) to "           \
+      "tcpmsg_client_rtt_seconds\n(default); ignore: drop and count every report",             \
+      set_choice(&cfg->rtt_reports, name, v, "accept", "ignore", "accept", err, cap))          \
+    X(IDLE, "idle-timeout", 0, required_argument, "SEC",                                       \
+      "Timeouts (seconds, fractions allowed, 0 turns one off):",                               \
+      "close a connection silent this long (default 300)",                                     \
+      opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->idle_timeout, err, cap))                \
+    X(FRAME, "frame-timeout", 0, required_argument, "SEC", NULL,                               \
+      "deadline to complete a message once begun (default 30)",                                \
+      opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->frame_timeout, err, cap))               \
+    X(WRITE, "write-timeout", 0, required_argument, "SEC", NULL,                               \
+      "close a connection whose pending replies make no\nprogress this long: a client that "   \
+      "never reads\n(default 30)",                                                             \
+      opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->write_timeout, err, cap))               \
+    X(DRAIN, "drain-timeout", 0, required_argument, "SEC", NULL,                               \
+      "on SIGINT/SIGTERM, time allowed for in-flight replies\nbefore connections are closed "  \
+      "(default 5)",                                                                           \
+      opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->drain_timeout, err, cap))               \
+    X(HTTP_BIND, "http-bind", 0, required_argument, "ADDR",                                    \
+      "HTTP endpoint (metrics, health, connections, status page):",                            \
+      "address for the endpoint (default 127.0.0.1: local only)",                              \
+      set_text(cfg->http_bind, sizeof cfg->http_bind, name, v, err, cap))                      \
+    X(HTTP_PORT, "http-port", 0, required_argument, "N", NULL,                                 \
+      "its port, 0 picks a free one (default 8081)",                                           \
+      set_port(&cfg->http_port, name, v, err, cap))                                            \
+    X(NO_HTTP, "no-http", 0, no_argument, "", NULL, "do not start the endpoint",               \
+      set_flag(&cfg->http_enabled, false))                                                     \
+    X(WEB_ROOT, "web-root", 0, required_argument, "DIR", NULL,                                 \
+      "directory of the status page (default: the web/\nfolder of the source tree)",           \
+      set_text(cfg->web_root, sizeof cfg->web_root, name, v, err, cap))                        \
+    X(WEB_CONFIG, "web-config", 0, required_argument, "FILE", NULL,                            \
+      "TLS and basic auth for the endpoint, in the web\nconfiguration format of Prometheus "   \
+      "exporters\n(tls_server_config, basic_auth_users); /healthz\nstays open, every other "   \
+      "path needs credentials",                                                                \
+      set_text(cfg->web_config, sizeof cfg->web_config, name, v, err, cap))                    \
+    X(LOG_FORMAT, "log-format", 0, required_argument, "text|json",                             \
+      "Logging (to standard error):", "line format (default text)",                            \
+      set_log_format(cfg, name, v, err, cap))                                                  \
+    X(LOG_LEVEL, "log-level", 0, required_argument, "LEVEL", NULL,                             \
+      "debug, info, warn or error (default info)", set_log_level(cfg, name, v, err, cap))      \
+    X(VERBOSE, "verbose", 'v', no_argument, "", NULL,                                          \
+      "same as --log-level debug: log every message", set_verbose(cfg))                        \
+    X(HELP, "help", 'h', no_argument, "", NULL, "show this help and exit", show_help(out))     \
+    X(VERSION, "version", 'V', no_argument, "", NULL, "show the version and exit",             \
+      show_version(out))
+
+/* getopt_long's value for an option: its letter, or one of these past 255. */
 enum {
-    OPT_BIND = 256, OPT_PORT, OPT_BACKLOG, OPT_THREADS, OPT_MAX_CONNS, OPT_MAX_CONNS_PER_IP,
-    OPT_MAX_PAYLOAD, OPT_MAX_PENDING, OPT_IDLE, OPT_FRAME, OPT_WRITE, OPT_DRAIN, OPT_LOG_FORMAT,
-    OPT_LOG_LEVEL, OPT_HTTP_BIND, OPT_HTTP_PORT, OPT_NO_HTTP, OPT_WEB_ROOT, OPT_MODE,
-    OPT_MAX_CHILDREN, OPT_MAX_BUFFER_MEMORY, OPT_MEMORY_GRACE, OPT_WEB_CONFIG,
-    OPT_RTT_REPORTS,
+    OPT_NONE = 255,
+#define OPTION_ENUM(id, ...) OPT_##id,
+    SERVER_OPTIONS(OPTION_ENUM)
+#undef OPTION_ENUM
 };
 
+#define OPTION_KEY(id, letter) ((letter) != 0 ? (letter) : OPT_##id)
+
 static const struct option long_options[] = {
-    { "bind", required_argument, NULL, OPT_BIND },
-    { "port", required_argument, NULL, OPT_PORT },
-    { "backlog", required_argument, NULL, OPT_BACKLOG },
-    { "threads", required_argument, NULL, OPT_THREADS },
-    { "mode", required_argument, NULL, OPT_MODE },
-    { "max-children", required_argument, NULL, OPT_MAX_CHILDREN },
-    { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
-    { "max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP },
-    { "max-payload", required_argument, NULL, OPT_MAX_PAYLOAD },
-    { "max-pending-output", required_argument, NULL, OPT_MAX_PENDING },
-    { "max-buffer-memory", required_argument, NULL, OPT_MAX_BUFFER_MEMORY },
-    { "memory-grace", required_argument, NULL, OPT_MEMORY_GRACE },
-    { "rtt-reports", required_argument, NULL, OPT_RTT_REPORTS },
-    { "idle-timeout", required_argument, NULL, OPT_IDLE },
-    { "frame-timeout", required_argument, NULL, OPT_FRAME },
-    { "write-timeout", required_argument, NULL, OPT_WRITE },
-    { "drain-timeout", required_argument, NULL, OPT_DRAIN },
-    { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
-    { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-    { "http-bind", required_argument, NULL, OPT_HTTP_BIND },
-    { "http-port", required_argument, NULL, OPT_HTTP_PORT },
-    { "no-http", no_argument, NULL, OPT_NO_HTTP },
-    { "web-root", required_argument, NULL, OPT_WEB_ROOT },
-    { "web-config", required_argument, NULL, OPT_WEB_CONFIG },
-    { "verbose", no_argument, NULL, 'v' },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'V' },
+#define OPTION_ROW(id, name, letter, has_arg, ...) { name, has_arg, NULL, OPTION_KEY(id, letter) },
+    SERVER_OPTIONS(OPTION_ROW)
+#undef OPTION_ROW
     { NULL, 0, NULL, 0 },
 };
 
-static int copy_value(char *dst, size_t dst_cap, const char *name, const char *v, char *err,
-                      size_t cap)
+/* The rest of --help, for each option. */
+struct option_help {
+    const char *value;   /* "" when it takes none */
+    const char *section; /* a heading printed before it, or NULL */
+    const char *text;
+};
+
+static const struct option_help option_help[] = {
+#define OPTION_HELP(id, name, letter, has_arg, value, section, text, action) \
+    { value, section, text },
+    SERVER_OPTIONS(OPTION_HELP)
+#undef OPTION_HELP
+};
+
+/* Help text starts in this column; an option too wide for it has its text
+ * on the next line. */
+#define HELP_COLUMN 28
+
+static void print_option(FILE *out, const struct option *o, const struct option_help *h)
+{
+    int n = o->val < 256 ? fprintf(out, "  -%c, --%s", o->val, o->name)
+                         : fprintf(out, "  --%s", o->name);
+    if (h->value[0] != '\0')
+        n += fprintf(out, " %s", h->value);
+    if (n > HELP_COLUMN - 2) {
+        fputc('\n', out);
+        n = 0;
+    }
+    fprintf(out, "%*s", HELP_COLUMN - n, "");
+    for (const char *p = h->text; *p != '\0'; p++) {
+        fputc(*p, out);
+        if (*p == '\n')
+            fprintf(out, "%*s", HELP_COLUMN, "");
+    }
+    fputc('\n', out);
+}
+
+static int show_help(FILE *out)
+{
+    fputs("Usage: tcpmsgd [OPTION]...\n"
+          "A TCP message server: echoes framed or text messages and measures them.\n"
+          "\n",
+          out);
+    for (size_t i = 0; i < sizeof option_help / sizeof option_help[0]; i++) {
+        if (option_help[i].section != NULL)
+            fprintf(out, "%s\n", option_help[i].section);
+        print_option(out, &long_options[i], &option_help[i]);
+    }
+    fputs("\n"
+          "Exit status: 0 after a clean shutdown, 1 when the server cannot start,\n"
+          "2 for a bad option.\n",
+          out);
+    return OPTION_EXIT;
+}
+
+static int show_version(FILE *out)
+{
+    fprintf(out, "tcpmsgd %s\n", TCPMSG_VERSION);
+    return OPTION_EXIT;
+}
+
+static int set_text(char *dst, size_t dst_cap, const char *name, const char *v, char *err,
+                    size_t cap)
 {
     if (strlen(v) == 0 || strlen(v) >= dst_cap) {
         snprintf(err, cap, "%s: '%s' is empty or too long", name, v);
-        return -1;
+        return -EINVAL;
     }
     strcpy(dst, v);
     return 0;
 }
 
-/* Apply one option with a value; 0 or -EINVAL with err filled. */
-static int apply(struct server_config *cfg, int opt, const char *name, const char *v, char *err,
-                 size_t cap)
+static int set_port(uint16_t *port, const char *name, const char *v, char *err, size_t cap)
 {
-    uint64_t u = 0;
-    int rc = 0;
-    switch (opt) {
-    case OPT_BIND:
-        return copy_value(cfg->bind_addr, sizeof cfg->bind_addr, name, v, err, cap);
-    case OPT_HTTP_BIND:
-        return copy_value(cfg->http_bind, sizeof cfg->http_bind, name, v, err, cap);
-    case OPT_WEB_ROOT:
-        return copy_value(cfg->web_root, sizeof cfg->web_root, name, v, err, cap);
-    case OPT_WEB_CONFIG:
-        return copy_value(cfg->web_config, sizeof cfg->web_config, name, v, err, cap);
-    case OPT_HTTP_PORT:
-        rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
-        cfg->http_port = (uint16_t)u;
-        break;
-    case OPT_NO_HTTP:
-        cfg->http_enabled = false;
-        return 0;
-    case OPT_MODE:
-        if (strcmp(v, "epoll") != 0 && strcmp(v, "fork") != 0) {
-            snprintf(err, cap, "%s: '%s' is not one of epoll, fork", name, v);
-            return -1;
-        }
-        cfg->fork_mode = strcmp(v, "fork") == 0;
-        return 0;
-    case OPT_RTT_REPORTS:
-        if (strcmp(v, "accept") != 0 && strcmp(v, "ignore") != 0) {
-            snprintf(err, cap, "%s: '%s' is not one of accept, ignore", name, v);
-            return -1;
-        }
-        cfg->rtt_reports = strcmp(v, "accept") == 0;
-        return 0;
-    case OPT_MAX_CHILDREN:
-        rc = opt_parse_u64(name, v, 1, 100000, &u, err, cap);
-        cfg->max_children = (unsigned)u;
-        break;
-    case OPT_PORT:
-        rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
-        cfg->port = (uint16_t)u;
-        break;
-    case OPT_BACKLOG:
-        rc = opt_parse_u64(name, v, 1, 65535, &u, err, cap);
-        cfg->backlog = (unsigned)u;
-        break;
-    case OPT_THREADS:
-        rc = opt_parse_u64(name, v, 1, MAX_THREADS, &u, err, cap);
-        cfg->threads = (unsigned)u;
-        break;
-    case OPT_MAX_CONNS:
-        rc = opt_parse_u64(name, v, 1, MAX_CONNS_LIMIT, &u, err, cap);
-        cfg->max_conns = (unsigned)u;
-        break;
-    case OPT_MAX_CONNS_PER_IP:
-        rc = opt_parse_u64(name, v, 1, MAX_CONNS_LIMIT, &u, err, cap);
-        cfg->max_conns_per_ip = (unsigned)u;
-        break;
-    case OPT_MAX_PAYLOAD:
-        rc = opt_parse_size(name, v, 1, FRAME_MAX_PAYLOAD_LIMIT, &u, err, cap);
-        cfg->max_payload = (size_t)u;
-        break;
-    case OPT_MAX_PENDING:
-        rc = opt_parse_size(name, v, 1024, UINT64_C(1) << 30, &u, err, cap);
-        cfg->max_pending_output = (size_t)u;
-        break;
-    case OPT_MAX_BUFFER_MEMORY:
-        rc = opt_parse_size(name, v, 64 * 1024, UINT64_C(1) << 40, &u, err, cap);
-        cfg->max_buffer_memory = u;
-        break;
-    case OPT_MEMORY_GRACE:
-        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->memory_grace, err, cap);
-    case OPT_IDLE:
-        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->idle_timeout, err, cap);
-    case OPT_FRAME:
-        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->frame_timeout, err, cap);
-    case OPT_WRITE:
-        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->write_timeout, err, cap);
-    case OPT_DRAIN:
-        return opt_parse_seconds(name, v, 0, MAX_SECONDS, &cfg->drain_timeout, err, cap);
-    case OPT_LOG_FORMAT:
-        if (!log_parse_format(v, &cfg->log_format)) {
-            snprintf(err, cap, "%s: '%s' is not one of text, json", name, v);
-            return -1;
-        }
-        return 0;
-    case OPT_LOG_LEVEL:
-        if (!log_parse_level(v, &cfg->log_level)) {
-            snprintf(err, cap, "%s: '%s' is not one of debug, info, warn, error", name, v);
-            return -1;
-        }
-        return 0;
-    }
+    uint64_t u;
+    int rc = opt_parse_u64(name, v, 0, 65535, &u, err, cap);
+    if (rc == 0)
+        *port = (uint16_t)u;
     return rc;
+}
+
+static int set_unsigned(unsigned *dst, const char *name, const char *v, uint64_t min,
+                        uint64_t max, char *err, size_t cap)
+{
+    uint64_t u;
+    int rc = opt_parse_u64(name, v, min, max, &u, err, cap);
+    if (rc == 0)
+        *dst = (unsigned)u;
+    return rc;
+}
+
+static int set_size(size_t *dst, const char *name, const char *v, uint64_t min, uint64_t max,
+                    char *err, size_t cap)
+{
+    uint64_t u;
+    int rc = opt_parse_size(name, v, min, max, &u, err, cap);
+    if (rc == 0)
+        *dst = (size_t)u;
+    return rc;
+}
+
+/* One of two words: *dst becomes true for the word `yes`, false for the other. */
+static int set_choice(bool *dst, const char *name, const char *v, const char *first,
+                      const char *second, const char *yes, char *err, size_t cap)
+{
+    if (strcmp(v, first) != 0 && strcmp(v, second) != 0) {
+        snprintf(err, cap, "%s: '%s' is not one of %s, %s", name, v, first, second);
+        return -EINVAL;
+    }
+    *dst = strcmp(v, yes) == 0;
+    return 0;
+}
+
+static int set_flag(bool *dst, bool value)
+{
+    *dst = value;
+    return 0;
+}
+
+static int set_log_format(struct server_config *cfg, const char *name, const char *v, char *err,
+                          size_t cap)
+{
+    if (!log_parse_format(v, &cfg->log_format)) {
+        snprintf(err, cap, "%s: '%s' is not one of text, json", name, v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int set_log_level(struct server_config *cfg, const char *name, const char *v, char *err,
+                         size_t cap)
+{
+    if (!log_parse_level(v, &cfg->log_level)) {
+        snprintf(err, cap, "%s: '%s' is not one of debug, info, warn, error", name, v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int set_verbose(struct server_config *cfg)
+{
+    cfg->log_level = LOG_DEBUG;
+    return 0;
+}
+
+/* Apply option key (getopt_long's value) with value v (NULL when it takes
+ * none): 0, OPTION_EXIT, or -EINVAL with the message in err. */
+static int apply(struct server_config *cfg, int key, const char *name, const char *v, FILE *out,
+                 char *err, size_t cap)
+{
+    switch (key) {
+#define OPTION_CASE(id, name_, letter, has_arg, value, section, text, action) \
+    case OPTION_KEY(id, letter):                                              \
+        return action;
+        SERVER_OPTIONS(OPTION_CASE)
+#undef OPTION_CASE
+    }
+    snprintf(err, cap, "%s: not an option", name);
+    return -EINVAL;
+}
+
+/* getopt's short options, from the list: ':' first, so that a missing
+ * value is told apart from an unknown option. */
+static void short_options(char *out, size_t cap)
+{
+    size_t n = 0;
+    out[n++] = ':';
+    for (const struct option *o = long_options; o->name != NULL && n + 3 < cap; o++) {
+        if (o->val >= 256)
+            continue;
+        out[n++] = (char)o->val;
+        if (o->has_arg == required_argument)
+            out[n++] = ':';
+    }
+    out[n] = '\0';
+}
+
+const char *server_config_option(size_t i, char *letter)
+{
+    if (i >= sizeof option_help / sizeof option_help[0])
+        return NULL;
+    if (letter != NULL)
+        *letter = long_options[i].val < 256 ? (char)long_options[i].val : '\0';
+    return long_options[i].name;
+}
+
+/* The long name of the option getopt returned as key. */
+static const char *long_name(int key)
+{
+    for (const struct option *o = long_options; o->name != NULL; o++)
+        if (o->val == key)
+            return o->name;
+    return "?";
 }
 
 enum config_result server_config_parse(struct server_config *cfg, int argc, char **argv,
@@ -257,19 +356,12 @@ enum config_result server_config_parse(struct server_config *cfg, int argc, char
 {
     optind = 0; /* glibc: 0 fully reinitialises getopt */
     opterr = 0; /* we print our own messages */
-    int opt, idx;
-    while ((opt = getopt_long(argc, argv, ":hvV", long_options, &idx)) != -1) {
-        char msg[256];
+    char shorts[16];
+    short_options(shorts, sizeof shorts);
+    int opt;
+    while ((opt = getopt_long(argc, argv, shorts, long_options, NULL)) != -1) {
+        char msg[256], name[64];
         switch (opt) {
-        case 'h':
-            usage(out);
-            return CONFIG_EXIT;
-        case 'V':
-            fprintf(out, "tcpmsgd %s\n", TCPMSG_VERSION);
-            return CONFIG_EXIT;
-        case 'v':
-            cfg->log_level = LOG_DEBUG;
-            break;
         case ':':
             fprintf(err, "tcpmsgd: %s needs a value (see --help)\n", argv[optind - 1]);
             return CONFIG_ERROR;
@@ -277,14 +369,15 @@ enum config_result server_config_parse(struct server_config *cfg, int argc, char
             opt_bad_option_message(msg, sizeof msg, argv[optind - 1], optopt, long_options);
             fprintf(err, "tcpmsgd: %s (see --help)\n", msg);
             return CONFIG_ERROR;
-        default: {
-            char name[64];
-            snprintf(name, sizeof name, "--%s", long_options[idx].name);
-            if (apply(cfg, opt, name, optarg, msg, sizeof msg) < 0) {
+        default:
+            snprintf(name, sizeof name, "--%s", long_name(opt));
+            int rc = apply(cfg, opt, name, optarg, out, msg, sizeof msg);
+            if (rc == OPTION_EXIT)
+                return CONFIG_EXIT;
+            if (rc < 0) {
                 fprintf(err, "tcpmsgd: %s\n", msg);
                 return CONFIG_ERROR;
             }
-        }
         }
     }
     if (optind < argc) {

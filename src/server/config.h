@@ -52,4 +52,10 @@ void server_config_defaults(struct server_config *cfg);
 enum config_result server_config_parse(struct server_config *cfg, int argc, char **argv,
                                        FILE *out, FILE *err);
 
+/* Option i of tcpmsgd, in --help order: its long name without "--"
+ * ("max-conns"), and in *letter (when not NULL) its short letter or '\0'.
+ * NULL past the last. Lets tests check every option without a list of
+ * their own. */
+const char *server_config_option(size_t i, char *letter);
+
 #endif

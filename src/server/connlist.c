@@ -87,22 +87,17 @@ static json_t *info_json(const struct conn_info *i, uint64_t now)
     return o;
 }
 
-/* Sorting: a key extractor per field. Age and idle sort by their start
- * times, reversed, so that "age" ascending means youngest first... no:
- * ascending age means oldest connections last, as a person expects. */
+/* Sorting: the value of key k, from the key list (adminquery.h). */
 static uint64_t key_of(const struct conn_info *i, enum conn_sort_key k)
 {
     switch (k) {
-    case CONN_SORT_ID: return i->id;
-    case CONN_SORT_AGE: return UINT64_MAX - i->opened_ns;  /* older = larger age */
-    case CONN_SORT_IDLE: return UINT64_MAX - i->active_ns;
-    case CONN_SORT_BYTES_IN: return i->bytes_in;
-    case CONN_SORT_BYTES_OUT: return i->bytes_out;
-    case CONN_SORT_MSGS_IN: return i->msgs_in;
-    case CONN_SORT_MSGS_OUT: return i->msgs_out;
-    case CONN_SORT_PENDING: return i->pending;
-    case CONN_SORT_MEMORY: return i->mem;
-    case CONN_SORT_KEY_COUNT: break;
+#define SORT_KEY_CASE(name, spelling, value) \
+    case name:                               \
+        return value;
+        CONN_SORT_KEYS(SORT_KEY_CASE)
+#undef SORT_KEY_CASE
+    case CONN_SORT_KEY_COUNT:
+        break;
     }
     return 0;
 }

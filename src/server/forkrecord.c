@@ -6,16 +6,19 @@
 #include <errno.h>
 #include <string.h>
 
+/* which < FORK_HIST_COUNT (forkrecord_valid checked it). */
 static struct hist *hist_of(struct server_stats *s, unsigned which)
 {
-    switch (which) {
-    case FORK_HIST_SERVICE:
-        return &s->service_ns;
-    case FORK_HIST_SIZE:
-        return &s->msg_bytes;
-    default:
-        return &s->client_rtt_ns;
+    switch ((enum fork_hist)which) {
+#define HIST_CASE(field, ...) \
+    case FORK_HIST_##field:   \
+        return &s->field;
+        SERVER_STATS_HISTS(HIST_CASE)
+#undef HIST_CASE
+    case FORK_HIST_COUNT:
+        break;
     }
+    return NULL;
 }
 
 /* dst[i] = cur[i] - sent[i]; sent[i] = cur[i]. True if any moved. */
@@ -31,18 +34,15 @@ static bool take_deltas(uint64_t *dst, const counter_t *cur, counter_t *sent, si
     return moved;
 }
 
-static bool take_counters(struct fork_record_head *h, const struct server_stats *cur,
+static bool take_counters(struct fork_deltas *d, const struct server_stats *cur,
                           struct server_stats *sent)
 {
     bool moved = false;
-    moved |= take_deltas(h->closed, cur->closed, sent->closed, CLOSE_REASON_COUNT);
-    moved |= take_deltas(h->errors, cur->errors, sent->errors, ERROR_KIND_COUNT);
-    moved |= take_deltas(h->msgs_in_d, cur->msgs_in, sent->msgs_in, STATS_MODE_COUNT);
-    moved |= take_deltas(h->msgs_out_d, cur->msgs_out, sent->msgs_out, STATS_MODE_COUNT);
-    moved |= take_deltas(h->bytes_in_d, cur->bytes_in, sent->bytes_in, STATS_MODE_COUNT);
-    moved |= take_deltas(h->bytes_out_d, cur->bytes_out, sent->bytes_out, STATS_MODE_COUNT);
-    moved |= take_deltas(&h->rtt_reports, &cur->rtt_reports, &sent->rtt_reports, 1);
-    moved |= take_deltas(h->rtt_rejected, cur->rtt_rejected, sent->rtt_rejected, RTT_REJECT_COUNT);
+#define TAKE(field, ...)                                                                       \
+    moved |= take_deltas((uint64_t *)&d->field, STATS_CFIRST(cur, field), STATS_FIRST(sent, field), \
+                         STATS_LEN(field));
+    SERVER_STATS_COUNTERS(TAKE)
+#undef TAKE
     return moved;
 }
 
@@ -56,7 +56,7 @@ int forkrecord_emit(const struct fork_record_head *tmpl, const struct server_sta
     r.h.flags = 0; /* set on the last record only, below */
     r.h.magic = FORK_RECORD_MAGIC;
     r.h.version = FORK_RECORD_VERSION;
-    bool moved = take_counters(&r.h, cur, sent);
+    bool moved = take_counters(&r.h.d, cur, sent);
     int records = 0;
     for (unsigned k = 0; k < FORK_HIST_COUNT; k++) {
         const struct hist *c = hist_of((struct server_stats *)cur, k);
@@ -82,7 +82,7 @@ int forkrecord_emit(const struct fork_record_head *tmpl, const struct server_sta
                 r.h.slot = keep.slot;
                 r.h.conn_id = keep.conn_id;
                 memcpy(&r.h.active_ns, &keep.active_ns,
-                       offsetof(struct fork_record_head, closed) -
+                       offsetof(struct fork_record_head, d) -
                            offsetof(struct fork_record_head, active_ns));
             }
             r.e[r.h.nentries++] = (struct fork_entry){ .hist = (uint8_t)k, .bucket = (uint16_t)i,
@@ -121,14 +121,10 @@ static void add_all(counter_t *dst, const uint64_t *d, size_t n)
 void forkrecord_apply(const struct fork_record *r, struct server_stats *dst)
 {
     const struct fork_record_head *h = &r->h;
-    add_all(dst->closed, h->closed, CLOSE_REASON_COUNT);
-    add_all(dst->errors, h->errors, ERROR_KIND_COUNT);
-    add_all(dst->msgs_in, h->msgs_in_d, STATS_MODE_COUNT);
-    add_all(dst->msgs_out, h->msgs_out_d, STATS_MODE_COUNT);
-    add_all(dst->bytes_in, h->bytes_in_d, STATS_MODE_COUNT);
-    add_all(dst->bytes_out, h->bytes_out_d, STATS_MODE_COUNT);
-    add_all(&dst->rtt_reports, &h->rtt_reports, 1);
-    add_all(dst->rtt_rejected, h->rtt_rejected, RTT_REJECT_COUNT);
+#define APPLY(field, ...) \
+    add_all(STATS_FIRST(dst, field), (const uint64_t *)&h->d.field, STATS_LEN(field));
+    SERVER_STATS_COUNTERS(APPLY)
+#undef APPLY
     for (uint32_t i = 0; i < h->nentries; i++) {
         const struct fork_entry *e = &r->e[i];
         uint64_t lo = hist_bucket_lo(e->bucket);

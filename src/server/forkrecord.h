@@ -16,11 +16,28 @@
 #include "server/stats.h"
 
 #define FORK_RECORD_MAGIC 0x544d5347u /* "TMSG" */
-#define FORK_RECORD_VERSION 2 /* 2: 64-bit bucket deltas, RTT report rejections */
+/* 2: 64-bit bucket deltas, RTT report rejections; 3: a delta for every
+ * counter of SERVER_STATS_COUNTERS, in its order */
+#define FORK_RECORD_VERSION 3
 #define FORK_RECORD_SIZE 1024
 #define FORK_RECORD_FINAL 1u /* flags: the child's last record */
 
-enum fork_hist { FORK_HIST_SERVICE, FORK_HIST_SIZE, FORK_HIST_CLIENT_RTT, FORK_HIST_COUNT };
+/* Which histogram of server_stats an entry moves: one per SERVER_STATS_HISTS. */
+enum fork_hist {
+#define FORK_HIST_ENUM(field, ...) FORK_HIST_##field,
+    SERVER_STATS_HISTS(FORK_HIST_ENUM)
+#undef FORK_HIST_ENUM
+    FORK_HIST_COUNT
+};
+
+/* Counter deltas since the previous record: the counters of server_stats,
+ * made from the same list, so a new counter travels without a change here.
+ * The parent counts accepts and rejections itself; a child's are zero. */
+struct fork_deltas {
+#define FORK_DELTA_FIELD(field, shape, ...) uint64_t field shape;
+    SERVER_STATS_COUNTERS(FORK_DELTA_FIELD)
+#undef FORK_DELTA_FIELD
+};
 
 struct fork_record_head {
     uint32_t magic;
@@ -34,13 +51,7 @@ struct fork_record_head {
     /* The connection now (totals, not deltas). */
     uint64_t active_ns, msgs_in, msgs_out, bytes_in, bytes_out, pending;
     uint8_t mode, state, reason, pad[5];
-    /* Counter deltas since the previous record. */
-    uint64_t closed[CLOSE_REASON_COUNT];
-    uint64_t errors[ERROR_KIND_COUNT];
-    uint64_t msgs_in_d[STATS_MODE_COUNT], msgs_out_d[STATS_MODE_COUNT];
-    uint64_t bytes_in_d[STATS_MODE_COUNT], bytes_out_d[STATS_MODE_COUNT];
-    uint64_t rtt_reports;
-    uint64_t rtt_rejected[RTT_REJECT_COUNT];
+    struct fork_deltas d;
 };
 
 /* A bucket's delta is as wide as the bucket itself: one RTT report can move

@@ -31,14 +31,15 @@ struct metric_def {
 };
 
 #define TAG_OF(name, tag, text) tag,
-static const char *const close_tags[] = { CLOSE_REASONS(TAG_OF) };
-static const char *const reject_tags[] = { REJECT_REASONS(TAG_OF) };
-static const char *const rtt_reject_tags[] = { RTT_REJECT_REASONS(TAG_OF) };
-static const char *const error_tags[] = { ERROR_KINDS(TAG_OF) "http" };
-static const char *const mode_tags[] = { "framed", "text" };
 static const char *const class_tags[] = { "2xx", "3xx", "4xx", "5xx" };
 static const char *const auth_tags[] = { HTTP_AUTH_FAILURES(TAG_OF) };
 static const char *const http_reject_tags[] = { HTTP_REJECT_REASONS(TAG_OF) };
+/* The label values of each counter of server_stats, as field_values. The
+ * NULL ends the list and keeps an unlabelled counter's array non-empty. */
+#define STATS_VALUES(field, shape, name, unit, label, values, help) \
+    static const char *const field##_values[] = { values(TAG_OF) NULL };
+SERVER_STATS_COUNTERS(STATS_VALUES)
+#undef STATS_VALUES
 #undef TAG_OF
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -60,43 +61,33 @@ static double get_fds(const struct metrics_snapshot *m, size_t i) { (void)i; ret
 static double get_cpu(const struct metrics_snapshot *m, size_t i) { (void)i; return m->cpu_seconds; }
 static double get_one(const struct metrics_snapshot *m, size_t i) { (void)m; (void)i; return 1; }
 
-static double get_accepted(const struct metrics_snapshot *m, size_t i)
+/* Value i of a counter of server_stats. Past the end of the array is the
+ * one label value counted elsewhere, errors' "http" (ERROR_METRIC_KINDS):
+ * the HTTP endpoint's 4xx and 5xx answers. */
+static double stats_value(const struct metrics_snapshot *m, const counter_t *c, size_t n, size_t i)
 {
-    (void)i;
-    return u(counter_get(&m->stats.accepted));
+    if (i < n)
+        return u(counter_get(&c[i]));
+    return u(m->http_responses[4] + m->http_responses[5]);
 }
-static double get_closed(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.closed[i])); }
-static double get_rejected(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.rejected[i])); }
-static double get_msgs_in(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.msgs_in[i])); }
-static double get_msgs_out(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.msgs_out[i])); }
-static double get_bytes_in(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.bytes_in[i])); }
-static double get_bytes_out(const struct metrics_snapshot *m, size_t i) { return u(counter_get(&m->stats.bytes_out[i])); }
+
+#define STATS_GETTER(field, ...)                                                  \
+    static double get_##field(const struct metrics_snapshot *m, size_t i)        \
+    {                                                                             \
+        return stats_value(m, STATS_CFIRST(&m->stats, field), STATS_LEN(field), i); \
+    }
+SERVER_STATS_COUNTERS(STATS_GETTER)
+#undef STATS_GETTER
+
 static double get_http(const struct metrics_snapshot *m, size_t i) { return u(m->http_responses[i + 2]); }
 static double get_auth(const struct metrics_snapshot *m, size_t i) { return u(m->http_auth_failures[i]); }
 static double get_http_rejected(const struct metrics_snapshot *m, size_t i) { return u(m->http_rejected[i]); }
 static double get_http_open(const struct metrics_snapshot *m, size_t i) { (void)i; return u(m->http_open); }
 
-static double get_errors(const struct metrics_snapshot *m, size_t i)
-{
-    if (i < ERROR_KIND_COUNT)
-        return u(counter_get(&m->stats.errors[i]));
-    return u(m->http_responses[4] + m->http_responses[5]); /* "http": 4xx and 5xx answers */
-}
-
-static double get_reports(const struct metrics_snapshot *m, size_t i)
-{
-    (void)i;
-    return u(counter_get(&m->stats.rtt_reports));
-}
-
-static double get_reports_rejected(const struct metrics_snapshot *m, size_t i)
-{
-    return u(counter_get(&m->stats.rtt_rejected[i]));
-}
-
-static const struct hist *hist_service(const struct metrics_snapshot *m) { return &m->stats.service_ns; }
-static const struct hist *hist_client(const struct metrics_snapshot *m) { return &m->stats.client_rtt_ns; }
-static const struct hist *hist_size(const struct metrics_snapshot *m) { return &m->stats.msg_bytes; }
+#define STATS_HIST_GETTER(field, ...) \
+    static const struct hist *hist_##field(const struct metrics_snapshot *m) { return &m->stats.field; }
+SERVER_STATS_HISTS(STATS_HIST_GETTER)
+#undef STATS_HIST_GETTER
 
 /* Size buckets: powers of four from 1 byte to 16 MiB (the protocol's limit). */
 static const double size_bounds[] = {
@@ -128,32 +119,11 @@ static const struct metric_def metric_defs[] = {
       .get = get_buf_mem },
     { "tcpmsg_buffer_memory_limit_bytes", M_GAUGE, "bytes",
       "The --max-buffer-memory budget for connection buffers", .get = get_buf_limit },
-    { "tcpmsg_connections_accepted_total", M_COUNTER, "", "Client connections accepted",
-      .get = get_accepted },
-    { "tcpmsg_connections_closed_total", M_COUNTER, "", "Client connections closed, by reason",
-      LABELS("reason", close_tags), .get = get_closed },
-    { "tcpmsg_connections_rejected_total", M_COUNTER, "",
-      "Connections refused right after accept, by the limit they hit",
-      LABELS("reason", reject_tags), .get = get_rejected },
-    { "tcpmsg_messages_received_total", M_COUNTER, "", "Messages received, by framing mode",
-      LABELS("mode", mode_tags), .get = get_msgs_in },
-    { "tcpmsg_messages_sent_total", M_COUNTER, "",
-      "Replies fully handed to the kernel, by framing mode", LABELS("mode", mode_tags),
-      .get = get_msgs_out },
-    { "tcpmsg_received_bytes_total", M_COUNTER, "bytes",
-      "Bytes read from client connections, by framing mode", LABELS("mode", mode_tags),
-      .get = get_bytes_in },
-    { "tcpmsg_sent_bytes_total", M_COUNTER, "bytes",
-      "Bytes written to client connections, by framing mode", LABELS("mode", mode_tags),
-      .get = get_bytes_out },
-    { "tcpmsg_errors_total", M_COUNTER, "", "Errors, by kind", LABELS("kind", error_tags),
-      .get = get_errors },
-    { "tcpmsg_client_rtt_reports_total", M_COUNTER, "",
-      "RTT reports accepted from clients and added to tcpmsg_client_rtt_seconds",
-      .get = get_reports },
-    { "tcpmsg_client_rtt_reports_rejected_total", M_COUNTER, "",
-      "RTT reports refused whole, by the rule they broke (the connection stays open)",
-      LABELS("reason", rtt_reject_tags), .get = get_reports_rejected },
+#define STATS_COUNTER_DEF(field, shape, name, unit, label_name, label_values, help)          \
+    { name, M_COUNTER, unit, help, .label = label_name, .values = field##_values,               \
+      .nvalues = COUNT_OF(field##_values) - 1, .get = get_##field },
+    SERVER_STATS_COUNTERS(STATS_COUNTER_DEF)
+#undef STATS_COUNTER_DEF
     { "tcpmsg_http_responses_total", M_COUNTER, "",
       "Responses of the HTTP endpoint, by status class", LABELS("class", class_tags),
       .get = get_http },
@@ -165,14 +135,10 @@ static const struct metric_def metric_defs[] = {
     { "tcpmsg_http_connections_rejected_total", M_COUNTER, "",
       "HTTP connections refused at accept or ended by the header deadline, by reason",
       LABELS("reason", http_reject_tags), .get = get_http_rejected },
-    { "tcpmsg_service_time_seconds", M_HISTOGRAM, "seconds",
-      "Time from a message fully received to its reply handed to the kernel",
-      .hist = hist_service, .scale = 1e-9, .bounds = metrics_latency_bounds },
-    { "tcpmsg_client_rtt_seconds", M_HISTOGRAM, "seconds",
-      "Round-trip times measured and reported by clients", .hist = hist_client, .scale = 1e-9,
-      .bounds = metrics_latency_bounds },
-    { "tcpmsg_message_size_bytes", M_HISTOGRAM, "bytes", "Payload sizes of messages received",
-      .hist = hist_size, .scale = 1, .bounds = metrics_size_bounds },
+#define STATS_HIST_DEF(field, name, unit, to_unit, bounds_of, help) \
+    { name, M_HISTOGRAM, unit, help, .hist = hist_##field, .scale = to_unit, .bounds = bounds_of },
+    SERVER_STATS_HISTS(STATS_HIST_DEF)
+#undef STATS_HIST_DEF
     { "tcpmsg_workers", M_GAUGE, "", "Worker threads serving connections", .get = get_workers },
     { "tcpmsg_draining", M_GAUGE, "", "1 while the server shuts down, else 0", .get = get_draining },
     { "tcpmsg_uptime_seconds", M_GAUGE, "seconds", "Time since the server started",
@@ -471,8 +437,7 @@ void metrics_write_markdown(FILE *out)
     REJECT_REASONS(MD_ROW)
     fputs("\n### Error kinds (`tcpmsg_errors_total{kind}`)\n\n"
           "| kind | meaning |\n|---|---|\n", out);
-    ERROR_KINDS(MD_ROW)
-    MD_ROW(0, "http", "the HTTP endpoint answered 4xx or 5xx")
+    ERROR_METRIC_KINDS(MD_ROW)
     fputs("\n### Web config refusals (`tcpmsg_http_auth_failures_total{reason}`)\n\n"
           "| reason | meaning |\n|---|---|\n", out);
     HTTP_AUTH_FAILURES(MD_ROW)

@@ -1,4 +1,5 @@
-/* server stats: names for the reason lists. */
+/* server stats: names for the reason lists, and the merge of the workers'
+ * stats, both made from the X-macro lists of stats.h. */
 #include "server/stats.h"
 
 #include <string.h>
@@ -40,9 +41,9 @@ const char *error_kind_tag(enum error_kind k)
 void server_stats_init(struct server_stats *s)
 {
     memset(s, 0, sizeof *s);
-    hist_init(&s->service_ns);
-    hist_init(&s->msg_bytes);
-    hist_init(&s->client_rtt_ns);
+#define INIT_HIST(field, ...) hist_init(&s->field);
+    SERVER_STATS_HISTS(INIT_HIST)
+#undef INIT_HIST
 }
 
 static void add_counters(counter_t *dst, const counter_t *src, size_t n)
@@ -53,17 +54,11 @@ static void add_counters(counter_t *dst, const counter_t *src, size_t n)
 
 void server_stats_add(struct server_stats *dst, const struct server_stats *src)
 {
-    add_counters(&dst->accepted, &src->accepted, 1);
-    add_counters(dst->closed, src->closed, CLOSE_REASON_COUNT);
-    add_counters(dst->rejected, src->rejected, REJECT_REASON_COUNT);
-    add_counters(dst->errors, src->errors, ERROR_KIND_COUNT);
-    add_counters(dst->msgs_in, src->msgs_in, STATS_MODE_COUNT);
-    add_counters(dst->msgs_out, src->msgs_out, STATS_MODE_COUNT);
-    add_counters(dst->bytes_in, src->bytes_in, STATS_MODE_COUNT);
-    add_counters(dst->bytes_out, src->bytes_out, STATS_MODE_COUNT);
-    hist_merge(&dst->service_ns, &src->service_ns);
-    add_counters(&dst->rtt_reports, &src->rtt_reports, 1);
-    add_counters(dst->rtt_rejected, src->rtt_rejected, RTT_REJECT_COUNT);
-    hist_merge(&dst->msg_bytes, &src->msg_bytes);
-    hist_merge(&dst->client_rtt_ns, &src->client_rtt_ns);
+#define ADD_COUNTERS(field, ...) \
+    add_counters(STATS_FIRST(dst, field), STATS_CFIRST(src, field), STATS_LEN(field));
+    SERVER_STATS_COUNTERS(ADD_COUNTERS)
+#undef ADD_COUNTERS
+#define ADD_HIST(field, ...) hist_merge(&dst->field, &src->field);
+    SERVER_STATS_HISTS(ADD_HIST)
+#undef ADD_HIST
 }

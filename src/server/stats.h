@@ -66,28 +66,90 @@ const char *close_reason_tag(enum close_reason r);
 const char *reject_reason_tag(enum reject_reason r);
 const char *error_kind_tag(enum error_kind k);
 
-/* Per framing mode: index 0 framed, 1 text. */
-enum stats_mode { STATS_FRAMED = 0, STATS_TEXT = 1, STATS_MODE_COUNT };
+/* The framing modes that counters are kept by: enum name, label value, meaning. */
+#define STATS_MODES(X)                                              \
+    X(STATS_FRAMED, "framed", "length-prefixed frames (the default)") \
+    X(STATS_TEXT, "text", "newline-terminated lines")
+
+enum stats_mode {
+#define MODE_ENUM(name, tag, text) name,
+    STATS_MODES(MODE_ENUM)
+#undef MODE_ENUM
+    STATS_MODE_COUNT
+};
+
+/* Every counter of struct server_stats, in the order of the metric table:
+ *   X(field, shape, Prometheus name, unit, label, label values, help)
+ * shape is empty for a single counter, or [N] for one counter per value of
+ * the label; the label values are the tags of an X-macro list (NO_LABEL for
+ * none). The struct, the merge of the workers' stats, the fork record and
+ * the metric table (Prometheus and JSON names, help) are all made from this
+ * list, so a new counter is one line here, and its row in docs/METRICS.md.
+ * The last value of tcpmsg_errors_total, "http", is counted by the HTTP
+ * endpoint and not here: its list (ERROR_METRIC_KINDS) is one longer than
+ * the array. */
+#define SERVER_STATS_COUNTERS(X)                                                             \
+    X(accepted, , "tcpmsg_connections_accepted_total", "", NULL, NO_LABEL,                   \
+      "Client connections accepted")                                                         \
+    X(closed, [CLOSE_REASON_COUNT], "tcpmsg_connections_closed_total", "", "reason",         \
+      CLOSE_REASONS, "Client connections closed, by reason")                                 \
+    X(rejected, [REJECT_REASON_COUNT], "tcpmsg_connections_rejected_total", "", "reason",    \
+      REJECT_REASONS, "Connections refused right after accept, by the limit they hit")       \
+    X(msgs_in, [STATS_MODE_COUNT], "tcpmsg_messages_received_total", "", "mode", STATS_MODES, \
+      "Messages received, by framing mode")                                                  \
+    X(msgs_out, [STATS_MODE_COUNT], "tcpmsg_messages_sent_total", "", "mode", STATS_MODES,   \
+      "Replies fully handed to the kernel, by framing mode")                                 \
+    X(bytes_in, [STATS_MODE_COUNT], "tcpmsg_received_bytes_total", "bytes", "mode",          \
+      STATS_MODES, "Bytes read from client connections, by framing mode")                    \
+    X(bytes_out, [STATS_MODE_COUNT], "tcpmsg_sent_bytes_total", "bytes", "mode", STATS_MODES, \
+      "Bytes written to client connections, by framing mode")                                \
+    X(errors, [ERROR_KIND_COUNT], "tcpmsg_errors_total", "", "kind", ERROR_METRIC_KINDS,     \
+      "Errors, by kind")                                                                     \
+    X(rtt_reports, , "tcpmsg_client_rtt_reports_total", "", NULL, NO_LABEL,                  \
+      "RTT reports accepted from clients and added to tcpmsg_client_rtt_seconds")            \
+    X(rtt_rejected, [RTT_REJECT_COUNT], "tcpmsg_client_rtt_reports_rejected_total", "",      \
+      "reason", RTT_REJECT_REASONS,                                                          \
+      "RTT reports refused whole, by the rule they broke (the connection stays open)")
+
+/* The label values of an unlabelled counter: none. */
+#define NO_LABEL(X)
+
+/* The kinds of tcpmsg_errors_total: the server's, and the HTTP endpoint's
+ * 4xx and 5xx answers. */
+#define ERROR_METRIC_KINDS(X) \
+    ERROR_KINDS(X) X(ERR_HTTP, "http", "the HTTP endpoint answered 4xx or 5xx")
+
+/* Every histogram of struct server_stats, in the order of the metric table:
+ *   X(field, Prometheus name, unit, recorded unit -> unit, Prometheus bounds, help)
+ * The bounds are a function of metrics.c. */
+#define SERVER_STATS_HISTS(X)                                                                \
+    X(service_ns, "tcpmsg_service_time_seconds", "seconds", 1e-9, metrics_latency_bounds,   \
+      "Time from a message fully received to its reply handed to the kernel")                \
+    X(client_rtt_ns, "tcpmsg_client_rtt_seconds", "seconds", 1e-9, metrics_latency_bounds,  \
+      "Round-trip times measured and reported by clients")                                   \
+    X(msg_bytes, "tcpmsg_message_size_bytes", "bytes", 1, metrics_size_bounds,              \
+      "Payload sizes of messages received")
 
 struct server_stats {
-    counter_t accepted;
-    counter_t closed[CLOSE_REASON_COUNT];
-    counter_t rejected[REJECT_REASON_COUNT];
-    counter_t errors[ERROR_KIND_COUNT];
-    counter_t msgs_in[STATS_MODE_COUNT];
-    counter_t msgs_out[STATS_MODE_COUNT];
-    counter_t bytes_in[STATS_MODE_COUNT];
-    counter_t bytes_out[STATS_MODE_COUNT];
-    counter_t rtt_reports;  /* RTT reports accepted from clients */
-    counter_t rtt_rejected[RTT_REJECT_COUNT]; /* ... and refused, by reason */
-    struct hist service_ns; /* message fully received -> reply handed to the kernel */
-    struct hist msg_bytes;  /* payload sizes received */
-    struct hist client_rtt_ns; /* round-trip times reported by clients */
+#define STATS_COUNTER_FIELD(field, shape, ...) counter_t field shape;
+    SERVER_STATS_COUNTERS(STATS_COUNTER_FIELD)
+#undef STATS_COUNTER_FIELD
+#define STATS_HIST_FIELD(field, ...) struct hist field;
+    SERVER_STATS_HISTS(STATS_HIST_FIELD)
+#undef STATS_HIST_FIELD
 };
+
+/* How many counters a field of SERVER_STATS_COUNTERS holds (1 when it is a
+ * single counter), and a pointer to its first: a single counter and an
+ * array are then added, sent and printed by the same loop. */
+#define STATS_LEN(field) (sizeof(((struct server_stats *)0)->field) / sizeof(counter_t))
+#define STATS_FIRST(s, field) ((counter_t *)&(s)->field)
+#define STATS_CFIRST(s, field) ((const counter_t *)&(s)->field)
 
 void server_stats_init(struct server_stats *s);
 
-/* dst += src. dst is the caller's own; src may be a live worker's. */
+/* dst += src, every counter and histogram. dst is the caller's own; src
+ * may be a live worker's. */
 void server_stats_add(struct server_stats *dst, const struct server_stats *src);
 
 #endif

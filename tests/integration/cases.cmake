@@ -13,6 +13,8 @@ tcpmsg_integration_test(test_memory CASES
   paused_resumes)
 tcpmsg_integration_test(test_cli CASES
   cli cli_json_log)
+# test_cli checks --help against the parser's own option list (server/config.h).
+target_include_directories(test_cli PRIVATE ${PROJECT_SOURCE_DIR}/src)
 tcpmsg_integration_test(test_client CASES
   roundtrip_client client_text client_exit_codes)
 

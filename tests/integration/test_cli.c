@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "server/config.h"
 
 #define T IT_IO_TIMEOUT_MS
 
@@ -22,27 +23,32 @@ static void run_server_cli(const char *const *argv, int exit_code, struct it_run
                  exit_code, r->out, r->err);
 }
 
+/* Whether text holds option as a whole word: "--max-conns" must not be found
+ * inside "--max-conns-per-ip" only. */
+static bool mentions(const char *text, const char *option)
+{
+    size_t n = strlen(option);
+    for (const char *p = text; (p = strstr(p, option)) != NULL; p += n)
+        if ((p == text || (!isalnum((unsigned char)p[-1]) && p[-1] != '-')) &&
+            (p[n] == ' ' || p[n] == ',' || p[n] == '\n' || p[n] == '='))
+            return true;
+    return false;
+}
+
 static void test_cli(void **state)
 {
     (void)state;
     struct it_run r;
-    static const char *const options[] = {
-        "--bind", "--port", "--backlog", "--threads", "--max-conns", "--max-conns-per-ip",
-        "--max-payload", "--max-pending-output", "--idle-timeout", "--frame-timeout",
-        "--write-timeout", "--drain-timeout", "--log-format", "--log-level", "-v", "--verbose",
-        "-h", "--help", "-V", "--version",
-    };
     const char *help[] = { "tcpmsgd", "--help", NULL };
     run_server_cli(help, 0, &r);
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        /* Whole words: "--max-conns" must not be found inside "--max-conns-per-ip" only. */
-        bool found = false;
-        size_t n = strlen(options[i]);
-        for (const char *p = r.out; (p = strstr(p, options[i])) != NULL && !found; p += n)
-            found = (p == r.out || (!isalnum((unsigned char)p[-1]) && p[-1] != '-')) &&
-                    (p[n] == ' ' || p[n] == ',' || p[n] == '\n' || p[n] == '=');
-        if (!found)
-            fail_msg("--help does not mention %s:\n%s", options[i], r.out);
+    /* Every option of the parser's own list (server/config.h), and its letter. */
+    const char *name;
+    char letter;
+    for (size_t i = 0; (name = server_config_option(i, &letter)) != NULL; i++) {
+        char opt[64] = "--", short_opt[3] = { '-', letter, '\0' };
+        strncat(opt, name, sizeof opt - 3);
+        if (!mentions(r.out, opt) || (letter != '\0' && !mentions(r.out, short_opt)))
+            fail_msg("--help does not mention %s:\n%s", opt, r.out);
     }
     it_run_free(&r);
 

@@ -1,7 +1,8 @@
 /* Unit tests for forkrecord (src/server/forkrecord.c): the records a fork
  * mode child sends its parent carry exactly the deltas of its statistics,
  * counters and histogram buckets, however large, over as many records as it
- * takes, each of them valid.
+ * takes, each of them valid; every field of server_stats makes the round
+ * trip, the extremes included.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -145,6 +146,99 @@ static void test_counters(void **state)
     assert_int_equal(counter_get(&p->parent->msgs_out[STATS_FRAMED]), 9);
 }
 
+/* --- the round trip of every field, driven by the lists of stats.h ------- */
+
+/* A value for the k-th counter cell, different for every cell: odd cells sit
+ * just under UINT64_MAX, even cells above 2^32. */
+static uint64_t distinct(uint64_t k)
+{
+    return k % 2 ? UINT64_MAX - 1000 - k : ((k + 1) << 32) + k;
+}
+
+/* Every cell of every counter of s, in list order, set to distinct(k). */
+static size_t fill_counters(struct server_stats *s)
+{
+    size_t k = 0;
+#define FILL(field, ...)                                \
+    for (size_t i = 0; i < STATS_LEN(field); i++, k++) \
+        counter_set(&STATS_FIRST(s, field)[i], distinct(k));
+    SERVER_STATS_COUNTERS(FILL)
+#undef FILL
+    return k;
+}
+
+/* Every cell of every counter of s moved by a small amount of its own. */
+static void bump_counters(struct server_stats *s)
+{
+    size_t k = 0;
+#define BUMP(field, ...)                                \
+    for (size_t i = 0; i < STATS_LEN(field); i++, k++) \
+        counter_add(&STATS_FIRST(s, field)[i], k + 1);
+    SERVER_STATS_COUNTERS(BUMP)
+#undef BUMP
+}
+
+/* Every histogram gets buckets of its own with counts over 2^32, one of
+ * them near 2^63, and one of the largest values a histogram holds. */
+static void fill_hists(struct server_stats *s)
+{
+    uint64_t k = 1;
+#define FILL_HIST(field, ...)                                                      \
+    hist_record_n(&s->field, 1000 * k, (UINT64_C(1) << 32) + k);                  \
+    hist_record_n(&s->field, 1000000 * k, (UINT64_C(1) << 62) + k);               \
+    hist_record_n(&s->field, HIST_MAX_VALUE, UINT32_MAX + k);                     \
+    k++;
+    SERVER_STATS_HISTS(FILL_HIST)
+#undef FILL_HIST
+}
+
+static void expect_same_stats(const struct server_stats *want, const struct server_stats *got)
+{
+#define SAME(field, ...)                                                                \
+    for (size_t i = 0; i < STATS_LEN(field); i++) {                                     \
+        uint64_t w = counter_get(&STATS_CFIRST(want, field)[i]);                        \
+        uint64_t g = counter_get(&STATS_CFIRST(got, field)[i]);                         \
+        if (w != g)                                                                     \
+            fail_msg("%s[%zu]: want %llu, got %llu", #field, i, (unsigned long long)w, \
+                     (unsigned long long)g);                                            \
+    }
+    SERVER_STATS_COUNTERS(SAME)
+#undef SAME
+#define SAME_HIST(field, ...) expect_same_hist(&want->field, &got->field);
+    SERVER_STATS_HISTS(SAME_HIST)
+#undef SAME_HIST
+}
+
+/* Every counter and histogram of server_stats goes through the record and
+ * comes out equal: a field added to the lists of stats.h is covered without
+ * a change here. Then a second round of deltas, and the merge of what the
+ * parent holds into a fresh total. */
+static void test_round_trip_every_field(void **state)
+{
+    struct pair *p = *state;
+    struct sink s = { 0 };
+    size_t cells = fill_counters(p->child);
+    /* The record's deltas are exactly the counters, one uint64_t per cell. */
+    assert_int_equal(sizeof(struct fork_deltas), cells * sizeof(uint64_t));
+    fill_hists(p->child);
+    assert_true(emit(p, &s) >= 1);
+    assert_int_equal(s.invalid, 0);
+    expect_same_stats(p->child, p->parent);
+
+    bump_counters(p->child);
+    hist_record_n(&p->child->service_ns, 7, UINT32_MAX);
+    assert_int_equal(emit(p, &s), 1);
+    expect_same_stats(p->child, p->parent);
+    assert_int_equal(emit(p, &s), 0); /* nothing moved */
+
+    struct server_stats *total = malloc(sizeof *total);
+    assert_non_null(total);
+    server_stats_init(total);
+    server_stats_add(total, p->parent);
+    expect_same_stats(p->child, total);
+    free(total);
+}
+
 /* A record of another version, or with a bad entry, is refused. */
 static void test_valid(void **state)
 {
@@ -175,6 +269,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delta_above_32_bits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_bucket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_every_field, setup, teardown),
         cmocka_unit_test(test_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
