@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "tcpmsg/net.h"
@@ -114,6 +115,26 @@ void loop_free(struct loop *l)
 const char *loop_backend_name(const struct loop *l)
 {
     return l->ops->name;
+}
+
+int loop_backend_parse(const char *name, enum loop_backend *out)
+{
+    static const struct {
+        const char *name;
+        enum loop_backend backend;
+    } names[] = { { "auto", LOOP_AUTO }, { "epoll", LOOP_EPOLL }, { "uring", LOOP_URING } };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(name, names[i].name) == 0) {
+            *out = names[i].backend;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+bool loop_writes_later(const struct loop *l)
+{
+    return l->ops->writes_later;
 }
 
 void loop_stop(struct loop *l)

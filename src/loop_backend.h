@@ -24,6 +24,7 @@
  * public function of the same name; the common checks are done already. */
 struct loop_ops {
     const char *name;
+    bool writes_later; /* loop_stream_write returns -EINPROGRESS */
     int (*init)(struct loop *l, const struct loop_options *opt);
     void (*destroy)(struct loop *l);
     /* Submit, wait at most timeout_ns (UINT64_MAX: no limit), set l->now,

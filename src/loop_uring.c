@@ -20,6 +20,7 @@
 #define URING_BUF_STRIDE (LOOP_HEADROOM + LOOP_READ_SIZE)
 #define URING_SQ_IDLE_MS 100 /* SQPOLL: the kernel thread sleeps after this long idle */
 #define URING_OPS_PER_CHUNK 64
+#define URING_WRITES_KEPT 64 /* free write slots kept: 70 KiB */
 
 _Static_assert((LOOP_URING_BUFS & (LOOP_URING_BUFS - 1)) == 0, "a buffer ring is a power of two");
 
@@ -30,8 +31,17 @@ _Static_assert((LOOP_URING_BUFS & (LOOP_URING_BUFS - 1)) == 0, "a buffer ring is
  * watch at once. Streams keep theirs until on_close. */
 enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND };
 
+/* A write's iovec array (and msghdr, for sendmsg), held only while the
+ * write is in flight: the kernel reads it until the send completes. */
+struct uring_write {
+    struct msghdr msg;
+    struct iovec iov[LOOP_IOV_MAX];
+    struct uring_write *next; /* free list */
+};
+
 struct uring_op {
     void *owner;            /* the watch, acceptor or stream; NULL: orphaned */
+    struct uring_write *write; /* OP_SEND: its buffers */
     enum op_kind kind;
     bool armed;             /* the kernel still holds it: completions will come */
     bool multishot;
@@ -52,6 +62,8 @@ struct uring_be {
     uint8_t *slab;                /* LOOP_URING_BUFS buffers, each after its headroom */
     struct uring_op *free_ops;
     struct op_chunk *chunks;
+    struct uring_write *free_writes; /* write slots kept for reuse, at most URING_WRITES_KEPT */
+    unsigned nfree_writes;
     const void *current;          /* the watch or acceptor being dispatched; NULL once stopped */
 };
 
@@ -81,8 +93,32 @@ static struct uring_op *op_new(struct uring_be *be, enum op_kind kind, void *own
     return op;
 }
 
+static struct uring_write *write_new(struct uring_be *be)
+{
+    struct uring_write *wr = be->free_writes;
+    if (wr == NULL)
+        return malloc(sizeof *wr);
+    be->free_writes = wr->next;
+    be->nfree_writes--;
+    return wr;
+}
+
+static void write_free(struct uring_be *be, struct uring_write *wr)
+{
+    if (be->nfree_writes >= URING_WRITES_KEPT) {
+        free(wr);
+        return;
+    }
+    wr->next = be->free_writes;
+    be->free_writes = wr;
+    be->nfree_writes++;
+}
+
 static void op_free(struct uring_be *be, struct uring_op *op)
 {
+    if (op->write != NULL)
+        write_free(be, op->write);
+    op->write = NULL;
     op->next = be->free_ops;
     be->free_ops = op;
 }
@@ -291,10 +327,19 @@ static void uring_destroy(struct loop *l)
         munmap(be->br, LOOP_URING_BUFS * sizeof(struct io_uring_buf));
     if (be->slab != NULL)
         munmap(be->slab, (size_t)LOOP_URING_BUFS * URING_BUF_STRIDE);
+    /* Writes still in flight go with their requests: the ring is gone. */
+    for (struct op_chunk *c = be->chunks; c != NULL; c = c->next)
+        for (unsigned i = 0; i < URING_OPS_PER_CHUNK; i++)
+            free(c->ops[i].write);
     while (be->chunks != NULL) {
         struct op_chunk *c = be->chunks;
         be->chunks = c->next;
         free(c);
+    }
+    while (be->free_writes != NULL) {
+        struct uring_write *wr = be->free_writes;
+        be->free_writes = wr->next;
+        free(wr);
     }
     free(be);
 }
@@ -470,17 +515,23 @@ static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const s
     struct uring_op *op = op_new(be_of(l), OP_SEND, s);
     if (op == NULL)
         return -ENOMEM;
+    /* One buffer needs no copy of the iovec: send takes address and length. */
+    if (iovcnt > 1 && (op->write = write_new(be_of(l))) == NULL) {
+        op_free(be_of(l), op);
+        return -ENOMEM;
+    }
     struct io_uring_sqe *sqe = get_sqe(l, op);
     if (sqe == NULL) {
         op_free(be_of(l), op);
         return -EIO;
     }
-    memcpy(s->iov, iov, (size_t)iovcnt * sizeof *iov);
     if (iovcnt == 1) {
-        io_uring_prep_send(sqe, s->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, s->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
     } else {
-        s->msg = (struct msghdr){ .msg_iov = s->iov, .msg_iovlen = (size_t)iovcnt };
-        io_uring_prep_sendmsg(sqe, s->fd, &s->msg, MSG_NOSIGNAL);
+        struct uring_write *wr = op->write;
+        memcpy(wr->iov, iov, (size_t)iovcnt * sizeof *iov);
+        wr->msg = (struct msghdr){ .msg_iov = wr->iov, .msg_iovlen = (size_t)iovcnt };
+        io_uring_prep_sendmsg(sqe, s->fd, &wr->msg, MSG_NOSIGNAL);
     }
     op->armed = true;
     s->send_op = op;
@@ -614,6 +665,7 @@ static int uring_poll(struct loop *l, uint64_t timeout_ns)
 
 const struct loop_ops loop_uring_ops = {
     .name = "uring",
+    .writes_later = true,
     .init = uring_init,
     .destroy = uring_destroy,
     .poll = uring_poll,

@@ -86,6 +86,13 @@ int loop_new(struct loop **out, const struct loop_options *opt, const char **why
  * loop does not call on_close for those still open and closes no caller fd. */
 void loop_free(struct loop *l);
 const char *loop_backend_name(const struct loop *l); /* "epoll" | "uring" */
+/* The backend a command line names: "epoll", "uring" or "auto". 0, or
+ * -EINVAL for another name. */
+int loop_backend_parse(const char *name, enum loop_backend *out);
+/* true when loop_stream_write completes later (io_uring): the bytes must
+ * stay where they are until on_write, so a buffer valid only during a
+ * callback (a delivery) cannot be written from directly. */
+bool loop_writes_later(const struct loop *l);
 
 /* Run wakeups until loop_stop (also one made before the call); the stop is
  * then cleared. 0, or -errno when waiting failed. */
@@ -169,13 +176,18 @@ void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
 /* --- streams ------------------------------------------------------------------ */
 
 /* A connected socket in completion style (libuv's uv_read_start/uv_write).
+ * It holds no write state: io_uring keeps a write's iovec array in a slot of
+ * the loop's only while that write is in flight, so an idle stream costs a
+ * few dozen bytes, not the 1 KiB of LOOP_IOV_MAX iovecs.
  *
  * on_read(s, data, n, now): n > 0 bytes at data, valid during the call only,
  * with LOOP_HEADROOM writable bytes in front of data (and the n bytes
  * themselves writable). n == 0: the peer shut down its side; n < 0: -errno.
  * After n <= 0 reading is stopped. Deliveries can follow loop_stream_read(s,
  * 0) (io_uring: completions in flight, at most LOOP_URING_BUFS); none follow
- * loop_stream_close.
+ * loop_stream_close. A max below LOOP_READ_SIZE bounds that: each delivery
+ * is then at most the max in force when it was asked for, and at most one
+ * follows a stop (io_uring: one recv at a time, not a multishot).
  *
  * on_write(s, n, now): epoll: n == 0, the socket has room again after a
  * partial write: write the rest. io_uring: the write finished, n bytes taken
@@ -189,8 +201,6 @@ struct loop_stream {
     size_t read_max;               /* private */
     void *recv_op, *send_op;       /* private: io_uring requests in flight */
     struct loop_stream *next_closed; /* private */
-    struct msghdr msg;             /* private: io_uring sendmsg */
-    struct iovec iov[LOOP_IOV_MAX]; /* private: io_uring: the write's buffers */
     void (*on_read)(struct loop_stream *s, void *data, ssize_t n, uint64_t now);
     void (*on_write)(struct loop_stream *s, ssize_t n, uint64_t now);
     void (*on_close)(struct loop_stream *s);

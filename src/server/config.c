@@ -21,6 +21,7 @@ void server_config_defaults(struct server_config *cfg)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = cpus > 0 ? (unsigned)(cpus < MAX_THREADS ? cpus : MAX_THREADS) : 1;
     cfg->backlog = 1024;
+    cfg->io = LOOP_AUTO;
     cfg->max_children = 512;
     cfg->max_conns = 10000;
     cfg->max_conns_per_ip = 4096;
@@ -69,6 +70,12 @@ void server_config_defaults(struct server_config *cfg)
       "epoll: event loops on worker threads (default);\nfork: a child process per client, "    \
       "statistics\nsent to the parent over a pipe",                                            \
       set_choice(&cfg->fork_mode, name, v, "epoll", "fork", "fork", err, cap))                 \
+    X(IO, "io", 0, required_argument, "epoll|uring|auto", NULL,                                \
+      "the workers' event loops: epoll, io_uring, or io_uring\nwhere the kernel allows it "   \
+      "(default auto);\nfork mode always uses epoll",                                          \
+      set_io(&cfg->io, name, v, err, cap))                                                     \
+    X(SQPOLL, "sqpoll", 0, no_argument, "", NULL,                                              \
+      "io_uring with a kernel thread polling for submissions", set_flag(&cfg->sqpoll, true))   \
     X(MAX_CHILDREN, "max-children", 0, required_argument, "N", NULL,                           \
       "fork mode: live children at most (default 512)",                                        \
       set_unsigned(&cfg->max_children, name, v, 1, 100000, err, cap))                          \
@@ -267,6 +274,14 @@ static int set_choice(bool *dst, const char *name, const char *v, const char *fi
     }
     *dst = strcmp(v, yes) == 0;
     return 0;
+}
+
+static int set_io(enum loop_backend *dst, const char *name, const char *v, char *err, size_t cap)
+{
+    if (loop_backend_parse(v, dst) == 0)
+        return 0;
+    snprintf(err, cap, "%s: '%s' is not epoll, uring or auto", name, v);
+    return -EINVAL;
 }
 
 static int set_flag(bool *dst, bool value)

@@ -10,12 +10,15 @@
 #include <stdio.h>
 
 #include "tcpmsg/log.h"
+#include "tcpmsg/loop.h"
 
 struct server_config {
     char bind_addr[256];       /* --bind: address or name; default 0.0.0.0 */
     uint16_t port;             /* --port: 0 picks a free port; default 8080 */
     unsigned threads;          /* --threads: worker threads; default online CPUs */
     bool fork_mode;            /* --mode fork: a child process per client */
+    enum loop_backend io;      /* --io: the workers' event loops; default LOOP_AUTO */
+    bool sqpoll;               /* --sqpoll: io_uring with a submission polling thread */
     unsigned max_children;     /* --max-children: fork mode's cap on live children */
     unsigned backlog;          /* --backlog: listen(2) queue length */
     unsigned max_conns;        /* --max-conns: open connections, all clients */

@@ -19,7 +19,8 @@
  *   BLOCKED        READING        the pending output was written: serve what is buffered
  *   BLOCKED        DRAIN_BLOCKED  the server begins its shutdown
  *   PAUSED         READING        the budget has room again; or the client stopped sending
- *                                 (EPOLLRDHUP) and what it sent can complete its message
+ *                                 (POLLRDHUP, seen at a tick) and what it sent can complete
+ *                                 its message
  *   PAUSED         LINGER         the client stopped sending, its message can never complete
  *   PAUSED         DRAINING       the server begins its shutdown
  *   DRAINING       DRAIN_BLOCKED  as READING -> BLOCKED
@@ -37,8 +38,13 @@
  * the wait. PAUSED has no drain counterpart: the drain reads within its own
  * byte budget, not the memory budget's room.
  *
- * The system calls are in one place (io_*, below): a read's result goes to
- * take_input(data, n), a write's to written(n), wherever they came from.
+ * The connection's socket is a loop_stream (tcpmsg/loop.h) of the owner's
+ * loop: reads are asked for with a bound (the memory budget's room, 0 while
+ * BLOCKED or PAUSED) and delivered to on_read, a write is started and its
+ * end comes to on_write, and the close ends in on_close, the only place the
+ * connection is freed (io_uring may use its output until then). The rest of
+ * the system calls are in one place (io_*, below): a read's result goes to
+ * take_input(data, n), a write's to written(n), on either backend.
  */
 #include "server/conn.h"
 
@@ -47,7 +53,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -57,12 +63,21 @@
 #include "server/connctx.h"
 #include "server/membudget.h"
 #include "tcpmsg/log.h"
+#include "tcpmsg/loop.h"
 #include "tcpmsg/rttreport.h"
 
 #define LINGER_NS (2000000000ull)  /* discard input this long after an error reply */
 #define NS_PER_SEC 1e9
 #define IN_MIN_CAP 256u            /* the smallest input buffer worth allocating */
-#define WRITE_IOVS 64              /* chunks offered to the kernel in one writev */
+#define WRITE_IOVS LOOP_IOV_MAX    /* chunks offered to the kernel in one writev */
+
+/* A small partial message is copied into the headroom the loop leaves in
+ * front of each delivery, and parsed there with what arrived. */
+_Static_assert(CONN_SMALL_PARTIAL <= LOOP_HEADROOM, "a small partial fits in the headroom");
+/* Below the loop's delivery size: io_uring then has one recv of a known
+ * bound in flight, never a multishot one (loop.h), so what still arrives
+ * after reading stops stays within what the buffers may hold (in_limit). */
+_Static_assert(CONN_READ_MAX < LOOP_READ_SIZE, "reads are bounded, one at a time");
 
 static const struct server_config *cfg_of(const struct conn *c)
 {
@@ -108,7 +123,9 @@ static void publish(struct conn *c)
  * each event, so a buffer taken and given back within one costs nothing. */
 static void recharge(struct conn *c)
 {
-    size_t held = c->in_cap + outq_held(&c->out);
+    /* Closed, a connection holds nothing: output that io_uring may still be
+     * sending is freed at on_close, a moment later. */
+    size_t held = c->state == CONN_CLOSED ? 0 : c->in_cap + outq_held(&c->out);
     if (held == c->mem)
         return;
     int holders = (held != 0) - (c->mem != 0);
@@ -120,14 +137,31 @@ static void recharge(struct conn *c)
  * Everything conn.c asks of the kernel. Each returns what the next layer
  * would deliver too: bytes, or a negative errno (-EAGAIN: would block). */
 
-static ssize_t io_read(struct conn *c, uint8_t *buf, size_t n)
+/* Deliver input in pieces of at most max bytes (0: stop reading). */
+static void io_read(struct conn *c, size_t max)
 {
-    return net_read(c->fd, buf, n);
+    if (loop_stream_read(c->ctx->loop, &c->s, max) < 0 && max > 0)
+        conn_close(c, CLOSE_IO_ERROR, net_now_ns());
 }
 
+/* Start a write. Returns the bytes taken now (epoll), -EINPROGRESS (io_uring:
+ * on_write tells how it ended) or -errno. Either way, while the write is not
+ * over, c->writing is set: on_write clears it. */
 static ssize_t io_write(struct conn *c, const struct iovec *iov, int cnt)
 {
-    return net_writev(c->fd, iov, cnt);
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++)
+        total += iov[i].iov_len;
+    ssize_t w = loop_stream_write(c->ctx->loop, &c->s, iov, cnt);
+    c->writing = w == -EINPROGRESS || (w >= 0 && (size_t)w < total);
+    return w;
+}
+
+/* The owner's loop writes later (io_uring): the bytes must stay where they
+ * are until on_write. */
+static bool io_writes_later(const struct conn *c)
+{
+    return loop_writes_later(c->ctx->loop);
 }
 
 /* End our sending side: the client sees EOF after what was written. */
@@ -145,22 +179,28 @@ static size_t io_input_waiting(struct conn *c)
     return (size_t)avail;
 }
 
-/* Tell the owner's loop which events to report. 0 or -errno. */
-static int io_watch(struct conn *c, uint32_t events)
+/* The client stopped sending (or the socket failed): asked of a PAUSED
+ * connection, which reads nothing meanwhile, at each timer tick. */
+static bool io_peer_done(struct conn *c)
 {
-    int rc = c->ctx->watch(c->ctx->owner, c, events);
-    if (rc == 0)
-        c->events = events;
-    return rc;
+    struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-/* Stop the events, close the socket: the owner frees c after its dispatch. */
+/* Stop the I/O and close the socket: the loop calls on_close once it has
+ * let go of the stream (at the end of this wakeup, or once io_uring has
+ * finished with the requests in flight), and c is freed there. */
 static void io_close(struct conn *c)
 {
     c->ctx->forget(c->ctx->owner, c);
-    close(c->fd);
+    loop_stream_close(c->ctx->loop, &c->s);
     c->fd = -1;
 }
+
+static void on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now);
+static void on_write(struct loop_stream *s, ssize_t n, uint64_t now);
+static void on_close(struct loop_stream *s);
+static void update_io(struct conn *c);
 
 struct conn *conn_open(const struct conn_ctx *ctx, int fd, const struct sockaddr *peer,
                        socklen_t len, uint64_t id, uint64_t now)
@@ -178,31 +218,44 @@ struct conn *conn_open(const struct conn_ctx *ctx, int fd, const struct sockaddr
     memcpy(&c->peer, peer, len);
     net_format_addr(peer, c->peer_str, sizeof c->peer_str);
     publish(c);
-    if (io_watch(c, EPOLLIN) < 0) {
+    c->s.on_read = on_read;
+    c->s.on_write = on_write;
+    c->s.on_close = on_close;
+    c->s.data = c;
+    if (loop_stream_start(ctx->loop, &c->s, fd) < 0) {
         free(c);
         close(fd);
         return NULL;
     }
+    ctx->adopt(ctx->owner, c);
+    update_io(c);
     return c;
 }
 
-/* Give the buffers back (and their charge). */
+/* Give the buffers back (and their charge). Output a write in flight still
+ * uses waits for on_close. */
 static void release_buffers(struct conn *c)
 {
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
     c->scanned = 0;
-    outq_clear(&c->out, c->ctx->pool);
+    if (!c->writing)
+        outq_clear(&c->out, c->ctx->pool);
     recharge(c);
 }
 
-void conn_free(struct conn *c)
+/* The loop has let go of the stream: the socket is closed and no request
+ * refers to c any more. */
+static void on_close(struct loop_stream *s)
 {
-    if (c == NULL)
-        return;
+    struct conn *c = s->data;
+    const struct conn_ctx *ctx = c->ctx;
+    c->writing = false;
     release_buffers(c);
     free(c);
+    if (ctx->released != NULL)
+        ctx->released(ctx->owner);
 }
 
 /* How much more a draining connection may read: enough to answer what a
@@ -223,7 +276,7 @@ static bool in_drain(enum conn_state s)
 
 /* The one place a connection changes state: leave the old one, enter the
  * new one, publish it. The event interest follows from the state too, but
- * is applied once per event (update_events), not per transition: one event
+ * is applied once per event (update_io), not per transition: one event
  * may pass through several states and needs one epoll_ctl at most. */
 static void conn_enter(struct conn *c, enum conn_state to, uint64_t now)
 {
@@ -289,21 +342,44 @@ void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
     publish(c);
 }
 
-/* Re-register event interest to match the state: read only while READING,
- * DRAINING or LINGER, write only while output is pending. */
-static void update_events(struct conn *c)
+static size_t read_bound(struct conn *c, size_t room);
+
+/* Ask the loop for the input the state wants: READING what the memory
+ * budget allows (none: PAUSED), DRAINING within the drain's budget, LINGER
+ * anything (it is discarded), nothing in the other states. Asked after
+ * every event, even unchanged: the bound depends on what is buffered. */
+static void update_io(struct conn *c)
 {
     recharge(c);
+    size_t max = 0;
+    if (c->state == CONN_READING) {
+        /* A read adds at most CONN_READ_MAX bytes, or, into the connection's
+         * own buffer, what its geometric growth takes. A client that stopped
+         * sending while PAUSED is read to its end whatever the budget says:
+         * the message completes within --max-payload (paused_peer_done). */
+        size_t want = c->in_cap > CONN_READ_MAX ? c->in_cap : CONN_READ_MAX;
+        bool charged = false;
+        size_t room = c->peer_done ? SIZE_MAX
+                                   : membudget_take(c->ctx->budget, c->ctx->budget_slot, c->mem,
+                                                    want, &charged);
+        if (room == 0) {
+            conn_enter(c, CONN_PAUSED, net_now_ns()); /* the timer resumes it once there is room */
+        } else {
+            if (charged) {
+                /* Held for this read; recharge() settles it with what stays. */
+                if (c->mem == 0)
+                    membudget_charge(c->ctx->budget, c->ctx->budget_slot, 0, 1);
+                c->mem += room;
+            }
+            max = read_bound(c, room);
+        }
+    } else if (c->state == CONN_DRAINING) {
+        max = read_bound(c, c->drain_left);
+    } else if (c->state == CONN_LINGER) {
+        max = CONN_READ_MAX;
+    }
     publish(c);
-    uint32_t ev = 0;
-    if (c->state == CONN_READING || c->state == CONN_DRAINING || c->state == CONN_LINGER)
-        ev |= EPOLLIN;
-    if (c->state == CONN_PAUSED)
-        ev |= EPOLLRDHUP; /* not reading, but told when the client stops sending */
-    if (c->out.len > 0)
-        ev |= EPOLLOUT;
-    if (ev != c->events && io_watch(c, ev) < 0)
-        conn_close(c, CLOSE_IO_ERROR, net_now_ns());
+    io_read(c, max);
 }
 
 /* The most input a connection may hold: one maximal message (an RTT report
@@ -410,10 +486,11 @@ static void account_written(struct conn *c, size_t n, uint64_t now)
  * straight from the input buffer to the kernel, copied only if the kernel
  * does not take them all. The input buffer is valid only during this call:
  * this shortcut needs a write that takes its bytes at once (or not at all),
- * never one that completes later. false when the connection was closed. */
+ * never one that completes later (io_uring): then the bytes are queued, and
+ * sent with what follows them. false when the connection was closed. */
 static bool echo_frames(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
-    if (c->out.len == 0) {
+    if (c->out.len == 0 && !io_writes_later(c)) {
         struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
         ssize_t w = io_write(c, &iov, 1);
         if (w == -EPIPE || w == -ECONNRESET) {
@@ -612,16 +689,26 @@ static void written(struct conn *c, ssize_t w, uint64_t now)
     }
 }
 
-/* Write pending output: one writev per call, as much as the kernel takes. */
+/* Write pending output: one write at a time, as much as the kernel takes.
+ * While one is not over (a partial write waiting for room, or io_uring's
+ * write in flight), on_write continues. */
 static void flush_output(struct conn *c, uint64_t now)
 {
+    if (c->writing)
+        return;
     if (c->out.len == 0) {
         written(c, 0, now);
         return;
     }
     struct iovec iov[WRITE_IOVS];
     int n = outq_iov(&c->out, iov, WRITE_IOVS);
-    written(c, io_write(c, iov, n), now);
+    ssize_t w = io_write(c, iov, n);
+    if (w == -EINPROGRESS) {
+        if (c->write_wait_ns == 0)
+            c->write_wait_ns = now;
+        return;
+    }
+    written(c, w, now);
 }
 
 /* No more input will come (the client's EOF, or the drain is over): finish
@@ -645,18 +732,6 @@ static void finish_flushing(struct conn *c, uint64_t now)
      * then discard input until the client closes or the deadline. */
     io_shutdown_write(c);
     conn_enter(c, CONN_LINGER, now);
-}
-
-static void read_input(struct conn *c, size_t room, uint64_t now);
-
-/* DRAINING: read once more, within the drain's budget. true if that
- * brought anything (or EOF), so that the caller tries again. */
-static bool drain_read(struct conn *c, uint64_t now)
-{
-    uint64_t before = counter_get(&c->pub.bytes_in);
-    read_input(c, c->drain_left, now);
-    return c->state != CONN_CLOSED &&
-           (c->peer_eof || counter_get(&c->pub.bytes_in) != before);
 }
 
 /* After any I/O: move the connection along its states until it must wait
@@ -687,14 +762,11 @@ static void after_io(struct conn *c, uint64_t now)
                 end_input(c, now);
                 continue;
             }
-            if (drain_read(c, now))
-                continue;
-            /* Nothing yet: wait for more, until the quiet timer says done. */
-            if (c->state == CONN_DRAINING && c->drain_quiet_ns == 0)
+            /* Wait for more, until the quiet timer says done: the clock
+             * runs from the last input (take_input stops it). */
+            if (c->drain_quiet_ns == 0)
                 c->drain_quiet_ns = now;
-            if (c->state == CONN_DRAINING)
-                goto wait;
-            continue;
+            goto wait;
         case CONN_FLUSHING:
             if (c->out.len > 0)
                 goto wait;
@@ -707,7 +779,7 @@ static void after_io(struct conn *c, uint64_t now)
         }
     }
 wait:
-    update_events(c);
+    update_io(c);
 }
 
 /* LINGER: what a read brought (r bytes, or -errno) is discarded; close at
@@ -722,51 +794,54 @@ static void discard_input(struct conn *c, ssize_t r, uint64_t now)
         conn_close(c, c->reason, now);
 }
 
-/* Where the next read goes, and how much it may bring: room is how many
- * bytes the memory budget lets this connection add (SIZE_MAX: no limit). A
- * connection with nothing or a small partial message buffered reads into the
- * owner's buffer, behind a copy of that partial; one with a large partial
- * message reads straight into its own buffer, grown for that one read
- * (large buffers are their own mappings: growing one is an mremap). Returns the buffer
- * (buf[0..*len) already filled) with *cap the end of the read, or NULL when
- * memory is short. */
-static uint8_t *input_target(struct conn *c, size_t room, size_t *len, size_t *cap)
+/* How much the next read may bring: room is how many bytes the memory
+ * budget lets this connection add (SIZE_MAX: no limit). Never past what the
+ * buffers may hold (in_limit). With a large partial message buffered, the
+ * read is sized like what already arrived (at least CONN_SMALL_PARTIAL) and
+ * never past what the message can still need (framed mode knows its
+ * length): the connection's buffer, grown for it, then holds at most twice
+ * what arrived, plus 4 KiB. Regression: every read doubled the buffer,
+ * whatever it brought: 4,208 bytes received held 1 MiB. */
+static size_t read_bound(struct conn *c, size_t room)
 {
     size_t limit = in_limit(c);
-    size_t end = c->in_len + (room < CONN_READ_MAX ? room : CONN_READ_MAX);
-    if (end > limit)
-        end = limit;
-    if (c->in_len <= CONN_SMALL_PARTIAL) {
-        uint8_t *buf = c->ctx->rbuf;
-        if (c->in_len > 0)
-            memcpy(buf, c->in, c->in_len);
-        *len = c->in_len;
-        *cap = end < CONN_RBUF_SIZE ? end : CONN_RBUF_SIZE;
-        return buf;
+    size_t step = room < CONN_READ_MAX ? room : CONN_READ_MAX;
+    if (c->in_len > CONN_SMALL_PARTIAL) {
+        size_t grow = c->in_len;
+        if (step > grow)
+            step = grow;
+        if (c->mode == FRAME_MODE_FRAMED && c->in_len >= FRAME_HEADER_SIZE) {
+            size_t whole = FRAME_HEADER_SIZE +
+                           ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
+            if (whole < limit)
+                limit = whole;
+        }
     }
-    /* Room for one more read, sized like what already arrived (at least
-     * CONN_SMALL_PARTIAL, at most CONN_READ_MAX), never past what the message
-     * can still need (framed mode knows its length) nor the budget's room. So
-     * the buffer holds at most twice what arrived, plus 4 KiB. Regression:
-     * every read doubled the buffer, whatever it brought: 4,208 bytes
-     * received held 1 MiB. */
-    size_t step = c->in_len < CONN_SMALL_PARTIAL ? CONN_SMALL_PARTIAL : c->in_len;
-    if (step > CONN_READ_MAX)
-        step = CONN_READ_MAX;
-    if (step > room)
-        step = room;
-    size_t whole = limit;
-    if (c->mode == FRAME_MODE_FRAMED && c->in_len >= FRAME_HEADER_SIZE)
-        whole = FRAME_HEADER_SIZE + ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
-    if (whole > limit)
-        whole = limit;
-    size_t need = c->in_len + step < whole ? c->in_len + step : whole;
-    if (need > c->in_cap && in_reserve(c, need) < 0)
-        return NULL;
-    if (end > need)
-        end = need;
-    *len = c->in_len;
-    *cap = c->in_cap < end ? c->in_cap : end;
+    if (c->in_len >= limit)
+        return 0;
+    return step < limit - c->in_len ? step : limit - c->in_len;
+}
+
+/* Put n delivered bytes behind the partial message held: a small partial
+ * is copied into the headroom in front of the delivery (one copy of at
+ * most 4 KiB, and the parser reads the loop's buffer in place), the
+ * delivery is appended to a large one (grown geometrically: large buffers
+ * are their own mappings, growing one is an mremap). Returns the start of
+ * the whole, or NULL when memory is short. */
+static uint8_t *in_take(struct conn *c, uint8_t *data, size_t n)
+{
+    if (c->in_len <= CONN_SMALL_PARTIAL) {
+        if (c->in_len > 0)
+            memcpy(data - c->in_len, c->in, c->in_len);
+        return data - c->in_len;
+    }
+    size_t need = c->in_len + n;
+    if (need > c->in_cap) {
+        size_t cap = 2 * c->in_len < in_limit(c) ? 2 * c->in_len : in_limit(c);
+        if (in_reserve(c, need > cap ? need : cap) < 0)
+            return NULL;
+    }
+    memcpy(c->in + c->in_len, data, n);
     return c->in;
 }
 
@@ -775,8 +850,6 @@ static uint8_t *input_target(struct conn *c, size_t room, size_t *len, size_t *c
  * at EOF, or -errno. Parse and answer what is complete, keep the rest. */
 static void take_input(struct conn *c, uint8_t *buf, size_t len, ssize_t r, uint64_t now)
 {
-    if (r == -EAGAIN)
-        return;
     if (r < 0) {
         if (r != -ECONNRESET) {
             counter_add(&stats_of(c)->errors[ERR_READ], 1);
@@ -806,26 +879,12 @@ static void take_input(struct conn *c, uint8_t *buf, size_t len, ssize_t r, uint
         flush_output(c, now);
 }
 
-/* Read once, adding at most room bytes of buffers (level-triggered epoll
- * calls again if more is waiting). */
-static void read_input(struct conn *c, size_t room, uint64_t now)
-{
-    size_t len, cap;
-    uint8_t *buf = input_target(c, room, &len, &cap);
-    if (buf == NULL || len >= cap) { /* len == cap cannot happen: the parser
-                                        answers or refuses a maximal message */
-        conn_close(c, CLOSE_NO_MEMORY, now);
-        return;
-    }
-    take_input(c, buf, len, io_read(c, buf + len, cap - len), now);
-}
-
-/* A paused client stopped sending (EPOLLRDHUP): what is left of its input
- * is what the kernel holds. If that cannot complete its framed message, the
- * message never will: discard the rest (counted) and close. Otherwise (and
- * in text mode, where the end of input ends the last line) read it: the
- * message completes within its --max-payload and is answered, so the
- * server learns of the close without waiting for room. */
+/* A paused client stopped sending: what is left of its input is what the
+ * kernel holds. If that cannot complete its framed message, the message
+ * never will: discard the rest (counted) and close. Otherwise (and in text
+ * mode, where the end of input ends the last line) read it: the message
+ * completes within its --max-payload and is answered, so the server learns
+ * of the close without waiting for room. */
 static void paused_peer_done(struct conn *c, uint64_t now)
 {
     size_t avail = io_input_waiting(c);
@@ -838,70 +897,60 @@ static void paused_peer_done(struct conn *c, uint64_t now)
             return;
         }
     }
+    c->peer_done = true;
     conn_enter(c, CONN_READING, now);
-    read_input(c, SIZE_MAX, now);
 }
 
-/* A readable connection: read what the memory budget allows, or, when it
- * allows nothing, stop reading until the timer sees room again. */
-static void read_or_pause(struct conn *c, uint64_t now)
+/* The loop delivered input: n bytes at data (with the loop's headroom in
+ * front), 0 at the client's EOF, or -errno. Deliveries can arrive in any
+ * state (io_uring: one read asked for before the state stopped reading);
+ * they are bounded by what the read was asked for, so the input buffer
+ * stays within in_limit, and what a state does not serve yet is kept. */
+static void on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
 {
-    /* A read adds at most CONN_READ_MAX bytes, or, into the connection's own
-     * buffer, what its geometric growth takes. */
-    size_t want = c->in_cap > CONN_READ_MAX ? c->in_cap : CONN_READ_MAX;
-    bool charged;
-    size_t room = membudget_take(c->ctx->budget, c->ctx->budget_slot, c->mem, want, &charged);
-    if (room == 0) {
-        conn_enter(c, CONN_PAUSED, now); /* the timer resumes it once there is room */
-        return;
+    struct conn *c = s->data;
+    if (c->state == CONN_LINGER) {
+        discard_input(c, n, now);
+    } else if (n <= 0) {
+        take_input(c, c->in, c->in_len, n, now);
+    } else {
+        size_t held = c->in_len;
+        uint8_t *buf = in_take(c, data, (size_t)n);
+        if (buf == NULL)
+            conn_close(c, CLOSE_NO_MEMORY, now);
+        else
+            take_input(c, buf, held, n, now);
     }
-    if (charged) {
-        /* Held for this read; recharge() settles it with what stays. */
-        if (c->mem == 0)
-            membudget_charge(c->ctx->budget, c->ctx->budget_slot, 0, 1);
-        c->mem += room;
-    }
-    read_input(c, room, now);
+    if (c->state != CONN_CLOSED)
+        after_io(c, now);
 }
 
-/* The socket is readable (or ended, or failed): what that means depends on
- * the state. */
-static void on_readable(struct conn *c, uint32_t events, uint64_t now)
+/* A write ended. epoll: n == 0, the socket has room for the rest. io_uring:
+ * n bytes taken, or -errno. */
+static void on_write(struct loop_stream *s, ssize_t n, uint64_t now)
 {
-    switch (c->state) {
-    case CONN_READING:
-        read_or_pause(c, now);
-        break;
-    case CONN_DRAINING:
-        /* Within the drain's byte budget, as drain_read: the drain must
-         * answer what was sent, whatever the memory budget says. */
-        read_input(c, c->drain_left, now);
-        break;
-    case CONN_LINGER:
-        discard_input(c, io_read(c, c->ctx->rbuf, CONN_READ_MAX), now);
-        break;
-    default:
-        if (events & (EPOLLERR | EPOLLHUP)) /* gone while we only wrote */
-            conn_close(c, c->state == CONN_FLUSHING && c->reason != CLOSE_PEER ? c->reason
-                                                                                : CLOSE_RESET,
-                       now);
-        break;
-    }
-}
-
-void conn_on_event(struct conn *c, uint32_t events, uint64_t now)
-{
+    struct conn *c = s->data;
+    c->writing = false;
+    if (n != 0)
+        written(c, n, now);
     if (c->state == CONN_CLOSED)
         return;
-    if ((events & EPOLLOUT) && c->out.len > 0)
-        flush_output(c, now);
-    if (c->state == CONN_CLOSED)
-        return;
-    if (c->state == CONN_PAUSED && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-        paused_peer_done(c, now);
-    else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-        on_readable(c, events, now);
-    after_io(c, now);
+    flush_output(c, now);
+    if (c->state != CONN_CLOSED)
+        after_io(c, now);
+}
+
+/* Back to READING from PAUSED: what a delivery brought while paused (one
+ * read that was already asked for, io_uring) is served first. */
+static void serve_buffered(struct conn *c, uint64_t now)
+{
+    if (c->state == CONN_READING && c->in_len > 0) {
+        process_buffered(c, now);
+        if (c->state != CONN_CLOSED)
+            flush_output(c, now);
+    }
+    if (c->state != CONN_CLOSED)
+        after_io(c, now);
 }
 
 /* The frame deadline passed: tell the client why, then close. */
@@ -972,6 +1021,11 @@ void conn_check_timers(struct conn *c, uint64_t now)
         return;
     }
     shrink_idle(c);
+    if (c->state == CONN_PAUSED && io_peer_done(c)) {
+        paused_peer_done(c, now);
+        serve_buffered(c, now);
+        return;
+    }
     if (c->state == CONN_PAUSED) {
         /* Room again: at once for a connection holding less than anyone may
          * hold (its replies drained, say), otherwise once the total is back
@@ -979,7 +1033,7 @@ void conn_check_timers(struct conn *c, uint64_t now)
          * server is the one not reading. */
         if (c->mem < MEMBUDGET_SMALL_HOLDING || membudget_may_resume(c->ctx->budget)) {
             conn_enter(c, CONN_READING, now);
-            after_io(c, now);
+            serve_buffered(c, now);
         }
         return;
     }

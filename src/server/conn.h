@@ -16,17 +16,18 @@
 #include "server/stats.h"
 #include "tcpmsg/counter.h"
 #include "tcpmsg/frame.h"
+#include "tcpmsg/loop.h"
 #include "tcpmsg/net.h"
 
 struct conn_ctx;
 
-/* Reads: at most CONN_READ_MAX bytes at once. A connection keeps a buffer
- * of its own only for a message that did not arrive whole; while that
- * partial message is small (CONN_SMALL_PARTIAL), it is copied in front of
- * the next read in the worker's buffer (CONN_RBUF_SIZE) instead. */
-#define CONN_READ_MAX (64u * 1024)
+/* Reads: at most CONN_READ_MAX bytes at once (just under the loop's
+ * LOOP_READ_SIZE, see conn.c). A connection keeps a buffer of its own only
+ * for a message that did not arrive whole; while that partial message is
+ * small (CONN_SMALL_PARTIAL), it is copied in front of the next delivery, in
+ * the loop's headroom, instead. */
+#define CONN_READ_MAX (64u * 1024 - 1)
 #define CONN_SMALL_PARTIAL 4096u
-#define CONN_RBUF_SIZE (CONN_READ_MAX + CONN_SMALL_PARTIAL)
 
 /* The states, each with the name the connection list shows; conn.c opens
  * with the table of transitions between them. */
@@ -60,14 +61,18 @@ enum conn_state {
 };
 
 struct conn {
-    int fd;
+    struct loop_stream s; /* the socket, on the owner's loop */
+    int fd;               /* the socket, for the calls the loop does not make; -1 once closed */
     uint64_t id;
     const struct conn_ctx *ctx;
     struct conn *prev, *next; /* the owner's list of open connections (conn.c does not use them) */
     enum conn_state state;
     enum frame_mode mode;
     enum close_reason reason; /* set when the close is decided */
-    uint32_t events;          /* epoll events currently registered */
+    bool writing;             /* a write is not over: on_write comes (io_uring: in flight;
+                                 epoll: waiting for room after a partial write) */
+    bool peer_done;           /* the client stopped sending while PAUSED: read the rest
+                                 whatever the memory budget says */
     bool peer_eof;            /* the client shut down its sending side. Not a state: a fact
                                  about the input that the parser needs (it ends a last text
                                  line) and that FLUSHING needs (close, or linger) */
@@ -112,15 +117,13 @@ struct conn {
 /* Name of a connection state ("reading"). */
 const char *conn_state_name(enum conn_state s);
 
-/* A connection for an accepted, non-blocking fd, in state READING and
- * registered with ctx->watch. Takes ownership of fd (closes it on failure).
- * ctx must outlive the connection. NULL on ENOMEM or a watch failure. */
+/* A connection for an accepted, non-blocking fd, in state READING, a
+ * stream of ctx->loop, given to ctx->adopt. Takes ownership of fd (closes it
+ * on failure). ctx must outlive the connection. NULL on ENOMEM or when the
+ * loop refused the stream. It is freed by conn.c itself, once closed and
+ * let go of by the loop (ctx->released tells the owner). */
 struct conn *conn_open(const struct conn_ctx *ctx, int fd, const struct sockaddr *peer,
                        socklen_t len, uint64_t id, uint64_t now);
-
-/* The socket reported events (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP,
- * EPOLLERR) for c. */
-void conn_on_event(struct conn *c, uint32_t events, uint64_t now);
 
 /* Enforce c's timeouts at time now, give back idle buffers, and let it read
  * again once the memory budget has room (called a few times a second). */
@@ -129,10 +132,10 @@ void conn_check_timers(struct conn *c, uint64_t now);
 /* Shutdown begins: answer what was already received, then close. */
 void conn_begin_drain(struct conn *c, uint64_t now);
 
-/* Close now with reason: deregister (ctx->forget), close the fd, count, call
- * ctx->closed and log. The memory stays valid until conn_free, which the
- * owner calls after the current dispatch. */
+/* Close now with reason: leave the owner's list (ctx->forget), close the
+ * stream, count, call ctx->closed and log. The memory stays valid until the
+ * loop's on_close for the stream, at the end of the wakeup at the earliest;
+ * closing twice is a no-op. */
 void conn_close(struct conn *c, enum close_reason reason, uint64_t now);
-void conn_free(struct conn *c); /* NULL is a no-op */
 
 #endif

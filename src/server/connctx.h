@@ -1,6 +1,6 @@
 /* connctx: everything a connection (conn.c) needs from whoever runs it, and
  * nothing more: the limits, where to count, the memory budget, buffers to
- * borrow, and three calls back into the owner's event loop. An epoll worker
+ * borrow, the event loop its socket runs on, and calls back into the owner. An epoll worker
  * builds one for its connections, a fork-mode child for its one connection,
  * a unit test for connections on a socketpair. It is not the server: conn.c
  * cannot reach the other connections, the listener or the HTTP endpoint.
@@ -14,6 +14,7 @@
 
 struct conn;
 struct chunk_pool;
+struct loop;
 struct membudget;
 struct server_config;
 
@@ -26,16 +27,17 @@ struct conn_ctx {
     struct membudget *budget;        /* --max-buffer-memory */
     unsigned budget_slot;            /* this thread's (or child's) account in it */
     struct chunk_pool *pool;         /* free output chunks, shared by the owner's connections */
-    uint8_t *rbuf;                   /* CONN_RBUF_SIZE bytes where reads land; a connection
-                                        uses it only within one call */
+    struct loop *loop;               /* the owner's loop: each connection is a stream of it */
     void *owner;                     /* passed back to the calls below */
 
-    /* (Re)register c's interest in events (EPOLLIN, EPOLLOUT, EPOLLRDHUP):
-     * the first call adds c to the owner's loop. 0 or -errno. */
-    int (*watch)(void *owner, struct conn *c, uint32_t events);
-    /* c is closed: stop watching it and free it (conn_free) after the
-     * current dispatch, not before: its caller still holds c. */
+    /* c is open: the owner lists it (timers, the drain, the connection list). */
+    void (*adopt)(void *owner, struct conn *c);
+    /* c is closed: take it off the owner's list. Its memory stays valid
+     * until the loop lets go of its stream (released). */
     void (*forget)(void *owner, struct conn *c);
+    /* A closed connection's memory is gone (the stream's on_close): the
+     * owner may stop its loop once none is left. Optional. */
+    void (*released)(void *owner);
     /* c was closed for reason: give back what admitted it (--max-conns and
      * --max-conns-per-ip), remember it for the connection list. Optional. */
     void (*closed)(void *owner, const struct conn *c, enum close_reason reason, uint64_t now);

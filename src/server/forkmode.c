@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -23,11 +22,7 @@
 #include "server/worker.h"
 #include "tcpmsg/log.h"
 
-#define MAX_EVENTS 64
-#define TICK_MS 100
 #define PIPE_CAPACITY (1 << 20) /* room for ~1000 records before children block */
-
-static char pipe_tag, sig_tag; /* epoll tags of the parent's extra descriptors */
 
 int fork_state_init(struct fork_state *fs, unsigned max_children)
 {
@@ -215,6 +210,7 @@ static _Noreturn void child_main(const struct worker *parent, unsigned slot, int
         _exit(71);
     sh->cfg = cfg;
     sh->budget = parent->shared->budget; /* shared memory: the parent sees what the child holds */
+    sh->loop_opt.backend = LOOP_EPOLL;   /* one connection: a ring would cost more than it saves */
     atomic_init(&sh->drain_deadline_ns, UINT64_MAX); /* none until a signal asks for the drain */
     atomic_init(&sh->running, 1);
     g_child_drain_ns = (uint64_t)(cfg->drain_timeout * 1e9);
@@ -441,36 +437,59 @@ static void drain_children(struct worker *w, uint64_t now)
     fs->signalled = true;
 }
 
-static int watch(struct worker *w, int fd, void *tag)
+static void on_pipe(struct loop_watch *wt, unsigned events, uint64_t now)
 {
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
-    return epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+    (void)events;
+    (void)now;
+    read_records(wt->data);
 }
 
+static void on_sigchld(struct loop_watch *wt, unsigned events, uint64_t now)
+{
+    (void)events;
+    reap(wt->data, now);
+}
+
+/* Every tick: reap (signals coalesce: look every tick as well), and keep
+ * the drain of the children going. */
+static void parent_tick(void *owner, struct worker *w, uint64_t now)
+{
+    (void)owner;
+    reap(w, now);
+    if (w->draining)
+        drain_children(w, now);
+}
+
+static void parent_drain(void *owner, struct worker *w, uint64_t now)
+{
+    (void)owner;
+    drain_children(w, now);
+}
+
+static bool parent_busy(void *owner)
+{
+    const struct fork_state *fs = owner;
+    return fs->nchildren > 0;
+}
+
+/* The parent's loop is the worker's (accept, the drain's wake), with the
+ * pipe and the signalfd watched too, always on epoll: a child serves one
+ * connection, and a ring per child would cost more than it saves. */
 static void *fork_main(void *arg)
 {
     struct worker *w = arg;
     struct fork_state *fs = fs_of(w);
-    struct epoll_event events[MAX_EVENTS];
-    if (watch(w, fs->pipe_rd, &pipe_tag) < 0 || watch(w, fs->sig_fd, &sig_tag) < 0)
-        LOG(LOG_ERROR, "fork mode cannot watch its pipe", LF_S("error", strerror(errno)));
-    while (!(w->draining && fs->nchildren == 0)) {
-        int n = epoll_wait(w->epfd, events, MAX_EVENTS, TICK_MS);
-        uint64_t now = net_now_ns();
-        for (int i = 0; i < n; i++) {
-            void *tag = events[i].data.ptr;
-            if (tag == &pipe_tag)
-                read_records(w);
-            else if (tag == &sig_tag)
-                reap(w, now);
-            else
-                worker_handle(w, tag, now, fork_serve);
-        }
-        reap(w, now); /* signals coalesce: look every tick as well */
-        worker_check_backoff(w, now);
-        if (w->draining)
-            drain_children(w, now);
-    }
+    pthread_setname_np(pthread_self(), "tcpmsgd-fork");
+    fs->pipe_watch = (struct loop_watch){ .cb = on_pipe, .data = w };
+    fs->sig_watch = (struct loop_watch){ .cb = on_sigchld, .data = w };
+    int rc = loop_watch_start(w->loop, &fs->pipe_watch, fs->pipe_rd, LOOP_READABLE);
+    if (rc == 0)
+        rc = loop_watch_start(w->loop, &fs->sig_watch, fs->sig_fd, LOOP_READABLE);
+    if (rc < 0)
+        LOG(LOG_ERROR, "fork mode cannot watch its pipe", LF_S("error", strerror(-rc)));
+    worker_run(w);
+    loop_watch_stop(w->loop, &fs->pipe_watch);
+    loop_watch_stop(w->loop, &fs->sig_watch);
     atomic_fetch_sub(&w->shared->running, 1);
     return NULL;
 }
@@ -478,5 +497,10 @@ static void *fork_main(void *arg)
 int fork_start(struct fork_state *fs, struct worker *w)
 {
     w->owner = fs;
+    w->serve = fork_serve;
+    w->msgs_per_wakeup = false; /* its replies are the children's: they record theirs */
+    w->on_tick = parent_tick;
+    w->on_drain = parent_drain;
+    w->busy = parent_busy;
     return -pthread_create(&w->thread, NULL, fork_main, w);
 }

@@ -36,6 +36,7 @@ struct fork_state {
     unsigned nslots, nchildren;
     bool signalled;       /* the drain's SIGTERM went out to the children */
     struct membudget *budget; /* the server's; slot i is child i's account */
+    struct loop_watch pipe_watch, sig_watch; /* the parent's loop: records, SIGCHLD */
 };
 
 /* Set up the pipe and the signalfd (SIGCHLD must already be blocked in

@@ -106,10 +106,21 @@ size_t metrics_size_bounds(const double **b)
     return COUNT_OF(size_bounds);
 }
 
+/* Messages per wakeup: powers of two up to 256 (a wakeup dispatches at most
+ * 256 events, and an event may complete several replies). */
+static const double wakeup_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256 };
+
+size_t metrics_wakeup_bounds(const double **b)
+{
+    *b = wakeup_bounds;
+    return COUNT_OF(wakeup_bounds);
+}
+
 #define LABELS(l, v) .label = (l), .values = (v), .nvalues = COUNT_OF(v)
 
 static const struct metric_def metric_defs[] = {
-    { "tcpmsg_build_info", M_INFO, "", "Version and concurrency mode of this server (value 1)",
+    { "tcpmsg_build_info", M_INFO, "",
+      "Version, concurrency mode and event loop backend of this server (value 1)",
       .get = get_one },
     { "tcpmsg_connections_open", M_GAUGE, "", "Client connections open now", .get = get_open },
     { "tcpmsg_connections_max", M_GAUGE, "", "The --max-conns limit on open connections",
@@ -286,12 +297,32 @@ static json_t *value_json(const struct metric_def *d, const struct metrics_snaps
     return o;
 }
 
+/* The event loops at a glance: "syscalls" by kind, and "loop" with the
+ * wakeups and the messages per wakeup, shaped as every histogram. */
+static void loop_json(json_t *root, const struct metrics_snapshot *m)
+{
+    json_t *sys = json_object();
+#define SYSCALL_JSON(name, tag, text) \
+    json_object_set_new(sys, tag, json_count_u64(counter_get(&m->stats.syscalls[STATS_##name])));
+    SYSCALL_OPS(SYSCALL_JSON)
+#undef SYSCALL_JSON
+    json_object_set_new(root, "syscalls", sys);
+    json_t *loop = json_object();
+    json_object_set_new(loop, "wakeups", json_count_u64(counter_get(&m->stats.wakeups)));
+    for (size_t i = 0; i < COUNT_OF(metric_defs); i++)
+        if (metric_defs[i].hist == hist_msgs_per_wakeup)
+            json_object_set_new(loop, "messages_per_wakeup",
+                                hist_json(&metric_defs[i], hist_msgs_per_wakeup(m)));
+    json_object_set_new(root, "loop", loop);
+}
+
 char *metrics_json(const struct metrics_snapshot *m)
 {
     json_t *root = json_object();
     json_t *server = json_object();
     json_object_set_new(server, "version", json_string(m->version));
     json_object_set_new(server, "mode", json_string(m->mode));
+    json_object_set_new(server, "io", json_string(m->io != NULL ? m->io : "epoll"));
     json_object_set_new(server, "address", json_string(m->address));
     json_object_set_new(server, "workers", json_integer(m->workers));
     json_object_set_new(server, "draining", json_boolean(m->draining));
@@ -310,6 +341,7 @@ char *metrics_json(const struct metrics_snapshot *m)
             json_object_set_new(hists, json_key(d->name), hist_json(d, d->hist(m)));
     }
     json_object_set_new(root, "counters", counters);
+    loop_json(root, m);
     json_object_set_new(root, "gauges", gauges);
     json_object_set_new(root, "histograms", hists);
     char *text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(15));
@@ -381,7 +413,8 @@ static char *render_text(const struct metrics_snapshot *m, size_t *len, bool om)
         if (d->type == M_HISTOGRAM) {
             prom_hist(f, d, d->hist(m));
         } else if (d->type == M_INFO) {
-            fprintf(f, "%s{version=\"%s\",mode=\"%s\"} 1\n", d->name, m->version, m->mode);
+            fprintf(f, "%s{version=\"%s\",mode=\"%s\",io=\"%s\"} 1\n", d->name, m->version,
+                    m->mode, m->io);
         } else if (d->label == NULL) {
             prom_value(f, d->name, NULL, NULL, d->get(m, 0));
         } else {
@@ -418,7 +451,7 @@ void metrics_write_markdown(FILE *out)
         fprintf(out, "| `%s` | %s | %s | ", d->name, type_name(d, true),
                 d->unit[0] != '\0' ? d->unit : "-");
         if (d->type == M_INFO) {
-            fputs("`version`, `mode`", out);
+            fputs("`version`, `mode`, `io`", out);
         } else if (d->label != NULL) {
             fprintf(out, "`%s`: ", d->label);
             for (size_t k = 0; k < d->nvalues; k++)

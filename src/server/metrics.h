@@ -26,6 +26,7 @@ struct metrics_snapshot {
     bool draining;
     const char *version;
     const char *mode;    /* "epoll" */
+    const char *io;      /* the workers' loop backend: "epoll" or "uring" */
     const char *address; /* the bound message address */
     double start_time_s; /* Unix time */
     double uptime_s;
@@ -57,6 +58,7 @@ void metrics_write_markdown(FILE *out);
  * kind; exposed for the tests. */
 size_t metrics_latency_bounds(const double **bounds);
 size_t metrics_size_bounds(const double **bounds);
+size_t metrics_wakeup_bounds(const double **bounds);
 
 /* Cumulative count of values <= bound (bound in hist units): a bucket counts
  * when its midpoint is <= bound, the same rule percentiles use. */

@@ -159,6 +159,36 @@ static int start_http(struct server *s, http_route_fn route)
     return 0;
 }
 
+static const char *io_name(enum loop_backend b)
+{
+    return b == LOOP_EPOLL ? "epoll" : b == LOOP_URING ? "uring" : "auto";
+}
+
+/* The backend of the workers' loops: --io, except in fork mode, which
+ * stays on epoll in the parent and the children. */
+static void choose_io(struct server *s)
+{
+    const struct server_config *cfg = s->cfg;
+    s->shared.loop_opt = (struct loop_options){ .backend = cfg->io, .sqpoll = cfg->sqpoll };
+    if (!cfg->fork_mode)
+        return;
+    if (cfg->io == LOOP_URING || cfg->sqpoll)
+        LOG(LOG_INFO, "fork mode uses epoll, not io_uring",
+            LF_S("why", "a child serves one connection: a ring per child costs more than it saves"));
+    s->shared.loop_opt = (struct loop_options){ .backend = LOOP_EPOLL };
+}
+
+/* The first worker's loop settled what auto means: the others take the
+ * same backend, so that every worker runs alike, and the log says why auto
+ * did not get io_uring, once. */
+static void settle_io(struct server *s, const struct worker *w)
+{
+    s->io = loop_backend_name(w->loop);
+    s->shared.loop_opt.backend = strcmp(s->io, "uring") == 0 ? LOOP_URING : LOOP_EPOLL;
+    if (w->loop_why != NULL)
+        LOG(LOG_INFO, "io_uring is not available, the workers use epoll", LF_S("why", w->loop_why));
+}
+
 int server_start(struct server *s, const struct server_config *cfg, http_route_fn route)
 {
     memset(s, 0, sizeof *s);
@@ -216,10 +246,13 @@ int server_start(struct server *s, const struct server_config *cfg, http_route_f
     rc = open_listeners(s, fds, s->nworkers);
     if (rc < 0)
         goto failed_alloc;
+    choose_io(s);
     unsigned started = 0;
     for (; started < s->nworkers; started++) {
         struct worker *w = &s->workers[started];
         rc = worker_init(w, &s->shared, started, fds[started]);
+        if (rc == 0 && started == 0)
+            settle_io(s, w);
         if (rc == 0) {
             atomic_fetch_add(&s->shared.running, 1);
             rc = cfg->fork_mode ? fork_start(s->fork, w) : worker_start(w);
@@ -227,7 +260,8 @@ int server_start(struct server *s, const struct server_config *cfg, http_route_f
                 atomic_fetch_sub(&s->shared.running, 1);
         }
         if (rc < 0) {
-            LOG(LOG_ERROR, "cannot start worker", LF_U("worker", started), LF_S("error", strerror(-rc)));
+            LOG(LOG_ERROR, "cannot start worker", LF_U("worker", started), LF_S("error", strerror(-rc)),
+                LF_S("io", io_name(s->cfg->io)));
             goto failed_workers;
         }
     }
@@ -238,7 +272,8 @@ int server_start(struct server *s, const struct server_config *cfg, http_route_f
         goto failed_workers;
     }
     LOG(LOG_INFO, "server is listening", LF_S("address", s->bound),
-        LF_S("mode", cfg->fork_mode ? "fork" : "epoll"), LF_U("threads", s->nworkers),
+        LF_S("mode", cfg->fork_mode ? "fork" : "epoll"), LF_S("io", s->io),
+        LF_U("threads", s->nworkers),
         LF_U("max_conns", cfg->max_conns), LF_U("max_payload", cfg->max_payload),
         LF_U("max_buffer_memory", cfg->max_buffer_memory),
         LF_S("version", TCPMSG_VERSION));
@@ -286,6 +321,7 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     m->draining = atomic_load(&s->draining) != 0;
     m->version = TCPMSG_VERSION;
     m->mode = s->fork != NULL ? "fork" : "epoll";
+    m->io = s->io != NULL ? s->io : "epoll";
     m->address = s->bound;
     m->start_time_s = s->start_time_s;
     m->uptime_s = (double)(net_now_ns() - s->start_ns) / 1e9;
@@ -346,6 +382,10 @@ static void log_totals(const struct server *s)
         rejected += counter_get(&t->rejected[i]);
     for (int i = 0; i < ERROR_KIND_COUNT; i++)
         errors += counter_get(&t->errors[i]);
+    /* With them, what the workers' loops asked of the kernel (fork mode: the
+     * parent's and what the children reported), exact once the workers are
+     * joined: a test compares them with strace. */
+#define SYSCALL_FIELD(name, tag, text) LF_U(tag, counter_get(&t->syscalls[STATS_##name])),
     LOG(LOG_INFO, "totals", LF_U("accepted", counter_get(&t->accepted)), LF_U("closed", closed),
         LF_U("rejected", rejected), LF_U("errors", errors),
         LF_U("msgs_in", counter_get(&t->msgs_in[0]) + counter_get(&t->msgs_in[1])),
@@ -353,7 +393,10 @@ static void log_totals(const struct server *s)
         LF_U("bytes_in", counter_get(&t->bytes_in[0]) + counter_get(&t->bytes_in[1])),
         LF_U("bytes_out", counter_get(&t->bytes_out[0]) + counter_get(&t->bytes_out[1])),
         LF_D("service_p50_us", hist_percentile(&t->service_ns, 50) / 1e3),
-        LF_D("service_p99_us", hist_percentile(&t->service_ns, 99) / 1e3));
+        LF_D("service_p99_us", hist_percentile(&t->service_ns, 99) / 1e3),
+        LF_S("io", s->io != NULL ? s->io : "epoll"), SYSCALL_OPS(SYSCALL_FIELD)
+        LF_U("wakeups", counter_get(&t->wakeups)));
+#undef SYSCALL_FIELD
     free(t);
 }
 

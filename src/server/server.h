@@ -24,6 +24,7 @@ struct server {
     struct admission admission;    /* --max-conns, --max-conns-per-ip, connection ids */
     _Atomic int draining;
     char bound[NET_ADDRSTRLEN];
+    const char *io;              /* the workers' loop backend ("epoll", "uring"), once started */
     struct closed_ring closed;   /* recently closed connections */
     /* The metrics endpoint, or NULL. Atomic: its own thread may serve a
      * request (and read this) before http_start has returned. */

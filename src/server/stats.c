@@ -62,3 +62,11 @@ void server_stats_add(struct server_stats *dst, const struct server_stats *src)
     SERVER_STATS_HISTS(ADD_HIST)
 #undef ADD_HIST
 }
+
+/* The op label's order is the loop's: a syscall counter of the loop is
+ * added to the stats counter of the same index. */
+#define SYSCALL_SAME(name, tag, text) \
+    _Static_assert((int)STATS_##name == (int)LOOP_##name, "SYSCALL_OPS follows LOOP_SYSCALLS");
+SYSCALL_OPS(SYSCALL_SAME)
+#undef SYSCALL_SAME
+_Static_assert((int)SYSCALL_OP_COUNT == (int)LOOP_SYS_WAKEUPS, "the wakeups come last");

@@ -7,6 +7,7 @@
 
 #include "tcpmsg/counter.h"
 #include "tcpmsg/hist.h"
+#include "tcpmsg/loop.h"      /* LOOP_SYSCALLS: the system calls an event loop makes */
 #include "tcpmsg/rttreport.h" /* RTT_REJECT_REASONS: why an RTT report was refused */
 
 /* Why a connection was closed: enum name, tag (logs, metrics), meaning. */
@@ -78,6 +79,26 @@ enum stats_mode {
     STATS_MODE_COUNT
 };
 
+/* The system calls the event loops make, by kind: the values of the op
+ * label, in the order of loop.h's LOOP_SYSCALLS (checked in stats.c), which
+ * ends with the wakeups, counted apart. */
+#define SYSCALL_OPS(X)                                                                       \
+    X(SYS_READ, "read", "epoll: a read of a connection, one per readiness event")          \
+    X(SYS_WRITE, "write", "epoll: a write of one buffer (a reply, or replies in one chunk)") \
+    X(SYS_WRITEV, "writev", "epoll: a write of several buffers")                            \
+    X(SYS_ACCEPT4, "accept4", "epoll: an accept, successful or not")                        \
+    X(SYS_EPOLL_WAIT, "epoll_wait", "epoll: a wait for events (epoll_pwait2)")              \
+    X(SYS_EPOLL_CTL, "epoll_ctl", "epoll: a change of what a descriptor is watched for")    \
+    X(SYS_IO_URING_ENTER, "io_uring_enter",                                                 \
+      "io_uring: one call submits what a wakeup queued and waits for completions")
+
+enum syscall_op {
+#define SYSCALL_ENUM(name, tag, text) STATS_##name,
+    SYSCALL_OPS(SYSCALL_ENUM)
+#undef SYSCALL_ENUM
+    SYSCALL_OP_COUNT
+};
+
 /* Every counter of struct server_stats, in the order of the metric table:
  *   X(field, shape, Prometheus name, unit, label, label values, help)
  * shape is empty for a single counter, or [N] for one counter per value of
@@ -109,7 +130,12 @@ enum stats_mode {
       "RTT reports accepted from clients and added to tcpmsg_client_rtt_seconds")            \
     X(rtt_rejected, [RTT_REJECT_COUNT], "tcpmsg_client_rtt_reports_rejected_total", "",      \
       "reason", RTT_REJECT_REASONS,                                                          \
-      "RTT reports refused whole, by the rule they broke (the connection stays open)")
+      "RTT reports refused whole, by the rule they broke (the connection stays open)")       \
+    X(syscalls, [SYSCALL_OP_COUNT], "tcpmsg_syscalls_total", "", "op", SYSCALL_OPS,          \
+      "System calls of the event loops (workers; fork mode: the parent and its children), "  \
+      "by kind")                                                                             \
+    X(wakeups, , "tcpmsg_loop_wakeups_total", "", NULL, NO_LABEL,                            \
+      "Event loop iterations that handled at least one event or timer")
 
 /* The label values of an unlabelled counter: none. */
 #define NO_LABEL(X)
@@ -128,7 +154,9 @@ enum stats_mode {
     X(client_rtt_ns, "tcpmsg_client_rtt_seconds", "seconds", 1e-9, metrics_latency_bounds,  \
       "Round-trip times measured and reported by clients")                                   \
     X(msg_bytes, "tcpmsg_message_size_bytes", "bytes", 1, metrics_size_bounds,              \
-      "Payload sizes of messages received")
+      "Payload sizes of messages received")                                                  \
+    X(msgs_per_wakeup, "tcpmsg_messages_per_wakeup", "", 1, metrics_wakeup_bounds,           \
+      "Replies completed per event loop wakeup, for wakeups that completed at least one")
 
 struct server_stats {
 #define STATS_COUNTER_FIELD(field, shape, ...) counter_t field shape;

@@ -1,6 +1,7 @@
-/* worker: an epoll loop on its own thread: accept, dispatch connection
- * events, run timers a few times a second, drain on request. Closed
- * connections are freed only after the wakeup that closed them.
+/* worker: an event loop (tcpmsg/loop.h, epoll or io_uring) on its own
+ * thread: accept, serve connections as streams of the loop, run timers a few
+ * times a second, drain on request. A closed connection is freed by conn.c
+ * when the loop lets go of its stream, after the wakeup that closed it.
  */
 #include "server/worker.h"
 
@@ -8,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -18,43 +19,31 @@
 #include "server/membudget.h"
 #include "tcpmsg/log.h"
 
-#define MAX_EVENTS 256
-#define ACCEPTS_PER_WAKEUP 64          /* share the loop between new and old clients */
 #define TICK_NS (100 * 1000000ull)     /* timer resolution */
 #define ACCEPT_BACKOFF_NS (100 * 1000000ull)
 #define POOL_CHUNKS 64                 /* free output chunks kept: 1 MiB */
 #define EVICTIONS_PER_TICK 256         /* bounds the work of one timer tick */
 
-/* epoll_event.data.ptr tags for the two non-connection descriptors. */
-static char listen_tag, wake_tag;
-
-/* conn_ctx calls: (re)register c's epoll interest; the first registration
- * adds c to the list of open connections. */
-static int watch_conn(void *owner, struct conn *c, uint32_t events)
+/* conn_ctx calls: a new connection joins the list of open ones. */
+static void adopt_conn(void *owner, struct conn *c)
 {
     struct worker *w = owner;
-    struct epoll_event ev = { .events = events, .data.ptr = c };
-    bool first = c->prev == NULL && w->conns != c;
-    if (epoll_ctl(w->epfd, first ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev) < 0)
-        return -errno;
-    if (first) {
-        pthread_mutex_lock(&w->list_lock);
-        c->next = w->conns;
-        if (w->conns != NULL)
-            w->conns->prev = c;
-        w->conns = c;
-        w->nconns++;
-        pthread_mutex_unlock(&w->list_lock);
-    }
-    return 0;
+    pthread_mutex_lock(&w->list_lock);
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    pthread_mutex_unlock(&w->list_lock);
+    w->nlive++;
 }
 
-/* A closed c leaves epoll and the open list, and is parked until the
- * wakeup's dispatch is over (free_closed). */
+/* A closed c leaves the open list; the loop still holds its stream until
+ * released. */
 static void forget_conn(void *owner, struct conn *c)
 {
     struct worker *w = owner;
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     pthread_mutex_lock(&w->list_lock);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -64,9 +53,13 @@ static void forget_conn(void *owner, struct conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     pthread_mutex_unlock(&w->list_lock);
-    c->prev = NULL;
-    c->next = w->closed;
-    w->closed = c;
+    c->prev = c->next = NULL;
+}
+
+static void released_conn(void *owner)
+{
+    struct worker *w = owner;
+    w->nlive--;
 }
 
 /* A connection closed: listed as recently closed, its admission given back. */
@@ -79,6 +72,15 @@ static void conn_closed(void *owner, const struct conn *c, enum close_reason rea
         admission_release(w->shared->admission, (const struct sockaddr *)&c->peer);
 }
 
+static void on_accept(struct loop_acceptor *a, int fd, const struct sockaddr *peer, socklen_t len,
+                      uint64_t now);
+static void on_wake(struct loop_watch *wt, unsigned events, uint64_t now);
+static void on_tick(struct loop_timer *t, uint64_t now);
+static void on_backoff_over(struct loop_timer *t, uint64_t now);
+static void on_wakeup(void *ctx, uint64_t now);
+static bool serve_here(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+                       uint64_t id, uint64_t now);
+
 int worker_init(struct worker *w, struct worker_shared *sh, unsigned index, int listen_fd)
 {
     memset(w, 0, sizeof *w);
@@ -86,61 +88,82 @@ int worker_init(struct worker *w, struct worker_shared *sh, unsigned index, int 
     w->index = index;
     w->listen_fd = listen_fd;
     w->wake_fd = -1;
+    w->serve = serve_here;
+    w->msgs_per_wakeup = true;
     server_stats_init(&w->stats);
     pthread_mutex_init(&w->list_lock, NULL);
     chunk_pool_init(&w->pool, POOL_CHUNKS);
+    int rc = loop_new(&w->loop, &sh->loop_opt, &w->loop_why);
+    if (rc < 0)
+        return rc;
+    loop_set_hook(w->loop, on_wakeup, w);
     w->ctx = (struct conn_ctx){
         .cfg = sh->cfg,
         .stats = &w->stats,
         .budget = sh->budget,
         .budget_slot = index,
         .pool = &w->pool,
-        .rbuf = malloc(CONN_RBUF_SIZE),
+        .loop = w->loop,
         .owner = w,
-        .watch = watch_conn,
+        .adopt = adopt_conn,
         .forget = forget_conn,
+        .released = released_conn,
         .closed = conn_closed,
     };
-    if (w->ctx.rbuf == NULL)
-        return -ENOMEM;
-    w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (w->epfd < 0)
-        return -errno;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0)
         return -errno;
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_tag };
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
-        return -errno;
+    w->wake.cb = on_wake;
+    w->wake.data = w;
+    rc = loop_watch_start(w->loop, &w->wake, w->wake_fd, LOOP_READABLE);
+    if (rc < 0)
+        return rc;
+    w->tick.cb = on_tick;
+    w->tick.data = w;
+    w->backoff.cb = on_backoff_over;
+    w->backoff.data = w;
+    w->acceptor.cb = on_accept;
+    w->acceptor.data = w;
+    w->acceptor.fd = -1;
     if (w->listen_fd < 0)
         return 0; /* a fork-mode child: its one client is all it serves */
-    ev.data.ptr = &listen_tag;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_fd, &ev) < 0)
-        return -errno;
+    rc = loop_accept_start(w->loop, &w->acceptor, w->listen_fd);
+    if (rc < 0)
+        return rc;
     w->listening = true;
     return 0;
 }
 
+/* Run the loop without waiting until every closed connection's stream is
+ * let go of (io_uring: its cancelled requests have completed). */
+static void settle(struct worker *w)
+{
+    for (int i = 0; i < 1000 && w->nlive > 0; i++)
+        loop_run_once(w->loop, 10);
+}
+
 void worker_destroy(struct worker *w)
 {
+    uint64_t now = net_now_ns();
     while (w->conns != NULL)
-        conn_close(w->conns, CLOSE_SHUTDOWN, net_now_ns());
-    while (w->closed != NULL) {
-        struct conn *c = w->closed;
-        w->closed = c->next;
-        conn_free(c);
+        conn_close(w->conns, CLOSE_SHUTDOWN, now);
+    if (w->loop != NULL) {
+        settle(w);
+        loop_accept_stop(w->loop, &w->acceptor);
+        if (w->wake_fd >= 0)
+            loop_watch_stop(w->loop, &w->wake);
+        loop_timer_stop(w->loop, &w->tick);
+        loop_timer_stop(w->loop, &w->backoff);
+        loop_free(w->loop);
+        w->loop = NULL;
     }
     if (w->listen_fd >= 0)
         close(w->listen_fd);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
-    if (w->epfd >= 0)
-        close(w->epfd);
-    w->listen_fd = w->wake_fd = w->epfd = -1;
+    w->listen_fd = w->wake_fd = -1;
     pthread_mutex_destroy(&w->list_lock);
     chunk_pool_destroy(&w->pool);
-    free(w->ctx.rbuf);
-    w->ctx.rbuf = NULL;
 }
 
 int worker_list_conns(struct worker *w, struct conn_info **v, size_t *n, size_t *cap)
@@ -164,20 +187,23 @@ int worker_list_conns(struct worker *w, struct conn_info **v, size_t *n, size_t 
     return rc;
 }
 
+/* Stop accepting for a moment (out of descriptors): the listener stays
+ * readable, so accepting again at once would spin. */
 static void pause_accepting(struct worker *w, uint64_t now)
 {
     if (!w->listening)
         return;
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+    loop_accept_stop(w->loop, &w->acceptor);
     w->listening = false;
-    w->listen_resume_ns = now + ACCEPT_BACKOFF_NS;
+    loop_timer_start(w->loop, &w->backoff, now + ACCEPT_BACKOFF_NS);
 }
 
-static void resume_accepting(struct worker *w)
+static void on_backoff_over(struct loop_timer *t, uint64_t now)
 {
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &listen_tag };
-    if (w->listen_fd >= 0 && !w->listening &&
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_fd, &ev) == 0)
+    (void)now;
+    struct worker *w = t->data;
+    if (w->listen_fd >= 0 && !w->listening && !w->draining &&
+        loop_accept_start(w->loop, &w->acceptor, w->listen_fd) == 0)
         w->listening = true;
 }
 
@@ -247,45 +273,55 @@ static bool serve_here(struct worker *w, int fd, const struct sockaddr *peer, so
     return true;
 }
 
-void worker_accept(struct worker *w, uint64_t now, worker_serve_fn serve)
+/* The loop accepted a client (fd), or accept failed (-errno). */
+static void on_accept(struct loop_acceptor *a, int fd, const struct sockaddr *peer, socklen_t len,
+                      uint64_t now)
 {
-    for (int i = 0; i < ACCEPTS_PER_WAKEUP && w->listening; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (accept_failed(w, errno, now))
-                continue;
+    struct worker *w = a->data;
+    if (fd < 0) {
+        accept_failed(w, -fd, now);
+        return;
+    }
+    struct sockaddr_storage ss;
+    if (peer == NULL) {
+        /* io_uring's multishot accept does not return the address. */
+        len = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
+            close(fd); /* already gone */
             return;
         }
-        char peer[NET_ADDRSTRLEN];
-        net_format_addr((struct sockaddr *)&ss, peer, sizeof peer);
-        int why = admission_admit(w->shared->admission, (struct sockaddr *)&ss);
-        if (why != 0) {
-            worker_reject(w, fd, peer, (enum reject_reason)(why - 1));
-            continue;
-        }
-        net_set_nodelay(fd);
-        uint64_t id = admission_next_id(w->shared->admission);
-        if (serve(w, fd, (struct sockaddr *)&ss, len, id, now))
-            counter_add(&w->stats.accepted, 1);
-        else
-            admission_release(w->shared->admission, (struct sockaddr *)&ss);
+        peer = (const struct sockaddr *)&ss;
     }
+    char peer_str[NET_ADDRSTRLEN];
+    net_format_addr(peer, peer_str, sizeof peer_str);
+    int why = admission_admit(w->shared->admission, peer);
+    if (why != 0) {
+        worker_reject(w, fd, peer_str, (enum reject_reason)(why - 1));
+        return;
+    }
+    net_set_nodelay(fd);
+    uint64_t id = admission_next_id(w->shared->admission);
+    if (w->serve(w, fd, peer, len, id, now))
+        counter_add(&w->stats.accepted, 1);
+    else
+        admission_release(w->shared->admission, peer);
 }
 
 void worker_stop_listening(struct worker *w)
 {
-    if (w->listening)
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+    loop_accept_stop(w->loop, &w->acceptor);
+    loop_timer_stop(w->loop, &w->backoff);
     w->listening = false;
     if (w->listen_fd >= 0)
         close(w->listen_fd);
     w->listen_fd = -1;
 }
 
-static void begin_drain(struct worker *w, uint64_t now)
+/* The main thread asked for the drain (the eventfd). */
+static void on_wake(struct loop_watch *wt, unsigned events, uint64_t now)
 {
+    (void)events;
+    struct worker *w = wt->data;
     uint64_t v;
     while (read(w->wake_fd, &v, sizeof v) < 0 && errno == EINTR) {
     }
@@ -297,23 +333,8 @@ static void begin_drain(struct worker *w, uint64_t now)
         next = c->next;
         conn_begin_drain(c, now);
     }
-}
-
-void worker_check_backoff(struct worker *w, uint64_t now)
-{
-    if (!w->listening && !w->draining && w->listen_fd >= 0 && now >= w->listen_resume_ns)
-        resume_accepting(w);
-}
-
-bool worker_handle(struct worker *w, const void *tag, uint64_t now, worker_serve_fn serve)
-{
-    if (tag == &listen_tag)
-        worker_accept(w, now, serve);
-    else if (tag == &wake_tag)
-        begin_drain(w, now);
-    else
-        return false;
-    return true;
+    if (w->on_drain != NULL)
+        w->on_drain(w->owner, w, now);
 }
 
 /* The budget spent past the grace period: close this worker's largest
@@ -338,10 +359,10 @@ static void evict_largest(struct worker *w, uint64_t now)
     }
 }
 
-static void run_timers(struct worker *w, uint64_t now)
+static void on_tick(struct loop_timer *t, uint64_t now)
 {
-    w->next_tick_ns = now + TICK_NS;
-    worker_check_backoff(w, now);
+    struct worker *w = t->data;
+    loop_timer_start(w->loop, &w->tick, now + TICK_NS);
     if (membudget_must_evict(w->shared->budget, now))
         evict_largest(w, now);
     bool past_deadline = w->draining && now >= atomic_load(&w->shared->drain_deadline_ns);
@@ -356,50 +377,62 @@ static void run_timers(struct worker *w, uint64_t now)
         w->on_tick(w->owner, w, now);
 }
 
-static void free_closed(struct worker *w)
+/* Fold what the loop counted since the last wakeup into the worker's
+ * statistics: deltas, because a fork-mode parent's statistics also receive
+ * its children's. */
+static void sync_syscalls(struct worker *w)
 {
-    while (w->closed != NULL) {
-        struct conn *c = w->closed;
-        w->closed = c->next;
-        conn_free(c);
+    for (unsigned k = 0; k < LOOP_SYS_COUNT; k++) {
+        uint64_t v = loop_syscalls(w->loop, (enum loop_syscall)k);
+        if (v == w->sys_seen[k])
+            continue;
+        counter_t *c = k == LOOP_SYS_WAKEUPS ? &w->stats.wakeups : &w->stats.syscalls[k];
+        counter_add(c, v - w->sys_seen[k]);
+        w->sys_seen[k] = v;
     }
 }
 
-static int wait_ms(const struct worker *w, uint64_t now)
+/* After each wakeup: how many replies it completed (the histogram of
+ * messages per wakeup: how much work one trip through the kernel buys), the
+ * system call counts, and whether the loop is done: draining (or a fork-mode
+ * child whose connection ended) with no connection left, the owner's work
+ * included (a fork-mode parent's children). */
+static void on_wakeup(void *ctx, uint64_t now)
 {
-    if (now >= w->next_tick_ns)
-        return 0;
-    return (int)((w->next_tick_ns - now + 999999) / 1000000);
+    (void)now;
+    struct worker *w = ctx;
+    if (w->msgs_per_wakeup) {
+        uint64_t msgs = 0;
+        for (unsigned m = 0; m < STATS_MODE_COUNT; m++)
+            msgs += counter_get(&w->stats.msgs_out[m]);
+        if (msgs != w->msgs_seen) {
+            hist_record(&w->stats.msgs_per_wakeup, msgs - w->msgs_seen);
+            w->msgs_seen = msgs;
+        }
+    }
+    sync_syscalls(w);
+    if ((w->draining || w->exit_when_empty) && w->nconns == 0 && w->nlive == 0 &&
+        (w->busy == NULL || !w->busy(w->owner)))
+        loop_stop(w->loop);
 }
 
 void worker_run(struct worker *w)
 {
-    struct epoll_event events[MAX_EVENTS];
-    w->next_tick_ns = net_now_ns() + TICK_NS;
-    while (!((w->draining || w->exit_when_empty) && w->nconns == 0)) {
-        int n = epoll_wait(w->epfd, events, MAX_EVENTS, wait_ms(w, net_now_ns()));
-        if (n < 0 && errno != EINTR) {
-            LOG(LOG_ERROR, "epoll_wait failed", LF_U("worker", w->index), LF_S("error", strerror(errno)));
-            break;
-        }
-        for (int i = 0; i < n; i++) {
-            uint64_t now = net_now_ns();
-            void *tag = events[i].data.ptr;
-            if (!worker_handle(w, tag, now, serve_here))
-                conn_on_event(tag, events[i].events, now);
-        }
-        free_closed(w);
-        uint64_t now = net_now_ns();
-        if (now >= w->next_tick_ns) {
-            run_timers(w, now);
-            free_closed(w);
-        }
-    }
+    loop_timer_start(w->loop, &w->tick, net_now_ns() + TICK_NS);
+    int rc = loop_run(w->loop);
+    if (rc < 0)
+        LOG(LOG_ERROR, "event loop failed", LF_U("worker", w->index), LF_S("error", strerror(-rc)));
+    loop_timer_stop(w->loop, &w->tick);
+    sync_syscalls(w);
 }
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    /* Named, so that tools (and tests) can find the workers: "tcpmsgd-w0". */
+    char name[16];
+    snprintf(name, sizeof name, "tcpmsgd-w%u", w->index);
+    pthread_setname_np(pthread_self(), name);
     worker_run(w);
     atomic_fetch_sub(&w->shared->running, 1);
     return NULL;
