@@ -245,6 +245,9 @@ static int setup_buffers(struct uring_be *be)
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (slab == MAP_FAILED)
         return -ENOMEM;
+    /* Only the pages the kernel writes into should count: a huge page would
+     * commit 2 MiB at the first delivery into it. */
+    madvise(slab, (size_t)LOOP_URING_BUFS * URING_BUF_STRIDE, MADV_NOHUGEPAGE);
     be->slab = slab;
     struct io_uring_buf_reg reg = { .ring_addr = (uint64_t)(uintptr_t)br,
                                     .ring_entries = LOOP_URING_BUFS,

@@ -70,8 +70,11 @@ uint64_t loop_enobufs(const struct loop *l);
  * each provided buffer). */
 #define LOOP_READ_SIZE 65536
 /* io_uring: provided buffers per loop. After reading is stopped, at most this
- * many deliveries can still arrive (each holds a buffer until delivered). */
-#define LOOP_URING_BUFS 128
+ * many deliveries can still arrive (each holds a buffer until delivered).
+ * Each buffer commits a page of memory at its first delivery, so this many
+ * pages per loop show in the process's memory even when every connection is
+ * idle: 64 keep that at 256 KiB per loop. */
+#define LOOP_URING_BUFS 64
 /* Most buffers one write can take. */
 #define LOOP_IOV_MAX 64
 

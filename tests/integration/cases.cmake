@@ -54,7 +54,7 @@ tcpmsg_fork_variants(test_client CASES
   roundtrip_client client_text client_exit_codes)
 
 # Fork mode only (they pass "--mode fork" themselves).
-tcpmsg_integration_test(test_fork CASES
+tcpmsg_integration_test(test_fork FORK_ONLY CASES
   exact_accounting child_killed no_zombies child_descriptors max_children sigterm_drain_children
   final_record_once)
 set_tests_properties(

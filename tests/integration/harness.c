@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "tcpmsg/frame.h"
+#include "tcpmsg/loop.h"
 
 #define MAX_SERVERS 16
 
@@ -172,11 +173,35 @@ bool it_fork_mode(void)
     return strcmp(it_mode(), "fork") == 0;
 }
 
+const char *it_io(void)
+{
+    const char *io = getenv("TCPMSG_IT_IO");
+    return io != NULL && *io != '\0' ? io : "epoll";
+}
+
+/* The io_uring variants (integration.uring.*) need io_uring: where the
+ * kernel or the system refuses it, the whole executable skips (ctest's
+ * SKIP_RETURN_CODE 77) with the reason, before any case runs. */
+__attribute__((constructor)) static void it_check_io(void)
+{
+    if (strcmp(it_io(), "uring") != 0)
+        return;
+    struct loop_options opt = { .backend = LOOP_URING };
+    struct loop *l = NULL;
+    int rc = loop_new(&l, &opt, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "SKIP: TCPMSG_IT_IO=uring, but io_uring is not available here: %s\n",
+                strerror(-rc));
+        exit(77);
+    }
+    loop_free(l);
+}
+
 static void exec_server(const char *const *args, rlim_t nofile, int log_fd)
 {
     const char *argv[64] = { "tcpmsgd", "--bind", "127.0.0.1", "--port", "0", "--http-port", "0" };
     size_t n = 7;
-    for (size_t i = 0; args != NULL && args[i] != NULL && n < 61; i++)
+    for (size_t i = 0; args != NULL && args[i] != NULL && n < 59; i++)
         argv[n++] = args[i];
     /* Only when asked: without TCPMSG_IT_MODE the server runs its default. */
     const char *mode = getenv("TCPMSG_IT_MODE");
@@ -184,6 +209,10 @@ static void exec_server(const char *const *args, rlim_t nofile, int log_fd)
         argv[n++] = "--mode";
         argv[n++] = it_mode();
     }
+    /* The backend always: the default (auto) would pick io_uring where it
+     * can, and the plain variants are the epoll ones. */
+    argv[n++] = "--io";
+    argv[n++] = it_io();
     argv[n] = NULL;
     if (nofile > 0) {
         struct rlimit rl = { .rlim_cur = nofile, .rlim_max = nofile };

@@ -63,6 +63,9 @@ void it_sleep_ms(int ms);
  * twice). */
 const char *it_mode(void);
 bool it_fork_mode(void); /* it_mode() is "fork" */
+/* The workers' backend the servers run with: TCPMSG_IT_IO ("uring"), or
+ * "epoll" when unset. */
+const char *it_io(void);
 
 struct it_server {
     pid_t pid;          /* 0 once reaped */

@@ -27,6 +27,8 @@
 static const uint64_t service_ns[] = { 800, 2500, 2500, 25000, 2500000000ull };
 static const uint64_t rtt_ns[] = { 120000, 180000, 4000000 };
 static const uint64_t sizes[] = { 0, 3, 3, 100, 5000 };
+static const uint64_t per_wakeup[] = { 1, 1, 2, 3, 64, 300 };
+#define SYSCALLS_BASE 1000
 
 /* Counters get distinct values: closed[i] = 10 + i, rejected[i] = 20 + i,
  * errors[i] = 30 + i; HTTP answers 40 2xx, 41 3xx, 42 4xx, 43 5xx. */
@@ -74,12 +76,18 @@ static struct metrics_snapshot *make_snapshot(void)
         hist_record(&st->client_rtt_ns, rtt_ns[i]);
     for (size_t i = 0; i < COUNT_OF(sizes); i++)
         hist_record(&st->msg_bytes, sizes[i]);
+    for (size_t i = 0; i < COUNT_OF(per_wakeup); i++)
+        hist_record(&st->msgs_per_wakeup, per_wakeup[i]);
+    for (size_t i = 0; i < SYSCALL_OP_COUNT; i++)
+        counter_add(&st->syscalls[i], SYSCALLS_BASE + i);
+    counter_add(&st->wakeups, 77);
     m->conns_open = 2;
     m->max_conns = 10000;
     m->workers = 3;
     m->draining = true;
     m->version = "9.8.7";
     m->mode = "epoll";
+    m->io = "uring";
     m->address = "127.0.0.1:8080";
     m->start_time_s = 1795625360.125;
     m->uptime_s = 12.5;
@@ -181,7 +189,18 @@ static void test_json_counters_and_gauges(void **state)
     json_t *server = get(root, "server");
     assert_string_equal(json_string_value(get(server, "version")), "9.8.7");
     assert_string_equal(json_string_value(get(server, "mode")), "epoll");
+    assert_string_equal(json_string_value(get(server, "io")), "uring");
     assert_string_equal(json_string_value(get(server, "address")), "127.0.0.1:8080");
+
+    /* The loops at a glance: system calls by kind, wakeups, messages per
+     * wakeup. */
+    json_t *sys = get(root, "syscalls");
+    assert_int_equal(json_object_size(sys), SYSCALL_OP_COUNT);
+    expect_int(sys, "read", SYSCALLS_BASE);
+    expect_int(sys, "io_uring_enter", SYSCALLS_BASE + SYSCALL_OP_COUNT - 1);
+    json_t *loop = get(root, "loop");
+    expect_int(loop, "wakeups", 77);
+    expect_int(get(loop, "messages_per_wakeup"), "count", COUNT_OF(per_wakeup));
     expect_int(server, "workers", 3);
     assert_true(json_is_true(get(server, "draining")));
     expect_num(server, "start_time_seconds", 1795625360.125);
@@ -313,11 +332,12 @@ static void test_json_histograms(void **state)
     assert_non_null(text);
     json_t *root = parse_json(text);
     json_t *hists = get(root, "histograms");
-    assert_int_equal(json_object_size(hists), 3);
+    assert_int_equal(json_object_size(hists), 4);
     expect_hist_json(hists, "service_time_seconds", "seconds", 1e-9, service_ns,
                      COUNT_OF(service_ns));
     expect_hist_json(hists, "client_rtt_seconds", "seconds", 1e-9, rtt_ns, COUNT_OF(rtt_ns));
     expect_hist_json(hists, "message_size_bytes", "bytes", 1, sizes, COUNT_OF(sizes));
+    expect_hist_json(hists, "messages_per_wakeup", "", 1, per_wakeup, COUNT_OF(per_wakeup));
     json_decref(root);
     free(text);
     free(m);
@@ -383,7 +403,10 @@ static const struct family {
     { "tcpmsg_http_connections_rejected_total", "counter", "tcpmsg_http_connections_rejected", "counter", NULL },
     { "tcpmsg_service_time_seconds", "histogram", "tcpmsg_service_time_seconds", "histogram", "seconds" },
     { "tcpmsg_client_rtt_seconds", "histogram", "tcpmsg_client_rtt_seconds", "histogram", "seconds" },
+    { "tcpmsg_syscalls_total", "counter", "tcpmsg_syscalls", "counter", NULL },
+    { "tcpmsg_loop_wakeups_total", "counter", "tcpmsg_loop_wakeups", "counter", NULL },
     { "tcpmsg_message_size_bytes", "histogram", "tcpmsg_message_size_bytes", "histogram", "bytes" },
+    { "tcpmsg_messages_per_wakeup", "histogram", "tcpmsg_messages_per_wakeup", "histogram", NULL },
     { "tcpmsg_workers", "gauge", "tcpmsg_workers", "gauge", NULL },
     { "tcpmsg_draining", "gauge", "tcpmsg_draining", "gauge", NULL },
     { "tcpmsg_uptime_seconds", "gauge", "tcpmsg_uptime_seconds", "gauge", "seconds" },
@@ -508,7 +531,11 @@ static void check_declarations(const char *text, bool om)
 /* The samples common to both text formats. */
 static void expect_samples(const char *t)
 {
-    EXPECT_LINE(t, "tcpmsg_build_info{version=\"9.8.7\",mode=\"epoll\"} 1");
+    EXPECT_LINE(t, "tcpmsg_build_info{version=\"9.8.7\",mode=\"epoll\",io=\"uring\"} 1");
+    EXPECT_LINE(t, "tcpmsg_syscalls_total{op=\"read\"} %d", SYSCALLS_BASE);
+    EXPECT_LINE(t, "tcpmsg_syscalls_total{op=\"io_uring_enter\"} %d",
+                SYSCALLS_BASE + SYSCALL_OP_COUNT - 1);
+    EXPECT_LINE(t, "tcpmsg_loop_wakeups_total 77");
     EXPECT_LINE(t, "tcpmsg_connections_open 2");
     EXPECT_LINE(t, "tcpmsg_connections_max 10000");
     EXPECT_LINE(t, "tcpmsg_connections_accepted_total 7");
@@ -554,6 +581,8 @@ static void expect_samples(const char *t)
     expect_hist_text(t, "tcpmsg_client_rtt_seconds", 1e-9, metrics_latency_bounds, rtt_ns,
                      COUNT_OF(rtt_ns));
     expect_hist_text(t, "tcpmsg_message_size_bytes", 1, metrics_size_bounds, sizes, COUNT_OF(sizes));
+    expect_hist_text(t, "tcpmsg_messages_per_wakeup", 1, metrics_wakeup_bounds, per_wakeup,
+                     COUNT_OF(per_wakeup));
 }
 
 static void test_prometheus(void **state)
