@@ -694,21 +694,32 @@ static void written(struct conn *c, ssize_t w, uint64_t now)
  * write in flight), on_write continues. */
 static void flush_output(struct conn *c, uint64_t now)
 {
-    if (c->writing)
+    if (c->writing) {
+        /* Output waits (behind a direct echo the kernel took only part of,
+         * say): the write timeout's clock runs from now. */
+        if (c->out.len > 0 && c->write_wait_ns == 0)
+            c->write_wait_ns = now;
         return;
+    }
     if (c->out.len == 0) {
         written(c, 0, now);
         return;
     }
-    struct iovec iov[WRITE_IOVS];
-    int n = outq_iov(&c->out, iov, WRITE_IOVS);
-    ssize_t w = io_write(c, iov, n);
-    if (w == -EINPROGRESS) {
-        if (c->write_wait_ns == 0)
-            c->write_wait_ns = now;
-        return;
+    /* More than WRITE_IOVS chunks pending: a write the kernel took whole
+     * is followed by the next at once (nothing else would start it). */
+    while (c->out.len > 0 && !c->writing && c->state != CONN_CLOSED) {
+        struct iovec iov[WRITE_IOVS];
+        int n = outq_iov(&c->out, iov, WRITE_IOVS);
+        ssize_t w = io_write(c, iov, n);
+        if (w == -EINPROGRESS) {
+            if (c->write_wait_ns == 0)
+                c->write_wait_ns = now;
+            return;
+        }
+        written(c, w, now);
+        if (w <= 0)
+            return;
     }
-    written(c, w, now);
 }
 
 /* No more input will come (the client's EOF, or the drain is over): finish
