@@ -73,8 +73,9 @@ uint64_t loop_enobufs(const struct loop *l);
  * many deliveries can still arrive (each holds a buffer until delivered).
  * Each buffer commits a page of memory at its first delivery, so this many
  * pages per loop show in the process's memory even when every connection is
- * idle: 64 keep that at 256 KiB per loop. */
-#define LOOP_URING_BUFS 64
+ * idle, and all of them (2 MiB per loop) under a flood of large messages:
+ * 32 keep that small; a wakeup with more deliveries waits for the next. */
+#define LOOP_URING_BUFS 32
 /* Most buffers one write can take. */
 #define LOOP_IOV_MAX 64
 

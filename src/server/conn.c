@@ -365,7 +365,16 @@ static void update_io(struct conn *c)
         if (room == 0) {
             conn_enter(c, CONN_PAUSED, net_now_ns()); /* the timer resumes it once there is room */
         } else {
-            if (charged) {
+            /* The read lands later, after other connections have asked
+             * too: one that holds a partial message already (and grows it
+             * with what comes) holds its room from now, so that the others
+             * see it taken. One holding nothing does not: idle connections
+             * would otherwise hold the whole budget; what its read keeps is
+             * charged once it arrives. */
+            if (!charged && c->mem > 0 && room != SIZE_MAX) {
+                membudget_charge(c->ctx->budget, c->ctx->budget_slot, (int64_t)room, 0);
+                c->mem += room;
+            } else if (charged) {
                 /* Held for this read; recharge() settles it with what stays. */
                 if (c->mem == 0)
                     membudget_charge(c->ctx->budget, c->ctx->budget_slot, 0, 1);
@@ -836,9 +845,11 @@ static size_t read_bound(struct conn *c, size_t room)
 /* Put n delivered bytes behind the partial message held: a small partial
  * is copied into the headroom in front of the delivery (one copy of at
  * most 4 KiB, and the parser reads the loop's buffer in place), the
- * delivery is appended to a large one (grown geometrically: large buffers
- * are their own mappings, growing one is an mremap). Returns the start of
- * the whole, or NULL when memory is short. */
+ * delivery is appended to a large one, grown by what arrived: the read's
+ * bound (read_bound) already grows it geometrically within the budget's
+ * room, and large buffers are their own mappings, so growing one is an
+ * mremap, not a copy. Returns the start of the whole, or NULL when memory
+ * is short. */
 static uint8_t *in_take(struct conn *c, uint8_t *data, size_t n)
 {
     if (c->in_len <= CONN_SMALL_PARTIAL) {
@@ -846,12 +857,8 @@ static uint8_t *in_take(struct conn *c, uint8_t *data, size_t n)
             memcpy(data - c->in_len, c->in, c->in_len);
         return data - c->in_len;
     }
-    size_t need = c->in_len + n;
-    if (need > c->in_cap) {
-        size_t cap = 2 * c->in_len < in_limit(c) ? 2 * c->in_len : in_limit(c);
-        if (in_reserve(c, need > cap ? need : cap) < 0)
-            return NULL;
-    }
+    if (in_reserve(c, c->in_len + n) < 0)
+        return NULL;
     memcpy(c->in + c->in_len, data, n);
     return c->in;
 }
