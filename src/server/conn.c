@@ -367,20 +367,21 @@ static void update_io(struct conn *c)
         } else {
             /* The read lands later, after other connections have asked
              * too: one that holds a partial message already (and grows it
-             * with what comes) holds its room from now, so that the others
-             * see it taken. One holding nothing does not: idle connections
-             * would otherwise hold the whole budget; what its read keeps is
-             * charged once it arrives. */
-            if (!charged && c->mem > 0 && room != SIZE_MAX) {
-                membudget_charge(c->ctx->budget, c->ctx->budget_slot, (int64_t)room, 0);
-                c->mem += room;
-            } else if (charged) {
-                /* Held for this read; recharge() settles it with what stays. */
-                if (c->mem == 0)
-                    membudget_charge(c->ctx->budget, c->ctx->budget_slot, 0, 1);
-                c->mem += room;
-            }
+             * with what comes) holds what its read may add from now, so
+             * that the others see it taken. One holding nothing does not:
+             * idle connections would otherwise hold the whole budget; what
+             * its read keeps is charged once it arrives. recharge() settles
+             * the hold at the next event. */
             max = read_bound(c, room);
+            if (charged) {
+                /* membudget_take charged all of room: keep max of it. */
+                membudget_charge(c->ctx->budget, c->ctx->budget_slot,
+                                 (int64_t)max - (int64_t)room, c->mem == 0 && max > 0 ? 1 : 0);
+                c->mem += max;
+            } else if (c->mem > 0 && room != SIZE_MAX) {
+                membudget_charge(c->ctx->budget, c->ctx->budget_slot, (int64_t)max, 0);
+                c->mem += max;
+            }
         }
     } else if (c->state == CONN_DRAINING) {
         max = read_bound(c, c->drain_left);
