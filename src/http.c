@@ -2,7 +2,8 @@
  * microhttpd.h. One thread of ours runs everything: it accepts connections
  * itself (caps in total and per address, a backoff when out of descriptors),
  * hands the admitted ones to libmicrohttpd (external polling, epoll, no
- * listen socket of its own), and ends requests that miss the header
+ * listen socket of its own) and watches libmicrohttpd's epoll descriptor,
+ * all on an event loop (tcpmsg/loop.h, epoll), and ends requests that miss the header
  * deadline. Each request goes to the owner's route callback, then to the
  * static files of the web root. GET and HEAD only.
  *
@@ -13,6 +14,7 @@
  * client sending a byte every few seconds never reaches.
  */
 #include "tcpmsg/http.h"
+#include "tcpmsg/loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +23,6 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -67,6 +68,13 @@ struct http_server {
     int spare_fd;  /* /dev/null, given up to refuse a client when out of descriptors; or -1 */
     int mhd_fd;    /* libmicrohttpd's epoll descriptor */
     pthread_t thread;
+    /* The thread's event loop (epoll): the wake eventfd, libmicrohttpd's
+     * descriptor, the listener (stopped during an accept pause), and a
+     * timer for libmicrohttpd's timeouts, the header deadlines and the end
+     * of a pause. */
+    struct loop *loop;
+    struct loop_watch wake_watch, mhd_watch, listen_watch;
+    struct loop_timer timer;
     _Atomic bool stop;
     /* The endpoint's thread only: */
     struct http_conn *conns;  /* every admitted connection */
@@ -583,9 +591,10 @@ static uint64_t enforce_deadlines(struct http_server *h, uint64_t now)
     return next;
 }
 
-/* How long poll may sleep: until libmicrohttpd's next timeout, the next
- * header deadline, or the end of an accept pause. */
-static int poll_timeout_ms(struct http_server *h, uint64_t now, uint64_t next_deadline)
+/* When the thread must look again at the latest: libmicrohttpd's next
+ * timeout, the next header deadline, or the end of an accept pause
+ * (UINT64_MAX: none). */
+static uint64_t next_wake(struct http_server *h, uint64_t now, uint64_t next_deadline)
 {
     uint64_t wake = next_deadline;
     if (h->paused_until_ns != 0 && h->paused_until_ns < wake)
@@ -594,41 +603,87 @@ static int poll_timeout_ms(struct http_server *h, uint64_t now, uint64_t next_de
     if (MHD_get_timeout(h->daemon, &mhd_ms) == MHD_YES && mhd_ms < 60000 &&
         now + mhd_ms * 1000000ull < wake)
         wake = now + mhd_ms * 1000000ull;
+    return wake;
+}
+
+static void on_wake(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    (void)events;
+    (void)now;
+    struct http_server *h = w->data;
+    loop_stop(h->loop); /* http_stop: the eventfd stays readable, nothing to reset */
+}
+
+static void on_listen(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    (void)events;
+    struct http_server *h = w->data;
+    accept_some(h, now);
+    if (h->paused_until_ns != 0)
+        loop_watch_stop(h->loop, &h->listen_watch); /* back when the pause ends */
+}
+
+/* libmicrohttpd's descriptor and the timer only wake the loop: the work is
+ * done after every wakeup (after_wakeup). */
+static void on_mhd(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    (void)w;
+    (void)events;
+    (void)now;
+}
+
+static void on_timer(struct loop_timer *t, uint64_t now)
+{
+    (void)t;
+    (void)now;
+}
+
+/* After each wakeup: end an accept pause that is over, let libmicrohttpd
+ * run, cut late requests, and set the timer for the next look. */
+static void after_wakeup(void *ctx, uint64_t now)
+{
+    struct http_server *h = ctx;
+    if (atomic_load(&h->stop)) {
+        loop_stop(h->loop);
+        return;
+    }
+    if (h->paused_until_ns != 0 && now >= h->paused_until_ns) {
+        h->paused_until_ns = 0;
+        if (h->spare_fd < 0)
+            h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (loop_watch_start(h->loop, &h->listen_watch, h->listen_fd, LOOP_READABLE) < 0)
+            h->paused_until_ns = now + ACCEPT_BACKOFF_NS;
+    }
+    MHD_run(h->daemon);
+    uint64_t t = net_now_ns();
+    uint64_t wake = next_wake(h, t, enforce_deadlines(h, t));
     if (wake == UINT64_MAX)
-        return -1;
-    if (wake <= now)
-        return 0;
-    uint64_t ms = (wake - now + 999999) / 1000000;
-    return ms > 60000 ? 60000 : (int)ms;
+        loop_timer_stop(h->loop, &h->timer);
+    else
+        loop_timer_start(h->loop, &h->timer, wake);
 }
 
 static void *http_thread(void *arg)
 {
     struct http_server *h = arg;
-    uint64_t next_deadline = UINT64_MAX;
-    while (!atomic_load(&h->stop)) {
-        uint64_t now = net_now_ns();
-        if (h->paused_until_ns != 0 && now >= h->paused_until_ns) {
-            h->paused_until_ns = 0;
-            if (h->spare_fd < 0)
-                h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        }
-        struct pollfd pfd[3] = {
-            { .fd = h->wake_fd, .events = POLLIN },
-            { .fd = h->mhd_fd, .events = POLLIN },
-            { .fd = h->paused_until_ns == 0 ? h->listen_fd : -1, .events = POLLIN },
-        };
-        if (poll(pfd, 3, poll_timeout_ms(h, now, next_deadline)) < 0 && errno != EINTR) {
-            LOG_RATELIMITED(LOG_ERROR, "http endpoint: poll failed", LF_S("error", strerror(errno)));
-            h->paused_until_ns = net_now_ns() + ACCEPT_BACKOFF_NS;
-            continue;
-        }
-        now = net_now_ns();
-        if (pfd[2].revents != 0)
-            accept_some(h, now);
-        MHD_run(h->daemon);
-        next_deadline = enforce_deadlines(h, net_now_ns());
-    }
+    h->wake_watch = (struct loop_watch){ .cb = on_wake, .data = h };
+    h->mhd_watch = (struct loop_watch){ .cb = on_mhd, .data = h };
+    h->listen_watch = (struct loop_watch){ .cb = on_listen, .data = h, .fd = -1 };
+    h->timer = (struct loop_timer){ .cb = on_timer, .data = h };
+    loop_set_hook(h->loop, after_wakeup, h);
+    int rc = loop_watch_start(h->loop, &h->wake_watch, h->wake_fd, LOOP_READABLE);
+    if (rc == 0)
+        rc = loop_watch_start(h->loop, &h->mhd_watch, h->mhd_fd, LOOP_READABLE);
+    if (rc == 0)
+        rc = loop_watch_start(h->loop, &h->listen_watch, h->listen_fd, LOOP_READABLE);
+    if (rc == 0)
+        rc = loop_run(h->loop);
+    if (rc < 0)
+        LOG(LOG_ERROR, "http endpoint: event loop failed", LF_S("error", strerror(-rc)));
+    loop_watch_stop(h->loop, &h->listen_watch);
+    loop_watch_stop(h->loop, &h->mhd_watch);
+    loop_watch_stop(h->loop, &h->wake_watch);
+    loop_timer_stop(h->loop, &h->timer);
     return NULL;
 }
 
@@ -789,7 +844,11 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     h->mhd_fd = info->epoll_fd;
     h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int rc = h->wake_fd < 0 ? errno : pthread_create(&h->thread, NULL, http_thread, h);
+    /* epoll: one HTTP thread with a few descriptors gains nothing from a ring. */
+    struct loop_options lo = { .backend = LOOP_EPOLL };
+    int rc = h->wake_fd < 0 ? errno : -loop_new(&h->loop, &lo, NULL);
+    if (rc == 0)
+        rc = pthread_create(&h->thread, NULL, http_thread, h);
     if (rc != 0) {
         snprintf(err, err_cap, "cannot start the HTTP thread: %s", strerror(rc));
         goto failed_thread;
@@ -797,6 +856,7 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     return h;
 
 failed_thread:
+    loop_free(h->loop);
     if (h->spare_fd >= 0)
         close(h->spare_fd);
     if (h->wake_fd >= 0)
@@ -823,6 +883,7 @@ void http_stop(struct http_server *h)
         /* The counter cannot overflow here: the thread will see stop anyway. */
     }
     pthread_join(h->thread, NULL);
+    loop_free(h->loop);
     MHD_stop_daemon(h->daemon); /* closes its connections: each is released */
     while (h->conns != NULL)
         conn_release(h, h->conns);
