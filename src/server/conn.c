@@ -635,7 +635,8 @@ static bool keep_input(struct conn *c, const uint8_t *buf, size_t used, size_t l
     if (c->state == CONN_FLUSHING || c->state == CONN_LINGER)
         rest = 0; /* after an error reply, nothing more is read */
     if (buf == c->in) {
-        memmove(c->in, c->in + used, rest);
+        if (rest > 0 && used > 0) /* c->in is NULL at an EOF with nothing held */
+            memmove(c->in, c->in + used, rest);
     } else if (rest > 0) {
         if (in_reserve(c, rest) < 0) {
             conn_close(c, CLOSE_NO_MEMORY, now);
