@@ -2,8 +2,9 @@
  * messages in place, queue their replies, write them in one call per
  * wakeup, and close with a reason that is counted and logged. It knows its
  * owner only through a struct conn_ctx (connctx.h).
- * No allocation per message: reads land in the owner's buffer, replies go
- * straight to the kernel; a connection keeps memory of its own only for a
+ * No allocation per message: reads land in the loop's buffers, replies go
+ * straight to the kernel (epoll) or through the output queue (io_uring,
+ * whose writes complete later); a connection keeps memory of its own only for a
  * partial message or for replies the client has not read yet, and every
  * such byte is charged to the server's memory budget.
  *
@@ -277,7 +278,8 @@ static bool in_drain(enum conn_state s)
 /* The one place a connection changes state: leave the old one, enter the
  * new one, publish it. The event interest follows from the state too, but
  * is applied once per event (update_io), not per transition: one event
- * may pass through several states and needs one epoll_ctl at most. */
+ * may pass through several states and needs one change of the loop's
+ * interest at most (an epoll_ctl, or a cancel with io_uring). */
 static void conn_enter(struct conn *c, enum conn_state to, uint64_t now)
 {
     enum conn_state from = c->state;

@@ -1,5 +1,5 @@
 /* conn: one client connection: its buffers, its protocol state machine,
- * and its reads, replies and close. Whoever runs it (an epoll worker, a
+ * and its reads, replies and close. Whoever runs it (a worker's loop, a
  * fork-mode child, a test) hands it a struct conn_ctx (connctx.h) and calls
  * in here when the socket or a timer says so; nothing here blocks or takes a
  * lock, and nothing here knows the server, the worker or other connections.

@@ -1,8 +1,8 @@
 /* connctx: everything a connection (conn.c) needs from whoever runs it, and
- * nothing more: the limits, where to count, the memory budget, buffers to
- * borrow, the event loop its socket runs on, and calls back into the owner. An epoll worker
- * builds one for its connections, a fork-mode child for its one connection,
- * a unit test for connections on a socketpair. It is not the server: conn.c
+ * nothing more: the limits, where to count, the memory budget, output chunks
+ * to borrow, the event loop its socket runs on, and calls back into the
+ * owner. A worker builds one for its connections, a fork-mode child for its
+ * one connection, a unit test for connections on a socketpair. It is not the server: conn.c
  * cannot reach the other connections, the listener or the HTTP endpoint.
  */
 #ifndef TCPMSG_SERVER_CONNCTX_H
