@@ -113,11 +113,7 @@ int worker_init(struct worker *w, struct worker_shared *sh, unsigned index, int 
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0)
         return -errno;
-    w->wake.cb = on_wake;
-    w->wake.data = w;
-    rc = loop_watch_start(w->loop, &w->wake, w->wake_fd, LOOP_READABLE);
-    if (rc < 0)
-        return rc;
+    w->wake = (struct loop_watch){ .fd = -1, .cb = on_wake, .data = w };
     w->tick.cb = on_tick;
     w->tick.data = w;
     w->backoff.cb = on_backoff_over;
@@ -125,13 +121,21 @@ int worker_init(struct worker *w, struct worker_shared *sh, unsigned index, int 
     w->acceptor.cb = on_accept;
     w->acceptor.data = w;
     w->acceptor.fd = -1;
-    if (w->listen_fd < 0)
-        return 0; /* a fork-mode child: its one client is all it serves */
-    rc = loop_accept_start(w->loop, &w->acceptor, w->listen_fd);
-    if (rc < 0)
-        return rc;
-    w->listening = true;
     return 0;
+}
+
+/* Register the worker's descriptors with its loop, from the loop's own
+ * thread: every system call of the loop is then the worker thread's (what
+ * strace of the thread shows is what the loop counted). */
+static int worker_arm(struct worker *w)
+{
+    int rc = loop_watch_start(w->loop, &w->wake, w->wake_fd, LOOP_READABLE);
+    if (rc < 0 || w->listen_fd < 0)
+        return rc; /* a fork-mode child: its one client is all it serves */
+    rc = loop_accept_start(w->loop, &w->acceptor, w->listen_fd);
+    if (rc == 0)
+        w->listening = true;
+    return rc;
 }
 
 /* Run the loop without waiting until every closed connection's stream is
@@ -150,8 +154,7 @@ void worker_destroy(struct worker *w)
     if (w->loop != NULL) {
         settle(w);
         loop_accept_stop(w->loop, &w->acceptor);
-        if (w->wake_fd >= 0)
-            loop_watch_stop(w->loop, &w->wake);
+        loop_watch_stop(w->loop, &w->wake);
         loop_timer_stop(w->loop, &w->tick);
         loop_timer_stop(w->loop, &w->backoff);
         loop_free(w->loop);
@@ -322,9 +325,8 @@ static void on_wake(struct loop_watch *wt, unsigned events, uint64_t now)
 {
     (void)events;
     struct worker *w = wt->data;
-    uint64_t v;
-    while (read(w->wake_fd, &v, sizeof v) < 0 && errno == EINTR) {
-    }
+    /* Asked once: the watch ends here (the eventfd is not read back). */
+    loop_watch_stop(w->loop, &w->wake);
     if (w->draining)
         return;
     w->draining = true;
@@ -418,8 +420,14 @@ static void on_wakeup(void *ctx, uint64_t now)
 
 void worker_run(struct worker *w)
 {
+    int rc = worker_arm(w);
+    if (rc < 0) {
+        LOG(LOG_ERROR, "event loop cannot watch the worker's descriptors", LF_U("worker", w->index),
+            LF_S("error", strerror(-rc)));
+        return;
+    }
     loop_timer_start(w->loop, &w->tick, net_now_ns() + TICK_NS);
-    int rc = loop_run(w->loop);
+    rc = loop_run(w->loop);
     if (rc < 0)
         LOG(LOG_ERROR, "event loop failed", LF_U("worker", w->index), LF_S("error", strerror(-rc)));
     loop_timer_stop(w->loop, &w->tick);
