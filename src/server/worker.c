@@ -230,32 +230,32 @@ void worker_reject(struct worker *w, int fd, const char *peer, enum reject_reaso
     LOG_RATELIMITED(LOG_WARN, "connection rejected", LF_S("peer", peer), LF_S("reason", reject_reason_tag(r)));
 }
 
-/* accept failed with errno e: decide whether to keep going. */
-static bool accept_failed(struct worker *w, int e, uint64_t now)
+/* The loop could not accept (errno e): count it, and pause on EMFILE. */
+static void accept_failed(struct worker *w, int e, uint64_t now)
 {
     switch (e) {
     case EAGAIN:
-        return false;
     case EINTR:
     case ECONNABORTED: /* the client gave up while queued: nothing to do */
-        return true;
+        return;
     case EMFILE:
     case ENFILE:
     case ENOBUFS:
     case ENOMEM:
         /* Out of descriptors or memory. The listener stays readable, so
-         * retrying now would spin; stop watching it for a moment instead.
-         * Queued clients wait in the backlog until descriptors free up. */
+         * accepting again now would spin; stop the acceptor for a moment
+         * instead (a loop timer starts it again). Queued clients wait in the
+         * backlog until descriptors free up. */
         counter_add(&w->stats.errors[ERR_ACCEPT_EMFILE], 1);
         LOG_RATELIMITED(LOG_WARN, "accept failed, pausing accepts", LF_U("worker", w->index),
             LF_S("error", strerror(e)), LF_U("open_conns", w->nconns),
             LF_D("retry_in_s", ACCEPT_BACKOFF_NS / 1e9));
         pause_accepting(w, now);
-        return false;
+        return;
     default:
         counter_add(&w->stats.errors[ERR_ACCEPT_OTHER], 1);
         LOG_RATELIMITED(LOG_WARN, "accept failed", LF_U("worker", w->index), LF_S("error", strerror(e)));
-        return false;
+        return;
     }
 }
 
