@@ -256,7 +256,8 @@ static int epoll_poll(struct loop *l, uint64_t timeout_ns)
      * millisecond. */
     int n = epoll_pwait2(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP,
                          timeout_ns == UINT64_MAX ? NULL : &ts, NULL);
-    if (n < 0 && errno == ENOSYS) {
+    if (n < 0 && errno == ENOSYS) { /* before Linux 5.11 */
+        loop_count(l, LOOP_SYS_EPOLL_WAIT);
         int ms = timeout_ns == UINT64_MAX ? -1 : (int)((timeout_ns + 999999) / 1000000);
         n = epoll_wait(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP, ms);
     }

@@ -263,19 +263,19 @@ static int uring_init(struct loop *l, const struct loop_options *opt)
     l->be = be;
     int rc = ring_init(be, opt);
     if (rc < 0) {
-        be->ring.ring_fd = -1;
-        goto failed_ring;
+        be->ring.ring_fd = -1; /* nothing to tear down but be */
+        goto failed;
     }
+    /* Timed waits in the same call as the submission need EXT_ARG (5.11). */
     rc = -ENOSYS;
     if (!(be->ring.features & IORING_FEAT_EXT_ARG) || !probe_ok(&be->ring))
-        goto failed_features;
+        goto failed;
     rc = setup_buffers(be);
     if (rc < 0)
-        goto failed_features;
+        goto failed;
     return 0;
 
-failed_features:
-failed_ring:
+failed:
     uring_destroy(l);
     l->be = NULL;
     return rc;
