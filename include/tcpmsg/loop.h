@@ -69,8 +69,7 @@ uint64_t loop_enobufs(const struct loop *l);
 /* The most one delivery holds (epoll: its read buffer; io_uring: the size of
  * each provided buffer). */
 #define LOOP_READ_SIZE 65536
-/* io_uring: provided buffers per loop. After reading is stopped, at most this
- * many deliveries can still arrive (each holds a buffer until delivered). */
+/* io_uring: provided buffers per loop, shared by its streams. */
 #define LOOP_URING_BUFS 128
 /* Most buffers one write can take. */
 #define LOOP_IOV_MAX 64
@@ -173,9 +172,14 @@ void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
  * on_read(s, data, n, now): n > 0 bytes at data, valid during the call only,
  * with LOOP_HEADROOM writable bytes in front of data (and the n bytes
  * themselves writable). n == 0: the peer shut down its side; n < 0: -errno.
- * After n <= 0 reading is stopped. Deliveries can follow loop_stream_read(s,
- * 0) (io_uring: completions in flight, at most LOOP_URING_BUFS); none follow
- * loop_stream_close.
+ * After n <= 0 reading is stopped. None follow loop_stream_close. Some can
+ * follow loop_stream_read(s, 0) on io_uring: data the kernel received before
+ * it saw the stop, which goes in with the next wakeup's submission. Each such
+ * delivery holds one provided buffer, so there are at most LOOP_URING_BUFS of
+ * them (the ring is single-issuer with deferred task work there: the kernel
+ * completes nothing between two of the loop's waits). On a kernel without
+ * deferred task work, or with sqpoll, completions can also be posted while
+ * the loop dispatches: at most LOOP_URING_BUFS plus one wakeup's 256.
  *
  * on_write(s, n, now): epoll: n == 0, the socket has room again after a
  * partial write: write the rest. io_uring: the write finished, n bytes taken
