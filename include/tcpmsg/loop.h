@@ -152,8 +152,10 @@ bool loop_timer_active(const struct loop_timer *t);
  * it) or -errno (EMFILE, ENFILE, ENOMEM...: the caller decides, e.g. calls
  * loop_accept_stop and starts again later). peer is set when the backend has
  * it (epoll), else NULL and 0: use getpeername. At most 64 accepts per
- * wakeup (io_uring: bounded by the wakeup's 256 events). The struct may be
- * freed once stopped. */
+ * wakeup (io_uring: bounded by the wakeup's 256 events). io_uring reads
+ * RLIMIT_NOFILE when the accept is queued: a limit changed later applies
+ * from the next loop_accept_start. The struct may be freed once stopped;
+ * io_uring: a connection the kernel accepts after the stop is closed. */
 struct loop_acceptor {
     int fd;               /* private */
     void *op;             /* private */

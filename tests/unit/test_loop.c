@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -496,6 +497,63 @@ static void test_accept_gives_nonblocking_cloexec_sockets(void **state)
     }
 }
 
+/* Out of descriptors: the acceptor reports -EMFILE and the caller backs
+ * off; started again with descriptors to spare, it takes the waiting client. */
+struct backoff {
+    struct loop_acceptor a;
+    struct loop *l;
+    int err, fd;
+};
+
+static void on_accept_backoff(struct loop_acceptor *a, int fd, const struct sockaddr *peer,
+                              socklen_t len, uint64_t now)
+{
+    (void)peer, (void)len, (void)now;
+    struct backoff *b = (struct backoff *)a;
+    if (fd < 0) {
+        b->err = fd;
+        loop_accept_stop(b->l, a);
+        return;
+    }
+    b->fd = fd;
+}
+
+static void test_accept_emfile_then_resume(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    server_listen(l, &srv);
+    loop_accept_stop(l, &srv.a);
+    struct backoff b = { .a.cb = on_accept_backoff, .l = l, .fd = -1 };
+    int c = client_connect(&srv);
+    /* The lowest free descriptor becomes the limit: the next one fails.
+     * Lowered before the acceptor starts: io_uring takes the limit when the
+     * accept is queued, not when a client arrives. */
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int probe = dup(0);
+    assert_true(probe >= 0);
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(loop_accept_start(l, &b.a, srv.listen_fd), 0);
+    for (int k = 0; k < 100 && b.err == 0 && b.fd < 0; k++)
+        loop_run_once(l, 100);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(b.err, -EMFILE);
+    assert_int_equal(b.fd, -1);
+    assert_int_equal(loop_accept_start(l, &b.a, srv.listen_fd), 0);
+    for (int k = 0; k < 100 && b.fd < 0; k++)
+        loop_run_once(l, 100);
+    assert_true(b.fd >= 0);
+    loop_accept_stop(l, &b.a);
+    loop_run_once(l, 0);
+    close(b.fd);
+    close(c);
+    close(srv.listen_fd);
+}
+
 /* Echo ROUNDS small messages, one at a time, and count the system calls:
  * epoll makes one epoll_wait, one read and one write per round trip;
  * io_uring makes two io_uring_enter (one brings the input, the next sends
@@ -821,6 +879,7 @@ int main(void)
         BOTH(test_watch_eventfd_is_level_triggered),
         BOTH(test_watch_pipe_writable_then_hangup),
         BOTH(test_accept_gives_nonblocking_cloexec_sockets),
+        BOTH(test_accept_emfile_then_resume),
         BOTH(test_echo_counts_syscalls_exactly),
         BOTH(test_big_transfer_bounded_deliveries),
         BOTH(test_write_to_a_peer_not_reading),
