@@ -292,6 +292,55 @@ static void test_watch_eventfd_is_level_triggered(void **state)
     close(efd);
 }
 
+/* Two ready watches; whichever runs first stops the other and frees it.
+ * The other's event, already in this wakeup's batch, must not be
+ * dispatched (the sanitizers would see the use after free). */
+struct pair_watch {
+    struct loop_watch w;
+    struct loop *l;
+    struct pair_watch **other; /* where the other one's pointer lives */
+    int *calls;
+};
+
+static void on_pair(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    (void)events, (void)now;
+    struct pair_watch *pw = (struct pair_watch *)w;
+    ++*pw->calls;
+    loop_watch_stop(pw->l, w);
+    if (*pw->other != NULL) {
+        loop_watch_stop(pw->l, &(*pw->other)->w);
+        free(*pw->other);
+        *pw->other = NULL;
+    }
+}
+
+static void test_watch_freed_by_another_callback(void **state)
+{
+    struct loop *l = loop_of(state);
+    int efd[2], calls = 0;
+    struct pair_watch *pw[2];
+    uint64_t one = 1;
+    for (int i = 0; i < 2; i++) {
+        efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        assert_true(efd[i] >= 0);
+        assert_int_equal(write(efd[i], &one, sizeof one), sizeof one);
+        pw[i] = calloc(1, sizeof *pw[i]);
+        assert_non_null(pw[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        *pw[i] = (struct pair_watch){ .w.cb = on_pair, .l = l, .other = &pw[1 - i], .calls = &calls };
+        assert_int_equal(loop_watch_start(l, &pw[i]->w, efd[i], LOOP_READABLE), 0);
+    }
+    for (int k = 0; k < 5; k++)
+        loop_run_once(l, 20);
+    assert_int_equal(calls, 1);
+    free(pw[0]);
+    free(pw[1]); /* one of them is NULL */
+    close(efd[0]);
+    close(efd[1]);
+}
+
 /* A pipe: the write end is writable at once; modified to readable-only on
  * the read end, closing the write end reports a hang-up. */
 static void test_watch_pipe_writable_then_hangup(void **state)
@@ -878,6 +927,7 @@ int main(void)
         BOTH(test_hook_runs_once_per_wakeup_with_its_ctx),
         BOTH(test_watch_eventfd_is_level_triggered),
         BOTH(test_watch_pipe_writable_then_hangup),
+        BOTH(test_watch_freed_by_another_callback),
         BOTH(test_accept_gives_nonblocking_cloexec_sockets),
         BOTH(test_accept_emfile_then_resume),
         BOTH(test_echo_counts_syscalls_exactly),
