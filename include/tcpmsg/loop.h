@@ -4,7 +4,9 @@
  * per-wakeup hook and exact per-kind system call counters are common to both.
  * It knows nothing of frames, connections or HTTP: it moves bytes and time.
  *
- * Everything except loop_syscalls() must be called from the loop's thread.
+ * Everything except loop_syscalls() and loop_enobufs() is called from one
+ * thread at a time: the loop's, or before it runs, the one setting it up
+ * (pthread_create orders the two).
  * The caller owns every struct passed in (watch, timer, acceptor, stream):
  * it stays valid while started; see each kind for when it may be freed.
  * Descriptors given to the loop should not be closed behind its back.
