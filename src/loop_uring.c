@@ -48,6 +48,10 @@ struct uring_be {
     struct io_uring ring;
     bool sqpoll;
     bool disabled;                /* created disabled: enabled by the first wait */
+    /* Entries prepared while disabled that the submission queue could not
+     * hold (a set-up starting many streams): queued once enabled. */
+    struct io_uring_sqe *backlog;
+    unsigned nbacklog, backlog_cap;
     struct io_uring_buf_ring *br; /* the provided buffer ring */
     uint8_t *slab;                /* LOOP_URING_BUFS buffers, each after its headroom */
     struct uring_op *free_ops;
@@ -104,16 +108,41 @@ static unsigned flush_sq(struct io_uring *ring)
  * completion at most timeout_ns (UINT64_MAX: no limit). SQPOLL: the kernel
  * thread submits; the call is made only to wake it, to wait, or to flush
  * completions that overflowed the ring. */
+static int enter(struct loop *l, bool wait, uint64_t timeout_ns);
+
+/* The first call on the loop's thread: enable the ring, which makes this
+ * thread its only issuer, then queue the backlog (submitting as the queue
+ * fills: those calls are on this thread too). */
+static int enable(struct loop *l)
+{
+    struct uring_be *be = be_of(l);
+    struct io_uring *ring = &be->ring;
+    /* io_uring_enable_rings is declared but not exported by liburing 2.3. */
+    int rc = io_uring_register((unsigned)ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    if (rc < 0)
+        return rc;
+    be->disabled = false;
+    for (unsigned i = 0; i < be->nbacklog; i++) {
+        struct io_uring_sqe *sqe;
+        while ((sqe = io_uring_get_sqe(ring)) == NULL)
+            if ((rc = enter(l, false, 0)) < 0)
+                return rc;
+        *sqe = be->backlog[i];
+    }
+    free(be->backlog);
+    be->backlog = NULL;
+    be->nbacklog = be->backlog_cap = 0;
+    return 0;
+}
+
 static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
 {
     struct uring_be *be = be_of(l);
     struct io_uring *ring = &be->ring;
     if (be->disabled) {
-        /* io_uring_enable_rings is declared but not exported by liburing 2.3. */
-        int rc = io_uring_register((unsigned)ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        int rc = enable(l);
         if (rc < 0)
             return rc;
-        be->disabled = false;
     }
     unsigned to_submit = flush_sq(ring);
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
@@ -139,12 +168,35 @@ static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
     return 0;
 }
 
+/* A slot in the backlog (see struct uring_be), or NULL without memory. */
+static struct io_uring_sqe *backlog_sqe(struct uring_be *be)
+{
+    if (be->nbacklog == be->backlog_cap) {
+        unsigned cap = be->backlog_cap ? 2 * be->backlog_cap : 64;
+        struct io_uring_sqe *b = realloc(be->backlog, cap * sizeof *b);
+        if (b == NULL)
+            return NULL;
+        be->backlog = b;
+        be->backlog_cap = cap;
+    }
+    struct io_uring_sqe *sqe = &be->backlog[be->nbacklog++];
+    memset(sqe, 0, sizeof *sqe);
+    return sqe;
+}
+
 /* A free submission entry; when the queue is full, hand it to the kernel
- * first (one more io_uring_enter, counted). */
+ * first (one more io_uring_enter, counted). Before the loop's thread has
+ * entered, that would make this thread the ring's issuer: the entry goes to
+ * the backlog instead. */
 static struct io_uring_sqe *get_sqe(struct loop *l, void *user_data)
 {
-    struct io_uring *ring = &be_of(l)->ring;
+    struct uring_be *be = be_of(l);
+    struct io_uring *ring = &be->ring;
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (sqe == NULL && be->disabled)
+        sqe = backlog_sqe(be);
+    if (sqe == NULL && be->disabled)
+        return NULL;
     while (sqe == NULL) {
         if (enter(l, false, 0) < 0)
             return NULL;
@@ -296,6 +348,7 @@ static void uring_destroy(struct loop *l)
         be->chunks = c->next;
         free(c);
     }
+    free(be->backlog);
     free(be);
 }
 

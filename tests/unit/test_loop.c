@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -339,6 +340,62 @@ static void test_watch_freed_by_another_callback(void **state)
     free(pw[1]); /* one of them is NULL */
     close(efd[0]);
     close(efd[1]);
+}
+
+/* Set up on one thread, run on another, with more watches than the io_uring
+ * submission queue holds (256): the loop's thread must be the one to enter
+ * the ring (a single-issuer ring refuses any other). */
+#define MANY_WATCHES 300
+
+struct many {
+    struct loop *l;
+    struct watch_log wl[MANY_WATCHES];
+    int fds[MANY_WATCHES];
+    int fired, rc;
+};
+
+static void on_many(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    on_watch(w, events, now);
+    struct many *m = w->data;
+    m->fired++;
+    loop_watch_stop(m->l, w);
+}
+
+static void *run_many(void *arg)
+{
+    struct many *m = arg;
+    for (int k = 0; k < 100 && m->fired < MANY_WATCHES && m->rc == 0; k++)
+        m->rc = loop_run_once(m->l, 100);
+    return NULL;
+}
+
+static void test_set_up_on_one_thread_run_on_another(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct many *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    m->l = l;
+    uint64_t one = 1;
+    for (int i = 0; i < MANY_WATCHES; i++) {
+        int efd = m->fds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        assert_true(efd >= 0);
+        assert_int_equal(write(efd, &one, sizeof one), sizeof one);
+        m->wl[i].w.cb = on_many;
+        m->wl[i].w.data = m;
+        m->wl[i].drain = true;
+        assert_int_equal(loop_watch_start(l, &m->wl[i].w, efd, LOOP_READABLE), 0);
+    }
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_many, m), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->fired, MANY_WATCHES);
+    for (int i = 0; i < MANY_WATCHES; i++) {
+        assert_int_equal(m->wl[i].calls, 1);
+        close(m->fds[i]);
+    }
+    free(m);
 }
 
 /* A pipe: the write end is writable at once; modified to readable-only on
@@ -928,6 +985,7 @@ int main(void)
         BOTH(test_watch_eventfd_is_level_triggered),
         BOTH(test_watch_pipe_writable_then_hangup),
         BOTH(test_watch_freed_by_another_callback),
+        BOTH(test_set_up_on_one_thread_run_on_another),
         BOTH(test_accept_gives_nonblocking_cloexec_sockets),
         BOTH(test_accept_emfile_then_resume),
         BOTH(test_echo_counts_syscalls_exactly),
