@@ -28,7 +28,7 @@ _Static_assert((LOOP_URING_BUFS & (LOOP_URING_BUFS - 1)) == 0, "a buffer ring is
  * its poll is still in the kernel is "orphaned" (owner NULL) and the request
  * is freed when its last completion arrives, so the caller may free the
  * watch at once. Streams keep theirs until on_close. */
-enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND };
+enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND, OP_HUP };
 
 struct uring_op {
     void *owner;            /* the watch, acceptor or stream; NULL: orphaned */
@@ -542,8 +542,35 @@ static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const s
 
 static void stream_check_closed(struct loop *l, struct loop_stream *s)
 {
-    if ((s->flags & LOOP_STREAM_CLOSING) && s->recv_op == NULL && s->send_op == NULL)
+    if ((s->flags & LOOP_STREAM_CLOSING) && s->recv_op == NULL && s->send_op == NULL &&
+        s->hup_op == NULL)
         loop_closed(l, s);
+}
+
+/* A one-shot poll for the peer's shutdown (POLLRDHUP); POLLHUP and
+ * POLLERR are reported whether asked or not. */
+static int uring_stream_hangup(struct loop *l, struct loop_stream *s)
+{
+    bool want = s->flags & LOOP_STREAM_WANT_HUP;
+    if (!want) {
+        if (s->hup_op != NULL)
+            op_cancel(l, s->hup_op);
+        return 0;
+    }
+    if (s->hup_op != NULL)
+        return 0; /* already asked; a cancel in flight is followed by a new poll */
+    struct uring_op *op = op_new(be_of(l), OP_HUP, s);
+    if (op == NULL)
+        return -ENOMEM;
+    struct io_uring_sqe *sqe = get_sqe(l, op);
+    if (sqe == NULL) {
+        op_free(be_of(l), op);
+        return -EIO;
+    }
+    io_uring_prep_poll_add(sqe, s->fd, POLLRDHUP);
+    op->armed = true;
+    s->hup_op = op;
+    return 0;
 }
 
 static void uring_stream_close(struct loop *l, struct loop_stream *s)
@@ -552,7 +579,25 @@ static void uring_stream_close(struct loop *l, struct loop_stream *s)
         op_cancel(l, s->recv_op);
     if (s->send_op != NULL)
         op_cancel(l, s->send_op);
+    if (s->hup_op != NULL)
+        op_cancel(l, s->hup_op);
     stream_check_closed(l, s);
+}
+
+static void on_hup(struct loop *l, struct uring_op *op, int res)
+{
+    struct loop_stream *s = op->owner;
+    s->hup_op = NULL;
+    op_free(be_of(l), op);
+    if (s->flags & LOOP_STREAM_CLOSING) {
+        stream_check_closed(l, s);
+    } else if (res == -ECANCELED) {
+        if (s->flags & LOOP_STREAM_WANT_HUP)
+            uring_stream_hangup(l, s); /* turned off and on again meanwhile */
+    } else if (s->flags & LOOP_STREAM_WANT_HUP) {
+        s->flags &= ~LOOP_STREAM_WANT_HUP;
+        s->on_hangup(s, res < 0 ? LOOP_ERR : from_poll(res) & (LOOP_HUP | LOOP_ERR), l->now);
+    }
 }
 
 static void on_recv(struct loop *l, struct uring_op *op, int res, unsigned cflags)
@@ -626,6 +671,9 @@ static int dispatch(struct loop *l, struct uring_op *op, int res, unsigned cflag
     case OP_SEND:
         on_send(l, op, res);
         break;
+    case OP_HUP:
+        on_hup(l, op, res);
+        break;
     }
     return 1;
 }
@@ -677,5 +725,6 @@ const struct loop_ops loop_uring_ops = {
     .stream_start = uring_stream_start,
     .stream_read = uring_stream_read,
     .stream_write = uring_stream_write,
+    .stream_hangup = uring_stream_hangup,
     .stream_close = uring_stream_close,
 };

@@ -189,18 +189,24 @@ void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
  * partial write: write the rest. io_uring: the write finished, n bytes taken
  * (possibly fewer than asked: write the rest) or -errno.
  *
+ * on_hangup(s, events, now): asked for with loop_stream_watch_hangup: the
+ * peer shut down its side (LOOP_HUP) or the connection failed (LOOP_ERR),
+ * whether reading or not (a server that stopped reading a client is still
+ * told it left). Reported once, then the watch is off.
+ *
  * on_close(s): the last callback. The loop has closed the descriptor and
  * holds no reference: s may be freed. */
 struct loop_stream {
     int fd;                        /* private */
     unsigned flags;                /* private */
     size_t read_max;               /* private */
-    void *recv_op, *send_op;       /* private: io_uring requests in flight */
+    void *recv_op, *send_op, *hup_op; /* private: io_uring requests in flight */
     struct loop_stream *next_closed; /* private */
     struct msghdr msg;             /* private: io_uring sendmsg */
     struct iovec iov[LOOP_IOV_MAX]; /* private: io_uring: the write's buffers */
     void (*on_read)(struct loop_stream *s, void *data, ssize_t n, uint64_t now);
     void (*on_write)(struct loop_stream *s, ssize_t n, uint64_t now);
+    void (*on_hangup)(struct loop_stream *s, unsigned events, uint64_t now);
     void (*on_close)(struct loop_stream *s);
     void *data;
 };
@@ -219,6 +225,9 @@ int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max);
  * -EPIPE (closing), -errno of the write. */
 ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
                           int iovcnt);
+/* on: call on_hangup once when the peer shuts down its side or the
+ * connection fails; off: not. 0 or -errno (-EPIPE: closing). */
+int loop_stream_watch_hangup(struct loop *l, struct loop_stream *s, bool on);
 /* Stop everything and close: no callback follows but on_close, which comes
  * at the end of this wakeup (io_uring: once the kernel has let go of every
  * request of the stream, so the write's memory stays in use until then).

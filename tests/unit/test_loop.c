@@ -431,7 +431,8 @@ struct peer {
     struct loop *l;
     bool echo;
     uint8_t *copy;            /* echo: what is being written back (io_uring) */
-    size_t reads, bytes_in, max_delivery, eofs, errors, echoed, writes_done;
+    size_t reads, bytes_in, max_delivery, eofs, errors, echoed, writes_done, hangups;
+    unsigned hangup_events;
     bool closed, read_after_close;
     size_t expect;            /* the position of the next byte in the pattern */
     bool pattern_ok;
@@ -537,6 +538,15 @@ static void peer_on_write(struct loop_stream *s, ssize_t n, uint64_t now)
         p->echoed += (size_t)n;
 }
 
+static void peer_on_hangup(struct loop_stream *s, unsigned events, uint64_t now)
+{
+    (void)now;
+    struct peer *p = (struct peer *)s;
+    assert_false(p->closed);
+    p->hangups++;
+    p->hangup_events |= events;
+}
+
 static void peer_on_close(struct loop_stream *s)
 {
     struct peer *p = (struct peer *)s;
@@ -551,6 +561,7 @@ static void peer_start(struct loop *l, struct peer *p, int fd)
     p->pattern_ok = true;
     p->s.on_read = peer_on_read;
     p->s.on_write = peer_on_write;
+    p->s.on_hangup = peer_on_hangup;
     p->s.on_close = peer_on_close;
     p->copy = malloc(LOOP_READ_SIZE);
     assert_non_null(p->copy);
@@ -924,6 +935,52 @@ static void test_close_while_reading(void **state)
     close(c);
 }
 
+/* A stream that does not read is still told, once, that the client shut
+ * down its side; a watch turned off says nothing. */
+static void test_hangup_while_not_reading(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    uint8_t msg[10] = { 0 };
+    assert_int_equal(write(c, msg, sizeof msg), sizeof msg); /* unread input */
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, false), 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
+    for (int i = 0; i < 3; i++)
+        loop_run_once(l, 10);
+    assert_int_equal(p.hangups, 0);
+    shutdown(c, SHUT_WR);
+    for (int k = 0; k < 100 && p.hangups == 0; k++)
+        loop_run_once(l, 100);
+    assert_int_equal(p.hangups, 1);
+    assert_int_equal(p.hangup_events, LOOP_HUP);
+    for (int i = 0; i < 3; i++)
+        loop_run_once(l, 10);
+    assert_int_equal(p.hangups, 1);
+    assert_int_equal(p.reads + p.eofs, 0);
+    /* Turned off before the client goes: nothing. */
+    struct server srv2 = { 0 };
+    struct peer q;
+    int d = connect_pair(l, &srv2, &q);
+    assert_int_equal(loop_stream_watch_hangup(l, &q.s, true), 0);
+    loop_run_once(l, 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &q.s, false), 0);
+    close(d);
+    for (int i = 0; i < 5; i++)
+        loop_run_once(l, 10);
+    assert_int_equal(q.hangups, 0);
+    /* Closing with the watch on: on_close only. */
+    assert_int_equal(loop_stream_watch_hangup(l, &q.s, true), 0);
+    peer_close(l, &q);
+    assert_int_equal(q.hangups, 0);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    server_stop(l, &srv2);
+    close(c);
+}
+
 /* Reading stopped and started again: no byte lost, none twice. */
 static void test_read_stop_and_restart(void **state)
 {
@@ -994,6 +1051,7 @@ int main(void)
         BOTH(test_close_with_write_stuck),
         BOTH(test_close_while_reading),
         BOTH(test_read_stop_and_restart),
+        BOTH(test_hangup_while_not_reading),
         cmocka_unit_test(test_auto_and_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
