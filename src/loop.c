@@ -285,7 +285,7 @@ int loop_stream_start(struct loop *l, struct loop_stream *s, int fd)
     s->fd = fd;
     s->flags = 0;
     s->read_max = 0;
-    s->recv_op = s->send_op = NULL;
+    s->recv_op = s->send_op = s->hup_op = NULL;
     s->next_closed = NULL;
     return l->ops->stream_start(l, s);
 }
@@ -306,6 +306,17 @@ ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct io
     if (iovcnt < 1 || iovcnt > LOOP_IOV_MAX)
         return -EINVAL;
     return l->ops->stream_write(l, s, iov, iovcnt);
+}
+
+int loop_stream_watch_hangup(struct loop *l, struct loop_stream *s, bool on)
+{
+    if (s->flags & LOOP_STREAM_CLOSING)
+        return -EPIPE;
+    if (on)
+        s->flags |= LOOP_STREAM_WANT_HUP;
+    else
+        s->flags &= ~LOOP_STREAM_WANT_HUP;
+    return l->ops->stream_hangup(l, s);
 }
 
 void loop_stream_close(struct loop *l, struct loop_stream *s)

@@ -18,6 +18,8 @@
 #define LOOP_STREAM_IN_EPOLL 0x4u /* epoll: the descriptor is registered */
 #define LOOP_STREAM_EPOLL_IN 0x8u /* epoll: registered with EPOLLIN */
 #define LOOP_STREAM_EPOLL_OUT 0x10u /* epoll: registered with EPOLLOUT */
+#define LOOP_STREAM_WANT_HUP 0x20u  /* on_hangup asked for and not yet reported */
+#define LOOP_STREAM_EPOLL_HUP 0x40u /* epoll: registered with EPOLLRDHUP */
 
 /* One backend: a table of operations, in the spirit of redis ae's
  * ae_epoll.c / ae_kqueue.c behind ae.c. Each returns 0 or -errno like the
@@ -38,6 +40,7 @@ struct loop_ops {
     int (*stream_read)(struct loop *l, struct loop_stream *s);  /* s->read_max is set */
     ssize_t (*stream_write)(struct loop *l, struct loop_stream *s, const struct iovec *iov,
                             int iovcnt);
+    int (*stream_hangup)(struct loop *l, struct loop_stream *s); /* LOOP_STREAM_WANT_HUP is set */
     /* Stop s's I/O. Calls loop_closed(l, s) once the backend holds no
      * reference to s (at once, or when its last request completes). */
     void (*stream_close)(struct loop *l, struct loop_stream *s);

@@ -93,7 +93,7 @@ static uint32_t to_epoll(unsigned events)
 static unsigned from_epoll(uint32_t ev)
 {
     return (ev & EPOLLIN ? LOOP_READABLE : 0) | (ev & EPOLLOUT ? LOOP_WRITABLE : 0) |
-           (ev & EPOLLHUP ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERR : 0);
+           (ev & (EPOLLHUP | EPOLLRDHUP) ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERR : 0);
 }
 
 static int epoll_watch_start(struct loop *l, struct loop_watch *w)
@@ -145,24 +145,28 @@ static void on_acceptable(struct loop *l, struct loop_acceptor *a)
 
 /* --- streams -------------------------------------------------------------- */
 
+#define EPOLL_BITS (LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT | LOOP_STREAM_EPOLL_HUP)
+
 /* Make the registration match what the stream waits for: EPOLLIN while
- * reading, EPOLLOUT while a write waits for room. A stream waiting for
- * nothing is taken out of epoll, which would otherwise keep reporting a
- * hang-up nobody listens to. */
+ * reading, EPOLLOUT while a write waits for room, EPOLLRDHUP while a
+ * hang-up is asked for. A stream waiting for nothing is taken out of epoll,
+ * which would otherwise keep reporting a hang-up nobody listens to. */
 static int stream_sync(struct loop *l, struct loop_stream *s)
 {
     unsigned want = (s->read_max > 0 ? LOOP_STREAM_EPOLL_IN : 0) |
-                    (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0);
-    unsigned have = s->flags & (LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT);
+                    (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0) |
+                    (s->flags & LOOP_STREAM_WANT_HUP ? LOOP_STREAM_EPOLL_HUP : 0);
+    unsigned have = s->flags & EPOLL_BITS;
     if (want == have && ((want != 0) == ((s->flags & LOOP_STREAM_IN_EPOLL) != 0)))
         return 0;
     uint32_t ev = (want & LOOP_STREAM_EPOLL_IN ? EPOLLIN : 0) |
-                  (want & LOOP_STREAM_EPOLL_OUT ? EPOLLOUT : 0);
+                  (want & LOOP_STREAM_EPOLL_OUT ? EPOLLOUT : 0) |
+                  (want & LOOP_STREAM_EPOLL_HUP ? EPOLLRDHUP : 0);
     int op = want == 0 ? EPOLL_CTL_DEL : (s->flags & LOOP_STREAM_IN_EPOLL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD);
     int rc = ctl(l, op, s->fd, ev, tag(s, KIND_STREAM));
     if (rc < 0)
         return rc;
-    s->flags &= ~(LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT | LOOP_STREAM_IN_EPOLL);
+    s->flags &= ~(EPOLL_BITS | LOOP_STREAM_IN_EPOLL);
     s->flags |= want | (want != 0 ? LOOP_STREAM_IN_EPOLL : 0);
     return 0;
 }
@@ -202,9 +206,14 @@ static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const s
     return rc < 0 ? rc : n;
 }
 
+static int epoll_stream_hangup(struct loop *l, struct loop_stream *s)
+{
+    return stream_sync(l, s);
+}
+
 static void epoll_stream_close(struct loop *l, struct loop_stream *s)
 {
-    s->flags &= ~LOOP_STREAM_WANT_OUT;
+    s->flags &= ~(LOOP_STREAM_WANT_OUT | LOOP_STREAM_WANT_HUP);
     stream_sync(l, s);
     invalidate(l, s);
     loop_closed(l, s);
@@ -242,6 +251,13 @@ static void on_stream_event(struct loop *l, struct loop_stream *s, uint32_t ev)
         /* An error shows in the caller's next write. */
         s->on_write(s, 0, l->now);
     }
+    if (be->current != s)
+        return; /* closed by on_write */
+    if ((ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && (s->flags & LOOP_STREAM_WANT_HUP)) {
+        s->flags &= ~LOOP_STREAM_WANT_HUP;
+        stream_sync(l, s);
+        s->on_hangup(s, from_epoll(ev) & (LOOP_HUP | LOOP_ERR), l->now);
+    }
 }
 
 /* --- waiting and dispatching ------------------------------------------------ */
@@ -256,7 +272,8 @@ static int epoll_poll(struct loop *l, uint64_t timeout_ns)
      * millisecond. */
     int n = epoll_pwait2(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP,
                          timeout_ns == UINT64_MAX ? NULL : &ts, NULL);
-    if (n < 0 && errno == ENOSYS) {
+    if (n < 0 && errno == ENOSYS) { /* before Linux 5.11 */
+        loop_count(l, LOOP_SYS_EPOLL_WAIT);
         int ms = timeout_ns == UINT64_MAX ? -1 : (int)((timeout_ns + 999999) / 1000000);
         n = epoll_wait(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP, ms);
     }
@@ -303,5 +320,6 @@ const struct loop_ops loop_epoll_ops = {
     .stream_start = epoll_stream_start,
     .stream_read = epoll_stream_read,
     .stream_write = epoll_stream_write,
+    .stream_hangup = epoll_stream_hangup,
     .stream_close = epoll_stream_close,
 };

@@ -28,7 +28,7 @@ _Static_assert((LOOP_URING_BUFS & (LOOP_URING_BUFS - 1)) == 0, "a buffer ring is
  * its poll is still in the kernel is "orphaned" (owner NULL) and the request
  * is freed when its last completion arrives, so the caller may free the
  * watch at once. Streams keep theirs until on_close. */
-enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND };
+enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND, OP_HUP };
 
 struct uring_op {
     void *owner;            /* the watch, acceptor or stream; NULL: orphaned */
@@ -48,6 +48,10 @@ struct uring_be {
     struct io_uring ring;
     bool sqpoll;
     bool disabled;                /* created disabled: enabled by the first wait */
+    /* Entries prepared while disabled that the submission queue could not
+     * hold (a set-up starting many streams): queued once enabled. */
+    struct io_uring_sqe *backlog;
+    unsigned nbacklog, backlog_cap;
     struct io_uring_buf_ring *br; /* the provided buffer ring */
     uint8_t *slab;                /* LOOP_URING_BUFS buffers, each after its headroom */
     struct uring_op *free_ops;
@@ -104,16 +108,41 @@ static unsigned flush_sq(struct io_uring *ring)
  * completion at most timeout_ns (UINT64_MAX: no limit). SQPOLL: the kernel
  * thread submits; the call is made only to wake it, to wait, or to flush
  * completions that overflowed the ring. */
+static int enter(struct loop *l, bool wait, uint64_t timeout_ns);
+
+/* The first call on the loop's thread: enable the ring, which makes this
+ * thread its only issuer, then queue the backlog (submitting as the queue
+ * fills: those calls are on this thread too). */
+static int enable(struct loop *l)
+{
+    struct uring_be *be = be_of(l);
+    struct io_uring *ring = &be->ring;
+    /* io_uring_enable_rings is declared but not exported by liburing 2.3. */
+    int rc = io_uring_register((unsigned)ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    if (rc < 0)
+        return rc;
+    be->disabled = false;
+    for (unsigned i = 0; i < be->nbacklog; i++) {
+        struct io_uring_sqe *sqe;
+        while ((sqe = io_uring_get_sqe(ring)) == NULL)
+            if ((rc = enter(l, false, 0)) < 0)
+                return rc;
+        *sqe = be->backlog[i];
+    }
+    free(be->backlog);
+    be->backlog = NULL;
+    be->nbacklog = be->backlog_cap = 0;
+    return 0;
+}
+
 static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
 {
     struct uring_be *be = be_of(l);
     struct io_uring *ring = &be->ring;
     if (be->disabled) {
-        /* io_uring_enable_rings is declared but not exported by liburing 2.3. */
-        int rc = io_uring_register((unsigned)ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        int rc = enable(l);
         if (rc < 0)
             return rc;
-        be->disabled = false;
     }
     unsigned to_submit = flush_sq(ring);
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
@@ -139,12 +168,35 @@ static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
     return 0;
 }
 
+/* A slot in the backlog (see struct uring_be), or NULL without memory. */
+static struct io_uring_sqe *backlog_sqe(struct uring_be *be)
+{
+    if (be->nbacklog == be->backlog_cap) {
+        unsigned cap = be->backlog_cap ? 2 * be->backlog_cap : 64;
+        struct io_uring_sqe *b = realloc(be->backlog, cap * sizeof *b);
+        if (b == NULL)
+            return NULL;
+        be->backlog = b;
+        be->backlog_cap = cap;
+    }
+    struct io_uring_sqe *sqe = &be->backlog[be->nbacklog++];
+    memset(sqe, 0, sizeof *sqe);
+    return sqe;
+}
+
 /* A free submission entry; when the queue is full, hand it to the kernel
- * first (one more io_uring_enter, counted). */
+ * first (one more io_uring_enter, counted). Before the loop's thread has
+ * entered, that would make this thread the ring's issuer: the entry goes to
+ * the backlog instead. */
 static struct io_uring_sqe *get_sqe(struct loop *l, void *user_data)
 {
-    struct io_uring *ring = &be_of(l)->ring;
+    struct uring_be *be = be_of(l);
+    struct io_uring *ring = &be->ring;
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (sqe == NULL && be->disabled)
+        sqe = backlog_sqe(be);
+    if (sqe == NULL && be->disabled)
+        return NULL;
     while (sqe == NULL) {
         if (enter(l, false, 0) < 0)
             return NULL;
@@ -263,19 +315,19 @@ static int uring_init(struct loop *l, const struct loop_options *opt)
     l->be = be;
     int rc = ring_init(be, opt);
     if (rc < 0) {
-        be->ring.ring_fd = -1;
-        goto failed_ring;
+        be->ring.ring_fd = -1; /* nothing to tear down but be */
+        goto failed;
     }
+    /* Timed waits in the same call as the submission need EXT_ARG (5.11). */
     rc = -ENOSYS;
     if (!(be->ring.features & IORING_FEAT_EXT_ARG) || !probe_ok(&be->ring))
-        goto failed_features;
+        goto failed;
     rc = setup_buffers(be);
     if (rc < 0)
-        goto failed_features;
+        goto failed;
     return 0;
 
-failed_features:
-failed_ring:
+failed:
     uring_destroy(l);
     l->be = NULL;
     return rc;
@@ -296,6 +348,7 @@ static void uring_destroy(struct loop *l)
         be->chunks = c->next;
         free(c);
     }
+    free(be->backlog);
     free(be);
 }
 
@@ -489,8 +542,35 @@ static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const s
 
 static void stream_check_closed(struct loop *l, struct loop_stream *s)
 {
-    if ((s->flags & LOOP_STREAM_CLOSING) && s->recv_op == NULL && s->send_op == NULL)
+    if ((s->flags & LOOP_STREAM_CLOSING) && s->recv_op == NULL && s->send_op == NULL &&
+        s->hup_op == NULL)
         loop_closed(l, s);
+}
+
+/* A one-shot poll for the peer's shutdown (POLLRDHUP); POLLHUP and
+ * POLLERR are reported whether asked or not. */
+static int uring_stream_hangup(struct loop *l, struct loop_stream *s)
+{
+    bool want = s->flags & LOOP_STREAM_WANT_HUP;
+    if (!want) {
+        if (s->hup_op != NULL)
+            op_cancel(l, s->hup_op);
+        return 0;
+    }
+    if (s->hup_op != NULL)
+        return 0; /* already asked; a cancel in flight is followed by a new poll */
+    struct uring_op *op = op_new(be_of(l), OP_HUP, s);
+    if (op == NULL)
+        return -ENOMEM;
+    struct io_uring_sqe *sqe = get_sqe(l, op);
+    if (sqe == NULL) {
+        op_free(be_of(l), op);
+        return -EIO;
+    }
+    io_uring_prep_poll_add(sqe, s->fd, POLLRDHUP);
+    op->armed = true;
+    s->hup_op = op;
+    return 0;
 }
 
 static void uring_stream_close(struct loop *l, struct loop_stream *s)
@@ -499,7 +579,25 @@ static void uring_stream_close(struct loop *l, struct loop_stream *s)
         op_cancel(l, s->recv_op);
     if (s->send_op != NULL)
         op_cancel(l, s->send_op);
+    if (s->hup_op != NULL)
+        op_cancel(l, s->hup_op);
     stream_check_closed(l, s);
+}
+
+static void on_hup(struct loop *l, struct uring_op *op, int res)
+{
+    struct loop_stream *s = op->owner;
+    s->hup_op = NULL;
+    op_free(be_of(l), op);
+    if (s->flags & LOOP_STREAM_CLOSING) {
+        stream_check_closed(l, s);
+    } else if (res == -ECANCELED) {
+        if (s->flags & LOOP_STREAM_WANT_HUP)
+            uring_stream_hangup(l, s); /* turned off and on again meanwhile */
+    } else if (s->flags & LOOP_STREAM_WANT_HUP) {
+        s->flags &= ~LOOP_STREAM_WANT_HUP;
+        s->on_hangup(s, res < 0 ? LOOP_ERR : from_poll(res) & (LOOP_HUP | LOOP_ERR), l->now);
+    }
 }
 
 static void on_recv(struct loop *l, struct uring_op *op, int res, unsigned cflags)
@@ -573,6 +671,9 @@ static int dispatch(struct loop *l, struct uring_op *op, int res, unsigned cflag
     case OP_SEND:
         on_send(l, op, res);
         break;
+    case OP_HUP:
+        on_hup(l, op, res);
+        break;
     }
     return 1;
 }
@@ -624,5 +725,6 @@ const struct loop_ops loop_uring_ops = {
     .stream_start = uring_stream_start,
     .stream_read = uring_stream_read,
     .stream_write = uring_stream_write,
+    .stream_hangup = uring_stream_hangup,
     .stream_close = uring_stream_close,
 };

@@ -4,7 +4,9 @@
  * per-wakeup hook and exact per-kind system call counters are common to both.
  * It knows nothing of frames, connections or HTTP: it moves bytes and time.
  *
- * Everything except loop_syscalls() must be called from the loop's thread.
+ * Everything except loop_syscalls() and loop_enobufs() is called from one
+ * thread at a time: the loop's, or before it runs, the one setting it up
+ * (pthread_create orders the two).
  * The caller owns every struct passed in (watch, timer, acceptor, stream):
  * it stays valid while started; see each kind for when it may be freed.
  * Descriptors given to the loop should not be closed behind its back.
@@ -69,8 +71,7 @@ uint64_t loop_enobufs(const struct loop *l);
 /* The most one delivery holds (epoll: its read buffer; io_uring: the size of
  * each provided buffer). */
 #define LOOP_READ_SIZE 65536
-/* io_uring: provided buffers per loop. After reading is stopped, at most this
- * many deliveries can still arrive (each holds a buffer until delivered). */
+/* io_uring: provided buffers per loop, shared by its streams. */
 #define LOOP_URING_BUFS 128
 /* Most buffers one write can take. */
 #define LOOP_IOV_MAX 64
@@ -153,8 +154,10 @@ bool loop_timer_active(const struct loop_timer *t);
  * it) or -errno (EMFILE, ENFILE, ENOMEM...: the caller decides, e.g. calls
  * loop_accept_stop and starts again later). peer is set when the backend has
  * it (epoll), else NULL and 0: use getpeername. At most 64 accepts per
- * wakeup (io_uring: bounded by the wakeup's 256 events). The struct may be
- * freed once stopped. */
+ * wakeup (io_uring: bounded by the wakeup's 256 events). io_uring reads
+ * RLIMIT_NOFILE when the accept is queued: a limit changed later applies
+ * from the next loop_accept_start. The struct may be freed once stopped;
+ * io_uring: a connection the kernel accepts after the stop is closed. */
 struct loop_acceptor {
     int fd;               /* private */
     void *op;             /* private */
@@ -173,13 +176,23 @@ void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
  * on_read(s, data, n, now): n > 0 bytes at data, valid during the call only,
  * with LOOP_HEADROOM writable bytes in front of data (and the n bytes
  * themselves writable). n == 0: the peer shut down its side; n < 0: -errno.
- * After n <= 0 reading is stopped. Deliveries can follow loop_stream_read(s,
- * 0) (io_uring: completions in flight, at most LOOP_URING_BUFS); none follow
- * loop_stream_close.
+ * After n <= 0 reading is stopped. None follow loop_stream_close. Some can
+ * follow loop_stream_read(s, 0) on io_uring: data the kernel received before
+ * it saw the stop, which goes in with the next wakeup's submission. Each such
+ * delivery holds one provided buffer, so there are at most LOOP_URING_BUFS of
+ * them (the ring is single-issuer with deferred task work there: the kernel
+ * completes nothing between two of the loop's waits). On a kernel without
+ * deferred task work, or with sqpoll, completions can also be posted while
+ * the loop dispatches: at most LOOP_URING_BUFS plus one wakeup's 256.
  *
  * on_write(s, n, now): epoll: n == 0, the socket has room again after a
  * partial write: write the rest. io_uring: the write finished, n bytes taken
  * (possibly fewer than asked: write the rest) or -errno.
+ *
+ * on_hangup(s, events, now): asked for with loop_stream_watch_hangup: the
+ * peer shut down its side (LOOP_HUP) or the connection failed (LOOP_ERR),
+ * whether reading or not (a server that stopped reading a client is still
+ * told it left). Reported once, then the watch is off.
  *
  * on_close(s): the last callback. The loop has closed the descriptor and
  * holds no reference: s may be freed. */
@@ -187,12 +200,13 @@ struct loop_stream {
     int fd;                        /* private */
     unsigned flags;                /* private */
     size_t read_max;               /* private */
-    void *recv_op, *send_op;       /* private: io_uring requests in flight */
+    void *recv_op, *send_op, *hup_op; /* private: io_uring requests in flight */
     struct loop_stream *next_closed; /* private */
     struct msghdr msg;             /* private: io_uring sendmsg */
     struct iovec iov[LOOP_IOV_MAX]; /* private: io_uring: the write's buffers */
     void (*on_read)(struct loop_stream *s, void *data, ssize_t n, uint64_t now);
     void (*on_write)(struct loop_stream *s, ssize_t n, uint64_t now);
+    void (*on_hangup)(struct loop_stream *s, unsigned events, uint64_t now);
     void (*on_close)(struct loop_stream *s);
     void *data;
 };
@@ -211,6 +225,9 @@ int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max);
  * -EPIPE (closing), -errno of the write. */
 ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
                           int iovcnt);
+/* on: call on_hangup once when the peer shuts down its side or the
+ * connection fails; off: not. 0 or -errno (-EPIPE: closing). */
+int loop_stream_watch_hangup(struct loop *l, struct loop_stream *s, bool on);
 /* Stop everything and close: no callback follows but on_close, which comes
  * at the end of this wakeup (io_uring: once the kernel has let go of every
  * request of the stream, so the write's memory stays in use until then).

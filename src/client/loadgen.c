@@ -354,8 +354,7 @@ static size_t consume_replies(struct lg_thread *t, struct lg_conn *c, const uint
             continue;
         }
         if (!t->cfg->text && in[pos] == FRAME_ERROR) {
-            if (!server_error(t, c, in + pos, avail))
-                break; /* the rest of the error frame is still to come */
+            server_error(t, c, in + pos, avail); /* drops c, or waits for the whole frame */
             break;
         }
         int ok = c->inflight > 0 ? reply_check(t, c, c->seq, in + pos, avail) : -1;
@@ -376,8 +375,8 @@ static size_t consume_replies(struct lg_thread *t, struct lg_conn *c, const uint
  * A small partial reply kept from before is copied in front of it, so the
  * common case parses in the loop's buffer without a copy of the new bytes;
  * a large one gets the new bytes appended instead. Returns false when the
- * input cannot be held (more than a window of replies: the server sent what
- * nobody asked for). */
+ * input cannot be held: the partial reply plus one delivery always fit
+ * (conn_alloc), so the server sent what nobody asked for. */
 static bool take_input(struct lg_thread *t, struct lg_conn *c, uint8_t *data, size_t n,
                        uint64_t now)
 {

@@ -5,11 +5,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -291,6 +293,111 @@ static void test_watch_eventfd_is_level_triggered(void **state)
     close(efd);
 }
 
+/* Two ready watches; whichever runs first stops the other and frees it.
+ * The other's event, already in this wakeup's batch, must not be
+ * dispatched (the sanitizers would see the use after free). */
+struct pair_watch {
+    struct loop_watch w;
+    struct loop *l;
+    struct pair_watch **other; /* where the other one's pointer lives */
+    int *calls;
+};
+
+static void on_pair(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    (void)events, (void)now;
+    struct pair_watch *pw = (struct pair_watch *)w;
+    ++*pw->calls;
+    loop_watch_stop(pw->l, w);
+    if (*pw->other != NULL) {
+        loop_watch_stop(pw->l, &(*pw->other)->w);
+        free(*pw->other);
+        *pw->other = NULL;
+    }
+}
+
+static void test_watch_freed_by_another_callback(void **state)
+{
+    struct loop *l = loop_of(state);
+    int efd[2], calls = 0;
+    struct pair_watch *pw[2];
+    uint64_t one = 1;
+    for (int i = 0; i < 2; i++) {
+        efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        assert_true(efd[i] >= 0);
+        assert_int_equal(write(efd[i], &one, sizeof one), sizeof one);
+        pw[i] = calloc(1, sizeof *pw[i]);
+        assert_non_null(pw[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        *pw[i] = (struct pair_watch){ .w.cb = on_pair, .l = l, .other = &pw[1 - i], .calls = &calls };
+        assert_int_equal(loop_watch_start(l, &pw[i]->w, efd[i], LOOP_READABLE), 0);
+    }
+    for (int k = 0; k < 5; k++)
+        loop_run_once(l, 20);
+    assert_int_equal(calls, 1);
+    free(pw[0]);
+    free(pw[1]); /* one of them is NULL */
+    close(efd[0]);
+    close(efd[1]);
+}
+
+/* Set up on one thread, run on another, with more watches than the io_uring
+ * submission queue holds (256): the loop's thread must be the one to enter
+ * the ring (a single-issuer ring refuses any other). */
+#define MANY_WATCHES 300
+
+struct many {
+    struct loop *l;
+    struct watch_log wl[MANY_WATCHES];
+    int fds[MANY_WATCHES];
+    int fired, rc;
+};
+
+static void on_many(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    on_watch(w, events, now);
+    struct many *m = w->data;
+    m->fired++;
+    loop_watch_stop(m->l, w);
+}
+
+static void *run_many(void *arg)
+{
+    struct many *m = arg;
+    for (int k = 0; k < 100 && m->fired < MANY_WATCHES && m->rc == 0; k++)
+        m->rc = loop_run_once(m->l, 100);
+    return NULL;
+}
+
+static void test_set_up_on_one_thread_run_on_another(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct many *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    m->l = l;
+    uint64_t one = 1;
+    for (int i = 0; i < MANY_WATCHES; i++) {
+        int efd = m->fds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        assert_true(efd >= 0);
+        assert_int_equal(write(efd, &one, sizeof one), sizeof one);
+        m->wl[i].w.cb = on_many;
+        m->wl[i].w.data = m;
+        m->wl[i].drain = true;
+        assert_int_equal(loop_watch_start(l, &m->wl[i].w, efd, LOOP_READABLE), 0);
+    }
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_many, m), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->fired, MANY_WATCHES);
+    for (int i = 0; i < MANY_WATCHES; i++) {
+        assert_int_equal(m->wl[i].calls, 1);
+        close(m->fds[i]);
+    }
+    free(m);
+}
+
 /* A pipe: the write end is writable at once; modified to readable-only on
  * the read end, closing the write end reports a hang-up. */
 static void test_watch_pipe_writable_then_hangup(void **state)
@@ -324,7 +431,8 @@ struct peer {
     struct loop *l;
     bool echo;
     uint8_t *copy;            /* echo: what is being written back (io_uring) */
-    size_t reads, bytes_in, max_delivery, eofs, errors, echoed, writes_done;
+    size_t reads, bytes_in, max_delivery, eofs, errors, echoed, writes_done, hangups;
+    unsigned hangup_events;
     bool closed, read_after_close;
     size_t expect;            /* the position of the next byte in the pattern */
     bool pattern_ok;
@@ -430,6 +538,15 @@ static void peer_on_write(struct loop_stream *s, ssize_t n, uint64_t now)
         p->echoed += (size_t)n;
 }
 
+static void peer_on_hangup(struct loop_stream *s, unsigned events, uint64_t now)
+{
+    (void)now;
+    struct peer *p = (struct peer *)s;
+    assert_false(p->closed);
+    p->hangups++;
+    p->hangup_events |= events;
+}
+
 static void peer_on_close(struct loop_stream *s)
 {
     struct peer *p = (struct peer *)s;
@@ -444,6 +561,7 @@ static void peer_start(struct loop *l, struct peer *p, int fd)
     p->pattern_ok = true;
     p->s.on_read = peer_on_read;
     p->s.on_write = peer_on_write;
+    p->s.on_hangup = peer_on_hangup;
     p->s.on_close = peer_on_close;
     p->copy = malloc(LOOP_READ_SIZE);
     assert_non_null(p->copy);
@@ -494,6 +612,63 @@ static void test_accept_gives_nonblocking_cloexec_sockets(void **state)
         close(c[i]);
         close(srv.accepted[i]);
     }
+}
+
+/* Out of descriptors: the acceptor reports -EMFILE and the caller backs
+ * off; started again with descriptors to spare, it takes the waiting client. */
+struct backoff {
+    struct loop_acceptor a;
+    struct loop *l;
+    int err, fd;
+};
+
+static void on_accept_backoff(struct loop_acceptor *a, int fd, const struct sockaddr *peer,
+                              socklen_t len, uint64_t now)
+{
+    (void)peer, (void)len, (void)now;
+    struct backoff *b = (struct backoff *)a;
+    if (fd < 0) {
+        b->err = fd;
+        loop_accept_stop(b->l, a);
+        return;
+    }
+    b->fd = fd;
+}
+
+static void test_accept_emfile_then_resume(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    server_listen(l, &srv);
+    loop_accept_stop(l, &srv.a);
+    struct backoff b = { .a.cb = on_accept_backoff, .l = l, .fd = -1 };
+    int c = client_connect(&srv);
+    /* The lowest free descriptor becomes the limit: the next one fails.
+     * Lowered before the acceptor starts: io_uring takes the limit when the
+     * accept is queued, not when a client arrives. */
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int probe = dup(0);
+    assert_true(probe >= 0);
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(loop_accept_start(l, &b.a, srv.listen_fd), 0);
+    for (int k = 0; k < 100 && b.err == 0 && b.fd < 0; k++)
+        loop_run_once(l, 100);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(b.err, -EMFILE);
+    assert_int_equal(b.fd, -1);
+    assert_int_equal(loop_accept_start(l, &b.a, srv.listen_fd), 0);
+    for (int k = 0; k < 100 && b.fd < 0; k++)
+        loop_run_once(l, 100);
+    assert_true(b.fd >= 0);
+    loop_accept_stop(l, &b.a);
+    loop_run_once(l, 0);
+    close(b.fd);
+    close(c);
+    close(srv.listen_fd);
 }
 
 /* Echo ROUNDS small messages, one at a time, and count the system calls:
@@ -760,6 +935,52 @@ static void test_close_while_reading(void **state)
     close(c);
 }
 
+/* A stream that does not read is still told, once, that the client shut
+ * down its side; a watch turned off says nothing. */
+static void test_hangup_while_not_reading(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    uint8_t msg[10] = { 0 };
+    assert_int_equal(write(c, msg, sizeof msg), sizeof msg); /* unread input */
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, false), 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
+    for (int i = 0; i < 3; i++)
+        loop_run_once(l, 10);
+    assert_int_equal(p.hangups, 0);
+    shutdown(c, SHUT_WR);
+    for (int k = 0; k < 100 && p.hangups == 0; k++)
+        loop_run_once(l, 100);
+    assert_int_equal(p.hangups, 1);
+    assert_int_equal(p.hangup_events, LOOP_HUP);
+    for (int i = 0; i < 3; i++)
+        loop_run_once(l, 10);
+    assert_int_equal(p.hangups, 1);
+    assert_int_equal(p.reads + p.eofs, 0);
+    /* Turned off before the client goes: nothing. */
+    struct server srv2 = { 0 };
+    struct peer q;
+    int d = connect_pair(l, &srv2, &q);
+    assert_int_equal(loop_stream_watch_hangup(l, &q.s, true), 0);
+    loop_run_once(l, 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &q.s, false), 0);
+    close(d);
+    for (int i = 0; i < 5; i++)
+        loop_run_once(l, 10);
+    assert_int_equal(q.hangups, 0);
+    /* Closing with the watch on: on_close only. */
+    assert_int_equal(loop_stream_watch_hangup(l, &q.s, true), 0);
+    peer_close(l, &q);
+    assert_int_equal(q.hangups, 0);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    server_stop(l, &srv2);
+    close(c);
+}
+
 /* Reading stopped and started again: no byte lost, none twice. */
 static void test_read_stop_and_restart(void **state)
 {
@@ -820,13 +1041,17 @@ int main(void)
         BOTH(test_hook_runs_once_per_wakeup_with_its_ctx),
         BOTH(test_watch_eventfd_is_level_triggered),
         BOTH(test_watch_pipe_writable_then_hangup),
+        BOTH(test_watch_freed_by_another_callback),
+        BOTH(test_set_up_on_one_thread_run_on_another),
         BOTH(test_accept_gives_nonblocking_cloexec_sockets),
+        BOTH(test_accept_emfile_then_resume),
         BOTH(test_echo_counts_syscalls_exactly),
         BOTH(test_big_transfer_bounded_deliveries),
         BOTH(test_write_to_a_peer_not_reading),
         BOTH(test_close_with_write_stuck),
         BOTH(test_close_while_reading),
         BOTH(test_read_stop_and_restart),
+        BOTH(test_hangup_while_not_reading),
         cmocka_unit_test(test_auto_and_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
