@@ -82,6 +82,15 @@ struct it_server {
  * or NULL, with the reason and the log printed to stderr. */
 struct it_server *it_server_start(const char *const *args, rlim_t nofile);
 
+/* it_server_start with the server's command behind a wrapper: wrapper is a
+ * NULL-terminated argv (at most 16 words, the first looked up in PATH), e.g.
+ * { "strace", "-f", "-o", path, NULL }, and runs "TCPMSGD_PATH --bind ...".
+ * s->pid is then the wrapper's pid (signals go to it; the server is its
+ * child, see it_proc_children) and the log holds the wrapper's output too.
+ * wrapper NULL: it_server_start. */
+struct it_server *it_server_start_wrapped(const char *const *wrapper, const char *const *args,
+                                          rlim_t nofile);
+
 /* Kill (SIGKILL) and reap the server if still running, unlink its log and
  * free it. it_server_free(NULL) is a no-op. */
 void it_server_free(struct it_server *s);
