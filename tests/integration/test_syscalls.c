@@ -96,8 +96,9 @@ static void count_line(const char *line, uint64_t *counts)
         kind = UNCOUNTED_IO;
     if (kind < 0 || is_log_write(kind, line + len + 1))
         return;
-    const char *q = strstr(line, ") = ? ERESTART");
-    if (q != NULL && strncmp(q, ") = ? ERESTART_RESTARTBLOCK", 27) != 0)
+    /* strace pads the result to a column: "...)      = ? ERESTARTSYS (...)". */
+    const char *q = strstr(line, "= ? ERESTART");
+    if (q != NULL && strncmp(q, "= ? ERESTART_RESTARTBLOCK", 25) != 0)
         return;
     counts[kind]++;
 }
