@@ -116,8 +116,8 @@ function setText(id, text, raw) {
   }
 }
 
-/* A number for display: '—' for no value yet, 'n/a' for a value this server
- * does not export. */
+/* Shown for a value this server does not export ('—' is a value not known
+ * yet). */
 const NA = 'n/a';
 
 /* Sum the values of a labelled counter: {framed: 3, text: 1} -> 4. */
@@ -238,6 +238,7 @@ function renderStatus() {
  * in a headless test browser). A different start time means the server
  * restarted: its counters began again at zero, so the history is dropped. */
 function updateRates(m) {
+  const loop = loopCounters(m);
   const cur = {
     start: m.server.start_time_seconds,
     t: m.server.uptime_seconds,
@@ -246,7 +247,8 @@ function updateRates(m) {
     bytesIn: sum(m.counters.received_bytes_total),
     bytesOut: sum(m.counters.sent_bytes_total),
     cpu: m.counters.process_cpu_seconds_total,
-    ...loopCounters(m),
+    syscalls: loop.syscalls,
+    wakeups: loop.wakeups,
   };
   const prev = state.prev;
   if (prev && prev.start !== cur.start) state.history = [];
@@ -268,8 +270,10 @@ function updateRates(m) {
 }
 
 /* The worker loops' counters in a metrics document: the system calls by
- * kind ({read: N, ...}, in the server's order) and the wakeups, each null
- * when this server does not export it (an older tcpmsgd, or fork mode). */
+ * kind ({read: N, ...}, in the server's order), the wakeups and the
+ * histogram of messages per wakeup, each null when this server does not
+ * export it (an older tcpmsgd, or fork mode). The one place that knows where
+ * they are in the document. */
 function loopCounters(m) {
   const calls = m.syscalls && typeof m.syscalls === 'object' ? m.syscalls : null;
   const kinds = calls ? Object.keys(calls).filter((k) => k !== 'wakeups') : [];
@@ -277,6 +281,7 @@ function loopCounters(m) {
   return {
     syscalls: calls ? Object.fromEntries(kinds.map((k) => [k, Number(calls[k]) || 0])) : null,
     wakeups: typeof loop.wakeups === 'number' ? loop.wakeups : null,
+    perWakeup: loop.messages_per_wakeup || (m.histograms && m.histograms.messages_per_wakeup) || null,
   };
 }
 
@@ -375,11 +380,10 @@ function renderLoop(m, rates) {
   setText('sys-backend', m.server.io ? `${m.server.io} backend` : 'backend n/a');
   renderSyscallRows(have.syscalls, rates ? rates.byKind : null);
 
-  const h = (m.loop && m.loop.messages_per_wakeup) || (m.histograms && m.histograms.messages_per_wakeup);
+  const h = have.perWakeup;
   const empty = !h || !h.count;
-  const cells = { p50: 'p50', p90: 'p90', p99: 'p99', mean: 'mean', max: 'max' };
-  for (const [c, key] of Object.entries(cells)) {
-    setText(`mpw-${c}`, empty ? (h ? '—' : NA) : fmtCount(h[key]), empty ? '' : h[key]);
+  for (const key of ['p50', 'p90', 'p99', 'mean', 'max']) {
+    setText(`mpw-${key}`, empty ? (h ? '—' : NA) : fmtCount(h[key]), empty ? '' : h[key]);
   }
   setText('mpw-p50-small', empty ? (h ? '—' : NA) : fmtCount(h.p50));
   $('mpw-empty').textContent = h ? 'no wakeup has answered a message yet' : 'n/a: this server does not export it';
@@ -639,8 +643,7 @@ function drawCharts() {
                   fmtCount, have.syscalls ? null : 'n/a: this server does not export system call counts');
     drawTimeChart($('mpw-chart'), hist.filter((p) => p.msgsPerWakeup != null), now, span, ['msgsPerWakeup'],
                   fmtCount, have.wakeups != null ? null : 'n/a: this server does not export its wakeups');
-    const loop = state.metrics.loop;
-    drawHistogram($('mpw-hist'), (loop && loop.messages_per_wakeup) || h.messages_per_wakeup, fmtCount);
+    drawHistogram($('mpw-hist'), have.perWakeup, fmtCount);
   }
 }
 
