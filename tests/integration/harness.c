@@ -76,7 +76,7 @@ static void watchdog(int sig)
         kill(g_run_pid, SIGKILL);
     for (size_t i = 0; i < MAX_SERVERS; i++) {
         if (g_servers[i] != NULL && g_servers[i]->pid > 0) {
-            kill(g_servers[i]->pid, SIGKILL);
+            kill(g_servers[i]->wrapped ? -g_servers[i]->pid : g_servers[i]->pid, SIGKILL);
             unlink(g_servers[i]->log_path);
         }
     }
@@ -202,6 +202,8 @@ static void exec_server(const char *const *wrapper, const char *const *args, rli
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
         _exit(126);
     signal(SIGPIPE, SIG_DFL);
+    if (wrapper != NULL)
+        setpgid(0, 0); /* the parent does it too: whichever runs first */
     const char *path = wrapper != NULL && wrapper[0] != NULL ? wrapper[0] : TCPMSGD_PATH;
     execvp(path, (char *const *)argv);
     dprintf(2, "harness: cannot exec %s: %s\n", path, strerror(errno));
@@ -244,9 +246,12 @@ struct it_server *it_server_start_wrapped(const char *const *wrapper, const char
         free(s);
         return NULL;
     }
+    s->wrapped = wrapper != NULL;
     pid_t pid = fork();
     if (pid == 0)
         exec_server(wrapper, args, nofile, fd);
+    if (pid > 0 && s->wrapped)
+        setpgid(pid, pid);
     close(fd);
     if (pid < 0) {
         fprintf(stderr, "harness: fork: %s\n", strerror(errno));
@@ -287,7 +292,8 @@ void it_server_free(struct it_server *s)
     if (s == NULL)
         return;
     if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
+        /* Behind a wrapper, the server is its child: kill them both. */
+        kill(s->wrapped ? -s->pid : s->pid, SIGKILL);
         while (waitpid(s->pid, &s->exit_status, 0) < 0 && errno == EINTR) {
         }
         s->pid = 0;
