@@ -2,8 +2,8 @@
  * runs under "strace -ff" (one trace file per thread), serves a fixed load,
  * and stops on SIGTERM; the calls strace saw on the worker threads, by kind,
  * must equal the syscalls_* counts of the server's exit "totals" line, on
- * the backend TCPMSG_IT_IO names (epoll when unset). Skipped when strace is
- * missing or may not trace.
+ * the backend TCPMSG_IT_IO names (epoll when unset), with --sqpoll when
+ * TCPMSG_IT_SQPOLL is 1. Skipped when strace is missing or may not trace.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,11 +24,17 @@
 #define MAX_TIDS 64
 
 /* The backend under test: TCPMSG_IT_IO, as tests/integration/syscalls_cases.cmake
- * sets it. */
+ * sets it, and whether io_uring runs with SQPOLL (TCPMSG_IT_SQPOLL=1). */
 static const char *io_backend(void)
 {
     const char *io = getenv("TCPMSG_IT_IO");
     return io != NULL && *io != '\0' ? io : "epoll";
+}
+
+static bool io_sqpoll(void)
+{
+    const char *sq = getenv("TCPMSG_IT_SQPOLL");
+    return sq != NULL && strcmp(sq, "1") == 0;
 }
 
 /* ---- strace's output ----------------------------------------------------------- */
@@ -345,7 +351,7 @@ static void test_worker_syscalls(void **state)
      * the totals line is INFO. The log lines worker threads write are told
      * apart from the loop's writes by their descriptor (on_socket). */
     const char *wrapper[] = { "strace", "-f", "-ff", "-qq", "-y", "-o", prefix, NULL };
-    const char *args[] = { "--threads", "2", "--io", io, NULL };
+    const char *args[] = { "--threads", "2", "--io", io, io_sqpoll() ? "--sqpoll" : NULL, NULL };
     struct it_server *s = it_server_start_wrapped(wrapper, args, 0);
     if (s == NULL)
         fail_msg("tcpmsgd did not start under strace");
