@@ -106,7 +106,7 @@ server_syscalls() {
 
 # per_msg CALLS MESSAGES: calls per message, "nan" when either is missing.
 per_msg() {
-    awk -v c="$1" -v n="$2" 'BEGIN { if (c != "" && n > 0) printf "%.3f", c / n; else print "nan" }'
+    awk -v c="$1" -v n="$2" 'BEGIN { if (c != "" && n > 0) printf "%.4g", c / n; else print "nan" }'
 }
 
 # strace_calls FILE: the calls of the kinds in SYSCALLS in a `strace -c`
@@ -116,9 +116,13 @@ strace_calls() {
         END { printf "%.0f", s }' "$1" 2>/dev/null
 }
 
-# fmt_sys VALUE: a calls-per-message value for the tables, "n/a" when absent.
+# fmt_sys VALUE: a calls-per-message value for the tables, "n/a" when absent;
+# two significant digits below 0.1 (io_uring under load is far below 1).
 fmt_sys() {
-    case $1 in nan | "") echo n/a ;; *) printf '%.2f' "$1" ;; esac
+    case $1 in
+    nan | "") echo n/a ;;
+    *) awk -v v="$1" 'BEGIN { printf (v >= 0.1 || v == 0 ? "%.2f" : "%.2g"), v }' ;;
+    esac
 }
 
 # run_client SERVER PID PORT CONNS DEPTH SIZE ROUND [HTTP_PORT]: one `tcpmsg
