@@ -262,9 +262,14 @@ int loop_accept_start(struct loop *l, struct loop_acceptor *a, int listen_fd)
 {
     if (listen_fd < 0)
         return -EINVAL;
+    /* epoll accepts until EAGAIN: on a blocking listener the call after the
+     * last queued connection would hold the whole loop. */
+    int rc = net_set_nonblock(listen_fd, true);
+    if (rc < 0)
+        return rc;
     a->fd = listen_fd;
     a->op = NULL;
-    int rc = l->ops->accept_start(l, a);
+    rc = l->ops->accept_start(l, a);
     if (rc < 0)
         a->fd = -1;
     return rc;

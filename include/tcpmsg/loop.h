@@ -166,6 +166,9 @@ struct loop_acceptor {
     void *data;
 };
 
+/* Accept on listen_fd, which is made non-blocking (O_NONBLOCK is set on its
+ * open file description and stays set). 0, -EINVAL (listen_fd < 0) or
+ * -errno (fcntl, epoll_ctl, or out of memory). */
 int loop_accept_start(struct loop *l, struct loop_acceptor *a, int listen_fd);
 void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
 

@@ -614,6 +614,31 @@ static void test_accept_gives_nonblocking_cloexec_sockets(void **state)
     }
 }
 
+/* Regression: epoll accepted until EAGAIN on whatever listener it was given;
+ * a blocking one held the loop in accept4 after the last queued client.
+ * loop_accept_start makes the listener non-blocking. */
+static void test_accept_on_blocking_listener(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    server_listen(l, &srv);
+    loop_accept_stop(l, &srv.a);
+    loop_run_once(l, 0); /* io_uring: the stopped accept ends before clients come */
+    assert_int_equal(net_set_nonblock(srv.listen_fd, false), 0);
+    assert_int_equal(loop_accept_start(l, &srv.a, srv.listen_fd), 0);
+    assert_true(fcntl(srv.listen_fd, F_GETFL) & O_NONBLOCK);
+    int c[2];
+    for (int i = 0; i < 2; i++)
+        c[i] = client_connect(&srv);
+    run_until_accepted(l, &srv, 2);
+    loop_run_once(l, 10);
+    server_stop(l, &srv);
+    for (int i = 0; i < 2; i++) {
+        close(c[i]);
+        close(srv.accepted[i]);
+    }
+}
+
 /* Out of descriptors: the acceptor reports -EMFILE and the caller backs
  * off; started again with descriptors to spare, it takes the waiting client. */
 struct backoff {
@@ -1044,6 +1069,7 @@ int main(void)
         BOTH(test_watch_freed_by_another_callback),
         BOTH(test_set_up_on_one_thread_run_on_another),
         BOTH(test_accept_gives_nonblocking_cloexec_sockets),
+        BOTH(test_accept_on_blocking_listener),
         BOTH(test_accept_emfile_then_resume),
         BOTH(test_echo_counts_syscalls_exactly),
         BOTH(test_big_transfer_bounded_deliveries),
