@@ -36,6 +36,7 @@ struct uring_op {
     bool armed;             /* the kernel still holds it: completions will come */
     bool multishot;
     bool cancelling;        /* a cancel for it is queued */
+    size_t len;             /* a single recv: the most it takes */
     struct uring_op *next;  /* free list */
 };
 
@@ -485,10 +486,11 @@ static int arm_recv(struct loop *l, struct loop_stream *s)
         return -EIO;
     }
     op->multishot = s->read_max >= LOOP_READ_SIZE;
+    op->len = s->read_max;
     if (op->multishot)
         io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
     else
-        io_uring_prep_recv(sqe, s->fd, NULL, s->read_max, 0);
+        io_uring_prep_recv(sqe, s->fd, NULL, (unsigned)s->read_max, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = URING_BUF_GROUP;
     op->armed = true;
@@ -508,9 +510,11 @@ static int uring_stream_read(struct loop *l, struct loop_stream *s)
     struct uring_op *op = s->recv_op;
     if (op == NULL)
         return s->read_max > 0 ? arm_recv(l, s) : 0;
-    /* A recv is in the kernel: stopping, or a change between multishot and
-     * single recvs, cancels it; its final completion arms the right one. */
-    if (s->read_max == 0 || op->multishot != (s->read_max >= LOOP_READ_SIZE))
+    /* A recv is in the kernel: stopping, a change between multishot and
+     * single recvs, or a single recv of another length cancels it; its final
+     * completion arms the right one. */
+    bool multishot = s->read_max >= LOOP_READ_SIZE;
+    if (s->read_max == 0 || op->multishot != multishot || (!multishot && op->len != s->read_max))
         op_cancel(l, op);
     return 0;
 }
@@ -600,6 +604,26 @@ static void on_hup(struct loop *l, struct uring_op *op, int res)
     }
 }
 
+/* Hand n bytes at data to on_read in pieces of at most read_max. A recv
+ * completes with what it was armed for: more than the caller now takes when
+ * read_max was lowered after that (its cancel came too late, or a multishot's
+ * next completion was already posted). The bytes in front of each piece were
+ * delivered before it and are no longer the caller's: they serve as its
+ * headroom. Reading stopped meanwhile: the rest comes in one piece (see
+ * loop.h on what may follow loop_stream_read(s, 0)). */
+static void deliver(struct loop *l, struct loop_stream *s, uint8_t *data, size_t n)
+{
+    size_t piece = s->read_max > 0 ? s->read_max : n;
+    while (n > 0 && !(s->flags & LOOP_STREAM_CLOSING)) {
+        if (s->read_max > 0)
+            piece = s->read_max;
+        size_t k = n < piece ? n : piece;
+        s->on_read(s, data, (ssize_t)k, l->now);
+        data += k;
+        n -= k;
+    }
+}
+
 static void on_recv(struct loop *l, struct uring_op *op, int res, unsigned cflags)
 {
     struct uring_be *be = be_of(l);
@@ -612,7 +636,7 @@ static void on_recv(struct loop *l, struct uring_op *op, int res, unsigned cflag
     } else if (res > 0 && (cflags & IORING_CQE_F_BUFFER)) {
         unsigned bid = cflags >> IORING_CQE_BUFFER_SHIFT;
         if (open)
-            s->on_read(s, be->slab + (size_t)bid * URING_BUF_STRIDE + LOOP_HEADROOM, res, l->now);
+            deliver(l, s, be->slab + (size_t)bid * URING_BUF_STRIDE + LOOP_HEADROOM, (size_t)res);
         buf_return(be, bid);
     } else if (open) {
         s->read_max = 0; /* end of input, or an error: reading stops */

@@ -217,7 +217,8 @@ struct loop_stream {
 /* Adopt a connected non-blocking socket (set the callbacks first); reading
  * is off until loop_stream_read. 0 or -errno. The loop now owns fd. */
 int loop_stream_start(struct loop *l, struct loop_stream *s, int fd);
-/* Deliver input in pieces of at most max bytes (max 0: stop reading).
+/* Deliver input in pieces of at most max bytes (max 0: stop reading), from
+ * the next delivery on, also when called from on_read.
  * 0 or -errno (-EPIPE: closing). */
 int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max);
 /* At most one write at a time. epoll: writes now, returns the bytes taken

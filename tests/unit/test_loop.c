@@ -436,6 +436,9 @@ struct peer {
     bool closed, read_after_close;
     size_t expect;            /* the position of the next byte in the pattern */
     bool pattern_ok;
+    size_t lower_to;          /* non-zero: the next delivery asks for at most this */
+    size_t max_after_lower;   /* the largest delivery after that */
+    bool lowered;
 };
 
 struct server {
@@ -510,6 +513,12 @@ static void peer_on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t 
     p->bytes_in += (size_t)n;
     if ((size_t)n > p->max_delivery)
         p->max_delivery = (size_t)n;
+    if (p->lowered && (size_t)n > p->max_after_lower)
+        p->max_after_lower = (size_t)n;
+    if (p->lower_to > 0 && !p->lowered) {
+        assert_int_equal(loop_stream_read(p->l, s, p->lower_to), 0);
+        p->lowered = true;
+    }
     uint8_t *b = data;
     for (ssize_t i = 0; i < n; i++, p->expect++)
         p->pattern_ok &= b[i] == (uint8_t)(p->expect % 251);
@@ -784,6 +793,52 @@ static void test_big_transfer_bounded_deliveries(void **state)
     server_stop(l, &srv);
     close(c);
     free(src);
+}
+
+/* Write len bytes of the test pattern, from its position at, to c. */
+static void write_pattern(struct loop *l, int c, size_t at, size_t len, struct peer *p)
+{
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)((at + i) % 251);
+    size_t sent = 0;
+    for (int k = 0; k < MAX_ITER && p->bytes_in < at + len; k++) {
+        ssize_t w = sent < len ? write(c, buf + sent, len - sent) : 0;
+        if (w > 0)
+            sent += (size_t)w;
+        assert_int_equal(loop_run_once(l, sent < len ? 0 : 100), 0);
+    }
+    assert_int_equal(p->bytes_in, at + len);
+    assert_true(p->pattern_ok);
+    free(buf);
+}
+
+/* Regression: io_uring cancelled a recv in the kernel only to switch
+ * between multishot and single recvs, so a recv of SMALL_MAX armed before
+ * the limit went down to 10 delivered 500 bytes at once. Lowered from
+ * on_read while a multishot recv had more completions posted, the next one
+ * came whole too. */
+static void test_lowered_read_max_bounds_next_delivery(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_int_equal(loop_stream_read(l, &p.s, SMALL_MAX), 0);
+    loop_run_once(l, 0); /* io_uring: the recv of SMALL_MAX reaches the kernel */
+    assert_int_equal(loop_stream_read(l, &p.s, 10), 0);
+    write_pattern(l, c, 0, 500, &p);
+    assert_true(p.max_delivery <= 10);
+    assert_int_equal(loop_stream_read(l, &p.s, SIZE_MAX), 0);
+    loop_run_once(l, 0);
+    p.lower_to = 10;
+    write_pattern(l, c, 500, 200000, &p);
+    assert_true(p.lowered);
+    assert_true(p.max_after_lower <= 10);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
 }
 
 /* The writer side of the stall test. */
@@ -1073,6 +1128,7 @@ int main(void)
         BOTH(test_accept_emfile_then_resume),
         BOTH(test_echo_counts_syscalls_exactly),
         BOTH(test_big_transfer_bounded_deliveries),
+        BOTH(test_lowered_read_max_bounds_next_delivery),
         BOTH(test_write_to_a_peer_not_reading),
         BOTH(test_close_with_write_stuck),
         BOTH(test_close_while_reading),
