@@ -164,13 +164,20 @@ static int reply_check(const struct lg_thread *t, const struct lg_conn *c, uint6
 
 /* --- connections ---------------------------------------------------------- */
 
-static void conn_drop(struct lg_thread *t, struct lg_conn *c, enum lg_error e)
+/* Close c without counting anything (the run is over, or it ended well). */
+static void conn_close(struct lg_thread *t, struct lg_conn *c)
 {
     if (!c->open)
         return;
-    counter_add(&t->stats.errors[e], 1);
     c->open = false;
     loop_stream_close(t->loop, &c->s); /* the loop closes the socket */
+}
+
+static void conn_drop(struct lg_thread *t, struct lg_conn *c, enum lg_error e)
+{
+    if (c->open)
+        counter_add(&t->stats.errors[e], 1);
+    conn_close(t, c);
 }
 
 /* Hand what is unwritten to the loop, unless a write is outstanding: one at
@@ -409,10 +416,8 @@ static void on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
     struct lg_thread *t = s->data;
     if (t->phase != LG_MEASURING) {
         /* Late replies are discarded; the server's EOF ends the connection. */
-        if (n <= 0 && c->open) {
-            c->open = false;
-            loop_stream_close(t->loop, s);
-        }
+        if (n <= 0)
+            conn_close(t, c);
         return;
     }
     if (n <= 0) {
@@ -432,6 +437,8 @@ static void on_write(struct loop_stream *s, ssize_t n, uint64_t now)
     struct lg_conn *c = (struct lg_conn *)s;
     struct lg_thread *t = s->data;
     c->writing = false;
+    if (t->phase == LG_CLOSING)
+        return; /* nothing more is written, and nothing counts */
     if (n < 0) {
         conn_drop(t, c, LG_ERR_RESET);
         return;
@@ -511,24 +518,26 @@ static bool all_closed(const struct lg_thread *t)
     return t->live == 0;
 }
 
-/* Shut down the sending side of every connection and wait (briefly) for the
- * server to close its side: the server then sees a clean close instead of a
- * reset, and no report still in flight is thrown away. Whatever is still
- * open after that is closed, and the loop runs until it let go of all. */
+/* Shut down the sending side of every connection with nothing left to
+ * write and wait (briefly) for the server to close its side: the server then
+ * sees a clean close instead of a reset, and no report still in flight is
+ * thrown away. A connection with a write outstanding is closed at once: shut
+ * down under that write, the rest of it would fail (epoll: EPIPE once the
+ * socket has room). Whatever is still open after the wait is closed, and the
+ * loop runs until it let go of all. */
 static void close_gracefully(struct lg_thread *t)
 {
     t->phase = LG_CLOSING;
-    for (unsigned i = 0; i < t->nconns; i++)
-        if (t->conns[i].open)
-            shutdown(t->conns[i].fd, SHUT_WR);
-    run_until(t, all_closed);
     for (unsigned i = 0; i < t->nconns; i++) {
         struct lg_conn *c = &t->conns[i];
-        if (c->open) {
-            c->open = false;
-            loop_stream_close(t->loop, &c->s);
-        }
+        if (c->open && (c->writing || c->out_off < c->out_len))
+            conn_close(t, c);
+        else if (c->open)
+            shutdown(c->fd, SHUT_WR);
     }
+    run_until(t, all_closed);
+    for (unsigned i = 0; i < t->nconns; i++)
+        conn_close(t, &t->conns[i]);
     run_until(t, all_closed);
 }
 
@@ -790,13 +799,8 @@ void lg_thread_free(struct lg_thread *t)
         return;
     /* Connections of a thread that never ran (a later connect failed):
      * the loop must let go of them before it is freed. */
-    for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++) {
-        struct lg_conn *c = &t->conns[k];
-        if (c->open) {
-            c->open = false;
-            loop_stream_close(t->loop, &c->s);
-        }
-    }
+    for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++)
+        conn_close(t, &t->conns[k]);
     run_until(t, all_closed);
     for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++) {
         struct lg_conn *c = &t->conns[k];
