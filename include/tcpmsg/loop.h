@@ -6,7 +6,12 @@
  *
  * Everything except loop_syscalls() and loop_enobufs() is called from one
  * thread at a time: the loop's, or before it runs, the one setting it up
- * (pthread_create orders the two).
+ * (pthread_create orders the two). Once the loop's thread has run it
+ * (loop_run, loop_run_once), no other thread may run it or start, stop or
+ * write anything on it, even after that thread ended: io_uring's ring then
+ * takes submissions from that thread only (elsewhere loop_run_once fails
+ * with -EEXIST). loop_free may come from another thread once the loop's
+ * thread is done with it (pthread_join orders the two).
  * The caller owns every struct passed in (watch, timer, acceptor, stream):
  * it stays valid while started; see each kind for when it may be freed.
  * Descriptors given to the loop should not be closed behind its back.

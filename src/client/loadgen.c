@@ -57,6 +57,7 @@ struct lg_thread {
     const struct client_config *cfg;
     bool open_loop;
     pthread_t thread;
+    bool started;            /* the thread was started: only it may run the loop */
     struct lg_conn *conns;
     unsigned nconns, first_conn;
     struct loop *loop;
@@ -479,13 +480,21 @@ static void queue_report(struct lg_thread *t)
         queue_report_on(t, &t->conns[i]);
 }
 
-/* Run the loop until done(t) or for at most CLOSE_WAIT_NS. */
-static void run_until(struct lg_thread *t, bool (*done)(const struct lg_thread *t))
+/* Run the loop until done(t) or for at most CLOSE_WAIT_NS. 0 when done,
+ * -ETIMEDOUT, or the loop's -errno (said on stderr). */
+static int run_until(struct lg_thread *t, bool (*done)(const struct lg_thread *t))
 {
     uint64_t deadline = net_now_ns() + CLOSE_WAIT_NS;
-    while (!done(t) && net_now_ns() < deadline)
-        if (loop_run_once(t->loop, 50) < 0)
-            return;
+    while (!done(t)) {
+        if (net_now_ns() >= deadline)
+            return -ETIMEDOUT;
+        int rc = loop_run_once(t->loop, 50);
+        if (rc < 0) {
+            fprintf(stderr, "tcpmsg: event loop failed: %s\n", strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static bool all_written(const struct lg_thread *t)
@@ -505,7 +514,7 @@ static void final_report(struct lg_thread *t)
     t->phase = LG_FLUSHING;
     for (unsigned i = 0; i < t->nconns; i++)
         queue_report_on(t, &t->conns[i]);
-    run_until(t, all_written);
+    (void)run_until(t, all_written); /* what is left is counted below */
     for (unsigned i = 0; i < t->nconns; i++) {
         struct lg_conn *c = &t->conns[i];
         if (c->open && (c->writing || c->out_off < c->out_len))
@@ -524,7 +533,9 @@ static bool all_closed(const struct lg_thread *t)
  * thrown away. A connection with a write outstanding is closed at once: shut
  * down under that write, the rest of it would fail (epoll: EPIPE once the
  * socket has room). Whatever is still open after the wait is closed, and the
- * loop runs until it let go of all. */
+ * loop runs until it let go of all. This runs on the loop's thread, the only
+ * one that may run it (loop.h): a stream the loop still holds after that
+ * (the wait ran out, or the loop failed) is ended by loop_free. */
 static void close_gracefully(struct lg_thread *t)
 {
     t->phase = LG_CLOSING;
@@ -535,10 +546,11 @@ static void close_gracefully(struct lg_thread *t)
         else if (c->open)
             shutdown(c->fd, SHUT_WR);
     }
-    run_until(t, all_closed);
+    if (run_until(t, all_closed) == 0)
+        return;
     for (unsigned i = 0; i < t->nconns; i++)
         conn_close(t, &t->conns[i]);
-    run_until(t, all_closed);
+    (void)run_until(t, all_closed);
 }
 
 /* --- the loop ------------------------------------------------------------------ */
@@ -765,7 +777,9 @@ int lg_thread_connect(struct lg_thread *t, unsigned k)
 
 int lg_thread_start(struct lg_thread *t)
 {
-    return -pthread_create(&t->thread, NULL, thread_main, t);
+    int rc = pthread_create(&t->thread, NULL, thread_main, t);
+    t->started = rc == 0;
+    return -rc;
 }
 
 void lg_thread_join(struct lg_thread *t)
@@ -797,11 +811,17 @@ void lg_thread_free(struct lg_thread *t)
 {
     if (t == NULL)
         return;
-    /* Connections of a thread that never ran (a later connect failed):
-     * the loop must let go of them before it is freed. */
-    for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++)
-        conn_close(t, &t->conns[k]);
-    run_until(t, all_closed);
+    /* Connections of a thread that never ran (a later connect failed) are
+     * closed here: no other thread has run the loop. A thread that ran
+     * closed its own; the loop may run on no other thread now. */
+    if (!t->started) {
+        for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++)
+            conn_close(t, &t->conns[k]);
+        (void)run_until(t, all_closed);
+    }
+    /* The loop first: a write still in the kernel may point into c->out
+     * until the ring is gone. loop_free closes what the loop still holds. */
+    loop_free(t->loop);
     for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++) {
         struct lg_conn *c = &t->conns[k];
         free(c->out);
@@ -810,6 +830,5 @@ void lg_thread_free(struct lg_thread *t)
         hist_free(c->unreported);
     }
     free(t->conns);
-    loop_free(t->loop);
     free(t);
 }

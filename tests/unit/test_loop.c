@@ -398,6 +398,27 @@ static void test_set_up_on_one_thread_run_on_another(void **state)
     free(m);
 }
 
+static void *run_once_on_thread(void *arg)
+{
+    struct many *m = arg;
+    m->rc = loop_run_once(m->l, 0);
+    return NULL;
+}
+
+/* The contract loop.h states for tcpmsg bench's tear-down: once the loop's
+ * thread has run it, another thread may not (io_uring: -EEXIST), even after
+ * that thread ended; loop_free from it is fine. */
+static void test_run_on_another_thread_after_the_loops(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct many m = { .l = l, .rc = 1 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_once_on_thread, &m), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(m.rc, 0);
+    assert_int_equal(loop_run_once(l, 0), is_uring(l) ? -EEXIST : 0);
+}
+
 /* A pipe: the write end is writable at once; modified to readable-only on
  * the read end, closing the write end reports a hang-up. */
 static void test_watch_pipe_writable_then_hangup(void **state)
@@ -1123,6 +1144,7 @@ int main(void)
         BOTH(test_watch_pipe_writable_then_hangup),
         BOTH(test_watch_freed_by_another_callback),
         BOTH(test_set_up_on_one_thread_run_on_another),
+        BOTH(test_run_on_another_thread_after_the_loops),
         BOTH(test_accept_gives_nonblocking_cloexec_sockets),
         BOTH(test_accept_on_blocking_listener),
         BOTH(test_accept_emfile_then_resume),
