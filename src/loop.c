@@ -107,6 +107,12 @@ void loop_free(struct loop *l)
         return;
     if (l->ops != NULL)
         l->ops->destroy(l);
+    /* The backend has let go (io_uring: the ring is gone): the descriptors
+     * the loop owns can close. */
+    for (struct loop_stream *s = l->streams; s != NULL; s = s->next_open) {
+        close(s->fd);
+        s->fd = -1;
+    }
     free(l->heap);
     free(l);
 }
@@ -292,7 +298,15 @@ int loop_stream_start(struct loop *l, struct loop_stream *s, int fd)
     s->read_max = 0;
     s->recv_op = s->send_op = s->hup_op = NULL;
     s->next_closed = NULL;
-    return l->ops->stream_start(l, s);
+    int rc = l->ops->stream_start(l, s);
+    if (rc < 0)
+        return rc;
+    s->prev_open = NULL;
+    s->next_open = l->streams;
+    if (l->streams != NULL)
+        l->streams->prev_open = s;
+    l->streams = s;
+    return 0;
 }
 
 int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max)
@@ -346,6 +360,12 @@ static void run_closed(struct loop *l)
     while (l->closed != NULL) {
         struct loop_stream *s = l->closed;
         l->closed = s->next_closed;
+        if (s->prev_open != NULL)
+            s->prev_open->next_open = s->next_open;
+        else
+            l->streams = s->next_open;
+        if (s->next_open != NULL)
+            s->next_open->prev_open = s->prev_open;
         close(s->fd);
         s->fd = -1;
         if (s->on_close != NULL)

@@ -62,6 +62,7 @@ struct loop {
     unsigned nheap, heap_cap;
     uint64_t timer_seq;
     struct loop_stream *closed;    /* on_close is due at the end of this wakeup */
+    struct loop_stream *streams;   /* started, on_close not yet run: their fds are ours */
     counter_t sys[LOOP_SYS_COUNT];
     counter_t enobufs;
 };

@@ -88,8 +88,11 @@ uint64_t loop_enobufs(const struct loop *l);
  * io_uring: it falls back to epoll and sets *why (may be NULL) to a static
  * string saying why, NULL when nothing fell back. */
 int loop_new(struct loop **out, const struct loop_options *opt, const char **why);
-/* Release the loop (NULL is a no-op). Streams should be closed first: the
- * loop does not call on_close for those still open and closes no caller fd. */
+/* Release the loop (NULL is a no-op). No callback is called: the
+ * descriptors of streams still open, or closed with on_close still due, are
+ * closed (the loop owns them) without on_close, and the caller may then free
+ * those structs. Watched and listening descriptors are the caller's: left
+ * open. */
 void loop_free(struct loop *l);
 const char *loop_backend_name(const struct loop *l); /* "epoll" | "uring" */
 
@@ -207,6 +210,7 @@ void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
 struct loop_stream {
     int fd;                        /* private */
     unsigned flags;                /* private */
+    struct loop_stream *prev_open, *next_open; /* private: the loop's until on_close */
     size_t read_max;               /* private */
     void *recv_op, *send_op, *hup_op; /* private: io_uring requests in flight */
     struct loop_stream *next_closed; /* private */

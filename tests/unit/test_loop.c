@@ -1082,6 +1082,43 @@ static void test_hangup_while_not_reading(void **state)
     close(c);
 }
 
+/* Regression: loop_free left open the descriptors of the streams it still
+ * held, though the loop owns them: one reading, one closed with on_close
+ * still due. Both are closed now, with no callback. */
+static void test_free_closes_the_streams_it_holds(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    server_listen(l, &srv);
+    int c[2];
+    for (int i = 0; i < 2; i++)
+        c[i] = client_connect(&srv);
+    run_until_accepted(l, &srv, 2);
+    struct peer p[2];
+    for (int i = 0; i < 2; i++)
+        peer_start(l, &p[i], srv.accepted[i]);
+    assert_int_equal(loop_stream_read(l, &p[0].s, SIZE_MAX), 0);
+    loop_run_once(l, 0);
+    loop_stream_close(l, &p[1].s);
+    loop_accept_stop(l, &srv.a);
+    loop_free(l);
+    ((struct fixture *)*state)->l = NULL;
+    for (int i = 0; i < 2; i++) {
+        errno = 0;
+        assert_int_equal(fcntl(srv.accepted[i], F_GETFD), -1);
+        assert_int_equal(errno, EBADF);
+        assert_false(p[i].closed);
+        free(p[i].copy);
+        uint8_t b;
+        ssize_t r;
+        for (int k = 0; k < 1000 && (r = read(c[i], &b, 1)) < 0 && errno == EAGAIN; k++)
+            usleep(1000);
+        assert_int_equal(r, 0);
+        close(c[i]);
+    }
+    close(srv.listen_fd);
+}
+
 /* Reading stopped and started again: no byte lost, none twice. */
 static void test_read_stop_and_restart(void **state)
 {
@@ -1156,6 +1193,7 @@ int main(void)
         BOTH(test_close_while_reading),
         BOTH(test_read_stop_and_restart),
         BOTH(test_hangup_while_not_reading),
+        BOTH(test_free_closes_the_streams_it_holds),
         cmocka_unit_test(test_auto_and_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
