@@ -244,16 +244,22 @@ int loop_watch_start(struct loop *l, struct loop_watch *w, int fd, unsigned even
     w->fd = fd;
     w->events = events & (LOOP_READABLE | LOOP_WRITABLE);
     w->op = NULL;
-    return l->ops->watch_start(l, w);
+    int rc = l->ops->watch_start(l, w);
+    if (rc < 0)
+        w->fd = -1; /* not started: a stop has nothing to undo */
+    return rc;
 }
 
 int loop_watch_modify(struct loop *l, struct loop_watch *w, unsigned events)
 {
     if ((events & (LOOP_READABLE | LOOP_WRITABLE)) == 0 || w->fd < 0)
         return -EINVAL;
-    int fd = w->fd;
-    l->ops->watch_stop(l, w);
-    return loop_watch_start(l, w, fd, events);
+    unsigned old = w->events;
+    w->events = events & (LOOP_READABLE | LOOP_WRITABLE);
+    int rc = l->ops->watch_modify(l, w);
+    if (rc < 0)
+        w->events = old;
+    return rc;
 }
 
 void loop_watch_stop(struct loop *l, struct loop_watch *w)

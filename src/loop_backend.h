@@ -34,6 +34,8 @@ struct loop_ops {
     int (*poll)(struct loop *l, uint64_t timeout_ns);
     int (*watch_start)(struct loop *l, struct loop_watch *w);
     void (*watch_stop)(struct loop *l, struct loop_watch *w);
+    /* w->events is the new set; on failure the watch waits as before. */
+    int (*watch_modify)(struct loop *l, struct loop_watch *w);
     int (*accept_start)(struct loop *l, struct loop_acceptor *a);
     void (*accept_stop)(struct loop *l, struct loop_acceptor *a);
     int (*stream_start)(struct loop *l, struct loop_stream *s);

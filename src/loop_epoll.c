@@ -23,6 +23,7 @@ struct epoll_be {
     int nevents, next;  /* this wakeup's events, and the next to dispatch */
     const void *current; /* the object being dispatched; NULL once it is stopped */
     uint8_t *rbuf;       /* LOOP_HEADROOM + LOOP_READ_SIZE: where streams read */
+    bool no_pwait2;      /* epoll_pwait2 said ENOSYS (before Linux 5.11) */
 };
 
 static struct epoll_be *be_of(struct loop *l)
@@ -99,6 +100,13 @@ static unsigned from_epoll(uint32_t ev)
 static int epoll_watch_start(struct loop *l, struct loop_watch *w)
 {
     return ctl(l, EPOLL_CTL_ADD, w->fd, to_epoll(w->events), tag(w, KIND_WATCH));
+}
+
+/* One EPOLL_CTL_MOD: events already reported for w in this wakeup's batch
+ * stay, as they would with the same registration. */
+static int epoll_watch_modify(struct loop *l, struct loop_watch *w)
+{
+    return ctl(l, EPOLL_CTL_MOD, w->fd, to_epoll(w->events), tag(w, KIND_WATCH));
 }
 
 static void epoll_watch_stop(struct loop *l, struct loop_watch *w)
@@ -183,9 +191,15 @@ static int epoll_stream_read(struct loop *l, struct loop_stream *s)
     return stream_sync(l, s);
 }
 
+/* A registration that failed after an earlier write took bytes is tried
+ * again first (nothing to do when it is in order) and reported now: that
+ * write returned what it took, so the caller does not send it twice. */
 static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
                                   int iovcnt)
 {
+    int rc = stream_sync(l, s);
+    if (rc < 0)
+        return rc;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -202,8 +216,8 @@ static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const s
         s->flags |= LOOP_STREAM_WANT_OUT;
     else
         s->flags &= ~LOOP_STREAM_WANT_OUT;
-    int rc = stream_sync(l, s);
-    return rc < 0 ? rc : n;
+    rc = stream_sync(l, s);
+    return rc < 0 && n == 0 ? rc : n;
 }
 
 static int epoll_stream_hangup(struct loop *l, struct loop_stream *s)
@@ -267,12 +281,17 @@ static int epoll_poll(struct loop *l, uint64_t timeout_ns)
     struct epoll_be *be = be_of(l);
     struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000u),
                            .tv_nsec = (long)(timeout_ns % 1000000000u) };
-    loop_count(l, LOOP_SYS_EPOLL_WAIT);
     /* epoll_pwait2 takes a timespec: a timer fires on time, not at the next
-     * millisecond. */
-    int n = epoll_pwait2(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP,
+     * millisecond. Its ENOSYS is remembered: one failed call, not one a
+     * wakeup. */
+    int n = -1;
+    if (!be->no_pwait2) {
+        loop_count(l, LOOP_SYS_EPOLL_WAIT);
+        n = epoll_pwait2(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP,
                          timeout_ns == UINT64_MAX ? NULL : &ts, NULL);
-    if (n < 0 && errno == ENOSYS) { /* before Linux 5.11 */
+        be->no_pwait2 = n < 0 && errno == ENOSYS;
+    }
+    if (be->no_pwait2) {
         loop_count(l, LOOP_SYS_EPOLL_WAIT);
         int ms = timeout_ns == UINT64_MAX ? -1 : (int)((timeout_ns + 999999) / 1000000);
         n = epoll_wait(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP, ms);
@@ -315,6 +334,7 @@ const struct loop_ops loop_epoll_ops = {
     .poll = epoll_poll,
     .watch_start = epoll_watch_start,
     .watch_stop = epoll_watch_stop,
+    .watch_modify = epoll_watch_modify,
     .accept_start = epoll_accept_start,
     .accept_stop = epoll_accept_stop,
     .stream_start = epoll_stream_start,

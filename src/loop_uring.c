@@ -410,6 +410,25 @@ static void uring_watch_stop(struct loop *l, struct loop_watch *w)
     w->op = NULL;
 }
 
+/* A new poll for the new events, then the old one is let go (its
+ * completion, if already posted, is dropped). Without memory for the new
+ * one, the old stays. */
+static int uring_watch_modify(struct loop *l, struct loop_watch *w)
+{
+    struct uring_op *op = op_new(be_of(l), OP_POLL, w);
+    if (op == NULL)
+        return -ENOMEM;
+    int rc = arm_poll(l, w, op);
+    if (rc < 0) {
+        op_free(be_of(l), op);
+        return rc;
+    }
+    if (w->op != NULL)
+        op_release(l, w->op);
+    w->op = op;
+    return 0;
+}
+
 static void on_poll(struct loop *l, struct uring_op *op, int res)
 {
     struct uring_be *be = be_of(l);
@@ -744,6 +763,7 @@ const struct loop_ops loop_uring_ops = {
     .poll = uring_poll,
     .watch_start = uring_watch_start,
     .watch_stop = uring_watch_stop,
+    .watch_modify = uring_watch_modify,
     .accept_start = uring_accept_start,
     .accept_stop = uring_accept_stop,
     .stream_start = uring_stream_start,

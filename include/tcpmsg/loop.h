@@ -130,8 +130,11 @@ struct loop_watch {
     void *data;
 };
 
-/* 0, -EINVAL (no events) or -errno (epoll_ctl). */
+/* 0, -EINVAL (no events) or -errno (epoll_ctl); on failure the watch is
+ * stopped. */
 int loop_watch_start(struct loop *l, struct loop_watch *w, int fd, unsigned events);
+/* Wait for other events (epoll: one EPOLL_CTL_MOD). 0, -EINVAL (no events,
+ * or not started) or -errno; on failure the watch waits as before. */
 int loop_watch_modify(struct loop *l, struct loop_watch *w, unsigned events);
 void loop_watch_stop(struct loop *l, struct loop_watch *w); /* stopped twice: no-op */
 
@@ -235,7 +238,9 @@ int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max);
  * io_uring: queues the write and returns -EINPROGRESS; the iov array is
  * copied, the memory it points to must stay valid until on_write. Errors:
  * -EBUSY (a write in flight), -EINVAL (iovcnt outside 1..LOOP_IOV_MAX),
- * -EPIPE (closing), -errno of the write. */
+ * -EPIPE (closing), -errno of the write (epoll: or of waiting for room; when
+ * that fails after the write took bytes, those are returned and the error
+ * comes with the next call). */
 ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
                           int iovcnt);
 /* on: call on_hangup once when the peer shuts down its side or the

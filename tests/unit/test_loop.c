@@ -293,6 +293,25 @@ static void test_watch_eventfd_is_level_triggered(void **state)
     close(efd);
 }
 
+/* Regression: a watch whose start failed kept its descriptor, so stopping
+ * it made an epoll_ctl (counted) that failed too. epoll refuses /dev/null;
+ * io_uring polls it. */
+static void test_watch_start_failure_leaves_it_stopped(void **state)
+{
+    struct loop *l = loop_of(state);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct watch_log wl = { .w.cb = on_watch };
+    uint64_t ctl = loop_syscalls(l, LOOP_SYS_EPOLL_CTL);
+    int rc = loop_watch_start(l, &wl.w, fd, LOOP_READABLE);
+    assert_int_equal(rc, is_uring(l) ? 0 : -EPERM);
+    loop_watch_stop(l, &wl.w);
+    assert_int_equal(loop_syscalls(l, LOOP_SYS_EPOLL_CTL) - ctl, is_uring(l) ? 0 : 1);
+    assert_int_equal(loop_watch_modify(l, &wl.w, LOOP_WRITABLE), -EINVAL);
+    loop_run_once(l, 0);
+    close(fd);
+}
+
 /* Two ready watches; whichever runs first stops the other and frees it.
  * The other's event, already in this wakeup's batch, must not be
  * dispatched (the sanitizers would see the use after free). */
@@ -420,7 +439,8 @@ static void test_run_on_another_thread_after_the_loops(void **state)
 }
 
 /* A pipe: the write end is writable at once; modified to readable-only on
- * the read end, closing the write end reports a hang-up. */
+ * the read end, closing the write end reports a hang-up. Regression: epoll
+ * modified a watch with EPOLL_CTL_DEL and ADD; it is one EPOLL_CTL_MOD. */
 static void test_watch_pipe_writable_then_hangup(void **state)
 {
     struct loop *l = loop_of(state);
@@ -429,7 +449,9 @@ static void test_watch_pipe_writable_then_hangup(void **state)
     struct watch_log wr = { .w.cb = on_watch }, rd = { .w.cb = on_watch };
     assert_int_equal(loop_watch_start(l, &wr.w, p[1], LOOP_WRITABLE), 0);
     assert_int_equal(loop_watch_start(l, &rd.w, p[0], LOOP_WRITABLE), 0);
+    uint64_t ctl = loop_syscalls(l, LOOP_SYS_EPOLL_CTL);
     assert_int_equal(loop_watch_modify(l, &rd.w, LOOP_READABLE), 0);
+    assert_int_equal(loop_syscalls(l, LOOP_SYS_EPOLL_CTL) - ctl, is_uring(l) ? 0 : 1);
     loop_run_once(l, 1000);
     assert_int_equal(wr.calls, 1);
     assert_int_equal(wr.events, LOOP_WRITABLE);
@@ -1179,6 +1201,7 @@ int main(void)
         BOTH(test_hook_runs_once_per_wakeup_with_its_ctx),
         BOTH(test_watch_eventfd_is_level_triggered),
         BOTH(test_watch_pipe_writable_then_hangup),
+        BOTH(test_watch_start_failure_leaves_it_stopped),
         BOTH(test_watch_freed_by_another_callback),
         BOTH(test_set_up_on_one_thread_run_on_another),
         BOTH(test_run_on_another_thread_after_the_loops),
