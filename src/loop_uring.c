@@ -35,9 +35,10 @@ struct uring_op {
     enum op_kind kind;
     bool armed;             /* the kernel still holds it: completions will come */
     bool multishot;
-    bool cancelling;        /* a cancel for it is queued */
+    bool cancelling;        /* a cancel for it is queued, or waits in cancels */
+    bool cancel_later;      /* on cancels: no entry could be had for it */
     size_t len;             /* a single recv: the most it takes */
-    struct uring_op *next;  /* free list */
+    struct uring_op *next;  /* free list, or cancels */
 };
 
 struct op_chunk {
@@ -49,10 +50,12 @@ struct uring_be {
     struct io_uring ring;
     bool sqpoll;
     bool disabled;                /* created disabled: enabled by the first wait */
-    /* Entries prepared while disabled that the submission queue could not
-     * hold (a set-up starting many streams): queued once enabled. */
+    /* Entries prepared that the submission queue could not hold (a set-up
+     * starting many streams, a wakeup closing many): queued, in order, by
+     * the next enter, which also submits them. */
     struct io_uring_sqe *backlog;
     unsigned nbacklog, backlog_cap;
+    struct uring_op *cancels;     /* cancels not queued for want of memory: retried by enter */
     struct io_uring_buf_ring *br; /* the provided buffer ring */
     uint8_t *slab;                /* LOOP_URING_BUFS buffers, each after its headroom */
     struct uring_op *free_ops;
@@ -88,6 +91,12 @@ static struct uring_op *op_new(struct uring_be *be, enum op_kind kind, void *own
 
 static void op_free(struct uring_be *be, struct uring_op *op)
 {
+    if (op->cancel_later) {
+        struct uring_op **pp = &be->cancels;
+        while (*pp != op)
+            pp = &(*pp)->next;
+        *pp = op->next;
+    }
     op->next = be->free_ops;
     be->free_ops = op;
 }
@@ -105,46 +114,93 @@ static unsigned flush_sq(struct io_uring *ring)
     return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
 }
 
+/* A slot in the backlog (see struct uring_be), or NULL without memory. */
+static struct io_uring_sqe *backlog_sqe(struct uring_be *be)
+{
+    if (be->nbacklog == be->backlog_cap) {
+        unsigned cap = be->backlog_cap ? 2 * be->backlog_cap : 64;
+        struct io_uring_sqe *b = realloc(be->backlog, cap * sizeof *b);
+        if (b == NULL)
+            return NULL;
+        be->backlog = b;
+        be->backlog_cap = cap;
+    }
+    struct io_uring_sqe *sqe = &be->backlog[be->nbacklog++];
+    memset(sqe, 0, sizeof *sqe);
+    return sqe;
+}
+
+/* A free submission entry, or one in the backlog when the queue is full or
+ * the backlog not empty (entries keep their order: a cancel never passes
+ * the request it cancels). NULL only without memory. It enters nothing:
+ * from a callback, or before the loop's thread has entered (which would
+ * make this thread the ring's issuer), that is enter's job. */
+static struct io_uring_sqe *get_sqe(struct loop *l, void *user_data)
+{
+    struct uring_be *be = be_of(l);
+    struct io_uring_sqe *sqe = be->nbacklog == 0 ? io_uring_get_sqe(&be->ring) : NULL;
+    if (sqe == NULL)
+        sqe = backlog_sqe(be);
+    if (sqe != NULL)
+        io_uring_sqe_set_data(sqe, user_data);
+    return sqe;
+}
+
+static bool prep_cancel(struct loop *l, struct uring_op *op)
+{
+    struct io_uring_sqe *sqe = get_sqe(l, NULL);
+    if (sqe == NULL)
+        return false;
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+    io_uring_sqe_set_data(sqe, NULL);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS; /* only a failed cancel says anything */
+    return true;
+}
+
+/* Ask the kernel to end op. Its final completion (-ECANCELED, or a last
+ * result if it finished first) still arrives and frees it. Without memory
+ * for the entry the cancel waits on cancels: lost, a multishot request
+ * would never end (no on_close, the descriptor kept). */
+static void op_cancel(struct loop *l, struct uring_op *op)
+{
+    if (!op->armed || op->cancelling)
+        return;
+    op->cancelling = true;
+    if (prep_cancel(l, op))
+        return;
+    struct uring_be *be = be_of(l);
+    op->cancel_later = true;
+    op->next = be->cancels;
+    be->cancels = op;
+}
+
+/* Queue the cancels that waited, then as much of the backlog as the
+ * submission queue holds. */
+static void queue_waiting(struct loop *l)
+{
+    struct uring_be *be = be_of(l);
+    while (be->cancels != NULL && prep_cancel(l, be->cancels)) {
+        struct uring_op *op = be->cancels;
+        be->cancels = op->next;
+        op->cancel_later = false;
+    }
+    unsigned i = 0;
+    for (struct io_uring_sqe *sqe; i < be->nbacklog && (sqe = io_uring_get_sqe(&be->ring)) != NULL; i++)
+        *sqe = be->backlog[i];
+    if (i == 0)
+        return;
+    be->nbacklog -= i;
+    memmove(be->backlog, be->backlog + i, be->nbacklog * sizeof *be->backlog);
+}
+
 /* One io_uring_enter: submit what is queued and, with wait, wait for one
  * completion at most timeout_ns (UINT64_MAX: no limit). SQPOLL: the kernel
  * thread submits; the call is made only to wake it, to wait, or to flush
  * completions that overflowed the ring. */
-static int enter(struct loop *l, bool wait, uint64_t timeout_ns);
-
-/* The first call on the loop's thread: enable the ring, which makes this
- * thread its only issuer, then queue the backlog (submitting as the queue
- * fills: those calls are on this thread too). */
-static int enable(struct loop *l)
+static int enter_once(struct loop *l, bool wait, uint64_t timeout_ns)
 {
     struct uring_be *be = be_of(l);
     struct io_uring *ring = &be->ring;
-    /* io_uring_enable_rings is declared but not exported by liburing 2.3. */
-    int rc = io_uring_register((unsigned)ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-    if (rc < 0)
-        return rc;
-    be->disabled = false;
-    for (unsigned i = 0; i < be->nbacklog; i++) {
-        struct io_uring_sqe *sqe;
-        while ((sqe = io_uring_get_sqe(ring)) == NULL)
-            if ((rc = enter(l, false, 0)) < 0)
-                return rc;
-        *sqe = be->backlog[i];
-    }
-    free(be->backlog);
-    be->backlog = NULL;
-    be->nbacklog = be->backlog_cap = 0;
-    return 0;
-}
-
-static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
-{
-    struct uring_be *be = be_of(l);
-    struct io_uring *ring = &be->ring;
-    if (be->disabled) {
-        int rc = enable(l);
-        if (rc < 0)
-            return rc;
-    }
     unsigned to_submit = flush_sq(ring);
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
     if (be->sqpoll) {
@@ -169,57 +225,30 @@ static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
     return 0;
 }
 
-/* A slot in the backlog (see struct uring_be), or NULL without memory. */
-static struct io_uring_sqe *backlog_sqe(struct uring_be *be)
-{
-    if (be->nbacklog == be->backlog_cap) {
-        unsigned cap = be->backlog_cap ? 2 * be->backlog_cap : 64;
-        struct io_uring_sqe *b = realloc(be->backlog, cap * sizeof *b);
-        if (b == NULL)
-            return NULL;
-        be->backlog = b;
-        be->backlog_cap = cap;
-    }
-    struct io_uring_sqe *sqe = &be->backlog[be->nbacklog++];
-    memset(sqe, 0, sizeof *sqe);
-    return sqe;
-}
-
-/* A free submission entry; when the queue is full, hand it to the kernel
- * first (one more io_uring_enter, counted). Before the loop's thread has
- * entered, that would make this thread the ring's issuer: the entry goes to
- * the backlog instead. */
-static struct io_uring_sqe *get_sqe(struct loop *l, void *user_data)
+/* The first call on the loop's thread enables the ring, which makes this
+ * thread its only issuer (io_uring_enable_rings is declared but not
+ * exported by liburing 2.3). Then submit, queueing what waited as room
+ * frees, and wait only once nothing waits any more. An enter that freed no
+ * room (the kernel refused: EBUSY, EAGAIN; sqpoll: its thread is behind)
+ * ends the attempt without waiting: the caller dispatches the completions,
+ * which lets the kernel go on, and the next wakeup tries again. */
+static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
 {
     struct uring_be *be = be_of(l);
     struct io_uring *ring = &be->ring;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-    if (sqe == NULL && be->disabled)
-        sqe = backlog_sqe(be);
-    if (sqe == NULL && be->disabled)
-        return NULL;
-    while (sqe == NULL) {
-        if (enter(l, false, 0) < 0)
-            return NULL;
-        sqe = io_uring_get_sqe(ring);
+    if (be->disabled) {
+        int rc = io_uring_register((unsigned)ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        if (rc < 0)
+            return rc;
+        be->disabled = false;
     }
-    io_uring_sqe_set_data(sqe, user_data);
-    return sqe;
-}
-
-/* Ask the kernel to end op. Its final completion (-ECANCELED, or a last
- * result if it finished first) still arrives and frees it. */
-static void op_cancel(struct loop *l, struct uring_op *op)
-{
-    if (!op->armed || op->cancelling)
-        return;
-    struct io_uring_sqe *sqe = get_sqe(l, NULL);
-    if (sqe == NULL)
-        return;
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
-    io_uring_sqe_set_data(sqe, NULL);
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS; /* only a failed cancel says anything */
-    op->cancelling = true;
+    for (;;) {
+        queue_waiting(l);
+        bool more = be->nbacklog > 0 || be->cancels != NULL;
+        int rc = enter_once(l, wait && !more, timeout_ns);
+        if (rc < 0 || !more || io_uring_sq_space_left(ring) == 0)
+            return rc;
+    }
 }
 
 /* --- set-up ------------------------------------------------------------------- */

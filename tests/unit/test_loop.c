@@ -1141,6 +1141,68 @@ static void test_free_closes_the_streams_it_holds(void **state)
     close(srv.listen_fd);
 }
 
+/* A ring of 4 entries (8 completions) under 40 streams: their recvs, the
+ * completions of a burst on all, then 40 cancels at once go through the
+ * backlog that enter queues as room frees. It replaced get_sqe entering
+ * until it had an entry, which could spin where the kernel refused (EBUSY,
+ * EAGAIN), and a cancel dropped when no entry came (its multishot recv
+ * never ended: no on_close, the descriptor kept). This kernel does not
+ * refuse here: the case guards the path, it does not reproduce the spin. */
+#define TINY_PAIRS 40
+
+static void test_many_streams_on_a_tiny_ring(void **state)
+{
+    struct fixture *f = *state;
+    (void)loop_of(state);
+    struct loop_options opt = { .backend = f->backend, .entries = 4 };
+    struct loop *l;
+    assert_int_equal(loop_new(&l, &opt, NULL), 0);
+    struct peer *p = calloc(TINY_PAIRS, sizeof *p);
+    int other[TINY_PAIRS];
+    assert_non_null(p);
+    for (int i = 0; i < TINY_PAIRS; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        other[i] = sv[1];
+        peer_start(l, &p[i], sv[0]);
+        assert_int_equal(loop_stream_read(l, &p[i].s, SIZE_MAX), 0);
+    }
+    loop_run_once(l, 0);
+    uint8_t msg[100];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i % 251);
+    for (int i = 0; i < TINY_PAIRS; i++)
+        assert_int_equal(write(other[i], msg, sizeof msg), sizeof msg);
+    size_t in = 0;
+    for (int k = 0; k < 1000 && in < TINY_PAIRS * sizeof msg; k++) {
+        assert_int_equal(loop_run_once(l, 10), 0);
+        in = 0;
+        for (int i = 0; i < TINY_PAIRS; i++)
+            in += p[i].bytes_in;
+    }
+    assert_int_equal(in, TINY_PAIRS * sizeof msg);
+    for (int i = 0; i < TINY_PAIRS; i++)
+        loop_stream_close(l, &p[i].s);
+    int closed = 0;
+    for (int k = 0; k < 1000 && closed < TINY_PAIRS; k++) {
+        assert_int_equal(loop_run_once(l, 10), 0);
+        closed = 0;
+        for (int i = 0; i < TINY_PAIRS; i++)
+            closed += p[i].closed;
+    }
+    assert_int_equal(closed, TINY_PAIRS);
+    for (int i = 0; i < TINY_PAIRS; i++) {
+        assert_true(p[i].pattern_ok);
+        assert_false(p[i].read_after_close);
+        free(p[i].copy);
+        uint8_t b;
+        assert_int_equal(read(other[i], &b, 1), 0); /* the loop closed its end */
+        close(other[i]);
+    }
+    free(p);
+    loop_free(l);
+}
+
 /* Reading stopped and started again: no byte lost, none twice. */
 static void test_read_stop_and_restart(void **state)
 {
@@ -1217,6 +1279,7 @@ int main(void)
         BOTH(test_read_stop_and_restart),
         BOTH(test_hangup_while_not_reading),
         BOTH(test_free_closes_the_streams_it_holds),
+        BOTH(test_many_streams_on_a_tiny_ring),
         cmocka_unit_test(test_auto_and_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
