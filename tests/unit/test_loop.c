@@ -10,9 +10,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -1233,6 +1239,52 @@ static void test_read_stop_and_restart(void **state)
     close(c);
 }
 
+/* epoll_pwait2 refused with ENOSYS, as before Linux 5.11 (a seccomp filter
+ * in a child process): WAKEUPS wakeups cost one failed epoll_pwait2 and
+ * WAKEUPS epoll_wait. Returns the epoll_wait count, or -1. */
+#define WAKEUPS 5
+
+static int count_waits_without_pwait2(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_epoll_pwait2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof filter / sizeof filter[0], .filter = filter };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return -1;
+    struct loop_options opt = { .backend = LOOP_EPOLL };
+    struct loop *l;
+    if (loop_new(&l, &opt, NULL) < 0)
+        return -1;
+    for (int i = 0; i < WAKEUPS; i++)
+        if (loop_run_once(l, 1) < 0)
+            return -1;
+    int n = (int)loop_syscalls(l, LOOP_SYS_EPOLL_WAIT);
+    loop_free(l);
+    return n;
+}
+
+/* Regression: without epoll_pwait2 every wakeup made a failing call to it
+ * before epoll_wait; its ENOSYS is remembered now. */
+static void test_epoll_without_pwait2(void **state)
+{
+    struct loop *l = loop_of(state);
+    if (is_uring(l))
+        return; /* epoll's fallback only */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(count_waits_without_pwait2() & 0xff);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1 + WAKEUPS);
+}
+
 static void test_auto_and_bad_options(void **state)
 {
     (void)state;
@@ -1280,6 +1332,7 @@ int main(void)
         BOTH(test_hangup_while_not_reading),
         BOTH(test_free_closes_the_streams_it_holds),
         BOTH(test_many_streams_on_a_tiny_ring),
+        BOTH(test_epoll_without_pwait2),
         cmocka_unit_test(test_auto_and_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
