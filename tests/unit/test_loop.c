@@ -1244,17 +1244,39 @@ static void test_read_stop_and_restart(void **state)
  * WAKEUPS epoll_wait. Returns the epoll_wait count, or -1. */
 #define WAKEUPS 5
 
-static int count_waits_without_pwait2(void)
+/* From now on, system call nr fails with err in this process (a seccomp
+ * filter: for a child only, it cannot be removed). 0 or -1. */
+static int refuse_syscall(long nr, int err)
 {
     struct sock_filter filter[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_epoll_pwait2, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)err),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog prog = { .len = sizeof filter / sizeof filter[0], .filter = filter };
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return -1;
+    return 0;
+}
+
+/* Run fn in a child process and return its exit status (0..255). */
+static int in_child(int (*fn)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn() & 0xff);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static int count_waits_without_pwait2(void)
+{
+    if (refuse_syscall(SYS_epoll_pwait2, ENOSYS) < 0)
         return -1;
     struct loop_options opt = { .backend = LOOP_EPOLL };
     struct loop *l;
@@ -1275,14 +1297,42 @@ static void test_epoll_without_pwait2(void **state)
     struct loop *l = loop_of(state);
     if (is_uring(l))
         return; /* epoll's fallback only */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(count_waits_without_pwait2() & 0xff);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 1 + WAKEUPS);
+    assert_int_equal(in_child(count_waits_without_pwait2), 1 + WAKEUPS);
+}
+
+/* A stream that is not reading writes more than the socket takes, and the
+ * registration for room fails (epoll_ctl refused with ENOSPC, as when
+ * max_user_watches is reached). 0 when the write returned the bytes it took
+ * and the next one the error; else which step went wrong. */
+static int write_with_registration_refused(void)
+{
+    int sv[2];
+    struct loop_options opt = { .backend = LOOP_EPOLL };
+    struct loop *l;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0 ||
+        loop_new(&l, &opt, NULL) < 0)
+        return 1;
+    struct writer w = { .s.on_read = no_read, .s.on_write = writer_on_write };
+    static uint8_t big[STALL];
+    struct iovec iov = { big, sizeof big };
+    if (loop_stream_start(l, &w.s, sv[0]) < 0 || refuse_syscall(SYS_epoll_ctl, ENOSPC) < 0)
+        return 2;
+    ssize_t n = loop_stream_write(l, &w.s, &iov, 1);
+    if (n <= 0 || (size_t)n >= sizeof big)
+        return 3; /* before the fix: -ENOSPC, with n bytes gone */
+    if (loop_stream_write(l, &w.s, &iov, 1) != -ENOSPC)
+        return 4;
+    return 0;
+}
+
+/* Regression: epoll returned the registration's error after the write had
+ * taken bytes, so a caller that retried sent them twice. */
+static void test_epoll_write_with_registration_refused(void **state)
+{
+    struct loop *l = loop_of(state);
+    if (is_uring(l))
+        return; /* epoll's registration only */
+    assert_int_equal(in_child(write_with_registration_refused), 0);
 }
 
 static void test_auto_and_bad_options(void **state)
@@ -1333,6 +1383,7 @@ int main(void)
         BOTH(test_free_closes_the_streams_it_holds),
         BOTH(test_many_streams_on_a_tiny_ring),
         BOTH(test_epoll_without_pwait2),
+        BOTH(test_epoll_write_with_registration_refused),
         cmocka_unit_test(test_auto_and_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
