@@ -1335,6 +1335,62 @@ static void test_epoll_write_with_registration_refused(void **state)
     assert_int_equal(in_child(write_with_registration_refused), 0);
 }
 
+/* io_uring refuses every submission with EBUSY (a seccomp filter on
+ * io_uring_enter with entries to submit; waiting alone is let through). A
+ * ring of 4 entries gets 10 watches: the queue fills. 0 when each wakeup
+ * returns; a loop that entered until it had an entry never did (the alarm
+ * ends it). */
+static int watches_with_submission_refused(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_enter, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EBUSY),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof filter / sizeof filter[0], .filter = filter };
+    alarm(5);
+    struct loop_options opt = { .backend = LOOP_URING, .entries = 4 };
+    struct loop *l;
+    if (loop_new(&l, &opt, NULL) < 0)
+        return 1;
+    if (loop_run_once(l, 0) < 0) /* the ring is enabled on this thread */
+        return 2;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return 3;
+    static struct watch_log wl[10];
+    uint64_t one = 1;
+    for (int i = 0; i < 10; i++) {
+        int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (efd < 0 || write(efd, &one, sizeof one) != sizeof one)
+            return 4;
+        wl[i].w.cb = on_watch;
+        if (loop_watch_start(l, &wl[i].w, efd, LOOP_READABLE) < 0)
+            return 5;
+    }
+    for (int k = 0; k < 3; k++)
+        if (loop_run_once(l, 10) < 0)
+            return 6;
+    for (int i = 0; i < 10; i++)
+        loop_watch_stop(l, &wl[i].w);
+    loop_run_once(l, 0);
+    return 0;
+}
+
+/* Regression: with the submission queue full, io_uring's get_sqe entered
+ * until it had an entry, taking EBUSY and EAGAIN for success: a kernel that
+ * kept refusing kept the loop there, dispatching nothing. */
+static void test_uring_submission_refused(void **state)
+{
+    struct loop *l = loop_of(state);
+    if (!is_uring(l))
+        return; /* io_uring's submission queue only */
+    assert_int_equal(in_child(watches_with_submission_refused), 0);
+}
+
 static void test_auto_and_bad_options(void **state)
 {
     (void)state;
@@ -1384,6 +1440,7 @@ int main(void)
         BOTH(test_many_streams_on_a_tiny_ring),
         BOTH(test_epoll_without_pwait2),
         BOTH(test_epoll_write_with_registration_refused),
+        BOTH(test_uring_submission_refused),
         cmocka_unit_test(test_auto_and_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
