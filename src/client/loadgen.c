@@ -546,8 +546,8 @@ static void close_gracefully(struct lg_thread *t)
         else if (c->open)
             shutdown(c->fd, SHUT_WR);
     }
-    if (run_until(t, all_closed) == 0)
-        return;
+    if (run_until(t, all_closed) != -ETIMEDOUT)
+        return; /* all closed, or the loop failed: loop_free ends the rest */
     for (unsigned i = 0; i < t->nconns; i++)
         conn_close(t, &t->conns[i]);
     (void)run_until(t, all_closed);
