@@ -171,6 +171,13 @@ print(d["msgs_per_s"], d["rtt_us"]["p50"], d["errors"]["total"], d["messages"])'
 # --- statistics and formatting ----------------------------------------------
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
     print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# median_or_nan V...: the median of the values that are numbers, "nan" when
+# none is (a measurement that was not available).
+median_or_nan() {
+    local v nums=()
+    for v in "$@"; do if [ "$v" != nan ]; then nums+=("$v"); fi; done
+    if [ ${#nums[@]} -eq 0 ]; then echo nan; else median "${nums[@]}"; fi
+}
 # spread V...: (max - min) / median in percent, how far the runs disagree.
 spread() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2

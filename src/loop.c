@@ -108,6 +108,12 @@ void loop_free(struct loop *l)
         return;
     if (l->ops != NULL)
         l->ops->destroy(l);
+    /* The backend has let go (io_uring: the ring is gone): the descriptors
+     * the loop owns can close. */
+    for (struct loop_stream *s = l->streams; s != NULL; s = s->next_open) {
+        close(s->fd);
+        s->fd = -1;
+    }
     free(l->heap);
     free(l);
 }
@@ -259,16 +265,22 @@ int loop_watch_start(struct loop *l, struct loop_watch *w, int fd, unsigned even
     w->fd = fd;
     w->events = events & (LOOP_READABLE | LOOP_WRITABLE);
     w->op = NULL;
-    return l->ops->watch_start(l, w);
+    int rc = l->ops->watch_start(l, w);
+    if (rc < 0)
+        w->fd = -1; /* not started: a stop has nothing to undo */
+    return rc;
 }
 
 int loop_watch_modify(struct loop *l, struct loop_watch *w, unsigned events)
 {
     if ((events & (LOOP_READABLE | LOOP_WRITABLE)) == 0 || w->fd < 0)
         return -EINVAL;
-    int fd = w->fd;
-    l->ops->watch_stop(l, w);
-    return loop_watch_start(l, w, fd, events);
+    unsigned old = w->events;
+    w->events = events & (LOOP_READABLE | LOOP_WRITABLE);
+    int rc = l->ops->watch_modify(l, w);
+    if (rc < 0)
+        w->events = old;
+    return rc;
 }
 
 void loop_watch_stop(struct loop *l, struct loop_watch *w)
@@ -283,9 +295,14 @@ int loop_accept_start(struct loop *l, struct loop_acceptor *a, int listen_fd)
 {
     if (listen_fd < 0)
         return -EINVAL;
+    /* epoll accepts until EAGAIN: on a blocking listener the call after the
+     * last queued connection would hold the whole loop. */
+    int rc = net_set_nonblock(listen_fd, true);
+    if (rc < 0)
+        return rc;
     a->fd = listen_fd;
     a->op = NULL;
-    int rc = l->ops->accept_start(l, a);
+    rc = l->ops->accept_start(l, a);
     if (rc < 0)
         a->fd = -1;
     return rc;
@@ -306,9 +323,17 @@ int loop_stream_start(struct loop *l, struct loop_stream *s, int fd)
     s->fd = fd;
     s->flags = 0;
     s->read_max = 0;
-    s->recv_op = s->send_op = NULL;
+    s->recv_op = s->send_op = s->hup_op = NULL;
     s->next_closed = NULL;
-    return l->ops->stream_start(l, s);
+    int rc = l->ops->stream_start(l, s);
+    if (rc < 0)
+        return rc;
+    s->prev_open = NULL;
+    s->next_open = l->streams;
+    if (l->streams != NULL)
+        l->streams->prev_open = s;
+    l->streams = s;
+    return 0;
 }
 
 int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max)
@@ -327,6 +352,17 @@ ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct io
     if (iovcnt < 1 || iovcnt > LOOP_IOV_MAX)
         return -EINVAL;
     return l->ops->stream_write(l, s, iov, iovcnt);
+}
+
+int loop_stream_watch_hangup(struct loop *l, struct loop_stream *s, bool on)
+{
+    if (s->flags & LOOP_STREAM_CLOSING)
+        return -EPIPE;
+    if (on)
+        s->flags |= LOOP_STREAM_WANT_HUP;
+    else
+        s->flags &= ~LOOP_STREAM_WANT_HUP;
+    return l->ops->stream_hangup(l, s);
 }
 
 void loop_stream_close(struct loop *l, struct loop_stream *s)
@@ -351,6 +387,12 @@ static void run_closed(struct loop *l)
     while (l->closed != NULL) {
         struct loop_stream *s = l->closed;
         l->closed = s->next_closed;
+        if (s->prev_open != NULL)
+            s->prev_open->next_open = s->next_open;
+        else
+            l->streams = s->next_open;
+        if (s->next_open != NULL)
+            s->next_open->prev_open = s->prev_open;
         close(s->fd);
         s->fd = -1;
         if (s->on_close != NULL)

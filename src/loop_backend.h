@@ -18,6 +18,8 @@
 #define LOOP_STREAM_IN_EPOLL 0x4u /* epoll: the descriptor is registered */
 #define LOOP_STREAM_EPOLL_IN 0x8u /* epoll: registered with EPOLLIN */
 #define LOOP_STREAM_EPOLL_OUT 0x10u /* epoll: registered with EPOLLOUT */
+#define LOOP_STREAM_WANT_HUP 0x20u  /* on_hangup asked for and not yet reported */
+#define LOOP_STREAM_EPOLL_HUP 0x40u /* epoll: registered with EPOLLRDHUP */
 
 /* One backend: a table of operations, in the spirit of redis ae's
  * ae_epoll.c / ae_kqueue.c behind ae.c. Each returns 0 or -errno like the
@@ -33,12 +35,15 @@ struct loop_ops {
     int (*poll)(struct loop *l, uint64_t timeout_ns);
     int (*watch_start)(struct loop *l, struct loop_watch *w);
     void (*watch_stop)(struct loop *l, struct loop_watch *w);
+    /* w->events is the new set; on failure the watch waits as before. */
+    int (*watch_modify)(struct loop *l, struct loop_watch *w);
     int (*accept_start)(struct loop *l, struct loop_acceptor *a);
     void (*accept_stop)(struct loop *l, struct loop_acceptor *a);
     int (*stream_start)(struct loop *l, struct loop_stream *s);
     int (*stream_read)(struct loop *l, struct loop_stream *s);  /* s->read_max is set */
     ssize_t (*stream_write)(struct loop *l, struct loop_stream *s, const struct iovec *iov,
                             int iovcnt);
+    int (*stream_hangup)(struct loop *l, struct loop_stream *s); /* LOOP_STREAM_WANT_HUP is set */
     /* Stop s's I/O. Calls loop_closed(l, s) once the backend holds no
      * reference to s (at once, or when its last request completes). */
     void (*stream_close)(struct loop *l, struct loop_stream *s);
@@ -60,6 +65,7 @@ struct loop {
     unsigned nheap, heap_cap;
     uint64_t timer_seq;
     struct loop_stream *closed;    /* on_close is due at the end of this wakeup */
+    struct loop_stream *streams;   /* started, on_close not yet run: their fds are ours */
     counter_t sys[LOOP_SYS_COUNT];
     counter_t enobufs;
 };

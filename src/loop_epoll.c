@@ -23,6 +23,7 @@ struct epoll_be {
     int nevents, next;  /* this wakeup's events, and the next to dispatch */
     const void *current; /* the object being dispatched; NULL once it is stopped */
     uint8_t *rbuf;       /* LOOP_HEADROOM + LOOP_READ_SIZE: where streams read */
+    bool no_pwait2;      /* epoll_pwait2 said ENOSYS (before Linux 5.11) */
 };
 
 static struct epoll_be *be_of(struct loop *l)
@@ -93,12 +94,19 @@ static uint32_t to_epoll(unsigned events)
 static unsigned from_epoll(uint32_t ev)
 {
     return (ev & EPOLLIN ? LOOP_READABLE : 0) | (ev & EPOLLOUT ? LOOP_WRITABLE : 0) |
-           (ev & EPOLLHUP ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERR : 0);
+           (ev & (EPOLLHUP | EPOLLRDHUP) ? LOOP_HUP : 0) | (ev & EPOLLERR ? LOOP_ERR : 0);
 }
 
 static int epoll_watch_start(struct loop *l, struct loop_watch *w)
 {
     return ctl(l, EPOLL_CTL_ADD, w->fd, to_epoll(w->events), tag(w, KIND_WATCH));
+}
+
+/* One EPOLL_CTL_MOD: events already reported for w in this wakeup's batch
+ * stay, as they would with the same registration. */
+static int epoll_watch_modify(struct loop *l, struct loop_watch *w)
+{
+    return ctl(l, EPOLL_CTL_MOD, w->fd, to_epoll(w->events), tag(w, KIND_WATCH));
 }
 
 static void epoll_watch_stop(struct loop *l, struct loop_watch *w)
@@ -145,24 +153,28 @@ static void on_acceptable(struct loop *l, struct loop_acceptor *a)
 
 /* --- streams -------------------------------------------------------------- */
 
+#define EPOLL_BITS (LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT | LOOP_STREAM_EPOLL_HUP)
+
 /* Make the registration match what the stream waits for: EPOLLIN while
- * reading, EPOLLOUT while a write waits for room. A stream waiting for
- * nothing is taken out of epoll, which would otherwise keep reporting a
- * hang-up nobody listens to. */
+ * reading, EPOLLOUT while a write waits for room, EPOLLRDHUP while a
+ * hang-up is asked for. A stream waiting for nothing is taken out of epoll,
+ * which would otherwise keep reporting a hang-up nobody listens to. */
 static int stream_sync(struct loop *l, struct loop_stream *s)
 {
     unsigned want = (s->read_max > 0 ? LOOP_STREAM_EPOLL_IN : 0) |
-                    (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0);
-    unsigned have = s->flags & (LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT);
+                    (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0) |
+                    (s->flags & LOOP_STREAM_WANT_HUP ? LOOP_STREAM_EPOLL_HUP : 0);
+    unsigned have = s->flags & EPOLL_BITS;
     if (want == have && ((want != 0) == ((s->flags & LOOP_STREAM_IN_EPOLL) != 0)))
         return 0;
     uint32_t ev = (want & LOOP_STREAM_EPOLL_IN ? EPOLLIN : 0) |
-                  (want & LOOP_STREAM_EPOLL_OUT ? EPOLLOUT : 0);
+                  (want & LOOP_STREAM_EPOLL_OUT ? EPOLLOUT : 0) |
+                  (want & LOOP_STREAM_EPOLL_HUP ? EPOLLRDHUP : 0);
     int op = want == 0 ? EPOLL_CTL_DEL : (s->flags & LOOP_STREAM_IN_EPOLL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD);
     int rc = ctl(l, op, s->fd, ev, tag(s, KIND_STREAM));
     if (rc < 0)
         return rc;
-    s->flags &= ~(LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT | LOOP_STREAM_IN_EPOLL);
+    s->flags &= ~(EPOLL_BITS | LOOP_STREAM_IN_EPOLL);
     s->flags |= want | (want != 0 ? LOOP_STREAM_IN_EPOLL : 0);
     return 0;
 }
@@ -179,9 +191,15 @@ static int epoll_stream_read(struct loop *l, struct loop_stream *s)
     return stream_sync(l, s);
 }
 
+/* A registration that failed after an earlier write took bytes is tried
+ * again first (nothing to do when it is in order) and reported now: that
+ * write returned what it took, so the caller does not send it twice. */
 static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
                                   int iovcnt)
 {
+    int rc = stream_sync(l, s);
+    if (rc < 0)
+        return rc;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -198,13 +216,18 @@ static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const s
         s->flags |= LOOP_STREAM_WANT_OUT;
     else
         s->flags &= ~LOOP_STREAM_WANT_OUT;
-    int rc = stream_sync(l, s);
-    return rc < 0 ? rc : n;
+    rc = stream_sync(l, s);
+    return rc < 0 && n == 0 ? rc : n;
+}
+
+static int epoll_stream_hangup(struct loop *l, struct loop_stream *s)
+{
+    return stream_sync(l, s);
 }
 
 static void epoll_stream_close(struct loop *l, struct loop_stream *s)
 {
-    s->flags &= ~LOOP_STREAM_WANT_OUT;
+    s->flags &= ~(LOOP_STREAM_WANT_OUT | LOOP_STREAM_WANT_HUP);
     stream_sync(l, s);
     invalidate(l, s);
     loop_closed(l, s);
@@ -242,6 +265,13 @@ static void on_stream_event(struct loop *l, struct loop_stream *s, uint32_t ev)
         /* An error shows in the caller's next write. */
         s->on_write(s, 0, l->now);
     }
+    if (be->current != s)
+        return; /* closed by on_write */
+    if ((ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && (s->flags & LOOP_STREAM_WANT_HUP)) {
+        s->flags &= ~LOOP_STREAM_WANT_HUP;
+        stream_sync(l, s);
+        s->on_hangup(s, from_epoll(ev) & (LOOP_HUP | LOOP_ERR), l->now);
+    }
 }
 
 /* --- waiting and dispatching ------------------------------------------------ */
@@ -251,12 +281,18 @@ static int epoll_poll(struct loop *l, uint64_t timeout_ns)
     struct epoll_be *be = be_of(l);
     struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000u),
                            .tv_nsec = (long)(timeout_ns % 1000000000u) };
-    loop_count(l, LOOP_SYS_EPOLL_WAIT);
     /* epoll_pwait2 takes a timespec: a timer fires on time, not at the next
-     * millisecond. */
-    int n = epoll_pwait2(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP,
+     * millisecond. Its ENOSYS is remembered: one failed call, not one a
+     * wakeup. */
+    int n = -1;
+    if (!be->no_pwait2) {
+        loop_count(l, LOOP_SYS_EPOLL_WAIT);
+        n = epoll_pwait2(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP,
                          timeout_ns == UINT64_MAX ? NULL : &ts, NULL);
-    if (n < 0 && errno == ENOSYS) {
+        be->no_pwait2 = n < 0 && errno == ENOSYS;
+    }
+    if (be->no_pwait2) {
+        loop_count(l, LOOP_SYS_EPOLL_WAIT);
         int ms = timeout_ns == UINT64_MAX ? -1 : (int)((timeout_ns + 999999) / 1000000);
         n = epoll_wait(be->epfd, be->events, LOOP_EVENTS_PER_WAKEUP, ms);
     }
@@ -298,10 +334,12 @@ const struct loop_ops loop_epoll_ops = {
     .poll = epoll_poll,
     .watch_start = epoll_watch_start,
     .watch_stop = epoll_watch_stop,
+    .watch_modify = epoll_watch_modify,
     .accept_start = epoll_accept_start,
     .accept_stop = epoll_accept_stop,
     .stream_start = epoll_stream_start,
     .stream_read = epoll_stream_read,
     .stream_write = epoll_stream_write,
+    .stream_hangup = epoll_stream_hangup,
     .stream_close = epoll_stream_close,
 };

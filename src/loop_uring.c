@@ -29,7 +29,7 @@ _Static_assert((LOOP_URING_BUFS & (LOOP_URING_BUFS - 1)) == 0, "a buffer ring is
  * its poll is still in the kernel is "orphaned" (owner NULL) and the request
  * is freed when its last completion arrives, so the caller may free the
  * watch at once. Streams keep theirs until on_close. */
-enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND };
+enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND, OP_HUP };
 
 /* A write's iovec array (and msghdr, for sendmsg), held only while the
  * write is in flight: the kernel reads it until the send completes. */
@@ -45,8 +45,10 @@ struct uring_op {
     enum op_kind kind;
     bool armed;             /* the kernel still holds it: completions will come */
     bool multishot;
-    bool cancelling;        /* a cancel for it is queued */
-    struct uring_op *next;  /* free list */
+    bool cancelling;        /* a cancel for it is queued, or waits in cancels */
+    bool cancel_later;      /* on cancels: no entry could be had for it */
+    size_t len;             /* a single recv: the most it takes */
+    struct uring_op *next;  /* free list, or cancels */
 };
 
 struct op_chunk {
@@ -58,6 +60,12 @@ struct uring_be {
     struct io_uring ring;
     bool sqpoll;
     bool disabled;                /* created disabled: enabled by the first wait */
+    /* Entries prepared that the submission queue could not hold (a set-up
+     * starting many streams, a wakeup closing many): queued, in order, by
+     * the next enter, which also submits them. */
+    struct io_uring_sqe *backlog;
+    unsigned nbacklog, backlog_cap;
+    struct uring_op *cancels;     /* cancels not queued for want of memory: retried by enter */
     struct io_uring_buf_ring *br; /* the provided buffer ring */
     uint8_t *slab;                /* LOOP_URING_BUFS buffers, each after its headroom */
     struct uring_op *free_ops;
@@ -119,6 +127,12 @@ static void op_free(struct uring_be *be, struct uring_op *op)
     if (op->write != NULL)
         write_free(be, op->write);
     op->write = NULL;
+    if (op->cancel_later) {
+        struct uring_op **pp = &be->cancels;
+        while (*pp != op)
+            pp = &(*pp)->next;
+        *pp = op->next;
+    }
     op->next = be->free_ops;
     be->free_ops = op;
 }
@@ -136,21 +150,93 @@ static unsigned flush_sq(struct io_uring *ring)
     return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
 }
 
+/* A slot in the backlog (see struct uring_be), or NULL without memory. */
+static struct io_uring_sqe *backlog_sqe(struct uring_be *be)
+{
+    if (be->nbacklog == be->backlog_cap) {
+        unsigned cap = be->backlog_cap ? 2 * be->backlog_cap : 64;
+        struct io_uring_sqe *b = realloc(be->backlog, cap * sizeof *b);
+        if (b == NULL)
+            return NULL;
+        be->backlog = b;
+        be->backlog_cap = cap;
+    }
+    struct io_uring_sqe *sqe = &be->backlog[be->nbacklog++];
+    memset(sqe, 0, sizeof *sqe);
+    return sqe;
+}
+
+/* A free submission entry, or one in the backlog when the queue is full or
+ * the backlog not empty (entries keep their order: a cancel never passes
+ * the request it cancels). NULL only without memory. It enters nothing:
+ * from a callback, or before the loop's thread has entered (which would
+ * make this thread the ring's issuer), that is enter's job. */
+static struct io_uring_sqe *get_sqe(struct loop *l, void *user_data)
+{
+    struct uring_be *be = be_of(l);
+    struct io_uring_sqe *sqe = be->nbacklog == 0 ? io_uring_get_sqe(&be->ring) : NULL;
+    if (sqe == NULL)
+        sqe = backlog_sqe(be);
+    if (sqe != NULL)
+        io_uring_sqe_set_data(sqe, user_data);
+    return sqe;
+}
+
+static bool prep_cancel(struct loop *l, struct uring_op *op)
+{
+    struct io_uring_sqe *sqe = get_sqe(l, NULL);
+    if (sqe == NULL)
+        return false;
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+    io_uring_sqe_set_data(sqe, NULL);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS; /* only a failed cancel says anything */
+    return true;
+}
+
+/* Ask the kernel to end op. Its final completion (-ECANCELED, or a last
+ * result if it finished first) still arrives and frees it. Without memory
+ * for the entry the cancel waits on cancels: lost, a multishot request
+ * would never end (no on_close, the descriptor kept). */
+static void op_cancel(struct loop *l, struct uring_op *op)
+{
+    if (!op->armed || op->cancelling)
+        return;
+    op->cancelling = true;
+    if (prep_cancel(l, op))
+        return;
+    struct uring_be *be = be_of(l);
+    op->cancel_later = true;
+    op->next = be->cancels;
+    be->cancels = op;
+}
+
+/* Queue the cancels that waited, then as much of the backlog as the
+ * submission queue holds. */
+static void queue_waiting(struct loop *l)
+{
+    struct uring_be *be = be_of(l);
+    while (be->cancels != NULL && prep_cancel(l, be->cancels)) {
+        struct uring_op *op = be->cancels;
+        be->cancels = op->next;
+        op->cancel_later = false;
+    }
+    unsigned i = 0;
+    for (struct io_uring_sqe *sqe; i < be->nbacklog && (sqe = io_uring_get_sqe(&be->ring)) != NULL; i++)
+        *sqe = be->backlog[i];
+    if (i == 0)
+        return;
+    be->nbacklog -= i;
+    memmove(be->backlog, be->backlog + i, be->nbacklog * sizeof *be->backlog);
+}
+
 /* One io_uring_enter: submit what is queued and, with wait, wait for one
  * completion at most timeout_ns (UINT64_MAX: no limit). SQPOLL: the kernel
  * thread submits; the call is made only to wake it, to wait, or to flush
  * completions that overflowed the ring. */
-static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
+static int enter_once(struct loop *l, bool wait, uint64_t timeout_ns)
 {
     struct uring_be *be = be_of(l);
     struct io_uring *ring = &be->ring;
-    if (be->disabled) {
-        /* io_uring_enable_rings is declared but not exported by liburing 2.3. */
-        int rc = io_uring_register((unsigned)ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-        if (rc < 0)
-            return rc;
-        be->disabled = false;
-    }
     unsigned to_submit = flush_sq(ring);
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
     if (be->sqpoll) {
@@ -175,34 +261,30 @@ static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
     return 0;
 }
 
-/* A free submission entry; when the queue is full, hand it to the kernel
- * first (one more io_uring_enter, counted). */
-static struct io_uring_sqe *get_sqe(struct loop *l, void *user_data)
+/* The first call on the loop's thread enables the ring, which makes this
+ * thread its only issuer (io_uring_enable_rings is declared but not
+ * exported by liburing 2.3). Then submit, queueing what waited as room
+ * frees, and wait only once nothing waits any more. An enter that freed no
+ * room (the kernel refused: EBUSY, EAGAIN; sqpoll: its thread is behind)
+ * ends the attempt without waiting: the caller dispatches the completions,
+ * which lets the kernel go on, and the next wakeup tries again. */
+static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
 {
-    struct io_uring *ring = &be_of(l)->ring;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-    while (sqe == NULL) {
-        if (enter(l, false, 0) < 0)
-            return NULL;
-        sqe = io_uring_get_sqe(ring);
+    struct uring_be *be = be_of(l);
+    struct io_uring *ring = &be->ring;
+    if (be->disabled) {
+        int rc = io_uring_register((unsigned)ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        if (rc < 0)
+            return rc;
+        be->disabled = false;
     }
-    io_uring_sqe_set_data(sqe, user_data);
-    return sqe;
-}
-
-/* Ask the kernel to end op. Its final completion (-ECANCELED, or a last
- * result if it finished first) still arrives and frees it. */
-static void op_cancel(struct loop *l, struct uring_op *op)
-{
-    if (!op->armed || op->cancelling)
-        return;
-    struct io_uring_sqe *sqe = get_sqe(l, NULL);
-    if (sqe == NULL)
-        return;
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
-    io_uring_sqe_set_data(sqe, NULL);
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS; /* only a failed cancel says anything */
-    op->cancelling = true;
+    for (;;) {
+        queue_waiting(l);
+        bool more = be->nbacklog > 0 || be->cancels != NULL;
+        int rc = enter_once(l, wait && !more, timeout_ns);
+        if (rc < 0 || !more || io_uring_sq_space_left(ring) == 0)
+            return rc;
+    }
 }
 
 /* --- set-up ------------------------------------------------------------------- */
@@ -302,19 +384,19 @@ static int uring_init(struct loop *l, const struct loop_options *opt)
     l->be = be;
     int rc = ring_init(be, opt);
     if (rc < 0) {
-        be->ring.ring_fd = -1;
-        goto failed_ring;
+        be->ring.ring_fd = -1; /* nothing to tear down but be */
+        goto failed;
     }
+    /* Timed waits in the same call as the submission need EXT_ARG (5.11). */
     rc = -ENOSYS;
     if (!(be->ring.features & IORING_FEAT_EXT_ARG) || !probe_ok(&be->ring))
-        goto failed_features;
+        goto failed;
     rc = setup_buffers(be);
     if (rc < 0)
-        goto failed_features;
+        goto failed;
     return 0;
 
-failed_features:
-failed_ring:
+failed:
     uring_destroy(l);
     l->be = NULL;
     return rc;
@@ -344,6 +426,7 @@ static void uring_destroy(struct loop *l)
         be->free_writes = wr->next;
         free(wr);
     }
+    free(be->backlog);
     free(be);
 }
 
@@ -402,6 +485,25 @@ static void uring_watch_stop(struct loop *l, struct loop_watch *w)
     if (w->op != NULL)
         op_release(l, w->op);
     w->op = NULL;
+}
+
+/* A new poll for the new events, then the old one is let go (its
+ * completion, if already posted, is dropped). Without memory for the new
+ * one, the old stays. */
+static int uring_watch_modify(struct loop *l, struct loop_watch *w)
+{
+    struct uring_op *op = op_new(be_of(l), OP_POLL, w);
+    if (op == NULL)
+        return -ENOMEM;
+    int rc = arm_poll(l, w, op);
+    if (rc < 0) {
+        op_free(be_of(l), op);
+        return rc;
+    }
+    if (w->op != NULL)
+        op_release(l, w->op);
+    w->op = op;
+    return 0;
 }
 
 static void on_poll(struct loop *l, struct uring_op *op, int res)
@@ -480,10 +582,11 @@ static int arm_recv(struct loop *l, struct loop_stream *s)
         return -EIO;
     }
     op->multishot = s->read_max >= LOOP_READ_SIZE;
+    op->len = s->read_max;
     if (op->multishot)
         io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
     else
-        io_uring_prep_recv(sqe, s->fd, NULL, s->read_max, 0);
+        io_uring_prep_recv(sqe, s->fd, NULL, (unsigned)s->read_max, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = URING_BUF_GROUP;
     op->armed = true;
@@ -503,9 +606,11 @@ static int uring_stream_read(struct loop *l, struct loop_stream *s)
     struct uring_op *op = s->recv_op;
     if (op == NULL)
         return s->read_max > 0 ? arm_recv(l, s) : 0;
-    /* A recv is in the kernel: stopping, or a change between multishot and
-     * single recvs, cancels it; its final completion arms the right one. */
-    if (s->read_max == 0 || op->multishot != (s->read_max >= LOOP_READ_SIZE))
+    /* A recv is in the kernel: stopping, a change between multishot and
+     * single recvs, or a single recv of another length cancels it; its final
+     * completion arms the right one. */
+    bool multishot = s->read_max >= LOOP_READ_SIZE;
+    if (s->read_max == 0 || op->multishot != multishot || (!multishot && op->len != s->read_max))
         op_cancel(l, op);
     return 0;
 }
@@ -543,8 +648,35 @@ static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const s
 
 static void stream_check_closed(struct loop *l, struct loop_stream *s)
 {
-    if ((s->flags & LOOP_STREAM_CLOSING) && s->recv_op == NULL && s->send_op == NULL)
+    if ((s->flags & LOOP_STREAM_CLOSING) && s->recv_op == NULL && s->send_op == NULL &&
+        s->hup_op == NULL)
         loop_closed(l, s);
+}
+
+/* A one-shot poll for the peer's shutdown (POLLRDHUP); POLLHUP and
+ * POLLERR are reported whether asked or not. */
+static int uring_stream_hangup(struct loop *l, struct loop_stream *s)
+{
+    bool want = s->flags & LOOP_STREAM_WANT_HUP;
+    if (!want) {
+        if (s->hup_op != NULL)
+            op_cancel(l, s->hup_op);
+        return 0;
+    }
+    if (s->hup_op != NULL)
+        return 0; /* already asked; a cancel in flight is followed by a new poll */
+    struct uring_op *op = op_new(be_of(l), OP_HUP, s);
+    if (op == NULL)
+        return -ENOMEM;
+    struct io_uring_sqe *sqe = get_sqe(l, op);
+    if (sqe == NULL) {
+        op_free(be_of(l), op);
+        return -EIO;
+    }
+    io_uring_prep_poll_add(sqe, s->fd, POLLRDHUP);
+    op->armed = true;
+    s->hup_op = op;
+    return 0;
 }
 
 static void uring_stream_close(struct loop *l, struct loop_stream *s)
@@ -553,7 +685,45 @@ static void uring_stream_close(struct loop *l, struct loop_stream *s)
         op_cancel(l, s->recv_op);
     if (s->send_op != NULL)
         op_cancel(l, s->send_op);
+    if (s->hup_op != NULL)
+        op_cancel(l, s->hup_op);
     stream_check_closed(l, s);
+}
+
+static void on_hup(struct loop *l, struct uring_op *op, int res)
+{
+    struct loop_stream *s = op->owner;
+    s->hup_op = NULL;
+    op_free(be_of(l), op);
+    if (s->flags & LOOP_STREAM_CLOSING) {
+        stream_check_closed(l, s);
+    } else if (res == -ECANCELED) {
+        if (s->flags & LOOP_STREAM_WANT_HUP)
+            uring_stream_hangup(l, s); /* turned off and on again meanwhile */
+    } else if (s->flags & LOOP_STREAM_WANT_HUP) {
+        s->flags &= ~LOOP_STREAM_WANT_HUP;
+        s->on_hangup(s, res < 0 ? LOOP_ERR : from_poll(res) & (LOOP_HUP | LOOP_ERR), l->now);
+    }
+}
+
+/* Hand n bytes at data to on_read in pieces of at most read_max. A recv
+ * completes with what it was armed for: more than the caller now takes when
+ * read_max was lowered after that (its cancel came too late, or a multishot's
+ * next completion was already posted). The bytes in front of each piece were
+ * delivered before it and are no longer the caller's: they serve as its
+ * headroom. Reading stopped meanwhile: the rest comes in one piece (see
+ * loop.h on what may follow loop_stream_read(s, 0)). */
+static void deliver(struct loop *l, struct loop_stream *s, uint8_t *data, size_t n)
+{
+    size_t piece = s->read_max > 0 ? s->read_max : n;
+    while (n > 0 && !(s->flags & LOOP_STREAM_CLOSING)) {
+        if (s->read_max > 0)
+            piece = s->read_max;
+        size_t k = n < piece ? n : piece;
+        s->on_read(s, data, (ssize_t)k, l->now);
+        data += k;
+        n -= k;
+    }
 }
 
 static void on_recv(struct loop *l, struct uring_op *op, int res, unsigned cflags)
@@ -568,7 +738,7 @@ static void on_recv(struct loop *l, struct uring_op *op, int res, unsigned cflag
     } else if (res > 0 && (cflags & IORING_CQE_F_BUFFER)) {
         unsigned bid = cflags >> IORING_CQE_BUFFER_SHIFT;
         if (open)
-            s->on_read(s, be->slab + (size_t)bid * URING_BUF_STRIDE + LOOP_HEADROOM, res, l->now);
+            deliver(l, s, be->slab + (size_t)bid * URING_BUF_STRIDE + LOOP_HEADROOM, (size_t)res);
         buf_return(be, bid);
     } else if (open) {
         s->read_max = 0; /* end of input, or an error: reading stops */
@@ -627,6 +797,9 @@ static int dispatch(struct loop *l, struct uring_op *op, int res, unsigned cflag
     case OP_SEND:
         on_send(l, op, res);
         break;
+    case OP_HUP:
+        on_hup(l, op, res);
+        break;
     }
     return 1;
 }
@@ -674,10 +847,12 @@ const struct loop_ops loop_uring_ops = {
     .poll = uring_poll,
     .watch_start = uring_watch_start,
     .watch_stop = uring_watch_stop,
+    .watch_modify = uring_watch_modify,
     .accept_start = uring_accept_start,
     .accept_stop = uring_accept_stop,
     .stream_start = uring_stream_start,
     .stream_read = uring_stream_read,
     .stream_write = uring_stream_write,
+    .stream_hangup = uring_stream_hangup,
     .stream_close = uring_stream_close,
 };

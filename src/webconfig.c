@@ -110,6 +110,7 @@ static bool is_null(const yaml_node_t *n)
 /* A string value: a scalar without NUL bytes inside. */
 static int get_string(struct parse *p, const yaml_node_t *v, const char *key, const char **out)
 {
+    *out = ""; /* set on every path: callers test the result, the compiler cannot see fail's */
     if (v->type != YAML_SCALAR_NODE)
         return fail(p, v, key, "expected a string");
     if (strlen(scalar(v)) != v->data.scalar.length)

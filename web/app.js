@@ -37,7 +37,7 @@ const state = {
   failedTotal: 0,     // all failed polls, exported as <body data-failed>
   lastOkAt: null,     // Date of the last successful poll
   prev: null,         // previous counter sample, for rates
-  history: [],        // [{t, msgsIn, msgsOut, bytesIn, bytesOut}], t = server uptime
+  history: [],        // [{t, msgsIn, msgsOut, bytesIn, bytesOut, sysPerMsg, msgsPerWakeup}], t = server uptime
   sort: 'id',         // the API's sort argument; '-' prefix = descending
   timer: null,
   inFlight: false,
@@ -116,6 +116,10 @@ function setText(id, text, raw) {
   }
 }
 
+/* Shown for a value this server does not export ('—' is a value not known
+ * yet). */
+const NA = 'n/a';
+
 /* Sum the values of a labelled counter: {framed: 3, text: 1} -> 4. */
 function sum(obj) {
   if (typeof obj === 'number') return obj;
@@ -193,6 +197,7 @@ function onData(metrics, conns) {
   renderStatus();
   renderServer(metrics.server, rates);
   renderKpis(metrics, rates);
+  renderLoop(metrics, rates);
   renderLatency('service', metrics.histograms.service_time_seconds, 'no messages yet');
   renderLatency('rtt', metrics.histograms.client_rtt_seconds, 'no reports yet');
   setText('rtt-reports', fmtCount(metrics.counters.client_rtt_reports_total));
@@ -233,6 +238,7 @@ function renderStatus() {
  * in a headless test browser). A different start time means the server
  * restarted: its counters began again at zero, so the history is dropped. */
 function updateRates(m) {
+  const loop = loopCounters(m);
   const cur = {
     start: m.server.start_time_seconds,
     t: m.server.uptime_seconds,
@@ -241,6 +247,8 @@ function updateRates(m) {
     bytesIn: sum(m.counters.received_bytes_total),
     bytesOut: sum(m.counters.sent_bytes_total),
     cpu: m.counters.process_cpu_seconds_total,
+    syscalls: loop.syscalls,
+    wakeups: loop.wakeups,
   };
   const prev = state.prev;
   if (prev && prev.start !== cur.start) state.history = [];
@@ -254,9 +262,50 @@ function updateRates(m) {
     msgsIn: rate('msgsIn'), msgsOut: rate('msgsOut'),
     bytesIn: rate('bytesIn'), bytesOut: rate('bytesOut'),
     cpu: cur.cpu != null && prev.cpu != null ? rate('cpu') : null,
+    ...loopRates(cur, prev, dt),
   };
   state.history.push(r);
   while (state.history.length && state.history[0].t < cur.t - HISTORY_SECONDS) state.history.shift();
+  return r;
+}
+
+/* The worker loops' counters in a metrics document: the system calls by
+ * kind ({read: N, ...}, in the server's order), the wakeups and the
+ * histogram of messages per wakeup, each null when this server does not
+ * export it (an older tcpmsgd, or fork mode). The one place that knows where
+ * they are in the document. */
+function loopCounters(m) {
+  const calls = m.syscalls && typeof m.syscalls === 'object' ? m.syscalls : null;
+  const kinds = calls ? Object.keys(calls).filter((k) => k !== 'wakeups') : [];
+  const loop = m.loop && typeof m.loop === 'object' ? m.loop : {};
+  return {
+    syscalls: calls ? Object.fromEntries(kinds.map((k) => [k, Number(calls[k]) || 0])) : null,
+    wakeups: typeof loop.wakeups === 'number' ? loop.wakeups : null,
+    perWakeup: loop.messages_per_wakeup || (m.histograms && m.histograms.messages_per_wakeup) || null,
+  };
+}
+
+/* Between two polls: system calls per message answered, in all and by
+ * kind, and messages answered per wakeup. null where a counter is missing
+ * from either document, or nothing was answered (a ratio of idle time says
+ * nothing about batching). */
+function loopRates(cur, prev, dt) {
+  const msgs = cur.msgsOut - prev.msgsOut;
+  const r = { sysPerMsg: null, sysRate: null, msgsPerWakeup: null, wakeupRate: null, byKind: null };
+  if (cur.syscalls && prev.syscalls) {
+    r.byKind = Object.keys(cur.syscalls).map((k) => {
+      const d = Math.max(0, cur.syscalls[k] - (prev.syscalls[k] || 0));
+      return { kind: k, delta: d, total: cur.syscalls[k], perMsg: msgs > 0 ? d / msgs : null, perSec: d / dt };
+    });
+    const all = r.byKind.reduce((a, k) => a + k.delta, 0);
+    r.sysRate = all / dt;
+    r.sysPerMsg = msgs > 0 ? all / msgs : null;
+  }
+  if (cur.wakeups != null && prev.wakeups != null) {
+    const w = Math.max(0, cur.wakeups - prev.wakeups);
+    r.wakeupRate = w / dt;
+    r.msgsPerWakeup = msgs > 0 && w > 0 ? msgs / w : null;
+  }
   return r;
 }
 
@@ -265,6 +314,7 @@ function updateRates(m) {
 function renderServer(s, rates) {
   setText('server-version', s.version);
   setText('server-mode', s.mode);
+  setText('server-io', s.io || NA);
   setText('server-address', s.address);
   setText('server-workers', String(s.workers));
   const up = $('server-uptime');
@@ -312,6 +362,73 @@ function renderKpis(m, rates) {
   setText('service-p99-big', st.count ? fmtSeconds(st.p99) : '—', st.p99);
   setText('service-p50-small', st.count ? fmtSeconds(st.p50) : '—', st.p50);
   setText('service-count', fmtCount(st.count), st.count);
+}
+
+/* The event loop tiles, the table by kind and the messages-per-wakeup
+ * histogram. "n/a" where this server does not export the counters; "—"
+ * until two polls have been seen, or while nothing is answered. */
+function renderLoop(m, rates) {
+  const have = loopCounters(m);
+  const perMsg = rates ? rates.sysPerMsg : null;
+  setText('sys-per-msg', have.syscalls ? fmtRatio(perMsg) : NA, perMsg ?? '');
+  setText('sys-rate', have.syscalls ? fmtCount(rates ? rates.sysRate : null) : NA,
+          rates && rates.sysRate != null ? rates.sysRate : '');
+  const perWakeup = rates ? rates.msgsPerWakeup : null;
+  setText('msgs-per-wakeup', have.wakeups != null ? fmtRatio(perWakeup) : NA, perWakeup ?? '');
+  setText('wakeup-rate', have.wakeups != null ? fmtCount(rates ? rates.wakeupRate : null) : NA,
+          rates && rates.wakeupRate != null ? rates.wakeupRate : '');
+  setText('sys-backend', m.server.io ? `${m.server.io} backend` : 'backend n/a');
+  renderSyscallRows(have.syscalls, rates ? rates.byKind : null);
+
+  const h = have.perWakeup;
+  const empty = !h || !h.count;
+  for (const key of ['p50', 'p90', 'p99', 'mean', 'max']) {
+    setText(`mpw-${key}`, empty ? (h ? '—' : NA) : fmtCount(h[key]), empty ? '' : h[key]);
+  }
+  setText('mpw-p50-small', empty ? (h ? '—' : NA) : fmtCount(h.p50));
+  $('mpw-empty').textContent = h ? 'no wakeup has answered a message yet' : 'n/a: this server does not export it';
+  $('mpw-empty').hidden = !empty;
+  $('mpw-hist').hidden = empty;
+}
+
+/* A ratio such as 1.75 system calls per message: two decimals when small. */
+function fmtRatio(x) {
+  if (x == null || !isFinite(x)) return '—';
+  return x < 10 ? x.toFixed(2) : fmtCount(x);
+}
+
+/* One row per kind of system call, with a bar for its share of this
+ * interval's calls; kinds never called since start are left out. */
+function renderSyscallRows(totals, byKind) {
+  const rows = [];
+  if (totals) {
+    const all = byKind ? byKind.reduce((a, k) => a + k.delta, 0) : 0;
+    const kinds = byKind || Object.keys(totals).map((k) => ({ kind: k, total: totals[k], perMsg: null, perSec: null, delta: 0 }));
+    for (const k of kinds) {
+      if (!k.total) continue;
+      const tr = document.createElement('tr');
+      tr.dataset.kind = k.kind;
+      const share = all > 0 ? k.delta / all : 0;
+      const bar = document.createElement('span');
+      bar.className = 'bar';
+      bar.style.width = `${(share * 100).toFixed(1)}%`;
+      const barCell = cell('', { cls: 'share' });
+      barCell.title = `${(share * 100).toFixed(1)}% of this interval's calls`;
+      barCell.append(bar);
+      tr.append(
+        cell(k.kind, { cls: 'peer' }),
+        cell(fmtRatio(k.perMsg), { cls: 'num' }),
+        cell(fmtCount(k.perSec), { cls: 'num' }),
+        cell(fmtCount(k.total), { cls: 'num', raw: k.total }),
+        barCell,
+      );
+      rows.push(tr);
+    }
+  }
+  $('sys-rows').replaceChildren(...rows);
+  $('sys-empty').textContent = totals ? 'no system calls counted yet' : 'n/a: this server does not export system call counts';
+  $('sys-empty').hidden = rows.length > 0;
+  $('sys-table').hidden = rows.length === 0;
 }
 
 /* The percentile strip of one histogram; its chart is drawn by drawCharts. */
@@ -518,22 +635,31 @@ function drawCharts() {
   drawTimeChart($('byte-chart'), hist, now, span, ['bytesIn', 'bytesOut'], (v) => v ? fmtBytes(v) : '0');
   if (state.metrics) {
     const h = state.metrics.histograms;
-    drawHistogram($('service-hist'), h.service_time_seconds);
-    drawHistogram($('rtt-hist'), h.client_rtt_seconds);
+    drawHistogram($('service-hist'), h.service_time_seconds, fmtSeconds);
+    drawHistogram($('rtt-hist'), h.client_rtt_seconds, fmtSeconds);
+    // The loop charts skip the intervals where nothing was answered.
+    const have = loopCounters(state.metrics);
+    drawTimeChart($('sys-chart'), hist.filter((p) => p.sysPerMsg != null), now, span, ['sysPerMsg'],
+                  fmtCount, have.syscalls ? null : 'n/a: this server does not export system call counts');
+    drawTimeChart($('mpw-chart'), hist.filter((p) => p.msgsPerWakeup != null), now, span, ['msgsPerWakeup'],
+                  fmtCount, have.wakeups != null ? null : 'n/a: this server does not export its wakeups');
+    drawHistogram($('mpw-hist'), have.perWakeup, fmtCount);
   }
 }
 
-/* A two-series time chart: keys[0] as a filled area, keys[1] as a line on
- * top (for an echo server they mostly coincide: a gap between them is
- * worth seeing). x is server uptime, the last `span` seconds up to `now`. */
-function drawTimeChart(canvas, points, now, span, keys, fmtY) {
+/* A time chart of one or two series: keys[0] as a filled area, keys[1] (if
+ * any) as a line on top (for an echo server messages in and out mostly
+ * coincide: a gap between them is worth seeing). x is server uptime, the
+ * last `span` seconds up to `now`. With no points it says emptyText, or
+ * that a rate needs a second sample. */
+function drawTimeChart(canvas, points, now, span, keys, fmtY, emptyText) {
   const c = prepareCanvas(canvas);
   if (!c) return;
   const { ctx, w, h } = c;
   const pal = palette();
   ctx.font = pal.font;
 
-  const yMax = niceCeil(Math.max(0, ...points.map((p) => Math.max(p[keys[0]], p[keys[1]]))));
+  const yMax = niceCeil(Math.max(0, ...points.map((p) => Math.max(...keys.map((k) => p[k])))));
   const ticks = [0, yMax / 2, yMax];
   const left = 6 + Math.max(...ticks.map((t) => ctx.measureText(fmtY(t)).width));
   const box = { x0: left + 6, x1: w - 4, y0: 8, y1: h - 18 };
@@ -565,7 +691,7 @@ function drawTimeChart(canvas, points, now, span, keys, fmtY) {
     // A rate needs two samples: say so rather than show an empty frame.
     ctx.textAlign = 'center';
     ctx.textBaseline = 'middle';
-    ctx.fillText('waiting for a second sample…', (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2);
+    ctx.fillText(emptyText || 'waiting for a second sample…', (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2);
     return;
   }
   tracePath(ctx, visible, X, Y, keys[0]);
@@ -574,7 +700,7 @@ function drawTimeChart(canvas, points, now, span, keys, fmtY) {
   ctx.fillStyle = pal.fill;
   ctx.fill();
   strokeSeries(ctx, visible, X, Y, keys[0], pal.a, 2);
-  strokeSeries(ctx, visible, X, Y, keys[1], pal.b, 1.25);
+  if (keys[1]) strokeSeries(ctx, visible, X, Y, keys[1], pal.b, 1.25);
 }
 
 /* A path through the points; a gap of more than 5 s (the page or the
@@ -609,10 +735,10 @@ function rebin(buckets) {
   return bins;
 }
 
-/* A latency histogram: log time axis (decade ticks), log count axis (so the
- * rare slow tail that matters is visible next to the common case), and
- * markers at p50, p99 and p99.9. */
-function drawHistogram(canvas, h) {
+/* A histogram on a log value axis (decade ticks labelled with fmtX), log
+ * count axis (so the rare slow tail that matters is visible next to the
+ * common case), and markers at p50, p99 and p99.9. */
+function drawHistogram(canvas, h, fmtX) {
   if (!h || !h.count || !h.buckets || !h.buckets.length) return;
   const c = prepareCanvas(canvas);
   if (!c) return;
@@ -642,7 +768,7 @@ function drawHistogram(canvas, h) {
       if (m === 1) {
         ctx.fillStyle = pal.text;
         ctx.textAlign = d === d0 ? 'left' : d === d1 ? 'right' : 'center';
-        ctx.fillText(fmtSeconds(Math.pow(10, d)), x, box.y1 + 5);
+        ctx.fillText(fmtX(Math.pow(10, d)), x, box.y1 + 5);
       }
     }
   }

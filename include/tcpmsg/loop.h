@@ -4,7 +4,14 @@
  * per-wakeup hook and exact per-kind system call counters are common to both.
  * It knows nothing of frames, connections or HTTP: it moves bytes and time.
  *
- * Everything except loop_syscalls() must be called from the loop's thread.
+ * Everything except loop_syscalls() and loop_enobufs() is called from one
+ * thread at a time: the loop's, or before it runs, the one setting it up
+ * (pthread_create orders the two). Once the loop's thread has run it
+ * (loop_run, loop_run_once), no other thread may run it or start, stop or
+ * write anything on it, even after that thread ended: io_uring's ring then
+ * takes submissions from that thread only (elsewhere loop_run_once fails
+ * with -EEXIST). loop_free may come from another thread once the loop's
+ * thread is done with it (pthread_join orders the two).
  * The caller owns every struct passed in (watch, timer, acceptor, stream):
  * it stays valid while started; see each kind for when it may be freed.
  * Descriptors given to the loop should not be closed behind its back.
@@ -86,8 +93,11 @@ uint64_t loop_enobufs(const struct loop *l);
  * io_uring: it falls back to epoll and sets *why (may be NULL) to a static
  * string saying why, NULL when nothing fell back. */
 int loop_new(struct loop **out, const struct loop_options *opt, const char **why);
-/* Release the loop (NULL is a no-op). Streams should be closed first: the
- * loop does not call on_close for those still open and closes no caller fd. */
+/* Release the loop (NULL is a no-op). No callback is called: the
+ * descriptors of streams still open, or closed with on_close still due, are
+ * closed (the loop owns them) without on_close, and the caller may then free
+ * those structs. Watched and listening descriptors are the caller's: left
+ * open. */
 void loop_free(struct loop *l);
 const char *loop_backend_name(const struct loop *l); /* "epoll" | "uring" */
 /* The backend a command line names: "epoll", "uring" or "auto". 0, or
@@ -132,8 +142,11 @@ struct loop_watch {
     void *data;
 };
 
-/* 0, -EINVAL (no events) or -errno (epoll_ctl). */
+/* 0, -EINVAL (no events) or -errno (epoll_ctl); on failure the watch is
+ * stopped. */
 int loop_watch_start(struct loop *l, struct loop_watch *w, int fd, unsigned events);
+/* Wait for other events (epoll: one EPOLL_CTL_MOD). 0, -EINVAL (no events,
+ * or not started) or -errno; on failure the watch waits as before. */
 int loop_watch_modify(struct loop *l, struct loop_watch *w, unsigned events);
 void loop_watch_stop(struct loop *l, struct loop_watch *w); /* stopped twice: no-op */
 
@@ -164,8 +177,10 @@ bool loop_timer_active(const struct loop_timer *t);
  * it) or -errno (EMFILE, ENFILE, ENOMEM...: the caller decides, e.g. calls
  * loop_accept_stop and starts again later). peer is set when the backend has
  * it (epoll), else NULL and 0: use getpeername. At most 64 accepts per
- * wakeup (io_uring: bounded by the wakeup's 256 events). The struct may be
- * freed once stopped. */
+ * wakeup (io_uring: bounded by the wakeup's 256 events). io_uring reads
+ * RLIMIT_NOFILE when the accept is queued: a limit changed later applies
+ * from the next loop_accept_start. The struct may be freed once stopped;
+ * io_uring: a connection the kernel accepts after the stop is closed. */
 struct loop_acceptor {
     int fd;               /* private */
     void *op;             /* private */
@@ -174,6 +189,9 @@ struct loop_acceptor {
     void *data;
 };
 
+/* Accept on listen_fd, which is made non-blocking (O_NONBLOCK is set on its
+ * open file description and stays set). 0, -EINVAL (listen_fd < 0) or
+ * -errno (fcntl, epoll_ctl, or out of memory). */
 int loop_accept_start(struct loop *l, struct loop_acceptor *a, int listen_fd);
 void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
 
@@ -187,26 +205,38 @@ void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
  * on_read(s, data, n, now): n > 0 bytes at data, valid during the call only,
  * with LOOP_HEADROOM writable bytes in front of data (and the n bytes
  * themselves writable). n == 0: the peer shut down its side; n < 0: -errno.
- * After n <= 0 reading is stopped. Deliveries can follow loop_stream_read(s,
- * 0) (io_uring: completions in flight, at most LOOP_URING_BUFS); none follow
- * loop_stream_close. A max below LOOP_READ_SIZE bounds that: each delivery
- * is then at most the max in force when it was asked for, and at most one
- * follows a stop (io_uring: one recv at a time, not a multishot).
+ * After n <= 0 reading is stopped. None follow loop_stream_close. Some can
+ * follow loop_stream_read(s, 0) on io_uring: data the kernel received before
+ * it saw the stop, which goes in with the next wakeup's submission. Each such
+ * delivery holds one provided buffer, so there are at most LOOP_URING_BUFS of
+ * them (the ring is single-issuer with deferred task work there: the kernel
+ * completes nothing between two of the loop's waits). On a kernel without
+ * deferred task work, or with sqpoll, completions can also be posted while
+ * the loop dispatches: at most LOOP_URING_BUFS plus one wakeup's 256. A max
+ * below LOOP_READ_SIZE bounds that: each delivery is then at most the max in
+ * force, and at most one follows a stop (one recv at a time, not a multishot).
  *
  * on_write(s, n, now): epoll: n == 0, the socket has room again after a
  * partial write: write the rest. io_uring: the write finished, n bytes taken
  * (possibly fewer than asked: write the rest) or -errno.
+ *
+ * on_hangup(s, events, now): asked for with loop_stream_watch_hangup: the
+ * peer shut down its side (LOOP_HUP) or the connection failed (LOOP_ERR),
+ * whether reading or not (a server that stopped reading a client is still
+ * told it left). Reported once, then the watch is off.
  *
  * on_close(s): the last callback. The loop has closed the descriptor and
  * holds no reference: s may be freed. */
 struct loop_stream {
     int fd;                        /* private */
     unsigned flags;                /* private */
+    struct loop_stream *prev_open, *next_open; /* private: the loop's until on_close */
     size_t read_max;               /* private */
-    void *recv_op, *send_op;       /* private: io_uring requests in flight */
+    void *recv_op, *send_op, *hup_op; /* private: io_uring requests in flight */
     struct loop_stream *next_closed; /* private */
     void (*on_read)(struct loop_stream *s, void *data, ssize_t n, uint64_t now);
     void (*on_write)(struct loop_stream *s, ssize_t n, uint64_t now);
+    void (*on_hangup)(struct loop_stream *s, unsigned events, uint64_t now);
     void (*on_close)(struct loop_stream *s);
     void *data;
 };
@@ -214,7 +244,8 @@ struct loop_stream {
 /* Adopt a connected non-blocking socket (set the callbacks first); reading
  * is off until loop_stream_read. 0 or -errno. The loop now owns fd. */
 int loop_stream_start(struct loop *l, struct loop_stream *s, int fd);
-/* Deliver input in pieces of at most max bytes (max 0: stop reading).
+/* Deliver input in pieces of at most max bytes (max 0: stop reading), from
+ * the next delivery on, also when called from on_read.
  * 0 or -errno (-EPIPE: closing). */
 int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max);
 /* At most one write at a time. epoll: writes now, returns the bytes taken
@@ -222,9 +253,14 @@ int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max);
  * io_uring: queues the write and returns -EINPROGRESS; the iov array is
  * copied, the memory it points to must stay valid until on_write. Errors:
  * -EBUSY (a write in flight), -EINVAL (iovcnt outside 1..LOOP_IOV_MAX),
- * -EPIPE (closing), -errno of the write. */
+ * -EPIPE (closing), -errno of the write (epoll: or of waiting for room; when
+ * that fails after the write took bytes, those are returned and the error
+ * comes with the next call). */
 ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
                           int iovcnt);
+/* on: call on_hangup once when the peer shuts down its side or the
+ * connection fails; off: not. 0 or -errno (-EPIPE: closing). */
+int loop_stream_watch_hangup(struct loop *l, struct loop_stream *s, bool on);
 /* Stop everything and close: no callback follows but on_close, which comes
  * at the end of this wakeup (io_uring: once the kernel has let go of every
  * request of the stream, so the write's memory stays in use until then).

@@ -255,7 +255,10 @@ static void sum_results(const struct bench *b, struct bench_result *r, uint64_t 
             r->errors[e] += counter_get(&st->errors[e]);
         hist_merge(&r->rtt, &st->rtt);
         hist_merge(&r->rtt_raw, &st->rtt_raw);
+        for (int k = 0; k < LOOP_SYS_COUNT; k++)
+            r->syscalls[k] += lg_thread_syscalls(b->threads[i], (enum loop_syscall)k);
     }
+    r->io = lg_thread_io(b->threads[0]);
     for (int e = 0; e < LG_ERR_COUNT; e++)
         r->errors_total += r->errors[e];
     /* An open-loop timed run measures its schedule: every message due in the

@@ -158,7 +158,7 @@ static const struct option_info option_info[] = {
 
 #define NOPTIONS (sizeof option_info / sizeof option_info[0])
 
-/* Help text starts in this column. */
+/* Help text starts in this column, a space at least after the option. */
 #define HELP_COLUMN 23
 
 static void print_option(FILE *out, const struct option *o, const char *value, const char *text)

@@ -4,6 +4,7 @@
 #ifndef TCPMSG_CLIENT_CONFIG_H
 #define TCPMSG_CLIENT_CONFIG_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,10 +59,11 @@ struct client_config {
     char http_bind[64];   /* --http-bind */
 };
 
+/* What the command line asks for; main turns it into an exit status. */
 enum client_config_result {
     CLIENT_CONFIG_OK = 0,
-    CLIENT_CONFIG_EXIT = 1,  /* help or version printed: exit 0 */
-    CLIENT_CONFIG_ERROR = 2, /* message printed: exit 2 */
+    CLIENT_CONFIG_EXIT = 1,        /* help or version printed: exit 0 */
+    CLIENT_CONFIG_ERROR = -EINVAL, /* message printed: exit 2 */
 };
 
 void client_config_defaults(struct client_config *cfg);

@@ -57,6 +57,7 @@ struct lg_thread {
     const struct client_config *cfg;
     bool open_loop;
     pthread_t thread;
+    bool started;            /* the thread was started: only it may run the loop */
     struct lg_conn *conns;
     unsigned nconns, first_conn;
     struct loop *loop;
@@ -164,13 +165,20 @@ static int reply_check(const struct lg_thread *t, const struct lg_conn *c, uint6
 
 /* --- connections ---------------------------------------------------------- */
 
-static void conn_drop(struct lg_thread *t, struct lg_conn *c, enum lg_error e)
+/* Close c without counting anything (the run is over, or it ended well). */
+static void conn_close(struct lg_thread *t, struct lg_conn *c)
 {
     if (!c->open)
         return;
-    counter_add(&t->stats.errors[e], 1);
     c->open = false;
     loop_stream_close(t->loop, &c->s); /* the loop closes the socket */
+}
+
+static void conn_drop(struct lg_thread *t, struct lg_conn *c, enum lg_error e)
+{
+    if (c->open)
+        counter_add(&t->stats.errors[e], 1);
+    conn_close(t, c);
 }
 
 /* Hand what is unwritten to the loop, unless a write is outstanding: one at
@@ -354,8 +362,7 @@ static size_t consume_replies(struct lg_thread *t, struct lg_conn *c, const uint
             continue;
         }
         if (!t->cfg->text && in[pos] == FRAME_ERROR) {
-            if (!server_error(t, c, in + pos, avail))
-                break; /* the rest of the error frame is still to come */
+            server_error(t, c, in + pos, avail); /* drops c, or waits for the whole frame */
             break;
         }
         int ok = c->inflight > 0 ? reply_check(t, c, c->seq, in + pos, avail) : -1;
@@ -376,8 +383,8 @@ static size_t consume_replies(struct lg_thread *t, struct lg_conn *c, const uint
  * A small partial reply kept from before is copied in front of it, so the
  * common case parses in the loop's buffer without a copy of the new bytes;
  * a large one gets the new bytes appended instead. Returns false when the
- * input cannot be held (more than a window of replies: the server sent what
- * nobody asked for). */
+ * input cannot be held: the partial reply plus one delivery always fit
+ * (conn_alloc), so the server sent what nobody asked for. */
 static bool take_input(struct lg_thread *t, struct lg_conn *c, uint8_t *data, size_t n,
                        uint64_t now)
 {
@@ -410,10 +417,8 @@ static void on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
     struct lg_thread *t = s->data;
     if (t->phase != LG_MEASURING) {
         /* Late replies are discarded; the server's EOF ends the connection. */
-        if (n <= 0 && c->open) {
-            c->open = false;
-            loop_stream_close(t->loop, s);
-        }
+        if (n <= 0)
+            conn_close(t, c);
         return;
     }
     if (n <= 0) {
@@ -433,6 +438,8 @@ static void on_write(struct loop_stream *s, ssize_t n, uint64_t now)
     struct lg_conn *c = (struct lg_conn *)s;
     struct lg_thread *t = s->data;
     c->writing = false;
+    if (t->phase == LG_CLOSING)
+        return; /* nothing more is written, and nothing counts */
     if (n < 0) {
         conn_drop(t, c, LG_ERR_RESET);
         return;
@@ -473,13 +480,21 @@ static void queue_report(struct lg_thread *t)
         queue_report_on(t, &t->conns[i]);
 }
 
-/* Run the loop until done(t) or for at most CLOSE_WAIT_NS. */
-static void run_until(struct lg_thread *t, bool (*done)(const struct lg_thread *t))
+/* Run the loop until done(t) or for at most CLOSE_WAIT_NS. 0 when done,
+ * -ETIMEDOUT, or the loop's -errno (said on stderr). */
+static int run_until(struct lg_thread *t, bool (*done)(const struct lg_thread *t))
 {
     uint64_t deadline = net_now_ns() + CLOSE_WAIT_NS;
-    while (!done(t) && net_now_ns() < deadline)
-        if (loop_run_once(t->loop, 50) < 0)
-            return;
+    while (!done(t)) {
+        if (net_now_ns() >= deadline)
+            return -ETIMEDOUT;
+        int rc = loop_run_once(t->loop, 50);
+        if (rc < 0) {
+            fprintf(stderr, "tcpmsg: event loop failed: %s\n", strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static bool all_written(const struct lg_thread *t)
@@ -499,7 +514,7 @@ static void final_report(struct lg_thread *t)
     t->phase = LG_FLUSHING;
     for (unsigned i = 0; i < t->nconns; i++)
         queue_report_on(t, &t->conns[i]);
-    run_until(t, all_written);
+    (void)run_until(t, all_written); /* what is left is counted below */
     for (unsigned i = 0; i < t->nconns; i++) {
         struct lg_conn *c = &t->conns[i];
         if (c->open && (c->writing || c->out_off < c->out_len))
@@ -512,25 +527,30 @@ static bool all_closed(const struct lg_thread *t)
     return t->live == 0;
 }
 
-/* Shut down the sending side of every connection and wait (briefly) for the
- * server to close its side: the server then sees a clean close instead of a
- * reset, and no report still in flight is thrown away. Whatever is still
- * open after that is closed, and the loop runs until it let go of all. */
+/* Shut down the sending side of every connection with nothing left to
+ * write and wait (briefly) for the server to close its side: the server then
+ * sees a clean close instead of a reset, and no report still in flight is
+ * thrown away. A connection with a write outstanding is closed at once: shut
+ * down under that write, the rest of it would fail (epoll: EPIPE once the
+ * socket has room). Whatever is still open after the wait is closed, and the
+ * loop runs until it let go of all. This runs on the loop's thread, the only
+ * one that may run it (loop.h): a stream the loop still holds after that
+ * (the wait ran out, or the loop failed) is ended by loop_free. */
 static void close_gracefully(struct lg_thread *t)
 {
     t->phase = LG_CLOSING;
-    for (unsigned i = 0; i < t->nconns; i++)
-        if (t->conns[i].open)
-            shutdown(t->conns[i].fd, SHUT_WR);
-    run_until(t, all_closed);
     for (unsigned i = 0; i < t->nconns; i++) {
         struct lg_conn *c = &t->conns[i];
-        if (c->open) {
-            c->open = false;
-            loop_stream_close(t->loop, &c->s);
-        }
+        if (c->open && (c->writing || c->out_off < c->out_len))
+            conn_close(t, c);
+        else if (c->open)
+            shutdown(c->fd, SHUT_WR);
     }
-    run_until(t, all_closed);
+    if (run_until(t, all_closed) != -ETIMEDOUT)
+        return; /* all closed, or the loop failed: loop_free ends the rest */
+    for (unsigned i = 0; i < t->nconns; i++)
+        conn_close(t, &t->conns[i]);
+    (void)run_until(t, all_closed);
 }
 
 /* --- the loop ------------------------------------------------------------------ */
@@ -757,7 +777,9 @@ int lg_thread_connect(struct lg_thread *t, unsigned k)
 
 int lg_thread_start(struct lg_thread *t)
 {
-    return -pthread_create(&t->thread, NULL, thread_main, t);
+    int rc = pthread_create(&t->thread, NULL, thread_main, t);
+    t->started = rc == 0;
+    return -rc;
 }
 
 void lg_thread_join(struct lg_thread *t)
@@ -789,16 +811,17 @@ void lg_thread_free(struct lg_thread *t)
 {
     if (t == NULL)
         return;
-    /* Connections of a thread that never ran (a later connect failed):
-     * the loop must let go of them before it is freed. */
-    for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++) {
-        struct lg_conn *c = &t->conns[k];
-        if (c->open) {
-            c->open = false;
-            loop_stream_close(t->loop, &c->s);
-        }
+    /* Connections of a thread that never ran (a later connect failed) are
+     * closed here: no other thread has run the loop. A thread that ran
+     * closed its own; the loop may run on no other thread now. */
+    if (!t->started) {
+        for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++)
+            conn_close(t, &t->conns[k]);
+        (void)run_until(t, all_closed);
     }
-    run_until(t, all_closed);
+    /* The loop first: a write still in the kernel may point into c->out
+     * until the ring is gone. loop_free closes what the loop still holds. */
+    loop_free(t->loop);
     for (unsigned k = 0; t->conns != NULL && k < t->nconns; k++) {
         struct lg_conn *c = &t->conns[k];
         free(c->out);
@@ -807,6 +830,5 @@ void lg_thread_free(struct lg_thread *t)
         hist_free(c->unreported);
     }
     free(t->conns);
-    loop_free(t->loop);
     free(t);
 }

@@ -155,6 +155,11 @@ static void summary_text(const struct bench_result *r)
     } else {
         print_latency_text("rtt (us)", &r->rtt, cfg, "");
     }
+    printf("  syscalls    %s, whole run:", r->io);
+    for (int k = 0; k < LOOP_SYS_COUNT; k++)
+        if (r->syscalls[k] > 0)
+            printf("  %s %llu", loop_syscall_name(k), (unsigned long long)r->syscalls[k]);
+    printf("\n");
     printf("  errors      %llu", (unsigned long long)r->errors_total);
     for (int e = 0; e < LG_ERR_COUNT; e++)
         if (r->errors[e] > 0)
@@ -224,6 +229,13 @@ static void summary_json(const struct bench_result *r)
         json_object_set_new(errors, lg_error_tag(e), json_integer((json_int_t)r->errors[e]));
     json_object_set_new(errors, "total", json_integer((json_int_t)r->errors_total));
     json_object_set_new(o, "errors", errors);
+    json_t *io = json_object();
+    json_object_set_new(io, "backend", json_string(r->io));
+    json_t *sys = json_object();
+    for (int k = 0; k < LOOP_SYS_COUNT; k++)
+        json_object_set_new(sys, loop_syscall_name(k), json_integer((json_int_t)r->syscalls[k]));
+    json_object_set_new(io, "syscalls", sys);
+    json_object_set_new(o, "io", io);
     print_line(o);
 }
 

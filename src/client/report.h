@@ -26,6 +26,8 @@ struct bench_result {
     bool rate_kept;         /* open loop: nearly every message due was sent */
     struct hist rtt;        /* latency (open loop: from the intended send time) */
     struct hist rtt_raw;    /* open loop: from the actual send time */
+    const char *io;         /* the threads' event loop: "epoll" or "uring" */
+    uint64_t syscalls[LOOP_SYS_COUNT]; /* the loops' system calls and wakeups, whole run */
 };
 
 /* One --interval: what happened in [t0, t1) seconds after the measured start. */

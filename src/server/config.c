@@ -177,8 +177,8 @@ static const struct option_help option_help[] = {
 #undef OPTION_HELP
 };
 
-/* Help text starts in this column; an option too wide for it has its text
- * on the next line. */
+/* Help text starts in this column; an option too wide to leave two spaces
+ * before it has its text on the next line. */
 #define HELP_COLUMN 28
 
 static void print_option(FILE *out, const struct option *o, const struct option_help *h)

@@ -4,6 +4,7 @@
 #ifndef TCPMSG_SERVER_CONFIG_H
 #define TCPMSG_SERVER_CONFIG_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,10 +42,11 @@ struct server_config {
     enum log_level log_level;
 };
 
+/* What the command line asks for; main turns it into an exit status. */
 enum config_result {
-    CONFIG_OK = 0,    /* run with the parsed settings */
-    CONFIG_EXIT = 1,  /* --help or --version printed: exit 0 */
-    CONFIG_ERROR = 2, /* a bad option or value: message printed, exit 2 */
+    CONFIG_OK = 0,          /* run with the parsed settings */
+    CONFIG_EXIT = 1,        /* --help or --version printed: exit 0 */
+    CONFIG_ERROR = -EINVAL, /* a bad option or value: message printed, exit 2 */
 };
 
 /* Defaults for every field. */

@@ -34,6 +34,7 @@ struct metric_def {
 static const char *const class_tags[] = { "2xx", "3xx", "4xx", "5xx" };
 static const char *const auth_tags[] = { HTTP_AUTH_FAILURES(TAG_OF) };
 static const char *const http_reject_tags[] = { HTTP_REJECT_REASONS(TAG_OF) };
+
 /* The label values of each counter of server_stats, as field_values. The
  * NULL ends the list and keeps an unlabelled counter's array non-empty. */
 #define STATS_VALUES(field, shape, name, unit, label, values, help) \

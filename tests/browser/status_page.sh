@@ -2,7 +2,9 @@
 # browser.status_page: headless chromium loads the status page of a tcpmsgd
 # under load (tcpmsg bench plus one text-mode connection) and the rendered
 # page shows live values, not placeholders: a message rate above zero, open
-# connections, table rows, percentiles with units, no offline banner.
+# connections, table rows, percentiles with units, no offline banner, and
+# the event loop's system calls per message and messages per wakeup (or
+# "n/a" from a server that does not export them).
 # Screenshots at laptop and phone size are kept in the artefact directory.
 #
 # usage: status_page.sh TCPMSGD TCPMSG WEB_ROOT ARTIFACT_DIR
@@ -68,6 +70,31 @@ check "the table shows the text-mode connection" grep -q '<td>text</td>' <<<"$do
 check "service p50 is a time with a unit ($p50)" grep -Eq '^[0-9.]+ (ns|µs|ms|s)$' <<<"$p50"
 check "the server version is shown" [ -n "$(dom_text "$dom" server-version | tr -d '—')" ]
 check "the offline banner is hidden" grep -q ' hidden' <<<"$(dom_tag "$dom" banner-offline)"
+
+# The event loop tiles: numbers where the server exports its system calls and
+# wakeups, "n/a" where it does not (an older tcpmsgd, or fork mode). Which
+# one is decided by the server's own document, so either way the check is
+# exact.
+metrics=$(http_get /metrics)
+sys_per_msg=$(dom_attr "$dom" sys-per-msg data-value)
+per_wakeup=$(dom_attr "$dom" msgs-per-wakeup data-value)
+kinds=$(printf '%s' "$dom" | grep -o '<tbody id="sys-rows">.*' | sed 's#</tbody>.*##' | grep -o '<tr data-kind=' | wc -l)
+note "syscalls-per-message=$sys_per_msg messages-per-wakeup=$per_wakeup kinds=$kinds"
+if grep -q '"syscalls": *{' <<<"$metrics"; then
+    check "system calls per message is above zero ($sys_per_msg)" num_gt "$sys_per_msg" 0
+    check "the table lists the system calls by kind ($kinds kinds)" [ "$kinds" -ge 1 ]
+else
+    check "system calls per message says n/a" [ "$(dom_text "$dom" sys-per-msg)" = n/a ]
+    check "the table by kind says n/a" grep -q 'id="sys-empty">n/a' <<<"$dom"
+fi
+if grep -q '"wakeups": *[0-9]' <<<"$metrics"; then
+    check "messages per wakeup is above zero ($per_wakeup)" num_gt "$per_wakeup" 0
+    check "messages per wakeup p50 is a number" num_gt "$(dom_attr "$dom" mpw-p50 data-value)" 0
+else
+    check "messages per wakeup says n/a" [ "$(dom_text "$dom" msgs-per-wakeup)" = n/a ]
+fi
+io=$(grep -o '"io": *"[a-z_]*"' <<<"$metrics" | head -n 1 | sed 's/.*"\([a-z_]*\)"$/\1/')
+check "the header shows the io backend (${io:-n/a})" [ "$(dom_text "$dom" server-io)" = "${io:-n/a}" ]
 
 # Screenshots for people: laptop and phone size (the phone one exercises
 # the single-column layout).

@@ -77,7 +77,7 @@ static void watchdog(int sig)
         kill(g_run_pid, SIGKILL);
     for (size_t i = 0; i < MAX_SERVERS; i++) {
         if (g_servers[i] != NULL && g_servers[i]->pid > 0) {
-            kill(g_servers[i]->pid, SIGKILL);
+            kill(g_servers[i]->wrapped ? -g_servers[i]->pid : g_servers[i]->pid, SIGKILL);
             unlink(g_servers[i]->log_path);
         }
     }
@@ -197,11 +197,19 @@ __attribute__((constructor)) static void it_check_io(void)
     loop_free(l);
 }
 
-static void exec_server(const char *const *args, rlim_t nofile, int log_fd)
+static void exec_server(const char *const *wrapper, const char *const *args, rlim_t nofile,
+                        int log_fd)
 {
-    const char *argv[64] = { "tcpmsgd", "--bind", "127.0.0.1", "--port", "0", "--http-port", "0" };
-    size_t n = 7;
-    for (size_t i = 0; args != NULL && args[i] != NULL && n < 59; i++)
+    const char *argv[80];
+    size_t n = 0;
+    for (size_t i = 0; wrapper != NULL && wrapper[i] != NULL && n < 16; i++)
+        argv[n++] = wrapper[i];
+    /* Behind a wrapper, the server's argv[0] is the path the wrapper runs. */
+    const char *const fixed[] = { n > 0 ? TCPMSGD_PATH : "tcpmsgd", "--bind", "127.0.0.1",
+                                  "--port", "0", "--http-port", "0" };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[n++] = fixed[i];
+    for (size_t i = 0; args != NULL && args[i] != NULL && n < 75; i++)
         argv[n++] = args[i];
     /* Only when asked: without TCPMSG_IT_MODE the server runs its default. */
     const char *mode = getenv("TCPMSG_IT_MODE");
@@ -223,8 +231,11 @@ static void exec_server(const char *const *args, rlim_t nofile, int log_fd)
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
         _exit(126);
     signal(SIGPIPE, SIG_DFL);
-    execv(TCPMSGD_PATH, (char *const *)argv);
-    dprintf(2, "harness: cannot exec %s: %s\n", TCPMSGD_PATH, strerror(errno));
+    if (wrapper != NULL)
+        setpgid(0, 0); /* the parent does it too: whichever runs first */
+    const char *path = wrapper != NULL && wrapper[0] != NULL ? wrapper[0] : TCPMSGD_PATH;
+    execvp(path, (char *const *)argv);
+    dprintf(2, "harness: cannot exec %s: %s\n", path, strerror(errno));
     _exit(127);
 }
 
@@ -240,6 +251,12 @@ static bool register_server(struct it_server *s)
 }
 
 struct it_server *it_server_start(const char *const *args, rlim_t nofile)
+{
+    return it_server_start_wrapped(NULL, args, nofile);
+}
+
+struct it_server *it_server_start_wrapped(const char *const *wrapper, const char *const *args,
+                                          rlim_t nofile)
 {
     struct it_server *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -258,9 +275,12 @@ struct it_server *it_server_start(const char *const *args, rlim_t nofile)
         free(s);
         return NULL;
     }
+    s->wrapped = wrapper != NULL;
     pid_t pid = fork();
     if (pid == 0)
-        exec_server(args, nofile, fd);
+        exec_server(wrapper, args, nofile, fd);
+    if (pid > 0 && s->wrapped)
+        setpgid(pid, pid);
     close(fd);
     if (pid < 0) {
         fprintf(stderr, "harness: fork: %s\n", strerror(errno));
@@ -301,7 +321,8 @@ void it_server_free(struct it_server *s)
     if (s == NULL)
         return;
     if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
+        /* Behind a wrapper, the server is its child: kill them both. */
+        kill(s->wrapped ? -s->pid : s->pid, SIGKILL);
         while (waitpid(s->pid, &s->exit_status, 0) < 0 && errno == EINTR) {
         }
         s->pid = 0;

@@ -69,6 +69,7 @@ const char *it_io(void);
 
 struct it_server {
     pid_t pid;          /* 0 once reaped */
+    bool wrapped;       /* started behind a wrapper, in a process group of its own */
     int port;           /* the port it bound */
     int http_port;      /* its HTTP endpoint's port; -1 with --no-http */
     int exit_status;    /* waitpid status once reaped */
@@ -84,6 +85,17 @@ struct it_server {
  * at once if the child exits. Returns the server (released by it_server_free)
  * or NULL, with the reason and the log printed to stderr. */
 struct it_server *it_server_start(const char *const *args, rlim_t nofile);
+
+/* it_server_start with the server's command behind a wrapper: wrapper is a
+ * NULL-terminated argv (at most 16 words, the first looked up in PATH), e.g.
+ * { "strace", "-f", "-o", path, NULL }, and runs "TCPMSGD_PATH --bind ...".
+ * s->pid is then the wrapper's pid (signals go to it; the server is its
+ * child, see it_proc_children) and the log holds the wrapper's output too.
+ * The wrapper leads a process group of its own: the cleanup (it_server_free,
+ * the watchdog) kills the group, so the server does not outlive a failed
+ * test. wrapper NULL: it_server_start. */
+struct it_server *it_server_start_wrapped(const char *const *wrapper, const char *const *args,
+                                          rlim_t nofile);
 
 /* Kill (SIGKILL) and reap the server if still running, unlink its log and
  * free it. it_server_free(NULL) is a no-op. */

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "client_util.h"
@@ -359,6 +360,61 @@ static void test_wrong_reply_exit(void **state)
     close(lfd);
 }
 
+/* A server that reads 64 KiB every 50 ms and never replies, until the
+ * client goes, the test says done, or 20 s pass. */
+struct slow_server {
+    int lfd;
+    atomic_bool done;
+};
+
+static void *slow_reader(void *arg)
+{
+    struct slow_server *ss = arg;
+    int fd = accept(ss->lfd, NULL, NULL);
+    static uint8_t buf[65536];
+    for (int i = 0; fd >= 0 && i < 400 && !atomic_load(&ss->done); i++) {
+        if (read(fd, buf, sizeof buf) <= 0)
+            break;
+        it_sleep_ms(50);
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* Regression: at the end, bench shut down the sending side of a connection
+ * whose write was still outstanding; epoll then found the socket writable,
+ * the rest of the write failed with EPIPE and counted as a reset, after
+ * measuring had ended ("errors 1 reset 1", exit 1). A connection with
+ * something unwritten is now closed without the shutdown, and nothing is
+ * counted once closing. */
+static void test_close_with_write_outstanding(void **state)
+{
+    (void)state;
+    static const char *const ios[] = { "epoll", "auto" };
+    for (size_t i = 0; i < sizeof ios / sizeof ios[0]; i++) {
+        struct slow_server ss = { .lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+        struct sockaddr_in sa = { .sin_family = AF_INET };
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        assert_int_equal(bind(ss.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        assert_int_equal(listen(ss.lfd, 4), 0);
+        char target[32];
+        snprintf(target, sizeof target, "127.0.0.1:%d", it_local_port(ss.lfd));
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, slow_reader, &ss), 0);
+        const char *argv[] = { "tcpmsg", "bench", target, "--no-report", "--size", "1MiB",
+                               "--depth", "4", "--duration", "1", "--io", ios[i], "--json", NULL };
+        json_t *j = run_bench_json(argv, 0);
+        atomic_store(&ss.done, true);
+        if (it_json_int(j, "errors.total") != 0)
+            fail_msg("--io %s: %lld errors", ios[i], it_json_int(j, "errors.total"));
+        assert_int_equal(it_json_int(j, "messages"), 0);
+        json_decref(j);
+        pthread_join(th, NULL);
+        close(ss.lfd);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +425,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_spectrum_files),
         cmocka_unit_test(test_sizes_and_text),
         cmocka_unit_test(test_wrong_reply_exit),
+        cmocka_unit_test(test_close_with_write_outstanding),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

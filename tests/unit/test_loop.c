@@ -5,12 +5,20 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -291,8 +299,154 @@ static void test_watch_eventfd_is_level_triggered(void **state)
     close(efd);
 }
 
+/* Regression: a watch whose start failed kept its descriptor, so stopping
+ * it made an epoll_ctl (counted) that failed too. epoll refuses /dev/null;
+ * io_uring polls it. */
+static void test_watch_start_failure_leaves_it_stopped(void **state)
+{
+    struct loop *l = loop_of(state);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct watch_log wl = { .w.cb = on_watch };
+    uint64_t ctl = loop_syscalls(l, LOOP_SYS_EPOLL_CTL);
+    int rc = loop_watch_start(l, &wl.w, fd, LOOP_READABLE);
+    assert_int_equal(rc, is_uring(l) ? 0 : -EPERM);
+    loop_watch_stop(l, &wl.w);
+    assert_int_equal(loop_syscalls(l, LOOP_SYS_EPOLL_CTL) - ctl, is_uring(l) ? 0 : 1);
+    assert_int_equal(loop_watch_modify(l, &wl.w, LOOP_WRITABLE), -EINVAL);
+    loop_run_once(l, 0);
+    close(fd);
+}
+
+/* Two ready watches; whichever runs first stops the other and frees it.
+ * The other's event, already in this wakeup's batch, must not be
+ * dispatched (the sanitizers would see the use after free). */
+struct pair_watch {
+    struct loop_watch w;
+    struct loop *l;
+    struct pair_watch **other; /* where the other one's pointer lives */
+    int *calls;
+};
+
+static void on_pair(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    (void)events, (void)now;
+    struct pair_watch *pw = (struct pair_watch *)w;
+    ++*pw->calls;
+    loop_watch_stop(pw->l, w);
+    if (*pw->other != NULL) {
+        loop_watch_stop(pw->l, &(*pw->other)->w);
+        free(*pw->other);
+        *pw->other = NULL;
+    }
+}
+
+static void test_watch_freed_by_another_callback(void **state)
+{
+    struct loop *l = loop_of(state);
+    int efd[2], calls = 0;
+    struct pair_watch *pw[2];
+    uint64_t one = 1;
+    for (int i = 0; i < 2; i++) {
+        efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        assert_true(efd[i] >= 0);
+        assert_int_equal(write(efd[i], &one, sizeof one), sizeof one);
+        pw[i] = calloc(1, sizeof *pw[i]);
+        assert_non_null(pw[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        *pw[i] = (struct pair_watch){ .w.cb = on_pair, .l = l, .other = &pw[1 - i], .calls = &calls };
+        assert_int_equal(loop_watch_start(l, &pw[i]->w, efd[i], LOOP_READABLE), 0);
+    }
+    for (int k = 0; k < 5; k++)
+        loop_run_once(l, 20);
+    assert_int_equal(calls, 1);
+    free(pw[0]);
+    free(pw[1]); /* one of them is NULL */
+    close(efd[0]);
+    close(efd[1]);
+}
+
+/* Set up on one thread, run on another, with more watches than the io_uring
+ * submission queue holds (256): the loop's thread must be the one to enter
+ * the ring (a single-issuer ring refuses any other). */
+#define MANY_WATCHES 300
+
+struct many {
+    struct loop *l;
+    struct watch_log wl[MANY_WATCHES];
+    int fds[MANY_WATCHES];
+    int fired, rc;
+};
+
+static void on_many(struct loop_watch *w, unsigned events, uint64_t now)
+{
+    on_watch(w, events, now);
+    struct many *m = w->data;
+    m->fired++;
+    loop_watch_stop(m->l, w);
+}
+
+static void *run_many(void *arg)
+{
+    struct many *m = arg;
+    for (int k = 0; k < 100 && m->fired < MANY_WATCHES && m->rc == 0; k++)
+        m->rc = loop_run_once(m->l, 100);
+    return NULL;
+}
+
+static void test_set_up_on_one_thread_run_on_another(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct many *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    m->l = l;
+    uint64_t one = 1;
+    for (int i = 0; i < MANY_WATCHES; i++) {
+        int efd = m->fds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        assert_true(efd >= 0);
+        assert_int_equal(write(efd, &one, sizeof one), sizeof one);
+        m->wl[i].w.cb = on_many;
+        m->wl[i].w.data = m;
+        m->wl[i].drain = true;
+        assert_int_equal(loop_watch_start(l, &m->wl[i].w, efd, LOOP_READABLE), 0);
+    }
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_many, m), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(m->rc, 0);
+    assert_int_equal(m->fired, MANY_WATCHES);
+    for (int i = 0; i < MANY_WATCHES; i++) {
+        assert_int_equal(m->wl[i].calls, 1);
+        close(m->fds[i]);
+    }
+    free(m);
+}
+
+static void *run_once_on_thread(void *arg)
+{
+    struct many *m = arg;
+    m->rc = loop_run_once(m->l, 0);
+    return NULL;
+}
+
+/* The contract loop.h states for tcpmsg bench's tear-down: once the loop's
+ * thread has run it, another thread may not (io_uring: -EEXIST), even after
+ * that thread ended; loop_free from it is fine. */
+static void test_run_on_another_thread_after_the_loops(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct many m = { .l = l, .rc = 1 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_once_on_thread, &m), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(m.rc, 0);
+    assert_int_equal(loop_run_once(l, 0), is_uring(l) ? -EEXIST : 0);
+}
+
 /* A pipe: the write end is writable at once; modified to readable-only on
- * the read end, closing the write end reports a hang-up. */
+ * the read end, closing the write end reports a hang-up. Regression: epoll
+ * modified a watch with EPOLL_CTL_DEL and ADD; it is one EPOLL_CTL_MOD. */
 static void test_watch_pipe_writable_then_hangup(void **state)
 {
     struct loop *l = loop_of(state);
@@ -301,7 +455,9 @@ static void test_watch_pipe_writable_then_hangup(void **state)
     struct watch_log wr = { .w.cb = on_watch }, rd = { .w.cb = on_watch };
     assert_int_equal(loop_watch_start(l, &wr.w, p[1], LOOP_WRITABLE), 0);
     assert_int_equal(loop_watch_start(l, &rd.w, p[0], LOOP_WRITABLE), 0);
+    uint64_t ctl = loop_syscalls(l, LOOP_SYS_EPOLL_CTL);
     assert_int_equal(loop_watch_modify(l, &rd.w, LOOP_READABLE), 0);
+    assert_int_equal(loop_syscalls(l, LOOP_SYS_EPOLL_CTL) - ctl, is_uring(l) ? 0 : 1);
     loop_run_once(l, 1000);
     assert_int_equal(wr.calls, 1);
     assert_int_equal(wr.events, LOOP_WRITABLE);
@@ -324,10 +480,14 @@ struct peer {
     struct loop *l;
     bool echo;
     uint8_t *copy;            /* echo: what is being written back (io_uring) */
-    size_t reads, bytes_in, max_delivery, eofs, errors, echoed, writes_done;
+    size_t reads, bytes_in, max_delivery, eofs, errors, echoed, writes_done, hangups;
+    unsigned hangup_events;
     bool closed, read_after_close;
     size_t expect;            /* the position of the next byte in the pattern */
     bool pattern_ok;
+    size_t lower_to;          /* non-zero: the next delivery asks for at most this */
+    size_t max_after_lower;   /* the largest delivery after that */
+    bool lowered;
 };
 
 struct server {
@@ -402,6 +562,12 @@ static void peer_on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t 
     p->bytes_in += (size_t)n;
     if ((size_t)n > p->max_delivery)
         p->max_delivery = (size_t)n;
+    if (p->lowered && (size_t)n > p->max_after_lower)
+        p->max_after_lower = (size_t)n;
+    if (p->lower_to > 0 && !p->lowered) {
+        assert_int_equal(loop_stream_read(p->l, s, p->lower_to), 0);
+        p->lowered = true;
+    }
     uint8_t *b = data;
     for (ssize_t i = 0; i < n; i++, p->expect++)
         p->pattern_ok &= b[i] == (uint8_t)(p->expect % 251);
@@ -430,6 +596,15 @@ static void peer_on_write(struct loop_stream *s, ssize_t n, uint64_t now)
         p->echoed += (size_t)n;
 }
 
+static void peer_on_hangup(struct loop_stream *s, unsigned events, uint64_t now)
+{
+    (void)now;
+    struct peer *p = (struct peer *)s;
+    assert_false(p->closed);
+    p->hangups++;
+    p->hangup_events |= events;
+}
+
 static void peer_on_close(struct loop_stream *s)
 {
     struct peer *p = (struct peer *)s;
@@ -444,6 +619,7 @@ static void peer_start(struct loop *l, struct peer *p, int fd)
     p->pattern_ok = true;
     p->s.on_read = peer_on_read;
     p->s.on_write = peer_on_write;
+    p->s.on_hangup = peer_on_hangup;
     p->s.on_close = peer_on_close;
     p->copy = malloc(LOOP_READ_SIZE);
     assert_non_null(p->copy);
@@ -494,6 +670,88 @@ static void test_accept_gives_nonblocking_cloexec_sockets(void **state)
         close(c[i]);
         close(srv.accepted[i]);
     }
+}
+
+/* Regression: epoll accepted until EAGAIN on whatever listener it was given;
+ * a blocking one held the loop in accept4 after the last queued client.
+ * loop_accept_start makes the listener non-blocking. */
+static void test_accept_on_blocking_listener(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    server_listen(l, &srv);
+    loop_accept_stop(l, &srv.a);
+    loop_run_once(l, 0); /* io_uring: the stopped accept ends before clients come */
+    assert_int_equal(net_set_nonblock(srv.listen_fd, false), 0);
+    assert_int_equal(loop_accept_start(l, &srv.a, srv.listen_fd), 0);
+    assert_true(fcntl(srv.listen_fd, F_GETFL) & O_NONBLOCK);
+    int c[2];
+    for (int i = 0; i < 2; i++)
+        c[i] = client_connect(&srv);
+    run_until_accepted(l, &srv, 2);
+    loop_run_once(l, 10);
+    server_stop(l, &srv);
+    for (int i = 0; i < 2; i++) {
+        close(c[i]);
+        close(srv.accepted[i]);
+    }
+}
+
+/* Out of descriptors: the acceptor reports -EMFILE and the caller backs
+ * off; started again with descriptors to spare, it takes the waiting client. */
+struct backoff {
+    struct loop_acceptor a;
+    struct loop *l;
+    int err, fd;
+};
+
+static void on_accept_backoff(struct loop_acceptor *a, int fd, const struct sockaddr *peer,
+                              socklen_t len, uint64_t now)
+{
+    (void)peer, (void)len, (void)now;
+    struct backoff *b = (struct backoff *)a;
+    if (fd < 0) {
+        b->err = fd;
+        loop_accept_stop(b->l, a);
+        return;
+    }
+    b->fd = fd;
+}
+
+static void test_accept_emfile_then_resume(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    server_listen(l, &srv);
+    loop_accept_stop(l, &srv.a);
+    struct backoff b = { .a.cb = on_accept_backoff, .l = l, .fd = -1 };
+    int c = client_connect(&srv);
+    /* The lowest free descriptor becomes the limit: the next one fails.
+     * Lowered before the acceptor starts: io_uring takes the limit when the
+     * accept is queued, not when a client arrives. */
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int probe = dup(0);
+    assert_true(probe >= 0);
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(loop_accept_start(l, &b.a, srv.listen_fd), 0);
+    for (int k = 0; k < 100 && b.err == 0 && b.fd < 0; k++)
+        loop_run_once(l, 100);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(b.err, -EMFILE);
+    assert_int_equal(b.fd, -1);
+    assert_int_equal(loop_accept_start(l, &b.a, srv.listen_fd), 0);
+    for (int k = 0; k < 100 && b.fd < 0; k++)
+        loop_run_once(l, 100);
+    assert_true(b.fd >= 0);
+    loop_accept_stop(l, &b.a);
+    loop_run_once(l, 0);
+    close(b.fd);
+    close(c);
+    close(srv.listen_fd);
 }
 
 /* Echo ROUNDS small messages, one at a time, and count the system calls:
@@ -584,6 +842,52 @@ static void test_big_transfer_bounded_deliveries(void **state)
     server_stop(l, &srv);
     close(c);
     free(src);
+}
+
+/* Write len bytes of the test pattern, from its position at, to c. */
+static void write_pattern(struct loop *l, int c, size_t at, size_t len, struct peer *p)
+{
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)((at + i) % 251);
+    size_t sent = 0;
+    for (int k = 0; k < MAX_ITER && p->bytes_in < at + len; k++) {
+        ssize_t w = sent < len ? write(c, buf + sent, len - sent) : 0;
+        if (w > 0)
+            sent += (size_t)w;
+        assert_int_equal(loop_run_once(l, sent < len ? 0 : 100), 0);
+    }
+    assert_int_equal(p->bytes_in, at + len);
+    assert_true(p->pattern_ok);
+    free(buf);
+}
+
+/* Regression: io_uring cancelled a recv in the kernel only to switch
+ * between multishot and single recvs, so a recv of SMALL_MAX armed before
+ * the limit went down to 10 delivered 500 bytes at once. Lowered from
+ * on_read while a multishot recv had more completions posted, the next one
+ * came whole too. */
+static void test_lowered_read_max_bounds_next_delivery(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_int_equal(loop_stream_read(l, &p.s, SMALL_MAX), 0);
+    loop_run_once(l, 0); /* io_uring: the recv of SMALL_MAX reaches the kernel */
+    assert_int_equal(loop_stream_read(l, &p.s, 10), 0);
+    write_pattern(l, c, 0, 500, &p);
+    assert_true(p.max_delivery <= 10);
+    assert_int_equal(loop_stream_read(l, &p.s, SIZE_MAX), 0);
+    loop_run_once(l, 0);
+    p.lower_to = 10;
+    write_pattern(l, c, 500, 200000, &p);
+    assert_true(p.lowered);
+    assert_true(p.max_after_lower <= 10);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
 }
 
 /* The writer side of the stall test. */
@@ -760,6 +1064,151 @@ static void test_close_while_reading(void **state)
     close(c);
 }
 
+/* A stream that does not read is still told, once, that the client shut
+ * down its side; a watch turned off says nothing. */
+static void test_hangup_while_not_reading(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    uint8_t msg[10] = { 0 };
+    assert_int_equal(write(c, msg, sizeof msg), sizeof msg); /* unread input */
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, false), 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
+    for (int i = 0; i < 3; i++)
+        loop_run_once(l, 10);
+    assert_int_equal(p.hangups, 0);
+    shutdown(c, SHUT_WR);
+    for (int k = 0; k < 100 && p.hangups == 0; k++)
+        loop_run_once(l, 100);
+    assert_int_equal(p.hangups, 1);
+    assert_int_equal(p.hangup_events, LOOP_HUP);
+    for (int i = 0; i < 3; i++)
+        loop_run_once(l, 10);
+    assert_int_equal(p.hangups, 1);
+    assert_int_equal(p.reads + p.eofs, 0);
+    /* Turned off before the client goes: nothing. */
+    struct server srv2 = { 0 };
+    struct peer q;
+    int d = connect_pair(l, &srv2, &q);
+    assert_int_equal(loop_stream_watch_hangup(l, &q.s, true), 0);
+    loop_run_once(l, 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &q.s, false), 0);
+    close(d);
+    for (int i = 0; i < 5; i++)
+        loop_run_once(l, 10);
+    assert_int_equal(q.hangups, 0);
+    /* Closing with the watch on: on_close only. */
+    assert_int_equal(loop_stream_watch_hangup(l, &q.s, true), 0);
+    peer_close(l, &q);
+    assert_int_equal(q.hangups, 0);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    server_stop(l, &srv2);
+    close(c);
+}
+
+/* Regression: loop_free left open the descriptors of the streams it still
+ * held, though the loop owns them: one reading, one closed with on_close
+ * still due. Both are closed now, with no callback. */
+static void test_free_closes_the_streams_it_holds(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    server_listen(l, &srv);
+    int c[2];
+    for (int i = 0; i < 2; i++)
+        c[i] = client_connect(&srv);
+    run_until_accepted(l, &srv, 2);
+    struct peer p[2];
+    for (int i = 0; i < 2; i++)
+        peer_start(l, &p[i], srv.accepted[i]);
+    assert_int_equal(loop_stream_read(l, &p[0].s, SIZE_MAX), 0);
+    loop_run_once(l, 0);
+    loop_stream_close(l, &p[1].s);
+    loop_accept_stop(l, &srv.a);
+    loop_free(l);
+    ((struct fixture *)*state)->l = NULL;
+    for (int i = 0; i < 2; i++) {
+        errno = 0;
+        assert_int_equal(fcntl(srv.accepted[i], F_GETFD), -1);
+        assert_int_equal(errno, EBADF);
+        assert_false(p[i].closed);
+        free(p[i].copy);
+        uint8_t b;
+        ssize_t r;
+        for (int k = 0; k < 1000 && (r = read(c[i], &b, 1)) < 0 && errno == EAGAIN; k++)
+            usleep(1000);
+        assert_int_equal(r, 0);
+        close(c[i]);
+    }
+    close(srv.listen_fd);
+}
+
+/* A ring of 4 entries (8 completions) under 40 streams: their recvs, the
+ * completions of a burst on all, then 40 cancels at once go through the
+ * backlog that enter queues as room frees. It replaced get_sqe entering
+ * until it had an entry, which could spin where the kernel refused (EBUSY,
+ * EAGAIN), and a cancel dropped when no entry came (its multishot recv
+ * never ended: no on_close, the descriptor kept). This kernel does not
+ * refuse here: the case guards the path, it does not reproduce the spin. */
+#define TINY_PAIRS 40
+
+static void test_many_streams_on_a_tiny_ring(void **state)
+{
+    struct fixture *f = *state;
+    (void)loop_of(state);
+    struct loop_options opt = { .backend = f->backend, .entries = 4 };
+    struct loop *l;
+    assert_int_equal(loop_new(&l, &opt, NULL), 0);
+    struct peer *p = calloc(TINY_PAIRS, sizeof *p);
+    int other[TINY_PAIRS];
+    assert_non_null(p);
+    for (int i = 0; i < TINY_PAIRS; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        other[i] = sv[1];
+        peer_start(l, &p[i], sv[0]);
+        assert_int_equal(loop_stream_read(l, &p[i].s, SIZE_MAX), 0);
+    }
+    loop_run_once(l, 0);
+    uint8_t msg[100];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i % 251);
+    for (int i = 0; i < TINY_PAIRS; i++)
+        assert_int_equal(write(other[i], msg, sizeof msg), sizeof msg);
+    size_t in = 0;
+    for (int k = 0; k < 1000 && in < TINY_PAIRS * sizeof msg; k++) {
+        assert_int_equal(loop_run_once(l, 10), 0);
+        in = 0;
+        for (int i = 0; i < TINY_PAIRS; i++)
+            in += p[i].bytes_in;
+    }
+    assert_int_equal(in, TINY_PAIRS * sizeof msg);
+    for (int i = 0; i < TINY_PAIRS; i++)
+        loop_stream_close(l, &p[i].s);
+    int closed = 0;
+    for (int k = 0; k < 1000 && closed < TINY_PAIRS; k++) {
+        assert_int_equal(loop_run_once(l, 10), 0);
+        closed = 0;
+        for (int i = 0; i < TINY_PAIRS; i++)
+            closed += p[i].closed;
+    }
+    assert_int_equal(closed, TINY_PAIRS);
+    for (int i = 0; i < TINY_PAIRS; i++) {
+        assert_true(p[i].pattern_ok);
+        assert_false(p[i].read_after_close);
+        free(p[i].copy);
+        uint8_t b;
+        assert_int_equal(read(other[i], &b, 1), 0); /* the loop closed its end */
+        close(other[i]);
+    }
+    free(p);
+    loop_free(l);
+}
+
 /* Reading stopped and started again: no byte lost, none twice. */
 static void test_read_stop_and_restart(void **state)
 {
@@ -788,6 +1237,158 @@ static void test_read_stop_and_restart(void **state)
     peer_close(l, &p);
     server_stop(l, &srv);
     close(c);
+}
+
+/* epoll_pwait2 refused with ENOSYS, as before Linux 5.11 (a seccomp filter
+ * in a child process): WAKEUPS wakeups cost one failed epoll_pwait2 and
+ * WAKEUPS epoll_wait. Returns the epoll_wait count, or -1. */
+#define WAKEUPS 5
+
+/* From now on, system call nr fails with err in this process (a seccomp
+ * filter: for a child only, it cannot be removed). 0 or -1. */
+static int refuse_syscall(long nr, int err)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)err),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof filter / sizeof filter[0], .filter = filter };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return -1;
+    return 0;
+}
+
+/* Run fn in a child process and return its exit status (0..255). */
+static int in_child(int (*fn)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn() & 0xff);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static int count_waits_without_pwait2(void)
+{
+    if (refuse_syscall(SYS_epoll_pwait2, ENOSYS) < 0)
+        return -1;
+    struct loop_options opt = { .backend = LOOP_EPOLL };
+    struct loop *l;
+    if (loop_new(&l, &opt, NULL) < 0)
+        return -1;
+    for (int i = 0; i < WAKEUPS; i++)
+        if (loop_run_once(l, 1) < 0)
+            return -1;
+    int n = (int)loop_syscalls(l, LOOP_SYS_EPOLL_WAIT);
+    loop_free(l);
+    return n;
+}
+
+/* Regression: without epoll_pwait2 every wakeup made a failing call to it
+ * before epoll_wait; its ENOSYS is remembered now. */
+static void test_epoll_without_pwait2(void **state)
+{
+    struct loop *l = loop_of(state);
+    if (is_uring(l))
+        return; /* epoll's fallback only */
+    assert_int_equal(in_child(count_waits_without_pwait2), 1 + WAKEUPS);
+}
+
+/* A stream that is not reading writes more than the socket takes, and the
+ * registration for room fails (epoll_ctl refused with ENOSPC, as when
+ * max_user_watches is reached). 0 when the write returned the bytes it took
+ * and the next one the error; else which step went wrong. */
+static int write_with_registration_refused(void)
+{
+    int sv[2];
+    struct loop_options opt = { .backend = LOOP_EPOLL };
+    struct loop *l;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0 ||
+        loop_new(&l, &opt, NULL) < 0)
+        return 1;
+    struct writer w = { .s.on_read = no_read, .s.on_write = writer_on_write };
+    static uint8_t big[STALL];
+    struct iovec iov = { big, sizeof big };
+    if (loop_stream_start(l, &w.s, sv[0]) < 0 || refuse_syscall(SYS_epoll_ctl, ENOSPC) < 0)
+        return 2;
+    ssize_t n = loop_stream_write(l, &w.s, &iov, 1);
+    if (n <= 0 || (size_t)n >= sizeof big)
+        return 3; /* before the fix: -ENOSPC, with n bytes gone */
+    if (loop_stream_write(l, &w.s, &iov, 1) != -ENOSPC)
+        return 4;
+    return 0;
+}
+
+/* Regression: epoll returned the registration's error after the write had
+ * taken bytes, so a caller that retried sent them twice. */
+static void test_epoll_write_with_registration_refused(void **state)
+{
+    struct loop *l = loop_of(state);
+    if (is_uring(l))
+        return; /* epoll's registration only */
+    assert_int_equal(in_child(write_with_registration_refused), 0);
+}
+
+/* io_uring refuses every submission with EBUSY (a seccomp filter on
+ * io_uring_enter with entries to submit; waiting alone is let through). A
+ * ring of 4 entries gets 10 watches: the queue fills. 0 when each wakeup
+ * returns; a loop that entered until it had an entry never did (the alarm
+ * ends it). */
+static int watches_with_submission_refused(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_enter, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EBUSY),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof filter / sizeof filter[0], .filter = filter };
+    alarm(5);
+    struct loop_options opt = { .backend = LOOP_URING, .entries = 4 };
+    struct loop *l;
+    if (loop_new(&l, &opt, NULL) < 0)
+        return 1;
+    if (loop_run_once(l, 0) < 0) /* the ring is enabled on this thread */
+        return 2;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return 3;
+    static struct watch_log wl[10];
+    uint64_t one = 1;
+    for (int i = 0; i < 10; i++) {
+        int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (efd < 0 || write(efd, &one, sizeof one) != sizeof one)
+            return 4;
+        wl[i].w.cb = on_watch;
+        if (loop_watch_start(l, &wl[i].w, efd, LOOP_READABLE) < 0)
+            return 5;
+    }
+    for (int k = 0; k < 3; k++)
+        if (loop_run_once(l, 10) < 0)
+            return 6;
+    for (int i = 0; i < 10; i++)
+        loop_watch_stop(l, &wl[i].w);
+    loop_run_once(l, 0);
+    return 0;
+}
+
+/* Regression: with the submission queue full, io_uring's get_sqe entered
+ * until it had an entry, taking EBUSY and EAGAIN for success: a kernel that
+ * kept refusing kept the loop there, dispatching nothing. */
+static void test_uring_submission_refused(void **state)
+{
+    struct loop *l = loop_of(state);
+    if (!is_uring(l))
+        return; /* io_uring's submission queue only */
+    assert_int_equal(in_child(watches_with_submission_refused), 0);
 }
 
 static void test_auto_and_bad_options(void **state)
@@ -820,13 +1421,26 @@ int main(void)
         BOTH(test_hook_runs_once_per_wakeup_with_its_ctx),
         BOTH(test_watch_eventfd_is_level_triggered),
         BOTH(test_watch_pipe_writable_then_hangup),
+        BOTH(test_watch_start_failure_leaves_it_stopped),
+        BOTH(test_watch_freed_by_another_callback),
+        BOTH(test_set_up_on_one_thread_run_on_another),
+        BOTH(test_run_on_another_thread_after_the_loops),
         BOTH(test_accept_gives_nonblocking_cloexec_sockets),
+        BOTH(test_accept_on_blocking_listener),
+        BOTH(test_accept_emfile_then_resume),
         BOTH(test_echo_counts_syscalls_exactly),
         BOTH(test_big_transfer_bounded_deliveries),
+        BOTH(test_lowered_read_max_bounds_next_delivery),
         BOTH(test_write_to_a_peer_not_reading),
         BOTH(test_close_with_write_stuck),
         BOTH(test_close_while_reading),
         BOTH(test_read_stop_and_restart),
+        BOTH(test_hangup_while_not_reading),
+        BOTH(test_free_closes_the_streams_it_holds),
+        BOTH(test_many_streams_on_a_tiny_ring),
+        BOTH(test_epoll_without_pwait2),
+        BOTH(test_epoll_write_with_registration_refused),
+        BOTH(test_uring_submission_refused),
         cmocka_unit_test(test_auto_and_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
