@@ -1,8 +1,8 @@
 /* Integration: the server's system call counters against strace. tcpmsgd
  * runs under "strace -ff" (one trace file per thread), serves a fixed load,
  * and stops on SIGTERM; the calls strace saw on the worker threads, by kind,
- * must equal the syscalls_* counts of the server's exit "totals" line, on
- * the backend TCPMSG_IT_IO names (epoll when unset), with --sqpoll when
+ * must equal the counts of the server's exit "totals" line (read=, write=,
+ * ...), on the backend TCPMSG_IT_IO names (epoll when unset), with --sqpoll when
  * TCPMSG_IT_SQPOLL is 1. Skipped when strace is missing or may not trace.
  */
 #include <dirent.h>
@@ -198,7 +198,7 @@ static void check_counts(const char *io, const char *log, const uint64_t *seen, 
             continue;
         const char *name = loop_syscall_name((enum loop_syscall)k);
         char key[64];
-        snprintf(key, sizeof key, "syscalls_%s", name);
+        snprintf(key, sizeof key, "%s", name);
         long long said = totals_field(log, key);
         same = same && said >= 0 && (uint64_t)said == seen[k];
         used += (size_t)snprintf(report + used, sizeof report - used, " %s: strace %llu, server %lld%s;",
