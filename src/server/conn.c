@@ -368,11 +368,12 @@ static void update_io(struct conn *c)
             conn_enter(c, CONN_PAUSED, net_now_ns()); /* the timer resumes it once there is room */
         } else {
             /* The read lands later, after other connections have asked
-             * too: one that holds a partial message already (and grows it
-             * with what comes) holds what its read may add from now, so
-             * that the others see it taken. One holding nothing does not:
-             * idle connections would otherwise hold the whole budget; what
-             * its read keeps is charged once it arrives. recharge() settles
+             * too: one that holds a large partial message (and grows its
+             * own buffer with what comes) holds what its read may add from
+             * now, so that the others see it taken. One holding nothing or
+             * a small partial does not: its read lands in the loop's buffer,
+             * idle connections would otherwise hold the whole budget, and
+             * what it keeps is charged once it arrives. recharge() settles
              * the hold at the next event. */
             max = read_bound(c, room);
             if (charged) {
@@ -380,7 +381,7 @@ static void update_io(struct conn *c)
                 membudget_charge(c->ctx->budget, c->ctx->budget_slot,
                                  (int64_t)max - (int64_t)room, c->mem == 0 && max > 0 ? 1 : 0);
                 c->mem += max;
-            } else if (c->mem > 0 && room != SIZE_MAX) {
+            } else if (c->in_len > CONN_SMALL_PARTIAL && room != SIZE_MAX) {
                 membudget_charge(c->ctx->budget, c->ctx->budget_slot, (int64_t)max, 0);
                 c->mem += max;
             }
