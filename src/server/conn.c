@@ -22,7 +22,8 @@
  *   PAUSED         READING        the budget has room again; or the client stopped sending
  *                                 (POLLRDHUP, seen at a tick) and what it sent can complete
  *                                 its message
- *   PAUSED         LINGER         the client stopped sending, its message can never complete
+ *   PAUSED         FLUSHING       the client stopped sending, its message can never complete:
+ *                                 the partial message is dropped, the replies owed are written
  *   PAUSED         DRAINING       the server begins its shutdown
  *   DRAINING       DRAIN_BLOCKED  as READING -> BLOCKED
  *   DRAINING       FLUSHING       16 MiB read (SHUTDOWN), 50 ms without input (SHUTDOWN),
@@ -904,10 +905,12 @@ static void take_input(struct conn *c, uint8_t *buf, size_t len, ssize_t r, uint
 
 /* A paused client stopped sending: what is left of its input is what the
  * kernel holds. If that cannot complete its framed message, the message
- * never will: discard the rest (counted) and close. Otherwise (and in text
- * mode, where the end of input ends the last line) read it: the message
- * completes within its --max-payload and is answered, so the server learns
- * of the close without waiting for room. */
+ * never will: drop the partial message, write the replies still owed for
+ * the complete ones (the client may still be reading them), then LINGER
+ * discards the rest to EOF and closes. Otherwise (and in text mode, where
+ * the end of input ends the last line) read it: the message completes
+ * within its --max-payload and is answered, so the server learns of the
+ * close without waiting for room. */
 static void paused_peer_done(struct conn *c, uint64_t now)
 {
     size_t avail = io_input_waiting(c);
@@ -915,8 +918,16 @@ static void paused_peer_done(struct conn *c, uint64_t now)
         size_t whole = FRAME_HEADER_SIZE +
                        ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
         if (c->in_len + avail < whole) {
+            /* Regression: going straight to LINGER threw away the pending
+             * replies of messages already received and counted. */
             c->reason = CLOSE_PEER;
-            conn_enter(c, CONN_LINGER, now); /* LINGER discards to EOF, then closes */
+            free(c->in);
+            c->in = NULL;
+            c->in_len = c->in_cap = 0;
+            c->frame_start_ns = 0;
+            recharge(c);
+            conn_enter(c, CONN_FLUSHING, now);
+            flush_output(c, now);
             return;
         }
     }

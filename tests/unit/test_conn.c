@@ -567,6 +567,52 @@ static void test_eof_ends_text_line(void **state)
     assert_int_equal(f->closed_reason, CLOSE_PEER);
 }
 
+/* Regression: a paused client that stopped sending in the middle of a
+ * message lost the replies it was still owed: PAUSED went straight to
+ * LINGER, which drops the output queue (the client got 8,004 of 48,024
+ * echoed bytes). The partial message is dropped; every complete one is
+ * answered before the connection closes. */
+static void test_paused_peer_done_keeps_replies(void **state)
+{
+    struct fake *f = fake_of(state);
+    open_conn(f);
+    int small = 4096; /* replies wait in the server, not in the socket */
+    setsockopt(f->c->s.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    static uint8_t frame[FRAME_HEADER_SIZE + 8000];
+    static char payload[8000];
+    memset(payload, 'y', sizeof payload);
+    size_t n = data_frame(frame, payload, sizeof payload);
+    uint64_t now = net_now_ns(); /* the connection's clocks are real ones */
+    for (int i = 0; i < 6; i++) {
+        send_all(f, frame, n);
+        pump(f, now);
+    }
+    send_all(f, frame, FRAME_HEADER_SIZE + 10); /* 8,000 announced, 10 sent */
+    pump(f, now);
+    membudget_charge(f->budget, 1, 64 << 20, 1); /* another holder spends the budget */
+    send_all(f, "z", 1);
+    pump(f, now);
+    assert_int_equal(state_of(f), CONN_PAUSED);
+    assert_true(f->c->out.len > 0);
+    shutdown(f->client, SHUT_WR);
+    static uint8_t back[6 * (FRAME_HEADER_SIZE + 8000)];
+    size_t got = 0;
+    for (int k = 0; k < 1000 && state_of(f) != CONN_CLOSED; k++) {
+        now = net_now_ns();
+        if (!f->freed)
+            conn_check_timers(f->c, now); /* the tick notices the client stopped sending */
+        pump(f, now);
+        got += recv_now(f, back + got, sizeof back - got);
+    }
+    got += recv_now(f, back + got, sizeof back - got);
+    membudget_charge(f->budget, 1, -(64 << 20), -1);
+    assert_int_equal(got, 6 * n);
+    for (int i = 0; i < 6; i++)
+        assert_memory_equal(back + (size_t)i * n, frame, n);
+    assert_int_equal(framed(f->stats.msgs_out), 6);
+    assert_int_equal(f->closed_reason, CLOSE_PEER);
+}
+
 int main(void)
 {
     /* Each test on each backend; on io_uring they skip where it is not available. */
@@ -580,6 +626,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_linger_deadline, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_eof, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_eof_ends_text_line, setup_epoll, teardown),
+        cmocka_unit_test_setup_teardown(test_paused_peer_done_keeps_replies, setup_epoll, teardown),
         { "uring_test_framed_echo", test_framed_echo, setup_uring, teardown, NULL },
         { "uring_test_partial_frame", test_partial_frame, setup_uring, teardown, NULL },
         { "uring_test_blocked_and_back", test_blocked_and_back, setup_uring, teardown, NULL },
@@ -589,6 +636,8 @@ int main(void)
         { "uring_test_linger_deadline", test_linger_deadline, setup_uring, teardown, NULL },
         { "uring_test_eof", test_eof, setup_uring, teardown, NULL },
         { "uring_test_eof_ends_text_line", test_eof_ends_text_line, setup_uring, teardown, NULL },
+        { "uring_test_paused_peer_done_keeps_replies", test_paused_peer_done_keeps_replies, setup_uring,
+          teardown, NULL },
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
