@@ -21,18 +21,20 @@ void admission_destroy(struct admission *a)
     a->per_ip = NULL;
 }
 
-int admission_admit(struct admission *a, const struct sockaddr *peer)
+int admission_admit(struct admission *a, const struct sockaddr *peer, enum reject_reason *why)
 {
     /* Take a place first and give it back when over: two workers admitting
      * at once cannot both see the last free place. */
     unsigned open = atomic_fetch_add(&a->open, 1);
     if (open >= a->max_conns) {
         atomic_fetch_sub(&a->open, 1);
-        return REJECT_MAX_CONNS + 1;
+        *why = REJECT_MAX_CONNS;
+        return -EBUSY;
     }
     if (iplimit_acquire(a->per_ip, peer) < 0) {
         atomic_fetch_sub(&a->open, 1);
-        return REJECT_PER_IP + 1;
+        *why = REJECT_PER_IP;
+        return -EBUSY;
     }
     return 0;
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "server/stats.h"
+
 struct iplimit;
 
 struct admission {
@@ -23,9 +25,10 @@ struct admission {
 int admission_init(struct admission *a, unsigned max_conns, unsigned max_per_ip);
 void admission_destroy(struct admission *a);
 
-/* Admit a client from peer: 0, or the reject reason + 1 (enum reject_reason,
- * stats.h). Each admission is given back with admission_release. */
-int admission_admit(struct admission *a, const struct sockaddr *peer);
+/* Admit a client from peer: 0, or -EBUSY with *why the reason (enum
+ * reject_reason, stats.h). Each admission is given back with
+ * admission_release. */
+int admission_admit(struct admission *a, const struct sockaddr *peer, enum reject_reason *why);
 void admission_release(struct admission *a, const struct sockaddr *peer);
 
 /* A new connection id: 1, 2, 3, ... */

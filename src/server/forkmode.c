@@ -156,7 +156,8 @@ static void child_tick(void *owner, struct worker *w, uint64_t now)
 
 /* Keep only what the child needs: stdio, its client and the pipe's write
  * end. The listener, the HTTP endpoint's sockets, the read end of the pipe
- * and every other client's socket are closed. Returns the new client fd. */
+ * and every other client's socket are closed. Returns the new client fd, or
+ * -errno. */
 static int child_descriptors(int client, int *pipe_wr)
 {
     /* Move the two keepers to 3 and 4 (copied above 4 first, so that
@@ -164,7 +165,7 @@ static int child_descriptors(int client, int *pipe_wr)
     int a = fcntl(client, F_DUPFD_CLOEXEC, 5);
     int b = fcntl(*pipe_wr, F_DUPFD_CLOEXEC, 5);
     if (a < 0 || b < 0 || dup3(a, 3, O_CLOEXEC) < 0 || dup3(b, 4, O_CLOEXEC) < 0)
-        return -1;
+        return -errno;
     if (close_range(5, ~0u, 0) < 0) { /* a kernel before 5.9: one by one */
         struct rlimit rl;
         int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
@@ -267,7 +268,7 @@ static int free_slot(const struct fork_state *fs)
     for (unsigned i = 0; i < fs->nslots; i++)
         if (fs->children[i].pid == 0)
             return (int)i;
-    return -1;
+    return -ENOSPC;
 }
 
 /* worker_serve_fn for fork mode: fork a child for the admitted client. */

@@ -149,7 +149,7 @@ static int start_http(struct server *s, http_route_fn route)
     atomic_store(&s->http, h);
     if (h == NULL) {
         LOG(LOG_ERROR, "cannot start the HTTP endpoint", LF_S("error", err));
-        return -1;
+        return -EIO; /* the reason is in err, logged */
     }
     bool tls = s->web != NULL && s->web->tls;
     LOG(LOG_INFO, "http endpoint listening", LF_S("address", http_bound(h)),

@@ -297,9 +297,9 @@ static void on_accept(struct loop_acceptor *a, int fd, const struct sockaddr *pe
     }
     char peer_str[NET_ADDRSTRLEN];
     net_format_addr(peer, peer_str, sizeof peer_str);
-    int why = admission_admit(w->shared->admission, peer);
-    if (why != 0) {
-        worker_reject(w, fd, peer_str, (enum reject_reason)(why - 1));
+    enum reject_reason why;
+    if (admission_admit(w->shared->admission, peer, &why) < 0) {
+        worker_reject(w, fd, peer_str, why);
         return;
     }
     net_set_nodelay(fd);
