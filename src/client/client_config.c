@@ -341,16 +341,8 @@ static int parse_unsigned(const char *name, const char *v, uint64_t min, uint64_
 
 static int parse_io(const char *name, const char *v, enum loop_backend *out, char *err, size_t cap)
 {
-    static const struct {
-        const char *name;
-        enum loop_backend backend;
-    } names[] = { { "auto", LOOP_AUTO }, { "epoll", LOOP_EPOLL }, { "uring", LOOP_URING } };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (strcmp(v, names[i].name) == 0) {
-            *out = names[i].backend;
-            return 0;
-        }
-    }
+    if (loop_backend_parse(v, out) == 0)
+        return 0;
     snprintf(err, cap, "%s: '%s' is not epoll, uring or auto", name, v);
     return -EINVAL;
 }
