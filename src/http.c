@@ -65,7 +65,8 @@ struct http_server {
     int web_fd;    /* the web root directory, or -1 */
     int listen_fd;
     int wake_fd;   /* eventfd: http_stop wakes the thread */
-    int spare_fd;  /* /dev/null, given up to refuse a client when out of descriptors; or -1 */
+    int spare_fd;  /* held for refusing a client when out of descriptors: /dev/null, or the
+                    * last socket refused that way until /dev/null can take its place; or -1 */
     int mhd_fd;    /* libmicrohttpd's epoll descriptor */
     pthread_t thread;
     /* The thread's event loop (epoll): the wake eventfd, libmicrohttpd's
@@ -448,8 +449,8 @@ static const char *const refusal_text[HTTP_REJECT_REASON_COUNT] = {
 /* Refuse an accepted client: a short 503 if its socket takes it at once,
  * then close. What it already sent is read first, so that the close does not
  * turn into a reset that would discard the answer. */
-static void refuse(struct http_server *h, int fd, const struct sockaddr_storage *peer,
-                   enum http_reject_reason r)
+static void answer_refusal(struct http_server *h, int fd, const struct sockaddr_storage *peer,
+                           enum http_reject_reason r)
 {
     char buf[1024];
     for (int i = 0; i < 4 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; i++)
@@ -467,12 +468,18 @@ static void refuse(struct http_server *h, int fd, const struct sockaddr_storage 
     shutdown(fd, SHUT_WR);
     while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
         ;
-    close(fd);
     count(&h->rejected[r]);
     char who[NET_ADDRSTRLEN];
     net_format_addr((const struct sockaddr *)peer, who, sizeof who);
     LOG_RATELIMITED(LOG_WARN, "http connection refused", LF_S("peer", who),
                     LF_S("reason", reject_tags[r]));
+}
+
+static void refuse(struct http_server *h, int fd, const struct sockaddr_storage *peer,
+                   enum http_reject_reason r)
+{
+    answer_refusal(h, fd, peer, r);
+    close(fd);
 }
 
 /* An accepted client: within the caps it goes to libmicrohttpd, which owns
@@ -510,9 +517,24 @@ static void admit(struct http_server *h, int fd, const struct sockaddr_storage *
     h->adding = NULL;
 }
 
+/* Take /dev/null as the spare descriptor when one is free, giving up the
+ * answered socket that was holding the slot. */
+static void renew_spare(struct http_server *h)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (h->spare_fd >= 0)
+        close(h->spare_fd);
+    h->spare_fd = fd;
+}
+
 /* Out of descriptors (or memory): the listener stays readable, so retrying
  * at once would spin. Use the spare descriptor to take one waiting client
- * and tell it why (libuv's EMFILE trick), then pause accepting. */
+ * and tell it why (libuv's EMFILE trick), then pause accepting. The answered
+ * socket keeps the slot as the next spare: closing it and reopening
+ * /dev/null would leave a moment in which a worker's accept takes the
+ * descriptor, and the endpoint would have no spare left. */
 static void out_of_descriptors(struct http_server *h, int e, uint64_t now)
 {
     LOG_RATELIMITED(LOG_WARN, "http accept failed, pausing accepts", LF_S("error", strerror(e)),
@@ -521,15 +543,17 @@ static void out_of_descriptors(struct http_server *h, int e, uint64_t now)
     struct sockaddr_storage peer;
     if (h->spare_fd >= 0) {
         close(h->spare_fd);
+        h->spare_fd = -1;
         socklen_t len = sizeof peer;
         fd = accept4(h->listen_fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
     }
-    if (fd >= 0)
-        refuse(h, fd, &peer, HTTP_REJECT_NO_FDS); /* counts it */
-    else
+    if (fd >= 0) {
+        answer_refusal(h, fd, &peer, HTTP_REJECT_NO_FDS); /* counts it */
+        h->spare_fd = fd;
+    } else {
         count(&h->rejected[HTTP_REJECT_NO_FDS]);
-    if (h->spare_fd >= 0) /* reopened: -1 if another thread took the descriptor meanwhile */
-        h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    renew_spare(h);
     h->paused_until_ns = now + ACCEPT_BACKOFF_NS;
 }
 
@@ -649,8 +673,7 @@ static void after_wakeup(void *ctx, uint64_t now)
     }
     if (h->paused_until_ns != 0 && now >= h->paused_until_ns) {
         h->paused_until_ns = 0;
-        if (h->spare_fd < 0)
-            h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        renew_spare(h);
         if (loop_watch_start(h->loop, &h->listen_watch, h->listen_fd, LOOP_READABLE) < 0)
             h->paused_until_ns = now + ACCEPT_BACKOFF_NS;
     }
