@@ -10,8 +10,8 @@
 #include <sys/socket.h>
 
 static const char *const names[] = {
-#define X(name, member, help) [TCPINFO_##name] = #name,
-    TCPINFO_FIELDS(X)
+#define X(name, ...) [TCPINFO_##name] = #name,
+    TCPINFO_FIELDS(X, )
 #undef X
 };
 
@@ -23,10 +23,10 @@ const char *tcpinfo_field_name(enum tcpinfo_field f)
 uint64_t tcpinfo_field(const struct tcpinfo *ti, enum tcpinfo_field f)
 {
     switch (f) {
-#define X(name, member, help)                                                                      \
+#define X(name, ...)                                                                               \
     case TCPINFO_##name:                                                                           \
         return ti->name;
-        TCPINFO_FIELDS(X)
+        TCPINFO_FIELDS(X, )
 #undef X
     default:
         return 0;
@@ -42,8 +42,8 @@ int tcpinfo_read(int fd, struct tcpinfo *out)
     socklen_t len = sizeof ti;
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
         return -errno;
-#define X(name, member, help) out->name = ti.member;
-    TCPINFO_FIELDS(X)
+#define X(name, member, ...) out->name = ti.member;
+    TCPINFO_FIELDS(X, )
 #undef X
     return 0;
 }
