@@ -118,13 +118,21 @@ static void test_api_matches_ss(void **state)
     IT_CHECK(ss_field(ss, "minrtt", got, sizeof got));
     ms_text(it_json_int(tcp, "min_rtt_us"), want, sizeof want);
     IT_CHECK(strcmp(got, want) == 0);
-    IT_CHECK(ss_field(ss, "busy", got, sizeof got)); /* whole milliseconds */
-    snprintf(want, sizeof want, "%lldms", it_json_int(tcp, "busy_us") / 1000);
+    /* busy: in whole milliseconds, and only when there is one. */
+    long long busy_ms = it_json_int(tcp, "busy_us") / 1000;
+    snprintf(want, sizeof want, "%lldms", busy_ms);
+    if (!ss_field(ss, "busy", got, sizeof got))
+        snprintf(got, sizeof got, "0ms");
     if (strcmp(got, want) != 0)
         fail_msg("busy: ss says %s, /api/connections says %s", got, want);
-    /* ss prints retrans: only when there were some; loopback loses nothing. */
-    IT_CHECK(!ss_field(ss, "retrans", got, sizeof got));
-    IT_CHECK(it_json_int(tcp, "total_retrans") == 0);
+    /* retrans: current/total, printed only when there were some (a busy
+     * machine can make even loopback probe or retransmit). */
+    if (!ss_field(ss, "retrans", got, sizeof got))
+        snprintf(got, sizeof got, "0/0");
+    snprintf(want, sizeof want, "%lld/%lld", it_json_int(tcp, "retransmits"),
+             it_json_int(tcp, "total_retrans"));
+    if (strcmp(got, want) != 0)
+        fail_msg("retrans: ss says %s, /api/connections says %s", got, want);
 
     /* Sorted by a TCP field, as by any other key. */
     json_t *sorted = it_must_get_json(s->http_port, "/api/connections?sort=-srtt_us");
@@ -137,8 +145,9 @@ static void test_api_matches_ss(void **state)
 }
 
 /* A connection that lives less than the once-a-second sample still reaches
- * the TCP counters: conn_close reads TCP_INFO a last time. The srtt
- * histogram holds its one observation, and the server was busy sending. */
+ * the TCP counters: conn_close reads TCP_INFO a last time, so the srtt
+ * histogram holds an observation of it. (Its busy time may be 0: the kernel
+ * measures it in jiffies, and this exchange can take less than one.) */
 static void test_counted_at_close(void **state)
 {
     (void)state;
@@ -151,11 +160,8 @@ static void test_counted_at_close(void **state)
     json_t *doc = it_wait_metric(s, "counters.connections_closed_total.peer_closed", 1);
     IT_CHECK(doc != NULL);
     long long srtt_count = it_json_int(doc, "histograms.tcp_srtt_seconds.count");
-    double busy = it_json_num(doc, "counters.tcp_busy_seconds_total");
-    fprintf(stderr, "srtt observations %lld, busy %.6f s\n", srtt_count, busy);
+    fprintf(stderr, "srtt observations %lld\n", srtt_count);
     IT_CHECK(srtt_count >= 1);
-    IT_CHECK(busy > 0);
-    IT_CHECK(it_json_int(doc, "counters.tcp_retransmits_total") == 0);
     json_decref(doc);
     it_server_free(s);
 }
