@@ -27,7 +27,12 @@ int client_connect(const struct client_config *cfg, char *addr_out)
     socklen_t len;
     char err[300];
     if (net_resolve(cfg->host, cfg->port, false, &ss, &len, err, sizeof err) < 0) {
-        fprintf(stderr, "tcpmsg: %s\n", err);
+        /* A colon in what should be a name: an IPv6 address with a port
+         * written the IPv4 way. */
+        fprintf(stderr, "tcpmsg: %s%s\n", err,
+                strchr(cfg->host, ':') != NULL
+                    ? " (an IPv6 address with a port is written in brackets: [::1]:8080)"
+                    : "");
         return -EINVAL;
     }
     net_format_addr((struct sockaddr *)&ss, addr_out, NET_ADDRSTRLEN);

@@ -12,7 +12,7 @@ tcpmsg_integration_test(test_memory CASES
   output_cap_bounded partial_flood_budget idle_shrink idle_cost input_growth big_then_small_partial
   paused_resumes)
 tcpmsg_integration_test(test_cli CASES
-  cli cli_json_log)
+  cli cli_json_log bad_values)
 # test_cli checks --help against the parser's own option list (server/config.h).
 target_include_directories(test_cli PRIVATE ${PROJECT_SOURCE_DIR}/src)
 tcpmsg_integration_test(test_client CASES
