@@ -220,7 +220,8 @@ static int show_help(FILE *out)
     fputs("\n"
           "Exit status: 0 success; 1 I/O error or the server closed the connection (bench:\n"
           "any error); 2 bad usage or address; 3 cannot connect; 4 timeout; 5 a reply did\n"
-          "not match the message; 6 the server answered with an error.\n",
+          "not match the message; 6 the server answered with an error; 7 bench --rate:\n"
+          "the requested rate was not kept (no error otherwise).\n",
           out);
     return OPTION_EXIT;
 }

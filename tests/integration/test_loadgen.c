@@ -415,6 +415,87 @@ static void test_close_with_write_outstanding(void **state)
     }
 }
 
+/* Regression: an open-loop run whose rate could not be kept exited 0, so a
+ * script running --rate took an overloaded run for a good one; and one the
+ * client could not keep up with (depth 1, a million a second) said "kept"
+ * although its 0.1 s of messages took seconds to leave. Now: NOT KEPT, the
+ * lateness in the JSON, exit 7, and no error counted. */
+static void test_rate_not_kept_exit(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    char target[32];
+    target_of(s, target, sizeof target);
+    /* One connection with one message in flight answers at most one message
+     * per round trip (tens of microseconds on loopback): 100,000 messages
+     * take far longer than the 0.1 s window plus the 1 s --timeout. */
+    const char *argv[] = { "tcpmsg", "bench", target, "--rate", "1000000", "--duration", "0.1",
+                           "--timeout", "1", "--json", "--no-report", NULL };
+    json_t *j = run_bench_json(argv, 7);
+    IT_CHECK(json_is_false(it_json_path(j, "rate.kept")));
+    IT_CHECK(it_json_num(j, "rate.late_s") > 1);
+    assert_int_equal(it_json_int(j, "errors.total"), 0);
+    json_decref(j);
+
+    /* The text summary says so too. */
+    const char *text[] = { "tcpmsg", "bench", target, "--rate", "1000000", "--duration", "0.1",
+                           "--timeout", "1", "--no-report", NULL };
+    struct it_run r;
+    assert_int_equal(it_run(TCPMSG_PATH, text, RUN_MS, &r), 0);
+    assert_int_equal(r.exit_code, 7);
+    IT_CHECK(strstr(r.out, "NOT KEPT") != NULL && strstr(r.out, "WARNING") != NULL);
+    it_run_free(&r);
+    it_server_free(s);
+}
+
+/* Regression: the summary of a run whose only connection was refused at
+ * once printed "1 threads", "duration 0.00 s" and every latency as 0.0, as
+ * if it had measured instant replies; and an IPv6 target lost its
+ * brackets ("::1:33595"). What was not measured reads n/a (null in JSON). */
+static void test_output_when_nothing_measured(void **state)
+{
+    (void)state;
+    const char *args[] = { "--max-conns", "1", NULL };
+    IT_START(s, args, 0);
+    int hold = it_must_connect(s->port); /* the one connection allowed */
+    it_must_roundtrip(hold, "x");
+    char target[32];
+    target_of(s, target, sizeof target);
+    const char *text[] = { "tcpmsg", "bench", target, "--duration", "2", NULL };
+    struct it_run r;
+    assert_int_equal(it_run(TCPMSG_PATH, text, RUN_MS, &r), 0);
+    assert_int_equal(r.exit_code, 1);
+    if (strstr(r.out, "1 connection, depth 1, 64-byte messages, 1 thread\n") == NULL ||
+        strstr(r.out, "rtt (us)    n/a") == NULL || strstr(r.out, "ended early") == NULL ||
+        strstr(r.out, " 0.0  p50") != NULL)
+        fail_msg("summary:\n%s", r.out);
+    it_run_free(&r);
+    const char *json[] = { "tcpmsg", "bench", target, "--duration", "2", "--json", NULL };
+    json_t *j = run_bench_json(json, 1);
+    IT_CHECK(json_is_null(it_json_path(j, "rtt_us.p50")));
+    IT_CHECK(json_is_null(it_json_path(j, "rtt_us.max")));
+    assert_int_equal(it_json_int(j, "rtt_us.count"), 0);
+    IT_CHECK(json_is_true(it_json_path(j, "ended_early")));
+    json_decref(j);
+    close(hold);
+    it_server_free(s);
+
+    /* An IPv6 target is printed as it is written: [::1]:PORT. */
+    const char *v6[] = { "--bind", "::1", NULL };
+    IT_START(s6, v6, 0);
+    char target6[48], want[96];
+    snprintf(target6, sizeof target6, "[::1]:%d", s6->port);
+    snprintf(want, sizeof want, "tcpmsg bench %s: 2 connections", target6);
+    const char *argv6[] = { "tcpmsg", "bench", target6, "--count", "10", "--connections", "2",
+                            NULL };
+    assert_int_equal(it_run(TCPMSG_PATH, argv6, RUN_MS, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    if (strstr(r.out, want) == NULL)
+        fail_msg("want '%s' in:\n%s", want, r.out);
+    it_run_free(&r);
+    it_server_free(s6);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +507,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sizes_and_text),
         cmocka_unit_test(test_wrong_reply_exit),
         cmocka_unit_test(test_close_with_write_outstanding),
+        cmocka_unit_test(test_rate_not_kept_exit),
+        cmocka_unit_test(test_output_when_nothing_measured),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
