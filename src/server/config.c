@@ -214,7 +214,8 @@ static int show_help(FILE *out)
     }
     fputs("\n"
           "Exit status: 0 after a clean shutdown, 1 when the server cannot start,\n"
-          "2 for a bad option.\n",
+          "2 for a bad option or value, 3 when the drain on SIGINT/SIGTERM ended\n"
+          "(--drain-timeout, or a second signal) with replies lost.\n",
           out);
     return OPTION_EXIT;
 }

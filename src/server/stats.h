@@ -23,6 +23,7 @@
     X(CLOSE_NO_MEMORY, "out_of_memory", "no memory for the connection's buffers")       \
     X(CLOSE_MEMORY, "memory", "--max-buffer-memory stayed spent (over it, or nearly with connections waiting) for --memory-grace, and this connection held the most") \
     X(CLOSE_SHUTDOWN, "shutdown", "the server was shutting down")                      \
+    X(CLOSE_DRAIN_TIMEOUT, "drain_timeout", "the server was shutting down and --drain-timeout passed with replies to it unwritten or messages from it unanswered: they were lost") \
     X(CLOSE_CHILD_DIED, "child_died", "fork mode: the child process serving it died before reporting its end")
 
 enum close_reason {
