@@ -16,7 +16,7 @@ tcpmsg_integration_test(test_cli CASES
 # test_cli checks --help against the parser's own option list (server/config.h).
 target_include_directories(test_cli PRIVATE ${PROJECT_SOURCE_DIR}/src)
 tcpmsg_integration_test(test_client CASES
-  roundtrip_client client_text client_exit_codes)
+  roundtrip_client client_text client_exit_codes reply_escaped_on_tty)
 
 # Fork mode passes the same cases: each is registered a second time as
 # integration.fork.<executable>.<case>, with TCPMSG_IT_MODE=fork, which makes
@@ -51,7 +51,7 @@ tcpmsg_fork_variants(test_shutdown CASES
 tcpmsg_fork_variants(test_cli CASES
   cli_json_log)
 tcpmsg_fork_variants(test_client CASES
-  roundtrip_client client_text client_exit_codes)
+  roundtrip_client client_text client_exit_codes reply_escaped_on_tty)
 
 # Fork mode only (they pass "--mode fork" themselves).
 tcpmsg_integration_test(test_fork FORK_ONLY CASES
