@@ -2,7 +2,7 @@
 # (integration.<executable>.<case>), so `ctest -j` runs them in parallel.
 # A case name is its test function without the "test_" prefix.
 tcpmsg_integration_test(test_server CASES
-  text_mode classic_client concurrent_200 bad_input limits limits_per_ip
+  text_mode classic_client classic_client_info concurrent_200 bad_input limits limits_per_ip
   second_server_same_port)
 tcpmsg_integration_test(test_robustness CASES
   slow_reader small_output_cap byte_a_second idle_timeout emfile)
@@ -31,7 +31,7 @@ function(tcpmsg_fork_variants name)
 endfunction()
 
 tcpmsg_fork_variants(test_server CASES
-  text_mode classic_client concurrent_200 bad_input limits limits_per_ip
+  text_mode classic_client classic_client_info concurrent_200 bad_input limits limits_per_ip
   second_server_same_port)
 # Not emfile: it lowers RLIMIT_NOFILE and expects accept() to fail with
 # EMFILE while 60 clients stay open. In fork mode the parent closes each
