@@ -266,8 +266,24 @@ static void check_svg(const char *path)
     assert_int_equal(depth, 0);
     assert_int_equal(roots, 1);
     IT_CHECK(strstr(text, "<polyline") != NULL && strstr(text, "Percentile") != NULL &&
-             strstr(text, "Latency (us)") != NULL);
+             (strstr(text, "Latency (us)") != NULL || strstr(text, "Latency (ms)") != NULL));
     free(text);
+}
+
+/* The top label of the SVG's latency axis, in microseconds. */
+static double svg_y_top_us(const char *path)
+{
+    char *text = bg_slurp(path);
+    double top = -1;
+    static const char label[] = "text-anchor=\"end\">";
+    for (const char *p = strstr(text, label); p != NULL; p = strstr(p + 1, label)) {
+        double v = strtod(p + sizeof label - 1, NULL);
+        top = v > top ? v : top;
+    }
+    if (strstr(text, "Latency (ms)") != NULL)
+        top *= 1000;
+    free(text);
+    return top;
 }
 
 static void test_spectrum_files(void **state)
@@ -358,6 +374,58 @@ static void test_wrong_reply_exit(void **state)
     json_decref(j);
     pthread_join(th, NULL);
     close(lfd);
+}
+
+/* A byte-echo server whose first reply waits 203 ms. */
+static void *stalling_echo(void *arg)
+{
+    int lfd = *(int *)arg;
+    int fd = accept(lfd, NULL, NULL);
+    uint8_t buf[4096];
+    ssize_t n;
+    for (bool first = true; fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0; first = false) {
+        if (first)
+            it_sleep_ms(203);
+        if (write(fd, buf, (size_t)n) != n)
+            break;
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* Regression: --plot drew a 203 ms maximum on an axis running to 500000 us
+ * (the next 1, 2 or 5 times a power of ten), squeezing the curve into the
+ * lower 40% of the image. The axis now ends at the first nice step at or
+ * above the data (here 250 ms by 50), within 25% of the maximum. */
+static void test_svg_axis_fits_data(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    char target[32], svg[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", it_local_port(lfd));
+    int fd = bg_tempfile(svg, sizeof svg, "svg");
+    IT_CHECK(fd >= 0);
+    close(fd);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stalling_echo, &lfd), 0);
+    const char *argv[] = { "tcpmsg", "bench", target, "--count", "20", "--no-report", "--plot",
+                           svg, "--json", NULL };
+    json_t *j = run_bench_json(argv, 0);
+    pthread_join(th, NULL);
+    close(lfd);
+    check_svg(svg);
+    double max = it_json_num(j, "rtt_us.max"), top = svg_y_top_us(svg);
+    print_message("max %.1f us, axis top %.1f us\n", max, top);
+    IT_CHECK(max >= 203000);
+    if (!(top >= max && top <= 1.25 * max))
+        fail_msg("the latency axis ends at %.1f us for a maximum of %.1f us", top, max);
+    unlink(svg);
+    json_decref(j);
 }
 
 /* A server that reads 64 KiB every 50 ms and never replies, until the
@@ -509,6 +577,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_close_with_write_outstanding),
         cmocka_unit_test(test_rate_not_kept_exit),
         cmocka_unit_test(test_output_when_nothing_measured),
+        cmocka_unit_test(test_svg_axis_fits_data),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
