@@ -68,3 +68,10 @@ set_tests_properties(
 add_test(NAME integration.transports
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/transports.sh $<TARGET_FILE:tcpmsg-transports>)
 set_tests_properties(integration.transports PROPERTIES LABELS integration TIMEOUT 60)
+
+# The README's example commands, run against a live tcpmsgd: each prints
+# what the README shows (tests/integration/readme.sh).
+add_test(NAME integration.readme
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/readme.sh $<TARGET_FILE:tcpmsgd>
+          $<TARGET_FILE:tcpmsg> ${PROJECT_SOURCE_DIR}/README.md)
+set_tests_properties(integration.readme PROPERTIES LABELS integration TIMEOUT 60)
