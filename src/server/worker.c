@@ -75,22 +75,6 @@ static void conn_closed(void *owner, const struct conn *c, enum close_reason rea
 static void on_accept(struct loop_acceptor *a, int fd, const struct sockaddr *peer, socklen_t len,
                       uint64_t now);
 static void on_wake(struct loop_watch *wt, unsigned events, uint64_t now);
-/* The drain's time is up. A connection whose replies are all written
- * (lingering for the client's EOF) loses nothing; one with replies unwritten
- * or messages unanswered loses them, and says so: its own close reason, which
- * server_wait turns into a warning and a non-zero exit status. */
-static void close_at_drain_deadline(struct conn *c, uint64_t now)
-{
-    if (c->state == CONN_LINGER || (c->unsent_msgs == 0 && c->in_len == 0)) {
-        conn_close(c, CLOSE_SHUTDOWN, now);
-        return;
-    }
-    LOG_RATELIMITED(LOG_WARN, "drain timed out: closing a connection with replies unsent",
-        LF_U("conn", c->id), LF_S("peer", c->peer_str), LF_U("unsent_replies", c->unsent_msgs),
-        LF_U("pending_bytes", counter_get(&c->pub.pending)), LF_U("unanswered_bytes", c->in_len));
-    conn_close(c, CLOSE_DRAIN_TIMEOUT, now);
-}
-
 static void on_tick(struct loop_timer *t, uint64_t now);
 static void on_backoff_over(struct loop_timer *t, uint64_t now);
 static void on_wakeup(void *ctx, uint64_t now);
@@ -375,6 +359,22 @@ static void evict_largest(struct worker *w, uint64_t now)
             LF_U("total_bytes", membudget_total(b)), LF_U("limit_bytes", membudget_limit(b)));
         conn_close(big, CLOSE_MEMORY, now);
     }
+}
+
+/* The drain's time is up. A connection whose replies are all written
+ * (lingering for the client's EOF) loses nothing; one with replies unwritten
+ * or messages unanswered loses them, and says so: its own close reason, which
+ * server_wait turns into a warning and a non-zero exit status. */
+static void close_at_drain_deadline(struct conn *c, uint64_t now)
+{
+    if (c->state == CONN_LINGER || (c->unsent_msgs == 0 && c->in_len == 0)) {
+        conn_close(c, CLOSE_SHUTDOWN, now);
+        return;
+    }
+    LOG_RATELIMITED(LOG_WARN, "drain timed out: closing a connection with replies unsent",
+        LF_U("conn", c->id), LF_S("peer", c->peer_str), LF_U("unsent_replies", c->unsent_msgs),
+        LF_U("pending_bytes", counter_get(&c->pub.pending)), LF_U("unanswered_bytes", c->in_len));
+    conn_close(c, CLOSE_DRAIN_TIMEOUT, now);
 }
 
 static void on_tick(struct loop_timer *t, uint64_t now)
