@@ -127,6 +127,9 @@ enum syscall_op {
       "Bytes written to client connections, by framing mode")                                \
     X(errors, [ERROR_KIND_COUNT], "tcpmsg_errors_total", "", "kind", ERROR_METRIC_KINDS,     \
       "Errors, by kind")                                                                     \
+    X(drain_lost_bytes, , "tcpmsg_drain_lost_bytes_total", "bytes", NULL, NO_LABEL,          \
+      "Reply bytes never written because --drain-timeout closed their connection first "     \
+      "(see tcpmsg_connections_closed_total{reason=\"drain_timeout\"})")                     \
     X(rtt_reports, , "tcpmsg_client_rtt_reports_total", "", NULL, NO_LABEL,                  \
       "RTT reports accepted from clients and added to tcpmsg_client_rtt_seconds")            \
     X(rtt_rejected, [RTT_REJECT_COUNT], "tcpmsg_client_rtt_reports_rejected_total", "",      \

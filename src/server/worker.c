@@ -371,9 +371,11 @@ static void close_at_drain_deadline(struct conn *c, uint64_t now)
         conn_close(c, CLOSE_SHUTDOWN, now);
         return;
     }
+    uint64_t pending = counter_get(&c->pub.pending);
     LOG_RATELIMITED(LOG_WARN, "drain timed out: closing a connection with replies unsent",
         LF_U("conn", c->id), LF_S("peer", c->peer_str), LF_U("unsent_replies", c->unsent_msgs),
-        LF_U("pending_bytes", counter_get(&c->pub.pending)), LF_U("unanswered_bytes", c->in_len));
+        LF_U("pending_bytes", pending), LF_U("unanswered_bytes", c->in_len));
+    counter_add(&c->ctx->stats->drain_lost_bytes, pending);
     conn_close(c, CLOSE_DRAIN_TIMEOUT, now);
 }
 

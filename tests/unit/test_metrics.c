@@ -436,6 +436,7 @@ static const struct family {
     { "tcpmsg_received_bytes_total", "counter", "tcpmsg_received_bytes", "counter", "bytes" },
     { "tcpmsg_sent_bytes_total", "counter", "tcpmsg_sent_bytes", "counter", "bytes" },
     { "tcpmsg_errors_total", "counter", "tcpmsg_errors", "counter", NULL },
+    { "tcpmsg_drain_lost_bytes_total", "counter", "tcpmsg_drain_lost_bytes", "counter", "bytes" },
     { "tcpmsg_client_rtt_reports_total", "counter", "tcpmsg_client_rtt_reports", "counter", NULL },
     { "tcpmsg_client_rtt_reports_rejected_total", "counter", "tcpmsg_client_rtt_reports_rejected",
       "counter", NULL },
