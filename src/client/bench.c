@@ -267,15 +267,27 @@ static void sum_results(const struct bench *b, struct bench_result *r, uint64_t 
     if (cfg->count == 0 && (r->open_loop || end > b->plan.deadline_ns))
         end = b->plan.deadline_ns;
     r->secs = end > b->plan.measure_ns ? (double)(end - b->plan.measure_ns) / 1e9 : 1e-9;
+    r->ended_early = cfg->count == 0 && end_ns < b->plan.deadline_ns;
+    /* The open loop sends every message due in the window, late ones as
+     * fast as --depth allows, so a rate the client or the server cannot
+     * sustain shows as a run that goes on long after its end. Going on
+     * longer than --timeout (the wait allowed for the last replies) means
+     * messages left that much after they were due. */
+    r->late_s = end_ns > b->plan.deadline_ns ? (double)(end_ns - b->plan.deadline_ns) / 1e9 : 0;
     uint64_t due = r->sent + r->unsent;
-    r->rate_kept = (double)r->unsent <= REPORT_RATE_TOLERANCE * (double)due;
+    r->rate_kept = (double)r->unsent <= REPORT_RATE_TOLERANCE * (double)due &&
+                   (cfg->count > 0 || r->late_s <= cfg->timeout);
 }
 
+/* Worst news first: a wrong reply, then any error, then a rate not kept (a
+ * script running --rate must not take an overloaded run for a good one). */
 static int exit_status(const struct bench_result *r)
 {
     if (r->errors[LG_ERR_MISMATCH] > 0)
-        return EXIT_MISMATCH; /* a wrong reply is the worst news: say so */
-    return r->errors_total > 0 ? EXIT_IO : EXIT_OK;
+        return EXIT_MISMATCH;
+    if (r->errors_total > 0)
+        return EXIT_IO;
+    return r->open_loop && !r->rate_kept ? EXIT_RATE : EXIT_OK;
 }
 
 static int run(struct bench *b)
@@ -319,7 +331,9 @@ static int run(struct bench *b)
 int bench_run(const struct client_config *cfg)
 {
     struct bench b = { .cfg = cfg };
-    snprintf(b.target, sizeof b.target, "%s:%u", cfg->host, (unsigned)cfg->port);
+    /* An IPv6 address in brackets, as it is written on the command line. */
+    snprintf(b.target, sizeof b.target, strchr(cfg->host, ':') != NULL ? "[%s]:%u" : "%s:%u",
+             cfg->host, (unsigned)cfg->port);
     int rc = setup(&b);
     if (rc == EXIT_OK)
         rc = run(&b);

@@ -16,6 +16,7 @@ enum client_exit {
     EXIT_TIMEOUT = 4,  /* no reply in time */
     EXIT_MISMATCH = 5, /* a reply differed from its message */
     EXIT_SERVER = 6,   /* the server answered with an error */
+    EXIT_RATE = 7,     /* bench --rate: the requested rate was not kept */
 };
 
 /* Each runs one command of tcpmsg and returns its enum client_exit, which

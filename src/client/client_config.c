@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
 
 #include "tcpmsg/frame.h"
 #include "tcpmsg/net.h"
@@ -111,9 +113,10 @@ void client_config_defaults(struct client_config *cfg)
       parse_percentiles(cfg, name, v, err, cap))                                              \
     X(HIST_OUT, "histogram-out", 0, required_argument, FOR(CLIENT_BENCH), "FILE",             \
       "write the percentile spectrum (HdrHistogram text layout)", NULL, NULL,                 \
-      set_path(&cfg->histogram_out, v))                                                       \
+      set_out_path(&cfg->histogram_out, name, v, err, cap))                                   \
     X(PLOT, "plot", 0, required_argument, FOR(CLIENT_BENCH), "FILE.svg",                      \
-      "draw latency by percentile as an SVG image", NULL, NULL, set_path(&cfg->plot_out, v))  \
+      "draw latency by percentile as an SVG image", NULL, NULL,                               \
+      set_out_path(&cfg->plot_out, name, v, err, cap))                                        \
     X(JSON, "json", 0, no_argument, LOAD, "",                                                 \
       "print JSON: one object, or with --interval one event a line", "",                      \
       "one JSON object per probe", set_flag(&cfg->json, true))                                \
@@ -217,7 +220,8 @@ static int show_help(FILE *out)
     fputs("\n"
           "Exit status: 0 success; 1 I/O error or the server closed the connection (bench:\n"
           "any error); 2 bad usage or address; 3 cannot connect; 4 timeout; 5 a reply did\n"
-          "not match the message; 6 the server answered with an error.\n",
+          "not match the message; 6 the server answered with an error; 7 bench --rate:\n"
+          "the requested rate was not kept (no error otherwise).\n",
           out);
     return OPTION_EXIT;
 }
@@ -378,6 +382,14 @@ static int set_http_bind(struct client_config *cfg, const char *name, const char
         snprintf(err, cap, "%s: '%s' is too long", name, v);
         return -EINVAL;
     }
+    /* Checked now: a value that cannot be an address is a usage error. */
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int n = snprintf(err, cap, "%s: ", name);
+    if (n < 0 || (size_t)n >= cap)
+        n = 0;
+    if (net_resolve(v, 0, true, &ss, &len, err + n, cap - (size_t)n) < 0)
+        return -EINVAL;
     strcpy(cfg->http_bind, v);
     return 0;
 }
@@ -403,9 +415,26 @@ static int set_flag(bool *dst, bool value)
     return 0;
 }
 
-/* A file name: points into argv. */
-static int set_path(const char **dst, const char *v)
+/* A file written after the run: points into argv. Its directory is checked
+ * now, so that a typo is a usage error (exit 2) at once, not an I/O error
+ * at the end of a long run. */
+static int set_out_path(const char **dst, const char *name, const char *v, char *err,
+                        size_t cap)
 {
+    char dir[4096];
+    const char *slash = strrchr(v, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == v ? 1 : (int)(slash - v), v);
+    if (v[0] == '\0' || (slash != NULL && slash[1] == '\0')) {
+        snprintf(err, cap, "%s: '%s' is not a file name", name, v);
+        return -EINVAL;
+    }
+    if (access(dir, W_OK | X_OK) < 0) {
+        snprintf(err, cap, "%s: cannot write in '%.150s': %s", name, dir, strerror(errno));
+        return -EINVAL;
+    }
     *dst = v;
     return 0;
 }
@@ -453,6 +482,33 @@ static int first_argument(struct client_config *cfg, int argc, char **argv)
     return 1;
 }
 
+/* "::1:8080": an IPv6 address written without brackets whose last group
+ * looks like a port. It would be read as the address ::0.1.128.128 (or,
+ * with five digits, as nothing at all), never as port 8080 of ::1, so it is
+ * refused with the spelling that says which was meant; hint gets it. */
+static bool ambiguous_ipv6_port(const char *arg, char *hint, size_t cap)
+{
+    const char *last = strrchr(arg, ':');
+    if (arg[0] == '[' || last == NULL || strchr(arg, ':') == last)
+        return false;
+    size_t digits = strspn(last + 1, "0123456789");
+    if (digits == 0 || digits > 5 || last[1 + digits] != '\0')
+        return false;
+    char addr[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+    if ((size_t)(last - arg) >= sizeof addr)
+        return false;
+    snprintf(addr, sizeof addr, "%.*s", (int)(last - arg), arg);
+    if (inet_pton(AF_INET6, addr, &a) != 1 || strtoul(last + 1, NULL, 10) > 65535)
+        return false;
+    if (inet_pton(AF_INET6, arg, &a) == 1)
+        snprintf(hint, cap, "is it port %s of %s ([%s]:%s) or the address [%s]?", last + 1, addr,
+                 addr, last + 1, arg);
+    else
+        snprintf(hint, cap, "an IPv6 address with a port is written [%s]:%s", addr, last + 1);
+    return true;
+}
+
 /* The positional arguments after the options. */
 static enum client_config_result parse_operands(struct client_config *cfg, int arg, int argc,
                                                 char **argv, FILE *err)
@@ -462,6 +518,9 @@ static enum client_config_result parse_operands(struct client_config *cfg, int a
     if (cfg->command == CLIENT_PROBE && argc - arg > CLIENT_MAX_TARGETS)
         return fail(err, "at most %d probe targets", CLIENT_MAX_TARGETS);
     for (int i = arg; i < argc && (i == arg || cfg->command == CLIENT_PROBE); i++) {
+        char hint[256];
+        if (ambiguous_ipv6_port(argv[i], hint, sizeof hint))
+            return fail(err, "'%s': %s", argv[i], hint);
         if (net_split_hostport(argv[i], cfg->host, sizeof cfg->host, &cfg->port,
                                CLIENT_DEFAULT_PORT) < 0)
             return fail(err, "'%s' is not HOST[:PORT]", argv[i]);

@@ -23,7 +23,10 @@ struct bench_result {
     uint64_t errors[LG_ERR_COUNT];
     uint64_t errors_total;
     bool open_loop;
-    bool rate_kept;         /* open loop: nearly every message due was sent */
+    bool rate_kept;         /* open loop: nearly every message due was sent, and on time */
+    double late_s;          /* open loop: how long after the end the run went on sending
+                               and waiting (beyond --timeout: the rate was not kept) */
+    bool ended_early;       /* a timed run that stopped before its end: no connection left */
     struct hist rtt;        /* latency (open loop: from the intended send time) */
     struct hist rtt_raw;    /* open loop: from the actual send time */
     const char *io;         /* the threads' event loop: "epoll" or "uring" */

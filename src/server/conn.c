@@ -454,13 +454,31 @@ static bool queue_reply(struct conn *c, const void *a, size_t an, const void *b,
     return bn == 0 || outq_append(&c->out, c->ctx->pool, b, bn) == 0;
 }
 
-static void log_message(const struct conn *c, const struct frame *f)
+/* "message from PEER: BODY", the body escaped and cut after 200 bytes. */
+static void format_message(const struct conn *c, const struct frame *f, char *msg, size_t cap)
 {
     char body[1024];
-    char msg[1200];
     log_escape_bytes(body, sizeof body, f->payload, f->len);
-    snprintf(msg, sizeof msg, "message from %s: %s", c->peer_str, body);
+    snprintf(msg, cap, "message from %s: %s", c->peer_str, body);
+}
+
+static void log_message(const struct conn *c, const struct frame *f)
+{
+    char msg[1200];
+    format_message(c, f, msg, sizeof msg);
     LOG(LOG_DEBUG, msg, LF_U("conn", c->id), LF_S("mode", frame_mode_name(c->mode)),
+        LF_U("bytes", f->len));
+}
+
+/* The first message of a text connection, at INFO: the classic exercise
+ * (a client sends "Hello from client!" and the server shows it) works
+ * without -v. Once per connection, and rate-limited like every line a
+ * client can repeat, so a flood of text clients cannot flood the log. */
+static void log_first_text_message(const struct conn *c, const struct frame *f)
+{
+    char msg[1200];
+    format_message(c, f, msg, sizeof msg);
+    LOG_RATELIMITED(LOG_INFO, msg, LF_U("conn", c->id), LF_S("mode", frame_mode_name(c->mode)),
         LF_U("bytes", f->len));
 }
 
@@ -473,6 +491,8 @@ static bool handle_message(struct conn *c, const struct frame *f, uint64_t now)
     counter_add(&c->pub.msgs_in, 1);
     if (log_enabled(LOG_DEBUG))
         log_message(c, f);
+    else if (c->mode == FRAME_MODE_TEXT && counter_get(&c->pub.msgs_in) == 1)
+        log_first_text_message(c, f);
     /* A data frame's echo is the frame itself, byte for byte: process_input
      * sends the whole run of consumed frames at once. A text reply differs
      * from its line (CR dropped, LF added), so it is queued here. */

@@ -23,6 +23,7 @@
     X(CLOSE_NO_MEMORY, "out_of_memory", "no memory for the connection's buffers")       \
     X(CLOSE_MEMORY, "memory", "--max-buffer-memory stayed spent (over it, or nearly with connections waiting) for --memory-grace, and this connection held the most") \
     X(CLOSE_SHUTDOWN, "shutdown", "the server was shutting down")                      \
+    X(CLOSE_DRAIN_TIMEOUT, "drain_timeout", "the server was shutting down and --drain-timeout passed with replies to it unwritten or messages from it unanswered: they were lost") \
     X(CLOSE_CHILD_DIED, "child_died", "fork mode: the child process serving it died before reporting its end")
 
 enum close_reason {
@@ -128,6 +129,9 @@ enum syscall_op {
       "Bytes written to client connections, by framing mode")                                \
     X(errors, [ERROR_KIND_COUNT], "tcpmsg_errors_total", "", "kind", ERROR_METRIC_KINDS,     \
       "Errors, by kind")                                                                     \
+    X(drain_lost_bytes, , "tcpmsg_drain_lost_bytes_total", "bytes", NULL, NO_LABEL,          \
+      "Reply bytes never written because --drain-timeout closed their connection first "     \
+      "(see tcpmsg_connections_closed_total{reason=\"drain_timeout\"})")                     \
     X(rtt_reports, , "tcpmsg_client_rtt_reports_total", "", NULL, NO_LABEL,                  \
       "RTT reports accepted from clients and added to tcpmsg_client_rtt_seconds")            \
     X(rtt_rejected, [RTT_REJECT_COUNT], "tcpmsg_client_rtt_reports_rejected_total", "",      \

@@ -278,6 +278,48 @@ static void test_json_counters_and_gauges(void **state)
     free(m);
 }
 
+/* Regression: every gauge printed as a real ("workers":2.0,
+ * "connections_open":0.0), and so did the bytes and counts of the size and
+ * per-wakeup histograms, while docs/METRICS.md shows integers. What is a
+ * count or a number of bytes is a JSON integer; only seconds (and a mean)
+ * are reals. */
+static void test_json_integers_are_integers(void **state)
+{
+    (void)state;
+    struct metrics_snapshot *m = make_snapshot();
+    char *text = metrics_json(m);
+    assert_non_null(text);
+    json_t *root = parse_json(text);
+    json_t *g = get(root, "gauges");
+    const char *key;
+    json_t *v;
+    json_object_foreach(g, key, v) {
+        bool seconds = strstr(key, "seconds") != NULL;
+        if (seconds ? !json_is_real(v) : !json_is_integer(v))
+            fail_msg("gauges.%s should be %s", key, seconds ? "a real" : "an integer");
+    }
+    expect_int(g, "workers", 3);
+    expect_int(g, "connections_max", 10000);
+    expect_int(g, "process_resident_memory_bytes", 4096000);
+    static const char *const whole[] = { "sum", "min", "max", "p50", "p90", "p99", "p99_9" };
+    static const char *const names[] = { "message_size_bytes", "messages_per_wakeup" };
+    for (size_t i = 0; i < COUNT_OF(names); i++) {
+        json_t *h = get(get(root, "histograms"), names[i]);
+        for (size_t k = 0; k < COUNT_OF(whole); k++)
+            if (!json_is_integer(get(h, whole[k])))
+                fail_msg("histograms.%s.%s should be an integer", names[i], whole[k]);
+        json_t *b = json_array_get(get(h, "buckets"), 0);
+        assert_true(json_is_integer(get(b, "lo")) && json_is_integer(get(b, "hi")));
+        assert_true(json_is_real(get(h, "mean")));
+    }
+    /* Seconds stay reals, even when whole. */
+    json_t *svc = get(get(root, "histograms"), "service_time_seconds");
+    assert_true(json_is_real(get(svc, "p50")) && json_is_real(get(svc, "sum")));
+    json_decref(root);
+    free(text);
+    free(m);
+}
+
 /* One histogram of the JSON document against the values recorded. */
 static void expect_hist_json(json_t *hists, const char *name, const char *unit, double scale,
                              const uint64_t *v, size_t n)
@@ -406,6 +448,7 @@ static const struct family {
     { "tcpmsg_received_bytes_total", "counter", "tcpmsg_received_bytes", "counter", "bytes" },
     { "tcpmsg_sent_bytes_total", "counter", "tcpmsg_sent_bytes", "counter", "bytes" },
     { "tcpmsg_errors_total", "counter", "tcpmsg_errors", "counter", NULL },
+    { "tcpmsg_drain_lost_bytes_total", "counter", "tcpmsg_drain_lost_bytes", "counter", "bytes" },
     { "tcpmsg_client_rtt_reports_total", "counter", "tcpmsg_client_rtt_reports", "counter", NULL },
     { "tcpmsg_client_rtt_reports_rejected_total", "counter", "tcpmsg_client_rtt_reports_rejected",
       "counter", NULL },
@@ -872,6 +915,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_counters_and_gauges),
         cmocka_unit_test(test_json_histograms),
+        cmocka_unit_test(test_json_integers_are_integers),
         cmocka_unit_test(test_json_empty),
         cmocka_unit_test(test_json_saturated_counts),
         cmocka_unit_test(test_prometheus),
