@@ -307,7 +307,7 @@ static int inflate_header(const uint8_t *in, size_t n, uint8_t out[ENCODING_HEAD
  * to add() when h is not NULL; with h NULL it only checks that every bucket
  * fits in one of struct hist's. */
 static int apply_counts(const struct layout *l, const uint8_t *p, size_t n, struct hist *h,
-                        const char **why)
+                        double scale, const char **why)
 {
     size_t i = 0;
     for (size_t k = 0; k < n;) {
@@ -335,9 +335,15 @@ static int apply_counts(const struct layout *l, const uint8_t *p, size_t n, stru
         if (v == 0)
             continue;
         uint64_t hi = lo + (width - 1);
-        if (h != NULL) {
-            hist_record_n(h, lo, (uint64_t)v);
-        } else if (lo <= HIST_MAX_VALUE && hist_bucket_index(lo) != hist_bucket_index(hi)) {
+        if (h != NULL && scale == 1) {
+            /* At the middle of the bucket, as the histogram reports a bucket
+             * (and lands in the same one of struct hist's). */
+            hist_record_n(h, lo + (width - 1) / 2, (uint64_t)v);
+        } else if (h != NULL) {
+            double x = ((double)lo + (double)(width - 1) / 2) * scale;
+            hist_record_n(h, x < (double)HIST_MAX_VALUE ? (uint64_t)x : HIST_MAX_VALUE, (uint64_t)v);
+        } else if (scale == 1 && lo <= HIST_MAX_VALUE &&
+                   hist_bucket_index(lo) != hist_bucket_index(hi)) {
             *why = "its buckets are wider than tcpmsg's (fewer than 2 significant digits, "
                    "or a lowest discernible value above 1): it cannot be added exactly";
             return -ERANGE;
@@ -347,6 +353,12 @@ static int apply_counts(const struct layout *l, const uint8_t *p, size_t n, stru
 }
 
 int hdrlog_decode_add(struct hist *h, const char *b64, size_t len, const char **why)
+{
+    return hdrlog_decode_add_scaled(h, b64, len, 1, why);
+}
+
+int hdrlog_decode_add_scaled(struct hist *h, const char *b64, size_t len, double scale,
+                             const char **why)
 {
     const char *ignored;
     if (why == NULL)
@@ -401,8 +413,8 @@ int hdrlog_decode_add(struct hist *h, const char *b64, size_t len, const char **
     }
     /* Check everything first, so that a histogram refused halfway adds
      * nothing; then add. */
-    if ((rc = apply_counts(&l, enc + ENCODING_HEADER, payload, NULL, why)) == 0)
-        rc = apply_counts(&l, enc + ENCODING_HEADER, payload, h, why);
+    if ((rc = apply_counts(&l, enc + ENCODING_HEADER, payload, NULL, scale, why)) == 0)
+        rc = apply_counts(&l, enc + ENCODING_HEADER, payload, h, scale, why);
 out:
     free(enc);
     free(raw);
@@ -436,8 +448,9 @@ int hdrlog_write_interval(FILE *f, const char *tag, double start_s, double lengt
     char *b64 = hdrlog_encode(h);
     if (b64 == NULL)
         return -ENOMEM;
-    int rc = fprintf(f, "%s%s%s%.3f,%.3f,%.3f,%s\n", tag != NULL ? "Tag=" : "",
-                     tag != NULL ? tag : "", tag != NULL ? "," : "", start_s, length_s,
+    int decimals = max_divisor > 1 ? (int)ceil(log10(max_divisor) - 1e-9) : 0;
+    int rc = fprintf(f, "%s%s%s%.3f,%.3f,%.*f,%s\n", tag != NULL ? "Tag=" : "",
+                     tag != NULL ? tag : "", tag != NULL ? "," : "", start_s, length_s, decimals,
                      (double)hist_max(h) / max_divisor, b64);
     free(b64);
     return rc < 0 ? -errno : 0;
@@ -450,6 +463,7 @@ void hdrlog_reader_init(struct hdrlog_reader *r, FILE *f, const char *path)
     r->path = path;
     r->start_s = NAN;
     r->base_s = NAN;
+    r->scale = 1;
 }
 
 void hdrlog_reader_free(struct hdrlog_reader *r)
@@ -490,6 +504,20 @@ static bool header_time(const char *line, const char *key, double *out)
     return true;
 }
 
+/* Nanoseconds per unit; 0 for a unit this does not know. */
+static double unit_scale(const char *unit)
+{
+    static const struct {
+        const char *name;
+        double ns;
+    } units[] = { { "nanoseconds", 1 }, { "microseconds", 1e3 }, { "milliseconds", 1e6 },
+                  { "seconds", 1e9 } };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(unit, units[i].name) == 0)
+            return units[i].ns;
+    return 0;
+}
+
 int hdrlog_read_interval(struct hdrlog_reader *r, struct hdrlog_interval *iv, struct hist *h)
 {
     ssize_t n;
@@ -501,7 +529,14 @@ int hdrlog_read_interval(struct hdrlog_reader *r, struct hdrlog_interval *iv, st
         if (n == 0)
             continue;
         if (line[0] == '#') {
-            if (!header_time(line, "#[StartTime: ", &r->start_s))
+            static const char unit_key[] = "#[tcpmsg: values in ";
+            if (strncmp(line, unit_key, sizeof unit_key - 1) == 0) {
+                snprintf(r->unit, sizeof r->unit, "%.*s",
+                         (int)strcspn(line + sizeof unit_key - 1, "]"), line + sizeof unit_key - 1);
+                if ((r->scale = unit_scale(r->unit)) == 0)
+                    return reader_fail(r, -EINVAL, "an unknown unit (not nanoseconds, "
+                                                   "microseconds, milliseconds or seconds)");
+            } else if (!header_time(line, "#[StartTime: ", &r->start_s))
                 header_time(line, "#[BaseTime: ", &r->base_s);
             continue;
         }
@@ -527,7 +562,7 @@ int hdrlog_read_interval(struct hdrlog_reader *r, struct hdrlog_interval *iv, st
                                                                            : 0;
         iv->start_s += base;
         const char *why = NULL;
-        int rc = hdrlog_decode_add(h, p, strlen(p), &why);
+        int rc = hdrlog_decode_add_scaled(h, p, strlen(p), r->scale, &why);
         if (rc < 0)
             return reader_fail(r, rc, why);
         return 1;

@@ -39,6 +39,13 @@ char *hdrlog_encode(const struct hist *h);
  * in h's top bucket, as hist_record does. */
 int hdrlog_decode_add(struct hist *h, const char *b64, size_t len, const char **why);
 
+/* The same, each value multiplied by scale first (1000 adds a histogram of
+ * microseconds to one of nanoseconds). With a scale other than 1 each
+ * bucket is added at its midpoint times scale, never refused: its own width
+ * is then the precision. */
+int hdrlog_decode_add_scaled(struct hist *h, const char *b64, size_t len, double scale,
+                             const char **why);
+
 /* ---- logs --------------------------------------------------------------------------- */
 
 /* The header of a log whose intervals start at start_s (Unix time, seconds),
@@ -46,10 +53,15 @@ int hdrlog_decode_add(struct hist *h, const char *b64, size_t len, const char **
  * -errno of the write. */
 int hdrlog_write_header(FILE *f, double start_s, const char *unit);
 
+/* The max column of the logs tcpmsg writes: nanoseconds divided by this,
+ * the milliseconds HdrHistogram's tools print, with 6 decimals so the max
+ * is exact to the nanosecond. */
+#define HDRLOG_MAX_DIVISOR 1e6
+
 /* One interval line: tag (NULL: none), its start relative to the log's base
- * time and its length in seconds, its max divided by max_divisor (1e6 turns
- * nanoseconds into the milliseconds HdrHistogram's tools print), and h.
- * 0, -ENOMEM or -errno of the write. */
+ * time and its length in seconds, its max divided by max_divisor (with as
+ * many decimals as the divisor has zeros), and h. 0, -ENOMEM or -errno of
+ * the write. */
 int hdrlog_write_interval(FILE *f, const char *tag, double start_s, double length_s,
                           const struct hist *h, double max_divisor);
 
@@ -60,6 +72,8 @@ struct hdrlog_reader {
     unsigned line;    /* of the last line read */
     double start_s;   /* #[StartTime: ...], or NAN */
     double base_s;    /* #[BaseTime: ...], else the start time, or NAN */
+    char unit[32];    /* "#[tcpmsg: values in UNIT]", or "" when the log does not say */
+    double scale;     /* nanoseconds per unit of the log's values (1 when it does not say) */
     char *buf;        /* the current line (getline's) */
     size_t cap;
     char error[256];  /* why the last read failed: "PATH:LINE: reason" */
@@ -78,7 +92,10 @@ struct hdrlog_interval {
 void hdrlog_reader_init(struct hdrlog_reader *r, FILE *f, const char *path);
 void hdrlog_reader_free(struct hdrlog_reader *r);
 
-/* Read the next interval, adding its histogram into h: 1 with *iv filled;
+/* Read the next interval, adding its histogram into h in nanoseconds (a
+ * log whose "#[tcpmsg: values in UNIT]" line names microseconds,
+ * milliseconds or seconds is scaled; one without that line is taken as
+ * nanoseconds): 1 with *iv filled;
  * 0 at the end of the log; -EINVAL (or -ERANGE, -ENOMEM) with r->error
  * naming the file, the line and what is wrong with it. Comment and legend
  * lines are read on the way; a line that is none of these is an error,

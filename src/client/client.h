@@ -27,6 +27,9 @@ int oneshot_run(const struct client_config *cfg);
 int bench_run(const struct client_config *cfg);
 /* Runs until --count, --duration or SIGINT/SIGTERM; 1 if any probe was lost. */
 int probe_run(const struct client_config *cfg);
+/* Merges the logs named in cfg->messages: EXIT_USAGE for a log it cannot
+ * read or merge (the file and line said), EXIT_IO when an output fails. */
+int merge_run(const struct client_config *cfg);
 
 /* Resolve and connect to cfg's target, printing a clear error. Returns the
  * fd, or a negative errno: -EINVAL when the host cannot be resolved,

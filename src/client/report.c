@@ -298,3 +298,39 @@ void report_summary(const struct bench_result *r)
     else
         summary_text(r);
 }
+
+/* --- merge ------------------------------------------------------------------------ */
+
+void report_merged(const struct bench_result *r, size_t nlogs, size_t nintervals, double start_s)
+{
+    const struct client_config *cfg = r->cfg;
+    if (cfg->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "event", json_string("merged"));
+        json_object_set_new(o, "logs", json_integer((json_int_t)nlogs));
+        json_object_set_new(o, "intervals", json_integer((json_int_t)nintervals));
+        json_object_set_new(o, "mode", json_string(r->open_loop ? "open" : "closed"));
+        json_object_set_new(o, "start_time", json_real(start_s));
+        json_object_set_new(o, "duration_s", json_real(r->secs));
+        json_object_set_new(o, "messages", json_integer((json_int_t)r->msgs));
+        json_object_set_new(o, "msgs_per_s", json_real((double)r->msgs / r->secs));
+        json_object_set_new(o, "rtt_us", latency_json(&r->rtt, cfg));
+        if (r->open_loop)
+            json_object_set_new(o, "rtt_uncorrected_us", latency_json(&r->rtt_raw, cfg));
+        print_line(o);
+        return;
+    }
+    printf("merged %zu log%s, %zu interval%s\n", nlogs, nlogs == 1 ? "" : "s", nintervals,
+           nintervals == 1 ? "" : "s");
+    printf("  duration    %.2f s (wall clock, from the first interval's start to the last's end)\n",
+           r->secs);
+    printf("  messages    %llu (%.1f msg/s)\n", (unsigned long long)r->msgs,
+           (double)r->msgs / r->secs);
+    if (r->open_loop) {
+        print_latency_text("latency(us)", &r->rtt, cfg, "  (from the intended send time)");
+        print_latency_text("rtt (us)", &r->rtt_raw, cfg, "  (uncorrected: from the actual send)");
+    } else {
+        print_latency_text("rtt (us)", &r->rtt, cfg, "");
+    }
+    fflush(stdout);
+}

@@ -48,6 +48,11 @@ void report_start(const struct client_config *cfg, const char *target);
 void report_interval(const struct client_config *cfg, const struct bench_interval *iv);
 void report_summary(const struct bench_result *r);
 
+/* tcpmsg merge's summary of r (msgs, secs and the latencies set): nlogs
+ * logs, nintervals intervals read, the first starting at start_s (Unix
+ * time); text, or JSON with --json. */
+void report_merged(const struct bench_result *r, size_t nlogs, size_t nintervals, double start_s);
+
 /* The percentile spectrum of r's latencies (and the uncorrected ones in an
  * open-loop run), values in microseconds. 0 or -errno (message printed). */
 int spectrum_write_hdr(const struct bench_result *r, const char *path);

@@ -6,3 +6,13 @@ tcpmsg_integration_test(test_loadgen CASES
   svg_axis_fits_data)
 tcpmsg_integration_test(test_probe CASES
   probe_loss_and_recovery probe_connect_backoff)
+# HdrHistogram logs of several load generators, merged (tcpmsg merge).
+tcpmsg_integration_test(test_merge CASES three_generators one_log_same_percentiles refusals)
+# The same logs read by the reference JavaScript reader (hdr-histogram-js,
+# installed by .ci/setup with npm into BUILD/js); skipped (77) without it.
+add_test(NAME integration.hdrlog_js
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/hdrlog_js.sh $<TARGET_FILE:tcpmsgd>
+                 $<TARGET_FILE:tcpmsg> ${CMAKE_BINARY_DIR}/js/node_modules
+                 ${CMAKE_CURRENT_SOURCE_DIR}/tools/hdrlog_read.js)
+set_tests_properties(integration.hdrlog_js PROPERTIES LABELS integration TIMEOUT 120
+                     SKIP_RETURN_CODE 77)
