@@ -30,9 +30,11 @@ stop_tcpmsgd
 log "build tree: serves $SOURCE_DIR/web"
 
 # 2. An installed prefix, moved after installation.
-"$CMAKE" --install "$BUILD_DIR" --prefix "$TMP/a" >"$TMP_DIR/install.log" 2>&1 ||
+# DESTDIR too: a file installed to an absolute path (/etc/...) lands in the
+# scratch directory, never in the machine's own /etc.
+DESTDIR=$TMP/destdir "$CMAKE" --install "$BUILD_DIR" --prefix /a >"$TMP_DIR/install.log" 2>&1 ||
     fail "cmake --install exits $?"
-mv "$TMP/a" "$TMP/b" || fail "cannot move the prefix"
+mv "$TMP/destdir/a" "$TMP/b" || fail "cannot move the prefix"
 P=$TMP/b
 for f in bin/tcpmsgd bin/tcpmsg bin/tcpmsg-transports; do
     [ -x "$P/$f" ] || fail "$f is not installed, or not executable"

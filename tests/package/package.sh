@@ -23,6 +23,7 @@ deb=$TMP/out/tcpmsg_${VERSION}_$arch.deb
 log "$(basename "$deb"): $(stat -c %s "$deb") bytes"
 
 # Control fields.
+dpkg-deb -I "$deb" >&2 || fail "dpkg-deb -I exits $?"
 field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Package)" = tcpmsg ] || fail "Package: $(field Package)"
 [ "$(field Version)" = "$VERSION" ] || fail "Version: $(field Version), want $VERSION"
