@@ -4,7 +4,8 @@
 # option of --help has an entry under OPTIONS and each entry there is an
 # option of --help. For tcpmsg, whose --help has groups (every command,
 # "bench:", "probe:"), an option must be in the same group in both, and
-# `PROGRAM SUBCOMMAND --help` is checked as well as `PROGRAM --help`.
+# `PROGRAM SUBCOMMAND --help` is checked as well as `PROGRAM --help`. The
+# exit statuses --help names are those of EXIT STATUS, no more, no fewer.
 # usage: man.sh [--sections "NAME,...,SEE ALSO"] PAGE PROGRAM [SUBCOMMAND]...
 set -u
 fail() { echo "man.sh: FAIL: $*" >&2; exit 1; }
@@ -77,4 +78,18 @@ $missing"
 $extra"
     echo "man.sh: $name ${sub:+$sub }--help: $(wc -l <"$tmp/help") options, all in ${page##*/} and no other"
 done
+# The exit statuses: those --help names after "Exit status:" are the
+# entries of EXIT STATUS (a ".TP" and ".B N" each), and the other way round.
+"$program" --help >"$tmp/help.txt" 2>&1
+if grep -q '^Exit status:' "$tmp/help.txt"; then
+    sed -n '/^Exit status:/,$p' "$tmp/help.txt" | grep -oE '(^|[ ;:,])[0-9]+ ' | tr -dc '0-9\n' |
+        sort -un >"$tmp/help_codes"
+    awk '/^\.SH/ { in_exit = ($0 ~ /EXIT STATUS/); next }
+         in_exit && /^\.TP/ { tag = 1; next }
+         tag { tag = 0; if ($1 == ".B" && $2 ~ /^[0-9]+$/) print $2 }' "$page" | sort -un >"$tmp/page_codes"
+    [ -s "$tmp/help_codes" ] || fail "no exit status found in $name --help"
+    diff "$tmp/help_codes" "$tmp/page_codes" >/dev/null ||
+        fail "exit statuses of $name --help ($(echo $(cat "$tmp/help_codes"))) differ from $page's ($(echo $(cat "$tmp/page_codes")))"
+    echo "man.sh: exit statuses $(echo $(cat "$tmp/help_codes")) in --help and in ${page##*/}"
+fi
 echo "man.sh: ok"
