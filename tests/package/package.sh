@@ -73,6 +73,20 @@ head -n 1 <(gzip -dc "$ROOT/usr/share/doc/tcpmsg/changelog.gz") | grep -q "^tcpm
 sort "$TMP/control/conffiles" 2>/dev/null | diff "$TMP_DIR/etc_files" - >&2 ||
     fail "conffiles (right) differ from the files under /etc (left)"
 log "contents: $(grep -c '[^/]$' "$TMP_DIR/paths") files, conffiles: $(wc -l <"$TMP_DIR/etc_files")"
+# A systemd unit in the package names programs and files of the package: the
+# build's install paths are baked into it, and the package installs in /usr.
+for unit in "$ROOT"/lib/systemd/system/*.service "$ROOT"/usr/lib/systemd/system/*.service; do
+    [ -f "$unit" ] || continue
+    exe=$(sed -n 's/^ExecStart=[-@:+!]*\([^ ]*\).*/\1/p' "$unit" | head -n 1)
+    [ -n "$exe" ] && [ -x "$ROOT$exe" ] ||
+        fail "${unit#"$ROOT"}: ExecStart runs '$exe', which the package does not install (configure with -DCMAKE_INSTALL_PREFIX=/usr?)"
+    sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$unit" >"$TMP_DIR/env_files"
+    while read -r env; do
+        grep -qx "$env" "$TMP_DIR/etc_files" ||
+            fail "${unit#"$ROOT"}: EnvironmentFile $env is not a conffile of the package"
+    done <"$TMP_DIR/env_files"
+    log "${unit#"$ROOT"}: runs $exe, reads $(echo $(cat "$TMP_DIR/env_files"))"
+done
 
 # The extracted programs, run from the scratch root.
 start_tcpmsgd "$ROOT/usr/bin/tcpmsgd"
