@@ -67,6 +67,7 @@
 #include "tcpmsg/log.h"
 #include "tcpmsg/loop.h"
 #include "tcpmsg/rttreport.h"
+#include "tcpmsg/tcpinfo.h"
 
 #define LINGER_NS (2000000000ull)  /* discard input this long after an error reply */
 #define NS_PER_SEC 1e9
@@ -322,10 +323,36 @@ static void conn_enter(struct conn *c, enum conn_state to, uint64_t now)
         c->ctx->transition(c->ctx->owner, c, (int)from, (int)to);
 }
 
+/* The part of a lifetime total that is new since the last sample. A total
+ * never goes back; if it seems to, count nothing rather than wrap. */
+static uint64_t since(uint64_t *seen, uint64_t now_total)
+{
+    uint64_t d = now_total > *seen ? now_total - *seen : 0;
+    *seen = now_total > *seen ? now_total : *seen;
+    return d;
+}
+
+void conn_sample_tcp(struct conn *c)
+{
+    struct tcpinfo ti;
+    if (c->fd < 0 || tcpinfo_read(c->fd, &ti) < 0)
+        return;
+    struct server_stats *st = stats_of(c);
+    counter_add(&st->tcp_retrans, since(&c->tcp_seen.retrans, ti.total_retrans));
+    counter_add(&st->tcp_busy_us, since(&c->tcp_seen.busy_us, ti.busy_us));
+    counter_add(&st->tcp_rwnd_limited_us,
+                since(&c->tcp_seen.rwnd_limited_us, ti.rwnd_limited_us));
+    counter_add(&st->tcp_sndbuf_limited_us,
+                since(&c->tcp_seen.sndbuf_limited_us, ti.sndbuf_limited_us));
+    if (ti.srtt_us > 0)
+        hist_record(&st->tcp_srtt_ns, ti.srtt_us * 1000);
+}
+
 void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
 {
     if (c->state == CONN_CLOSED)
         return;
+    conn_sample_tcp(c); /* while the socket is still open */
     c->reason = reason;
     conn_enter(c, CONN_CLOSED, now);
     io_close(c);

@@ -72,10 +72,17 @@ static double stats_value(const struct metrics_snapshot *m, const counter_t *c, 
     return u(m->http_responses[4] + m->http_responses[5]);
 }
 
-#define STATS_GETTER(field, ...)                                                  \
-    static double get_##field(const struct metrics_snapshot *m, size_t i)        \
-    {                                                                             \
-        return stats_value(m, STATS_CFIRST(&m->stats, field), STATS_LEN(field), i); \
+/* A counter in seconds counts microseconds (stats.h). */
+static double per_count(const char *unit)
+{
+    return strcmp(unit, "seconds") == 0 ? 1e-6 : 1;
+}
+
+#define STATS_GETTER(field, shape, name, unit, ...)                                        \
+    static double get_##field(const struct metrics_snapshot *m, size_t i)                 \
+    {                                                                                      \
+        return per_count(unit) *                                                           \
+               stats_value(m, STATS_CFIRST(&m->stats, field), STATS_LEN(field), i);        \
     }
 SERVER_STATS_COUNTERS(STATS_GETTER)
 #undef STATS_GETTER

@@ -106,6 +106,8 @@ enum syscall_op {
  * none). The struct, the merge of the workers' stats, the fork record and
  * the metric table (Prometheus and JSON names, help) are all made from this
  * list, so a new counter is one line here, and its row in docs/METRICS.md.
+ * A counter whose unit is "seconds" counts microseconds (the kernel's unit
+ * for TCP_INFO's times), and is exported in seconds.
  * The last value of tcpmsg_errors_total, "http", is counted by the HTTP
  * endpoint and not here: its list (ERROR_METRIC_KINDS) is one longer than
  * the array. */
@@ -135,7 +137,18 @@ enum syscall_op {
       "System calls of the event loops (workers; fork mode: the parent and its children), "  \
       "by kind")                                                                             \
     X(wakeups, , "tcpmsg_loop_wakeups_total", "", NULL, NO_LABEL,                            \
-      "Event loop iterations that handled at least one event or timer")
+      "Event loop iterations that handled at least one event or timer")                       \
+    X(tcp_retrans, , "tcpmsg_tcp_retransmits_total", "", NULL, NO_LABEL,                     \
+      "Segments the kernel's TCP retransmitted on client connections (TCP_INFO, read "        \
+      "once a second and at close)")                                                         \
+    X(tcp_busy_us, , "tcpmsg_tcp_busy_seconds_total", "seconds", NULL, NO_LABEL,             \
+      "Time client connections had data in flight (TCP_INFO)")                               \
+    X(tcp_rwnd_limited_us, , "tcpmsg_tcp_rwnd_limited_seconds_total", "seconds", NULL,       \
+      NO_LABEL, "Time client connections could not send because the client's receive "       \
+      "window was full (TCP_INFO)")                                                          \
+    X(tcp_sndbuf_limited_us, , "tcpmsg_tcp_sndbuf_limited_seconds_total", "seconds", NULL,   \
+      NO_LABEL, "Time client connections could not send more because the server's send "     \
+      "buffer was full (TCP_INFO)")
 
 /* The label values of an unlabelled counter: none. */
 #define NO_LABEL(X)
@@ -156,7 +169,10 @@ enum syscall_op {
     X(msg_bytes, "tcpmsg_message_size_bytes", "bytes", 1, metrics_size_bounds,              \
       "Payload sizes of messages received")                                                  \
     X(msgs_per_wakeup, "tcpmsg_messages_per_wakeup", "", 1, metrics_wakeup_bounds,           \
-      "Replies completed per event loop wakeup, for wakeups that completed at least one")
+      "Replies completed per event loop wakeup, for wakeups that completed at least one")     \
+    X(tcp_srtt_ns, "tcpmsg_tcp_srtt_seconds", "seconds", 1e-9, metrics_latency_bounds,       \
+      "Smoothed round-trip time the kernel's TCP keeps for each client connection, "          \
+      "observed once a second per connection (TCP_INFO)")
 
 struct server_stats {
 #define STATS_COUNTER_FIELD(field, shape, ...) counter_t field shape;
