@@ -47,6 +47,13 @@ for f in share/tcpmsg/web/index.html share/tcpmsg/web/app.js share/tcpmsg/web/st
     share/man/man1/tcpmsg-transports.1.gz; do
     [ -f "$P/$f" ] || fail "$f is not installed"
 done
+# The install rules name their files one by one: none of web/, dashboards/
+# and docs/ may be left out when a file is added there.
+for pair in web:share/tcpmsg/web dashboards:share/tcpmsg/dashboards docs:share/doc/tcpmsg/docs; do
+    for f in "$SOURCE_DIR/${pair%%:*}"/*; do
+        [ -f "$P/${pair#*:}/${f##*/}" ] || fail "${pair%%:*}/${f##*/} is not installed in ${pair#*:}"
+    done
+done
 cmp -s <(gzip -dc "$P/share/man/man8/tcpmsgd.8.gz") "$SOURCE_DIR/man/tcpmsgd.8" ||
     fail "the installed tcpmsgd.8.gz is not man/tcpmsgd.8"
 echo '<!-- the installed copy -->' >>"$P/share/tcpmsg/web/index.html"
