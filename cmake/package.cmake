@@ -12,7 +12,6 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME tcpmsg)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "${TCPMSG_MAINTAINER}")
-set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 # Debian's name, tcpmsg_0.1.0_amd64.deb, with the architecture from dpkg.
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
@@ -39,4 +38,10 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # the administrator changed it. Worked out once the files are staged, so a
 # configuration file any subdirectory installs is picked up.
 set(CPACK_PRE_BUILD_SCRIPTS ${PROJECT_SOURCE_DIR}/cmake/debian/conffiles.cmake)
+# `cmake --build build --target package_source`: the source tree as
+# tcpmsg-<version>.tar.gz, without git's files and build directories. Built
+# from it, --version is the project version alone.
+set(CPACK_SOURCE_GENERATOR TGZ)
+set(CPACK_SOURCE_PACKAGE_FILE_NAME tcpmsg-${PROJECT_VERSION})
+set(CPACK_SOURCE_IGNORE_FILES "/\\.git" "^${PROJECT_SOURCE_DIR}/build" "^${PROJECT_BINARY_DIR}/")
 include(CPack)
