@@ -9,7 +9,7 @@
 #   3. a tcpmsgd copied where no web root is warns, and still serves /healthz;
 #   4. --web-root wins over both.
 # usage: install.sh TCPMSGD CMAKE BUILD_DIR SOURCE_DIR
-# shellcheck source=../prometheus/lib.sh
+# shellcheck source=tests/prometheus/lib.sh
 . "$(dirname "$0")/../prometheus/lib.sh"
 [ $# -eq 4 ] || { echo "usage: $0 TCPMSGD CMAKE BUILD_DIR SOURCE_DIR" >&2; exit 2; }
 BUILD_TCPMSGD=$1 CMAKE=$2 BUILD_DIR=$3 SOURCE_DIR=$4
@@ -70,7 +70,8 @@ stop_tcpmsgd
 log "installed and moved: serves $P/share/tcpmsg/web"
 
 # 3. No web root anywhere near the program.
-mkdir "$TMP/alone" && cp "$P/bin/tcpmsgd" "$TMP/alone/" || fail "cannot copy tcpmsgd"
+mkdir "$TMP/alone" || fail "cannot make $TMP/alone"
+cp "$P/bin/tcpmsgd" "$TMP/alone/" || fail "cannot copy tcpmsgd"
 start_tcpmsgd "$TMP/alone/tcpmsgd"
 expect_log "WARN  no status page: its files are neither in the source tree"
 grep -q "status page files" "$TMP_DIR/tcpmsgd.log" && fail "a web root was reported where there is none"

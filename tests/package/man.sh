@@ -89,7 +89,7 @@ if grep -q '^Exit status:' "$tmp/help.txt"; then
          tag { tag = 0; if ($1 == ".B" && $2 ~ /^[0-9]+$/) print $2 }' "$page" | sort -un >"$tmp/page_codes"
     [ -s "$tmp/help_codes" ] || fail "no exit status found in $name --help"
     diff "$tmp/help_codes" "$tmp/page_codes" >/dev/null ||
-        fail "exit statuses of $name --help ($(echo $(cat "$tmp/help_codes"))) differ from $page's ($(echo $(cat "$tmp/page_codes")))"
-    echo "man.sh: exit statuses $(echo $(cat "$tmp/help_codes")) in --help and in ${page##*/}"
+        fail "exit statuses of $name --help ($(tr '\n' ' ' <"$tmp/help_codes")) differ from $page's ($(tr '\n' ' ' <"$tmp/page_codes"))"
+    echo "man.sh: exit statuses $(tr '\n' ' ' <"$tmp/help_codes")in --help and in ${page##*/}"
 fi
 echo "man.sh: ok"

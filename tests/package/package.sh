@@ -7,7 +7,7 @@
 # into a scratch root run from there: the client gets its reply, and the
 # status page comes from the extracted usr/share/tcpmsg/web.
 # usage: package.sh BUILD_DIR CPACK SOURCE_DIR VERSION
-# shellcheck source=../prometheus/lib.sh
+# shellcheck source=tests/prometheus/lib.sh
 . "$(dirname "$0")/../prometheus/lib.sh"
 [ $# -eq 4 ] || { echo "usage: $0 BUILD_DIR CPACK SOURCE_DIR VERSION" >&2; exit 2; }
 BUILD_DIR=$1 CPACK=$2 SOURCE_DIR=$3 VERSION=$4
@@ -78,14 +78,15 @@ log "contents: $(grep -c '[^/]$' "$TMP_DIR/paths") files, conffiles: $(wc -l <"$
 for unit in "$ROOT"/lib/systemd/system/*.service "$ROOT"/usr/lib/systemd/system/*.service; do
     [ -f "$unit" ] || continue
     exe=$(sed -n 's/^ExecStart=[-@:+!]*\([^ ]*\).*/\1/p' "$unit" | head -n 1)
-    [ -n "$exe" ] && [ -x "$ROOT$exe" ] ||
-        fail "${unit#"$ROOT"}: ExecStart runs '$exe', which the package does not install (configure with -DCMAKE_INSTALL_PREFIX=/usr?)"
+    if [ -z "$exe" ] || [ ! -x "$ROOT$exe" ]; then
+        fail "${unit#"$ROOT"}: ExecStart runs '$exe', which the package does not install"
+    fi
     sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$unit" >"$TMP_DIR/env_files"
     while read -r env; do
         grep -qx "$env" "$TMP_DIR/etc_files" ||
             fail "${unit#"$ROOT"}: EnvironmentFile $env is not a conffile of the package"
     done <"$TMP_DIR/env_files"
-    log "${unit#"$ROOT"}: runs $exe, reads $(echo $(cat "$TMP_DIR/env_files"))"
+    log "${unit#"$ROOT"}: runs $exe, reads $(tr '\n' ' ' <"$TMP_DIR/env_files")"
 done
 
 # The extracted programs, run from the scratch root.
@@ -95,6 +96,7 @@ grep -qF "status page files web_root=$ROOT/usr/share/tcpmsg/web from=install-pre
 http_get 127.0.0.1 "$HTTP_PORT" / "$TMP_DIR/index" || fail "GET / from the extracted tcpmsgd"
 cmp -s "$TMP_DIR/index" "$ROOT/usr/share/tcpmsg/web/index.html" ||
     fail "GET / is not the extracted index.html"
+cmp -s "$TMP_DIR/index" "$SOURCE_DIR/web/index.html" || fail "the packaged index.html is not web/index.html"
 reply=$(timeout 20 "$ROOT/usr/bin/tcpmsg" "127.0.0.1:$PORT" "hello from the package") ||
     fail "the extracted tcpmsg exits $?"
 [[ $reply == *"in "*" us: hello from the package" ]] || fail "the extracted tcpmsg printed '$reply'"

@@ -29,7 +29,7 @@ if [ -n "$described" ]; then
     # commit is.
     case $v in
     "$version (git $described)" | "$version (git $described-dirty)") ;;
-    *) fail "version '$v', want '$version (git $described[-dirty])' (rebuild after a commit?)" ;;
+    *) fail "version '$v', want '$version (git ${described}[-dirty])' (rebuild after a commit?)" ;;
     esac
 else
     [ "$v" = "$version" ] || fail "version '$v', want '$version' outside a git checkout"
@@ -44,8 +44,10 @@ make_version() { # TREE GIT: the string write_version.cmake makes for TREE
 }
 repo=$tmp/repo
 mkdir "$repo" && cd "$repo" || exit 1
-git init -q . && echo one >file && git add file &&
-    git -c user.name=t -c user.email=t@localhost commit -q -m one || fail "cannot make a git repository"
+if ! { git init -q . && echo one >file && git add file &&
+    git -c user.name=t -c user.email=t@localhost commit -q -m one; }; then
+    fail "cannot make a git repository"
+fi
 hash=$(git rev-parse --short HEAD)
 got=$(make_version "$repo" "$(command -v git)")
 [ "$got" = "9.8.7 (git $hash)" ] || fail "clean checkout: '$got', want '9.8.7 (git $hash)'"
