@@ -20,17 +20,17 @@ v=${d#tcpmsgd }
 [ "$c" = "tcpmsg $v" ] || fail "tcpmsg --version prints '$c', tcpmsgd '$d'"
 [ "$("$tcpmsgd" -V)" = "$d" ] || fail "tcpmsgd -V differs from --version"
 [ "$("$tcpmsg" -V)" = "$c" ] || fail "tcpmsg -V differs from --version"
-described=""
-if [ -e "$source_dir/.git" ] && command -v git >/dev/null; then
-    described=$(git -C "$source_dir" describe --always 2>/dev/null) || described=""
-fi
-if [ -n "$described" ]; then
-    # Whether the tree was dirty when it was built is not known here; the
-    # commit is.
-    case $v in
-    "$version (git $described)" | "$version (git $described-dirty)") ;;
-    *) fail "version '$v', want '$version (git ${described}[-dirty])' (rebuild after a commit?)" ;;
-    esac
+if [ -e "$source_dir/.git" ] && command -v git >/dev/null &&
+    git -C "$source_dir" rev-parse -q --verify HEAD >/dev/null 2>&1; then
+    # "0.1.0 (git a0fe14a)", "(git a0fe14a-dirty)", or with a tag
+    # "(git v0.1.0-3-ga0fe14a)". The commit must be HEAD or one before it:
+    # the build may predate the latest commit, but it cannot come from
+    # another history. (The exact string is checked below, on scratch trees.)
+    [[ $v =~ ^"$version (git "(.*-g)?([0-9a-f]{7,})(-dirty)?")"$ ]] ||
+        fail "version '$v' is not '$version (git COMMIT[-dirty])'"
+    commit=${BASH_REMATCH[2]}
+    git -C "$source_dir" merge-base --is-ancestor "$commit" HEAD 2>/dev/null ||
+        fail "version '$v': $commit is not a commit of this checkout's history"
 else
     [ "$v" = "$version" ] || fail "version '$v', want '$version' outside a git checkout"
 fi
