@@ -22,6 +22,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_configure(cfg.log_level, cfg.log_format, 2);
+    if (cfg.http_enabled)
+        server_config_log_web_root(&cfg);
 
     struct server srv;
     if (server_start(&srv, &cfg, admin_route) < 0)

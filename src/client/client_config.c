@@ -13,6 +13,7 @@
 #include "tcpmsg/frame.h"
 #include "tcpmsg/net.h"
 #include "tcpmsg/opt.h"
+#include "tcpmsg/version.h"
 
 static const double default_percentiles[] = { 50, 90, 99, 99.9 };
 
@@ -249,7 +250,7 @@ static int show_help(FILE *out)
 
 static int show_version(FILE *out)
 {
-    fprintf(out, "tcpmsg %s\n", TCPMSG_VERSION);
+    fprintf(out, "tcpmsg %s\n", tcpmsg_version);
     return OPTION_EXIT;
 }
 

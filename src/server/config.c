@@ -3,16 +3,98 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tcpmsg/frame.h"
 #include "tcpmsg/net.h"
 #include "tcpmsg/opt.h"
+#include "tcpmsg/version.h"
 
 #define MAX_THREADS 256
 #define MAX_CONNS_LIMIT 1000000
 #define MAX_SECONDS 86400.0
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The directory of the running program, as the kernel resolved it: no
+ * symbolic link and no ".." left in it. 0, or a negative errno (no /proc). */
+static int program_dir(char *out, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", out, cap);
+    if (n < 0)
+        return -errno;
+    if ((size_t)n >= cap)
+        return -ENAMETOOLONG; /* readlink truncates without saying so */
+    out[n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (slash == NULL)
+        return -ENOENT;
+    slash[slash == out] = '\0'; /* "/tcpmsgd" lives in "/" */
+    return 0;
+}
+
+static bool set_web_root_from(struct server_config *cfg, const char *path,
+                              enum web_root_source source)
+{
+    if (strlen(path) >= sizeof cfg->web_root)
+        return false;
+    strcpy(cfg->web_root, path);
+    cfg->web_root_source = source;
+    return true;
+}
+
+/* The status page's directory when --web-root is not given. The build
+ * (cmake/install.cmake) tells where the build tree puts its programs and
+ * the path from an installed program to its share/tcpmsg/web. The build
+ * tree is recognised by the program's directory alone, not by a prefix of
+ * it: `cmake --install --prefix build/stage` is an installed copy. Nothing
+ * absolute is compiled in for the installed case, so a prefix that was
+ * moved, or a package unpacked into a scratch root, still finds its files. */
+static void find_web_root(struct server_config *cfg)
+{
+    char dir[PATH_MAX], build_bin[PATH_MAX], path[PATH_MAX + sizeof TCPMSG_WEB_FROM_BIN];
+    cfg->web_root[0] = '\0';
+    cfg->web_root_source = WEB_ROOT_NONE;
+    if (program_dir(dir, sizeof dir) < 0)
+        return;
+    /* realpath: the build directory may have been named through a link. */
+    if (realpath(TCPMSG_BUILD_BIN_DIR, build_bin) != NULL && strcmp(dir, build_bin) == 0 &&
+        is_dir(TCPMSG_SOURCE_WEB_ROOT) &&
+        set_web_root_from(cfg, TCPMSG_SOURCE_WEB_ROOT, WEB_ROOT_BUILD_TREE))
+        return;
+    snprintf(path, sizeof path, "%s/%s", dir, TCPMSG_WEB_FROM_BIN);
+    char real[PATH_MAX];
+    if (realpath(path, real) != NULL && is_dir(real) &&
+        set_web_root_from(cfg, real, WEB_ROOT_INSTALLED))
+        return;
+    /* Not found: keep where an installed copy's files would be, for the
+     * warning and for the HTTP endpoint's own. */
+    set_web_root_from(cfg, path, WEB_ROOT_NONE);
+}
+
+void server_config_log_web_root(const struct server_config *cfg)
+{
+    static const char *const from[] = {
+        [WEB_ROOT_OPTION] = "--web-root",
+        [WEB_ROOT_BUILD_TREE] = "build-tree",
+        [WEB_ROOT_INSTALLED] = "install-prefix",
+    };
+    if (cfg->web_root_source == WEB_ROOT_NONE)
+        LOG(LOG_WARN, "no status page: its files are neither in the source tree of a build "
+                      "nor installed beside this program; give --web-root DIR",
+            LF_S("looked_in", cfg->web_root));
+    else
+        LOG(LOG_INFO, "status page files", LF_S("web_root", cfg->web_root),
+            LF_S("from", from[cfg->web_root_source]));
+}
 
 void server_config_defaults(struct server_config *cfg)
 {
@@ -38,7 +120,7 @@ void server_config_defaults(struct server_config *cfg)
     strcpy(cfg->http_bind, "127.0.0.1");
     cfg->http_port = 8081;
     cfg->http_enabled = true;
-    snprintf(cfg->web_root, sizeof cfg->web_root, "%s", TCPMSG_WEB_ROOT);
+    find_web_root(cfg);
     cfg->log_format = LOG_FORMAT_TEXT;
     cfg->log_level = LOG_INFO;
 }
@@ -129,8 +211,9 @@ void server_config_defaults(struct server_config *cfg)
     X(NO_HTTP, "no-http", 0, no_argument, "", NULL, "do not start the endpoint",               \
       set_flag(&cfg->http_enabled, false))                                                     \
     X(WEB_ROOT, "web-root", 0, required_argument, "DIR", NULL,                                 \
-      "directory of the status page (default: the web/\nfolder of the source tree)",           \
-      set_text(cfg->web_root, sizeof cfg->web_root, name, v, err, cap))                        \
+      "directory of the status page (default: the\nshare/tcpmsg/web installed beside "         \
+      "tcpmsgd;\nrun from a build: the source tree's web/)",                                   \
+      set_web_root(cfg, name, v, err, cap))                                                    \
     X(WEB_CONFIG, "web-config", 0, required_argument, "FILE", NULL,                            \
       "TLS and basic auth for the endpoint, in the web\nconfiguration format of Prometheus "   \
       "exporters\n(tls_server_config, basic_auth_users); /healthz\nstays open, every other "   \
@@ -222,7 +305,7 @@ static int show_help(FILE *out)
 
 static int show_version(FILE *out)
 {
-    fprintf(out, "tcpmsgd %s\n", TCPMSG_VERSION);
+    fprintf(out, "tcpmsgd %s\n", tcpmsg_version);
     return OPTION_EXIT;
 }
 
@@ -252,6 +335,15 @@ static int set_addr(char *dst, size_t dst_cap, const char *name, const char *v, 
     if (n < 0 || (size_t)n >= cap)
         n = 0;
     return net_resolve(v, 0, true, &ss, &len, err + n, cap - (size_t)n);
+}
+
+static int set_web_root(struct server_config *cfg, const char *name, const char *v, char *err,
+                        size_t cap)
+{
+    int rc = set_text(cfg->web_root, sizeof cfg->web_root, name, v, err, cap);
+    if (rc == 0)
+        cfg->web_root_source = WEB_ROOT_OPTION;
+    return rc;
 }
 
 static int set_port(uint16_t *port, const char *name, const char *v, char *err, size_t cap)

@@ -13,6 +13,15 @@
 #include "tcpmsg/log.h"
 #include "tcpmsg/loop.h"
 
+/* Where the status page's files were found (server_config_defaults looks,
+ * --web-root overrides). */
+enum web_root_source {
+    WEB_ROOT_OPTION,     /* --web-root */
+    WEB_ROOT_BUILD_TREE, /* a binary in the build tree's bin/: the source tree's web/ */
+    WEB_ROOT_INSTALLED,  /* <the binary's directory>/../share/tcpmsg/web */
+    WEB_ROOT_NONE,       /* none of them exists; web_root holds the installed path */
+};
+
 struct server_config {
     char bind_addr[256];       /* --bind: address or name; default 0.0.0.0 */
     uint16_t port;             /* --port: 0 picks a free port; default 8080 */
@@ -37,6 +46,7 @@ struct server_config {
     uint16_t http_port;        /* --http-port: 0 picks; default 8081 */
     bool http_enabled;         /* false with --no-http */
     char web_root[1024];       /* --web-root: the status page's files */
+    enum web_root_source web_root_source; /* where web_root came from */
     char web_config[1024];     /* --web-config: TLS and basic auth file; "" for none */
     enum log_format log_format;
     enum log_level log_level;
@@ -49,8 +59,16 @@ enum config_result {
     CONFIG_ERROR = -EINVAL, /* a bad option or value: message printed, exit 2 */
 };
 
-/* Defaults for every field. */
+/* Defaults for every field. The status page's directory is looked for here,
+ * without a flag, in this order: the source tree's web/ when this binary runs
+ * from the build tree's bin/; then share/tcpmsg/web of the prefix it is
+ * installed in, found from /proc/self/exe, so a moved or unpacked tree still
+ * finds its own. */
 void server_config_defaults(struct server_config *cfg);
+
+/* Log where the status page's files come from (INFO), or warn that none
+ * were found. Called once logging is configured. */
+void server_config_log_web_root(const struct server_config *cfg);
 
 /* Parse argv into cfg (which should hold the defaults). Help and version go to
  * out, errors to err. Resets getopt's state so it can be called repeatedly. */
