@@ -196,8 +196,8 @@ static void print_option(FILE *out, const struct option *o, const char *value, c
 }
 
 /* The options of one section: those every command that connects takes
- * (mask ALL), or those of one command that not all of them take; an option
- * of bench is listed under bench only. */
+ * (mask ALL), or those of one command that not all of them take; merge's
+ * section leaves out those it shares with bench (listed there). */
 static void print_section(FILE *out, unsigned mask)
 {
     for (size_t i = 0; i < NOPTIONS; i++) {
@@ -205,7 +205,7 @@ static void print_section(FILE *out, unsigned mask)
         bool common = (o->commands & ALL) == ALL;
         bool here = mask == ALL ? common
                                 : !common && (o->commands & mask) != 0 &&
-                                      (mask == FOR(CLIENT_BENCH) ||
+                                      (mask != FOR(CLIENT_MERGE) ||
                                        (o->commands & FOR(CLIENT_BENCH)) == 0);
         if (!here)
             continue;
