@@ -34,9 +34,19 @@ const char *tstamp_tx_name(enum tstamp_tx kind)
     return (unsigned)kind < TSTAMP_TX_COUNT ? tx_names[kind] : "?";
 }
 
+/* Number bytes from the next one written (Linux 6.2; older kernels refuse
+ * it, and count from the oldest byte not yet acknowledged instead: the same
+ * on a socket with nothing in flight). */
+#ifndef SOF_TIMESTAMPING_OPT_ID_TCP
+#define SOF_TIMESTAMPING_OPT_ID_TCP (1 << 16)
+#endif
+
 int tstamp_enable(int fd)
 {
-    uint32_t flags = REPORT_FLAGS;
+    uint32_t flags = REPORT_FLAGS | SOF_TIMESTAMPING_OPT_ID_TCP;
+    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) == 0)
+        return 0;
+    flags = REPORT_FLAGS;
     if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) < 0)
         return -errno;
     return 0;

@@ -20,6 +20,7 @@
     X(snd_mss, tcpi_snd_mss, A, "sender's maximum segment size, bytes")            \
     X(retransmits, tcpi_retransmits, A,                                            \
       "retransmission timeouts in a row now (0 when healthy)")                     \
+    X(retrans, tcpi_retrans, A, "segments retransmitted and not yet acknowledged") \
     X(total_retrans, tcpi_total_retrans, A,                                        \
       "segments retransmitted over the connection's life")                         \
     X(lost, tcpi_lost, A, "segments now presumed lost")                            \

@@ -42,11 +42,15 @@ static inline uint64_t tstamp_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Turn on reporting for fd: receive timestamps on every recvmsg() that asks
- * for control data, and transmit timestamps, numbered by byte (OPT_ID), for
- * the sends that ask for them with tstamp_tx_cmsg(). A socket that never
- * sends that control message queues no transmit timestamp at all, so the
- * cost of an unsampled message is nothing. 0 or -errno (setsockopt's). */
+/* Turn on reporting for fd, a connected TCP socket with nothing in flight
+ * (the byte numbers count from its next byte written): receive timestamps
+ * on every recvmsg() that asks for control data, and transmit timestamps,
+ * numbered by byte (OPT_ID), for the sends that ask for them with
+ * tstamp_tx_cmsg(). A socket that never sends that control message queues
+ * no transmit timestamp at all, so the cost of an unsampled message is
+ * nothing. The kernel starts stamping received segments a moment after the
+ * first socket of the system asks: a receive timestamp of 0 means "none",
+ * and a caller skips that sample. 0 or -errno (setsockopt's). */
 int tstamp_enable(int fd);
 
 /* True if fd has SO_TIMESTAMPING reporting turned on (for tests and for the

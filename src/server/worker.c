@@ -23,9 +23,12 @@
 #define ACCEPT_BACKOFF_NS (100 * 1000000ull)
 #define POOL_CHUNKS 64                 /* free output chunks kept: 1 MiB */
 #define EVICTIONS_PER_TICK 256         /* bounds the work of one timer tick */
-/* TCP_INFO of every connection once a second: one getsockopt each, about a
- * microsecond, so 10,000 connections cost 1% of a core. */
-#define TCP_SAMPLE_NS 1000000000ull
+/* TCP_INFO of every connection once a second, a tenth of them at each
+ * 100 ms tick: one getsockopt each, about a microsecond, so 10,000
+ * connections cost 1% of a core. The first second is left out: a
+ * connection shorter than that is read once, at its close. */
+#define TCP_SAMPLE_SLICES 10
+#define TCP_SAMPLE_DELAY_NS 1000000000ull
 
 /* conn_ctx calls: a new connection joins the list of open ones. */
 static void adopt_conn(void *owner, struct conn *c)
@@ -389,9 +392,10 @@ static void on_tick(struct loop_timer *t, uint64_t now)
     if (membudget_must_evict(w->shared->budget, now))
         evict_largest(w, now);
     bool past_deadline = w->draining && now >= atomic_load(&w->shared->drain_deadline_ns);
+    /* A tenth of the connections each tick (by id), so each is read once a
+     * second and no tick reads them all. */
+    unsigned slice = (unsigned)(w->ticks++ % TCP_SAMPLE_SLICES);
     bool sample_tcp = now >= w->tcp_sample_ns;
-    if (sample_tcp)
-        w->tcp_sample_ns = now + TCP_SAMPLE_NS;
     for (struct conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (past_deadline) {
@@ -399,7 +403,7 @@ static void on_tick(struct loop_timer *t, uint64_t now)
             continue;
         }
         conn_check_timers(c, now); /* resumes those paused for memory, too */
-        if (sample_tcp)
+        if (sample_tcp && c->id % TCP_SAMPLE_SLICES == slice)
             conn_sample_tcp(c); /* a no-op if the timers closed it */
     }
     if (w->on_tick != NULL)
@@ -453,6 +457,7 @@ void worker_run(struct worker *w)
             LF_S("error", strerror(-rc)));
         return;
     }
+    w->tcp_sample_ns = net_now_ns() + TCP_SAMPLE_DELAY_NS;
     loop_timer_start(w->loop, &w->tick, net_now_ns() + TICK_NS);
     rc = loop_run(w->loop);
     if (rc < 0)
