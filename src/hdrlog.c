@@ -397,7 +397,9 @@ int hdrlog_decode_add_scaled(struct hist *h, const char *b64, size_t len, double
     struct layout l;
     if ((rc = layout_of(get32(head + 12), get64(head + 16), get64(head + 24), &l, why)) < 0)
         goto out;
-    if (payload > (size_t)LEB128_MAX * l.nbuckets) {
+    /* zlib expands at most about 1032 to 1: a longer payload cannot come
+     * out of zlen bytes, and is not worth allocating for. */
+    if (payload > (size_t)LEB128_MAX * l.nbuckets || payload > zlen * 1032 + 1024) {
         *why = "the payload is longer than any histogram of that size";
         rc = -EINVAL;
         goto out;

@@ -334,9 +334,11 @@ static double wall_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* --start-at: wait (connections open) until the wall clock reads it, so
- * that generators on several hosts measure the same seconds. A time already
- * past starts at once, with a warning: this generator is late. */
+/* --start-at: wait until the wall clock reads it, so that generators on
+ * several hosts measure the same seconds. The connections are opened after
+ * the wait (a server's --idle-timeout would close them during a long one),
+ * which on a LAN takes milliseconds. A time already past starts at once,
+ * with a warning: this generator is late. */
 static void wait_for_start(const struct client_config *cfg)
 {
     double wait = cfg->start_at - wall_now_s();
@@ -346,7 +348,8 @@ static void wait_for_start(const struct client_config *cfg)
         fprintf(stderr, "tcpmsg: warning: --start-at was %.3f s ago; starting now\n", -wait);
         return;
     }
-    sleep_until(net_now_ns() + (uint64_t)(wait * 1e9));
+    if (wait > 0)
+        sleep_until(net_now_ns() + (uint64_t)(wait * 1e9));
     /* sleep_until's clock is the monotonic one: finish on the wall clock. */
     while (wall_now_s() < cfg->start_at)
         sleep_until(net_now_ns() + 100000);
@@ -368,7 +371,6 @@ static int close_hdr_log(struct bench *b, int err)
 static int run(struct bench *b)
 {
     const struct client_config *cfg = b->cfg;
-    wait_for_start(cfg);
     b->plan.start_ns = net_now_ns();
     b->plan.measure_ns = b->plan.start_ns + (uint64_t)(cfg->warmup * 1e9);
     b->plan.deadline_ns = cfg->count > 0 ? UINT64_MAX
@@ -421,6 +423,7 @@ int bench_run(const struct client_config *cfg)
         fprintf(stderr, "tcpmsg: --hdr-log %s: %s\n", cfg->hdr_log, strerror(errno));
         return EXIT_USAGE;
     }
+    wait_for_start(cfg);
     int rc = setup(&b);
     if (rc == EXIT_OK)
         rc = run(&b);

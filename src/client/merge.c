@@ -15,7 +15,7 @@
 #include "tcpmsg/hdrlog.h"
 
 /* Merged intervals of the --hdr-log output: the wall-clock timeline cut in
- * slots of the shortest interval any log has, each source interval added to
+ * slots of the interval length most logs use, each source interval added to
  * the slot its middle falls in (generators started together with
  * --start-at and the same --interval line up slot for slot). At most this
  * many. */
@@ -30,6 +30,7 @@ struct piece {
     int series;   /* 0 the latency (untagged or "corrected"), 1 "uncorrected" */
     double scale; /* nanoseconds per unit of its log */
     char *b64;
+    size_t slot;  /* --hdr-log: its interval of the merged log */
 };
 
 struct merge {
@@ -117,42 +118,78 @@ static int read_log(struct merge *m, const char *path)
     return status;
 }
 
+/* The slot of the merged log: the interval length most intervals have
+ * (to the millisecond), so that a run's short last interval does not cut
+ * the timeline into slivers. 0 when there is none. */
+static double usual_length(const struct merge *m)
+{
+    double best = 0;
+    size_t best_n = 0;
+    for (size_t i = 0; i < m->npieces; i++) {
+        double len = round(m->pieces[i].length_s * 1000) / 1000;
+        size_t n = 0;
+        for (size_t k = 0; k < m->npieces && n <= m->npieces / 2; k++)
+            n += round(m->pieces[k].length_s * 1000) / 1000 == len;
+        if (len > 0 && (n > best_n || (n == best_n && len > best))) {
+            best = len;
+            best_n = n;
+        }
+        if (best_n > m->npieces / 2)
+            break; /* a majority: nothing else can win */
+    }
+    return best;
+}
+
+static int by_slot(const void *a, const void *b)
+{
+    const struct piece *x = a, *y = b;
+    return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
 /* The merged log: one line per slot of the timeline. 0 or -errno. */
-static int write_merged_log(const struct merge *m, bool open_loop, double t0, double t1,
+static int write_merged_log(struct merge *m, bool open_loop, double t0, double t1,
                             const char *path)
 {
-    double slot = INFINITY;
-    for (size_t i = 0; i < m->npieces; i++)
-        if (m->pieces[i].length_s > 0 && m->pieces[i].length_s < slot)
-            slot = m->pieces[i].length_s;
-    size_t nslots = isfinite(slot) ? (size_t)ceil((t1 - t0) / slot - 1e-9) : 1;
-    if (nslots == 0 || nslots > MERGE_MAX_SLOTS) {
-        slot = t1 > t0 ? t1 - t0 : 0;
+    double slot = usual_length(m);
+    size_t nslots = slot > 0 ? (size_t)ceil((t1 - t0) / slot - 1e-9) : 1;
+    if (nslots == 0)
+        nslots = 1;
+    if (nslots > MERGE_MAX_SLOTS) {
+        fprintf(stderr, "tcpmsg merge: --hdr-log: %zu intervals of %g s is too many; writing "
+                        "one for the whole run\n", nslots, slot);
         nslots = 1;
     }
+    if (nslots == 1)
+        slot = t1 - t0;
+    /* Each interval goes to the slot its middle falls in; sorted by slot,
+     * one pass writes them all. */
+    for (size_t i = 0; i < m->npieces; i++) {
+        double mid = m->pieces[i].start_s + m->pieces[i].length_s / 2 - t0;
+        m->pieces[i].slot =
+            nslots == 1 ? 0 : (size_t)fmax(0, fmin(floor(mid / slot), (double)(nslots - 1)));
+    }
+    qsort(m->pieces, m->npieces, sizeof m->pieces[0], by_slot);
     FILE *f = fopen(path, "w");
     if (f == NULL)
         return -errno;
     struct hist *h[2] = { hist_new(), hist_new() };
     int rc = h[0] != NULL && h[1] != NULL ? hdrlog_write_header(f, t0, "nanoseconds") : -ENOMEM;
+    size_t i = 0;
     for (size_t k = 0; rc == 0 && k < nslots; k++) {
         hist_reset(h[0]);
         hist_reset(h[1]);
-        for (size_t i = 0; rc == 0 && i < m->npieces; i++) {
-            const struct piece *p = &m->pieces[i];
-            double mid = p->start_s + p->length_s / 2 - t0;
-            size_t at = nslots == 1 ? 0 : (size_t)fmax(0, fmin(floor(mid / slot), nslots - 1));
-            if (at == k) /* read once already: it decodes */
-                rc = hdrlog_decode_add_scaled(h[p->series], p->b64, strlen(p->b64), p->scale,
-                                              NULL);
+        for (; rc == 0 && i < m->npieces && m->pieces[i].slot == k; i++) {
+            const struct piece *p = &m->pieces[i]; /* read once already: it decodes */
+            rc = hdrlog_decode_add_scaled(h[p->series], p->b64, strlen(p->b64), p->scale, NULL);
         }
         double start = (double)k * slot, len = k + 1 == nslots ? (t1 - t0) - start : slot;
         if (rc < 0)
             break;
         if (!open_loop)
-            rc = hdrlog_write_interval(f, NULL, start, len, h[0], 1e6);
-        else if ((rc = hdrlog_write_interval(f, "corrected", start, len, h[0], 1e6)) == 0)
-            rc = hdrlog_write_interval(f, "uncorrected", start, len, h[1], 1e6);
+            rc = hdrlog_write_interval(f, NULL, start, len, h[0], HDRLOG_MAX_DIVISOR);
+        else if ((rc = hdrlog_write_interval(f, "corrected", start, len, h[0],
+                                             HDRLOG_MAX_DIVISOR)) == 0)
+            rc = hdrlog_write_interval(f, "uncorrected", start, len, h[1], HDRLOG_MAX_DIVISOR);
     }
     hist_free(h[0]);
     hist_free(h[1]);

@@ -23,7 +23,7 @@
  * a C1 control (U+0080..U+009F, which some terminals obey as ESC [ ...). */
 static size_t printable_utf8(const unsigned char *p, size_t n)
 {
-    size_t len = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    size_t len = p[0] >= 0xf0 ? (p[0] <= 0xf4 ? 4 : 0) : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
     if (len == 0 || len > n)
         return 0;
     uint32_t cp = p[0] & (0x7f >> len);

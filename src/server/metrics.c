@@ -304,9 +304,10 @@ static json_t *value_json(const struct metric_def *d, const struct metrics_snaps
 {
     if (d->label == NULL) {
         double v = d->get(m, 0);
-        /* Counts, and gauges of counts or bytes, print as integers; only
-         * measures in seconds (fractional by nature) as reals. */
-        bool whole = d->type == M_GAUGE ? strcmp(d->unit, "seconds") != 0 : v == floor(v);
+        /* Counts, and gauges or counters of counts or bytes, print as
+         * integers; measures in seconds (fractional by nature) always as
+         * reals, so a scraper sees one JSON type whatever the value. */
+        bool whole = strcmp(d->unit, "seconds") != 0 && v == floor(v);
         return whole && v >= 0 ? json_count(v) : json_real(v);
     }
     json_t *o = json_object();

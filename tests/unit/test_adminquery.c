@@ -154,7 +154,7 @@ static void test_sort_names_round_trip(void **state)
     assert_string_equal(CONN_SORT_NAMES,
                         "id, age, idle, bytes_in, bytes_out, msgs_in, msgs_out, pending, "
                         "memory, srtt_us, rttvar_us, min_rtt_us, snd_cwnd, snd_mss, "
-                        "retransmits, total_retrans, lost, unacked, "
+                        "retransmits, retrans, total_retrans, lost, unacked, "
                         "delivery_rate_bytes_per_second, bytes_sent, bytes_retrans, "
                         "bytes_acked, bytes_received, busy_us, rwnd_limited_us, "
                         "sndbuf_limited_us, ");
