@@ -25,3 +25,12 @@ foreach(check verify security)
   set_tests_properties(integration.service_units.${check} PROPERTIES
     LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 60)
 endforeach()
+
+# The system calls tcpmsgd makes, under strace in each mode, against the
+# unit's SystemCallFilter (service_syscalls.sh). Skipped (77) without strace
+# or systemd-analyze, and in sanitizer builds.
+add_test(NAME integration.service_units.syscall_filter
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/service_syscalls.sh
+                 $<TARGET_FILE:tcpmsgd> $<TARGET_FILE:tcpmsg> "${TCPMSG_SANITIZE}")
+set_tests_properties(integration.service_units.syscall_filter PROPERTIES
+  LABELS "integration;strace" SKIP_RETURN_CODE 77 TIMEOUT 120)
