@@ -85,7 +85,8 @@ static int take_passed_listener(struct server *s, int *fds, unsigned n)
         fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (fds[i] < 0) {
             int rc = -errno;
-            LOG(LOG_ERROR, "cannot share the socket passed by systemd", LF_S("error", strerror(-rc)));
+            LOG(LOG_ERROR, "cannot share the socket passed by systemd",
+                LF_S("error", strerror(-rc)));
             while (i > 0)
                 close(fds[--i]);
             return rc;
@@ -510,7 +511,8 @@ static uint64_t status_interval_ns(void)
         if (*end == '\0' && v >= 0.01 && v <= 3600)
             s = v;
         else
-            LOG(LOG_WARN, "TCPMSGD_STATUS_INTERVAL is not seconds between 0.01 and 3600, using the default",
+            LOG(LOG_WARN, "TCPMSGD_STATUS_INTERVAL is not seconds between 0.01 and 3600, "
+                          "using the default",
                 LF_S("value", env), LF_D("interval_s", s));
     }
     return (uint64_t)(s * 1e9);
