@@ -158,6 +158,12 @@ uint64_t hist_max(const struct hist *h)
     return hist_count(h) == 0 ? 0 : load(&h->max);
 }
 
+void hist_set_max(struct hist *h, uint64_t max)
+{
+    if (hist_count(h) > 0 && hist_bucket_index(max) == hist_bucket_index(load(&h->max)))
+        store(&h->max, max);
+}
+
 double hist_mean(const struct hist *h)
 {
     uint64_t n = hist_count(h);

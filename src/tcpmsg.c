@@ -1,5 +1,5 @@
-/* tcpmsg: the client. Parses the command line and runs the one-shot, bench
- * or probe command; the work lives in src/client/.
+/* tcpmsg: the client. Parses the command line and runs the one-shot, bench,
+ * probe or merge command; the work lives in src/client/.
  */
 #include "client/client.h"
 
@@ -20,6 +20,8 @@ int main(int argc, char **argv)
         return bench_run(&cfg);
     case CLIENT_PROBE:
         return probe_run(&cfg);
+    case CLIENT_MERGE:
+        return merge_run(&cfg);
     case CLIENT_ONESHOT:
         break;
     }

@@ -26,7 +26,7 @@ int main(int argc, char **argv)
     struct server srv;
     if (server_start(&srv, &cfg, admin_route) < 0)
         return 1;
-    int rc = server_wait(&srv);
+    int rc = server_wait(&srv); /* 0, or SERVER_EXIT_REPLIES_LOST */
     server_destroy(&srv);
-    return rc == 0 ? 0 : 1;
+    return rc;
 }

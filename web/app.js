@@ -499,6 +499,7 @@ function renderConnections(doc) {
       cell(fmtAge(c.idle_seconds), { cls: 'num' }),
       ...trafficCells(c),
       cell(fmtBytes(c.pending_output_bytes), { cls: 'num', raw: c.pending_output_bytes }),
+      ...tcpCells(c.tcp),
     );
     return tr;
   });
@@ -507,6 +508,23 @@ function renderConnections(doc) {
   const shown = rows.length < doc.total ? `, showing ${rows.length}` : '';
   setText('conn-summary', `${doc.total} open${shown}`);
   renderSortHeaders();
+}
+
+/* What the kernel's TCP knows of the connection: "—" where the server
+ * cannot tell (fork mode lists connections from the parent). Each cell keeps
+ * its exact value in data-value. */
+function tcpCells(t) {
+  if (!t) return [cell('—', { cls: 'num' }), cell('—', { cls: 'num' }), cell('—', { cls: 'num' })];
+  const exact = (td, v) => {
+    td.dataset.value = String(v);
+    return td;
+  };
+  return [
+    exact(cell(fmtSeconds(t.srtt_us / 1e6), { cls: 'num tcp-srtt' }), t.srtt_us),
+    exact(cell(String(t.snd_cwnd), { cls: 'num tcp-cwnd' }), t.snd_cwnd),
+    exact(cell(fmtCount(t.total_retrans), { cls: t.total_retrans > 0 ? 'num tcp-retrans warn' : 'num tcp-retrans',
+                                            raw: t.total_retrans }), t.total_retrans),
+  ];
 }
 
 /* Messages and bytes each way: the same four columns in both tables. */

@@ -75,6 +75,12 @@ uint64_t hist_count(const struct hist *h);
 uint64_t hist_sum(const struct hist *h);
 uint64_t hist_min(const struct hist *h); /* 0 when empty */
 uint64_t hist_max(const struct hist *h); /* 0 when empty */
+
+/* The exact largest value, when something outside the histogram knows it
+ * (the max column of an HdrHistogram log, whose buckets alone give only
+ * the top bucket): taken only when it lies in the bucket of the current
+ * max, so it can never contradict the counts. Owner thread only. */
+void hist_set_max(struct hist *h, uint64_t max);
 double hist_mean(const struct hist *h);  /* 0 when empty */
 
 /* The value at percentile p (0 < p <= 100): the smallest recorded value v such

@@ -13,6 +13,7 @@
 #include "client/client.h"
 #include "client/loadgen.h"
 #include "client/report.h"
+#include "tcpmsg/hdrlog.h"
 #include "tcpmsg/net.h"
 
 #define POLL_NS 20000000ull /* the main thread checks for the end this often */
@@ -24,6 +25,8 @@ struct bench {
     unsigned nthreads;
     uint8_t *tmpl;
     char target[sizeof ((struct client_config *)0)->host + 8];
+    FILE *hdr;          /* --hdr-log, or NULL */
+    double measure_wall_s; /* Unix time of plan.measure_ns: the log's base time */
 };
 
 /* The payload every message is made from: fixed pseudo-random bytes, printable
@@ -140,13 +143,14 @@ static void teardown(struct bench *b)
 
 struct snapshot {
     uint64_t msgs, bytes, errors;
-    struct hist rtt;
+    struct hist rtt, rtt_raw;
 };
 
 static void take_snapshot(const struct bench *b, struct snapshot *s)
 {
     s->msgs = s->bytes = s->errors = 0;
     hist_reset(&s->rtt);
+    hist_reset(&s->rtt_raw);
     for (unsigned i = 0; i < b->nthreads; i++) {
         const struct lg_stats *st = lg_thread_stats(b->threads[i]);
         s->msgs += counter_get(&st->msgs);
@@ -154,7 +158,26 @@ static void take_snapshot(const struct bench *b, struct snapshot *s)
         for (int e = 0; e < LG_ERR_COUNT; e++)
             s->errors += counter_get(&st->errors[e]);
         hist_merge(&s->rtt, &st->rtt);
+        hist_merge(&s->rtt_raw, &st->rtt_raw);
     }
+}
+
+/* --- the HdrHistogram log ------------------------------------------------------- */
+
+/* Latencies are recorded in nanoseconds; the max column is in milliseconds,
+ * as HdrHistogram's own tools write it. */
+#define HDR_MAX_DIVISOR HDRLOG_MAX_DIVISOR
+
+/* [t0, t0 + len) seconds after the measured start: a closed loop's
+ * latencies untagged, an open loop's as "corrected" (from the intended send
+ * time) and "uncorrected" (from the actual send). */
+static int hdr_log_interval(const struct bench *b, double t0, double len, const struct hist *rtt,
+                            const struct hist *raw)
+{
+    if (b->cfg->rate <= 0)
+        return hdrlog_write_interval(b->hdr, NULL, t0, len, rtt, HDR_MAX_DIVISOR);
+    int rc = hdrlog_write_interval(b->hdr, "corrected", t0, len, rtt, HDR_MAX_DIVISOR);
+    return rc < 0 ? rc : hdrlog_write_interval(b->hdr, "uncorrected", t0, len, raw, HDR_MAX_DIVISOR);
 }
 
 /* out = now - prev, bucket by bucket (each value at its bucket's midpoint). */
@@ -171,20 +194,29 @@ static void hist_delta(struct hist *out, const struct hist *now, const struct hi
     }
 }
 
-/* Report [prev, now): the difference of two snapshots; now becomes prev. */
-static void emit_interval(const struct bench *b, struct snapshot *prev, struct snapshot *now,
-                          struct hist *scratch, double t0, double t1)
+/* Report [prev, now): the difference of two snapshots; now becomes prev.
+ * scratch holds two histograms. */
+static int emit_interval(const struct bench *b, struct snapshot *prev, struct snapshot *now,
+                         struct hist *scratch, double t0, double t1)
 {
-    hist_delta(scratch, &now->rtt, &prev->rtt);
+    hist_delta(&scratch[0], &now->rtt, &prev->rtt);
     struct bench_interval iv = { .t0 = t0, .t1 = t1, .msgs = now->msgs - prev->msgs,
                                  .bytes = now->bytes - prev->bytes,
-                                 .errors = now->errors - prev->errors, .rtt = scratch };
+                                 .errors = now->errors - prev->errors, .rtt = &scratch[0] };
     report_interval(b->cfg, &iv);
+    int rc = 0;
+    if (b->hdr != NULL) {
+        hist_delta(&scratch[1], &now->rtt_raw, &prev->rtt_raw);
+        rc = hdr_log_interval(b, t0, t1 - t0, &scratch[0], &scratch[1]);
+    }
     prev->msgs = now->msgs;
     prev->bytes = now->bytes;
     prev->errors = now->errors;
     hist_reset(&prev->rtt);
     hist_merge(&prev->rtt, &now->rtt);
+    hist_reset(&prev->rtt_raw);
+    hist_merge(&prev->rtt_raw, &now->rtt_raw);
+    return rc;
 }
 
 static bool all_finished(const struct bench *b)
@@ -196,17 +228,19 @@ static bool all_finished(const struct bench *b)
 }
 
 /* Report every --interval until the threads are done, then the remainder,
- * so that the intervals add up to the total exactly. */
-static int watch_intervals(const struct bench *b)
+ * so that the intervals add up to the total exactly. 0 or -ENOMEM; a
+ * failed write of the --hdr-log goes to *log_err. */
+static int watch_intervals(const struct bench *b, int *log_err)
 {
     struct snapshot *s = calloc(2, sizeof *s);
-    struct hist *scratch = hist_new();
+    struct hist *scratch = calloc(2, sizeof *scratch);
     if (s == NULL || scratch == NULL) {
         free(s);
-        hist_free(scratch);
+        free(scratch);
         return -ENOMEM;
     }
     hist_init(&s[0].rtt);
+    hist_init(&s[0].rtt_raw);
     uint64_t step = (uint64_t)(b->cfg->interval * 1e9), t = b->plan.measure_ns;
     uint64_t next = t + step;
     while (!all_finished(b)) {
@@ -218,18 +252,21 @@ static int watch_intervals(const struct bench *b)
         if (net_now_ns() < next || past_end || all_finished(b))
             continue;
         take_snapshot(b, &s[1]);
-        emit_interval(b, &s[0], &s[1], scratch, (double)(t - b->plan.measure_ns) / 1e9,
-                      (double)(next - b->plan.measure_ns) / 1e9);
+        int e = emit_interval(b, &s[0], &s[1], scratch, (double)(t - b->plan.measure_ns) / 1e9,
+                              (double)(next - b->plan.measure_ns) / 1e9);
+        *log_err = *log_err < 0 ? *log_err : e;
         t = next;
         next += step;
     }
     take_snapshot(b, &s[1]);
     uint64_t end = net_now_ns() < b->plan.deadline_ns ? net_now_ns() : b->plan.deadline_ns;
-    if (s[1].msgs > s[0].msgs || s[1].errors > s[0].errors || end > t)
-        emit_interval(b, &s[0], &s[1], scratch, (double)(t - b->plan.measure_ns) / 1e9,
-                      (double)((end > t ? end : t) - b->plan.measure_ns) / 1e9);
+    if (s[1].msgs > s[0].msgs || s[1].errors > s[0].errors || end > t) {
+        int e = emit_interval(b, &s[0], &s[1], scratch, (double)(t - b->plan.measure_ns) / 1e9,
+                              (double)((end > t ? end : t) - b->plan.measure_ns) / 1e9);
+        *log_err = *log_err < 0 ? *log_err : e;
+    }
     free(s);
-    hist_free(scratch);
+    free(scratch);
     return 0;
 }
 
@@ -267,31 +304,85 @@ static void sum_results(const struct bench *b, struct bench_result *r, uint64_t 
     if (cfg->count == 0 && (r->open_loop || end > b->plan.deadline_ns))
         end = b->plan.deadline_ns;
     r->secs = end > b->plan.measure_ns ? (double)(end - b->plan.measure_ns) / 1e9 : 1e-9;
+    r->ended_early = cfg->count == 0 && end_ns < b->plan.deadline_ns;
+    /* The open loop sends every message due in the window, late ones as
+     * fast as --depth allows, so a rate the client or the server cannot
+     * sustain shows as a run that goes on long after its end. Going on
+     * longer than --timeout (the wait allowed for the last replies) means
+     * messages left that much after they were due. */
+    r->late_s = end_ns > b->plan.deadline_ns ? (double)(end_ns - b->plan.deadline_ns) / 1e9 : 0;
     uint64_t due = r->sent + r->unsent;
-    r->rate_kept = (double)r->unsent <= REPORT_RATE_TOLERANCE * (double)due;
+    r->rate_kept = (double)r->unsent <= REPORT_RATE_TOLERANCE * (double)due &&
+                   (cfg->count > 0 || r->late_s <= cfg->timeout);
 }
 
+/* Worst news first: a wrong reply, then any error, then a rate not kept (a
+ * script running --rate must not take an overloaded run for a good one). */
 static int exit_status(const struct bench_result *r)
 {
     if (r->errors[LG_ERR_MISMATCH] > 0)
-        return EXIT_MISMATCH; /* a wrong reply is the worst news: say so */
-    return r->errors_total > 0 ? EXIT_IO : EXIT_OK;
+        return EXIT_MISMATCH;
+    if (r->errors_total > 0)
+        return EXIT_IO;
+    return r->open_loop && !r->rate_kept ? EXIT_RATE : EXIT_OK;
+}
+
+static double wall_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --start-at: wait (connections open) until the wall clock reads it, so
+ * that generators on several hosts measure the same seconds. A time already
+ * past starts at once, with a warning: this generator is late. */
+static void wait_for_start(const struct client_config *cfg)
+{
+    double wait = cfg->start_at - wall_now_s();
+    if (cfg->start_at <= 0)
+        return;
+    if (wait < -0.001) {
+        fprintf(stderr, "tcpmsg: warning: --start-at was %.3f s ago; starting now\n", -wait);
+        return;
+    }
+    sleep_until(net_now_ns() + (uint64_t)(wait * 1e9));
+    /* sleep_until's clock is the monotonic one: finish on the wall clock. */
+    while (wall_now_s() < cfg->start_at)
+        sleep_until(net_now_ns() + 100000);
+}
+
+/* What ends the log: the file's error, if any, as a message. */
+static int close_hdr_log(struct bench *b, int err)
+{
+    if (b->hdr == NULL)
+        return 0;
+    if (fclose(b->hdr) != 0 && err == 0)
+        err = -errno;
+    b->hdr = NULL;
+    if (err < 0)
+        fprintf(stderr, "tcpmsg: --hdr-log %s: %s\n", b->cfg->hdr_log, strerror(-err));
+    return err;
 }
 
 static int run(struct bench *b)
 {
     const struct client_config *cfg = b->cfg;
+    wait_for_start(cfg);
     b->plan.start_ns = net_now_ns();
     b->plan.measure_ns = b->plan.start_ns + (uint64_t)(cfg->warmup * 1e9);
     b->plan.deadline_ns = cfg->count > 0 ? UINT64_MAX
                                          : b->plan.measure_ns + (uint64_t)(cfg->duration * 1e9);
+    b->measure_wall_s = wall_now_s() + cfg->warmup;
+    int log_err = b->hdr != NULL ? hdrlog_write_header(b->hdr, b->measure_wall_s, "nanoseconds")
+                                 : 0;
     report_start(cfg, b->target);
     unsigned started = 0;
     int err = 0;
     while (started < b->nthreads && (err = lg_thread_start(b->threads[started])) == 0)
         started++;
     if (err == 0 && cfg->interval > 0)
-        err = watch_intervals(b);
+        err = watch_intervals(b, &log_err);
     for (unsigned i = 0; i < started; i++)
         lg_thread_join(b->threads[i]);
     uint64_t end = 0; /* the last measured loop's end, not the closes after it */
@@ -308,6 +399,10 @@ static int run(struct bench *b)
     sum_results(b, r, end);
     report_summary(r);
     int rc = exit_status(r);
+    if (b->hdr != NULL && cfg->interval <= 0 && log_err == 0) /* one line for the run */
+        log_err = hdr_log_interval(b, 0, r->secs, &r->rtt, &r->rtt_raw);
+    if (close_hdr_log(b, log_err) < 0)
+        rc = rc == EXIT_OK ? EXIT_IO : rc;
     if (cfg->histogram_out != NULL && spectrum_write_hdr(r, cfg->histogram_out) < 0)
         rc = rc == EXIT_OK ? EXIT_IO : rc;
     if (cfg->plot_out != NULL && spectrum_write_svg(r, cfg->plot_out) < 0)
@@ -319,10 +414,17 @@ static int run(struct bench *b)
 int bench_run(const struct client_config *cfg)
 {
     struct bench b = { .cfg = cfg };
-    snprintf(b.target, sizeof b.target, "%s:%u", cfg->host, (unsigned)cfg->port);
+    /* An IPv6 address in brackets, as it is written on the command line. */
+    snprintf(b.target, sizeof b.target, strchr(cfg->host, ':') != NULL ? "[%s]:%u" : "%s:%u",
+             cfg->host, (unsigned)cfg->port);
+    if (cfg->hdr_log != NULL && (b.hdr = fopen(cfg->hdr_log, "w")) == NULL) {
+        fprintf(stderr, "tcpmsg: --hdr-log %s: %s\n", cfg->hdr_log, strerror(errno));
+        return EXIT_USAGE;
+    }
     int rc = setup(&b);
     if (rc == EXIT_OK)
         rc = run(&b);
+    close_hdr_log(&b, 0);
     teardown(&b);
     return rc;
 }

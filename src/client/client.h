@@ -16,6 +16,7 @@ enum client_exit {
     EXIT_TIMEOUT = 4,  /* no reply in time */
     EXIT_MISMATCH = 5, /* a reply differed from its message */
     EXIT_SERVER = 6,   /* the server answered with an error */
+    EXIT_RATE = 7,     /* bench --rate: the requested rate was not kept */
 };
 
 /* Each runs one command of tcpmsg and returns its enum client_exit, which
@@ -26,6 +27,9 @@ int oneshot_run(const struct client_config *cfg);
 int bench_run(const struct client_config *cfg);
 /* Runs until --count, --duration or SIGINT/SIGTERM; 1 if any probe was lost. */
 int probe_run(const struct client_config *cfg);
+/* Merges the logs named in cfg->messages: EXIT_USAGE for a log it cannot
+ * read or merge (the file and line said), EXIT_IO when an output fails. */
+int merge_run(const struct client_config *cfg);
 
 /* Resolve and connect to cfg's target, printing a clear error. Returns the
  * fd, or a negative errno: -EINVAL when the host cannot be resolved,

@@ -6,6 +6,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <time.h>
+#include <arpa/inet.h>
 
 #include "tcpmsg/frame.h"
 #include "tcpmsg/net.h"
@@ -37,6 +40,8 @@ void client_config_defaults(struct client_config *cfg)
 #define FOR(cmd) (1u << (cmd))
 #define ALL (FOR(CLIENT_ONESHOT) | FOR(CLIENT_BENCH) | FOR(CLIENT_PROBE))
 #define LOAD (FOR(CLIENT_BENCH) | FOR(CLIENT_PROBE))
+#define REPORTS (FOR(CLIENT_BENCH) | FOR(CLIENT_MERGE)) /* bench's results, and merge's */
+#define EVERY (ALL | FOR(CLIENT_MERGE))
 
 /* What an option's action returns besides 0 and -EINVAL: help or version
  * was printed, and tcpmsg exits at once. */
@@ -61,10 +66,10 @@ void client_config_defaults(struct client_config *cfg)
       "do not send the measured round-trip times to the server\n(framed mode reports them, "  \
       "for the server's metrics)",                                                            \
       NULL, NULL, set_flag(&cfg->report, false))                                              \
-    X(HELP, "help", 'h', no_argument, ALL, "", "show this help and exit", NULL, NULL,         \
+    X(HELP, "help", 'h', no_argument, EVERY, "", "show this help and exit", NULL, NULL,       \
       show_help(out))                                                                         \
-    X(VERSION, "version", 'V', no_argument, ALL, "", "show the version and exit", NULL, NULL, \
-      show_version(out))                                                                      \
+    X(VERSION, "version", 'V', no_argument, EVERY, "", "show the version and exit", NULL,     \
+      NULL, show_version(out))                                                                \
     X(CONNECTIONS, "connections", 0, required_argument, FOR(CLIENT_BENCH), "N",               \
       "concurrent connections (default 1)", NULL, NULL,                                       \
       parse_unsigned(name, v, 1, 100000, &cfg->connections, err, cap))                        \
@@ -106,15 +111,24 @@ void client_config_defaults(struct client_config *cfg)
       "print a report every SEC seconds while running", "SEC",                                \
       "seconds between probes of a target (default 1)",                                       \
       opt_parse_seconds(name, v, 0.01, 86400, &cfg->interval, err, cap))                      \
-    X(PERCENTILES, "percentiles", 0, required_argument, FOR(CLIENT_BENCH), "LIST",            \
+    X(PERCENTILES, "percentiles", 0, required_argument, REPORTS, "LIST",                      \
       "percentiles to report (default 50,90,99,99.9)", NULL, NULL,                            \
       parse_percentiles(cfg, name, v, err, cap))                                              \
-    X(HIST_OUT, "histogram-out", 0, required_argument, FOR(CLIENT_BENCH), "FILE",             \
+    X(HIST_OUT, "histogram-out", 0, required_argument, REPORTS, "FILE",                       \
       "write the percentile spectrum (HdrHistogram text layout)", NULL, NULL,                 \
-      set_path(&cfg->histogram_out, v))                                                       \
-    X(PLOT, "plot", 0, required_argument, FOR(CLIENT_BENCH), "FILE.svg",                      \
-      "draw latency by percentile as an SVG image", NULL, NULL, set_path(&cfg->plot_out, v))  \
-    X(JSON, "json", 0, no_argument, LOAD, "",                                                 \
+      set_out_path(&cfg->histogram_out, name, v, err, cap))                                   \
+    X(PLOT, "plot", 0, required_argument, REPORTS, "FILE.svg",                                \
+      "draw latency by percentile as an SVG image", NULL, NULL,                               \
+      set_out_path(&cfg->plot_out, name, v, err, cap))                                        \
+    X(HDR_LOG, "hdr-log", 0, required_argument, REPORTS, "FILE",                              \
+      "write an HdrHistogram interval log (a line per --interval,\nor one for the run), "     \
+      "for tcpmsg merge and HdrHistogram's tools",                                            \
+      NULL, NULL, set_out_path(&cfg->hdr_log, name, v, err, cap))                             \
+    X(START_AT, "start-at", 0, required_argument, FOR(CLIENT_BENCH), "TIME",                  \
+      "start the load at TIME (RFC 3339 or Unix seconds), so that\nload generators on "       \
+      "several hosts start together",                                                         \
+      NULL, NULL, parse_start_at(cfg, name, v, err, cap))                                     \
+    X(JSON, "json", 0, no_argument, LOAD | FOR(CLIENT_MERGE), "",                             \
       "print JSON: one object, or with --interval one event a line", "",                      \
       "one JSON object per probe", set_flag(&cfg->json, true))                                \
     X(HTTP_PORT, "http-port", 0, required_argument, FOR(CLIENT_PROBE), "N",                   \
@@ -180,14 +194,18 @@ static void print_option(FILE *out, const struct option *o, const char *value, c
     fputc('\n', out);
 }
 
-/* The options of one section: those every command takes (mask ALL), or
- * those of bench or of probe that not every command takes. */
+/* The options of one section: those every command that connects takes
+ * (mask ALL), or those of one command that not all of them take; an option
+ * of bench is listed under bench only. */
 static void print_section(FILE *out, unsigned mask)
 {
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct option_info *o = &option_info[i];
-        bool here = mask == ALL ? o->commands == ALL
-                                : o->commands != ALL && (o->commands & mask) != 0;
+        bool common = (o->commands & ALL) == ALL;
+        bool here = mask == ALL ? common
+                                : !common && (o->commands & mask) != 0 &&
+                                      (mask == FOR(CLIENT_BENCH) ||
+                                       (o->commands & FOR(CLIENT_BENCH)) == 0);
         if (!here)
             continue;
         if (mask == FOR(CLIENT_PROBE) && o->probe_text != NULL)
@@ -202,6 +220,7 @@ static int show_help(FILE *out)
     fputs("Usage: tcpmsg [OPTION]... HOST[:PORT] [MESSAGE]...\n"
           "       tcpmsg bench [OPTION]... HOST[:PORT]\n"
           "       tcpmsg probe [OPTION]... HOST[:PORT]...\n"
+          "       tcpmsg merge [OPTION]... FILE...\n"
           "Send messages to a tcpmsgd server (or any echo server) and print each reply\n"
           "with its round-trip time. With no MESSAGE, each line of standard input is a\n"
           "message. HOST is a name, an IPv4 address or [IPv6]; PORT defaults to 8080.\n"
@@ -214,10 +233,16 @@ static int show_help(FILE *out)
           "one line per probe; timeouts and failed connections count as loss.\n",
           out);
     print_section(out, FOR(CLIENT_PROBE));
+    fputs("\nmerge: merge the HdrHistogram interval logs (--hdr-log) of load generators that\n"
+          "ran together, aligned on wall-clock time, into one summary; takes --percentiles,\n"
+          "--json, --histogram-out, --plot and --hdr-log as bench does.\n",
+          out);
+    print_section(out, FOR(CLIENT_MERGE));
     fputs("\n"
           "Exit status: 0 success; 1 I/O error or the server closed the connection (bench:\n"
           "any error); 2 bad usage or address; 3 cannot connect; 4 timeout; 5 a reply did\n"
-          "not match the message; 6 the server answered with an error.\n",
+          "not match the message; 6 the server answered with an error; 7 bench --rate:\n"
+          "the requested rate was not kept (no error otherwise).\n",
           out);
     return OPTION_EXIT;
 }
@@ -269,13 +294,29 @@ static const char *long_name(int key)
     return "?";
 }
 
-static const char *commands_text(unsigned mask)
+/* "a bench or merge option: tcpmsg bench|merge ...", from the commands'
+ * bits. */
+static const char *commands_text(unsigned mask, char *buf, size_t cap)
 {
-    if (mask == FOR(CLIENT_PROBE))
-        return "a probe option: tcpmsg probe ...";
-    if (mask == LOAD)
-        return "a bench or probe option: tcpmsg bench|probe ...";
-    return "a bench option: tcpmsg bench ...";
+    static const char *const names[] = { [CLIENT_BENCH] = "bench", [CLIENT_PROBE] = "probe",
+                                         [CLIENT_MERGE] = "merge" };
+    const char *list[3];
+    size_t n = 0;
+    for (size_t c = 0; c < sizeof names / sizeof names[0]; c++)
+        if (names[c] != NULL && (mask & FOR(c)) != 0)
+            list[n++] = names[c];
+    if (n == 0)
+        return "not an option of this command";
+    size_t k = (size_t)snprintf(buf, cap, "a %s", list[0]);
+    for (size_t i = 1; i < n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s", i + 1 == n ? " or " : ", ", list[i]);
+    if (k < cap)
+        k += (size_t)snprintf(buf + k, cap - k, " option: tcpmsg %s", list[0]);
+    for (size_t i = 1; i < n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "|%s", list[i]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, " ...");
+    return buf;
 }
 
 /* "64", "4KiB" or "MIN-MAX". */
@@ -378,6 +419,14 @@ static int set_http_bind(struct client_config *cfg, const char *name, const char
         snprintf(err, cap, "%s: '%s' is too long", name, v);
         return -EINVAL;
     }
+    /* Checked now: a value that cannot be an address is a usage error. */
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int n = snprintf(err, cap, "%s: ", name);
+    if (n < 0 || (size_t)n >= cap)
+        n = 0;
+    if (net_resolve(v, 0, true, &ss, &len, err + n, cap - (size_t)n) < 0)
+        return -EINVAL;
     strcpy(cfg->http_bind, v);
     return 0;
 }
@@ -403,9 +452,69 @@ static int set_flag(bool *dst, bool value)
     return 0;
 }
 
-/* A file name: points into argv. */
-static int set_path(const char **dst, const char *v)
+/* --start-at: "2026-12-07T18:30:00Z" (RFC 3339: seconds may have a
+ * fraction; Z or an offset such as +01:00), or Unix seconds. */
+static int parse_start_at(struct client_config *cfg, const char *name, const char *v, char *err,
+                          size_t cap)
 {
+    char *end;
+    errno = 0;
+    double t = strtod(v, &end);
+    if (end != v && *end == '\0' && errno == 0 && t > 0 && t < 1e11) {
+        cfg->start_at = t;
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *p = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+    double frac = 0;
+    if (p != NULL && *p == '.') {
+        frac = strtod(p, &end);
+        p = end;
+    }
+    long offset = 0;
+    bool ok = p != NULL;
+    if (ok && (*p == 'Z' || *p == 'z')) {
+        ok = p[1] == '\0';
+    } else if (ok && (*p == '+' || *p == '-')) {
+        int hh, mm, n = 0;
+        ok = sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) == 2 && p[1 + n] == '\0' && hh < 24 &&
+             mm < 60;
+        offset = (*p == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
+    } else {
+        ok = false;
+    }
+    time_t secs = ok ? timegm(&tm) : (time_t)-1;
+    if (!ok || secs == (time_t)-1) {
+        snprintf(err, cap,
+                 "%s: '%s' is not a time: RFC 3339 (2026-12-07T18:30:00Z) or Unix seconds", name,
+                 v);
+        return -EINVAL;
+    }
+    cfg->start_at = (double)(secs - offset) + frac;
+    return 0;
+}
+
+/* A file written after the run: points into argv. Its directory is checked
+ * now, so that a typo is a usage error (exit 2) at once, not an I/O error
+ * at the end of a long run. */
+static int set_out_path(const char **dst, const char *name, const char *v, char *err,
+                        size_t cap)
+{
+    char dir[4096];
+    const char *slash = strrchr(v, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == v ? 1 : (int)(slash - v), v);
+    if (v[0] == '\0' || (slash != NULL && slash[1] == '\0')) {
+        snprintf(err, cap, "%s: '%s' is not a file name", name, v);
+        return -EINVAL;
+    }
+    if (access(dir, W_OK | X_OK) < 0) {
+        snprintf(err, cap, "%s: cannot write in '%.150s': %s", name, dir, strerror(errno));
+        return -EINVAL;
+    }
     *dst = v;
     return 0;
 }
@@ -450,18 +559,59 @@ static int first_argument(struct client_config *cfg, int argc, char **argv)
         cfg->interval = 1;
         return 2;
     }
+    if (argc > 1 && strcmp(argv[1], "merge") == 0) {
+        cfg->command = CLIENT_MERGE;
+        return 2;
+    }
     return 1;
+}
+
+/* "::1:8080": an IPv6 address written without brackets whose last group
+ * looks like a port. It would be read as the address ::0.1.128.128 (or,
+ * with five digits, as nothing at all), never as port 8080 of ::1, so it is
+ * refused with the spelling that says which was meant; hint gets it. */
+static bool ambiguous_ipv6_port(const char *arg, char *hint, size_t cap)
+{
+    const char *last = strrchr(arg, ':');
+    if (arg[0] == '[' || last == NULL || strchr(arg, ':') == last)
+        return false;
+    size_t digits = strspn(last + 1, "0123456789");
+    if (digits == 0 || digits > 5 || last[1 + digits] != '\0')
+        return false;
+    char addr[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+    if ((size_t)(last - arg) >= sizeof addr)
+        return false;
+    snprintf(addr, sizeof addr, "%.*s", (int)(last - arg), arg);
+    if (inet_pton(AF_INET6, addr, &a) != 1 || strtoul(last + 1, NULL, 10) > 65535)
+        return false;
+    if (inet_pton(AF_INET6, arg, &a) == 1)
+        snprintf(hint, cap, "is it port %s of %s ([%s]:%s) or the address [%s]?", last + 1, addr,
+                 addr, last + 1, arg);
+    else
+        snprintf(hint, cap, "an IPv6 address with a port is written [%s]:%s", addr, last + 1);
+    return true;
 }
 
 /* The positional arguments after the options. */
 static enum client_config_result parse_operands(struct client_config *cfg, int arg, int argc,
                                                 char **argv, FILE *err)
 {
+    if (cfg->command == CLIENT_MERGE) {
+        if (arg >= argc)
+            return fail(err, "%s", "missing FILE: the logs to merge");
+        cfg->messages = argv + arg;
+        cfg->nmessages = (size_t)(argc - arg);
+        return CLIENT_CONFIG_OK;
+    }
     if (arg >= argc)
         return fail(err, "%s", "missing HOST[:PORT]");
     if (cfg->command == CLIENT_PROBE && argc - arg > CLIENT_MAX_TARGETS)
         return fail(err, "at most %d probe targets", CLIENT_MAX_TARGETS);
     for (int i = arg; i < argc && (i == arg || cfg->command == CLIENT_PROBE); i++) {
+        char hint[256];
+        if (ambiguous_ipv6_port(argv[i], hint, sizeof hint))
+            return fail(err, "'%s': %s", argv[i], hint);
         if (net_split_hostport(argv[i], cfg->host, sizeof cfg->host, &cfg->port,
                                CLIENT_DEFAULT_PORT) < 0)
             return fail(err, "'%s' is not HOST[:PORT]", argv[i]);
@@ -502,7 +652,8 @@ enum client_config_result client_config_parse(struct client_config *cfg, int arg
             return fail(err, "%s", msg);
         default:
             if ((commands_of(opt) & FOR(cfg->command)) == 0)
-                return fail(err, "--%s is %s", long_name(opt), commands_text(commands_of(opt)));
+                return fail(err, "--%s is %s", long_name(opt),
+                            commands_text(commands_of(opt), msg, sizeof msg));
             snprintf(name, sizeof name, "--%s", long_name(opt));
             int rc = apply(cfg, opt, name, optarg, out, msg, sizeof msg);
             if (rc == OPTION_EXIT)

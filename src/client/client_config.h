@@ -21,6 +21,7 @@ enum client_command {
     CLIENT_ONESHOT, /* send messages, print replies with their round-trip times */
     CLIENT_BENCH,   /* load generator: closed loop, or open loop with --rate */
     CLIENT_PROBE,   /* continuous low-rate probing of one or more targets */
+    CLIENT_MERGE,   /* merge HdrHistogram interval logs of several load generators */
 };
 
 struct client_config {
@@ -31,7 +32,8 @@ struct client_config {
     bool timeout_set;     /* given on the command line (probe's default differs) */
     bool text;            /* --text: send text lines instead of frames */
     bool report;          /* send measured RTTs to the server (off: --no-report) */
-    char **messages;      /* one-shot: the MESSAGE arguments; probe: the targets (argv) */
+    char **messages;      /* one-shot: the MESSAGE arguments; probe: the targets; merge:
+                             the log files (argv) */
     size_t nmessages;     /* one-shot: 0 reads lines from stdin */
     /* bench */
     unsigned connections; /* --connections */
@@ -54,6 +56,8 @@ struct client_config {
     size_t npercentiles;
     const char *histogram_out; /* --histogram-out FILE (points into argv) */
     const char *plot_out;      /* --plot FILE.svg (points into argv) */
+    const char *hdr_log;       /* --hdr-log FILE: HdrHistogram interval log (points into argv) */
+    double start_at;           /* --start-at: Unix time to start the load at; 0: at once */
     /* probe */
     int http_port;        /* --http-port: serve /metrics; -1: no endpoint */
     char http_bind[64];   /* --http-bind */
@@ -68,7 +72,7 @@ enum client_config_result {
 
 void client_config_defaults(struct client_config *cfg);
 
-/* Parse argv (argv[1] may be "bench" or "probe"). Help goes to out, errors
+/* Parse argv (argv[1] may be "bench", "probe" or "merge"). Help goes to out, errors
  * to err. Resets getopt's state so it can be called repeatedly. */
 enum client_config_result client_config_parse(struct client_config *cfg, int argc, char **argv,
                                               FILE *out, FILE *err);

@@ -16,6 +16,74 @@
 
 #define CLOSE_WAIT_MS 1000 /* after the last message, wait this long for the server's EOF */
 
+/* --- replies on a terminal -------------------------------------------------- */
+
+/* The length of the valid UTF-8 sequence at p (n bytes left) whose code
+ * point is printable, or 0: an invalid or overlong sequence, a surrogate, or
+ * a C1 control (U+0080..U+009F, which some terminals obey as ESC [ ...). */
+static size_t printable_utf8(const unsigned char *p, size_t n)
+{
+    size_t len = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    uint32_t cp = p[0] & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
+        return 0;
+    return len;
+}
+
+/* Write n bytes of a reply to f as a terminal can show them safely: a reply
+ * is whatever the server sent, and ESC [ 2 J, a title change or a bell in it
+ * would act on the user's terminal. Printable ASCII and UTF-8 text pass as
+ * they are; control bytes become \n, \r, \t, \e and \xNN, and so does
+ * any byte that is not part of valid UTF-8. (The server's log escaper is
+ * not reused: it writes non-ASCII as \u00XX, for JSON, and cuts long
+ * bodies, while a terminal shows UTF-8 and the whole reply.) */
+static void write_escaped(FILE *f, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t len = c >= 0x80 ? printable_utf8(p + i, n - i) : 0;
+        if (len > 0) {
+            fwrite(p + i, 1, len, f);
+            i += len;
+            continue;
+        }
+        if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\r')
+            fputs("\\r", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c == 0x1b)
+            fputs("\\e", f);
+        else if (c < 0x20 || c >= 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+        i++;
+    }
+}
+
+/* A reply (or a server's error text) as the user sees it: escaped on a
+ * terminal, the exact bytes otherwise, so that a pipe or a file gets what
+ * the server sent. */
+static void write_reply(FILE *f, const void *p, size_t n)
+{
+    if (isatty(fileno(f)))
+        write_escaped(f, p, n);
+    else
+        fwrite(p, 1, n, f);
+}
+
+/* --- connecting and exchanging ------------------------------------------------ */
+
 static int timeout_ms(const struct client_config *cfg)
 {
     return (int)(cfg->timeout * 1000 + 0.5);
@@ -27,7 +95,12 @@ int client_connect(const struct client_config *cfg, char *addr_out)
     socklen_t len;
     char err[300];
     if (net_resolve(cfg->host, cfg->port, false, &ss, &len, err, sizeof err) < 0) {
-        fprintf(stderr, "tcpmsg: %s\n", err);
+        /* A colon in what should be a name: an IPv6 address with a port
+         * written the IPv4 way. */
+        fprintf(stderr, "tcpmsg: %s%s\n", err,
+                strchr(cfg->host, ':') != NULL
+                    ? " (an IPv6 address with a port is written in brackets: [::1]:8080)"
+                    : "");
         return -EINVAL;
     }
     net_format_addr((struct sockaddr *)&ss, addr_out, NET_ADDRSTRLEN);
@@ -85,8 +158,9 @@ static int read_frame_body(int fd, const struct client_config *cfg, const char *
         return io_failure("read", rc, addr, cfg);
     if (hdr[0] == FRAME_ERROR) {
         int code = *len > 0 ? (*buf)[0] : 0;
-        fprintf(stderr, "tcpmsg: server error (%s): %.*s\n", frame_error_tag(code),
-                (int)(*len > 0 ? *len - 1 : 0), (const char *)*buf + 1);
+        fprintf(stderr, "tcpmsg: server error (%s): ", frame_error_tag(code));
+        write_reply(stderr, *buf + 1, *len > 0 ? *len - 1 : 0);
+        fputc('\n', stderr);
         return EXIT_SERVER;
     }
     return EXIT_OK;
@@ -139,7 +213,9 @@ static int read_line_reply(int fd, const struct client_config *cfg, const char *
             (*buf)[(*len)++] = c;
     }
     if (*len >= 4 && memcmp(*buf, "ERR ", 4) == 0 && (*len != expect)) {
-        fprintf(stderr, "tcpmsg: server error: %.*s\n", (int)*len - 4, (const char *)*buf + 4);
+        fputs("tcpmsg: server error: ", stderr);
+        write_reply(stderr, *buf + 4, *len - 4);
+        fputc('\n', stderr);
         return EXIT_SERVER;
     }
     return EXIT_OK;
@@ -189,7 +265,9 @@ static int exchange(int fd, const struct client_config *cfg, const char *addr, c
         return EXIT_MISMATCH;
     }
     hist_record(rtts, rtt_ns);
-    printf("reply from %s in %.1f us: %.*s\n", addr, rtt_us, (int)len, (const char *)*buf);
+    printf("reply from %s in %.1f us: ", addr, rtt_us);
+    write_reply(stdout, *buf, len);
+    putchar('\n');
     fflush(stdout);
     return EXIT_OK;
 }

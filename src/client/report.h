@@ -23,7 +23,10 @@ struct bench_result {
     uint64_t errors[LG_ERR_COUNT];
     uint64_t errors_total;
     bool open_loop;
-    bool rate_kept;         /* open loop: nearly every message due was sent */
+    bool rate_kept;         /* open loop: nearly every message due was sent, and on time */
+    double late_s;          /* open loop: how long after the end the run went on sending
+                               and waiting (beyond --timeout: the rate was not kept) */
+    bool ended_early;       /* a timed run that stopped before its end: no connection left */
     struct hist rtt;        /* latency (open loop: from the intended send time) */
     struct hist rtt_raw;    /* open loop: from the actual send time */
     const char *io;         /* the threads' event loop: "epoll" or "uring" */
@@ -44,6 +47,11 @@ struct bench_interval {
 void report_start(const struct client_config *cfg, const char *target);
 void report_interval(const struct client_config *cfg, const struct bench_interval *iv);
 void report_summary(const struct bench_result *r);
+
+/* tcpmsg merge's summary of r (msgs, secs and the latencies set): nlogs
+ * logs, nintervals intervals read, the first starting at start_s (Unix
+ * time); text, or JSON with --json. */
+void report_merged(const struct bench_result *r, size_t nlogs, size_t nintervals, double start_s);
 
 /* The percentile spectrum of r's latencies (and the uncorrected ones in an
  * open-loop run), values in microseconds. 0 or -errno (message printed). */

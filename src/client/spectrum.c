@@ -124,8 +124,11 @@ int spectrum_write_hdr(const struct bench_result *r, const char *path)
 #define PLOT_Y1 450 /* bottom */
 
 struct axes {
-    int decades;  /* x runs from 1/(1-p) = 1 to 10^decades */
-    double y_max; /* microseconds at the top */
+    int decades;       /* x runs from 1/(1-p) = 1 to 10^decades */
+    double y_max;      /* microseconds at the top: a whole number of steps */
+    double y_step;     /* microseconds between two lines of the grid */
+    double y_unit;     /* microseconds per unit of the labels: 1 (us) or 1000 (ms) */
+    const char *y_name; /* "us" or "ms" */
 };
 
 static double x_of(const struct axes *a, double percent)
@@ -141,13 +144,29 @@ static double y_of(const struct axes *a, double value_us)
     return PLOT_Y1 - (PLOT_Y1 - PLOT_Y0) * value_us / a->y_max;
 }
 
-/* 1, 2 or 5 times a power of ten, at least v. */
-static double nice_ceiling(double v)
+/* 1, 2, 2.5 or 5 times a power of ten, at least v: a step a reader adds up
+ * without effort. */
+static double nice_step(double v)
 {
     if (!(v > 0))
         return 1;
     double p = pow(10, floor(log10(v)));
-    return v <= p ? p : v <= 2 * p ? 2 * p : v <= 5 * p ? 5 * p : 10 * p;
+    return v <= p ? p : v <= 2 * p ? 2 * p : v <= 2.5 * p ? 2.5 * p : v <= 5 * p ? 5 * p : 10 * p;
+}
+
+/* The y axis for latencies up to top_us: about five nice steps, the top the
+ * first step at or above the data (so the curve fills at least four fifths
+ * of the height: 203 ms gets 0 to 250 ms by 50, not 0 to 500 ms), labelled
+ * in ms from 10 ms up. */
+static void y_axis(struct axes *a, double top_us)
+{
+    if (!(top_us > 0))
+        top_us = 1;
+    a->y_step = nice_step(top_us / 5);
+    a->y_max = ceil(top_us / a->y_step - 1e-9) * a->y_step;
+    bool ms = a->y_max >= 10000;
+    a->y_unit = ms ? 1000 : 1;
+    a->y_name = ms ? "ms" : "us";
 }
 
 static void svg_text_escaped(FILE *f, const char *s)
@@ -170,8 +189,9 @@ static void svg_axes(FILE *f, const struct axes *a)
         double x = PLOT_X0 + (double)(PLOT_X1 - PLOT_X0) * d / a->decades;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>\n", x, PLOT_Y0, x, PLOT_Y1);
     }
-    for (int i = 0; i <= 5; i++) {
-        double y = PLOT_Y1 - (PLOT_Y1 - PLOT_Y0) * i / 5.0;
+    int steps = (int)(a->y_max / a->y_step + 0.5);
+    for (int i = 0; i <= steps; i++) {
+        double y = y_of(a, a->y_step * i);
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", PLOT_X0, y, PLOT_X1, y);
     }
     fprintf(f, "</g>\n<g font-family=\"sans-serif\" font-size=\"12\" fill=\"#333\">\n");
@@ -181,15 +201,16 @@ static void svg_axes(FILE *f, const struct axes *a)
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.*f%%</text>\n", x,
                 PLOT_Y1 + 18, d <= 2 ? 0 : d - 2, pct);
     }
-    for (int i = 0; i <= 5; i++) {
-        double y = PLOT_Y1 - (PLOT_Y1 - PLOT_Y0) * i / 5.0;
+    for (int i = 0; i <= steps; i++) {
+        double y = y_of(a, a->y_step * i);
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", PLOT_X0 - 8,
-                y + 4, a->y_max * i / 5.0);
+                y + 4, a->y_step * i / a->y_unit);
     }
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">Percentile (log scale of "
                "1/(1-p))</text>\n", (PLOT_X0 + PLOT_X1) / 2, PLOT_Y1 + 45);
     fprintf(f, "<text x=\"20\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 20 %d)\">"
-               "Latency (us)</text>\n</g>\n", (PLOT_Y0 + PLOT_Y1) / 2, (PLOT_Y0 + PLOT_Y1) / 2);
+               "Latency (%s)</text>\n</g>\n", (PLOT_Y0 + PLOT_Y1) / 2, (PLOT_Y0 + PLOT_Y1) / 2,
+            a->y_name);
 }
 
 static void svg_curve(FILE *f, const struct axes *a, const struct hist *h, const char *colour)
@@ -222,7 +243,7 @@ static void svg_main(FILE *f, const struct bench_result *r)
     double top = (double)hist_max(&r->rtt) / 1e3;
     if (r->open_loop && (double)hist_max(&r->rtt_raw) / 1e3 > top)
         top = (double)hist_max(&r->rtt_raw) / 1e3;
-    a.y_max = nice_ceiling(top);
+    y_axis(&a, top);
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\">\n", SVG_W, SVG_H, SVG_W, SVG_H);

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "tcpmsg/tcpinfo.h"
+
 /* The formats /metrics speaks. */
 enum admin_format {
     ADMIN_FORMAT_JSON,
@@ -49,7 +51,12 @@ int admin_count_parse(const char *v, size_t def, size_t max, size_t *out);
     X(CONN_SORT_MSGS_IN, "msgs_in", i->msgs_in)                       \
     X(CONN_SORT_MSGS_OUT, "msgs_out", i->msgs_out)                    \
     X(CONN_SORT_PENDING, "pending", i->pending)                       \
-    X(CONN_SORT_MEMORY, "memory", i->mem)
+    X(CONN_SORT_MEMORY, "memory", i->mem)                             \
+    TCPINFO_FIELDS(CONN_SORT_TCP, X)
+
+/* A sort key for each field of TCP_INFO the list shows, spelt as its JSON
+ * key ("srtt_us"). */
+#define CONN_SORT_TCP(name, member, X, help) X(CONN_SORT_TCP_##name, #name, i->tcp.name)
 
 enum conn_sort_key {
 #define CONN_SORT_ENUM(name, spelling, value) name,

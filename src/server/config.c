@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "tcpmsg/frame.h"
+#include "tcpmsg/net.h"
 #include "tcpmsg/opt.h"
 
 #define MAX_THREADS 256
@@ -57,7 +58,7 @@ void server_config_defaults(struct server_config *cfg)
 #define SERVER_OPTIONS(X)                                                                      \
     X(BIND, "bind", 0, required_argument, "ADDR", "Listening:",                                \
       "address to listen on, IPv4 or IPv6 (default 0.0.0.0;\n'::' takes IPv4 and IPv6)",       \
-      set_text(cfg->bind_addr, sizeof cfg->bind_addr, name, v, err, cap))                      \
+      set_addr(cfg->bind_addr, sizeof cfg->bind_addr, name, v, err, cap))                      \
     X(PORT, "port", 0, required_argument, "N", NULL,                                           \
       "TCP port, 0 picks a free one (default 8080)", set_port(&cfg->port, name, v, err, cap))  \
     X(BACKLOG, "backlog", 0, required_argument, "N", NULL,                                     \
@@ -121,7 +122,7 @@ void server_config_defaults(struct server_config *cfg)
     X(HTTP_BIND, "http-bind", 0, required_argument, "ADDR",                                    \
       "HTTP endpoint (metrics, health, connections, status page):",                            \
       "address for the endpoint (default 127.0.0.1: local only)",                              \
-      set_text(cfg->http_bind, sizeof cfg->http_bind, name, v, err, cap))                      \
+      set_addr(cfg->http_bind, sizeof cfg->http_bind, name, v, err, cap))                      \
     X(HTTP_PORT, "http-port", 0, required_argument, "N", NULL,                                 \
       "its port, 0 picks a free one (default 8081)",                                           \
       set_port(&cfg->http_port, name, v, err, cap))                                            \
@@ -213,7 +214,8 @@ static int show_help(FILE *out)
     }
     fputs("\n"
           "Exit status: 0 after a clean shutdown, 1 when the server cannot start,\n"
-          "2 for a bad option.\n",
+          "2 for a bad option or value, 3 when the drain on SIGINT/SIGTERM ended\n"
+          "(--drain-timeout, or a second signal) with replies lost.\n",
           out);
     return OPTION_EXIT;
 }
@@ -233,6 +235,23 @@ static int set_text(char *dst, size_t dst_cap, const char *name, const char *v, 
     }
     strcpy(dst, v);
     return 0;
+}
+
+/* An address to listen on: checked now, so that a value that cannot be an
+ * address (999.1.1.1, a name that does not resolve) is a usage error (exit
+ * 2) like any other bad value, not a failure to start. */
+static int set_addr(char *dst, size_t dst_cap, const char *name, const char *v, char *err,
+                    size_t cap)
+{
+    int rc = set_text(dst, dst_cap, name, v, err, cap);
+    if (rc < 0)
+        return rc;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int n = snprintf(err, cap, "%s: ", name); /* net_resolve says why after it */
+    if (n < 0 || (size_t)n >= cap)
+        n = 0;
+    return net_resolve(v, 0, true, &ss, &len, err + n, cap - (size_t)n);
 }
 
 static int set_port(uint16_t *port, const char *name, const char *v, char *err, size_t cap)

@@ -67,6 +67,7 @@
 #include "tcpmsg/log.h"
 #include "tcpmsg/loop.h"
 #include "tcpmsg/rttreport.h"
+#include "tcpmsg/tcpinfo.h"
 
 #define LINGER_NS (2000000000ull)  /* discard input this long after an error reply */
 #define NS_PER_SEC 1e9
@@ -322,10 +323,36 @@ static void conn_enter(struct conn *c, enum conn_state to, uint64_t now)
         c->ctx->transition(c->ctx->owner, c, (int)from, (int)to);
 }
 
+/* The part of a lifetime total that is new since the last sample. A total
+ * never goes back; if it seems to, count nothing rather than wrap. */
+static uint64_t since(uint64_t *seen, uint64_t now_total)
+{
+    uint64_t d = now_total > *seen ? now_total - *seen : 0;
+    *seen = now_total > *seen ? now_total : *seen;
+    return d;
+}
+
+void conn_sample_tcp(struct conn *c)
+{
+    struct tcpinfo ti;
+    if (c->fd < 0 || tcpinfo_read(c->fd, &ti) < 0)
+        return;
+    struct server_stats *st = stats_of(c);
+    counter_add(&st->tcp_retrans, since(&c->tcp_seen.retrans, ti.total_retrans));
+    counter_add(&st->tcp_busy_us, since(&c->tcp_seen.busy_us, ti.busy_us));
+    counter_add(&st->tcp_rwnd_limited_us,
+                since(&c->tcp_seen.rwnd_limited_us, ti.rwnd_limited_us));
+    counter_add(&st->tcp_sndbuf_limited_us,
+                since(&c->tcp_seen.sndbuf_limited_us, ti.sndbuf_limited_us));
+    if (ti.srtt_us > 0)
+        hist_record(&st->tcp_srtt_ns, ti.srtt_us * 1000);
+}
+
 void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
 {
     if (c->state == CONN_CLOSED)
         return;
+    conn_sample_tcp(c); /* while the socket is still open */
     c->reason = reason;
     conn_enter(c, CONN_CLOSED, now);
     io_close(c);
@@ -427,13 +454,31 @@ static bool queue_reply(struct conn *c, const void *a, size_t an, const void *b,
     return bn == 0 || outq_append(&c->out, c->ctx->pool, b, bn) == 0;
 }
 
-static void log_message(const struct conn *c, const struct frame *f)
+/* "message from PEER: BODY", the body escaped and cut after 200 bytes. */
+static void format_message(const struct conn *c, const struct frame *f, char *msg, size_t cap)
 {
     char body[1024];
-    char msg[1200];
     log_escape_bytes(body, sizeof body, f->payload, f->len);
-    snprintf(msg, sizeof msg, "message from %s: %s", c->peer_str, body);
+    snprintf(msg, cap, "message from %s: %s", c->peer_str, body);
+}
+
+static void log_message(const struct conn *c, const struct frame *f)
+{
+    char msg[1200];
+    format_message(c, f, msg, sizeof msg);
     LOG(LOG_DEBUG, msg, LF_U("conn", c->id), LF_S("mode", frame_mode_name(c->mode)),
+        LF_U("bytes", f->len));
+}
+
+/* The first message of a text connection, at INFO: the classic exercise
+ * (a client sends "Hello from client!" and the server shows it) works
+ * without -v. Once per connection, and rate-limited like every line a
+ * client can repeat, so a flood of text clients cannot flood the log. */
+static void log_first_text_message(const struct conn *c, const struct frame *f)
+{
+    char msg[1200];
+    format_message(c, f, msg, sizeof msg);
+    LOG_RATELIMITED(LOG_INFO, msg, LF_U("conn", c->id), LF_S("mode", frame_mode_name(c->mode)),
         LF_U("bytes", f->len));
 }
 
@@ -446,6 +491,8 @@ static bool handle_message(struct conn *c, const struct frame *f, uint64_t now)
     counter_add(&c->pub.msgs_in, 1);
     if (log_enabled(LOG_DEBUG))
         log_message(c, f);
+    else if (c->mode == FRAME_MODE_TEXT && counter_get(&c->pub.msgs_in) == 1)
+        log_first_text_message(c, f);
     /* A data frame's echo is the frame itself, byte for byte: process_input
      * sends the whole run of consumed frames at once. A text reply differs
      * from its line (CR dropped, LF added), so it is queued here. */

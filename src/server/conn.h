@@ -98,6 +98,11 @@ struct conn {
     uint64_t linger_until_ns;
     uint64_t rtt_samples;    /* RTT samples accepted from this client's reports: never
                                 more than the replies written (pub.msgs_out) */
+    /* TCP_INFO's lifetime totals at the last sample, so each sample adds
+     * only what is new to the server's counters. */
+    struct {
+        uint64_t retrans, busy_us, rwnd_limited_us, sndbuf_limited_us;
+    } tcp_seen;
 
     /* Immutable after conn_open: other threads may read them. */
     struct sockaddr_storage peer;
@@ -131,6 +136,12 @@ void conn_check_timers(struct conn *c, uint64_t now);
 
 /* Shutdown begins: answer what was already received, then close. */
 void conn_begin_drain(struct conn *c, uint64_t now);
+
+/* Read what the kernel's TCP knows of c (TCP_INFO): add its new
+ * retransmissions and limited times to the owner's counters, and its
+ * smoothed RTT to the srtt histogram. The owner calls it once a second;
+ * conn_close calls it a last time, so the counters miss nothing. */
+void conn_sample_tcp(struct conn *c);
 
 /* Close now with reason: leave the owner's list (ctx->forget), close the
  * stream, count, call ctx->closed and log. The memory stays valid until the

@@ -24,6 +24,9 @@ void conn_info_fill(struct conn_info *i, const struct conn *c, unsigned worker)
     i->bytes_out = counter_get(&c->pub.bytes_out);
     i->pending = counter_get(&c->pub.pending);
     i->mem = counter_get(&c->pub.mem);
+    /* The worker closes the socket only after taking c off its list, under
+     * the lock the caller holds: c->fd is still this connection's. */
+    i->has_tcp = c->fd >= 0 && tcpinfo_read(c->fd, &i->tcp) == 0;
 }
 
 void closed_ring_init(struct closed_ring *r)
@@ -59,6 +62,17 @@ void closed_ring_push_info(struct closed_ring *r, const struct conn_info *info, 
     pthread_mutex_unlock(&r->lock);
 }
 
+/* TCP_INFO's fields, under the names of tcpinfo.h's list. */
+static json_t *tcp_json(const struct tcpinfo *t)
+{
+    json_t *o = json_object();
+#define TCP_FIELD_JSON(name, ...) \
+    json_object_set_new(o, #name, json_integer(t->name > INT64_MAX ? INT64_MAX : (json_int_t)t->name));
+    TCPINFO_FIELDS(TCP_FIELD_JSON, )
+#undef TCP_FIELD_JSON
+    return o;
+}
+
 static json_t *info_json(const struct conn_info *i, uint64_t now)
 {
     uint64_t end = i->closed_ns != 0 ? i->closed_ns : now;
@@ -80,6 +94,7 @@ static json_t *info_json(const struct conn_info *i, uint64_t now)
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)i->bytes_out));
     json_object_set_new(o, "pending_output_bytes", json_integer((json_int_t)i->pending));
     json_object_set_new(o, "buffer_bytes", json_integer((json_int_t)i->mem));
+    json_object_set_new(o, "tcp", i->has_tcp ? tcp_json(&i->tcp) : json_null());
     if (i->reason != NULL) {
         json_object_set_new(o, "reason", json_string(i->reason));
         json_object_set_new(o, "closed_seconds_ago", json_real((double)(now - i->closed_ns) / 1e9));

@@ -7,12 +7,14 @@
 #define TCPMSG_SERVER_CONNLIST_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "server/adminquery.h"
 #include "server/stats.h"
 #include "tcpmsg/net.h"
+#include "tcpmsg/tcpinfo.h"
 
 struct conn;
 
@@ -28,6 +30,8 @@ struct conn_info {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, pending;
     uint64_t mem;       /* buffer bytes held (charged to --max-buffer-memory) */
     const char *reason; /* closed connections only */
+    bool has_tcp;       /* tcp was read: open connections of the worker model */
+    struct tcpinfo tcp; /* what the kernel's TCP knows of it, read when listed */
 };
 
 #define CLOSED_RING_SIZE 64

@@ -17,8 +17,9 @@
 
 #define FORK_RECORD_MAGIC 0x544d5347u /* "TMSG" */
 /* 2: 64-bit bucket deltas, RTT report rejections; 3: a delta for every
- * counter of SERVER_STATS_COUNTERS, in its order */
-#define FORK_RECORD_VERSION 3
+ * counter of SERVER_STATS_COUNTERS, in its order; 4: TCP_INFO's counters and
+ * the srtt histogram */
+#define FORK_RECORD_VERSION 4
 #define FORK_RECORD_SIZE 1024
 #define FORK_RECORD_FINAL 1u /* flags: the child's last record */
 

@@ -72,10 +72,17 @@ static double stats_value(const struct metrics_snapshot *m, const counter_t *c, 
     return u(m->http_responses[4] + m->http_responses[5]);
 }
 
-#define STATS_GETTER(field, ...)                                                  \
-    static double get_##field(const struct metrics_snapshot *m, size_t i)        \
-    {                                                                             \
-        return stats_value(m, STATS_CFIRST(&m->stats, field), STATS_LEN(field), i); \
+/* A counter in seconds counts microseconds (stats.h). */
+static double per_count(const char *unit)
+{
+    return strcmp(unit, "seconds") == 0 ? 1e-6 : 1;
+}
+
+#define STATS_GETTER(field, shape, name, unit, ...)                                        \
+    static double get_##field(const struct metrics_snapshot *m, size_t i)                 \
+    {                                                                                      \
+        return per_count(unit) *                                                           \
+               stats_value(m, STATS_CFIRST(&m->stats, field), STATS_LEN(field), i);        \
     }
 SERVER_STATS_COUNTERS(STATS_GETTER)
 #undef STATS_GETTER
@@ -229,11 +236,19 @@ static json_t *json_count_u64(uint64_t v)
     return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
 }
 
+/* A value of a histogram recorded in units of `scale`: a scale of 1 means
+ * bytes or counts, whole numbers, printed as JSON integers; seconds (a
+ * scale of 1e-9) are reals. */
+static json_t *json_scaled(uint64_t v, double scale)
+{
+    return scale == 1 ? json_count_u64(v) : json_real((double)v * scale);
+}
+
 static void append_bucket(json_t *a, uint64_t lo, uint64_t hi, uint64_t count, double scale)
 {
     json_t *e = json_object();
-    json_object_set_new(e, "lo", json_real((double)lo * scale));
-    json_object_set_new(e, "hi", json_real((double)hi * scale));
+    json_object_set_new(e, "lo", json_scaled(lo, scale));
+    json_object_set_new(e, "hi", json_scaled(hi, scale));
     json_object_set_new(e, "count", json_count_u64(count));
     json_array_append_new(a, e);
 }
@@ -273,14 +288,14 @@ static json_t *hist_json(const struct metric_def *d, const struct hist *h)
     json_t *o = json_object();
     json_object_set_new(o, "unit", json_string(d->unit));
     json_object_set_new(o, "count", json_count_u64(hist_count(h)));
-    json_object_set_new(o, "sum", json_real((double)hist_sum(h) * s));
-    json_object_set_new(o, "min", json_real((double)hist_min(h) * s));
-    json_object_set_new(o, "max", json_real((double)hist_max(h) * s));
-    json_object_set_new(o, "mean", json_real(hist_mean(h) * s));
-    json_object_set_new(o, "p50", json_real((double)hist_percentile(h, 50) * s));
-    json_object_set_new(o, "p90", json_real((double)hist_percentile(h, 90) * s));
-    json_object_set_new(o, "p99", json_real((double)hist_percentile(h, 99) * s));
-    json_object_set_new(o, "p99_9", json_real((double)hist_percentile(h, 99.9) * s));
+    json_object_set_new(o, "sum", json_scaled(hist_sum(h), s));
+    json_object_set_new(o, "min", json_scaled(hist_min(h), s));
+    json_object_set_new(o, "max", json_scaled(hist_max(h), s));
+    json_object_set_new(o, "mean", json_real(hist_mean(h) * s)); /* fractional in any unit */
+    json_object_set_new(o, "p50", json_scaled(hist_percentile(h, 50), s));
+    json_object_set_new(o, "p90", json_scaled(hist_percentile(h, 90), s));
+    json_object_set_new(o, "p99", json_scaled(hist_percentile(h, 99), s));
+    json_object_set_new(o, "p99_9", json_scaled(hist_percentile(h, 99.9), s));
     json_object_set_new(o, "buckets", buckets_json(h, s));
     return o;
 }
@@ -289,8 +304,10 @@ static json_t *value_json(const struct metric_def *d, const struct metrics_snaps
 {
     if (d->label == NULL) {
         double v = d->get(m, 0);
-        /* Counts print as integers; only fractional measures as reals. */
-        return d->type != M_GAUGE && v >= 0 && v == floor(v) ? json_count(v) : json_real(v);
+        /* Counts, and gauges of counts or bytes, print as integers; only
+         * measures in seconds (fractional by nature) as reals. */
+        bool whole = d->type == M_GAUGE ? strcmp(d->unit, "seconds") != 0 : v == floor(v);
+        return whole && v >= 0 ? json_count(v) : json_real(v);
     }
     json_t *o = json_object();
     for (size_t i = 0; i < d->nvalues; i++)

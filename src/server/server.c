@@ -576,6 +576,17 @@ int server_wait(struct server *s)
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_join(&s->workers[i]);
     log_totals(s);
+    uint64_t cut = 0, lost = 0; /* exact now: every worker (and fork child) has reported */
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        cut += counter_get(&s->workers[i].stats.closed[CLOSE_DRAIN_TIMEOUT]);
+        lost += counter_get(&s->workers[i].stats.drain_lost_bytes);
+    }
+    if (cut > 0) {
+        LOG(LOG_WARN, "the drain timed out: replies were lost", LF_U("connections", cut),
+            LF_U("unsent_bytes", lost), LF_D("drain_timeout_s", s->cfg->drain_timeout));
+        LOG(LOG_INFO, "server stopped", LF_S("address", s->bound));
+        return SERVER_EXIT_REPLIES_LOST;
+    }
     LOG(LOG_INFO, "server stopped", LF_S("address", s->bound));
     return 0;
 }

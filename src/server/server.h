@@ -43,8 +43,15 @@ struct server {
  * failure nothing is left running. */
 int server_start(struct server *s, const struct server_config *cfg, http_route_fn route);
 
+/* tcpmsgd's exit status when the drain ended with replies lost: some
+ * connections still had replies unwritten or messages unanswered when
+ * --drain-timeout (or a second signal) ended it. */
+#define SERVER_EXIT_REPLIES_LOST 3
+
 /* Block until SIGINT or SIGTERM, drain within --drain-timeout, stop the
- * workers. A second signal ends the drain at once. Returns 0. */
+ * workers. A second signal ends the drain at once. Returns 0 when every
+ * message received was answered, or SERVER_EXIT_REPLIES_LOST (after a
+ * warning with the count of connections cut). */
 int server_wait(struct server *s);
 
 void server_destroy(struct server *s);

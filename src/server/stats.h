@@ -23,6 +23,7 @@
     X(CLOSE_NO_MEMORY, "out_of_memory", "no memory for the connection's buffers")       \
     X(CLOSE_MEMORY, "memory", "--max-buffer-memory stayed spent (over it, or nearly with connections waiting) for --memory-grace, and this connection held the most") \
     X(CLOSE_SHUTDOWN, "shutdown", "the server was shutting down")                      \
+    X(CLOSE_DRAIN_TIMEOUT, "drain_timeout", "the server was shutting down and --drain-timeout passed with replies to it unwritten or messages from it unanswered: they were lost") \
     X(CLOSE_CHILD_DIED, "child_died", "fork mode: the child process serving it died before reporting its end")
 
 enum close_reason {
@@ -106,6 +107,8 @@ enum syscall_op {
  * none). The struct, the merge of the workers' stats, the fork record and
  * the metric table (Prometheus and JSON names, help) are all made from this
  * list, so a new counter is one line here, and its row in docs/METRICS.md.
+ * A counter whose unit is "seconds" counts microseconds (the kernel's unit
+ * for TCP_INFO's times), and is exported in seconds.
  * The last value of tcpmsg_errors_total, "http", is counted by the HTTP
  * endpoint and not here: its list (ERROR_METRIC_KINDS) is one longer than
  * the array. */
@@ -126,6 +129,9 @@ enum syscall_op {
       "Bytes written to client connections, by framing mode")                                \
     X(errors, [ERROR_KIND_COUNT], "tcpmsg_errors_total", "", "kind", ERROR_METRIC_KINDS,     \
       "Errors, by kind")                                                                     \
+    X(drain_lost_bytes, , "tcpmsg_drain_lost_bytes_total", "bytes", NULL, NO_LABEL,          \
+      "Reply bytes never written because --drain-timeout closed their connection first "     \
+      "(see tcpmsg_connections_closed_total{reason=\"drain_timeout\"})")                     \
     X(rtt_reports, , "tcpmsg_client_rtt_reports_total", "", NULL, NO_LABEL,                  \
       "RTT reports accepted from clients and added to tcpmsg_client_rtt_seconds")            \
     X(rtt_rejected, [RTT_REJECT_COUNT], "tcpmsg_client_rtt_reports_rejected_total", "",      \
@@ -135,7 +141,18 @@ enum syscall_op {
       "System calls of the event loops (workers; fork mode: the parent and its children), "  \
       "by kind")                                                                             \
     X(wakeups, , "tcpmsg_loop_wakeups_total", "", NULL, NO_LABEL,                            \
-      "Event loop iterations that handled at least one event or timer")
+      "Event loop iterations that handled at least one event or timer")                       \
+    X(tcp_retrans, , "tcpmsg_tcp_retransmits_total", "", NULL, NO_LABEL,                     \
+      "Segments the kernel's TCP retransmitted on client connections (TCP_INFO, read "        \
+      "once a second and at close)")                                                         \
+    X(tcp_busy_us, , "tcpmsg_tcp_busy_seconds_total", "seconds", NULL, NO_LABEL,             \
+      "Time client connections had data in flight (TCP_INFO)")                               \
+    X(tcp_rwnd_limited_us, , "tcpmsg_tcp_rwnd_limited_seconds_total", "seconds", NULL,       \
+      NO_LABEL, "Time client connections could not send because the client's receive "       \
+      "window was full (TCP_INFO)")                                                          \
+    X(tcp_sndbuf_limited_us, , "tcpmsg_tcp_sndbuf_limited_seconds_total", "seconds", NULL,   \
+      NO_LABEL, "Time client connections could not send more because the server's send "     \
+      "buffer was full (TCP_INFO)")
 
 /* The label values of an unlabelled counter: none. */
 #define NO_LABEL(X)
@@ -156,7 +173,10 @@ enum syscall_op {
     X(msg_bytes, "tcpmsg_message_size_bytes", "bytes", 1, metrics_size_bounds,              \
       "Payload sizes of messages received")                                                  \
     X(msgs_per_wakeup, "tcpmsg_messages_per_wakeup", "", 1, metrics_wakeup_bounds,           \
-      "Replies completed per event loop wakeup, for wakeups that completed at least one")
+      "Replies completed per event loop wakeup, for wakeups that completed at least one")     \
+    X(tcp_srtt_ns, "tcpmsg_tcp_srtt_seconds", "seconds", 1e-9, metrics_latency_bounds,       \
+      "Smoothed round-trip time the kernel's TCP keeps for each client connection, "          \
+      "observed once a second per connection (TCP_INFO)")
 
 struct server_stats {
 #define STATS_COUNTER_FIELD(field, shape, ...) counter_t field shape;

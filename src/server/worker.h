@@ -69,6 +69,7 @@ struct worker {
     bool msgs_per_wakeup; /* record messages per wakeup (not a fork-mode parent, whose
                              counts come from its children) */
     uint64_t msgs_seen;   /* replies counted at the end of the last wakeup */
+    uint64_t tcp_sample_ns; /* when to read every connection's TCP_INFO next */
     uint64_t sys_seen[LOOP_SYS_COUNT]; /* the loop's counters already in stats */
     void *owner;          /* the code running this worker (fork mode), for its callbacks */
     void (*on_tick)(void *owner, struct worker *w, uint64_t now); /* optional, every tick */

@@ -67,6 +67,12 @@ check "bytes/s in is above zero ($byte_rate)" num_gt "$byte_rate" 0
 check "connections open is above zero ($open)" num_gt "$open" 0
 check "the connection table has a row per connection ($rows rows, 9 expected)" [ "$rows" -ge 9 ]
 check "the table shows the text-mode connection" grep -q '<td>text</td>' <<<"$dom"
+# The TCP columns: a congestion window of at least one segment in every row
+# (the worker model reads TCP_INFO for each listed connection).
+cwnds=$(printf '%s' "$dom" | grep -o 'class="num tcp-cwnd" data-value="[1-9][0-9]*"' | wc -l)
+check "every row shows the kernel's congestion window ($cwnds of $rows)" [ "$cwnds" -eq "$rows" ]
+check "every row shows an srtt with a unit" \
+    [ "$(printf '%s' "$dom" | grep -Eo 'class="num tcp-srtt" data-value="[0-9]+">[0-9.]+ (µs|ms|s)<' | wc -l)" -eq "$rows" ]
 check "service p50 is a time with a unit ($p50)" grep -Eq '^[0-9.]+ (ns|µs|ms|s)$' <<<"$p50"
 check "the server version is shown" [ -n "$(dom_text "$dom" server-version | tr -d '—')" ]
 check "the offline banner is hidden" grep -q ' hidden' <<<"$(dom_tag "$dom" banner-offline)"

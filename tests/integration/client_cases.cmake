@@ -2,6 +2,17 @@
 # coordinated omission, interval reports, spectrum files, probe mode.
 tcpmsg_integration_test(test_loadgen CASES
   rate_holds coordinated_omission interval_json interval_text spectrum_files sizes_and_text
-  wrong_reply_exit close_with_write_outstanding)
+  wrong_reply_exit close_with_write_outstanding rate_not_kept_exit output_when_nothing_measured
+  svg_axis_fits_data)
 tcpmsg_integration_test(test_probe CASES
   probe_loss_and_recovery probe_connect_backoff)
+# HdrHistogram logs of several load generators, merged (tcpmsg merge).
+tcpmsg_integration_test(test_merge CASES three_generators one_log_same_percentiles refusals)
+# The same logs read by the reference JavaScript reader (hdr-histogram-js,
+# installed by .ci/setup with npm into BUILD/js); skipped (77) without it.
+add_test(NAME integration.hdrlog_js
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/hdrlog_js.sh $<TARGET_FILE:tcpmsgd>
+                 $<TARGET_FILE:tcpmsg> ${CMAKE_BINARY_DIR}/js/node_modules
+                 ${CMAKE_CURRENT_SOURCE_DIR}/tools/hdrlog_read.js)
+set_tests_properties(integration.hdrlog_js PROPERTIES LABELS integration TIMEOUT 120
+                     SKIP_RETURN_CODE 77)

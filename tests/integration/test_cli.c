@@ -81,6 +81,53 @@ static void test_cli(void **state)
     it_run_free(&r);
 }
 
+/* Regression: --bind 999.1.1.1 exited 1 (a failure to start) where every
+ * other bad value exits 2; and "tcpmsg ::1:PORT" said "cannot resolve"
+ * (or, with a port of four digits or fewer, connected to another address)
+ * with no word about brackets. A bad value of any option, of either
+ * program, exits 2 and names the option and the value. */
+static void test_bad_values(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *args[8], *needle;
+    } cases[] = {
+        { TCPMSGD_PATH, { "--bind", "999.1.1.1", "--port", "0", "--no-http" }, "999.1.1.1" },
+        { TCPMSGD_PATH, { "--bind", "127.0.0.1", "--port", "0", "--http-bind", "999.1.1.1" },
+          "--http-bind" },
+        { TCPMSGD_PATH, { "--bind", "nosuchhost.invalid", "--port", "0", "--no-http" },
+          "nosuchhost.invalid" },
+        { TCPMSGD_PATH, { "--bind", "127.0.0.1", "--port", "0", "--threads", "0" }, "--threads" },
+        { TCPMSGD_PATH, { "--bind", "127.0.0.1", "--port", "0", "--drain-timeout", "soon" },
+          "--drain-timeout" },
+        { TCPMSGD_PATH, { "--bind", "127.0.0.1", "--port", "0", "--max-payload", "1X" },
+          "--max-payload" },
+        { TCPMSGD_PATH, { "--bind", "127.0.0.1", "--port", "0", "--io", "poll" }, "--io" },
+        { TCPMSG_PATH, { "999.1.1.1", "hi" }, "999.1.1.1" },
+        { TCPMSG_PATH, { "127.0.0.1:99999", "hi" }, "99999" },
+        { TCPMSG_PATH, { "::1:8080", "hi" }, "[::1]:8080" },
+        { TCPMSG_PATH, { "::1:33595", "hi" }, "[::1]:33595" },
+        { TCPMSG_PATH, { "bench", "::1:33595" }, "[::1]:33595" },
+        { TCPMSG_PATH, { "bench", "--plot", "/nonexistent/dir/x.svg", "127.0.0.1:1" }, "--plot" },
+        { TCPMSG_PATH, { "bench", "--histogram-out", "/nonexistent/dir/h", "127.0.0.1:1" },
+          "--histogram-out" },
+        { TCPMSG_PATH, { "bench", "--rate", "-5", "127.0.0.1:1" }, "--rate" },
+        { TCPMSG_PATH, { "probe", "--http-bind", "999.1.1.1", "127.0.0.1:1" }, "--http-bind" },
+        { TCPMSG_PATH, { "--timeout", "0", "127.0.0.1:1", "hi" }, "--timeout" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[10] = { cases[i].path };
+        for (size_t k = 0; k < 8 && cases[i].args[k] != NULL; k++)
+            argv[k + 1] = cases[i].args[k];
+        struct it_run r;
+        assert_int_equal(it_run(cases[i].path, argv, T, &r), 0);
+        if (r.exit_code != 2 || strstr(r.err, cases[i].needle) == NULL)
+            fail_msg("%s %s %s ...: exit %d (want 2), stderr without '%s':\n%s", argv[0],
+                     argv[1], argv[2], r.exit_code, cases[i].needle, r.err);
+        it_run_free(&r);
+    }
+}
+
 /* ---- a minimal JSON reader: enough to say "this line is one valid object" --- */
 
 static void skip_ws(const char **p)
@@ -320,6 +367,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_cli_json_log),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);

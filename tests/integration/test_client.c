@@ -5,10 +5,14 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -158,12 +162,79 @@ static void test_client_exit_codes(void **state)
     it_server_free(s);
 }
 
+/* Run tcpmsg with argv on a pseudo-terminal (its stdin, stdout and stderr
+ * all the terminal), collecting what it wrote into out (cap bytes,
+ * NUL-terminated) within CLIENT_TIMEOUT_MS. Returns its exit code. */
+static int run_on_pty(const char *const *argv, char *out, size_t cap)
+{
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    IT_CHECK(pid >= 0);
+    if (pid == 0) {
+        execv(TCPMSG_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    size_t got = 0;
+    int64_t deadline = it_now_ms() + CLIENT_TIMEOUT_MS;
+    while (got + 1 < cap && it_now_ms() < deadline) {
+        struct pollfd p = { .fd = master, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(master, out + got, cap - 1 - got);
+        if (n <= 0)
+            break; /* EIO once the child has exited and the terminal is gone */
+        got += (size_t)n;
+    }
+    out[got] = '\0';
+    close(master);
+    int status = 0;
+    pid_t done = 0; /* the terminal closes a moment before the exit is reported */
+    while ((done = waitpid(pid, &status, WNOHANG)) == 0 && it_now_ms() < deadline)
+        it_sleep_ms(10);
+    if (done != pid) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("tcpmsg on a terminal did not finish: %s", out);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Regression: the client printed replies raw, so a reply carrying escape
+ * sequences (here: red text, a bell, a C1 CSI, a byte that is not UTF-8)
+ * acted on the user's terminal. On a terminal they are escaped, UTF-8 text
+ * is kept; through a pipe the bytes stay exactly what the server sent. */
+static void test_reply_escaped_on_tty(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%d", s->port);
+    static const char msg[] = "\x1b[31mred\x1b[0m bell\a caf\xc3\xa9 \xff \xc2\x9b end";
+    const char *argv[] = { "tcpmsg", target, msg, NULL };
+    char out[4096];
+    int code = run_on_pty(argv, out, sizeof out);
+    if (code != 0)
+        fail_msg("exit %d on a terminal: %s", code, out);
+    /* The terminal turns the final LF into CR LF. */
+    if (strstr(out, " us: \\e[31mred\\e[0m bell\\x07 caf\xc3\xa9 \\xff \\xc2\\x9b end\r\n") == NULL)
+        fail_msg("reply not escaped for the terminal: '%s'", out);
+    IT_CHECK(strchr(out, 0x1b) == NULL && strchr(out, '\a') == NULL);
+
+    struct it_run r;
+    run_client(argv, &r);
+    assert_int_equal(r.exit_code, 0);
+    assert_string_equal(expect_reply_line(r.out, s->port, msg), "");
+    it_run_free(&r);
+    it_server_free(s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_client),
         cmocka_unit_test(test_client_text),
         cmocka_unit_test(test_client_exit_codes),
+        cmocka_unit_test(test_reply_escaped_on_tty),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

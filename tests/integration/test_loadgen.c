@@ -266,8 +266,24 @@ static void check_svg(const char *path)
     assert_int_equal(depth, 0);
     assert_int_equal(roots, 1);
     IT_CHECK(strstr(text, "<polyline") != NULL && strstr(text, "Percentile") != NULL &&
-             strstr(text, "Latency (us)") != NULL);
+             (strstr(text, "Latency (us)") != NULL || strstr(text, "Latency (ms)") != NULL));
     free(text);
+}
+
+/* The top label of the SVG's latency axis, in microseconds. */
+static double svg_y_top_us(const char *path)
+{
+    char *text = bg_slurp(path);
+    double top = -1;
+    static const char label[] = "text-anchor=\"end\">";
+    for (const char *p = strstr(text, label); p != NULL; p = strstr(p + 1, label)) {
+        double v = strtod(p + sizeof label - 1, NULL);
+        top = v > top ? v : top;
+    }
+    if (strstr(text, "Latency (ms)") != NULL)
+        top *= 1000;
+    free(text);
+    return top;
 }
 
 static void test_spectrum_files(void **state)
@@ -360,6 +376,58 @@ static void test_wrong_reply_exit(void **state)
     close(lfd);
 }
 
+/* A byte-echo server whose first reply waits 203 ms. */
+static void *stalling_echo(void *arg)
+{
+    int lfd = *(int *)arg;
+    int fd = accept(lfd, NULL, NULL);
+    uint8_t buf[4096];
+    ssize_t n;
+    for (bool first = true; fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0; first = false) {
+        if (first)
+            it_sleep_ms(203);
+        if (write(fd, buf, (size_t)n) != n)
+            break;
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* Regression: --plot drew a 203 ms maximum on an axis running to 500000 us
+ * (the next 1, 2 or 5 times a power of ten), squeezing the curve into the
+ * lower 40% of the image. The axis now ends at the first nice step at or
+ * above the data (here 250 ms by 50), within 25% of the maximum. */
+static void test_svg_axis_fits_data(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    char target[32], svg[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", it_local_port(lfd));
+    int fd = bg_tempfile(svg, sizeof svg, "svg");
+    IT_CHECK(fd >= 0);
+    close(fd);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stalling_echo, &lfd), 0);
+    const char *argv[] = { "tcpmsg", "bench", target, "--count", "20", "--no-report", "--plot",
+                           svg, "--json", NULL };
+    json_t *j = run_bench_json(argv, 0);
+    pthread_join(th, NULL);
+    close(lfd);
+    check_svg(svg);
+    double max = it_json_num(j, "rtt_us.max"), top = svg_y_top_us(svg);
+    print_message("max %.1f us, axis top %.1f us\n", max, top);
+    IT_CHECK(max >= 203000);
+    if (!(top >= max && top <= 1.25 * max))
+        fail_msg("the latency axis ends at %.1f us for a maximum of %.1f us", top, max);
+    unlink(svg);
+    json_decref(j);
+}
+
 /* A server that reads 64 KiB every 50 ms and never replies, until the
  * client goes, the test says done, or 20 s pass. */
 struct slow_server {
@@ -415,6 +483,89 @@ static void test_close_with_write_outstanding(void **state)
     }
 }
 
+/* Regression: an open-loop run whose rate could not be kept exited 0, so a
+ * script running --rate took an overloaded run for a good one; and one the
+ * client could not keep up with (depth 1, a million a second) said "kept"
+ * although its 0.1 s of messages took seconds to leave. Now: NOT KEPT, the
+ * lateness in the JSON, exit 7, and no error counted. */
+static void test_rate_not_kept_exit(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    char target[32];
+    target_of(s, target, sizeof target);
+    /* One connection with one message in flight answers at most one message
+     * per round trip (tens of microseconds on loopback): 100,000 messages
+     * take far longer than the 0.1 s window plus the 1 s --timeout. */
+    const char *argv[] = { "tcpmsg", "bench", target, "--rate", "1000000", "--duration", "0.1",
+                           "--timeout", "1", "--json", "--no-report", NULL };
+    json_t *j = run_bench_json(argv, 7);
+    IT_CHECK(json_is_false(it_json_path(j, "rate.kept")));
+    IT_CHECK(it_json_num(j, "rate.late_s") > 1);
+    /* Sent over the time sending took, not over the 0.1 s window. */
+    IT_CHECK(it_json_num(j, "rate.sent_per_s") < 1000000 * 0.1 / 1.1);
+    assert_int_equal(it_json_int(j, "errors.total"), 0);
+    json_decref(j);
+
+    /* The text summary says so too. */
+    const char *text[] = { "tcpmsg", "bench", target, "--rate", "1000000", "--duration", "0.1",
+                           "--timeout", "1", "--no-report", NULL };
+    struct it_run r;
+    assert_int_equal(it_run(TCPMSG_PATH, text, RUN_MS, &r), 0);
+    assert_int_equal(r.exit_code, 7);
+    IT_CHECK(strstr(r.out, "NOT KEPT") != NULL && strstr(r.out, "WARNING") != NULL);
+    it_run_free(&r);
+    it_server_free(s);
+}
+
+/* Regression: the summary of a run whose only connection was refused at
+ * once printed "1 threads", "duration 0.00 s" and every latency as 0.0, as
+ * if it had measured instant replies; and an IPv6 target lost its
+ * brackets ("::1:33595"). What was not measured reads n/a (null in JSON). */
+static void test_output_when_nothing_measured(void **state)
+{
+    (void)state;
+    const char *args[] = { "--max-conns", "1", NULL };
+    IT_START(s, args, 0);
+    int hold = it_must_connect(s->port); /* the one connection allowed */
+    it_must_roundtrip(hold, "x");
+    char target[32];
+    target_of(s, target, sizeof target);
+    const char *text[] = { "tcpmsg", "bench", target, "--duration", "2", NULL };
+    struct it_run r;
+    assert_int_equal(it_run(TCPMSG_PATH, text, RUN_MS, &r), 0);
+    assert_int_equal(r.exit_code, 1);
+    if (strstr(r.out, "1 connection, depth 1, 64-byte messages, 1 thread\n") == NULL ||
+        strstr(r.out, "rtt (us)    n/a") == NULL || strstr(r.out, "ended early") == NULL ||
+        strstr(r.out, " 0.0  p50") != NULL)
+        fail_msg("summary:\n%s", r.out);
+    it_run_free(&r);
+    const char *json[] = { "tcpmsg", "bench", target, "--duration", "2", "--json", NULL };
+    json_t *j = run_bench_json(json, 1);
+    IT_CHECK(json_is_null(it_json_path(j, "rtt_us.p50")));
+    IT_CHECK(json_is_null(it_json_path(j, "rtt_us.max")));
+    assert_int_equal(it_json_int(j, "rtt_us.count"), 0);
+    IT_CHECK(json_is_true(it_json_path(j, "ended_early")));
+    json_decref(j);
+    close(hold);
+    it_server_free(s);
+
+    /* An IPv6 target is printed as it is written: [::1]:PORT. */
+    const char *v6[] = { "--bind", "::1", NULL };
+    IT_START(s6, v6, 0);
+    char target6[48], want[96];
+    snprintf(target6, sizeof target6, "[::1]:%d", s6->port);
+    snprintf(want, sizeof want, "tcpmsg bench %s: 2 connections", target6);
+    const char *argv6[] = { "tcpmsg", "bench", target6, "--count", "10", "--connections", "2",
+                            NULL };
+    assert_int_equal(it_run(TCPMSG_PATH, argv6, RUN_MS, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    if (strstr(r.out, want) == NULL)
+        fail_msg("want '%s' in:\n%s", want, r.out);
+    it_run_free(&r);
+    it_server_free(s6);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +577,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sizes_and_text),
         cmocka_unit_test(test_wrong_reply_exit),
         cmocka_unit_test(test_close_with_write_outstanding),
+        cmocka_unit_test(test_rate_not_kept_exit),
+        cmocka_unit_test(test_output_when_nothing_measured),
+        cmocka_unit_test(test_svg_axis_fits_data),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -63,6 +63,45 @@ static void test_classic_client(void **state)
     it_server_free(s);
 }
 
+/* Regression: the course's server printed the client's message; tcpmsgd
+ * showed it only with -v, so the classic exercise looked like it did
+ * nothing. The first message of each text connection is logged at INFO,
+ * escaped; later ones, and framed messages, only with -v. */
+static void test_classic_client_info(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    int fd = it_must_connect(s->port);
+    int local = it_local_port(fd);
+    static const char classic[] = "Hello from client!\nsecond line\n";
+    assert_int_equal(it_send_all(fd, classic, sizeof classic - 1, T), 0);
+    char back[64];
+    assert_int_equal(it_recv_exact(fd, back, sizeof classic - 1, T), 0);
+    close(fd);
+    int framed = it_must_connect(s->port);
+    it_must_roundtrip(framed, "framed message");
+    close(framed);
+
+    char message[128];
+    snprintf(message, sizeof message, "INFO  message from 127.0.0.1:%d: Hello from client!", local);
+    IT_ASSERT_LOG(s, 1, T, message, "mode=text bytes=18");
+    IT_ASSERT_LOG(s, 2, T, "connection closed");
+    assert_int_equal(it_log_count(s, "message from", (const char *)NULL), 1);
+    assert_int_equal(it_log_count(s, "second line", (const char *)NULL), 0);
+    assert_int_equal(it_log_count(s, "framed message", (const char *)NULL), 0);
+    it_server_free(s);
+
+    /* Escaped: a client cannot drive the terminal that shows the log. (A
+     * server of its own: the line is rate-limited to one a second.) */
+    IT_START(s2, NULL, 0);
+    int esc = it_must_connect(s2->port);
+    assert_int_equal(it_send_all(esc, "red \x1b[31m\n", 13, T), 0);
+    close(esc);
+    IT_ASSERT_LOG(s2, 1, T, "INFO  message from", "red \\u001b[31m");
+    IT_CHECK(it_log_count(s2, "\x1b", (const char *)NULL) == 0);
+    it_server_free(s2);
+}
+
 /* ---- 200 clients at once ------------------------------------------------------ */
 
 #define NCLIENTS 200
@@ -346,6 +385,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_mode),
         cmocka_unit_test(test_classic_client),
+        cmocka_unit_test(test_classic_client_info),
         cmocka_unit_test(test_concurrent_200),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_limits),

@@ -266,6 +266,58 @@ static void test_drain_slow_reader(void **state)
     it_server_free(s);
 }
 
+/* Regression: a drain that timed out with replies still unsent exited 0
+ * with no warning, as if nothing had been lost. A client that reads none of
+ * its replies past --drain-timeout: its connection is closed with reason
+ * drain_timeout, a warning counts it and the reply bytes never written, and
+ * tcpmsgd exits 3. */
+static void test_drain_timeout_lost(void **state)
+{
+    (void)state;
+    const char *args[] = { "--drain-timeout", "0.5", NULL };
+    IT_START(s, args, 0);
+    enum { LEN = 2044, FRAME = FRAME_HEADER_SIZE + LEN, NFRAMES = 2000 };
+    const size_t total = (size_t)NFRAMES * FRAME;
+    uint8_t *burst = calloc(1, total);
+    assert_non_null(burst);
+    for (int i = 0; i < NFRAMES; i++)
+        frame_header_encode(burst + (size_t)i * FRAME, FRAME_DATA, LEN);
+    int fd = it_connect_rcvbuf(s->port, 16384);
+    IT_CHECK(fd >= 0);
+    it_must_roundtrip(fd, "hello");
+    /* More replies than the kernel buffers between us hold: the rest wait
+     * in the server, and nobody reads them. */
+    size_t pushed = 0;
+    int64_t quiet_since = it_now_ms();
+    while (pushed < total && it_now_ms() - quiet_since < 300) {
+        ssize_t w = send(fd, burst + pushed, total - pushed, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            pushed += (size_t)w;
+            quiet_since = it_now_ms();
+        } else {
+            it_sleep_ms(10);
+        }
+    }
+    IT_CHECK(pushed >= (size_t)FRAME * 500);
+    assert_int_equal(it_server_signal(s, SIGTERM), 0);
+    int status = it_server_wait_exit(s, 5000);
+    if (status != 3) {
+        it_log_dump(s);
+        fail_msg("exit status %d after a drain that lost replies, want 3", status);
+    }
+    assert_int_equal(it_log_count(s, "WARN", "the drain timed out: replies were lost",
+                                  "connections=1", "unsent_bytes=", (const char *)NULL), 1);
+    /* Replies were waiting in the server: some bytes were never written. */
+    assert_int_equal(it_log_count(s, "the drain timed out", "unsent_bytes=0 ", (const char *)NULL),
+                     0);
+    assert_int_equal(it_log_count(s, "connection closed", "reason=drain_timeout",
+                                  (const char *)NULL), 1);
+    assert_int_equal(it_log_count(s, "server stopped", (const char *)NULL), 1);
+    close(fd);
+    free(burst);
+    it_server_free(s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +325,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_drain_blocked),
         cmocka_unit_test(test_drain_timeout_idle),
         cmocka_unit_test(test_drain_slow_reader),
+        cmocka_unit_test(test_drain_timeout_lost),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

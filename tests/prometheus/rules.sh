@@ -19,10 +19,15 @@ grep -q 'SUCCESS: 1 rule files found' "$TMP_DIR/check-config.log" \
 grep -q "Checking $DASHBOARDS/tcpmsg-alerts.yml" "$TMP_DIR/check-config.log" \
     || fail "prometheus.yml does not reference tcpmsg-alerts.yml: $(cat "$TMP_DIR/check-config.log")"
 
-# promtool test rules resolves rule_files from the test file's directory;
-# a copy next to a copy of the alerts keeps the path independent of the tree.
-cp "$DASHBOARDS/tcpmsg-alerts.yml" "$TMP_DIR/tcpmsg-alerts.yml"
-cp "$(dirname "$0")/alerts_test.yml" "$TMP_DIR/alerts_test.yml"
-(cd "$TMP_DIR" && "$PROMTOOL" test rules alerts_test.yml) >"$TMP_DIR/test-rules.log" 2>&1 \
-    || fail "promtool test rules alerts_test.yml"
+# The alert unit tests, with the command the docs give, from the top of the
+# tree; then by absolute path from elsewhere (promtool resolves the test
+# file's rule_files from its own directory, not the working directory).
+TOP=$(cd "$DASHBOARDS/.." && pwd)
+TEST_FILE=tests/prometheus/alerts_test.yml
+(cd "$TOP" && "$PROMTOOL" test rules "$TEST_FILE") >"$TMP_DIR/test-rules.log" 2>&1 \
+    || fail "in $TOP: promtool test rules $TEST_FILE: $(cat "$TMP_DIR/test-rules.log")"
+grep -q "no file match" "$TMP_DIR/test-rules.log" \
+    && fail "promtool test rules did not find the rule file: $(cat "$TMP_DIR/test-rules.log")"
+(cd "$TMP_DIR" && "$PROMTOOL" test rules "$TOP/$TEST_FILE") >"$TMP_DIR/test-rules-abs.log" 2>&1 \
+    || fail "in $TMP_DIR: promtool test rules $TOP/$TEST_FILE: $(cat "$TMP_DIR/test-rules-abs.log")"
 log "ok: rules, config and alert unit tests pass"

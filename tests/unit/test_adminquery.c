@@ -141,7 +141,7 @@ static void test_sort_parse(void **state)
 static void test_sort_names_round_trip(void **state)
 {
     (void)state;
-    char list[256] = "";
+    char list[1024] = "";
     for (int k = 0; k < CONN_SORT_KEY_COUNT; k++) {
         struct conn_sort s;
         assert_int_equal(admin_sort_parse(conn_sort_name((enum conn_sort_key)k), &s), 0);
@@ -153,7 +153,11 @@ static void test_sort_names_round_trip(void **state)
     assert_string_equal(list, CONN_SORT_NAMES);
     assert_string_equal(CONN_SORT_NAMES,
                         "id, age, idle, bytes_in, bytes_out, msgs_in, msgs_out, pending, "
-                        "memory, ");
+                        "memory, srtt_us, rttvar_us, min_rtt_us, snd_cwnd, snd_mss, "
+                        "retransmits, total_retrans, lost, unacked, "
+                        "delivery_rate_bytes_per_second, bytes_sent, bytes_retrans, "
+                        "bytes_acked, bytes_received, busy_us, rwnd_limited_us, "
+                        "sndbuf_limited_us, ");
     assert_string_equal(conn_sort_name(CONN_SORT_KEY_COUNT), "unknown");
 }
 

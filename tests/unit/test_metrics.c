@@ -28,6 +28,7 @@ static const uint64_t service_ns[] = { 800, 2500, 2500, 25000, 2500000000ull };
 static const uint64_t rtt_ns[] = { 120000, 180000, 4000000 };
 static const uint64_t sizes[] = { 0, 3, 3, 100, 5000 };
 static const uint64_t per_wakeup[] = { 1, 1, 2, 3, 64, 300 };
+static const uint64_t srtt_ns[] = { 45000, 45000, 1200000 };
 #define SYSCALLS_BASE 1000
 
 /* Counters get distinct values: closed[i] = 10 + i, rejected[i] = 20 + i,
@@ -81,6 +82,12 @@ static struct metrics_snapshot *make_snapshot(void)
     for (size_t i = 0; i < SYSCALL_OP_COUNT; i++)
         counter_add(&st->syscalls[i], SYSCALLS_BASE + i);
     counter_add(&st->wakeups, 77);
+    counter_add(&st->tcp_retrans, 9);
+    counter_add(&st->tcp_busy_us, 1500000);   /* microseconds: exported as 1.5 s */
+    counter_add(&st->tcp_rwnd_limited_us, 250000);
+    counter_add(&st->tcp_sndbuf_limited_us, 3);
+    for (size_t i = 0; i < COUNT_OF(srtt_ns); i++)
+        hist_record(&st->tcp_srtt_ns, srtt_ns[i]);
     m->conns_open = 2;
     m->max_conns = 10000;
     m->workers = 3;
@@ -243,6 +250,10 @@ static void test_json_counters_and_gauges(void **state)
     _Static_assert(HTTP_AUTH_FAILURE_COUNT == 4, "one tag per auth failure");
     expect_labelled(c, "http_auth_failures_total", auth, (const json_int_t[]){ 50, 51, 52, 53 }, 4);
     expect_int(c, "client_rtt_reports_total", 6);
+    expect_int(c, "tcp_retransmits_total", 9);
+    expect_num(c, "tcp_busy_seconds_total", 1.5);
+    expect_num(c, "tcp_rwnd_limited_seconds_total", 0.25);
+    expect_num(c, "tcp_sndbuf_limited_seconds_total", 3e-6);
     const char *rtt_tags[RTT_REJECT_COUNT];
     json_int_t rtt_rejected[RTT_REJECT_COUNT];
     for (size_t i = 0; i < RTT_REJECT_COUNT; i++) {
@@ -262,6 +273,48 @@ static void test_json_counters_and_gauges(void **state)
     expect_num(g, "process_resident_memory_bytes", 4096000);
     expect_num(g, "process_open_fds", 17);
 
+    json_decref(root);
+    free(text);
+    free(m);
+}
+
+/* Regression: every gauge printed as a real ("workers":2.0,
+ * "connections_open":0.0), and so did the bytes and counts of the size and
+ * per-wakeup histograms, while docs/METRICS.md shows integers. What is a
+ * count or a number of bytes is a JSON integer; only seconds (and a mean)
+ * are reals. */
+static void test_json_integers_are_integers(void **state)
+{
+    (void)state;
+    struct metrics_snapshot *m = make_snapshot();
+    char *text = metrics_json(m);
+    assert_non_null(text);
+    json_t *root = parse_json(text);
+    json_t *g = get(root, "gauges");
+    const char *key;
+    json_t *v;
+    json_object_foreach(g, key, v) {
+        bool seconds = strstr(key, "seconds") != NULL;
+        if (seconds ? !json_is_real(v) : !json_is_integer(v))
+            fail_msg("gauges.%s should be %s", key, seconds ? "a real" : "an integer");
+    }
+    expect_int(g, "workers", 3);
+    expect_int(g, "connections_max", 10000);
+    expect_int(g, "process_resident_memory_bytes", 4096000);
+    static const char *const whole[] = { "sum", "min", "max", "p50", "p90", "p99", "p99_9" };
+    static const char *const names[] = { "message_size_bytes", "messages_per_wakeup" };
+    for (size_t i = 0; i < COUNT_OF(names); i++) {
+        json_t *h = get(get(root, "histograms"), names[i]);
+        for (size_t k = 0; k < COUNT_OF(whole); k++)
+            if (!json_is_integer(get(h, whole[k])))
+                fail_msg("histograms.%s.%s should be an integer", names[i], whole[k]);
+        json_t *b = json_array_get(get(h, "buckets"), 0);
+        assert_true(json_is_integer(get(b, "lo")) && json_is_integer(get(b, "hi")));
+        assert_true(json_is_real(get(h, "mean")));
+    }
+    /* Seconds stay reals, even when whole. */
+    json_t *svc = get(get(root, "histograms"), "service_time_seconds");
+    assert_true(json_is_real(get(svc, "p50")) && json_is_real(get(svc, "sum")));
     json_decref(root);
     free(text);
     free(m);
@@ -332,12 +385,13 @@ static void test_json_histograms(void **state)
     assert_non_null(text);
     json_t *root = parse_json(text);
     json_t *hists = get(root, "histograms");
-    assert_int_equal(json_object_size(hists), 4);
+    assert_int_equal(json_object_size(hists), 5);
     expect_hist_json(hists, "service_time_seconds", "seconds", 1e-9, service_ns,
                      COUNT_OF(service_ns));
     expect_hist_json(hists, "client_rtt_seconds", "seconds", 1e-9, rtt_ns, COUNT_OF(rtt_ns));
     expect_hist_json(hists, "message_size_bytes", "bytes", 1, sizes, COUNT_OF(sizes));
     expect_hist_json(hists, "messages_per_wakeup", "", 1, per_wakeup, COUNT_OF(per_wakeup));
+    expect_hist_json(hists, "tcp_srtt_seconds", "seconds", 1e-9, srtt_ns, COUNT_OF(srtt_ns));
     json_decref(root);
     free(text);
     free(m);
@@ -394,6 +448,7 @@ static const struct family {
     { "tcpmsg_received_bytes_total", "counter", "tcpmsg_received_bytes", "counter", "bytes" },
     { "tcpmsg_sent_bytes_total", "counter", "tcpmsg_sent_bytes", "counter", "bytes" },
     { "tcpmsg_errors_total", "counter", "tcpmsg_errors", "counter", NULL },
+    { "tcpmsg_drain_lost_bytes_total", "counter", "tcpmsg_drain_lost_bytes", "counter", "bytes" },
     { "tcpmsg_client_rtt_reports_total", "counter", "tcpmsg_client_rtt_reports", "counter", NULL },
     { "tcpmsg_client_rtt_reports_rejected_total", "counter", "tcpmsg_client_rtt_reports_rejected",
       "counter", NULL },
@@ -407,6 +462,13 @@ static const struct family {
     { "tcpmsg_loop_wakeups_total", "counter", "tcpmsg_loop_wakeups", "counter", NULL },
     { "tcpmsg_message_size_bytes", "histogram", "tcpmsg_message_size_bytes", "histogram", "bytes" },
     { "tcpmsg_messages_per_wakeup", "histogram", "tcpmsg_messages_per_wakeup", "histogram", NULL },
+    { "tcpmsg_tcp_retransmits_total", "counter", "tcpmsg_tcp_retransmits", "counter", NULL },
+    { "tcpmsg_tcp_busy_seconds_total", "counter", "tcpmsg_tcp_busy_seconds", "counter", "seconds" },
+    { "tcpmsg_tcp_rwnd_limited_seconds_total", "counter", "tcpmsg_tcp_rwnd_limited_seconds",
+      "counter", "seconds" },
+    { "tcpmsg_tcp_sndbuf_limited_seconds_total", "counter", "tcpmsg_tcp_sndbuf_limited_seconds",
+      "counter", "seconds" },
+    { "tcpmsg_tcp_srtt_seconds", "histogram", "tcpmsg_tcp_srtt_seconds", "histogram", "seconds" },
     { "tcpmsg_workers", "gauge", "tcpmsg_workers", "gauge", NULL },
     { "tcpmsg_draining", "gauge", "tcpmsg_draining", "gauge", NULL },
     { "tcpmsg_uptime_seconds", "gauge", "tcpmsg_uptime_seconds", "gauge", "seconds" },
@@ -536,6 +598,9 @@ static void expect_samples(const char *t)
     EXPECT_LINE(t, "tcpmsg_syscalls_total{op=\"io_uring_enter\"} %d",
                 SYSCALLS_BASE + SYSCALL_OP_COUNT - 1);
     EXPECT_LINE(t, "tcpmsg_loop_wakeups_total 77");
+    EXPECT_LINE(t, "tcpmsg_tcp_retransmits_total 9");
+    EXPECT_LINE(t, "tcpmsg_tcp_busy_seconds_total 1.5");
+    EXPECT_LINE(t, "tcpmsg_tcp_rwnd_limited_seconds_total 0.25");
     EXPECT_LINE(t, "tcpmsg_connections_open 2");
     EXPECT_LINE(t, "tcpmsg_connections_max 10000");
     EXPECT_LINE(t, "tcpmsg_connections_accepted_total 7");
@@ -850,6 +915,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_counters_and_gauges),
         cmocka_unit_test(test_json_histograms),
+        cmocka_unit_test(test_json_integers_are_integers),
         cmocka_unit_test(test_json_empty),
         cmocka_unit_test(test_json_saturated_counts),
         cmocka_unit_test(test_prometheus),

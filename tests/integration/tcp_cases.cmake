@@ -1,0 +1,24 @@
+# What the kernel's TCP knows of each connection (TCP_INFO), against ss(8)
+# reading the same sockets (test_tcpinfo.c), on both event loop backends.
+# Fork mode lists its connections from the parent, which holds no socket:
+# they have no tcp object there, so the cases do not run in fork mode.
+tcpmsg_integration_test(test_tcpinfo CASES api_matches_ss counted_at_close)
+set_tests_properties(integration.test_tcpinfo.api_matches_ss
+  integration.uring.test_tcpinfo.api_matches_ss PROPERTIES
+  SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+
+# Through a link that drops packets, in network namespaces the test makes
+# (tcp_netns.sh): retransmissions are counted, and /api/connections agrees
+# with ss -ti on a connection that saw them. Skipped (77) where namespaces
+# cannot be created.
+foreach(io IN ITEMS epoll uring)
+  set(name integration.tcp_netns)
+  if(io STREQUAL "uring")
+    set(name integration.uring.tcp_netns)
+  endif()
+  add_test(NAME ${name}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/tcp_netns.sh
+                   $<TARGET_FILE:tcpmsgd> $<TARGET_FILE:tcpmsg> ${io})
+  set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT 120 SKIP_RETURN_CODE 77)
+endforeach()
+set_tests_properties(integration.uring.tcp_netns PROPERTIES LABELS "integration;uring")

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Integration: what TCP sees on a link that drops packets. Two network
+# namespaces joined by a veth pair (server 192.0.2.1, client 192.0.2.2),
+# with a token bucket (tc tbf) on the server's side whose queue is too small
+# for a burst: packets are dropped and TCP retransmits.
+#  1. tcpmsg bench through the link: tcpmsg_tcp_retransmits_total rises.
+#  2. One connection held open after a 300 KB echo: the retransmissions and
+#     congestion window /api/connections reports for it equal what ss -ti
+#     prints for the same socket.
+# Skips (exit 77) where this user may not create namespaces.
+# usage: tcp_netns.sh TCPMSGD TCPMSG [IO]
+set -euo pipefail
+tcpmsgd=$1 tcpmsg=$2 io=${3:-epoll}
+
+if [ "${TCPMSG_NETNS_INSIDE:-}" != 1 ]; then
+    # A user and network namespace of our own: root in it, with no route to
+    # anything but what this script creates.
+    if ! unshare -rn true 2>/dev/null; then
+        echo "tcp_netns.sh: SKIP: cannot create a network namespace (unshare -rn)" >&2
+        exit 77
+    fi
+    export TCPMSG_NETNS_INSIDE=1
+    exec unshare -rn --fork --kill-child "$0" "$@"
+fi
+
+fail() { echo "tcp_netns.sh: FAIL: $*" >&2; [ -f "${log:-}" ] && cat "$log" >&2; exit 1; }
+for tool in ip tc ss nsenter; do
+    command -v "$tool" >/dev/null || { echo "tcp_netns.sh: SKIP: $tool is missing" >&2; exit 77; }
+done
+
+work=$(mktemp -d)
+log=$work/tcpmsgd.log
+cleanup() {
+    [ -n "${server:-}" ] && kill "$server" 2>/dev/null
+    [ -n "${holder:-}" ] && kill "$holder" 2>/dev/null
+    [ -n "${peer:-}" ] && kill "$peer" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The client's namespace: a process that only holds it.
+ip link set lo up
+unshare -n sleep 120 </dev/null >/dev/null 2>&1 &
+peer=$!
+for _ in $(seq 50); do
+    [ "$(readlink /proc/$peer/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break
+    sleep 0.02
+done
+in_peer() { nsenter -t "$peer" -n "$@"; }
+ip link add tm0 type veth peer name tm1 netns "$peer"
+ip addr add 192.0.2.1/24 dev tm0
+ip link set tm0 up
+in_peer ip link set lo up
+in_peer ip addr add 192.0.2.2/24 dev tm1
+in_peer ip link set tm1 up
+# 4 Mbit/s with room for 20 KB: a 300 KB reply cannot fit, and is dropped in part.
+tc qdisc add dev tm0 root tbf rate 4mbit burst 16kb limit 20kb
+
+"$tcpmsgd" --bind 192.0.2.1 --port 0 --http-port 0 --io "$io" >"$log" 2>&1 &
+server=$!
+port='' http=''
+for _ in $(seq 250); do
+    port=$(sed -n 's/.*server socket bound .*port=\([0-9]*\).*/\1/p' "$log" | head -1)
+    http=$(sed -n 's/.*http endpoint listening .*http_port=\([0-9]*\).*/\1/p' "$log" | head -1)
+    [ -n "$port" ] && [ -n "$http" ] && grep -q "server is listening" "$log" && break
+    kill -0 "$server" 2>/dev/null || fail "tcpmsgd exited"
+    sleep 0.02
+done
+[ -n "$port" ] && [ -n "$http" ] || fail "tcpmsgd did not start"
+
+# GET path from the HTTP endpoint (127.0.0.1 in the server's namespace).
+get() {
+    exec 5<>"/dev/tcp/127.0.0.1/$http"
+    printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$1" >&5
+    sed '1,/^\r$/d' <&5
+    exec 5<&-
+}
+metric() { get /metrics?format=prometheus | awk -v m="$1" '$1 == m { print $2 }'; }
+
+# 1. Load through the link.
+retrans0=$(metric tcpmsg_tcp_retransmits_total)
+in_peer "$tcpmsg" bench --connections 4 --depth 4 --size 16KiB --duration 2 --io "$io" \
+    "192.0.2.1:$port" >"$work/bench.out" 2>&1 || { cat "$work/bench.out" >&2; fail "bench failed"; }
+retrans=''
+for _ in $(seq 50); do # the closes are counted once the server has seen them
+    retrans=$(metric tcpmsg_tcp_retransmits_total)
+    [ "$(metric 'tcpmsg_connections_closed_total{reason="peer_closed"}')" = 4 ] && break
+    sleep 0.1
+done
+echo "tcpmsg_tcp_retransmits_total: $retrans0 before the load, $retrans after"
+[ "$retrans" -gt "$retrans0" ] || fail "no retransmission counted through a link that drops"
+
+# 2. One connection, one 300 KB text line echoed, then held open and quiet.
+line_len=300000
+# (nsenter and bash exec in turn, so that $holder is the process to kill.)
+nsenter -t "$peer" -n bash -c '
+    exec 3<>/dev/tcp/192.0.2.1/'"$port"'
+    head -c '"$line_len"' /dev/zero | tr "\0" "a" >&3; echo >&3
+    head -c '"$((line_len + 1))"' <&3 >/dev/null && echo done >'"$work"'/echoed
+    exec sleep 60' </dev/null >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 300); do
+    [ -f "$work/echoed" ] && break
+    sleep 0.05
+done
+[ -f "$work/echoed" ] || fail "the 300 KB line did not come back"
+sleep 0.3 # its last ACK
+
+api=$(get /api/connections)
+ss_line=$(ss -tinH state established sport = ":$port" | grep -o 'rtt:.*')
+echo "ss: $ss_line"
+api_retrans=$(echo "$api" | grep -o '"total_retrans": *[0-9]*' | head -1 | grep -o '[0-9]*$')
+api_cwnd=$(echo "$api" | grep -o '"snd_cwnd": *[0-9]*' | head -1 | grep -o '[0-9]*$')
+ss_retrans=$(echo "$ss_line" | grep -o 'retrans:[0-9]*/[0-9]*' | cut -d/ -f2)
+ss_cwnd=$(echo "$ss_line" | grep -o 'cwnd:[0-9]*' | cut -d: -f2)
+echo "retransmitted segments: /api/connections ${api_retrans:-?}, ss ${ss_retrans:-0}"
+echo "congestion window: /api/connections ${api_cwnd:-?}, ss ${ss_cwnd:-?}"
+[ -n "$api_retrans" ] && [ -n "$api_cwnd" ] || fail "no tcp object in /api/connections: $api"
+[ "$api_retrans" = "${ss_retrans:-0}" ] || fail "total_retrans differs from ss"
+[ "$api_cwnd" = "$ss_cwnd" ] || fail "snd_cwnd differs from ss"
+[ "$api_retrans" -gt 0 ] || fail "the 300 KB reply was not retransmitted in part: the test proves nothing"
+echo "tcp_netns.sh: ok"
