@@ -3,7 +3,7 @@
 # listening socket passed as descriptor 3), on epoll, io_uring and in fork
 # mode. Built without libsystemd (TCPMSG_SYSTEMD off), it exits 77: skipped.
 set(service_cases notify_sequence no_ready_when_start_fails activation_passed_socket
-    activation_refuses_udp)
+    activation_for_another_pid activation_refuses_udp)
 tcpmsg_integration_test(test_service CASES ${service_cases})
 tcpmsg_fork_variants(test_service CASES ${service_cases})
 if(TCPMSG_SYSTEMD)

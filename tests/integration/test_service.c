@@ -346,6 +346,27 @@ static void test_activation_passed_socket(void **state)
     close(3);
 }
 
+/* LISTEN_PID naming another process (variables inherited through a program
+ * that did not clear them): the socket is not tcpmsgd's to take, and it
+ * binds its own as usual. */
+static void test_activation_for_another_pid(void **state)
+{
+    (void)state;
+    int port = hand_made_listener();
+    const char *const other[] = { "sh", "-c", "export LISTEN_FDS=1 LISTEN_PID=1; exec \"$@\"",
+                                  "sh", NULL };
+    struct it_server *s = it_server_start_wrapped(other, NULL, 0);
+    if (s == NULL)
+        fail_msg("tcpmsgd did not start");
+    IT_CHECK(s->port != port);
+    assert_int_equal(it_log_count(s, "by=systemd", (const char *)NULL), 0);
+    int fd = it_must_connect(s->port);
+    it_must_roundtrip(fd, "on its own port");
+    close(fd);
+    it_server_free(s);
+    close(3);
+}
+
 /* A descriptor 3 that is not a listening TCP socket (here UDP) is refused
  * with the reason: tcpmsgd does not bind a port of its own instead. */
 static void test_activation_refuses_udp(void **state)
@@ -369,6 +390,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_notify_sequence),
         cmocka_unit_test(test_no_ready_when_start_fails),
         cmocka_unit_test(test_activation_passed_socket),
+        cmocka_unit_test(test_activation_for_another_pid),
         cmocka_unit_test(test_activation_refuses_udp),
     };
 #ifndef TCPMSG_HAVE_SYSTEMD
