@@ -1,10 +1,12 @@
 /* server: start-up (bind, one SO_REUSEPORT listener per worker, no other
- * process on the port), admission
- * control, and the signal-driven shutdown with a bounded drain.
+ * process on the port; or the socket systemd passed), admission control,
+ * the signal-driven shutdown with a bounded drain, and what the service
+ * manager is told along the way (ready, a status line, stopping).
  */
 #include "server/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,9 +19,11 @@
 #include "server/forkmode.h"
 #include "server/membudget.h"
 #include "server/metrics.h"
+#include "tcpmsg/activation.h"
 #include "tcpmsg/basicauth.h"
 #include "tcpmsg/http.h"
 #include "tcpmsg/log.h"
+#include "tcpmsg/notify.h"
 #include "tcpmsg/webconfig.h"
 
 /* Is the address free of other listeners? A plain socket (SO_REUSEADDR, so
@@ -41,6 +45,65 @@ static int check_port_free(const struct sockaddr *sa, socklen_t len)
     return rc;
 }
 
+/* Socket activation: systemd bound the port (tcpmsgd.socket) and passed
+ * the listening socket as descriptor 3. systemd keeps it open across
+ * restarts of tcpmsgd, so a client that connects while no tcpmsgd runs
+ * waits in its backlog instead of being refused; --bind, --port and
+ * --backlog do not apply (the .socket unit says them).
+ *
+ * The workers cannot each have a SO_REUSEPORT listener of their own here:
+ * ours would close with us and reset the clients queued in them. So they
+ * share the one socket, each through a descriptor of its own (a dup), which
+ * it closes at the drain as it would its own listener, while systemd's copy
+ * keeps the socket open. The price: a new connection wakes every worker's
+ * loop, and one of them wins the accept (epoll's other workers find
+ * EAGAIN), where SO_REUSEPORT gives each worker a queue.
+ *
+ * 0: nothing passed, bind as usual. 1: fds[] hold the socket. -errno: a
+ * socket passed that tcpmsgd cannot serve (logged). */
+static int take_passed_listener(struct server *s, int *fds, unsigned n)
+{
+    char err[256];
+    int given = activation_listeners(err, sizeof err);
+    if (given == 0)
+        return 0;
+    if (given < 0) {
+        LOG(LOG_ERROR, "cannot take the socket passed by systemd", LF_S("error", err));
+        return given;
+    }
+    const int fd = ACTIVATION_FIRST_FD;
+    if (given > 1) {
+        LOG(LOG_ERROR, "systemd passed several sockets: tcpmsgd serves one (one ListenStream= "
+                       "in tcpmsgd.socket)",
+            LF_I("sockets", given));
+        for (int i = 0; i < given; i++)
+            close(fd + i);
+        return -EINVAL;
+    }
+    fds[0] = fd;
+    for (unsigned i = 1; i < n; i++) {
+        fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (fds[i] < 0) {
+            int rc = -errno;
+            LOG(LOG_ERROR, "cannot share the socket passed by systemd",
+                LF_S("error", strerror(-rc)));
+            while (i > 0)
+                close(fds[--i]);
+            return rc;
+        }
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    net_format_addr((struct sockaddr *)&ss, s->bound, sizeof s->bound);
+    char host[NET_ADDRSTRLEN];
+    net_format_host((struct sockaddr *)&ss, host, sizeof host);
+    LOG(LOG_INFO, "server socket bound", LF_S("ip", host),
+        LF_U("port", net_addr_port((struct sockaddr *)&ss)), LF_S("by", "systemd"), LF_I("fd", fd),
+        LF_U("workers_sharing_it", n));
+    return 1;
+}
+
 /* One listener per worker, all on the same address: the kernel hashes each
  * new connection to one of them, so workers never contend on accept. The
  * first binds (port 0 included) and the rest reuse the port it got.
@@ -52,6 +115,9 @@ static int check_port_free(const struct sockaddr *sa, socklen_t len)
 static int open_listeners(struct server *s, int *fds, unsigned n)
 {
     const struct server_config *cfg = s->cfg;
+    int passed = take_passed_listener(s, fds, n);
+    if (passed != 0)
+        return passed < 0 ? passed : 0;
     struct sockaddr_storage ss;
     socklen_t len;
     char err[256];
@@ -189,6 +255,20 @@ static void settle_io(struct server *s, const struct worker *w)
         LOG(LOG_INFO, "io_uring is not available, the workers use epoll", LF_S("why", w->loop_why));
 }
 
+/* A message to systemd that did not go out is logged (systemd waits for
+ * READY=1 until its start timeout); the status line's failure once, since
+ * it would repeat every few seconds. */
+static void report_notify(int rc, const char *what)
+{
+    static bool status_failed;
+    bool status = strcmp(what, "status") == 0;
+    if (rc >= 0 || (status && status_failed))
+        return;
+    status_failed = status_failed || status;
+    LOG(LOG_WARN, "cannot notify systemd (NOTIFY_SOCKET)", LF_S("message", what),
+        LF_S("error", strerror(-rc)));
+}
+
 int server_start(struct server *s, const struct server_config *cfg, http_route_fn route)
 {
     memset(s, 0, sizeof *s);
@@ -277,6 +357,10 @@ int server_start(struct server *s, const struct server_config *cfg, http_route_f
         LF_U("max_conns", cfg->max_conns), LF_U("max_payload", cfg->max_payload),
         LF_U("max_buffer_memory", cfg->max_buffer_memory),
         LF_S("version", TCPMSG_VERSION));
+    /* Only now, with every listener accepting and the HTTP endpoint up,
+     * does systemd count a Type=notify unit as started, and start the
+     * units ordered after it. */
+    report_notify(notify_ready(), "ready");
     return 0;
 
 failed_workers:
@@ -400,16 +484,83 @@ static void log_totals(const struct server *s)
     free(t);
 }
 
+/* Messages received by all workers (fork mode: what the children have
+ * reported), for the status line. */
+static uint64_t messages_received(struct server *s)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        n += counter_get(&s->workers[i].stats.msgs_in[0]) +
+             counter_get(&s->workers[i].stats.msgs_in[1]);
+    return n;
+}
+
+/* The interval of the status line: TCPMSGD_STATUS_INTERVAL seconds (a
+ * decimal, at least 0.01), or SERVER_STATUS_INTERVAL_S. 0 when nobody
+ * listens (no NOTIFY_SOCKET): the main thread then sleeps until a signal. */
+#define SERVER_STATUS_INTERVAL_S 5.0
+static uint64_t status_interval_ns(void)
+{
+    if (!notify_enabled())
+        return 0;
+    double s = SERVER_STATUS_INTERVAL_S;
+    const char *env = getenv("TCPMSGD_STATUS_INTERVAL");
+    if (env != NULL && *env != '\0') {
+        char *end;
+        double v = strtod(env, &end);
+        if (*end == '\0' && v >= 0.01 && v <= 3600)
+            s = v;
+        else
+            LOG(LOG_WARN, "TCPMSGD_STATUS_INTERVAL is not seconds between 0.01 and 3600, "
+                          "using the default",
+                LF_S("value", env), LF_D("interval_s", s));
+    }
+    return (uint64_t)(s * 1e9);
+}
+
+/* Tell systemd what `systemctl status` shows: open connections, messages
+ * received in all and per second since the previous line. *last_msgs and
+ * *last_ns carry the previous line's count and time. */
+static void send_status(struct server *s, uint64_t *last_msgs, uint64_t *last_ns)
+{
+    uint64_t now = net_now_ns(), msgs = messages_received(s);
+    double secs = (double)(now - *last_ns) / 1e9;
+    double rate = secs > 0 ? (double)(msgs - *last_msgs) / secs : 0;
+    char line[128];
+    snprintf(line, sizeof line, "connections=%u messages=%llu messages/s=%.2f",
+             admission_open(&s->admission), (unsigned long long)msgs, rate);
+    report_notify(notify_status(line), "status");
+    *last_msgs = msgs;
+    *last_ns = now;
+}
+
+/* Until SIGINT or SIGTERM arrives, with a status line for systemd every
+ * interval while it listens. Returns the signal. */
+static int wait_for_stop(struct server *s, const sigset_t *set)
+{
+    uint64_t interval = status_interval_ns();
+    uint64_t last_msgs = messages_received(s), last_ns = net_now_ns();
+    for (;;) {
+        int sig = wait_signal(set, interval);
+        if (sig > 0)
+            return sig;
+        send_status(s, &last_msgs, &last_ns); /* the interval passed (EAGAIN) */
+    }
+}
+
 int server_wait(struct server *s)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    int sig = wait_signal(&set, 0);
+    int sig = wait_for_stop(s, &set);
     uint64_t drain_ns = (uint64_t)(s->cfg->drain_timeout * 1e9);
     LOG(LOG_INFO, "shutting down: no new connections, draining", LF_S("signal", strsignal(sig)),
         LF_U("open_conns", admission_open(&s->admission)), LF_D("drain_timeout_s", s->cfg->drain_timeout));
+    char status[96];
+    snprintf(status, sizeof status, "draining connections=%u", admission_open(&s->admission));
+    report_notify(notify_stopping(status), "stopping");
     atomic_store(&s->shared.drain_deadline_ns, net_now_ns() + drain_ns);
     atomic_store(&s->draining, 1);
     for (unsigned i = 0; i < s->nworkers; i++)

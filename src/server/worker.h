@@ -1,8 +1,9 @@
 /* worker: one thread with its own event loop (epoll or io_uring, see
  * tcpmsg/loop.h). It accepts from its own
  * SO_REUSEPORT listening socket (the kernel spreads new connections over the
- * workers), serves its connections to completion, runs their timers, and on
- * shutdown drains them. Workers share nothing on the message path.
+ * workers; under socket activation, its own descriptor of the one socket
+ * systemd passed), serves its connections to completion, runs their timers,
+ * and on shutdown drains them. Workers share nothing on the message path.
  */
 #ifndef TCPMSG_SERVER_WORKER_H
 #define TCPMSG_SERVER_WORKER_H
