@@ -96,11 +96,28 @@ struct http_server {
     _Atomic uint64_t auth_failures[HTTP_AUTH_FAILURE_COUNT];
     _Atomic uint64_t rejected[HTTP_REJECT_REASON_COUNT];
     _Atomic uint64_t open;
+    /* Deferred answers (http_defer), completed by any thread. */
+    pthread_mutex_t defer_lock;
+    struct http_deferred *deferred;
+    unsigned ndeferred;
 };
 
 struct http_request {
+    struct http_server *h;
     struct MHD_Connection *conn;
     const char *path; /* decoded */
+};
+
+/* An answer a route gives later from another thread (http_defer): its
+ * connection is suspended meanwhile, and resumed by the endpoint's thread
+ * once the answer is there. */
+struct http_deferred {
+    struct http_server *h;
+    struct MHD_Connection *conn;
+    struct http_response resp; /* set by http_deferred_complete */
+    bool done;                 /* under h->defer_lock */
+    bool resumed;              /* the endpoint's thread only */
+    struct http_deferred *next;
 };
 
 #define TAG_OF(name, tag, text) tag,
@@ -256,13 +273,38 @@ static struct http_conn *conn_of(struct MHD_Connection *conn)
     return info != NULL ? info->socket_context : NULL;
 }
 
+/* The deferred answer of conn's request, taken off the list when done (or
+ * whatever its state, with any_state): NULL when there is none. */
+static struct http_deferred *take_deferred(struct http_server *h, struct MHD_Connection *conn,
+                                           bool any_state)
+{
+    pthread_mutex_lock(&h->defer_lock);
+    struct http_deferred **pp = &h->deferred, *d;
+    while ((d = *pp) != NULL && d->conn != conn)
+        pp = &d->next;
+    if (d != NULL && (d->done || any_state)) {
+        *pp = d->next;
+        h->ndeferred--;
+    } else {
+        d = NULL;
+    }
+    pthread_mutex_unlock(&h->defer_lock);
+    return d;
+}
+
 /* A request ended (answered, or abandoned): on a kept-alive connection the
- * next one begins now, and its headers are due within the deadline. */
+ * next one begins now, and its headers are due within the deadline. A
+ * deferred answer whose client left while it was being made goes here. */
 static void request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    struct http_server *h = cls;
     (void)toe;
+    struct http_deferred *d = take_deferred(h, conn, false);
+    if (d != NULL) {
+        free(d->resp.body);
+        free(d);
+    }
     free(*req_cls);
     *req_cls = NULL;
     struct http_conn *c = conn_of(conn);
@@ -321,6 +363,71 @@ static bool authorized(struct http_server *h, struct MHD_Connection *conn, const
     return false;
 }
 
+/* A route's answer (its body then belongs to libmicrohttpd). */
+static enum MHD_Result answer(struct http_server *h, struct MHD_Connection *conn,
+                              const struct http_response *resp)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(resp->body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", resp->content_type);
+    MHD_add_response_header(r, "Cache-Control",
+                            resp->cache_control != NULL ? resp->cache_control : "no-store");
+    return send_response(h, conn, resp->status, r);
+}
+
+struct http_deferred *http_defer(const struct http_request *req)
+{
+    struct http_server *h = req->h;
+    struct http_deferred *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    pthread_mutex_lock(&h->defer_lock);
+    bool room = h->ndeferred < HTTP_MAX_DEFERRED;
+    if (room) {
+        *d = (struct http_deferred){ .h = h, .conn = req->conn, .next = h->deferred };
+        h->deferred = d;
+        h->ndeferred++;
+    }
+    pthread_mutex_unlock(&h->defer_lock);
+    if (!room) {
+        free(d);
+        return NULL;
+    }
+    MHD_suspend_connection(req->conn);
+    return d;
+}
+
+void http_deferred_complete(struct http_deferred *d, const struct http_response *resp)
+{
+    struct http_server *h = d->h;
+    pthread_mutex_lock(&h->defer_lock);
+    d->resp = *resp;
+    d->done = true;
+    pthread_mutex_unlock(&h->defer_lock);
+    uint64_t one = 1;
+    if (write(h->wake_fd, &one, sizeof one) < 0) {
+        /* Only a counter at its maximum fails: the thread is awake anyway. */
+    }
+}
+
+/* On the endpoint's thread: resume the connections whose answers are
+ * ready; libmicrohttpd then calls on_request again for them. */
+static void resume_ready(struct http_server *h)
+{
+    pthread_mutex_lock(&h->defer_lock);
+    for (struct http_deferred *d = h->deferred; d != NULL; d = d->next) {
+        if (d->done && !d->resumed) {
+            d->resumed = true;
+            MHD_resume_connection(d->conn);
+        }
+    }
+    pthread_mutex_unlock(&h->defer_lock);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -337,6 +444,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0; /* whatever body came, we will not read it */
         return send_text(h, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "405 method not allowed\n");
     }
+    struct http_deferred *d = take_deferred(h, conn, false);
+    if (d != NULL) { /* resumed: the answer is ready */
+        struct http_response done = d->resp;
+        free(d);
+        return answer(h, conn, &done);
+    }
     const char *raw = *req_cls != NULL ? *req_cls : "";
     size_t n = strcspn(raw, "?#");
     char path[WEBPATH_MAX];
@@ -346,21 +459,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!authorized(h, conn, path, &denied))
         return denied;
 
-    struct http_request req = { .conn = conn, .path = path };
+    struct http_request req = { .h = h, .conn = conn, .path = path };
     struct http_response resp = { 0 };
     h->route(h->ctx, &req, &resp);
+    if (resp.status == HTTP_DEFERRED)
+        return MHD_YES; /* suspended: http_deferred_complete brings the answer */
     if (resp.status == 0)
         return serve_file(h, conn, path);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(resp.len, resp.body, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-        free(resp.body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", resp.content_type);
-    MHD_add_response_header(r, "Cache-Control",
-                            resp.cache_control != NULL ? resp.cache_control : "no-store");
-    return send_response(h, conn, resp.status, r);
+    return answer(h, conn, &resp);
 }
 
 /* libmicrohttpd's messages, each kind (its format string) rate-limited on
@@ -630,12 +736,20 @@ static uint64_t next_wake(struct http_server *h, uint64_t now, uint64_t next_dea
     return wake;
 }
 
+/* The eventfd: http_stop, or a deferred answer that is ready. */
 static void on_wake(struct loop_watch *w, unsigned events, uint64_t now)
 {
     (void)events;
     (void)now;
     struct http_server *h = w->data;
-    loop_stop(h->loop); /* http_stop: the eventfd stays readable, nothing to reset */
+    uint64_t n;
+    if (read(h->wake_fd, &n, sizeof n) < 0) {
+        /* EAGAIN: another wakeup read it first */
+    }
+    if (atomic_load(&h->stop))
+        loop_stop(h->loop);
+    else
+        resume_ready(h); /* after_wakeup's MHD_run answers them */
 }
 
 static void on_listen(struct loop_watch *w, unsigned events, uint64_t now)
@@ -807,6 +921,7 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     h->auth = o->auth;
     h->open_path = o->open_path;
     h->wake_fd = -1;
+    pthread_mutex_init(&h->defer_lock, NULL);
     h->max_conns = o->max_conns;
     h->per_ip = iplimit_new(o->max_conns, o->max_conns_per_ip);
     if (h->per_ip == NULL) {
@@ -839,7 +954,8 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
 
     /* No thread and no listener of libmicrohttpd's own: ours does both. Its
      * connection limit is ours (a backstop); the per-address one is ours. */
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem tls_opts[8];
     tls_options(h, tls_opts, &flags);
     h->daemon = MHD_start_daemon(
@@ -850,7 +966,7 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
         MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->conn_memory,
         MHD_OPTION_URI_LOG_CALLBACK, keep_raw_uri, NULL,
-        MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, request_done, h,
         MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
@@ -907,7 +1023,18 @@ void http_stop(struct http_server *h)
     }
     pthread_join(h->thread, NULL);
     loop_free(h->loop);
+    /* Answers completed after the thread's last look: resumed, so that
+     * stopping the daemon closes their connections (request_done frees
+     * them). The caller completed every deferred answer before this. */
+    resume_ready(h);
     MHD_stop_daemon(h->daemon); /* closes its connections: each is released */
+    while (h->deferred != NULL) {
+        struct http_deferred *d = h->deferred;
+        h->deferred = d->next;
+        free(d->resp.body);
+        free(d);
+    }
+    pthread_mutex_destroy(&h->defer_lock);
     while (h->conns != NULL)
         conn_release(h, h->conns);
     close(h->listen_fd);

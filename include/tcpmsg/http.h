@@ -53,6 +53,25 @@ struct http_response {
 typedef void (*http_route_fn)(void *ctx, const struct http_request *req,
                               struct http_response *resp);
 
+/* An answer that takes time (a probe of another host) is given later, from
+ * another thread, without holding up the endpoint's other requests: the
+ * route calls http_defer, sets resp->status to HTTP_DEFERRED and returns;
+ * the request's connection waits, suspended, until
+ * http_deferred_complete. At most HTTP_MAX_DEFERRED wait at once: beyond
+ * that http_defer returns NULL and the route answers at once (a 503). */
+#define HTTP_DEFERRED 1
+#define HTTP_MAX_DEFERRED 64
+struct http_deferred;
+
+/* In a route, on the endpoint's thread: the handle to answer req later, or
+ * NULL (out of memory, or HTTP_MAX_DEFERRED already waiting). */
+struct http_deferred *http_defer(const struct http_request *req);
+
+/* Give a deferred answer, exactly once, from any thread: resp as a route
+ * fills it (its body then belongs to the module). Every deferred answer
+ * must be given before http_stop. */
+void http_deferred_complete(struct http_deferred *d, const struct http_response *resp);
+
 /* A query argument ("format" in "?format=prometheus"), or NULL. */
 const char *http_query(const struct http_request *req, const char *key);
 /* A request header, or NULL. */

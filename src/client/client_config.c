@@ -135,6 +135,10 @@ void client_config_defaults(struct client_config *cfg)
     X(HTTP_PORT, "http-port", 0, required_argument, FOR(CLIENT_PROBE), "N",                   \
       "serve Prometheus metrics at http://ADDR:N/metrics", NULL, NULL,                        \
       set_http_port(cfg, name, v, err, cap))                                                  \
+    X(SERVE, "serve", 0, required_argument, FOR(CLIENT_PROBE), "[ADDR:]PORT",                \
+      "answer GET /probe?target=HOST:PORT with one probe's results\n(blackbox_exporter "      \
+      "style; ADDR defaults to 127.0.0.1); with\nno HOST of its own, it only serves",           \
+      NULL, NULL, set_serve(cfg, name, v, err, cap))                                          \
     X(HTTP_BIND, "http-bind", 0, required_argument, FOR(CLIENT_PROBE), "ADDR",                \
       "address for --http-port (default 127.0.0.1)", NULL, NULL,                              \
       set_http_bind(cfg, name, v, err, cap))
@@ -432,6 +436,26 @@ static int set_http_bind(struct client_config *cfg, const char *name, const char
     return 0;
 }
 
+/* --serve [ADDR:]PORT: the HTTP endpoint's address, and /probe on it. */
+static int set_serve(struct client_config *cfg, const char *name, const char *v, char *err,
+                     size_t cap)
+{
+    char host[sizeof cfg->http_bind];
+    uint16_t port = 0;
+    const char *colon = strrchr(v, ':');
+    int rc = colon != NULL ? net_split_hostport(v, host, sizeof host, &port, 0)
+                           : net_parse_port(v, &port);
+    if (rc < 0 || (colon == NULL && v[0] == '\0')) {
+        snprintf(err, cap, "%s: '%s' is not [ADDR:]PORT", name, v);
+        return -EINVAL;
+    }
+    if (colon != NULL && set_http_bind(cfg, name, host, err, cap) < 0)
+        return -EINVAL;
+    cfg->http_port = port;
+    cfg->serve = true;
+    return 0;
+}
+
 /* --timeout and --duration remember they were given: probe's defaults differ. */
 static int set_timeout(struct client_config *cfg, const char *name, const char *v, char *err,
                        size_t cap)
@@ -603,6 +627,10 @@ static enum client_config_result parse_operands(struct client_config *cfg, int a
             return fail(err, "%s", "missing FILE: the logs to merge");
         cfg->messages = argv + arg;
         cfg->nmessages = (size_t)(argc - arg);
+        return CLIENT_CONFIG_OK;
+    }
+    if (arg >= argc && cfg->command == CLIENT_PROBE && cfg->serve) {
+        cfg->nmessages = 0; /* --serve alone: the targets come with each request */
         return CLIENT_CONFIG_OK;
     }
     if (arg >= argc)

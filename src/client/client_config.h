@@ -61,6 +61,7 @@ struct client_config {
     /* probe */
     int http_port;        /* --http-port: serve /metrics; -1: no endpoint */
     char http_bind[64];   /* --http-bind */
+    bool serve;           /* --serve: answer /probe?target=... (targets optional) */
 };
 
 /* What the command line asks for; main turns it into an exit status. */

@@ -274,7 +274,11 @@ static void *target_main(void *arg)
 
 static void route(void *ctx, const struct http_request *req, struct http_response *resp)
 {
-    const struct probe *p = ctx;
+    struct probe *p = ctx;
+    if (p->cfg->serve && strcmp(http_path(req), "/probe") == 0) {
+        probe_serve_route(p, req, resp);
+        return;
+    }
     if (strcmp(http_path(req), "/metrics") != 0)
         return; /* 404 */
     resp->body = probe_metrics_prometheus(p, &resp->len);
@@ -286,7 +290,7 @@ static void route(void *ctx, const struct http_request *req, struct http_respons
     }
 }
 
-static struct http_server *start_http(const struct probe *p)
+static struct http_server *start_http(struct probe *p)
 {
     struct http_options o;
     http_options_defaults(&o);
@@ -296,6 +300,10 @@ static struct http_server *start_http(const struct probe *p)
     struct http_server *h = http_start(&o, route, (void *)p, err, sizeof err);
     if (h == NULL)
         fprintf(stderr, "tcpmsg: metrics endpoint: %s\n", err);
+    else if (p->cfg->serve)
+        fprintf(stderr, "tcpmsg probe: probes at http://%s/probe?target=HOST:PORT, metrics at "
+                        "/metrics http_port=%u\n",
+                http_bound(h), (unsigned)http_port(h));
     else
         fprintf(stderr, "tcpmsg probe: metrics at http://%s/metrics http_port=%u\n",
                 http_bound(h), (unsigned)http_port(h));
@@ -347,6 +355,15 @@ static void catch_stop_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* --serve with no target of its own: wait for SIGINT/SIGTERM, or the end
+ * of --duration. */
+static void serve_until_stopped(const struct client_config *cfg)
+{
+    uint64_t end = end_time(cfg);
+    while (!stop_requested && net_now_ns() < end)
+        sleep_until(net_now_ns() + SLEEP_SLICE_NS, end);
+}
+
 int probe_run(const struct client_config *cfg)
 {
     struct probe p = { .cfg = cfg };
@@ -365,8 +382,11 @@ int probe_run(const struct client_config *cfg)
     while (started < p.ntargets &&
            pthread_create(&p.targets[started].thread, NULL, target_main, &p.targets[started]) == 0)
         started++;
+    if (p.ntargets == 0) /* --serve alone: answer /probe until stopped */
+        serve_until_stopped(cfg);
     for (size_t i = 0; i < started; i++)
         pthread_join(p.targets[i].thread, NULL);
+    probe_serve_wait(&p);
     http_stop(http);
     uint64_t lost = 0;
     for (size_t i = 0; i < p.ntargets; i++) {

@@ -51,11 +51,43 @@ struct probe_target {
     struct hist rtt;       /* successful probes' round-trip times, ns */
 };
 
+/* What became of a /probe request (tcpmsg probe --serve). */
+#define PROBE_SERVE_OUTCOMES(X)                                                  \
+    X(PROBE_SERVE_SUCCESS, "success", "the probe succeeded")                      \
+    X(PROBE_SERVE_FAILURE, "failure", "the probe ran and failed")                 \
+    X(PROBE_SERVE_BAD_REQUEST, "bad_request", "a missing or malformed parameter (400)") \
+    X(PROBE_SERVE_BUSY, "busy", "too many probes in flight (503)")
+
+enum probe_serve_outcome {
+#define PROBE_SERVE_ENUM(name, tag, text) name,
+    PROBE_SERVE_OUTCOMES(PROBE_SERVE_ENUM)
+#undef PROBE_SERVE_ENUM
+    PROBE_SERVE_OUTCOME_COUNT
+};
+
+const char *probe_serve_outcome_tag(enum probe_serve_outcome o);
+
 struct probe {
     const struct client_config *cfg;
     struct probe_target *targets;
     size_t ntargets;
+    /* --serve: /probe requests by outcome (written by the HTTP thread and
+     * the probe threads, hence atomic adds), and probes running now. */
+    _Atomic uint64_t served[PROBE_SERVE_OUTCOME_COUNT];
+    atomic_uint serving;
 };
+
+struct http_request;
+struct http_response;
+
+/* GET /probe?target=HOST:PORT[&count=N][&size=B][&timeout=S]: checks the
+ * parameters (400), then probes on a thread of its own and answers later
+ * (probe_serve.c). On the HTTP thread. */
+void probe_serve_route(struct probe *p, const struct http_request *req,
+                       struct http_response *resp);
+
+/* Wait until every /probe answer has been given (before http_stop). */
+void probe_serve_wait(struct probe *p);
 
 /* Prometheus text 0.0.4 of every target's results. malloc'd (length in
  * *len), or NULL on ENOMEM. Any thread. */

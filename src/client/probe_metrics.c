@@ -80,6 +80,20 @@ char *probe_metrics_prometheus(const struct probe *p, size_t *len)
         write_series(f, id, name, &p->targets[i]);
     PROBE_METRICS(PM_RENDER)
 #undef PM_RENDER
+    if (p->cfg->serve) { /* the /probe endpoint's own counts */
+        fputs("# HELP tcpmsg_probe_requests_total /probe requests answered, by outcome.\n"
+              "# TYPE tcpmsg_probe_requests_total counter\n",
+              f);
+        for (int o = 0; o < PROBE_SERVE_OUTCOME_COUNT; o++)
+            fprintf(f, "tcpmsg_probe_requests_total{outcome=\"%s\"} %llu\n",
+                    probe_serve_outcome_tag((enum probe_serve_outcome)o),
+                    (unsigned long long)atomic_load(&p->served[o]));
+        fprintf(f,
+                "# HELP tcpmsg_probe_requests_in_flight /probe requests being probed now.\n"
+                "# TYPE tcpmsg_probe_requests_in_flight gauge\n"
+                "tcpmsg_probe_requests_in_flight %u\n",
+                atomic_load(&p->serving));
+    }
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

@@ -5,7 +5,7 @@ tcpmsg_integration_test(test_loadgen CASES
   wrong_reply_exit close_with_write_outstanding rate_not_kept_exit output_when_nothing_measured
   svg_axis_fits_data)
 tcpmsg_integration_test(test_probe CASES
-  probe_loss_and_recovery probe_connect_backoff)
+  probe_loss_and_recovery probe_connect_backoff serve_probe serve_concurrent)
 # HdrHistogram logs of several load generators, merged (tcpmsg merge).
 tcpmsg_integration_test(test_merge CASES three_generators one_log_same_percentiles refusals)
 # The same logs read by the reference JavaScript reader (hdr-histogram-js,

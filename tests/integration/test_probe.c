@@ -4,6 +4,7 @@
  * test_probe CASE.
  */
 #include <arpa/inet.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -119,11 +120,167 @@ static void test_probe_connect_backoff(void **state)
     close(lfd);
 }
 
+/* ---- --serve: blackbox_exporter's multi-target pattern --------------------------- */
+
+/* A listener that never accepts: connects complete in its backlog, and no
+ * reply ever comes. */
+static int silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    IT_CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 8) == 0);
+    IT_CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static double sample_of(const char *text, const char *series)
+{
+    double v = -1;
+    if (!it_prom_sample(text, series, &v))
+        fail_msg("no %s in:\n%s", series, text);
+    return v;
+}
+
+/* /probe against a live tcpmsgd, a closed port and bad parameters: each
+ * answer says what happened, in text promtool accepts, and the prober's
+ * /metrics counts every request by outcome. */
+static void test_serve_probe(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    const char *argv[] = { "tcpmsg", "probe", "--serve", "127.0.0.1:0", "--duration", "30", NULL };
+    struct bg_client b;
+    bg_start(&b, argv);
+    int http = probe_http_port(&b);
+    IT_CHECK(http > 0);
+
+    char target[128];
+    snprintf(target, sizeof target, "/probe?target=127.0.0.1:%d&count=5&size=100", s->port);
+    struct it_http r;
+    assert_int_equal(it_http_get(http, target, &r), 0);
+    assert_int_equal(r.status, 200);
+    IT_CHECK(sample_of(r.body, "probe_success") == 1);
+    IT_CHECK(sample_of(r.body, "probe_messages_sent") == 5);
+    IT_CHECK(sample_of(r.body, "probe_messages_answered") == 5);
+    IT_CHECK(sample_of(r.body, "probe_rtt_seconds_count") == 5);
+    IT_CHECK(sample_of(r.body, "probe_rtt_seconds{quantile=\"1\"}") > 0);
+    IT_CHECK(sample_of(r.body, "probe_failed_reason{reason=\"connect\"}") == 0);
+    char said[4096];
+    int rc = promtool_check(r.body, said, sizeof said);
+    if (rc != 0 || said[0] != '\0')
+        fail_msg("promtool check metrics: exit %d: %s\n%s", rc, said, r.body);
+    it_http_free(&r);
+    /* The server saw exactly those messages: 5, of 100 bytes. */
+    json_t *doc = it_wait_metric(s, "counters.messages_received_total.framed", 5);
+    IT_CHECK(doc != NULL);
+    json_decref(doc);
+
+    int dead_port;
+    int dead = silent_listener(&dead_port);
+    close(dead); /* now nobody listens there */
+    snprintf(target, sizeof target, "/probe?target=127.0.0.1:%d", dead_port);
+    assert_int_equal(it_http_get(http, target, &r), 0);
+    assert_int_equal(r.status, 200);
+    IT_CHECK(sample_of(r.body, "probe_success") == 0);
+    IT_CHECK(sample_of(r.body, "probe_failed_reason{reason=\"connect\"}") == 1);
+    IT_CHECK(sample_of(r.body, "probe_rtt_seconds_count") == 0);
+    rc = promtool_check(r.body, said, sizeof said); /* NaN quantiles included */
+    if (rc != 0 || said[0] != '\0')
+        fail_msg("promtool check metrics: exit %d: %s\n%s", rc, said, r.body);
+    it_http_free(&r);
+
+    static const char *const bad[] = { "/probe", "/probe?target=", "/probe?target=127.0.0.1:99999",
+                                       "/probe?target=127.0.0.1:1&count=0",
+                                       "/probe?target=127.0.0.1:1&count=1.5",
+                                       "/probe?target=127.0.0.1:1&timeout=-1" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(it_http_get(http, bad[i], &r), 0);
+        if (r.status != 400 || strncmp(r.body, "400 ", 4) != 0)
+            fail_msg("%s: %d %s", bad[i], r.status, r.body);
+        it_http_free(&r);
+    }
+
+    assert_int_equal(it_http_get(http, "/metrics", &r), 0);
+    IT_CHECK(sample_of(r.body, "tcpmsg_probe_requests_total{outcome=\"success\"}") == 1);
+    IT_CHECK(sample_of(r.body, "tcpmsg_probe_requests_total{outcome=\"failure\"}") == 1);
+    IT_CHECK(sample_of(r.body, "tcpmsg_probe_requests_total{outcome=\"bad_request\"}") ==
+             (double)(sizeof bad / sizeof bad[0]));
+    IT_CHECK(sample_of(r.body, "tcpmsg_probe_requests_in_flight") == 0);
+    it_http_free(&r);
+
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    bg_free(&b);
+    it_server_free(s);
+}
+
+/* A probe of a target that never answers does not hold up the others: while
+ * it waits for its timeout, a probe of a live server is answered; then the
+ * silent one is answered too, as a timeout. */
+static void test_serve_concurrent(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    const char *argv[] = { "tcpmsg", "probe", "--serve", "127.0.0.1:0", "--duration", "30", NULL };
+    struct bg_client b;
+    bg_start(&b, argv);
+    int http = probe_http_port(&b);
+    IT_CHECK(http > 0);
+    int silent_port;
+    int silent = silent_listener(&silent_port);
+
+    int hung = it_connect(http);
+    IT_CHECK(hung >= 0);
+    char req[256];
+    int n = snprintf(req, sizeof req,
+                     "GET /probe?target=127.0.0.1:%d&timeout=3 HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: close\r\n\r\n",
+                     silent_port);
+    assert_int_equal(it_send_all(hung, req, (size_t)n, IT_IO_TIMEOUT_MS), 0);
+    /* The silent probe is in flight (the prober says so) ... */
+    int64_t t0 = it_now_ms();
+    double inflight = 0;
+    while (inflight < 1 && it_now_ms() - t0 < WAIT_MS) {
+        struct it_http m;
+        assert_int_equal(it_http_get(http, "/metrics", &m), 0);
+        inflight = sample_of(m.body, "tcpmsg_probe_requests_in_flight");
+        it_http_free(&m);
+    }
+    IT_CHECK(inflight == 1);
+    /* ... and a live target is answered meanwhile. */
+    char target[128];
+    snprintf(target, sizeof target, "/probe?target=127.0.0.1:%d", s->port);
+    struct it_http r;
+    assert_int_equal(it_http_get(http, target, &r), 0);
+    IT_CHECK(r.status == 200 && sample_of(r.body, "probe_success") == 1);
+    it_http_free(&r);
+    struct pollfd p = { .fd = hung, .events = POLLIN };
+    IT_CHECK(poll(&p, 1, 0) == 0); /* the silent one has no answer yet */
+
+    char body[4096];
+    ssize_t got = it_recv_until_eof(hung, body, sizeof body - 1, 10000);
+    IT_CHECK(got > 0);
+    body[got] = '\0';
+    IT_CHECK(strstr(body, "HTTP/1.1 200") != NULL);
+    IT_CHECK(strstr(body, "\nprobe_success 0\n") != NULL);
+    IT_CHECK(strstr(body, "probe_failed_reason{reason=\"timeout\"} 1") != NULL);
+    close(hung);
+    close(silent);
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    bg_free(&b);
+    it_server_free(s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe_loss_and_recovery),
         cmocka_unit_test(test_probe_connect_backoff),
+        cmocka_unit_test(test_serve_probe),
+        cmocka_unit_test(test_serve_concurrent),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
