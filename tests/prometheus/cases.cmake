@@ -14,6 +14,9 @@ add_test(NAME prometheus.scrape
 add_test(NAME prometheus.dashboard_metrics
   COMMAND bash ${TCPMSG_PROM_DIR}/dashboard_metrics.sh $<TARGET_FILE:tcpmsgd> $<TARGET_FILE:tcpmsg>
           ${TCPMSG_DASHBOARDS})
+add_test(NAME prometheus.probe_relabel
+  COMMAND bash ${TCPMSG_PROM_DIR}/probe_relabel.sh $<TARGET_FILE:tcpmsgd> $<TARGET_FILE:tcpmsg>
+          ${TCPMSG_DASHBOARDS})
 add_test(NAME prometheus.rules
   COMMAND bash ${TCPMSG_PROM_DIR}/rules.sh ${TCPMSG_DASHBOARDS})
 add_test(NAME prometheus.web_config
@@ -21,5 +24,5 @@ add_test(NAME prometheus.web_config
 
 set_tests_properties(
   prometheus.promtool_check_metrics prometheus.scrape prometheus.dashboard_metrics prometheus.rules
-  prometheus.web_config
+  prometheus.web_config prometheus.probe_relabel
   PROPERTIES LABELS prometheus TIMEOUT 120)
