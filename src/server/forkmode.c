@@ -365,8 +365,15 @@ static void child_ended(struct worker *w, struct fork_child *ch, int status, uin
     enum close_reason reason = CLOSE_PEER;
     if (!ch->final_seen) {
         /* Died without its last record: its statistics since the previous
-         * tick are lost, and its connection is counted here. */
-        reason = ch->killed ? CLOSE_SHUTDOWN : CLOSE_CHILD_DIED;
+         * tick are lost, and its connection is counted here. One killed at
+         * the end of the drain (its deadline passed, or a second signal)
+         * while its last record said it still held replies lost them, as a
+         * worker's connection closed at the deadline does. */
+        reason = !ch->killed ? CLOSE_CHILD_DIED
+                 : ch->info.pending > 0 ? CLOSE_DRAIN_TIMEOUT
+                                        : CLOSE_SHUTDOWN;
+        if (reason == CLOSE_DRAIN_TIMEOUT)
+            counter_add(&w->stats.drain_lost_bytes, ch->info.pending);
         counter_add(&w->stats.closed[reason], 1);
         if (!ch->killed)
             counter_add(&w->stats.errors[ERR_CHILD_CRASHED], 1);

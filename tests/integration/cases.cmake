@@ -7,7 +7,8 @@ tcpmsg_integration_test(test_server CASES
 tcpmsg_integration_test(test_robustness CASES
   slow_reader small_output_cap byte_a_second idle_timeout emfile)
 tcpmsg_integration_test(test_shutdown CASES
-  sigterm_drain drain_blocked drain_timeout_idle drain_slow_reader drain_timeout_lost)
+  sigterm_drain drain_blocked drain_timeout_idle drain_slow_reader drain_timeout_lost
+  second_signal_lost)
 tcpmsg_integration_test(test_memory CASES
   output_cap_bounded partial_flood_budget idle_shrink idle_cost input_growth big_then_small_partial
   paused_resumes)
@@ -46,7 +47,8 @@ tcpmsg_fork_variants(test_robustness CASES
 tcpmsg_fork_variants(test_memory CASES
   output_cap_bounded partial_flood_budget input_growth big_then_small_partial paused_resumes)
 tcpmsg_fork_variants(test_shutdown CASES
-  sigterm_drain drain_blocked drain_timeout_idle drain_slow_reader drain_timeout_lost)
+  sigterm_drain drain_blocked drain_timeout_idle drain_slow_reader drain_timeout_lost
+  second_signal_lost)
 # Not cli: it checks option parsing and exit codes and starts no server.
 tcpmsg_fork_variants(test_cli CASES
   cli_json_log)

@@ -271,26 +271,24 @@ static void test_drain_slow_reader(void **state)
  * its replies past --drain-timeout: its connection is closed with reason
  * drain_timeout, a warning counts it and the reply bytes never written, and
  * tcpmsgd exits 3. */
-static void test_drain_timeout_lost(void **state)
+/* A client that sends far more than it reads: replies wait in the server,
+ * and nobody reads them. Returns its socket (*burst to free). */
+static int fill_with_unread_replies(const struct it_server *s, uint8_t **burst)
 {
-    (void)state;
-    const char *args[] = { "--drain-timeout", "0.5", NULL };
-    IT_START(s, args, 0);
     enum { LEN = 2044, FRAME = FRAME_HEADER_SIZE + LEN, NFRAMES = 2000 };
     const size_t total = (size_t)NFRAMES * FRAME;
-    uint8_t *burst = calloc(1, total);
-    assert_non_null(burst);
+    *burst = calloc(1, total);
+    assert_non_null(*burst);
     for (int i = 0; i < NFRAMES; i++)
-        frame_header_encode(burst + (size_t)i * FRAME, FRAME_DATA, LEN);
+        frame_header_encode(*burst + (size_t)i * FRAME, FRAME_DATA, LEN);
     int fd = it_connect_rcvbuf(s->port, 16384);
     IT_CHECK(fd >= 0);
     it_must_roundtrip(fd, "hello");
-    /* More replies than the kernel buffers between us hold: the rest wait
-     * in the server, and nobody reads them. */
+    /* More replies than the kernel buffers between us hold. */
     size_t pushed = 0;
     int64_t quiet_since = it_now_ms();
     while (pushed < total && it_now_ms() - quiet_since < 300) {
-        ssize_t w = send(fd, burst + pushed, total - pushed, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = send(fd, *burst + pushed, total - pushed, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w > 0) {
             pushed += (size_t)w;
             quiet_since = it_now_ms();
@@ -299,6 +297,16 @@ static void test_drain_timeout_lost(void **state)
         }
     }
     IT_CHECK(pushed >= (size_t)FRAME * 500);
+    return fd;
+}
+
+static void test_drain_timeout_lost(void **state)
+{
+    (void)state;
+    const char *args[] = { "--drain-timeout", "0.5", NULL };
+    IT_START(s, args, 0);
+    uint8_t *burst;
+    int fd = fill_with_unread_replies(s, &burst);
     assert_int_equal(it_server_signal(s, SIGTERM), 0);
     int status = it_server_wait_exit(s, 5000);
     if (status != 3) {
@@ -318,6 +326,37 @@ static void test_drain_timeout_lost(void **state)
     it_server_free(s);
 }
 
+/* A second signal cuts a long drain short, with the same accounting: the
+ * replies still waiting are lost, said so, and the exit status is 3 (in
+ * fork mode too, where the parent kills the child that still holds them).
+ * Regression: fork mode counted the killed child as a clean shutdown and
+ * exited 0. */
+static void test_second_signal_lost(void **state)
+{
+    (void)state;
+    const char *args[] = { "--drain-timeout", "60", NULL };
+    IT_START(s, args, 0);
+    uint8_t *burst;
+    int fd = fill_with_unread_replies(s, &burst);
+    it_sleep_ms(200); /* the fork-mode child reports what it holds (each 100 ms) */
+    assert_int_equal(it_server_signal(s, SIGTERM), 0);
+    IT_ASSERT_LOG(s, 1, IT_IO_TIMEOUT_MS, "draining");
+    assert_int_equal(it_server_signal(s, SIGTERM), 0);
+    int status = it_server_wait_exit(s, 5000);
+    if (status != 3) {
+        it_log_dump(s);
+        fail_msg("exit status %d after a second signal cut a drain with replies waiting, want 3",
+                 status);
+    }
+    assert_int_equal(it_log_count(s, "WARN", "the drain timed out: replies were lost",
+                                  "connections=1", (const char *)NULL), 1);
+    assert_int_equal(it_log_count(s, "the drain timed out", "unsent_bytes=0 ", (const char *)NULL),
+                     0);
+    close(fd);
+    free(burst);
+    it_server_free(s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +365,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_drain_timeout_idle),
         cmocka_unit_test(test_drain_slow_reader),
         cmocka_unit_test(test_drain_timeout_lost),
+        cmocka_unit_test(test_second_signal_lost),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
