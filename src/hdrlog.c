@@ -366,7 +366,7 @@ int hdrlog_decode_add_scaled(struct hist *h, const char *b64, size_t len, double
     size_t n;
     uint8_t *raw = base64_decode(b64, len, &n);
     if (raw == NULL) {
-        *why = "not base64";
+        *why = "not base64 (or no memory for it)";
         return -EINVAL;
     }
     int rc = -EINVAL;

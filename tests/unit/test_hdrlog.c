@@ -252,6 +252,117 @@ static void test_decode_every_prefix_refused(void **state)
     hist_free(h);
 }
 
+/* ---- hostile encodings: valid zlib, wrong contents ---------------------------------------- */
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* The base64 text of a V2 compressed histogram with these header fields and
+ * payload bytes (payload_len as given, whatever the payload's real size). */
+static char *forge(uint32_t digits, uint64_t lowest, uint64_t highest, uint32_t payload_len,
+                   const uint8_t *payload, size_t n)
+{
+    static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint8_t enc[40 + 64];
+    assert_true(n <= 64);
+    put_be(enc, 0x1c849313, 4);
+    put_be(enc + 4, payload_len, 4);
+    put_be(enc + 8, 0, 4);
+    put_be(enc + 12, digits, 4);
+    put_be(enc + 16, lowest, 8);
+    put_be(enc + 24, highest, 8);
+    put_be(enc + 32, 0x3ff0000000000000ull, 8);
+    memcpy(enc + 40, payload, n);
+    uint8_t raw[8 + 256];
+    uLongf zlen = sizeof raw - 8;
+    assert_int_equal(compress(raw + 8, &zlen, enc, 40 + n), Z_OK);
+    put_be(raw, 0x1c849314, 4);
+    put_be(raw + 4, zlen, 4);
+    size_t total = 8 + zlen;
+    char *out = malloc((total + 2) / 3 * 4 + 1);
+    assert_non_null(out);
+    char *o = out;
+    for (size_t i = 0; i < total; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (i + 1 < total ? (uint32_t)raw[i + 1] << 8 : 0) |
+                     (i + 2 < total ? raw[i + 2] : 0);
+        *o++ = B64[v >> 18 & 63];
+        *o++ = B64[v >> 12 & 63];
+        *o++ = i + 1 < total ? B64[v >> 6 & 63] : '=';
+        *o++ = i + 2 < total ? B64[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Every check a hostile log can reach, each with a valid deflate stream
+ * around it; nothing is added by any of them. And the 9-byte LEB128 of a
+ * count above 2^56 is read whole. */
+static void test_decode_refuses_hostile_contents(void **state)
+{
+    (void)state;
+    const uint64_t top = HIST_MAX_VALUE;
+    /* zig-zag LEB128: 2 is the count 1; 0x9f 0x9c 0x01 (19999) a run of
+     * 10,000 empty buckets, past the end of any 2-digit histogram; nine 0xff
+     * the run of INT64_MIN empty buckets; 0x80 alone a cut value. */
+    static const uint8_t one[] = { 2 };
+    static const uint8_t long_run[] = { 0x9f, 0x9c, 0x01 }; /* -10000 */
+    static const uint8_t min_run[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    static const uint8_t cut[] = { 0x80 };
+    static const struct {
+        uint32_t digits;
+        uint64_t lowest, highest;
+        int32_t len_delta; /* payload_len - real length */
+        const uint8_t *payload;
+        size_t n;
+        int rc;
+        const char *why;
+    } cases[] = {
+        { 6, 1, 1000000, 0, one, 1, -EINVAL, "out of range" },
+        { 2, 0, 1000000, 0, one, 1, -EINVAL, "out of range" },
+        { 2, 1, 1, 0, one, 1, -EINVAL, "out of range" },
+        { 2, UINT64_C(1) << 62, UINT64_MAX, 0, one, 1, -EINVAL, "out of range" },
+        { 2, 1, top, 5, one, 1, -EINVAL, "corrupt or of another length" },
+        { 2, 1, top, -1, one, 1, -EINVAL, "corrupt or of another length" },
+        { 2, 1, top, 0, long_run, 3, -EINVAL, "past the histogram's end" },
+        { 2, 1, top, 0, min_run, 9, -EINVAL, "past the histogram's end" },
+        { 2, 1, top, 0, cut, 1, -EINVAL, "runs past the end" },
+        { 2, 1, top, 1 << 30, one, 1, -EINVAL, "longer than" },
+    };
+    struct hist *h = hist_new();
+    assert_non_null(h);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *b64 = forge(cases[i].digits, cases[i].lowest, cases[i].highest,
+                          (uint32_t)((int32_t)cases[i].n + cases[i].len_delta), cases[i].payload,
+                          cases[i].n);
+        const char *why = NULL;
+        int rc = hdrlog_decode_add(h, b64, strlen(b64), &why);
+        if (rc != cases[i].rc || why == NULL || strstr(why, cases[i].why) == NULL)
+            fail_msg("case %zu: rc %d (%s), want %d (%s)", i, rc, why ? why : "-", cases[i].rc,
+                     cases[i].why);
+        free(b64);
+    }
+    assert_int_equal(hist_count(h), 0);
+
+    /* Three empty buckets (zig-zag(-3) is 5), then 2^60 + 5 at bucket 3:
+     * zig-zag doubles it past 2^56, so its LEB128 takes all nine bytes. */
+    uint8_t big[10];
+    uint64_t zz = ((UINT64_C(1) << 60) + 5) << 1;
+    size_t n = 0;
+    big[n++] = 5;
+    for (int k = 0; k < 8; k++, zz >>= 7)
+        big[n++] = (uint8_t)(zz | 0x80);
+    big[n++] = (uint8_t)zz;
+    char *b64 = forge(2, 1, top, (uint32_t)n, big, n);
+    const char *why = NULL;
+    assert_int_equal(hdrlog_decode_add(h, b64, strlen(b64), &why), 0);
+    assert_int_equal(atomic_load(&h->counts[3]), (UINT64_C(1) << 60) + 5);
+    free(b64);
+    hist_free(h);
+}
+
 /* ---- logs -------------------------------------------------------------------------------- */
 
 static void test_log_round_trip(void **state)
@@ -339,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_decode_refuses_coarser),
         cmocka_unit_test(test_decode_refuses_corrupt_input),
         cmocka_unit_test(test_decode_every_prefix_refused),
+        cmocka_unit_test(test_decode_refuses_hostile_contents),
         cmocka_unit_test(test_log_round_trip),
         cmocka_unit_test(test_log_bad_line_named),
     };
