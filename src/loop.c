@@ -28,6 +28,11 @@ uint64_t loop_syscalls(const struct loop *l, enum loop_syscall k)
     return (unsigned)k < LOOP_SYS_COUNT ? counter_get(&l->sys[k]) : 0;
 }
 
+const counter_t *loop_syscall_counters(const struct loop *l)
+{
+    return l->sys;
+}
+
 uint64_t loop_enobufs(const struct loop *l)
 {
     return counter_get(&l->enobufs);

@@ -155,18 +155,20 @@ static void on_acceptable(struct loop *l, struct loop_acceptor *a)
 
 #define EPOLL_BITS (LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT | LOOP_STREAM_EPOLL_HUP)
 
-/* Make the registration match what the stream waits for: EPOLLIN while
- * reading, EPOLLOUT while a write waits for room, EPOLLRDHUP while a
- * hang-up is asked for. A stream waiting for nothing is taken out of epoll,
- * which would otherwise keep reporting a hang-up nobody listens to. */
-static int stream_sync(struct loop *l, struct loop_stream *s)
+/* What the registration of s should be: EPOLLIN while reading, EPOLLOUT
+ * while a write waits for room, EPOLLRDHUP while a hang-up is asked for. */
+static inline unsigned stream_wants(const struct loop_stream *s)
 {
-    unsigned want = (s->read_max > 0 ? LOOP_STREAM_EPOLL_IN : 0) |
-                    (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0) |
-                    (s->flags & LOOP_STREAM_WANT_HUP ? LOOP_STREAM_EPOLL_HUP : 0);
-    unsigned have = s->flags & EPOLL_BITS;
-    if (want == have && ((want != 0) == ((s->flags & LOOP_STREAM_IN_EPOLL) != 0)))
-        return 0;
+    return (s->read_max > 0 ? LOOP_STREAM_EPOLL_IN : 0) |
+           (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0) |
+           (s->flags & LOOP_STREAM_WANT_HUP ? LOOP_STREAM_EPOLL_HUP : 0);
+}
+
+/* One epoll_ctl to make the registration want. A stream waiting for
+ * nothing is taken out of epoll, which would otherwise keep reporting a
+ * hang-up nobody listens to. */
+static int stream_register(struct loop *l, struct loop_stream *s, unsigned want)
+{
     uint32_t ev = (want & LOOP_STREAM_EPOLL_IN ? EPOLLIN : 0) |
                   (want & LOOP_STREAM_EPOLL_OUT ? EPOLLOUT : 0) |
                   (want & LOOP_STREAM_EPOLL_HUP ? EPOLLRDHUP : 0);
@@ -177,6 +179,17 @@ static int stream_sync(struct loop *l, struct loop_stream *s)
     s->flags &= ~(EPOLL_BITS | LOOP_STREAM_IN_EPOLL);
     s->flags |= want | (want != 0 ? LOOP_STREAM_IN_EPOLL : 0);
     return 0;
+}
+
+/* Make the registration match what the stream waits for. Called around
+ * every read and write, and nearly always in order already: that check is
+ * inline, the system call is not. */
+static inline int stream_sync(struct loop *l, struct loop_stream *s)
+{
+    unsigned want = stream_wants(s);
+    if (want == (s->flags & EPOLL_BITS) && (want != 0) == ((s->flags & LOOP_STREAM_IN_EPOLL) != 0))
+        return 0;
+    return stream_register(l, s, want);
 }
 
 static int epoll_stream_start(struct loop *l, struct loop_stream *s)
