@@ -54,6 +54,7 @@ struct loop_options {
     X(EPOLL_WAIT, "epoll_wait")          \
     X(EPOLL_CTL, "epoll_ctl")            \
     X(IO_URING_ENTER, "io_uring_enter")  \
+    X(TIMERFD_SETTIME, "timerfd_settime") \
     X(WAKEUPS, "wakeups")
 
 enum loop_syscall {
