@@ -93,7 +93,7 @@ work_init tcpmsg-bench
 
 # The system calls tcpmsgd's loops count (tcpmsg_syscalls_total{op}), and
 # refecho's calls of the same kinds for --strace-ref.
-SYSCALLS=read,write,writev,accept4,epoll_wait,epoll_pwait,epoll_pwait2,epoll_ctl,io_uring_enter
+SYSCALLS=read,write,writev,accept4,epoll_wait,epoll_pwait,epoll_pwait2,epoll_ctl,io_uring_enter,timerfd_settime
 
 # server_syscalls HTTP_PORT: the sum of tcpmsg_syscalls_total over every op
 # from tcpmsgd's Prometheus /metrics; nothing when the server does not export

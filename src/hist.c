@@ -111,9 +111,17 @@ void hist_record_n(struct hist *h, uint64_t value, uint64_t n)
     add(&h->count, n);
 }
 
+/* hist_record_n(h, value, 1) without the multiplication and the count
+ * check: this is the call made once per message. */
 void hist_record(struct hist *h, uint64_t value)
 {
-    hist_record_n(h, value, 1);
+    add(&h->counts[hist_bucket_index(value)], 1);
+    if (value < load(&h->min))
+        store(&h->min, value);
+    if (value > load(&h->max))
+        store(&h->max, value);
+    add(&h->sum, value);
+    add(&h->count, 1);
 }
 
 /* dst.count grows by the bucket counts actually copied rather than by

@@ -28,6 +28,11 @@ uint64_t loop_syscalls(const struct loop *l, enum loop_syscall k)
     return (unsigned)k < LOOP_SYS_COUNT ? counter_get(&l->sys[k]) : 0;
 }
 
+const counter_t *loop_syscall_counters(const struct loop *l)
+{
+    return l->sys;
+}
+
 uint64_t loop_enobufs(const struct loop *l)
 {
     return counter_get(&l->enobufs);
@@ -404,16 +409,19 @@ static void run_closed(struct loop *l)
 
 /* How long the backend may wait: until the first timer, at most timeout_ms,
  * and not at all while on_close calls or a stop are pending. */
-static uint64_t wait_budget(const struct loop *l, int timeout_ms)
+static uint64_t wait_budget(struct loop *l, int timeout_ms)
 {
+    l->timer_bound = 0;
     if (l->closed != NULL || l->stopped)
         return 0;
     uint64_t wait = timeout_ms < 0 ? UINT64_MAX : (uint64_t)timeout_ms * 1000000u;
     if (l->nheap > 0) {
         uint64_t now = net_now_ns();
         uint64_t until = l->heap[0]->deadline > now ? l->heap[0]->deadline - now : 0;
-        if (until < wait)
+        if (until < wait) {
             wait = until;
+            l->timer_bound = l->heap[0]->deadline;
+        }
     }
     return wait;
 }

@@ -31,7 +31,8 @@ struct loop_ops {
     void (*destroy)(struct loop *l);
     /* Submit, wait at most timeout_ns (UINT64_MAX: no limit), set l->now,
      * dispatch at most LOOP_EVENTS_PER_WAKEUP events. Returns the number of
-     * events dispatched, or -errno. */
+     * events dispatched, or -errno. l->timer_bound: the absolute deadline
+     * of the timer that sets timeout_ns, 0 when no timer does. */
     int (*poll)(struct loop *l, uint64_t timeout_ns);
     int (*watch_start)(struct loop *l, struct loop_watch *w);
     void (*watch_stop)(struct loop *l, struct loop_watch *w);
@@ -58,6 +59,7 @@ struct loop {
     const struct loop_ops *ops;
     void *be;                      /* the backend's state */
     uint64_t now;
+    uint64_t timer_bound;          /* this wait ends at the first timer's deadline; 0: not a timer's */
     bool stopped;
     void (*hook)(void *ctx, uint64_t now_ns);
     void *hook_ctx;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "loop_backend.h"
@@ -14,7 +15,7 @@
 /* epoll_event.data.u64: a pointer to the watch, acceptor or stream with its
  * kind in the low bits (each struct is at least 8-byte aligned). 0: an event
  * invalidated during this wakeup. */
-enum epoll_kind { KIND_WATCH = 1, KIND_ACCEPTOR = 2, KIND_STREAM = 3 };
+enum epoll_kind { KIND_WATCH = 1, KIND_ACCEPTOR = 2, KIND_STREAM = 3, KIND_TIMER = 4 };
 #define KIND_MASK 7u
 
 struct epoll_be {
@@ -24,7 +25,18 @@ struct epoll_be {
     const void *current; /* the object being dispatched; NULL once it is stopped */
     uint8_t *rbuf;       /* LOOP_HEADROOM + LOOP_READ_SIZE: where streams read */
     bool no_pwait2;      /* epoll_pwait2 said ENOSYS (before Linux 5.11) */
+    int tfd;             /* the timerfd of far deadlines; -1: not made yet */
+    bool tfd_watched;    /* tfd is in the epoll set */
+    uint64_t armed_ns;   /* when tfd fires; 0: disarmed (fired, or never armed) */
 };
+
+/* A wait bounded by a timer at least this far away waits for the timerfd
+ * instead of with a timeout: a timeout arms and cancels a kernel timer on
+ * every wait that sleeps, which costs a server with a 100 ms tick several
+ * percent of its CPU when each message finds it asleep. A nearer deadline
+ * (an open-loop client's next message) keeps the timeout: the timerfd would
+ * cost a call to arm it and one to read it for each. */
+#define TIMERFD_MIN_NS 1000000ull
 
 static struct epoll_be *be_of(struct loop *l)
 {
@@ -72,6 +84,7 @@ static int epoll_init(struct loop *l, const struct loop_options *opt)
         free(be);
         return rc;
     }
+    be->tfd = -1; /* made when first armed */
     l->be = be;
     return 0;
 }
@@ -80,6 +93,8 @@ static void epoll_destroy(struct loop *l)
 {
     struct epoll_be *be = be_of(l);
     close(be->epfd);
+    if (be->tfd >= 0)
+        close(be->tfd);
     free(be->rbuf);
     free(be);
 }
@@ -155,18 +170,20 @@ static void on_acceptable(struct loop *l, struct loop_acceptor *a)
 
 #define EPOLL_BITS (LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT | LOOP_STREAM_EPOLL_HUP)
 
-/* Make the registration match what the stream waits for: EPOLLIN while
- * reading, EPOLLOUT while a write waits for room, EPOLLRDHUP while a
- * hang-up is asked for. A stream waiting for nothing is taken out of epoll,
- * which would otherwise keep reporting a hang-up nobody listens to. */
-static int stream_sync(struct loop *l, struct loop_stream *s)
+/* What the registration of s should be: EPOLLIN while reading, EPOLLOUT
+ * while a write waits for room, EPOLLRDHUP while a hang-up is asked for. */
+static inline unsigned stream_wants(const struct loop_stream *s)
 {
-    unsigned want = (s->read_max > 0 ? LOOP_STREAM_EPOLL_IN : 0) |
-                    (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0) |
-                    (s->flags & LOOP_STREAM_WANT_HUP ? LOOP_STREAM_EPOLL_HUP : 0);
-    unsigned have = s->flags & EPOLL_BITS;
-    if (want == have && ((want != 0) == ((s->flags & LOOP_STREAM_IN_EPOLL) != 0)))
-        return 0;
+    return (s->read_max > 0 ? LOOP_STREAM_EPOLL_IN : 0) |
+           (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0) |
+           (s->flags & LOOP_STREAM_WANT_HUP ? LOOP_STREAM_EPOLL_HUP : 0);
+}
+
+/* One epoll_ctl to make the registration want. A stream waiting for
+ * nothing is taken out of epoll, which would otherwise keep reporting a
+ * hang-up nobody listens to. */
+static int stream_register(struct loop *l, struct loop_stream *s, unsigned want)
+{
     uint32_t ev = (want & LOOP_STREAM_EPOLL_IN ? EPOLLIN : 0) |
                   (want & LOOP_STREAM_EPOLL_OUT ? EPOLLOUT : 0) |
                   (want & LOOP_STREAM_EPOLL_HUP ? EPOLLRDHUP : 0);
@@ -177,6 +194,17 @@ static int stream_sync(struct loop *l, struct loop_stream *s)
     s->flags &= ~(EPOLL_BITS | LOOP_STREAM_IN_EPOLL);
     s->flags |= want | (want != 0 ? LOOP_STREAM_IN_EPOLL : 0);
     return 0;
+}
+
+/* Make the registration match what the stream waits for. Called around
+ * every read and write, and nearly always in order already: that check is
+ * inline, the system call is not. */
+static inline int stream_sync(struct loop *l, struct loop_stream *s)
+{
+    unsigned want = stream_wants(s);
+    if (want == (s->flags & EPOLL_BITS) && (want != 0) == ((s->flags & LOOP_STREAM_IN_EPOLL) != 0))
+        return 0;
+    return stream_register(l, s, want);
 }
 
 static int epoll_stream_start(struct loop *l, struct loop_stream *s)
@@ -276,9 +304,44 @@ static void on_stream_event(struct loop *l, struct loop_stream *s, uint32_t ev)
 
 /* --- waiting and dispatching ------------------------------------------------ */
 
+/* Make the timerfd fire at deadline or before. 0, or -errno (the wait then
+ * keeps its timeout). An earlier deadline armed stays: it fires, finds no
+ * timer due, and the next wait arms the real one. The timerfd is made and
+ * registered on the loop's thread, at the first wait that needs it; it is
+ * edge-triggered, so a firing is reported once and never has to be read
+ * (arming it again clears it). */
+static int arm_timer(struct loop *l, uint64_t deadline)
+{
+    struct epoll_be *be = be_of(l);
+    if (be->armed_ns != 0 && be->armed_ns <= deadline)
+        return 0;
+    if (be->tfd < 0) {
+        be->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (be->tfd < 0)
+            return -errno;
+    }
+    if (!be->tfd_watched) {
+        int rc = ctl(l, EPOLL_CTL_ADD, be->tfd, EPOLLIN | EPOLLET, tag(be, KIND_TIMER));
+        if (rc < 0)
+            return rc;
+        be->tfd_watched = true;
+    }
+    struct itimerspec its = { .it_value = { .tv_sec = (time_t)(deadline / 1000000000u),
+                                            .tv_nsec = (long)(deadline % 1000000000u) } };
+    loop_count(l, LOOP_SYS_TIMERFD_SETTIME);
+    if (timerfd_settime(be->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        return -errno;
+    be->armed_ns = deadline;
+    return 0;
+}
+
+
 static int epoll_poll(struct loop *l, uint64_t timeout_ns)
 {
     struct epoll_be *be = be_of(l);
+    if (l->timer_bound != 0 && timeout_ns >= TIMERFD_MIN_NS && timeout_ns != UINT64_MAX &&
+        arm_timer(l, l->timer_bound) == 0)
+        timeout_ns = UINT64_MAX; /* the timerfd ends the wait */
     struct timespec ts = { .tv_sec = (time_t)(timeout_ns / 1000000000u),
                            .tv_nsec = (long)(timeout_ns % 1000000000u) };
     /* epoll_pwait2 takes a timespec: a timer fires on time, not at the next
@@ -319,6 +382,10 @@ static int epoll_poll(struct loop *l, uint64_t timeout_ns)
             break;
         case KIND_STREAM:
             on_stream_event(l, p, e->events);
+            break;
+        case KIND_TIMER:
+            be->armed_ns = 0; /* fired; the timers themselves run after the dispatch */
+            dispatched--;
             break;
         }
     }

@@ -54,6 +54,7 @@ struct loop_options {
     X(EPOLL_WAIT, "epoll_wait")          \
     X(EPOLL_CTL, "epoll_ctl")            \
     X(IO_URING_ENTER, "io_uring_enter")  \
+    X(TIMERFD_SETTIME, "timerfd_settime") \
     X(WAKEUPS, "wakeups")
 
 enum loop_syscall {
@@ -66,6 +67,9 @@ enum loop_syscall {
 const char *loop_syscall_name(enum loop_syscall k); /* "read", ... */
 /* Any thread: a recent value of the counter (single writer, relaxed). */
 uint64_t loop_syscalls(const struct loop *l, enum loop_syscall k);
+/* The loop's thread: all the counters at once, indexed by enum
+ * loop_syscall, for a caller that reads every kind after each wakeup. */
+const counter_t *loop_syscall_counters(const struct loop *l);
 /* io_uring: times a multishot recv ended because no provided buffer was free
  * (it is re-armed). Any thread. */
 uint64_t loop_enobufs(const struct loop *l);

@@ -66,6 +66,8 @@ struct lg_thread {
     unsigned live;           /* streams started whose on_close has not come */
     uint64_t next_check, next_report;
     uint64_t quota;        /* messages this thread may still send */
+    uint8_t *msg;          /* fixed --size: a whole message as sent, but its stamp; NULL: sizes vary */
+    size_t wire;           /* bytes of the largest message on the wire (all of them, fixed) */
     atomic_bool finished;      /* the measured loop has ended */
     _Atomic uint64_t done_ns;  /* when it ended */
     struct lg_stats stats;
@@ -109,15 +111,19 @@ static size_t msg_size(const struct lg_thread *t, const struct lg_conn *c, uint6
     return cfg->size_min + (size_t)(r % (cfg->size - cfg->size_min + 1));
 }
 
-/* The first bytes of message k: who and which, so a reply from the wrong
- * place or order cannot match. Text mode spells it in hex digits. */
-static size_t make_stamp(uint8_t out[16], const struct lg_conn *c, uint64_t k, size_t n, bool text)
+/* The first bytes of message k (of n payload bytes): who and which, so a
+ * reply from the wrong place or order cannot match. Text mode spells it in
+ * hex digits. Writes min(n, 8 or 16) bytes at out and returns how many. */
+static size_t make_stamp(uint8_t *out, const struct lg_conn *c, uint64_t k, size_t n, bool text)
 {
     uint64_t v = k ^ ((uint64_t)c->id << 40);
+    if (!text && n >= 8) {
+        memcpy(out, &v, 8); /* a constant size: one store, not a byte loop */
+        return 8;
+    }
     if (!text) {
-        size_t len = n < 8 ? n : 8;
-        memcpy(out, &v, len);
-        return len;
+        memcpy(out, &v, n);
+        return n;
     }
     size_t len = n < 16 ? n : 16;
     for (size_t i = 0; i < len; i++)
@@ -125,42 +131,56 @@ static size_t make_stamp(uint8_t out[16], const struct lg_conn *c, uint64_t k, s
     return len;
 }
 
+/* Message k at p (header, payload from the template with the stamp in
+ * front, text: newline). Returns its bytes on the wire. With a fixed size
+ * it is one copy of the whole message, then the stamp. */
 static size_t write_message(const struct lg_thread *t, const struct lg_conn *c, uint64_t k,
                             uint8_t *p)
 {
     bool text = t->cfg->text;
     size_t n = msg_size(t, c, k);
     uint8_t *payload = text ? p : p + FRAME_HEADER_SIZE;
-    if (!text)
-        frame_header_encode(p, FRAME_DATA, n);
-    memcpy(payload, t->plan->tmpl, n);
-    uint8_t stamp[16];
-    memcpy(payload, stamp, make_stamp(stamp, c, k, n, text));
-    if (text)
-        payload[n] = '\n';
+    if (t->msg != NULL) {
+        memcpy(p, t->msg, t->wire);
+    } else {
+        if (!text)
+            frame_header_encode(p, FRAME_DATA, n);
+        memcpy(payload, t->plan->tmpl, n);
+        if (text)
+            payload[n] = '\n';
+    }
+    make_stamp(payload, c, k, n, text);
     return lg_wire_size(t->cfg, n);
 }
 
-/* Is p (avail bytes) the reply to message k? 1 yes, 0 need more bytes, -1 no. */
-static int reply_check(const struct lg_thread *t, const struct lg_conn *c, uint64_t k,
+/* Is p (avail bytes) the reply to message k? Its bytes on the wire if so,
+ * 0 while more bytes are needed, -1 if not. Every byte is compared: the
+ * header, the stamp, the rest of the payload (and the newline). */
+static ssize_t reply_check(const struct lg_thread *t, const struct lg_conn *c, uint64_t k,
                        const uint8_t *p, size_t avail)
 {
     bool text = t->cfg->text;
     size_t n = msg_size(t, c, k);
     if (!text && avail >= FRAME_HEADER_SIZE) {
-        uint8_t want[FRAME_HEADER_SIZE];
-        frame_header_encode(want, FRAME_DATA, n);
+        uint8_t head[FRAME_HEADER_SIZE];
+        const uint8_t *want = t->msg;
+        if (want == NULL) {
+            frame_header_encode(head, FRAME_DATA, n);
+            want = head;
+        }
         if (memcmp(p, want, FRAME_HEADER_SIZE) != 0)
             return -1; /* e.g. an error frame: do not wait for more */
     }
-    if (avail < lg_wire_size(t->cfg, n))
+    size_t wire = lg_wire_size(t->cfg, n);
+    if (avail < wire)
         return 0;
     const uint8_t *payload = text ? p : p + FRAME_HEADER_SIZE;
     uint8_t stamp[16];
     size_t s = make_stamp(stamp, c, k, n, text);
-    if (memcmp(payload, stamp, s) != 0 || memcmp(payload + s, t->plan->tmpl + s, n - s) != 0)
+    bool stamped = s == 8 ? memcmp(payload, stamp, 8) == 0 : memcmp(payload, stamp, s) == 0;
+    if (!stamped || memcmp(payload + s, t->plan->tmpl + s, n - s) != 0)
         return -1;
-    return !text || payload[n] == '\n' ? 1 : -1;
+    return !text || payload[n] == '\n' ? (ssize_t)wire : -1;
 }
 
 /* --- connections ---------------------------------------------------------- */
@@ -230,25 +250,27 @@ static void append_next(struct lg_thread *t, struct lg_conn *c, uint64_t now)
     c->out_len += write_message(t, c, k, c->out + c->out_len);
     if (c->inflight == 0)
         c->wait_since_ns = now;
-    c->sent_ns[(c->head + c->inflight) % t->cfg->depth] = now;
+    unsigned slot = c->head + c->inflight; /* the ring's slot, without a division */
+    c->sent_ns[slot < t->cfg->depth ? slot : slot - t->cfg->depth] = now;
     c->inflight++;
     t->quota--;
 }
 
 static bool can_send(const struct lg_thread *t, struct lg_conn *c)
 {
-    size_t w = lg_wire_size(t->cfg, t->cfg->size);
-    return c->open && c->inflight < t->cfg->depth && t->quota > 0 && out_room(c, w);
+    return c->open && c->inflight < t->cfg->depth && t->quota > 0 && out_room(c, t->wire);
 }
 
 /* Closed loop: fill the pipeline up to --depth, then write. */
 static void closed_top_up(struct lg_thread *t, struct lg_conn *c, uint64_t now)
 {
+    uint64_t sent = 0;
     while (now < t->plan->deadline_ns && can_send(t, c)) {
         append_next(t, c, now);
-        if (now >= t->plan->measure_ns)
-            counter_add(&t->stats.sent, 1);
+        sent++;
     }
+    if (now >= t->plan->measure_ns)
+        counter_add(&t->stats.sent, sent);
     flush(t, c);
 }
 
@@ -293,7 +315,10 @@ static uint64_t open_pace(struct lg_thread *t, uint64_t now)
 
 /* --- replies ---------------------------------------------------------------- */
 
-static void record(struct lg_thread *t, struct lg_conn *c, size_t wire, uint64_t now)
+/* The reply to the oldest message in flight arrived now: its latency. true
+ * when it counts in the results (inside the measured window); the caller
+ * counts it, once for all the replies of a delivery. */
+static bool record(struct lg_thread *t, struct lg_conn *c, uint64_t now)
 {
     uint64_t raw = now - c->sent_ns[c->head];
     uint64_t latency = raw;
@@ -305,17 +330,16 @@ static void record(struct lg_thread *t, struct lg_conn *c, size_t wire, uint64_t
         if (measured)
             hist_record(&t->stats.rtt_raw, raw);
     }
-    if (measured) {
+    if (measured)
         hist_record(&t->stats.rtt, latency);
-        counter_add(&t->stats.msgs, 1);
-        counter_add(&t->stats.bytes, wire);
-    }
     if (c->unreported != NULL)
         hist_record(c->unreported, raw);
-    c->head = (c->head + 1) % t->cfg->depth;
+    if (++c->head == t->cfg->depth)
+        c->head = 0;
     c->inflight--;
     c->seq++;
     c->wait_since_ns = now;
+    return measured;
 }
 
 /* Length of an echoed RTT report frame at p, 0 if p is not one, or
@@ -352,6 +376,7 @@ static size_t consume_replies(struct lg_thread *t, struct lg_conn *c, const uint
                               size_t len, uint64_t now)
 {
     size_t pos = 0;
+    uint64_t msgs = 0, bytes = 0; /* measured replies, counted once at the end */
     while (pos < len && c->open) {
         size_t avail = len - pos;
         size_t skip = echoed_report(t, in + pos, avail);
@@ -365,17 +390,21 @@ static size_t consume_replies(struct lg_thread *t, struct lg_conn *c, const uint
             server_error(t, c, in + pos, avail); /* drops c, or waits for the whole frame */
             break;
         }
-        int ok = c->inflight > 0 ? reply_check(t, c, c->seq, in + pos, avail) : -1;
-        if (ok < 0) {
+        ssize_t wire = c->inflight > 0 ? reply_check(t, c, c->seq, in + pos, avail) : -1;
+        if (wire < 0) {
             conn_drop(t, c, LG_ERR_MISMATCH); /* a wrong reply, or bytes nobody asked for */
             break;
         }
-        if (ok == 0)
+        if (wire == 0)
             break;
-        size_t wire = lg_wire_size(t->cfg, msg_size(t, c, c->seq));
-        record(t, c, wire, now);
-        pos += wire;
+        if (record(t, c, now)) {
+            msgs++;
+            bytes += (uint64_t)wire;
+        }
+        pos += (size_t)wire;
     }
+    counter_add(&t->stats.msgs, msgs);
+    counter_add(&t->stats.bytes, bytes);
     return pos;
 }
 
@@ -688,6 +717,20 @@ int lg_thread_new(struct lg_thread **out, const struct lg_plan *plan, unsigned f
     t->nconns = nconns;
     t->quota = quota;
     t->tick.cb = on_tick;
+    t->wire = lg_wire_size(plan->cfg, plan->cfg->size);
+    if (plan->cfg->size_min == plan->cfg->size) {
+        t->msg = malloc(t->wire);
+        if (t->msg == NULL) {
+            free(t);
+            return -ENOMEM;
+        }
+        uint8_t *payload = plan->cfg->text ? t->msg : t->msg + FRAME_HEADER_SIZE;
+        if (!plan->cfg->text)
+            frame_header_encode(t->msg, FRAME_DATA, plan->cfg->size);
+        memcpy(payload, plan->tmpl, plan->cfg->size);
+        if (plan->cfg->text)
+            payload[plan->cfg->size] = '\n';
+    }
     hist_init(&t->stats.rtt);
     hist_init(&t->stats.rtt_raw);
     struct loop_options opt = { .backend = plan->cfg->io, .sqpoll = plan->cfg->sqpoll };
@@ -709,6 +752,7 @@ int lg_thread_new(struct lg_thread **out, const struct lg_plan *plan, unsigned f
 failed_conns:
     loop_free(t->loop);
 failed_loop:
+    free(t->msg);
     free(t);
     return rc;
 }
@@ -830,5 +874,6 @@ void lg_thread_free(struct lg_thread *t)
         hist_free(c->unreported);
     }
     free(t->conns);
+    free(t->msg);
     free(t);
 }

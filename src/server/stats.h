@@ -91,7 +91,9 @@ enum stats_mode {
     X(SYS_EPOLL_WAIT, "epoll_wait", "epoll: a wait for events (epoll_pwait2)")              \
     X(SYS_EPOLL_CTL, "epoll_ctl", "epoll: a change of what a descriptor is watched for")    \
     X(SYS_IO_URING_ENTER, "io_uring_enter",                                                 \
-      "io_uring: one call submits what a wakeup queued and waits for completions")
+      "io_uring: one call submits what a wakeup queued and waits for completions")         \
+    X(SYS_TIMERFD_SETTIME, "timerfd_settime",                                               \
+      "epoll: the timer of the loop's first deadline armed (the wait itself has no timeout)")
 
 enum syscall_op {
 #define SYSCALL_ENUM(name, tag, text) STATS_##name,

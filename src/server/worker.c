@@ -415,8 +415,9 @@ static void on_tick(struct loop_timer *t, uint64_t now)
  * its children's. */
 static void sync_syscalls(struct worker *w)
 {
+    const counter_t *sys = loop_syscall_counters(w->loop);
     for (unsigned k = 0; k < LOOP_SYS_COUNT; k++) {
-        uint64_t v = loop_syscalls(w->loop, (enum loop_syscall)k);
+        uint64_t v = counter_get(&sys[k]);
         if (v == w->sys_seen[k])
             continue;
         counter_t *c = k == LOOP_SYS_WAKEUPS ? &w->stats.wakeups : &w->stats.syscalls[k];

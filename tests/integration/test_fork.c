@@ -393,14 +393,15 @@ static bool parent_has(const char (*targets)[64], int n, const char *target)
 }
 
 /* One child's descriptors: exactly stdio, its client socket, the pipe's
- * write end, its epoll set and its eventfd. Returns its socket's target. */
+ * write end, its epoll set and its eventfd, and the loop's timerfd once it
+ * armed one. Returns its socket's target. */
 static void check_child_fds(pid_t child, const char (*ptargets)[64], int pn, char *sock, size_t cap)
 {
     int fds[64];
     char targets[64][64];
     int n = it_proc_fds(child, fds, targets, 64);
     assert_true(n > 0);
-    int stdio = 0, sockets = 0, pipes_w = 0, epolls = 0, eventfds = 0;
+    int stdio = 0, sockets = 0, pipes_w = 0, epolls = 0, eventfds = 0, timerfds = 0;
     for (int i = 0; i < n; i++) {
         const char *t = targets[i];
         print_message("child %d fd %d -> %s\n", (int)child, fds[i], t);
@@ -425,6 +426,8 @@ static void check_child_fds(pid_t child, const char (*ptargets)[64], int pn, cha
             epolls++;
         } else if (strcmp(t, "anon_inode:[eventfd]") == 0) {
             eventfds++;
+        } else if (strcmp(t, "anon_inode:[timerfd]") == 0) {
+            timerfds++;
         } else {
             fail_msg("child %d fd %d: unexpected descriptor %s", (int)child, fds[i], t);
         }
@@ -434,6 +437,7 @@ static void check_child_fds(pid_t child, const char (*ptargets)[64], int pn, cha
     assert_int_equal(pipes_w, 1);
     assert_int_equal(epolls, 1);
     assert_int_equal(eventfds, 1);
+    assert_true(timerfds <= 1);
 }
 
 static void test_child_descriptors(void **state)

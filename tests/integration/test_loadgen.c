@@ -338,15 +338,24 @@ static void test_sizes_and_text(void **state)
     it_server_free(s);
 }
 
-/* A server that echoes with one byte changed: every reply is wrong. */
+/* A server that echoes with one byte changed: the byte at offset `at` of
+ * what it sends, in the first reply. */
+struct corrupter {
+    int lfd;
+    size_t at;
+};
+
 static void *corrupting_echo(void *arg)
 {
-    int lfd = *(int *)arg;
-    int fd = accept(lfd, NULL, NULL);
+    const struct corrupter *k = arg;
+    int fd = accept(k->lfd, NULL, NULL);
     uint8_t buf[4096];
     ssize_t n;
+    size_t sent = 0;
     while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) {
-        buf[n - 1] ^= 0x5a;
+        if (k->at >= sent && k->at < sent + (size_t)n)
+            buf[k->at - sent] ^= 0x5a;
+        sent += (size_t)n;
         if (write(fd, buf, (size_t)n) != n)
             break;
     }
@@ -355,25 +364,35 @@ static void *corrupting_echo(void *arg)
     return NULL;
 }
 
+/* Every byte of a reply is checked: one changed in the header (type,
+ * length), in the stamp (first and last byte), or in the rest of the
+ * payload (first and last byte of a 64-byte message) is a mismatch. */
 static void test_wrong_reply_exit(void **state)
 {
     (void)state;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(lfd, 4), 0);
-    char target[32];
-    snprintf(target, sizeof target, "127.0.0.1:%d", it_local_port(lfd));
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, corrupting_echo, &lfd), 0);
-    const char *argv[] = { "tcpmsg", "bench", target, "--duration", "0.5", "--no-report",
-                           "--json", NULL };
-    json_t *j = run_bench_json(argv, 5);
-    IT_CHECK(it_json_int(j, "errors.mismatch") == 1);
-    json_decref(j);
-    pthread_join(th, NULL);
-    close(lfd);
+    static const size_t offsets[] = { 0, 1, 3, 4, 11, 12, 67 };
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+        int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET };
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        assert_int_equal(listen(lfd, 4), 0);
+        char target[32];
+        snprintf(target, sizeof target, "127.0.0.1:%d", it_local_port(lfd));
+        struct corrupter k = { .lfd = lfd, .at = offsets[i] };
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, corrupting_echo, &k), 0);
+        const char *argv[] = { "tcpmsg", "bench", target, "--duration", "0.5", "--size", "64",
+                               "--no-report", "--json", NULL };
+        json_t *j = run_bench_json(argv, 5);
+        if (it_json_int(j, "errors.mismatch") != 1)
+            fail_msg("a reply changed at byte %zu: %lld mismatches", offsets[i],
+                     (long long)it_json_int(j, "errors.mismatch"));
+        IT_CHECK(it_json_int(j, "messages") == 0);
+        json_decref(j);
+        pthread_join(th, NULL);
+        close(lfd);
+    }
 }
 
 /* A byte-echo server whose first reply waits 203 ms. */

@@ -28,6 +28,7 @@
 #include "server/outq.h"
 #include "tcpmsg/frame.h"
 #include "tcpmsg/loop.h"
+#include "tcpmsg/rttreport.h"
 
 #define MAX_TRANSITIONS 4096
 #define MS 1000000ull
@@ -294,6 +295,63 @@ static void test_partial_frame(void **state)
     assert_int_equal(f->c->frame_start_ns, 0);
     assert_int_equal(framed(f->stats.msgs_in), 1);
     assert_int_equal(framed(f->stats.bytes_in), n);
+    assert_int_equal(f->ntrans, 0);
+}
+
+/* Data frames arriving many to a read are taken as runs (counted once per
+ * run of equal sizes): the counts and the size histogram must still be
+ * exact, per size, with a run broken by a size change, by a frame that is
+ * not data (an RTT report, refused here: --rtt-reports ignore) and by a
+ * partial frame at the end, which completes at the next read. */
+static void test_data_runs_counted(void **state)
+{
+    struct fake *f = fake_of(state);
+    f->cfg.rtt_reports = false;
+    open_conn(f);
+    static const size_t sizes[] = { 10, 10, 10, 20, 20, 0, 10 };
+    enum { NDATA = sizeof sizes / sizeof sizes[0] };
+    uint8_t out[512], want[512], in[512];
+    size_t n = 0, echo = 0;
+    char payload[32];
+    for (size_t i = 0; i < NDATA; i++) {
+        memset(payload, 'a' + (int)i, sizeof payload);
+        size_t k = data_frame(out + n, payload, sizes[i]);
+        memcpy(want + echo, out + n, k);
+        n += k;
+        echo += k;
+        if (i == 4) { /* a report between the runs: no reply */
+            frame_header_encode(out + n, FRAME_RTT_REPORT, 3);
+            memcpy(out + n + FRAME_HEADER_SIZE, "rtt", 3);
+            n += FRAME_HEADER_SIZE + 3;
+        }
+    }
+    size_t last = data_frame(want + echo, "the last one", 12);
+    memcpy(out + n, want + echo, 7); /* its header and 3 bytes: partial */
+    send_all(f, out, n + 7);
+    pump(f, 1001 * MS);
+    assert_int_equal(recv_now(f, in, sizeof in), echo);
+    assert_memory_equal(in, want, echo);
+    assert_int_equal(f->c->in_len, 7);
+    assert_int_equal(framed(f->stats.msgs_in), NDATA);
+    assert_int_equal(framed(f->stats.msgs_out), NDATA);
+    assert_int_equal(hist_count(&f->stats.msg_bytes), NDATA);
+    assert_int_equal(hist_sum(&f->stats.msg_bytes), 4 * 10 + 2 * 20);
+    assert_int_equal(counter_get(&f->stats.msg_bytes.counts[hist_bucket_index(10)]), 4);
+    assert_int_equal(counter_get(&f->stats.msg_bytes.counts[hist_bucket_index(20)]), 2);
+    assert_int_equal(counter_get(&f->stats.msg_bytes.counts[hist_bucket_index(0)]), 1);
+    assert_int_equal(counter_get(&f->stats.rtt_rejected[RTT_REJECT_DISABLED]), 1);
+
+    send_all(f, want + echo + 7, last - 7);
+    pump(f, 1002 * MS);
+    assert_int_equal(recv_now(f, in, sizeof in), last);
+    assert_memory_equal(in, want + echo, last);
+    assert_int_equal(f->c->in_len, 0);
+    assert_int_equal(framed(f->stats.msgs_in), NDATA + 1);
+    assert_int_equal(framed(f->stats.msgs_out), NDATA + 1);
+    assert_int_equal(hist_count(&f->stats.msg_bytes), NDATA + 1);
+    assert_int_equal(counter_get(&f->stats.msg_bytes.counts[hist_bucket_index(12)]), 1);
+    assert_int_equal(framed(f->stats.bytes_in), n + last);
+    assert_int_equal(framed(f->stats.bytes_out), echo + last);
     assert_int_equal(f->ntrans, 0);
 }
 
@@ -619,6 +677,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_framed_echo, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_partial_frame, setup_epoll, teardown),
+        cmocka_unit_test_setup_teardown(test_data_runs_counted, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_blocked_and_back, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_drain_buffered_input, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_drain_while_blocked, setup_epoll, teardown),
@@ -629,6 +688,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paused_peer_done_keeps_replies, setup_epoll, teardown),
         { "uring_test_framed_echo", test_framed_echo, setup_uring, teardown, NULL },
         { "uring_test_partial_frame", test_partial_frame, setup_uring, teardown, NULL },
+        { "uring_test_data_runs_counted", test_data_runs_counted, setup_uring, teardown, NULL },
         { "uring_test_blocked_and_back", test_blocked_and_back, setup_uring, teardown, NULL },
         { "uring_test_drain_buffered_input", test_drain_buffered_input, setup_uring, teardown, NULL },
         { "uring_test_drain_while_blocked", test_drain_while_blocked, setup_uring, teardown, NULL },
