@@ -269,8 +269,10 @@ static uint64_t layout_lo(const struct layout *l, size_t i, uint64_t *width)
     return sub << shift;
 }
 
-/* Inflate the whole stream in[0..n) into a buffer of exactly want bytes. */
-static int inflate_exact(const uint8_t *in, size_t n, uint8_t *out, size_t want)
+/* Inflate in[0..n) into out: want bytes exactly, and the stream must end
+ * there (whole), or just the first want bytes (to read the header, which
+ * says how long the payload is). 0, -EINVAL or -ENOMEM. */
+static int inflate_into(const uint8_t *in, size_t n, uint8_t *out, size_t want, bool whole)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
@@ -280,25 +282,8 @@ static int inflate_exact(const uint8_t *in, size_t n, uint8_t *out, size_t want)
     z.avail_in = (uInt)n;
     z.next_out = out;
     z.avail_out = (uInt)want;
-    int rc = inflate(&z, Z_FINISH);
-    bool ok = rc == Z_STREAM_END && z.avail_out == 0;
-    inflateEnd(&z);
-    return ok ? 0 : -EINVAL;
-}
-
-/* Only the header, to learn the payload's length. */
-static int inflate_header(const uint8_t *in, size_t n, uint8_t out[ENCODING_HEADER])
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (inflateInit(&z) != Z_OK)
-        return -ENOMEM;
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)n;
-    z.next_out = out;
-    z.avail_out = ENCODING_HEADER;
-    int rc = inflate(&z, Z_SYNC_FLUSH);
-    bool ok = (rc == Z_OK || rc == Z_STREAM_END) && z.avail_out == 0;
+    int rc = inflate(&z, whole ? Z_FINISH : Z_SYNC_FLUSH);
+    bool ok = (rc == Z_STREAM_END || (!whole && rc == Z_OK)) && z.avail_out == 0;
     inflateEnd(&z);
     return ok ? 0 : -EINVAL;
 }
@@ -384,7 +369,7 @@ int hdrlog_decode_add_scaled(struct hist *h, const char *b64, size_t len, double
         *why = "the compressed histogram is cut short";
         goto out;
     }
-    if ((rc = inflate_header(raw + COMPRESSION_HEADER, zlen, head)) < 0 ||
+    if ((rc = inflate_into(raw + COMPRESSION_HEADER, zlen, head, ENCODING_HEADER, false)) < 0 ||
         get32(head) != (V2_ENCODING_COOKIE | WORD_SIZE_V2)) {
         *why = rc == -ENOMEM ? "out of memory" : "not a V2 histogram encoding";
         rc = rc == -ENOMEM ? rc : -EINVAL;
@@ -409,7 +394,8 @@ int hdrlog_decode_add_scaled(struct hist *h, const char *b64, size_t len, double
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = inflate_exact(raw + COMPRESSION_HEADER, zlen, enc, ENCODING_HEADER + payload)) < 0) {
+    if ((rc = inflate_into(raw + COMPRESSION_HEADER, zlen, enc, ENCODING_HEADER + payload,
+                          true)) < 0) {
         *why = rc == -ENOMEM ? "out of memory" : "the deflate stream is corrupt or of another length";
         goto out;
     }

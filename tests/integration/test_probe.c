@@ -143,6 +143,16 @@ static double sample_of(const char *text, const char *series)
     return v;
 }
 
+/* A prober with --serve on a port the kernel picks: that port. */
+static int start_prober(struct bg_client *b)
+{
+    const char *argv[] = { "tcpmsg", "probe", "--serve", "127.0.0.1:0", "--duration", "30", NULL };
+    bg_start(b, argv);
+    int http = probe_http_port(b);
+    IT_CHECK(http > 0);
+    return http;
+}
+
 /* /probe against a live tcpmsgd, a closed port and bad parameters: each
  * answer says what happened, in text promtool accepts, and the prober's
  * /metrics counts every request by outcome. */
@@ -150,11 +160,8 @@ static void test_serve_probe(void **state)
 {
     (void)state;
     IT_START(s, NULL, 0);
-    const char *argv[] = { "tcpmsg", "probe", "--serve", "127.0.0.1:0", "--duration", "30", NULL };
     struct bg_client b;
-    bg_start(&b, argv);
-    int http = probe_http_port(&b);
-    IT_CHECK(http > 0);
+    int http = start_prober(&b);
 
     char target[128];
     snprintf(target, sizeof target, "/probe?target=127.0.0.1:%d&count=5&size=100", s->port);
@@ -223,11 +230,8 @@ static void test_serve_concurrent(void **state)
 {
     (void)state;
     IT_START(s, NULL, 0);
-    const char *argv[] = { "tcpmsg", "probe", "--serve", "127.0.0.1:0", "--duration", "30", NULL };
     struct bg_client b;
-    bg_start(&b, argv);
-    int http = probe_http_port(&b);
-    IT_CHECK(http > 0);
+    int http = start_prober(&b);
     int silent_port;
     int silent = silent_listener(&silent_port);
 

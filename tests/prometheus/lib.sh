@@ -153,6 +153,16 @@ start_prometheus() {
     log "prometheus port=$PROM_PORT"
 }
 
+# wait_prometheus_ready: until Prometheus answers /-/ready (60 s at most).
+wait_prometheus_ready() {
+    local deadline=$((SECONDS + 60))
+    until http_get 127.0.0.1 "$PROM_PORT" /-/ready "$TMP_DIR/ready"; do
+        kill -0 "$PROM_PID" 2>/dev/null || fail "prometheus exited"
+        [ "$SECONDS" -lt "$deadline" ] || fail "prometheus not ready after 60s"
+        sleep 0.2
+    done
+}
+
 # query EXPR [TIME]: an instant query; sets Q_TIME and Q_VALUE from its one
 # result, returns 1 if the query failed or its result is not one sample.
 query() {

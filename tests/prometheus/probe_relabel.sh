@@ -36,12 +36,7 @@ scrape_configs:
 $job
 CONF
 start_prometheus "$TMP_DIR/prometheus.yml"
-deadline=$((SECONDS + 60))
-until http_get 127.0.0.1 "$PROM_PORT" /-/ready "$TMP_DIR/ready"; do
-    kill -0 "$PROM_PID" 2>/dev/null || fail "prometheus exited"
-    [ "$SECONDS" -lt "$deadline" ] || fail "prometheus not ready after 60s"
-    sleep 0.2
-done
+wait_prometheus_ready
 
 wait_value "probe_success{job=\"tcpmsg-probe\",instance=\"127.0.0.1:$PORT\"}" 1 30
 wait_value "probe_success{job=\"tcpmsg-probe\",instance=\"127.0.0.1:$DEAD\"}" 0 30

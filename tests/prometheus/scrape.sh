@@ -29,12 +29,7 @@ CONF
 
 start_prometheus "$TMP_DIR/prometheus.yml"
 
-deadline=$((SECONDS + 60))
-until http_get 127.0.0.1 "$PROM_PORT" /-/ready "$TMP_DIR/ready"; do
-    kill -0 "$PROM_PID" 2>/dev/null || fail "prometheus exited"
-    [ "$SECONDS" -lt "$deadline" ] || fail "prometheus not ready after 60s"
-    sleep 0.2
-done
+wait_prometheus_ready
 
 # A scrape before the load, so rate() over the load has a sample at 0.
 received='sum by (job) (tcpmsg_messages_received_total{job="tcpmsgd"})'
