@@ -95,7 +95,8 @@ static void test_classic_client_info(void **state)
      * server of its own: the line is rate-limited to one a second.) */
     IT_START(s2, NULL, 0);
     int esc = it_must_connect(s2->port);
-    assert_int_equal(it_send_all(esc, "red \x1b[31m\n", 13, T), 0);
+    static const char red[] = "red \x1b[31m\n";
+    assert_int_equal(it_send_all(esc, red, sizeof red - 1, T), 0);
     close(esc);
     IT_ASSERT_LOG(s2, 1, T, "INFO  message from", "red \\u001b[31m");
     IT_CHECK(it_log_count(s2, "\x1b", (const char *)NULL) == 0);
