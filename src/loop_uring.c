@@ -182,6 +182,20 @@ static struct io_uring_sqe *get_sqe(struct loop *l, void *user_data)
     return sqe;
 }
 
+/* A new op of kind for owner and the submission entry that will carry it:
+ * 0, or -ENOMEM (no op) or -EIO (no entry; the op is given back). */
+static int op_and_sqe(struct loop *l, enum op_kind kind, void *owner, struct uring_op **op,
+                      struct io_uring_sqe **sqe)
+{
+    if ((*op = op_new(be_of(l), kind, owner)) == NULL)
+        return -ENOMEM;
+    if ((*sqe = get_sqe(l, *op)) == NULL) {
+        op_free(be_of(l), *op);
+        return -EIO;
+    }
+    return 0;
+}
+
 static bool prep_cancel(struct loop *l, struct uring_op *op)
 {
     struct io_uring_sqe *sqe = get_sqe(l, NULL);
@@ -573,14 +587,11 @@ static void on_accept(struct loop *l, struct uring_op *op, int res)
  * picks a buffer from the ring when data arrives. */
 static int arm_recv(struct loop *l, struct loop_stream *s)
 {
-    struct uring_op *op = op_new(be_of(l), OP_RECV, s);
-    if (op == NULL)
-        return -ENOMEM;
-    struct io_uring_sqe *sqe = get_sqe(l, op);
-    if (sqe == NULL) {
-        op_free(be_of(l), op);
-        return -EIO;
-    }
+    struct io_uring_sqe *sqe;
+    struct uring_op *op;
+    int rc = op_and_sqe(l, OP_RECV, s, &op, &sqe);
+    if (rc < 0)
+        return rc;
     op->multishot = s->read_max >= LOOP_READ_SIZE;
     op->len = s->read_max;
     if (op->multishot)
@@ -665,14 +676,11 @@ static int uring_stream_hangup(struct loop *l, struct loop_stream *s)
     }
     if (s->hup_op != NULL)
         return 0; /* already asked; a cancel in flight is followed by a new poll */
-    struct uring_op *op = op_new(be_of(l), OP_HUP, s);
-    if (op == NULL)
-        return -ENOMEM;
-    struct io_uring_sqe *sqe = get_sqe(l, op);
-    if (sqe == NULL) {
-        op_free(be_of(l), op);
-        return -EIO;
-    }
+    struct io_uring_sqe *sqe;
+    struct uring_op *op;
+    int rc = op_and_sqe(l, OP_HUP, s, &op, &sqe);
+    if (rc < 0)
+        return rc;
     io_uring_prep_poll_add(sqe, s->fd, POLLRDHUP);
     op->armed = true;
     s->hup_op = op;
