@@ -69,7 +69,7 @@ ssize_t frame_parse(const uint8_t *buf, size_t n, size_t max_payload, bool allow
         return FRAME_BAD_TYPE;
     if (n < FRAME_HEADER_SIZE)
         return FRAME_INCOMPLETE;
-    size_t len = (size_t)buf[1] << 16 | (size_t)buf[2] << 8 | buf[3];
+    size_t len = frame_header_len(buf);
     if (len > max_payload)
         return FRAME_TOO_LARGE;
     if (n - FRAME_HEADER_SIZE < len)

@@ -70,6 +70,21 @@ enum frame_mode {
 enum frame_mode frame_detect_mode(uint8_t first_byte);
 const char *frame_mode_name(enum frame_mode mode);
 
+/* The header as one big-endian number: type in the top byte, payload
+ * length in the low three (FRAME_LEN_MASK). One load instead of four, for
+ * loops that walk many frames. */
+#define FRAME_LEN_MASK 0xffffffu
+static inline uint32_t frame_header_load(const uint8_t h[FRAME_HEADER_SIZE])
+{
+    return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+}
+
+/* The payload length a header announces. */
+static inline size_t frame_header_len(const uint8_t h[FRAME_HEADER_SIZE])
+{
+    return frame_header_load(h) & FRAME_LEN_MASK;
+}
+
 /* Write a header for (type, len) into out[0..3]. len must be <= 2^24-1. */
 void frame_header_encode(uint8_t out[FRAME_HEADER_SIZE], uint8_t type, size_t len);
 

@@ -510,7 +510,7 @@ static void reject_input(struct conn *c, const uint8_t *bad, ssize_t status, uin
     int code = status == FRAME_TOO_LARGE ? FRAME_ERR_OVERSIZE : FRAME_ERR_BAD_TYPE;
     char reason[160];
     if (status == FRAME_TOO_LARGE && c->mode == FRAME_MODE_FRAMED) {
-        size_t len = (size_t)bad[1] << 16 | (size_t)bad[2] << 8 | bad[3];
+        size_t len = frame_header_len(bad);
         snprintf(reason, sizeof reason, "payload length %zu exceeds the limit of %zu bytes", len,
                  cfg_of(c)->max_payload);
     } else if (status == FRAME_TOO_LARGE) {
@@ -636,27 +636,41 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
     const struct server_config *cfg = cfg_of(c);
     size_t max_payload = cfg->max_payload, cap = cfg->max_pending_output;
     size_t pending = c->out.len + (pos - run); /* as process_input counts it */
+    /* Frames are taken while each ends at or before stop: the end of the
+     * input, or where their echoes would take pending output past the cap.
+     * With nothing pending the first frame goes whatever its size (as in
+     * process_input), and the cap counts from its echo on. */
+    size_t stop = len;
+    if (len - pos >= FRAME_HEADER_SIZE) {
+        size_t allowed = cap > pending ? cap - pending : 0;
+        if (pending == 0) {
+            size_t first = FRAME_HEADER_SIZE + frame_header_len(buf + pos);
+            if (allowed < first)
+                allowed = first;
+        }
+        if (allowed < len - pos)
+            stop = pos + allowed;
+    }
     struct server_stats *st = stats_of(c);
-    uint64_t msgs = 0, same = 0;
-    size_t same_len = 0;
-    while (len - pos >= FRAME_HEADER_SIZE && buf[pos] == FRAME_DATA) {
-        size_t plen = (size_t)buf[pos + 1] << 16 | (size_t)buf[pos + 2] << 8 | buf[pos + 3];
-        size_t whole = FRAME_HEADER_SIZE + plen;
-        if (plen > max_payload || len - pos < whole || (pending > 0 && pending + whole > cap))
+    size_t same_len = SIZE_MAX;
+    uint64_t msgs = 0, same_from = 0;
+    while (stop - pos >= FRAME_HEADER_SIZE) {
+        uint32_t h = frame_header_load(buf + pos);
+        size_t plen = h & FRAME_LEN_MASK;
+        if (h >> 24 != FRAME_DATA || plen > max_payload || plen + FRAME_HEADER_SIZE > stop - pos)
             break;
         if (plen != same_len) {
-            hist_record_n(&st->msg_bytes, same_len, same); /* same == 0: nothing */
+            if (msgs > same_from)
+                hist_record_n(&st->msg_bytes, same_len, msgs - same_from);
             same_len = plen;
-            same = 0;
+            same_from = msgs;
         }
-        same++;
         msgs++;
-        pos += whole;
-        pending += whole;
+        pos += FRAME_HEADER_SIZE + plen;
     }
     if (msgs == 0)
         return pos;
-    hist_record_n(&st->msg_bytes, same_len, same);
+    hist_record_n(&st->msg_bytes, same_len, msgs - same_from);
     counter_add(&st->msgs_in[STATS_FRAMED], msgs);
     counter_add(&c->pub.msgs_in, msgs);
     if (c->unsent_msgs == 0)
@@ -935,8 +949,7 @@ static size_t read_bound(struct conn *c, size_t room)
         if (step > grow)
             step = grow;
         if (c->mode == FRAME_MODE_FRAMED && c->in_len >= FRAME_HEADER_SIZE) {
-            size_t whole = FRAME_HEADER_SIZE +
-                           ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
+            size_t whole = FRAME_HEADER_SIZE + frame_header_len(c->in);
             if (whole < limit)
                 limit = whole;
         }
@@ -1013,8 +1026,7 @@ static void paused_peer_done(struct conn *c, uint64_t now)
 {
     size_t avail = io_input_waiting(c);
     if (c->mode == FRAME_MODE_FRAMED && c->in_len >= FRAME_HEADER_SIZE) {
-        size_t whole = FRAME_HEADER_SIZE +
-                       ((size_t)c->in[1] << 16 | (size_t)c->in[2] << 8 | c->in[3]);
+        size_t whole = FRAME_HEADER_SIZE + frame_header_len(c->in);
         if (c->in_len + avail < whole) {
             /* Regression: going straight to LINGER threw away the pending
              * replies of messages already received and counted. */
