@@ -25,7 +25,8 @@ install(FILES web/index.html web/app.js web/style.css web/probe.html web/probe.j
         DESTINATION ${CMAKE_INSTALL_DATADIR}/tcpmsg/web)
 
 install(FILES dashboards/README.md dashboards/grafana-tcpmsg.json
-              dashboards/grafana-tcpmsg-probe.json dashboards/prometheus.yml
+              dashboards/grafana-tcpmsg-probe.json dashboards/grafana-tcpmsg-fleet.json
+              dashboards/prometheus.yml
               dashboards/tcpmsg-alerts.yml
         DESTINATION ${CMAKE_INSTALL_DATADIR}/tcpmsg/dashboards)
 
