@@ -169,7 +169,8 @@ static void test_file_lines(void **state)
 }
 
 /* file_sd JSON: the group's labels are on every series of its targets, in
- * text promtool accepts; "__" labels are not. */
+ * text promtool accepts; "__" labels are not. A target whose labels change
+ * is another target. */
 static void test_file_sd(void **state)
 {
     (void)state;
@@ -223,6 +224,21 @@ static void test_file_sd(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(t1, "labels"), "rack")),
                         "r1");
     json_decref(doc);
+
+    /* New labels make a new target: the old series go, the new ones come. */
+    snprintf(text, sizeof text,
+             "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": {\"zone\": \"c\"}},\n"
+             " {\"targets\": [\"127.0.0.1:%d\"], \"labels\": {\"zone\": \"b \\\"quoted\\\"\", "
+             "\"rack\": \"r1\"}}]\n",
+             s->port, dport);
+    write_file(path, text, true);
+    IT_CHECK(wait_stderr(&b, "(change): targets 2, added 1, removed 1", 1));
+    snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"127.0.0.1:%d\",zone=\"a\"}",
+             s->port);
+    IT_CHECK(metric(http, series) == -1);
+    snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"127.0.0.1:%d\",zone=\"c\"}",
+             s->port);
+    IT_CHECK(wait_metric(http, series, 1) == 1);
     kill(b.pid, SIGTERM);
     assert_int_equal(bg_wait(&b, WAIT_MS), 1);
     bg_free(&b);
