@@ -8,7 +8,7 @@
 include(GNUInstallDirs)
 
 # The status page's files, found by tcpmsgd at start-up without a flag
-# (src/server/config.c): a binary in the build tree's bin/ takes the source
+# (src/webroot.c): a binary in the build tree's bin/ takes the source
 # tree's web/; any other takes the web/ installed beside it, reached from its
 # own directory by this relative path, so an installed tree still works after
 # it is moved or unpacked elsewhere (a .deb extracted into a scratch root).

@@ -6,78 +6,31 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tcpmsg/frame.h"
 #include "tcpmsg/net.h"
 #include "tcpmsg/opt.h"
 #include "tcpmsg/version.h"
+#include "tcpmsg/webroot.h"
 
 #define MAX_THREADS 256
 #define MAX_CONNS_LIMIT 1000000
 #define MAX_SECONDS 86400.0
 
-static bool is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* The directory of the running program, as the kernel resolved it: no
- * symbolic link and no ".." left in it. 0, or a negative errno (no /proc). */
-static int program_dir(char *out, size_t cap)
-{
-    ssize_t n = readlink("/proc/self/exe", out, cap);
-    if (n < 0)
-        return -errno;
-    if ((size_t)n >= cap)
-        return -ENAMETOOLONG; /* readlink truncates without saying so */
-    out[n] = '\0';
-    char *slash = strrchr(out, '/');
-    if (slash == NULL)
-        return -ENOENT;
-    slash[slash == out] = '\0'; /* "/tcpmsgd" lives in "/" */
-    return 0;
-}
-
-static bool set_web_root_from(struct server_config *cfg, const char *path,
-                              enum web_root_source source)
-{
-    if (strlen(path) >= sizeof cfg->web_root)
-        return false;
-    strcpy(cfg->web_root, path);
-    cfg->web_root_source = source;
-    return true;
-}
-
-/* The status page's directory when --web-root is not given. The build
- * (cmake/install.cmake) tells where the build tree puts its programs and
- * the path from an installed program to its share/tcpmsg/web. The build
- * tree is recognised by the program's directory alone, not by a prefix of
- * it: `cmake --install --prefix build/stage` is an installed copy. Nothing
- * absolute is compiled in for the installed case, so a prefix that was
- * moved, or a package unpacked into a scratch root, still finds its files. */
+/* The status page's directory when --web-root is not given: the source
+ * tree's web/ for a program of the build tree, else the share/tcpmsg/web
+ * installed beside the program (tcpmsg/webroot.h). When neither exists,
+ * web_root keeps where an installed copy's files would be, for the warning
+ * and for the HTTP endpoint's own. */
 static void find_web_root(struct server_config *cfg)
 {
-    char dir[PATH_MAX], build_bin[PATH_MAX], path[PATH_MAX + sizeof TCPMSG_WEB_FROM_BIN];
-    cfg->web_root[0] = '\0';
-    cfg->web_root_source = WEB_ROOT_NONE;
-    if (program_dir(dir, sizeof dir) < 0)
-        return;
-    /* realpath: the build directory may have been named through a link. */
-    if (realpath(TCPMSG_BUILD_BIN_DIR, build_bin) != NULL && strcmp(dir, build_bin) == 0 &&
-        is_dir(TCPMSG_SOURCE_WEB_ROOT) &&
-        set_web_root_from(cfg, TCPMSG_SOURCE_WEB_ROOT, WEB_ROOT_BUILD_TREE))
-        return;
-    snprintf(path, sizeof path, "%s/%s", dir, TCPMSG_WEB_FROM_BIN);
-    char real[PATH_MAX];
-    if (realpath(path, real) != NULL && is_dir(real) &&
-        set_web_root_from(cfg, real, WEB_ROOT_INSTALLED))
-        return;
-    /* Not found: keep where an installed copy's files would be, for the
-     * warning and for the HTTP endpoint's own. */
-    set_web_root_from(cfg, path, WEB_ROOT_NONE);
+    static const enum web_root_source from[] = {
+        [WEBROOT_BUILD_TREE] = WEB_ROOT_BUILD_TREE,
+        [WEBROOT_INSTALLED] = WEB_ROOT_INSTALLED,
+        [WEBROOT_NONE] = WEB_ROOT_NONE,
+    };
+    cfg->web_root_source = from[webroot_find(cfg->web_root, sizeof cfg->web_root)];
 }
 
 void server_config_log_web_root(const struct server_config *cfg)
