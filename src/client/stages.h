@@ -34,11 +34,6 @@ enum cstage {
 const char *cstage_name(enum cstage s); /* "client_tx"...; "?" for anything else */
 const char *cstage_text(enum cstage s); /* "client tx"...; "?" for anything else */
 
-/* bench --stage-sample's default: one round trip in this many is split.
- * Unsampled messages cost nothing; a sampled one costs a sendmsg with a
- * control message and the three error-queue reads of its stamps. */
-#define CSTAGE_DEFAULT_SAMPLE 64
-
 /* Message k (counted from 0 on its connection) is sampled when every > 0
  * and k is a multiple of every: the first message of a connection is, so
  * even a short run has samples. */
