@@ -354,8 +354,11 @@ static void print_stages(struct oneshot *os)
     if (!cstage_track_take(&os->track, os->seq, &t.handed_ns, &t.snd_ns) ||
         !cstage_split(&t, part)) {
         /* The kernel turns receive stamping on a moment after the first
-         * socket asks (tstamp.h): a first reply can come without one. */
-        fputs(" (stages: a kernel timestamp is missing)", stdout);
+         * socket of the system asks (tstamp.h), and off when the last one
+         * closes: a first reply can come without a stamp. */
+        fputs(t.rx_ns == 0 ? " (stages: no receive timestamp yet)"
+                           : " (stages: no transmit timestamp)",
+              stdout);
         return;
     }
     for (int i = 0; i < CSTAGE_COUNT; i++)
