@@ -627,7 +627,7 @@ static int uring_stream_read(struct loop *l, struct loop_stream *s)
 }
 
 static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
-                                  int iovcnt)
+                                  int iovcnt, bool stamped)
 {
     if (s->send_op != NULL)
         return -EBUSY;
@@ -655,6 +655,12 @@ static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const s
     op->armed = true;
     s->send_op = op;
     return -EINPROGRESS;
+}
+
+static int uring_stream_stamp(struct loop *l, struct loop_stream *s)
+{
+    (void)l;
+    return s->flags & LOOP_STREAM_STAMP ? -ENOSYS : 0;
 }
 
 static void stream_check_closed(struct loop *l, struct loop_stream *s)
@@ -861,6 +867,7 @@ const struct loop_ops loop_uring_ops = {
     .stream_start = uring_stream_start,
     .stream_read = uring_stream_read,
     .stream_write = uring_stream_write,
+    .stream_stamp = uring_stream_stamp,
     .stream_hangup = uring_stream_hangup,
     .stream_close = uring_stream_close,
 };

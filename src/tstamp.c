@@ -52,6 +52,12 @@ int tstamp_enable(int fd)
     return 0;
 }
 
+int tstamp_disable(int fd)
+{
+    uint32_t flags = 0;
+    return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) < 0 ? -errno : 0;
+}
+
 bool tstamp_enabled(int fd)
 {
     uint32_t flags = 0;
@@ -131,26 +137,28 @@ static bool parse_tx(struct msghdr *msg, struct tstamp_report *r)
     return true;
 }
 
+int tstamp_read_tx_once(int fd, struct tstamp_report *r)
+{
+    /* With OPT_TSONLY the entry carries no data, only control messages:
+     * the stamp (3 timespecs) and the extended error (with its offender
+     * address, for errors that are not stamps). */
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
+                 CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = { .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+    if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    return parse_tx(&msg, r) ? 1 : -ENOMSG;
+}
+
 int tstamp_read_tx(int fd, struct tstamp_report *r)
 {
     for (;;) {
-        /* With OPT_TSONLY the entry carries no data, only control messages:
-         * the stamp (3 timespecs) and the extended error (with its offender
-         * address, for errors that are not stamps). */
-        union {
-            char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
-                     CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
-            struct cmsghdr align;
-        } ctl;
-        struct msghdr msg = { .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
-        ssize_t n = recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-        }
-        if (parse_tx(&msg, r))
-            return 1;
+        int rc = tstamp_read_tx_once(fd, r);
+        if (rc != -EINTR && rc != -ENOMSG)
+            return rc;
     }
 }
 

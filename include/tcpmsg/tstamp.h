@@ -53,6 +53,9 @@ static inline uint64_t tstamp_now_ns(void)
  * and a caller skips that sample. 0 or -errno (setsockopt's). */
 int tstamp_enable(int fd);
 
+/* Turn reporting off again. 0 or -errno. */
+int tstamp_disable(int fd);
+
 /* True if fd has SO_TIMESTAMPING reporting turned on (for tests and for the
  * connection list). */
 bool tstamp_enabled(int fd);
@@ -86,6 +89,12 @@ struct tstamp_report {
  * 1 with *r filled, 0 when the queue is empty, or -errno. Entries that are
  * not timestamps (an ICMP error, say) are read and skipped. */
 int tstamp_read_tx(int fd, struct tstamp_report *r);
+
+/* One recvmsg(MSG_ERRQUEUE) and no more, for a caller that counts its
+ * system calls (the event loop): 1 with *r filled, 0 when the queue is
+ * empty, -ENOMSG when the entry read was not a timestamp (it is gone), or
+ * -errno (-EINTR included: call again). */
+int tstamp_read_tx_once(int fd, struct tstamp_report *r);
 
 /* ---- matching transmit timestamps to sampled messages ---------------------------------- */
 

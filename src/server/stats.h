@@ -92,6 +92,10 @@ enum stats_mode {
     X(SYS_EPOLL_CTL, "epoll_ctl", "epoll: a change of what a descriptor is watched for")    \
     X(SYS_IO_URING_ENTER, "io_uring_enter",                                                 \
       "io_uring: one call submits what a wakeup queued and waits for completions")         \
+    X(SYS_RECVMSG, "recvmsg",                                                               \
+      "stage timestamps: a read that brings the receive timestamp (epoll), and every read "  \
+      "of a socket's error queue for transmit timestamps (both backends)")                  \
+    X(SYS_SENDMSG, "sendmsg", "stage timestamps, epoll: a write asking for transmit timestamps") \
     X(SYS_TIMERFD_SETTIME, "timerfd_settime",                                               \
       "epoll: the timer of the loop's first deadline armed (the wait itself has no timeout)")
 
