@@ -190,6 +190,22 @@ static void print_duration_text(const struct bench_result *r)
     printf("\n");
 }
 
+/* --stages: p50, p90, p99 and max of each part of the sampled round
+ * trips, under the RTT they split. */
+static void print_stages_text(const struct bench_result *r)
+{
+    const struct cstage_hists *st = &r->stages;
+    printf("  stages(us)  %llu round trips split (1 in %u), %llu skipped\n",
+           (unsigned long long)counter_get(&st->split), r->cfg->stage_sample,
+           (unsigned long long)counter_get(&st->skipped));
+    for (int i = 0; i < CSTAGE_COUNT && counter_get(&st->split) > 0; i++) {
+        const struct hist *h = &st->h[i];
+        printf("    %-15s p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", cstage_text((enum cstage)i),
+               us(hist_percentile(h, 50)), us(hist_percentile(h, 90)), us(hist_percentile(h, 99)),
+               us(hist_max(h)));
+    }
+}
+
 static void summary_text(const struct bench_result *r)
 {
     const struct client_config *cfg = r->cfg;
@@ -205,6 +221,8 @@ static void summary_text(const struct bench_result *r)
     } else {
         print_latency_text("rtt (us)", &r->rtt, cfg, "");
     }
+    if (cfg->stages)
+        print_stages_text(r);
     printf("  syscalls    %s, whole run:", r->io);
     for (int k = 0; k < LOOP_SYS_COUNT; k++)
         if (r->syscalls[k] > 0)
@@ -253,6 +271,19 @@ static json_t *rate_json(const struct bench_result *r)
     return o;
 }
 
+/* --stages: {"sample": N, "split": n, "skipped": n, "client_tx": {latency}, ...}. */
+static json_t *stages_json(const struct bench_result *r)
+{
+    const struct cstage_hists *st = &r->stages;
+    json_t *o = json_object();
+    json_object_set_new(o, "sample", json_integer(r->cfg->stage_sample));
+    json_object_set_new(o, "split", json_integer((json_int_t)counter_get(&st->split)));
+    json_object_set_new(o, "skipped", json_integer((json_int_t)counter_get(&st->skipped)));
+    for (int i = 0; i < CSTAGE_COUNT; i++)
+        json_object_set_new(o, cstage_name((enum cstage)i), latency_json(&st->h[i], r->cfg));
+    return o;
+}
+
 static void summary_json(const struct bench_result *r)
 {
     const struct client_config *cfg = r->cfg;
@@ -276,6 +307,8 @@ static void summary_json(const struct bench_result *r)
         json_object_set_new(o, "rtt_uncorrected_us", latency_json(&r->rtt_raw, cfg));
         json_object_set_new(o, "rate", rate_json(r));
     }
+    if (cfg->stages)
+        json_object_set_new(o, "stages_us", stages_json(r));
     json_t *errors = json_object();
     for (int e = 0; e < LG_ERR_COUNT; e++)
         json_object_set_new(errors, lg_error_tag(e), json_integer((json_int_t)r->errors[e]));

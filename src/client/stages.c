@@ -52,13 +52,6 @@ bool cstage_split(const struct cstage_times *t, uint64_t out[CSTAGE_COUNT])
 
 /* ---- samples in flight ------------------------------------------------------------------ */
 
-/* Byte numbers wrap at 2^32: serial number arithmetic (RFC 1982), as in
- * tstamp.c, valid while fewer than 2 GiB separate the two. */
-static bool at_or_before(uint32_t a, uint32_t b)
-{
-    return (int32_t)(b - a) >= 0;
-}
-
 bool cstage_track_sent(struct cstage_track *t, uint64_t seq, uint32_t key, uint64_t handed_ns)
 {
     if (t->npending == CSTAGE_PENDING)
@@ -68,13 +61,20 @@ bool cstage_track_sent(struct cstage_track *t, uint64_t seq, uint32_t key, uint6
     return true;
 }
 
+void cstage_track_handed(struct cstage_track *t, uint64_t now_ns)
+{
+    for (unsigned i = 0; i < t->npending; i++)
+        if (t->pending[i].handed_ns == 0)
+            t->pending[i].handed_ns = now_ns;
+}
+
 void cstage_track_report(struct cstage_track *t, const struct tstamp_report *r)
 {
     if (r->kind != TSTAMP_SND)
         return;
     for (unsigned i = 0; i < t->npending; i++) {
         struct cstage_pending *p = &t->pending[i];
-        if (p->snd_ns == 0 && at_or_before(p->key, r->key))
+        if (p->snd_ns == 0 && cstage_byte_at_or_before(p->key, r->key))
             p->snd_ns = r->ns;
     }
 }

@@ -73,10 +73,22 @@ struct cstage_track {
     unsigned npending;
 };
 
+/* Byte numbers wrap at 2^32: a is at or before b when b - a, as a signed
+ * 32-bit distance, is not negative (serial number arithmetic, RFC 1982, as
+ * tstamp.c does), which holds while fewer than 2 GiB separate them. */
+static inline bool cstage_byte_at_or_before(uint32_t a, uint32_t b)
+{
+    return (int32_t)(b - a) >= 0;
+}
+
 /* Message seq, whose last byte is byte number key, was handed to the kernel
- * at handed_ns. false when CSTAGE_PENDING samples already wait: the caller
- * counts it as skipped. */
+ * at handed_ns (0: not yet, see cstage_track_handed). false when
+ * CSTAGE_PENDING samples already wait: the caller counts it as skipped. */
 bool cstage_track_sent(struct cstage_track *t, uint64_t seq, uint32_t key, uint64_t handed_ns);
+
+/* The samples not yet handed to the kernel are handed now (a load generator
+ * queues messages first and writes them together). */
+void cstage_track_handed(struct cstage_track *t, uint64_t now_ns);
 
 /* A transmit stamp read from the error queue. SND applies to every sample
  * whose last byte is at or before the stamped byte (the kernel stamps the

@@ -120,6 +120,26 @@ static void test_track_snd_by_byte(void **state)
     assert_int_equal(t.npending, 0);
 }
 
+/* Queued first, handed to the kernel together: only the samples not yet
+ * handed get the time of the write. */
+static void test_track_handed_once(void **state)
+{
+    (void)state;
+    struct cstage_track t = { 0 };
+    assert_true(cstage_track_sent(&t, 0, 10, 0));
+    cstage_track_handed(&t, 500);
+    assert_true(cstage_track_sent(&t, 4, 50, 0));
+    cstage_track_handed(&t, 700);
+    uint64_t handed, snd;
+    assert_true(cstage_track_take(&t, 0, &handed, &snd));
+    assert_int_equal(handed, 500);
+    assert_true(cstage_track_take(&t, 4, &handed, &snd));
+    assert_int_equal(handed, 700);
+    assert_true(cstage_byte_at_or_before(UINT32_MAX, 0));
+    assert_false(cstage_byte_at_or_before(0, UINT32_MAX));
+    assert_true(cstage_byte_at_or_before(5, 5));
+}
+
 /* Byte numbers wrap at 2^32: a stamp just past the wrap is after a sample
  * just before it; one just before is not after one just past. */
 static void test_track_wraps(void **state)
@@ -188,6 +208,7 @@ int main(void)
         cmocka_unit_test(test_sampling_one_in_n),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_track_snd_by_byte),
+        cmocka_unit_test(test_track_handed_once),
         cmocka_unit_test(test_track_wraps),
         cmocka_unit_test(test_track_order_and_room),
         cmocka_unit_test(test_hists_record_and_merge),
