@@ -191,13 +191,18 @@ static void print_duration_text(const struct bench_result *r)
 }
 
 /* --stages: p50, p90, p99 and max of each part of the sampled round
- * trips, under the RTT they split. */
-static void print_stages_text(const struct bench_result *r)
+ * trips, under the RTT they split. merged: the logs of tcpmsg merge, which
+ * hold the split round trips only. */
+static void print_stages_text(const struct bench_result *r, bool merged)
 {
     const struct cstage_hists *st = &r->stages;
-    printf("  stages(us)  %llu round trips split (1 in %u), %llu skipped\n",
-           (unsigned long long)counter_get(&st->split), r->cfg->stage_sample,
-           (unsigned long long)counter_get(&st->skipped));
+    if (merged)
+        printf("  stages(us)  %llu round trips split\n",
+               (unsigned long long)counter_get(&st->split));
+    else
+        printf("  stages(us)  %llu round trips split (1 in %u), %llu skipped\n",
+               (unsigned long long)counter_get(&st->split), r->cfg->stage_sample,
+               (unsigned long long)counter_get(&st->skipped));
     for (int i = 0; i < CSTAGE_COUNT && counter_get(&st->split) > 0; i++) {
         const struct hist *h = &st->h[i];
         printf("    %-15s p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", cstage_text((enum cstage)i),
@@ -222,7 +227,7 @@ static void summary_text(const struct bench_result *r)
         print_latency_text("rtt (us)", &r->rtt, cfg, "");
     }
     if (cfg->stages)
-        print_stages_text(r);
+        print_stages_text(r, false);
     printf("  syscalls    %s, whole run:", r->io);
     for (int k = 0; k < LOOP_SYS_COUNT; k++)
         if (r->syscalls[k] > 0)
@@ -337,6 +342,7 @@ void report_summary(const struct bench_result *r)
 void report_merged(const struct bench_result *r, size_t nlogs, size_t nintervals, double start_s)
 {
     const struct client_config *cfg = r->cfg;
+    bool stages = counter_get(&r->stages.split) > 0; /* the logs had them */
     if (cfg->json) {
         json_t *o = json_object();
         json_object_set_new(o, "event", json_string("merged"));
@@ -350,6 +356,12 @@ void report_merged(const struct bench_result *r, size_t nlogs, size_t nintervals
         json_object_set_new(o, "rtt_us", latency_json(&r->rtt, cfg));
         if (r->open_loop)
             json_object_set_new(o, "rtt_uncorrected_us", latency_json(&r->rtt_raw, cfg));
+        if (stages) {
+            json_t *st = stages_json(r);
+            json_object_del(st, "sample"); /* the logs do not say */
+            json_object_del(st, "skipped");
+            json_object_set_new(o, "stages_us", st);
+        }
         print_line(o);
         return;
     }
@@ -365,5 +377,7 @@ void report_merged(const struct bench_result *r, size_t nlogs, size_t nintervals
     } else {
         print_latency_text("rtt (us)", &r->rtt, cfg, "");
     }
+    if (stages)
+        print_stages_text(r, true);
     fflush(stdout);
 }

@@ -18,4 +18,5 @@ set_tests_properties(integration.hdrlog_js PROPERTIES LABELS integration TIMEOUT
                      SKIP_RETURN_CODE 77)
 # The client's stages (tcpmsg --stages, docs/STAGES.md): a client stopped
 # while its reply arrives shows it in its own receive-queue stage.
-tcpmsg_integration_test(test_client_stages CASES oneshot_rx_queue oneshot_real_server)
+tcpmsg_integration_test(test_client_stages CASES
+  oneshot_rx_queue oneshot_real_server bench_rx_queue bench_counts_and_merge)

@@ -1,7 +1,8 @@
-/* The client's stages (tcpmsg --stages, docs/STAGES.md), checked from
- * outside: a client stopped (SIGSTOP) for 200 ms while its reply arrives
- * shows the 200 ms in its own receive-queue stage and nowhere else; against
- * the real server every reply line carries its split.
+/* The client's stages (tcpmsg --stages and bench --stages, docs/STAGES.md),
+ * checked from outside: a client stopped (SIGSTOP) for 200 ms while its
+ * reply arrives shows the 200 ms in its own receive-queue stage and nowhere
+ * else; against the real server every reply carries its split, bench splits
+ * exactly one round trip in --stage-sample, and its --hdr-log series merge.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -97,6 +98,52 @@ static bool wait_stopped(pid_t pid)
     return false;
 }
 
+/* A listening socket on 127.0.0.1, port chosen by the kernel. */
+static int listen_any(char *target, size_t cap)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    IT_CHECK(l >= 0 && bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 1) == 0 &&
+             getsockname(l, (struct sockaddr *)&a, &len) == 0);
+    snprintf(target, cap, "127.0.0.1:%d", ntohs(a.sin_port));
+    return l;
+}
+
+/* Accept the client and echo n frames to it, the last one while the client
+ * is stopped (SIGSTOP) and STOP_MS before it goes on; then wait for its
+ * EOF. The client cannot run a single instruction between the stop and the
+ * SIGCONT, wherever it was: the last reply waits STOP_MS in its receive
+ * queue, and nothing else does. */
+static void echo_stopping_last(int l, pid_t client, int n)
+{
+    struct pollfd p = { .fd = l, .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(fd >= 0);
+    /* A reply's header and payload are two writes: without NODELAY, Nagle
+     * holds the payload until the header is acknowledged (a delayed ACK,
+     * tens of milliseconds), which the split shows as network time. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    for (int i = 0; i < n; i++) {
+        uint8_t type, buf[256];
+        ssize_t len = it_recv_frame(fd, &type, buf, sizeof buf, 5000);
+        assert_true(len > 0);
+        if (i == n - 1) {
+            assert_int_equal(kill(client, SIGSTOP), 0);
+            assert_true(wait_stopped(client));
+        }
+        assert_int_equal(it_send_frame(fd, type, buf, (size_t)len, 5000), 0);
+        if (i == n - 1) {
+            it_sleep_ms(STOP_MS);
+            assert_int_equal(kill(client, SIGCONT), 0);
+        }
+    }
+    assert_int_equal(it_expect_eof(fd, 5000), 0);
+    close(fd);
+}
+
 /* Our own echo server, so that the test decides when the client reads: the
  * third reply is sent while the client is stopped, and the client goes on
  * STOP_MS later. That reply waited STOP_MS in the client's receive queue:
@@ -107,43 +154,12 @@ static void test_oneshot_rx_queue(void **state)
 {
     (void)state;
     int stamping = receive_stamping_on();
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    IT_CHECK(l >= 0 && bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 1) == 0 &&
-             getsockname(l, (struct sockaddr *)&a, &len) == 0);
     char target[64];
-    snprintf(target, sizeof target, "127.0.0.1:%d", ntohs(a.sin_port));
+    int l = listen_any(target, sizeof target);
     struct bg_client c;
     const char *argv[] = { "tcpmsg", "--stages", "--no-report", target, "one", "two", "late", NULL };
     bg_start(&c, argv);
-    struct pollfd p = { .fd = l, .events = POLLIN };
-    assert_int_equal(poll(&p, 1, 5000), 1);
-    int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    assert_true(fd >= 0);
-    /* A reply's header and payload are two writes: without NODELAY, Nagle
-     * holds the payload until the header is acknowledged (a delayed ACK,
-     * tens of milliseconds), which the split shows as network time. */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    for (int i = 0; i < 3; i++) {
-        uint8_t type, buf[64];
-        ssize_t n = it_recv_frame(fd, &type, buf, sizeof buf, 5000);
-        assert_true(n > 0);
-        if (i == 2) {
-            /* Stopped before the reply is sent: the client cannot run a
-             * single instruction until SIGCONT, wherever it was. */
-            assert_int_equal(kill(c.pid, SIGSTOP), 0);
-            assert_true(wait_stopped(c.pid));
-        }
-        assert_int_equal(it_send_frame(fd, type, buf, (size_t)n, 5000), 0);
-        if (i == 2) {
-            it_sleep_ms(STOP_MS);
-            assert_int_equal(kill(c.pid, SIGCONT), 0);
-        }
-    }
-    assert_int_equal(it_expect_eof(fd, 5000), 0);
-    close(fd);
+    echo_stopping_last(l, c.pid, 3);
     close(l);
     assert_int_equal(bg_wait(&c, 10000), 0);
     char *out = bg_stdout(&c);
@@ -203,11 +219,122 @@ static void test_oneshot_real_server(void **state)
     close(stamping);
 }
 
+/* bench --stages against our echo server, every round trip sampled: the
+ * third reply, sent while bench is stopped, shows the stop in the client rx
+ * stage's max, and not in the other parts; exactly three round trips split,
+ * none skipped. */
+static void test_bench_rx_queue(void **state)
+{
+    (void)state;
+    int stamping = receive_stamping_on();
+    char target[64];
+    int l = listen_any(target, sizeof target);
+    struct bg_client c;
+    const char *argv[] = { "tcpmsg", "bench", "--stages", "--stage-sample", "1", "--io", "epoll",
+                           "--count", "3", "--no-report", "--json", target, NULL };
+    bg_start(&c, argv);
+    echo_stopping_last(l, c.pid, 3);
+    close(l);
+    assert_int_equal(bg_wait(&c, 10000), 0);
+    char *out = bg_stdout(&c);
+    print_message("%s", out);
+    json_t *end = last_json_line(out);
+    assert_non_null(end);
+    assert_int_equal(it_json_int(end, "stages_us.split"), 3);
+    assert_int_equal(it_json_int(end, "stages_us.skipped"), 0);
+    assert_int_equal(it_json_int(end, "stages_us.client_rx.count"), 3);
+    assert_true(it_json_num(end, "stages_us.client_rx.max") >= (STOP_MS - 10) * 1000.0);
+    assert_true(it_json_num(end, "stages_us.client_rx.p50") < (STOP_MS - 10) * 1000.0);
+    assert_true(it_json_num(end, "stages_us.network.max") < (STOP_MS - 10) * 1000.0);
+    assert_true(it_json_num(end, "stages_us.client_tx.max") < (STOP_MS - 10) * 1000.0);
+    json_decref(end);
+    free(out);
+    bg_free(&c);
+    close(stamping);
+}
+
+static char *temp_path(const char *what)
+{
+    char *path = malloc(64);
+    IT_CHECK(path != NULL);
+    int fd = bg_tempfile(path, 64, what);
+    IT_CHECK(fd >= 0);
+    close(fd);
+    return path;
+}
+
+/* bench --stages against tcpmsgd: one round trip in 7 of 200 is split
+ * (messages 0, 7, ... 196: 29), with a part each; the --hdr-log carries
+ * the three stage series, and tcpmsg merge reads them back with the same
+ * count. Without --stages there is no stages_us at all. */
+static void test_bench_counts_and_merge(void **state)
+{
+    (void)state;
+    int stamping = receive_stamping_on();
+    struct it_server *s = it_server_start(NULL, 0);
+    assert_non_null(s);
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", s->port);
+    char *log = temp_path("stages-hdr");
+    struct bg_client c;
+    const char *argv[] = { "tcpmsg", "bench", "--stages", "--stage-sample", "7", "--io", "epoll",
+                           "--count", "200", "--json", "--hdr-log", log, target, NULL };
+    bg_start(&c, argv);
+    assert_int_equal(bg_wait(&c, 20000), 0);
+    char *out = bg_stdout(&c);
+    json_t *end = last_json_line(out);
+    assert_non_null(end);
+    assert_int_equal(it_json_int(end, "stages_us.sample"), 7);
+    assert_int_equal(it_json_int(end, "stages_us.split"), 29);
+    assert_int_equal(it_json_int(end, "stages_us.skipped"), 0);
+    const char *parts[] = { "client_tx", "network", "client_rx" };
+    for (int i = 0; i < 3; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "stages_us.%s.count", parts[i]);
+        assert_int_equal(it_json_int(end, key), 29);
+    }
+    json_decref(end);
+    free(out);
+    bg_free(&c);
+
+    char *text = bg_slurp(log);
+    assert_int_equal(count_lines(text, "\nTag=stage_client_tx,"), 1);
+    assert_int_equal(count_lines(text, "\nTag=stage_network,"), 1);
+    assert_int_equal(count_lines(text, "\nTag=stage_client_rx,"), 1);
+    free(text);
+    const char *merge[] = { "tcpmsg", "merge", "--json", log, NULL };
+    bg_start(&c, merge);
+    assert_int_equal(bg_wait(&c, 10000), 0);
+    out = bg_stdout(&c);
+    end = last_json_line(out);
+    assert_non_null(end);
+    assert_int_equal(it_json_int(end, "messages"), 200);
+    assert_int_equal(it_json_int(end, "stages_us.split"), 29);
+    assert_int_equal(it_json_int(end, "stages_us.client_rx.count"), 29);
+    json_decref(end);
+    free(out);
+    bg_free(&c);
+
+    const char *plain[] = { "tcpmsg", "bench", "--count", "20", "--json", target, NULL };
+    bg_start(&c, plain);
+    assert_int_equal(bg_wait(&c, 10000), 0);
+    out = bg_stdout(&c);
+    assert_null(strstr(out, "stages_us"));
+    free(out);
+    bg_free(&c);
+    unlink(log);
+    free(log);
+    it_server_free(s);
+    close(stamping);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oneshot_rx_queue),
         cmocka_unit_test(test_oneshot_real_server),
+        cmocka_unit_test(test_bench_rx_queue),
+        cmocka_unit_test(test_bench_counts_and_merge),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
