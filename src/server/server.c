@@ -402,6 +402,7 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     m->buffer_memory_bytes = membudget_total(s->budget);
     m->buffer_memory_limit_bytes = membudget_limit(s->budget);
     m->workers = s->nworkers;
+    m->stage_sample = s->cfg->stage_sample;
     m->draining = atomic_load(&s->draining) != 0;
     m->version = TCPMSG_VERSION;
     m->mode = s->fork != NULL ? "fork" : "epoll";
