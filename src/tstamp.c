@@ -178,15 +178,29 @@ static void drop_first(struct tstamp_track *t, unsigned n)
     t->npending -= n;
 }
 
-void tstamp_track_sent(struct tstamp_track *t, uint32_t key, uint64_t handed_ns)
+void tstamp_track_sent_n(struct tstamp_track *t, uint32_t key, uint64_t handed_ns,
+                         unsigned count)
 {
     if (t->npending > 0 && t->pending[t->npending - 1].key == key)
         return; /* the rest of a partial write: the same last byte */
     if (t->npending == TSTAMP_PENDING) {
+        t->dropped += t->pending[0].count;
         drop_first(t, 1);
-        t->dropped++;
     }
-    t->pending[t->npending++] = (struct tstamp_pending){ .key = key, .handed_ns = handed_ns };
+    t->pending[t->npending++] =
+        (struct tstamp_pending){ .key = key, .handed_ns = handed_ns, .count = count };
+}
+
+void tstamp_track_sent(struct tstamp_track *t, uint32_t key, uint64_t handed_ns)
+{
+    tstamp_track_sent_n(t, key, handed_ns, 1);
+}
+
+void tstamp_track_abandon(struct tstamp_track *t)
+{
+    for (unsigned i = 0; i < t->npending; i++)
+        t->dropped += t->pending[i].count;
+    t->npending = 0;
 }
 
 void tstamp_track_report(struct tstamp_track *t, const struct tstamp_report *r)
@@ -209,8 +223,8 @@ bool tstamp_track_next(struct tstamp_track *t, struct tstamp_tx_stages *out)
     while (t->npending > 0 && t->pending[0].at_ns[TSTAMP_ACK] != 0) {
         const struct tstamp_pending *p = &t->pending[0];
         if (p->at_ns[TSTAMP_SCHED] == 0 || p->at_ns[TSTAMP_SND] == 0) {
+            t->dropped += p->count;
             drop_first(t, 1);
-            t->dropped++;
             continue;
         }
         uint64_t sched = after(p->at_ns[TSTAMP_SCHED], p->handed_ns);
@@ -220,6 +234,7 @@ bool tstamp_track_next(struct tstamp_track *t, struct tstamp_tx_stages *out)
             .sched_ns = sched - p->handed_ns,
             .send_ns = snd - sched,
             .ack_ns = ack - snd,
+            .count = p->count,
         };
         drop_first(t, 1);
         return true;

@@ -111,6 +111,7 @@ struct tstamp_tx_stages {
     uint64_t sched_ns; /* handed to the kernel until the qdisc */
     uint64_t send_ns;  /* qdisc until the device */
     uint64_t ack_ns;   /* device until the peer's ACK */
+    unsigned count;    /* sampled messages these stages stand for (tstamp_track_sent_n) */
 };
 
 /* The transmit samples of one connection. Zero-initialised is empty. */
@@ -119,15 +120,27 @@ struct tstamp_track {
         uint32_t key;                    /* byte number of the sample's last byte */
         uint64_t handed_ns;              /* tstamp_now_ns() when it was sent */
         uint64_t at_ns[TSTAMP_TX_COUNT]; /* 0 until that timestamp arrives */
+        unsigned count;                  /* sampled messages whose replies end here */
     } pending[TSTAMP_PENDING];
     unsigned npending;
-    uint64_t dropped; /* samples given up: ring full, or never completed */
+    uint64_t dropped; /* samples given up (by count): ring full, or never completed */
 };
 
 /* A sample whose last byte is byte number key was handed to the kernel at
  * handed_ns. When all TSTAMP_PENDING slots are taken, the oldest sample is
  * given up (counted in dropped). */
 void tstamp_track_sent(struct tstamp_track *t, uint32_t key, uint64_t handed_ns);
+
+/* The same for count sampled messages whose replies went out in one write,
+ * the last of them ending at byte number key: one entry, whose stages stand
+ * for all of them (tstamp_tx_stages.count). Several messages answered by one
+ * write take one slot, not one each. */
+void tstamp_track_sent_n(struct tstamp_track *t, uint32_t key, uint64_t handed_ns,
+                         unsigned count);
+
+/* Give up every sample in flight (the connection is closing): they are
+ * counted in dropped. */
+void tstamp_track_abandon(struct tstamp_track *t);
 
 /* Apply one report to every sample whose last byte is at or before the
  * report's byte: the kernel stamps only the last byte of each send (and of

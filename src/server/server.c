@@ -24,6 +24,7 @@
 #include "tcpmsg/http.h"
 #include "tcpmsg/log.h"
 #include "tcpmsg/notify.h"
+#include "tcpmsg/tstamp.h"
 #include "tcpmsg/webconfig.h"
 
 /* Is the address free of other listeners? A plain socket (SO_REUSEADDR, so
@@ -269,10 +270,29 @@ static void report_notify(int rc, const char *what)
         LF_S("error", strerror(-rc)));
 }
 
+/* The kernel stamps received packets only while some socket asks, and the
+ * first socket's asking takes effect a moment later (it patches code from a
+ * work queue): a client's first messages would arrive unstamped. A socket
+ * that asks from the start, for the server's life, has it ready before the
+ * first connection. Without it stages are still measured, from a little
+ * later on. */
+static void prime_timestamps(struct server *s)
+{
+    if (s->cfg->stage_sample == 0)
+        return;
+    s->stamp_primer = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s->stamp_primer >= 0 && tstamp_enable(s->stamp_primer) < 0) {
+        close(s->stamp_primer);
+        s->stamp_primer = -1;
+    }
+}
+
 int server_start(struct server *s, const struct server_config *cfg, http_route_fn route)
 {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
+    s->stamp_primer = -1;
+    prime_timestamps(s);
     /* Large buffers (a big message's input, up to --max-payload) get their
      * own mappings, so that giving one back returns it to the system at
      * once, and growing one is an mremap, not a copy. glibc would otherwise
@@ -388,6 +408,9 @@ failed_alloc:
     s->fork = NULL;
     free_web_config(s);
     closed_ring_destroy(&s->closed);
+    if (s->stamp_primer >= 0)
+        close(s->stamp_primer);
+    s->stamp_primer = -1;
     return rc;
 }
 
@@ -402,6 +425,7 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     m->buffer_memory_bytes = membudget_total(s->budget);
     m->buffer_memory_limit_bytes = membudget_limit(s->budget);
     m->workers = s->nworkers;
+    m->stage_sample = s->cfg->stage_sample;
     m->draining = atomic_load(&s->draining) != 0;
     m->version = TCPMSG_VERSION;
     m->mode = s->fork != NULL ? "fork" : "epoll";
