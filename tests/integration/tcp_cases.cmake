@@ -22,3 +22,16 @@ foreach(io IN ITEMS epoll uring)
   set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT 120 SKIP_RETURN_CODE 77)
 endforeach()
 set_tests_properties(integration.uring.tcp_netns PROPERTIES LABELS "integration;uring")
+
+# Stage timestamps (test_stages.c): a stopped server's wait shows in
+# rx_queue, every stage counts exactly the sampled messages, one in N is
+# one in N, and sampling off leaves SO_TIMESTAMPING off on every socket. In
+# fork mode too: the children sample, and their records carry the stages.
+tcpmsg_integration_test(test_stages CASES
+  sigstop_rx_queue every_message_counted one_in_n off_no_timestamping)
+tcpmsg_fork_variants(test_stages CASES
+  sigstop_rx_queue every_message_counted one_in_n off_no_timestamping)
+set_tests_properties(integration.test_stages.off_no_timestamping
+  integration.uring.test_stages.off_no_timestamping
+  integration.fork.test_stages.off_no_timestamping PROPERTIES
+  SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
