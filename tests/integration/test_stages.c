@@ -86,7 +86,7 @@ static bool all_threads_stopped(pid_t pid)
     while ((e = readdir(d)) != NULL && stopped) {
         if (e->d_name[0] == '.')
             continue;
-        char stat[320], line[512];
+        char stat[352], line[512];
         snprintf(stat, sizeof stat, "%s/%s/stat", path, e->d_name);
         FILE *f = fopen(stat, "re");
         if (f == NULL)
