@@ -494,7 +494,8 @@ static void log_totals(const struct server *s)
      * parent's and what the children reported), exact once the workers are
      * joined: a test compares them with strace. */
 #define SYSCALL_FIELD(name, tag, text) LF_U(tag, counter_get(&t->syscalls[STATS_##name])),
-    LOG(LOG_INFO, "totals", LF_U("accepted", counter_get(&t->accepted)), LF_U("closed", closed),
+    struct log_field f[64] = {
+        LF_U("accepted", counter_get(&t->accepted)), LF_U("closed", closed),
         LF_U("rejected", rejected), LF_U("errors", errors),
         LF_U("msgs_in", counter_get(&t->msgs_in[0]) + counter_get(&t->msgs_in[1])),
         LF_U("msgs_out", counter_get(&t->msgs_out[0]) + counter_get(&t->msgs_out[1])),
@@ -503,7 +504,28 @@ static void log_totals(const struct server *s)
         LF_D("service_p50_us", hist_percentile(&t->service_ns, 50) / 1e3),
         LF_D("service_p99_us", hist_percentile(&t->service_ns, 99) / 1e3),
         LF_S("io", s->io != NULL ? s->io : "epoll"), SYSCALL_OPS(SYSCALL_FIELD)
-        LF_U("wakeups", counter_get(&t->wakeups)));
+        LF_U("wakeups", counter_get(&t->wakeups)),
+    };
+    size_t n = 0;
+    while (n < 64 && f[n].key != NULL)
+        n++;
+    /* With stage sampling on, where the sampled messages' time went:
+     * rx_queue_p50_us, rx_queue_p99_us, ... (the keys live as long as the
+     * line: static). */
+    static const char *const stage_keys[STAGE_COUNT][2] = {
+#define STAGE_KEYS(stage, text) { #stage "_p50_us", #stage "_p99_us" },
+        STAGE_LIST(STAGE_KEYS)
+#undef STAGE_KEYS
+    };
+    if (s->cfg->stage_sample > 0) {
+        f[n++] = LF_U("stage_samples", hist_count(&t->stage_rx_queue_ns));
+        for (int k = 0; k < STAGE_COUNT && n + 2 <= 64; k++) {
+            const struct hist *h = server_stats_stage(t, (enum stage)k);
+            f[n++] = LF_D(stage_keys[k][0], hist_percentile(h, 50) / 1e3);
+            f[n++] = LF_D(stage_keys[k][1], hist_percentile(h, 99) / 1e3);
+        }
+    }
+    log_write(LOG_INFO, "totals", f, n);
 #undef SYSCALL_FIELD
     free(t);
 }
