@@ -107,7 +107,7 @@ void client_config_defaults(struct client_config *cfg)
       "open at most N connections per second (default: at once)", NULL, NULL,                 \
       parse_rate(name, v, 0.01, 1e7, &cfg->connect_rate, err, cap))                           \
     X(STAGE_SAMPLE, "stage-sample", 0, required_argument, FOR(CLIENT_BENCH), "N",             \
-      "with --stages, split one round trip in N (default 64; 0: none)", NULL, NULL,           \
+      "with --stages, split one round trip in N (default 1024; 0: none)", NULL, NULL,           \
       parse_unsigned(name, v, 0, 1000000, &cfg->stage_sample, err, cap))                       \
     X(IO, "io", 0, required_argument, FOR(CLIENT_BENCH), "epoll|uring|auto",                  \
       "each thread's event loop: epoll, io_uring, or io_uring\nwhere the kernel allows it "  \
