@@ -476,7 +476,7 @@ function stageData(m) {
 function renderStages(m) {
   const { stages, every } = stageData(m);
   const names = stages ? Object.keys(stages) : [];
-  const count = names.reduce((a, k) => Math.max(a, Number(stages[k].count) || 0), 0);
+  const count = names.reduce((a, k) => Math.max(a, Number((stages[k] || {}).count) || 0), 0);
   const mode = !stages || every <= 0 ? 'off' : count === 0 ? 'empty' : 'on';
   $('stages').dataset.stages = mode;
   $('stages-off').hidden = mode !== 'off';
@@ -491,7 +491,7 @@ function renderStages(m) {
   setText('stages-rtt', rtt != null ? fmtSeconds(rtt) : '—', rtt ?? '');
   if (mode !== 'on') return;
 
-  const value = (k, p) => Math.max(0, Number(stages[k][p]) || 0);
+  const value = (k, p) => Math.max(0, Number((stages[k] || {})[p]) || 0);
   const total = (p) => names.reduce((a, k) => a + value(k, p), 0);
   const scale = Math.max(total('p50'), total('p99'));
   for (const p of ['p50', 'p99']) {
@@ -513,7 +513,7 @@ function renderStages(m) {
       cell(STAGE_SPANS[k] || ''),
       cell(fmtSeconds(value(k, 'p50')), { cls: 'num' }),
       cell(fmtSeconds(value(k, 'p99')), { cls: 'num' }),
-      cell(fmtCount(stages[k].count), { cls: 'num', raw: stages[k].count }),
+      cell(fmtCount(stages[k] && stages[k].count), { cls: 'num', raw: stages[k] && stages[k].count }),
     );
     return tr;
   }));

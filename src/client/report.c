@@ -196,6 +196,10 @@ static void print_duration_text(const struct bench_result *r)
 static void print_stages_text(const struct bench_result *r, bool merged)
 {
     const struct cstage_hists *st = &r->stages;
+    if (!merged && r->cfg->stage_sample == 0) {
+        printf("  stages(us)  none split (--stage-sample 0)\n");
+        return;
+    }
     if (merged)
         printf("  stages(us)  %llu round trips split\n",
                (unsigned long long)counter_get(&st->split));

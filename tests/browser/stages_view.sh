@@ -6,7 +6,8 @@
 # the JSON's p50 or p99 and drawn with a width proportional to it on the
 # bars' common scale; the table lists the same stages; the kernel's srtt and
 # the clients' RTT are shown. With --stage-sample 0 the view says sampling
-# is off and draws no bar. Screenshots of both states are kept, and checked:
+# is off and draws no bar; with sampling on and no traffic, it waits for a
+# sample. Screenshots of both states are kept, and checked:
 # PNG images of the window's size, of some weight, and different.
 #
 # usage: stages_view.sh TCPMSGD TCPMSG WEB_ROOT ARTIFACT_DIR
@@ -139,6 +140,21 @@ check "no bar is drawn" not grep -q '<span class="seg' <<<"$dom"
 check "the bars are hidden" grep -q ' hidden' <<<"$(dom_tag "$dom" stages-view)"
 screenshot off
 check "the two screenshots differ" not cmp -s "$ARTIFACTS/stages_view-on.png" "$ARTIFACTS/stages_view-off.png"
+kill "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null
+
+# --- on, but nothing sampled yet: no traffic -------------------------------------------
+
+start_server --stage-sample 5
+chromium_run 60 --virtual-time-budget=3000 --dump-dom "$(page_url)" >"$TMP/empty.html" ||
+    { show_failure_context; fail "chromium --dump-dom failed"; }
+save_dom stages_view-empty "$TMP/empty.html"
+dom=$(dom_flatten "$TMP/empty.html")
+check "the view waits for a sample" [ "$(dom_attr "$dom" stages data-stages)" = empty ]
+check "it says no message was sampled yet" grep -q 'id="stages-empty">no sampled message yet' <<<"$dom"
+check "it names the sampling rate ($(dom_text "$dom" stages-sample))" \
+    [ "$(dom_text "$dom" stages-sample)" = "one in 5" ]
+check "no bar is drawn while waiting" not grep -q '<span class="seg' <<<"$dom"
 
 kill -0 "$SERVER_PID" 2>/dev/null || { show_failure_context; fail "tcpmsgd died during the test"; }
 if [ "$errors" -ne 0 ]; then
