@@ -403,17 +403,22 @@ uint64_t loop_stream_rx_ns(const struct loop_stream *s)
 int loop_drain_errqueue(struct loop *l, struct loop_stream *s)
 {
     int n = 0;
-    while (n < LOOP_ERRQ_PER_DRAIN && !(s->flags & LOOP_STREAM_CLOSING)) {
-        struct tstamp_report r;
-        loop_count(l, LOOP_SYS_RECVMSG);
-        int rc = tstamp_read_tx_once(s->fd, &r);
-        if (rc == -EINTR)
+    for (int calls = 0; calls < LOOP_ERRQ_CALLS_PER_DRAIN; calls++) {
+        struct tstamp_report r[TSTAMP_BATCH];
+        unsigned entries;
+        loop_count(l, LOOP_SYS_RECVMMSG);
+        int got = tstamp_read_tx_batch(s->fd, r, &entries);
+        if (got == -EINTR)
             continue;
-        if (rc == 0 || (rc < 0 && rc != -ENOMSG))
-            break; /* empty, or a failure the stream's next read or write reports */
-        n++;
-        if (rc == 1 && s->on_errqueue != NULL)
-            s->on_errqueue(s, &r, l->now);
+        if (got < 0)
+            break; /* a failure the stream's next read or write reports */
+        n += (int)entries;
+        for (int i = 0; i < got && !(s->flags & LOOP_STREAM_CLOSING); i++)
+            if (s->on_errqueue != NULL)
+                s->on_errqueue(s, &r[i], l->now);
+        /* Fewer than asked: the queue is empty, no call to find it so. */
+        if (entries < TSTAMP_BATCH || (s->flags & LOOP_STREAM_CLOSING))
+            break;
     }
     return n;
 }

@@ -26,10 +26,10 @@
 #define LOOP_STREAM_ERRQ_FAILED 0x400u /* EPOLLERR with no timestamp queued: the socket failed,
                                           its error queue is no longer watched */
 
-/* Most error queue entries one drain reads (three per stamped write): the
- * rest wait for the next report of the queue, so one stream cannot hold a
- * wakeup. */
-#define LOOP_ERRQ_PER_DRAIN 48
+/* Most recvmmsg calls one drain makes (each reads up to TSTAMP_BATCH
+ * entries, three per stamped write): the rest wait for the next report of
+ * the queue, so one stream cannot hold a wakeup. */
+#define LOOP_ERRQ_CALLS_PER_DRAIN 4
 
 /* One backend: a table of operations, in the spirit of redis ae's
  * ae_epoll.c / ae_kqueue.c behind ae.c. Each returns 0 or -errno like the
@@ -91,8 +91,8 @@ static inline void loop_count(struct loop *l, enum loop_syscall k)
     counter_add(&l->sys[k], 1);
 }
 
-/* Read s's error queue (at most LOOP_ERRQ_PER_DRAIN entries, each
- * recvmsg counted) and hand every transmit timestamp to on_errqueue.
+/* Read s's error queue (at most LOOP_ERRQ_CALLS_PER_DRAIN recvmmsg calls,
+ * each counted) and hand every transmit timestamp to on_errqueue.
  * Returns the entries read (0: the queue was empty: a POLLERR then is the
  * socket's own error). Stops when on_errqueue closes s. */
 int loop_drain_errqueue(struct loop *l, struct loop_stream *s);

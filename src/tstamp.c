@@ -153,6 +153,30 @@ int tstamp_read_tx_once(int fd, struct tstamp_report *r)
     return parse_tx(&msg, r) ? 1 : -ENOMSG;
 }
 
+int tstamp_read_tx_batch(int fd, struct tstamp_report *r, unsigned *entries)
+{
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
+                 CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
+        struct cmsghdr align;
+    } ctl[TSTAMP_BATCH];
+    struct mmsghdr msgs[TSTAMP_BATCH];
+    memset(msgs, 0, sizeof msgs);
+    for (unsigned i = 0; i < TSTAMP_BATCH; i++) {
+        msgs[i].msg_hdr.msg_control = ctl[i].buf;
+        msgs[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
+    }
+    *entries = 0;
+    int n = recvmmsg(fd, msgs, TSTAMP_BATCH, MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    int got = 0;
+    for (int i = 0; i < n; i++)
+        got += parse_tx(&msgs[i].msg_hdr, &r[got]);
+    *entries = (unsigned)n;
+    return got;
+}
+
 int tstamp_read_tx(int fd, struct tstamp_report *r)
 {
     for (;;) {

@@ -56,6 +56,7 @@ struct loop_options {
     X(EPOLL_CTL, "epoll_ctl")            \
     X(IO_URING_ENTER, "io_uring_enter")  \
     X(RECVMSG, "recvmsg")                \
+    X(RECVMMSG, "recvmmsg")              \
     X(SENDMSG, "sendmsg")                \
     X(TIMERFD_SETTIME, "timerfd_settime") \
     X(WAKEUPS, "wakeups")
@@ -281,8 +282,8 @@ int loop_stream_watch_hangup(struct loop *l, struct loop_stream *s, bool on);
  * (io_uring) so that each delivery carries the kernel's receive timestamp,
  * and watches its error queue, where the kernel leaves the transmit
  * timestamps that loop_stream_write_stamped asked for. The loop drains that
- * queue itself (recvmsg with MSG_ERRQUEUE, counted as recvmsg) and hands
- * each timestamp to on_errqueue:
+ * queue itself (recvmmsg with MSG_ERRQUEUE: one call reads what a sample
+ * left there, usually) and hands each timestamp to on_errqueue:
  * - epoll: the queue makes epoll report EPOLLERR (level-triggered), so it
  *   is drained whenever that is reported, in the same dispatch as the
  *   stream's input, and at the end of a dispatch of the stream that wrote a

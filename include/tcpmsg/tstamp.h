@@ -91,10 +91,20 @@ struct tstamp_report {
 int tstamp_read_tx(int fd, struct tstamp_report *r);
 
 /* One recvmsg(MSG_ERRQUEUE) and no more, for a caller that counts its
- * system calls (the event loop): 1 with *r filled, 0 when the queue is
- * empty, -ENOMSG when the entry read was not a timestamp (it is gone), or
- * -errno (-EINTR included: call again). */
+ * system calls: 1 with *r filled, 0 when the queue is empty, -ENOMSG when
+ * the entry read was not a timestamp (it is gone), or -errno (-EINTR
+ * included: call again). */
 int tstamp_read_tx_once(int fd, struct tstamp_report *r);
+
+/* Most entries tstamp_read_tx_batch reads in one call. */
+#define TSTAMP_BATCH 16
+
+/* One recvmmsg(MSG_ERRQUEUE) reading up to TSTAMP_BATCH entries: the
+ * timestamps among them go to r[0..] (cap at least TSTAMP_BATCH), how many
+ * is returned, and *entries says how many entries were read (timestamps or
+ * not): fewer than TSTAMP_BATCH means the queue is now empty. 0 with
+ * *entries 0 when it was empty, or -errno (-EINTR: call again). */
+int tstamp_read_tx_batch(int fd, struct tstamp_report *r, unsigned *entries);
 
 /* ---- matching transmit timestamps to sampled messages ---------------------------------- */
 

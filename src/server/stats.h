@@ -93,8 +93,10 @@ enum stats_mode {
     X(SYS_IO_URING_ENTER, "io_uring_enter",                                                 \
       "io_uring: one call submits what a wakeup queued and waits for completions")         \
     X(SYS_RECVMSG, "recvmsg",                                                               \
-      "stage timestamps: a read that brings the receive timestamp (epoll), and every read "  \
-      "of a socket's error queue for transmit timestamps (both backends)")                  \
+      "stage timestamps, epoll: a read that brings the receive timestamp")                  \
+    X(SYS_RECVMMSG, "recvmmsg",                                                             \
+      "stage timestamps: a read of a socket's error queue, the transmit timestamps waiting " \
+      "there (both backends)")                                                              \
     X(SYS_SENDMSG, "sendmsg", "stage timestamps, epoll: a write asking for transmit timestamps") \
     X(SYS_TIMERFD_SETTIME, "timerfd_settime",                                               \
       "epoll: the timer of the loop's first deadline armed (the wait itself has no timeout)")

@@ -262,7 +262,8 @@ static int stamped_under_load(const char *sample, int *nsockets, long long *stag
     *stage_samples = 0;
     for (size_t k = 0; k < NSTAGES; k++)
         *stage_samples += stage_count(doc, stage_names[k]);
-    *stamp_calls = it_json_int(doc, "syscalls.recvmsg") + it_json_int(doc, "syscalls.sendmsg");
+    *stamp_calls = it_json_int(doc, "syscalls.recvmsg") + it_json_int(doc, "syscalls.recvmmsg") +
+                   it_json_int(doc, "syscalls.sendmsg");
     IT_CHECK(it_json_int(doc, "server.stage_sample") == atoi(sample));
     json_decref(doc);
     for (int i = 0; i < 3; i++)
