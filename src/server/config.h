@@ -25,8 +25,8 @@ enum web_root_source {
 /* --stage-sample's default: one message in this many per connection has its
  * stages timed. Chosen by measurement (bench/README.md): at 50 clients x 16
  * messages in flight x 64 bytes it costs at most 2% CPU per message. */
-#define STAGE_SAMPLE_DEFAULT 100
-#define STAGE_SAMPLE_DEFAULT_TEXT "100"
+#define STAGE_SAMPLE_DEFAULT 1000
+#define STAGE_SAMPLE_DEFAULT_TEXT "1000"
 
 struct server_config {
     char bind_addr[256];       /* --bind: address or name; default 0.0.0.0 */

@@ -329,12 +329,14 @@ static void stage_answered(struct conn *c, uint64_t done)
     c->stage.svc_n = 0;
 }
 
-/* Closing: the samples still waiting for a stage are given up. */
+/* Closing: the samples still waiting for a stage are given up. A sample
+ * still waiting for its service is waiting for its transmit stages too (its
+ * reply has not all reached the kernel): counted there, once. */
 static void stage_abandon(struct conn *c)
 {
     if (c->stage.until == 0)
         return;
-    c->stage.track.dropped += c->stage.tx_n + c->stage.svc_n;
+    c->stage.track.dropped += c->stage.tx_n;
     c->stage.tx_n = 0;
     c->stage.svc_n = 0;
     tstamp_track_abandon(&c->stage.track);
