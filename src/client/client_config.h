@@ -18,11 +18,10 @@
 #define CLIENT_PROBE_TIMEOUT 1.0 /* probe's --timeout default: a probe is small */
 /* bench --stage-sample's default: one round trip in this many is split.
  * An unsampled message costs nothing; a sampled one a control message on
- * its write and about four more system calls (the reads of its three
- * transmit stamps from the error queue, one of them often a wakeup of its
- * own). At 50 connections x 16 in flight a write carries 16 messages: one
- * in 64 added a third to the client's system calls per message, one in 1024
- * costs nothing measurable (docs/STAGES.md). */
+ * its write and a few more system calls (the error queue's drains, one of
+ * them often a wakeup of its own). At 50 connections x 16 in flight a write
+ * carries 16 messages: one in 64 added 22% to the client's system calls per
+ * message, one in 1024 adds 1.5% (docs/STAGES.md). */
 #define CLIENT_STAGE_SAMPLE 1024
 
 enum client_command {
