@@ -32,7 +32,7 @@ install(FILES dashboards/README.md dashboards/grafana-tcpmsg.json
 
 # docs/ stays a folder beside README.md, so the README's links still work.
 install(FILES README.md cmake/debian/copyright DESTINATION ${CMAKE_INSTALL_DOCDIR})
-install(FILES docs/ARCHITECTURE.md docs/CLIENT.md docs/METRICS.md docs/PROTOCOL.md
+install(FILES docs/ARCHITECTURE.md docs/CLIENT.md docs/METRICS.md docs/PROTOCOL.md docs/STAGES.md
               docs/web-config.example.yml
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "tcpmsg/net.h"
+#include "tcpmsg/tstamp.h"
 
 static const char *const syscall_names[] = {
 #define LOOP_SYS_NAME(name, text) text,
@@ -328,8 +329,9 @@ int loop_stream_start(struct loop *l, struct loop_stream *s, int fd)
     s->fd = fd;
     s->flags = 0;
     s->read_max = 0;
-    s->recv_op = s->send_op = s->hup_op = NULL;
+    s->recv_op = s->send_op = s->hup_op = s->errq_op = NULL;
     s->next_closed = NULL;
+    s->rx_ns = 0;
     int rc = l->ops->stream_start(l, s);
     if (rc < 0)
         return rc;
@@ -356,7 +358,69 @@ ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct io
         return -EPIPE;
     if (iovcnt < 1 || iovcnt > LOOP_IOV_MAX)
         return -EINVAL;
-    return l->ops->stream_write(l, s, iov, iovcnt);
+    return l->ops->stream_write(l, s, iov, iovcnt, false);
+}
+
+ssize_t loop_stream_write_stamped(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                                  int iovcnt)
+{
+    if (s->flags & LOOP_STREAM_CLOSING)
+        return -EPIPE;
+    if (iovcnt < 1 || iovcnt > LOOP_IOV_MAX || !(s->flags & LOOP_STREAM_STAMP))
+        return -EINVAL;
+    return l->ops->stream_write(l, s, iov, iovcnt, true);
+}
+
+int loop_stream_stamp(struct loop *l, struct loop_stream *s, bool on)
+{
+    if (s->flags & LOOP_STREAM_CLOSING)
+        return -EPIPE;
+    if (on == ((s->flags & LOOP_STREAM_STAMP) != 0))
+        return 0;
+    int rc = on ? tstamp_enable(s->fd) : tstamp_disable(s->fd);
+    if (rc < 0)
+        return rc;
+    s->flags ^= LOOP_STREAM_STAMP;
+    s->flags &= ~LOOP_STREAM_ERRQ_FAILED;
+    rc = l->ops->stream_stamp(l, s);
+    if (rc < 0 && on) {
+        s->flags &= ~LOOP_STREAM_STAMP;
+        tstamp_disable(s->fd);
+    }
+    return rc;
+}
+
+bool loop_stream_stamped(const struct loop_stream *s)
+{
+    return (s->flags & LOOP_STREAM_STAMP) != 0;
+}
+
+uint64_t loop_stream_rx_ns(const struct loop_stream *s)
+{
+    return s->rx_ns;
+}
+
+int loop_drain_errqueue(struct loop *l, struct loop_stream *s)
+{
+    int n = 0;
+    for (int calls = 0; calls < LOOP_ERRQ_CALLS_PER_DRAIN; calls++) {
+        struct tstamp_report r[TSTAMP_BATCH];
+        unsigned entries;
+        loop_count(l, LOOP_SYS_RECVMMSG);
+        int got = tstamp_read_tx_batch(s->fd, r, &entries);
+        if (got == -EINTR)
+            continue;
+        if (got < 0)
+            break; /* a failure the stream's next read or write reports */
+        n += (int)entries;
+        for (int i = 0; i < got && !(s->flags & LOOP_STREAM_CLOSING); i++)
+            if (s->on_errqueue != NULL)
+                s->on_errqueue(s, &r[i], l->now);
+        /* Fewer than asked: the queue is empty, no call to find it so. */
+        if (entries < TSTAMP_BATCH || (s->flags & LOOP_STREAM_CLOSING))
+            break;
+    }
+    return n;
 }
 
 int loop_stream_watch_hangup(struct loop *l, struct loop_stream *s, bool on)

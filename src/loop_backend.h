@@ -20,6 +20,16 @@
 #define LOOP_STREAM_EPOLL_OUT 0x10u /* epoll: registered with EPOLLOUT */
 #define LOOP_STREAM_WANT_HUP 0x20u  /* on_hangup asked for and not yet reported */
 #define LOOP_STREAM_EPOLL_HUP 0x40u /* epoll: registered with EPOLLRDHUP */
+#define LOOP_STREAM_STAMP 0x80u     /* stage timestamps on (loop_stream_stamp) */
+#define LOOP_STREAM_EPOLL_ERRQ 0x100u /* epoll: registered, if for nothing else, for EPOLLERR */
+#define LOOP_STREAM_ERRQ_DUE 0x200u /* epoll: a stamped write was made: drain after the dispatch */
+#define LOOP_STREAM_ERRQ_FAILED 0x400u /* EPOLLERR with no timestamp queued: the socket failed,
+                                          its error queue is no longer watched */
+
+/* Most recvmmsg calls one drain makes (each reads up to TSTAMP_BATCH
+ * entries, three per stamped write): the rest wait for the next report of
+ * the queue, so one stream cannot hold a wakeup. */
+#define LOOP_ERRQ_CALLS_PER_DRAIN 4
 
 /* One backend: a table of operations, in the spirit of redis ae's
  * ae_epoll.c / ae_kqueue.c behind ae.c. Each returns 0 or -errno like the
@@ -42,8 +52,11 @@ struct loop_ops {
     void (*accept_stop)(struct loop *l, struct loop_acceptor *a);
     int (*stream_start)(struct loop *l, struct loop_stream *s);
     int (*stream_read)(struct loop *l, struct loop_stream *s);  /* s->read_max is set */
+    /* stamped: ask for transmit timestamps (loop_stream_write_stamped). */
     ssize_t (*stream_write)(struct loop *l, struct loop_stream *s, const struct iovec *iov,
-                            int iovcnt);
+                            int iovcnt, bool stamped);
+    /* LOOP_STREAM_STAMP was just set or cleared (the socket option is set). */
+    int (*stream_stamp)(struct loop *l, struct loop_stream *s);
     int (*stream_hangup)(struct loop *l, struct loop_stream *s); /* LOOP_STREAM_WANT_HUP is set */
     /* Stop s's I/O. Calls loop_closed(l, s) once the backend holds no
      * reference to s (at once, or when its last request completes). */
@@ -77,6 +90,12 @@ static inline void loop_count(struct loop *l, enum loop_syscall k)
 {
     counter_add(&l->sys[k], 1);
 }
+
+/* Read s's error queue (at most LOOP_ERRQ_CALLS_PER_DRAIN recvmmsg calls,
+ * each counted) and hand every transmit timestamp to on_errqueue.
+ * Returns the entries read (0: the queue was empty: a POLLERR then is the
+ * socket's own error). Stops when on_errqueue closes s. */
+int loop_drain_errqueue(struct loop *l, struct loop_stream *s);
 
 /* The backend no longer refers to s: queue its on_close for the end of the
  * wakeup. */

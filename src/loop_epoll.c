@@ -11,6 +11,7 @@
 
 #include "loop_backend.h"
 #include "tcpmsg/net.h"
+#include "tcpmsg/tstamp.h"
 
 /* epoll_event.data.u64: a pointer to the watch, acceptor or stream with its
  * kind in the low bits (each struct is at least 8-byte aligned). 0: an event
@@ -168,15 +169,21 @@ static void on_acceptable(struct loop *l, struct loop_acceptor *a)
 
 /* --- streams -------------------------------------------------------------- */
 
-#define EPOLL_BITS (LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT | LOOP_STREAM_EPOLL_HUP)
+#define EPOLL_BITS \
+    (LOOP_STREAM_EPOLL_IN | LOOP_STREAM_EPOLL_OUT | LOOP_STREAM_EPOLL_HUP | LOOP_STREAM_EPOLL_ERRQ)
 
 /* What the registration of s should be: EPOLLIN while reading, EPOLLOUT
- * while a write waits for room, EPOLLRDHUP while a hang-up is asked for. */
+ * while a write waits for room, EPOLLRDHUP while a hang-up is asked for,
+ * and registered at all while stamping is on: EPOLLERR, which epoll always
+ * reports, says the error queue holds timestamps. */
 static inline unsigned stream_wants(const struct loop_stream *s)
 {
     return (s->read_max > 0 ? LOOP_STREAM_EPOLL_IN : 0) |
            (s->flags & LOOP_STREAM_WANT_OUT ? LOOP_STREAM_EPOLL_OUT : 0) |
-           (s->flags & LOOP_STREAM_WANT_HUP ? LOOP_STREAM_EPOLL_HUP : 0);
+           (s->flags & LOOP_STREAM_WANT_HUP ? LOOP_STREAM_EPOLL_HUP : 0) |
+           ((s->flags & (LOOP_STREAM_STAMP | LOOP_STREAM_ERRQ_FAILED)) == LOOP_STREAM_STAMP
+                ? LOOP_STREAM_EPOLL_ERRQ
+                : 0);
 }
 
 /* One epoll_ctl to make the registration want. A stream waiting for
@@ -219,11 +226,37 @@ static int epoll_stream_read(struct loop *l, struct loop_stream *s)
     return stream_sync(l, s);
 }
 
+static int epoll_stream_stamp(struct loop *l, struct loop_stream *s)
+{
+    return stream_sync(l, s);
+}
+
+/* One write: write or writev, or a sendmsg that carries the control message
+ * asking for transmit timestamps. */
+static ssize_t write_once(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                          int iovcnt, bool stamped)
+{
+    if (!stamped) {
+        loop_count(l, iovcnt == 1 ? LOOP_SYS_WRITE : LOOP_SYS_WRITEV);
+        return iovcnt == 1 ? write(s->fd, iov[0].iov_base, iov[0].iov_len)
+                           : writev(s->fd, iov, iovcnt);
+    }
+    union {
+        char buf[TSTAMP_TX_CMSG_SPACE];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt,
+                          .msg_control = ctl.buf };
+    msg.msg_controllen = tstamp_tx_cmsg(ctl.buf);
+    loop_count(l, LOOP_SYS_SENDMSG);
+    return sendmsg(s->fd, &msg, 0);
+}
+
 /* A registration that failed after an earlier write took bytes is tried
  * again first (nothing to do when it is in order) and reported now: that
  * write returned what it took, so the caller does not send it twice. */
 static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
-                                  int iovcnt)
+                                  int iovcnt, bool stamped)
 {
     int rc = stream_sync(l, s);
     if (rc < 0)
@@ -233,9 +266,10 @@ static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const s
         total += iov[i].iov_len;
     ssize_t n;
     do {
-        loop_count(l, iovcnt == 1 ? LOOP_SYS_WRITE : LOOP_SYS_WRITEV);
-        n = iovcnt == 1 ? write(s->fd, iov[0].iov_base, iov[0].iov_len) : writev(s->fd, iov, iovcnt);
+        n = write_once(l, s, iov, iovcnt, stamped);
     } while (n < 0 && errno == EINTR);
+    if (stamped && n > 0)
+        s->flags |= LOOP_STREAM_ERRQ_DUE;
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
         return -errno;
     if (n < 0)
@@ -261,14 +295,34 @@ static void epoll_stream_close(struct loop *l, struct loop_stream *s)
     loop_closed(l, s);
 }
 
+/* One read: read, or with stamping on a recvmsg that brings the receive
+ * timestamp along, kept in s->rx_ns for on_read. */
+static ssize_t read_once(struct loop *l, struct loop_stream *s, uint8_t *buf)
+{
+    if (!(s->flags & LOOP_STREAM_STAMP)) {
+        loop_count(l, LOOP_SYS_READ);
+        return read(s->fd, buf, s->read_max);
+    }
+    union {
+        char buf[TSTAMP_RX_CMSG_SPACE];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { .iov_base = buf, .iov_len = s->read_max };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                          .msg_controllen = sizeof ctl.buf };
+    loop_count(l, LOOP_SYS_RECVMSG);
+    ssize_t n = recvmsg(s->fd, &msg, 0);
+    s->rx_ns = n > 0 ? tstamp_rx_ns(&msg) : 0;
+    return n;
+}
+
 /* One read per readiness event. End of input and errors stop reading. */
 static void stream_readable(struct loop *l, struct loop_stream *s)
 {
     uint8_t *buf = be_of(l)->rbuf + LOOP_HEADROOM;
     ssize_t n;
     do {
-        loop_count(l, LOOP_SYS_READ);
-        n = read(s->fd, buf, s->read_max);
+        n = read_once(l, s, buf);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
@@ -278,11 +332,34 @@ static void stream_readable(struct loop *l, struct loop_stream *s)
         stream_sync(l, s);
     }
     s->on_read(s, buf, n, l->now);
+    s->rx_ns = 0; /* s stays valid until on_close, after the dispatch */
+}
+
+/* EPOLLERR on a stream with stamping on: timestamps in the error queue, or
+ * the socket failed. Drain the queue; when it held something (and the peer
+ * has not hung up), the EPOLLERR is explained and is not passed on as a
+ * failure. When it held nothing, the error is the socket's: it stays in ev
+ * for the read, write or hang-up watch to report, and the queue alone no
+ * longer keeps the stream registered (the error would be reported at every
+ * wait). Returns ev without what was explained. */
+static uint32_t drain_on_err(struct loop *l, struct loop_stream *s, uint32_t ev)
+{
+    s->flags &= ~LOOP_STREAM_ERRQ_DUE;
+    if (loop_drain_errqueue(l, s) > 0)
+        return ev & EPOLLHUP ? ev : ev & ~(uint32_t)EPOLLERR;
+    s->flags |= LOOP_STREAM_ERRQ_FAILED;
+    stream_sync(l, s);
+    return ev;
 }
 
 static void on_stream_event(struct loop *l, struct loop_stream *s, uint32_t ev)
 {
     struct epoll_be *be = be_of(l);
+    if ((ev & EPOLLERR) && (s->flags & LOOP_STREAM_STAMP)) {
+        ev = drain_on_err(l, s, ev);
+        if (be->current != s)
+            return; /* closed by on_errqueue */
+    }
     if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && s->read_max > 0)
         stream_readable(l, s);
     if (be->current != s)
@@ -299,6 +376,13 @@ static void on_stream_event(struct loop *l, struct loop_stream *s, uint32_t ev)
         s->flags &= ~LOOP_STREAM_WANT_HUP;
         stream_sync(l, s);
         s->on_hangup(s, from_epoll(ev) & (LOOP_HUP | LOOP_ERR), l->now);
+    }
+    /* A stamped write during this dispatch: on loopback its qdisc and
+     * device timestamps are queued already. Read them now rather than be
+     * woken for them by the next wait. */
+    if (be->current == s && (s->flags & LOOP_STREAM_ERRQ_DUE)) {
+        s->flags &= ~LOOP_STREAM_ERRQ_DUE;
+        loop_drain_errqueue(l, s);
     }
 }
 
@@ -407,6 +491,7 @@ const struct loop_ops loop_epoll_ops = {
     .stream_start = epoll_stream_start,
     .stream_read = epoll_stream_read,
     .stream_write = epoll_stream_write,
+    .stream_stamp = epoll_stream_stamp,
     .stream_hangup = epoll_stream_hangup,
     .stream_close = epoll_stream_close,
 };

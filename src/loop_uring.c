@@ -14,6 +14,7 @@
 
 #include "loop_backend.h"
 #include "tcpmsg/net.h"
+#include "tcpmsg/tstamp.h"
 
 #define URING_ENTRIES 256
 #define URING_BUF_GROUP 0
@@ -29,19 +30,38 @@ _Static_assert((LOOP_URING_BUFS & (LOOP_URING_BUFS - 1)) == 0, "a buffer ring is
  * its poll is still in the kernel is "orphaned" (owner NULL) and the request
  * is freed when its last completion arrives, so the caller may free the
  * watch at once. Streams keep theirs until on_close. */
-enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND, OP_HUP };
+enum op_kind { OP_POLL, OP_ACCEPT, OP_RECV, OP_SEND, OP_HUP, OP_ERRQ };
 
-/* A write's iovec array (and msghdr, for sendmsg), held only while the
- * write is in flight: the kernel reads it until the send completes. */
+/* A write's iovec array (and msghdr, for sendmsg, with the control message
+ * of a stamped write), held only while the write is in flight: the kernel
+ * reads it until the send completes. */
 struct uring_write {
     struct msghdr msg;
     struct iovec iov[LOOP_IOV_MAX];
+    union {
+        char buf[TSTAMP_TX_CMSG_SPACE];
+        struct cmsghdr align;
+    } ctl;
     struct uring_write *next; /* free list */
+};
+
+/* A stamped recv's msghdr: a single recvmsg writes the receive timestamp
+ * into ctl; a multishot one reads only the lengths, and puts the control
+ * data in front of the payload in the provided buffer. */
+struct uring_rmsg {
+    struct msghdr msg;
+    struct iovec iov;
+    union {
+        char buf[TSTAMP_RX_CMSG_SPACE];
+        struct cmsghdr align;
+    } ctl;
+    struct uring_rmsg *next; /* free list */
 };
 
 struct uring_op {
     void *owner;            /* the watch, acceptor or stream; NULL: orphaned */
     struct uring_write *write; /* OP_SEND: its buffers */
+    struct uring_rmsg *rmsg;   /* OP_RECV of a stream with stamping on: a recvmsg */
     enum op_kind kind;
     bool armed;             /* the kernel still holds it: completions will come */
     bool multishot;
@@ -72,6 +92,9 @@ struct uring_be {
     struct op_chunk *chunks;
     struct uring_write *free_writes; /* write slots kept for reuse, at most URING_WRITES_KEPT */
     unsigned nfree_writes;
+    struct uring_rmsg *free_rmsgs;   /* recvmsg headers kept for reuse, at most URING_WRITES_KEPT */
+    unsigned nfree_rmsgs;
+    bool has_recvmsg;                /* IORING_OP_RECVMSG: stamping is possible */
     const void *current;          /* the watch or acceptor being dispatched; NULL once stopped */
 };
 
@@ -122,11 +145,35 @@ static void write_free(struct uring_be *be, struct uring_write *wr)
     be->nfree_writes++;
 }
 
+static struct uring_rmsg *rmsg_new(struct uring_be *be)
+{
+    struct uring_rmsg *rm = be->free_rmsgs;
+    if (rm == NULL)
+        return malloc(sizeof *rm);
+    be->free_rmsgs = rm->next;
+    be->nfree_rmsgs--;
+    return rm;
+}
+
+static void rmsg_free(struct uring_be *be, struct uring_rmsg *rm)
+{
+    if (be->nfree_rmsgs >= URING_WRITES_KEPT) {
+        free(rm);
+        return;
+    }
+    rm->next = be->free_rmsgs;
+    be->free_rmsgs = rm;
+    be->nfree_rmsgs++;
+}
+
 static void op_free(struct uring_be *be, struct uring_op *op)
 {
     if (op->write != NULL)
         write_free(be, op->write);
     op->write = NULL;
+    if (op->rmsg != NULL)
+        rmsg_free(be, op->rmsg);
+    op->rmsg = NULL;
     if (op->cancel_later) {
         struct uring_op **pp = &be->cancels;
         while (*pp != op)
@@ -303,7 +350,7 @@ static int enter(struct loop *l, bool wait, uint64_t timeout_ns)
 
 /* --- set-up ------------------------------------------------------------------- */
 
-static bool probe_ok(struct io_uring *ring)
+static bool probe_ok(struct io_uring *ring, bool *has_recvmsg)
 {
     static const int needed[] = { IORING_OP_RECV, IORING_OP_SEND, IORING_OP_SENDMSG,
                                   IORING_OP_ACCEPT, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL };
@@ -313,6 +360,7 @@ static bool probe_ok(struct io_uring *ring)
     bool ok = true;
     for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
         ok = ok && io_uring_opcode_supported(p, needed[i]);
+    *has_recvmsg = io_uring_opcode_supported(p, IORING_OP_RECVMSG);
     io_uring_free_probe(p);
     return ok;
 }
@@ -403,7 +451,7 @@ static int uring_init(struct loop *l, const struct loop_options *opt)
     }
     /* Timed waits in the same call as the submission need EXT_ARG (5.11). */
     rc = -ENOSYS;
-    if (!(be->ring.features & IORING_FEAT_EXT_ARG) || !probe_ok(&be->ring))
+    if (!(be->ring.features & IORING_FEAT_EXT_ARG) || !probe_ok(&be->ring, &be->has_recvmsg))
         goto failed;
     rc = setup_buffers(be);
     if (rc < 0)
@@ -428,8 +476,15 @@ static void uring_destroy(struct loop *l)
         munmap(be->slab, (size_t)LOOP_URING_BUFS * URING_BUF_STRIDE);
     /* Writes still in flight go with their requests: the ring is gone. */
     for (struct op_chunk *c = be->chunks; c != NULL; c = c->next)
-        for (unsigned i = 0; i < URING_OPS_PER_CHUNK; i++)
+        for (unsigned i = 0; i < URING_OPS_PER_CHUNK; i++) {
             free(c->ops[i].write);
+            free(c->ops[i].rmsg);
+        }
+    while (be->free_rmsgs != NULL) {
+        struct uring_rmsg *rm = be->free_rmsgs;
+        be->free_rmsgs = rm->next;
+        free(rm);
+    }
     while (be->chunks != NULL) {
         struct op_chunk *c = be->chunks;
         be->chunks = c->next;
@@ -585,6 +640,25 @@ static void on_accept(struct loop *l, struct uring_op *op, int res)
 /* Ask for input: a multishot recv when each delivery may fill a whole
  * buffer, else one recv of read_max bytes at a time. Either way the kernel
  * picks a buffer from the ring when data arrives. */
+/* A stream with stamping on: a recvmsg instead, whose control data carries
+ * the receive timestamp (multishot: io_uring_recvmsg_out and the control
+ * data come first in the provided buffer, then the payload). */
+static void prep_recvmsg(struct loop_stream *s, struct uring_op *op, struct io_uring_sqe *sqe)
+{
+    struct uring_rmsg *rm = op->rmsg;
+    memset(&rm->ctl, 0, sizeof rm->ctl); /* a control area left empty parses as none */
+    rm->iov = (struct iovec){ .iov_base = NULL, .iov_len = op->len };
+    rm->msg = (struct msghdr){ .msg_controllen = sizeof rm->ctl.buf };
+    if (op->multishot) {
+        io_uring_prep_recvmsg_multishot(sqe, s->fd, &rm->msg, 0);
+    } else {
+        rm->msg.msg_iov = &rm->iov;
+        rm->msg.msg_iovlen = 1;
+        rm->msg.msg_control = rm->ctl.buf;
+        io_uring_prep_recvmsg(sqe, s->fd, &rm->msg, 0);
+    }
+}
+
 static int arm_recv(struct loop *l, struct loop_stream *s)
 {
     struct io_uring_sqe *sqe;
@@ -594,7 +668,9 @@ static int arm_recv(struct loop *l, struct loop_stream *s)
         return rc;
     op->multishot = s->read_max >= LOOP_READ_SIZE;
     op->len = s->read_max;
-    if (op->multishot)
+    if ((s->flags & LOOP_STREAM_STAMP) && (op->rmsg = rmsg_new(be_of(l))) != NULL)
+        prep_recvmsg(s, op, sqe);
+    else if (op->multishot)
         io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
     else
         io_uring_prep_recv(sqe, s->fd, NULL, (unsigned)s->read_max, 0);
@@ -627,7 +703,7 @@ static int uring_stream_read(struct loop *l, struct loop_stream *s)
 }
 
 static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
-                                  int iovcnt)
+                                  int iovcnt, bool stamped)
 {
     if (s->send_op != NULL)
         return -EBUSY;
@@ -635,7 +711,7 @@ static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const s
     if (op == NULL)
         return -ENOMEM;
     /* One buffer needs no copy of the iovec: send takes address and length. */
-    if (iovcnt > 1 && (op->write = write_new(be_of(l))) == NULL) {
+    if ((iovcnt > 1 || stamped) && (op->write = write_new(be_of(l))) == NULL) {
         op_free(be_of(l), op);
         return -ENOMEM;
     }
@@ -644,12 +720,16 @@ static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const s
         op_free(be_of(l), op);
         return -EIO;
     }
-    if (iovcnt == 1) {
+    if (op->write == NULL) {
         io_uring_prep_send(sqe, s->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
     } else {
         struct uring_write *wr = op->write;
         memcpy(wr->iov, iov, (size_t)iovcnt * sizeof *iov);
         wr->msg = (struct msghdr){ .msg_iov = wr->iov, .msg_iovlen = (size_t)iovcnt };
+        if (stamped) {
+            wr->msg.msg_control = wr->ctl.buf;
+            wr->msg.msg_controllen = tstamp_tx_cmsg(wr->ctl.buf);
+        }
         io_uring_prep_sendmsg(sqe, s->fd, &wr->msg, MSG_NOSIGNAL);
     }
     op->armed = true;
@@ -660,8 +740,64 @@ static ssize_t uring_stream_write(struct loop *l, struct loop_stream *s, const s
 static void stream_check_closed(struct loop *l, struct loop_stream *s)
 {
     if ((s->flags & LOOP_STREAM_CLOSING) && s->recv_op == NULL && s->send_op == NULL &&
-        s->hup_op == NULL)
+        s->hup_op == NULL && s->errq_op == NULL)
         loop_closed(l, s);
+}
+
+/* Watch the error queue: a one-shot poll, which completes at once when the
+ * queue holds entries already, and is armed again after each drain. */
+static int arm_errq(struct loop *l, struct loop_stream *s)
+{
+    struct io_uring_sqe *sqe;
+    struct uring_op *op;
+    int rc = op_and_sqe(l, OP_ERRQ, s, &op, &sqe);
+    if (rc < 0)
+        return rc;
+    io_uring_prep_poll_add(sqe, s->fd, POLLERR);
+    op->armed = true;
+    s->errq_op = op;
+    return 0;
+}
+
+/* Stamping turned on or off: watch the error queue or stop, and have the
+ * recv in flight (if any) cancelled, so that the next one is armed as a
+ * recvmsg or a recv again. */
+static int uring_stream_stamp(struct loop *l, struct loop_stream *s)
+{
+    bool on = s->flags & LOOP_STREAM_STAMP;
+    if (on && !be_of(l)->has_recvmsg)
+        return -ENOSYS;
+    struct uring_op *rop = s->recv_op;
+    if (rop != NULL && (rop->rmsg != NULL) != on)
+        op_cancel(l, rop);
+    if (!on) {
+        if (s->errq_op != NULL)
+            op_cancel(l, s->errq_op);
+        return 0;
+    }
+    return s->errq_op != NULL ? 0 : arm_errq(l, s);
+}
+
+/* The error queue has entries, or the socket failed (POLLERR, POLLHUP). A
+ * drain that finds no timestamp leaves the failure to the stream's recv,
+ * send or hang-up poll, and the queue is no longer watched. */
+static void on_errq(struct loop *l, struct uring_op *op, int res)
+{
+    struct loop_stream *s = op->owner;
+    s->errq_op = NULL;
+    op_free(be_of(l), op);
+    if (s->flags & LOOP_STREAM_CLOSING) {
+        stream_check_closed(l, s);
+        return;
+    }
+    if (!(s->flags & LOOP_STREAM_STAMP))
+        return;
+    if (res == -ECANCELED || loop_drain_errqueue(l, s) > 0) {
+        if (!(s->flags & LOOP_STREAM_CLOSING) && arm_errq(l, s) < 0)
+            s->flags |= LOOP_STREAM_ERRQ_FAILED;
+        return;
+    }
+    s->flags |= LOOP_STREAM_ERRQ_FAILED;
 }
 
 /* A one-shot poll for the peer's shutdown (POLLRDHUP); POLLHUP and
@@ -689,6 +825,8 @@ static int uring_stream_hangup(struct loop *l, struct loop_stream *s)
 
 static void uring_stream_close(struct loop *l, struct loop_stream *s)
 {
+    if (s->errq_op != NULL)
+        op_cancel(l, s->errq_op);
     if (s->recv_op != NULL)
         op_cancel(l, s->recv_op);
     if (s->send_op != NULL)
@@ -708,6 +846,11 @@ static void on_hup(struct loop *l, struct uring_op *op, int res)
     } else if (res == -ECANCELED) {
         if (s->flags & LOOP_STREAM_WANT_HUP)
             uring_stream_hangup(l, s); /* turned off and on again meanwhile */
+    } else if (res > 0 && (s->flags & LOOP_STREAM_STAMP) &&
+               (res & (POLLERR | POLLHUP | POLLRDHUP)) == POLLERR && loop_drain_errqueue(l, s) > 0) {
+        /* Timestamps in the error queue, not a hang-up: watch on. */
+        if (!(s->flags & LOOP_STREAM_CLOSING) && (s->flags & LOOP_STREAM_WANT_HUP))
+            uring_stream_hangup(l, s);
     } else if (s->flags & LOOP_STREAM_WANT_HUP) {
         s->flags &= ~LOOP_STREAM_WANT_HUP;
         s->on_hangup(s, res < 0 ? LOOP_ERR : from_poll(res) & (LOOP_HUP | LOOP_ERR), l->now);
@@ -734,6 +877,39 @@ static void deliver(struct loop *l, struct loop_stream *s, uint8_t *data, size_t
     }
 }
 
+/* A recvmsg's delivery: res bytes in buf. A single recvmsg put the payload
+ * at buf and the control data in op->rmsg; a multishot one put its header
+ * and the control data at buf, the payload after them (liburing's
+ * io_uring_recvmsg_* helpers find each part). The receive timestamp is
+ * s->rx_ns while on_read runs. An empty payload is the peer's EOF. */
+static void deliver_stamped(struct loop *l, struct loop_stream *s, struct uring_op *op,
+                            uint8_t *buf, int res)
+{
+    struct uring_rmsg *rm = op->rmsg;
+    struct msghdr ctl = { .msg_control = rm->ctl.buf, .msg_controllen = sizeof rm->ctl.buf };
+    uint8_t *data = buf;
+    size_t n = (size_t)res;
+    if (op->multishot) {
+        struct io_uring_recvmsg_out *out = io_uring_recvmsg_validate(buf, res, &rm->msg);
+        if (out == NULL) {
+            n = 0; /* a truncated header: cannot happen with a whole buffer */
+        } else {
+            data = io_uring_recvmsg_payload(out, &rm->msg);
+            n = io_uring_recvmsg_payload_length(out, res, &rm->msg);
+            ctl.msg_control = (uint8_t *)(out + 1) + rm->msg.msg_namelen;
+            ctl.msg_controllen = out->controllen;
+        }
+        if (n == 0) {
+            s->read_max = 0; /* end of input: reading stops */
+            s->on_read(s, NULL, 0, l->now);
+            return;
+        }
+    }
+    s->rx_ns = tstamp_rx_ns(&ctl);
+    deliver(l, s, data, n);
+    s->rx_ns = 0; /* s stays valid until on_close */
+}
+
 static void on_recv(struct loop *l, struct uring_op *op, int res, unsigned cflags)
 {
     struct uring_be *be = be_of(l);
@@ -743,6 +919,11 @@ static void on_recv(struct loop *l, struct uring_op *op, int res, unsigned cflag
         counter_add(&l->enobufs, 1); /* every buffer is waiting for dispatch */
     } else if (res == -ECANCELED) {
         /* stopped or switched by us: nothing to tell */
+    } else if (res > 0 && (cflags & IORING_CQE_F_BUFFER) && op->rmsg != NULL) {
+        unsigned bid = cflags >> IORING_CQE_BUFFER_SHIFT;
+        if (open)
+            deliver_stamped(l, s, op, be->slab + (size_t)bid * URING_BUF_STRIDE + LOOP_HEADROOM, res);
+        buf_return(be, bid);
     } else if (res > 0 && (cflags & IORING_CQE_F_BUFFER)) {
         unsigned bid = cflags >> IORING_CQE_BUFFER_SHIFT;
         if (open)
@@ -808,6 +989,9 @@ static int dispatch(struct loop *l, struct uring_op *op, int res, unsigned cflag
     case OP_HUP:
         on_hup(l, op, res);
         break;
+    case OP_ERRQ:
+        on_errq(l, op, res);
+        break;
     }
     return 1;
 }
@@ -861,6 +1045,7 @@ const struct loop_ops loop_uring_ops = {
     .stream_start = uring_stream_start,
     .stream_read = uring_stream_read,
     .stream_write = uring_stream_write,
+    .stream_stamp = uring_stream_stamp,
     .stream_hangup = uring_stream_hangup,
     .stream_close = uring_stream_close,
 };

@@ -52,6 +52,12 @@ int tstamp_enable(int fd)
     return 0;
 }
 
+int tstamp_disable(int fd)
+{
+    uint32_t flags = 0;
+    return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) < 0 ? -errno : 0;
+}
+
 bool tstamp_enabled(int fd)
 {
     uint32_t flags = 0;
@@ -131,26 +137,52 @@ static bool parse_tx(struct msghdr *msg, struct tstamp_report *r)
     return true;
 }
 
+int tstamp_read_tx_once(int fd, struct tstamp_report *r)
+{
+    /* With OPT_TSONLY the entry carries no data, only control messages:
+     * the stamp (3 timespecs) and the extended error (with its offender
+     * address, for errors that are not stamps). */
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
+                 CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = { .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+    if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    return parse_tx(&msg, r) ? 1 : -ENOMSG;
+}
+
+int tstamp_read_tx_batch(int fd, struct tstamp_report *r, unsigned *entries)
+{
+    union {
+        char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
+                 CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
+        struct cmsghdr align;
+    } ctl[TSTAMP_BATCH];
+    struct mmsghdr msgs[TSTAMP_BATCH];
+    memset(msgs, 0, sizeof msgs);
+    for (unsigned i = 0; i < TSTAMP_BATCH; i++) {
+        msgs[i].msg_hdr.msg_control = ctl[i].buf;
+        msgs[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
+    }
+    *entries = 0;
+    int n = recvmmsg(fd, msgs, TSTAMP_BATCH, MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    int got = 0;
+    for (int i = 0; i < n; i++)
+        got += parse_tx(&msgs[i].msg_hdr, &r[got]);
+    *entries = (unsigned)n;
+    return got;
+}
+
 int tstamp_read_tx(int fd, struct tstamp_report *r)
 {
     for (;;) {
-        /* With OPT_TSONLY the entry carries no data, only control messages:
-         * the stamp (3 timespecs) and the extended error (with its offender
-         * address, for errors that are not stamps). */
-        union {
-            char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
-                     CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
-            struct cmsghdr align;
-        } ctl;
-        struct msghdr msg = { .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
-        ssize_t n = recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-        }
-        if (parse_tx(&msg, r))
-            return 1;
+        int rc = tstamp_read_tx_once(fd, r);
+        if (rc != -EINTR && rc != -ENOMSG)
+            return rc;
     }
 }
 
@@ -170,15 +202,29 @@ static void drop_first(struct tstamp_track *t, unsigned n)
     t->npending -= n;
 }
 
-void tstamp_track_sent(struct tstamp_track *t, uint32_t key, uint64_t handed_ns)
+void tstamp_track_sent_n(struct tstamp_track *t, uint32_t key, uint64_t handed_ns,
+                         unsigned count)
 {
     if (t->npending > 0 && t->pending[t->npending - 1].key == key)
         return; /* the rest of a partial write: the same last byte */
     if (t->npending == TSTAMP_PENDING) {
+        t->dropped += t->pending[0].count;
         drop_first(t, 1);
-        t->dropped++;
     }
-    t->pending[t->npending++] = (struct tstamp_pending){ .key = key, .handed_ns = handed_ns };
+    t->pending[t->npending++] =
+        (struct tstamp_pending){ .key = key, .handed_ns = handed_ns, .count = count };
+}
+
+void tstamp_track_sent(struct tstamp_track *t, uint32_t key, uint64_t handed_ns)
+{
+    tstamp_track_sent_n(t, key, handed_ns, 1);
+}
+
+void tstamp_track_abandon(struct tstamp_track *t)
+{
+    for (unsigned i = 0; i < t->npending; i++)
+        t->dropped += t->pending[i].count;
+    t->npending = 0;
 }
 
 void tstamp_track_report(struct tstamp_track *t, const struct tstamp_report *r)
@@ -201,8 +247,8 @@ bool tstamp_track_next(struct tstamp_track *t, struct tstamp_tx_stages *out)
     while (t->npending > 0 && t->pending[0].at_ns[TSTAMP_ACK] != 0) {
         const struct tstamp_pending *p = &t->pending[0];
         if (p->at_ns[TSTAMP_SCHED] == 0 || p->at_ns[TSTAMP_SND] == 0) {
+            t->dropped += p->count;
             drop_first(t, 1);
-            t->dropped++;
             continue;
         }
         uint64_t sched = after(p->at_ns[TSTAMP_SCHED], p->handed_ns);
@@ -212,6 +258,7 @@ bool tstamp_track_next(struct tstamp_track *t, struct tstamp_tx_stages *out)
             .sched_ns = sched - p->handed_ns,
             .send_ns = snd - sched,
             .ack_ns = ack - snd,
+            .count = p->count,
         };
         drop_first(t, 1);
         return true;

@@ -201,6 +201,7 @@ function onData(metrics, conns) {
   renderLatency('service', metrics.histograms.service_time_seconds, 'no messages yet');
   renderLatency('rtt', metrics.histograms.client_rtt_seconds, 'no reports yet');
   setText('rtt-reports', fmtCount(metrics.counters.client_rtt_reports_total));
+  renderStages(metrics);
   renderCounts(metrics.counters);
   renderConnections(conns);
   renderClosed(conns.recently_closed || []);
@@ -441,6 +442,97 @@ function renderLatency(prefix, h, emptyText) {
   $(`${prefix}-empty`).textContent = emptyText;
   $(`${prefix}-empty`).hidden = !empty;
   $(`${prefix}-hist`).hidden = empty;
+}
+
+// ---------------------------------------------------- where the time goes
+
+/* What each stage of a sampled message spans, for the table and the
+ * tooltips. The stages themselves, and their order, come from the server's
+ * JSON: a stage missing here is still drawn, with its name alone. */
+const STAGE_SPANS = {
+  rx_queue: 'last byte reached the socket → read by the server',
+  service: 'read → reply handed to the kernel',
+  tx_sched: 'handed to the kernel → qdisc',
+  tx_send: 'qdisc → device',
+  tx_ack: 'device → acknowledged by the client',
+};
+
+/* The stage histograms of a metrics document ({rx_queue: {p50, ...}, ...})
+ * and the sampling rate, each null when this server does not export them.
+ * Sampling is off when the rate is 0 or absent. */
+function stageData(m) {
+  const h = m.histograms && m.histograms.stage_seconds;
+  const every = m.server && typeof m.server.stage_sample === 'number' ? m.server.stage_sample : 0;
+  return { stages: h && typeof h === 'object' ? h : null, every };
+}
+
+/* The "where the time goes" panel: one stacked bar for the stages' p50s and
+ * one for their p99s, on a common scale (the longer bar fills the width),
+ * so that every segment's width is proportional to its value in the JSON;
+ * a table with the same values in words; and the kernel's srtt beside the
+ * RTT the clients report. Three states, in data-stages: "off" (sampling
+ * off, or a server without stages), "empty" (on, nothing sampled yet),
+ * "on". */
+function renderStages(m) {
+  const { stages, every } = stageData(m);
+  const names = stages ? Object.keys(stages) : [];
+  const count = names.reduce((a, k) => Math.max(a, Number((stages[k] || {}).count) || 0), 0);
+  const mode = !stages || every <= 0 ? 'off' : count === 0 ? 'empty' : 'on';
+  $('stages').dataset.stages = mode;
+  $('stages-off').hidden = mode !== 'off';
+  $('stages-empty').hidden = mode !== 'empty';
+  $('stages-view').hidden = mode !== 'on';
+  setText('stages-sample', every > 0 ? `one in ${fmtCount(every)}` : 'sampling off', every);
+
+  const h = m.histograms || {};
+  const p50 = (x) => (x && x.count ? x.p50 : null);
+  const srtt = p50(h.tcp_srtt_seconds), rtt = p50(h.client_rtt_seconds);
+  setText('stages-srtt', srtt != null ? fmtSeconds(srtt) : h.tcp_srtt_seconds ? '—' : NA, srtt ?? '');
+  setText('stages-rtt', rtt != null ? fmtSeconds(rtt) : '—', rtt ?? '');
+  if (mode !== 'on') return;
+
+  const value = (k, p) => Math.max(0, Number((stages[k] || {})[p]) || 0);
+  const total = (p) => names.reduce((a, k) => a + value(k, p), 0);
+  const scale = Math.max(total('p50'), total('p99'));
+  for (const p of ['p50', 'p99']) {
+    $(`stages-${p}`).replaceChildren(...names.map((k, i) => stageSegment(k, i, value(k, p), scale)));
+    $(`stages-${p}`).setAttribute('aria-label',
+      `${p} of each stage: ` + names.map((k) => `${k} ${fmtSeconds(value(k, p))}`).join(', '));
+    setText(`stages-${p}-total`, fmtSeconds(total(p)), total(p));
+  }
+  $('stages-rows').replaceChildren(...names.map((k, i) => {
+    const tr = document.createElement('tr');
+    tr.dataset.stage = k;
+    const name = cell('', { cls: 'peer' });
+    const key = document.createElement('span');
+    key.className = `stage-key stage-${i % 5}`;
+    key.setAttribute('aria-hidden', 'true');
+    name.append(key, document.createTextNode(k));
+    tr.append(
+      name,
+      cell(STAGE_SPANS[k] || ''),
+      cell(fmtSeconds(value(k, 'p50')), { cls: 'num' }),
+      cell(fmtSeconds(value(k, 'p99')), { cls: 'num' }),
+      cell(fmtCount(stages[k] && stages[k].count), { cls: 'num', raw: stages[k] && stages[k].count }),
+    );
+    return tr;
+  }));
+}
+
+/* One segment of a stacked bar: its width the value's share of the scale,
+ * its exact value in data-seconds, its name written on it when there is
+ * room (and always in its tooltip and the table below: colour is never the
+ * only label). */
+function stageSegment(name, i, v, scale) {
+  const seg = document.createElement('span');
+  seg.className = `seg stage-${i % 5}`;
+  seg.dataset.stage = name;
+  seg.dataset.seconds = String(v);
+  const pct = scale > 0 ? (v / scale) * 100 : 0;
+  seg.style.width = `${pct.toFixed(3)}%`;
+  seg.title = `${name}: ${fmtSeconds(v)}${STAGE_SPANS[name] ? ` (${STAGE_SPANS[name]})` : ''}`;
+  if (pct >= 12) seg.textContent = name;
+  return seg;
 }
 
 function renderCounts(c) {

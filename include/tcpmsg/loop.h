@@ -30,6 +30,7 @@
 #include "tcpmsg/counter.h"
 
 struct loop;
+struct tstamp_report;
 
 enum loop_backend {
     LOOP_AUTO,  /* io_uring when the kernel offers all it needs, else epoll */
@@ -54,6 +55,9 @@ struct loop_options {
     X(EPOLL_WAIT, "epoll_wait")          \
     X(EPOLL_CTL, "epoll_ctl")            \
     X(IO_URING_ENTER, "io_uring_enter")  \
+    X(RECVMSG, "recvmsg")                \
+    X(RECVMMSG, "recvmmsg")              \
+    X(SENDMSG, "sendmsg")                \
     X(TIMERFD_SETTIME, "timerfd_settime") \
     X(WAKEUPS, "wakeups")
 
@@ -230,7 +234,11 @@ void loop_accept_stop(struct loop *l, struct loop_acceptor *a);
  * told it left). Reported once, then the watch is off.
  *
  * on_close(s): the last callback. The loop has closed the descriptor and
- * holds no reference: s may be freed. */
+ * holds no reference: s may be freed.
+ *
+ * on_errqueue(s, r, now): stage timestamps (loop_stream_stamp): one
+ * transmit timestamp the loop read from the socket's error queue. Only for
+ * a stream with stamping on; may be NULL otherwise. */
 struct loop_stream {
     int fd;                        /* private */
     unsigned flags;                /* private */
@@ -238,10 +246,13 @@ struct loop_stream {
     size_t read_max;               /* private */
     void *recv_op, *send_op, *hup_op; /* private: io_uring requests in flight */
     struct loop_stream *next_closed; /* private */
+    uint64_t rx_ns;                /* private: the delivery's receive timestamp, 0: none */
+    void *errq_op;                 /* private: io_uring's poll for the error queue */
     void (*on_read)(struct loop_stream *s, void *data, ssize_t n, uint64_t now);
     void (*on_write)(struct loop_stream *s, ssize_t n, uint64_t now);
     void (*on_hangup)(struct loop_stream *s, unsigned events, uint64_t now);
     void (*on_close)(struct loop_stream *s);
+    void (*on_errqueue)(struct loop_stream *s, const struct tstamp_report *r, uint64_t now);
     void *data;
 };
 
@@ -265,6 +276,45 @@ ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct io
 /* on: call on_hangup once when the peer shuts down its side or the
  * connection fails; off: not. 0 or -errno (-EPIPE: closing). */
 int loop_stream_watch_hangup(struct loop *l, struct loop_stream *s, bool on);
+/* --- stage timestamps (SO_TIMESTAMPING, tcpmsg/tstamp.h) ----------------------
+ *
+ * A stream with stamping on reads with recvmsg (epoll) or IORING_OP_RECVMSG
+ * (io_uring) so that each delivery carries the kernel's receive timestamp,
+ * and watches its error queue, where the kernel leaves the transmit
+ * timestamps that loop_stream_write_stamped asked for. The loop drains that
+ * queue itself (recvmmsg with MSG_ERRQUEUE: one call reads what a sample
+ * left there, usually) and hands each timestamp to on_errqueue:
+ * - epoll: the queue makes epoll report EPOLLERR (level-triggered), so it
+ *   is drained whenever that is reported, in the same dispatch as the
+ *   stream's input, and at the end of a dispatch of the stream that wrote a
+ *   stamped reply (on loopback the qdisc and device stamps are there as the
+ *   write returns: no wakeup of their own);
+ * - io_uring: a one-shot poll for POLLERR, armed again after each drain.
+ * Entries in the queue and a failed connection both raise POLLERR: when a
+ * drain finds no timestamp the error is the connection's, and it reaches
+ * on_read, on_write or on_hangup as it does without stamping. A stream with
+ * stamping off pays nothing for any of this. */
+
+/* on: turn SO_TIMESTAMPING reporting on for the socket (tstamp_enable:
+ * before anything is written, so the byte numbers count from its first
+ * byte) and read and watch as said above; off: turn it off again. 0, -EPIPE
+ * (closing), -ENOSYS (io_uring without IORING_OP_RECVMSG) or setsockopt's
+ * -errno. */
+int loop_stream_stamp(struct loop *l, struct loop_stream *s, bool on);
+/* Whether s has stamping on. */
+bool loop_stream_stamped(const struct loop_stream *s);
+/* During on_read: the kernel's receive timestamp (CLOCK_REALTIME ns, see
+ * tstamp.h) of the delivery, which is that of the last segment it took bytes
+ * from. 0 when there is none (stamping off, the kernel had not stamped the
+ * segment, or outside on_read). */
+uint64_t loop_stream_rx_ns(const struct loop_stream *s);
+/* loop_stream_write, asking the kernel for the transmit timestamps (SCHED,
+ * SND, ACK) of the last byte this write hands over: epoll makes it one
+ * sendmsg, io_uring one IORING_OP_SENDMSG. Errors as loop_stream_write,
+ * and -EINVAL when stamping is off. */
+ssize_t loop_stream_write_stamped(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                                  int iovcnt);
+
 /* Stop everything and close: no callback follows but on_close, which comes
  * at the end of this wakeup (io_uring: once the kernel has let go of every
  * request of the stream, so the write's memory stays in use until then).

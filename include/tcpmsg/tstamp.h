@@ -53,6 +53,9 @@ static inline uint64_t tstamp_now_ns(void)
  * and a caller skips that sample. 0 or -errno (setsockopt's). */
 int tstamp_enable(int fd);
 
+/* Turn reporting off again. 0 or -errno. */
+int tstamp_disable(int fd);
+
 /* True if fd has SO_TIMESTAMPING reporting turned on (for tests and for the
  * connection list). */
 bool tstamp_enabled(int fd);
@@ -87,6 +90,22 @@ struct tstamp_report {
  * not timestamps (an ICMP error, say) are read and skipped. */
 int tstamp_read_tx(int fd, struct tstamp_report *r);
 
+/* One recvmsg(MSG_ERRQUEUE) and no more, for a caller that counts its
+ * system calls: 1 with *r filled, 0 when the queue is empty, -ENOMSG when
+ * the entry read was not a timestamp (it is gone), or -errno (-EINTR
+ * included: call again). */
+int tstamp_read_tx_once(int fd, struct tstamp_report *r);
+
+/* Most entries tstamp_read_tx_batch reads in one call. */
+#define TSTAMP_BATCH 16
+
+/* One recvmmsg(MSG_ERRQUEUE) reading up to TSTAMP_BATCH entries: the
+ * timestamps among them go to r[0..] (cap at least TSTAMP_BATCH), how many
+ * is returned, and *entries says how many entries were read (timestamps or
+ * not): fewer than TSTAMP_BATCH means the queue is now empty. 0 with
+ * *entries 0 when it was empty, or -errno (-EINTR: call again). */
+int tstamp_read_tx_batch(int fd, struct tstamp_report *r, unsigned *entries);
+
 /* ---- matching transmit timestamps to sampled messages ---------------------------------- */
 
 /* Samples in flight per connection: a sample stays here from the send of its
@@ -102,6 +121,7 @@ struct tstamp_tx_stages {
     uint64_t sched_ns; /* handed to the kernel until the qdisc */
     uint64_t send_ns;  /* qdisc until the device */
     uint64_t ack_ns;   /* device until the peer's ACK */
+    unsigned count;    /* sampled messages these stages stand for (tstamp_track_sent_n) */
 };
 
 /* The transmit samples of one connection. Zero-initialised is empty. */
@@ -110,15 +130,27 @@ struct tstamp_track {
         uint32_t key;                    /* byte number of the sample's last byte */
         uint64_t handed_ns;              /* tstamp_now_ns() when it was sent */
         uint64_t at_ns[TSTAMP_TX_COUNT]; /* 0 until that timestamp arrives */
+        unsigned count;                  /* sampled messages whose replies end here */
     } pending[TSTAMP_PENDING];
     unsigned npending;
-    uint64_t dropped; /* samples given up: ring full, or never completed */
+    uint64_t dropped; /* samples given up (by count): ring full, or never completed */
 };
 
 /* A sample whose last byte is byte number key was handed to the kernel at
  * handed_ns. When all TSTAMP_PENDING slots are taken, the oldest sample is
  * given up (counted in dropped). */
 void tstamp_track_sent(struct tstamp_track *t, uint32_t key, uint64_t handed_ns);
+
+/* The same for count sampled messages whose replies went out in one write,
+ * the last of them ending at byte number key: one entry, whose stages stand
+ * for all of them (tstamp_tx_stages.count). Several messages answered by one
+ * write take one slot, not one each. */
+void tstamp_track_sent_n(struct tstamp_track *t, uint32_t key, uint64_t handed_ns,
+                         unsigned count);
+
+/* Give up every sample in flight (the connection is closing): they are
+ * counted in dropped. */
+void tstamp_track_abandon(struct tstamp_track *t);
 
 /* Apply one report to every sample whose last byte is at or before the
  * report's byte: the kernel stamps only the last byte of each send (and of

@@ -144,6 +144,7 @@ static void teardown(struct bench *b)
 struct snapshot {
     uint64_t msgs, bytes, errors;
     struct hist rtt, rtt_raw;
+    struct cstage_hists stages;
 };
 
 static void take_snapshot(const struct bench *b, struct snapshot *s)
@@ -151,6 +152,7 @@ static void take_snapshot(const struct bench *b, struct snapshot *s)
     s->msgs = s->bytes = s->errors = 0;
     hist_reset(&s->rtt);
     hist_reset(&s->rtt_raw);
+    cstage_hists_init(&s->stages);
     for (unsigned i = 0; i < b->nthreads; i++) {
         const struct lg_stats *st = lg_thread_stats(b->threads[i]);
         s->msgs += counter_get(&st->msgs);
@@ -159,6 +161,7 @@ static void take_snapshot(const struct bench *b, struct snapshot *s)
             s->errors += counter_get(&st->errors[e]);
         hist_merge(&s->rtt, &st->rtt);
         hist_merge(&s->rtt_raw, &st->rtt_raw);
+        cstage_hists_merge(&s->stages, &st->stages);
     }
 }
 
@@ -170,14 +173,26 @@ static void take_snapshot(const struct bench *b, struct snapshot *s)
 
 /* [t0, t0 + len) seconds after the measured start: a closed loop's
  * latencies untagged, an open loop's as "corrected" (from the intended send
- * time) and "uncorrected" (from the actual send). */
+ * time) and "uncorrected" (from the actual send); with --stages, each part
+ * of the split round trips tagged "stage_" and its name (stage_client_tx,
+ * stage_network, stage_client_rx). stages may be NULL: none. */
 static int hdr_log_interval(const struct bench *b, double t0, double len, const struct hist *rtt,
-                            const struct hist *raw)
+                            const struct hist *raw, const struct hist *stages)
 {
-    if (b->cfg->rate <= 0)
-        return hdrlog_write_interval(b->hdr, NULL, t0, len, rtt, HDR_MAX_DIVISOR);
-    int rc = hdrlog_write_interval(b->hdr, "corrected", t0, len, rtt, HDR_MAX_DIVISOR);
-    return rc < 0 ? rc : hdrlog_write_interval(b->hdr, "uncorrected", t0, len, raw, HDR_MAX_DIVISOR);
+    int rc;
+    if (b->cfg->rate <= 0) {
+        rc = hdrlog_write_interval(b->hdr, NULL, t0, len, rtt, HDR_MAX_DIVISOR);
+    } else {
+        rc = hdrlog_write_interval(b->hdr, "corrected", t0, len, rtt, HDR_MAX_DIVISOR);
+        if (rc == 0)
+            rc = hdrlog_write_interval(b->hdr, "uncorrected", t0, len, raw, HDR_MAX_DIVISOR);
+    }
+    for (int i = 0; i < CSTAGE_COUNT && rc == 0 && stages != NULL && b->cfg->stages; i++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "stage_%s", cstage_name((enum cstage)i));
+        rc = hdrlog_write_interval(b->hdr, tag, t0, len, &stages[i], HDR_MAX_DIVISOR);
+    }
+    return rc;
 }
 
 /* out = now - prev, bucket by bucket (each value at its bucket's midpoint). */
@@ -195,7 +210,8 @@ static void hist_delta(struct hist *out, const struct hist *now, const struct hi
 }
 
 /* Report [prev, now): the difference of two snapshots; now becomes prev.
- * scratch holds two histograms. */
+ * scratch holds SCRATCH_HISTS histograms. */
+#define SCRATCH_HISTS (2 + CSTAGE_COUNT)
 static int emit_interval(const struct bench *b, struct snapshot *prev, struct snapshot *now,
                          struct hist *scratch, double t0, double t1)
 {
@@ -207,7 +223,9 @@ static int emit_interval(const struct bench *b, struct snapshot *prev, struct sn
     int rc = 0;
     if (b->hdr != NULL) {
         hist_delta(&scratch[1], &now->rtt_raw, &prev->rtt_raw);
-        rc = hdr_log_interval(b, t0, t1 - t0, &scratch[0], &scratch[1]);
+        for (int i = 0; i < CSTAGE_COUNT; i++)
+            hist_delta(&scratch[2 + i], &now->stages.h[i], &prev->stages.h[i]);
+        rc = hdr_log_interval(b, t0, t1 - t0, &scratch[0], &scratch[1], &scratch[2]);
     }
     prev->msgs = now->msgs;
     prev->bytes = now->bytes;
@@ -216,6 +234,8 @@ static int emit_interval(const struct bench *b, struct snapshot *prev, struct sn
     hist_merge(&prev->rtt, &now->rtt);
     hist_reset(&prev->rtt_raw);
     hist_merge(&prev->rtt_raw, &now->rtt_raw);
+    cstage_hists_init(&prev->stages);
+    cstage_hists_merge(&prev->stages, &now->stages);
     return rc;
 }
 
@@ -233,7 +253,7 @@ static bool all_finished(const struct bench *b)
 static int watch_intervals(const struct bench *b, int *log_err)
 {
     struct snapshot *s = calloc(2, sizeof *s);
-    struct hist *scratch = calloc(2, sizeof *scratch);
+    struct hist *scratch = calloc(SCRATCH_HISTS, sizeof *scratch);
     if (s == NULL || scratch == NULL) {
         free(s);
         free(scratch);
@@ -241,6 +261,7 @@ static int watch_intervals(const struct bench *b, int *log_err)
     }
     hist_init(&s[0].rtt);
     hist_init(&s[0].rtt_raw);
+    cstage_hists_init(&s[0].stages);
     uint64_t step = (uint64_t)(b->cfg->interval * 1e9), t = b->plan.measure_ns;
     uint64_t next = t + step;
     while (!all_finished(b)) {
@@ -280,6 +301,7 @@ static void sum_results(const struct bench *b, struct bench_result *r, uint64_t 
     r->open_loop = cfg->rate > 0;
     hist_init(&r->rtt);
     hist_init(&r->rtt_raw);
+    cstage_hists_init(&r->stages);
     for (unsigned i = 0; i < b->nthreads; i++) {
         const struct lg_stats *st = lg_thread_stats(b->threads[i]);
         r->msgs += counter_get(&st->msgs);
@@ -292,6 +314,7 @@ static void sum_results(const struct bench *b, struct bench_result *r, uint64_t 
             r->errors[e] += counter_get(&st->errors[e]);
         hist_merge(&r->rtt, &st->rtt);
         hist_merge(&r->rtt_raw, &st->rtt_raw);
+        cstage_hists_merge(&r->stages, &st->stages);
         for (int k = 0; k < LOOP_SYS_COUNT; k++)
             r->syscalls[k] += lg_thread_syscalls(b->threads[i], (enum loop_syscall)k);
     }
@@ -402,7 +425,7 @@ static int run(struct bench *b)
     report_summary(r);
     int rc = exit_status(r);
     if (b->hdr != NULL && cfg->interval <= 0 && log_err == 0) /* one line for the run */
-        log_err = hdr_log_interval(b, 0, r->secs, &r->rtt, &r->rtt_raw);
+        log_err = hdr_log_interval(b, 0, r->secs, &r->rtt, &r->rtt_raw, r->stages.h);
     if (close_hdr_log(b, log_err) < 0)
         rc = rc == EXIT_OK ? EXIT_IO : rc;
     if (cfg->histogram_out != NULL && spectrum_write_hdr(r, cfg->histogram_out) < 0)

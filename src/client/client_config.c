@@ -24,6 +24,7 @@ void client_config_defaults(struct client_config *cfg)
     cfg->port = CLIENT_DEFAULT_PORT;
     cfg->timeout = 5;
     cfg->report = true;
+    cfg->stage_sample = CLIENT_STAGE_SAMPLE;
     cfg->connections = 1;
     cfg->depth = 1;
     cfg->size = 64;
@@ -67,6 +68,10 @@ void client_config_defaults(struct client_config *cfg)
       "do not send the measured round-trip times to the server\n(framed mode reports them, "  \
       "for the server's metrics)",                                                            \
       NULL, NULL, set_flag(&cfg->report, false))                                              \
+    X(STAGES, "stages", 0, no_argument, FOR(CLIENT_ONESHOT) | FOR(CLIENT_BENCH), "",            \
+      "split each round trip by the kernel's timestamps: client\ntransmit, network and "       \
+      "server, client receive queue\n(one-shot: every message; bench: see --stage-sample)",     \
+      NULL, NULL, set_flag(&cfg->stages, true))                                                \
     X(HELP, "help", 'h', no_argument, EVERY, "", "show this help and exit", NULL, NULL,       \
       show_help(out))                                                                         \
     X(VERSION, "version", 'V', no_argument, EVERY, "", "show the version and exit", NULL,     \
@@ -101,6 +106,9 @@ void client_config_defaults(struct client_config *cfg)
     X(CONNECT_RATE, "connect-rate", 0, required_argument, FOR(CLIENT_BENCH), "N",             \
       "open at most N connections per second (default: at once)", NULL, NULL,                 \
       parse_rate(name, v, 0.01, 1e7, &cfg->connect_rate, err, cap))                           \
+    X(STAGE_SAMPLE, "stage-sample", 0, required_argument, FOR(CLIENT_BENCH), "N",             \
+      "with --stages, split one round trip in N (default 1024; 0: none)", NULL, NULL,           \
+      parse_unsigned(name, v, 0, 1000000, &cfg->stage_sample, err, cap))                       \
     X(IO, "io", 0, required_argument, FOR(CLIENT_BENCH), "epoll|uring|auto",                  \
       "each thread's event loop: epoll, io_uring, or io_uring\nwhere the kernel allows it "  \
       "(default auto)",                                                                       \
@@ -208,14 +216,16 @@ static void print_option(FILE *out, const struct option *o, const char *value, c
     fputc('\n', out);
 }
 
-/* The options of one section: those every command that connects takes
- * (mask ALL), or those of one command that not all of them take; merge's
- * section leaves out those it shares with bench (listed there). */
+/* The options of one section: those the one-shot command takes, which
+ * has no section of its own (mask ALL: most of them every command that
+ * connects takes), or those of another command that one-shot does not
+ * take; merge's section leaves out those it shares with bench (listed
+ * there). */
 static void print_section(FILE *out, unsigned mask)
 {
     for (size_t i = 0; i < NOPTIONS; i++) {
         const struct option_info *o = &option_info[i];
-        bool common = (o->commands & ALL) == ALL;
+        bool common = (o->commands & FOR(CLIENT_ONESHOT)) != 0;
         bool here = mask == ALL ? common
                                 : !common && (o->commands & mask) != 0 &&
                                       (mask != FOR(CLIENT_MERGE) ||

@@ -21,6 +21,7 @@
 #include "tcpmsg/loop.h"
 #include "tcpmsg/net.h"
 #include "tcpmsg/rttreport.h"
+#include "tcpmsg/tstamp.h"
 
 #define REPORT_EVERY_NS 1000000000ull /* RTT reports to the server: once a second */
 #define CHECK_EVERY_NS 100000000ull   /* timeouts are checked this often */
@@ -42,6 +43,12 @@ struct lg_conn {
     unsigned id;           /* run-wide connection number: seeds its message sizes */
     uint8_t *out;          /* messages not yet written: [out_off, out_len) */
     size_t out_off, out_len, out_cap;
+    /* --stages (see stages.h): byte numbers count every byte written since
+     * stamping was turned on, as the kernel's OPT_ID does */
+    uint32_t sent_bytes;   /* byte number of out[out_off] */
+    bool stamp_due;        /* a sampled message's last byte is not written yet */
+    uint32_t stamp_key;    /* the last such byte */
+    struct cstage_track samples; /* sampled messages awaiting their reply */
     uint8_t *in;           /* the partial reply left by the last delivery */
     size_t in_len, in_cap;
     uint64_t *sent_ns;     /* ring: actual send time of each message in flight */
@@ -66,6 +73,7 @@ struct lg_thread {
     unsigned live;           /* streams started whose on_close has not come */
     uint64_t next_check, next_report;
     uint64_t quota;        /* messages this thread may still send */
+    unsigned stage_every;  /* --stages: split one round trip in this many; 0: off */
     uint8_t *msg;          /* fixed --size: a whole message as sent, but its stamp; NULL: sizes vary */
     size_t wire;           /* bytes of the largest message on the wire (all of them, fixed) */
     atomic_bool finished;      /* the measured loop has ended */
@@ -201,6 +209,16 @@ static void conn_drop(struct lg_thread *t, struct lg_conn *c, enum lg_error e)
     conn_close(t, c);
 }
 
+/* n more bytes were written. */
+static void wrote(struct lg_conn *c, size_t n)
+{
+    if (c->stamp_due && n > 0 &&
+        cstage_byte_at_or_before(c->stamp_key, c->sent_bytes + (uint32_t)n - 1))
+        c->stamp_due = false;
+    c->sent_bytes += (uint32_t)n;
+    c->out_off += n;
+}
+
 /* Hand what is unwritten to the loop, unless a write is outstanding: one at
  * a time. epoll writes now and may take part; io_uring takes the bytes in
  * the kernel and on_write says how many went. */
@@ -213,7 +231,15 @@ static void flush(struct lg_thread *t, struct lg_conn *c)
         return;
     }
     struct iovec iov = { c->out + c->out_off, c->out_len - c->out_off };
-    ssize_t w = loop_stream_write(t->loop, &c->s, &iov, 1);
+    ssize_t w;
+    if (c->stamp_due) {
+        /* The write that hands over a sampled message's last byte asks for
+         * its stamps (that of its own last byte covers the message). */
+        cstage_track_handed(&c->samples, tstamp_now_ns());
+        w = loop_stream_write_stamped(t->loop, &c->s, &iov, 1);
+    } else {
+        w = loop_stream_write(t->loop, &c->s, &iov, 1);
+    }
     if (w == -EINPROGRESS) {
         c->writing = true;
         return;
@@ -222,7 +248,7 @@ static void flush(struct lg_thread *t, struct lg_conn *c)
         conn_drop(t, c, LG_ERR_RESET);
         return;
     }
-    c->out_off += (size_t)w;
+    wrote(c, (size_t)w);
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
     else
@@ -243,11 +269,26 @@ static bool out_room(struct lg_conn *c, size_t need)
     return c->out_cap - c->out_len >= need;
 }
 
+/* Message k, whose last byte is byte number key, is sampled: its write
+ * will ask for its stamps. */
+static void sample(struct lg_thread *t, struct lg_conn *c, uint64_t k, uint32_t key)
+{
+    if (!cstage_track_sent(&c->samples, k, key, 0)) {
+        counter_add(&t->stats.stages.skipped, 1);
+        return;
+    }
+    c->stamp_due = true;
+    c->stamp_key = key;
+}
+
 /* Queue message seq + inflight, sent now. */
 static void append_next(struct lg_thread *t, struct lg_conn *c, uint64_t now)
 {
     uint64_t k = c->seq + c->inflight;
-    c->out_len += write_message(t, c, k, c->out + c->out_len);
+    size_t wire = write_message(t, c, k, c->out + c->out_len);
+    if (cstage_sampled(k, t->stage_every))
+        sample(t, c, k, c->sent_bytes + (uint32_t)(c->out_len + wire - 1 - c->out_off));
+    c->out_len += wire;
     if (c->inflight == 0)
         c->wait_since_ns = now;
     unsigned slot = c->head + c->inflight; /* the ring's slot, without a division */
@@ -315,10 +356,26 @@ static uint64_t open_pace(struct lg_thread *t, uint64_t now)
 
 /* --- replies ---------------------------------------------------------------- */
 
+/* A sampled reply to message c->seq was read: its split. rx_ns is the
+ * delivery's receive stamp, that of the last segment it read from. A reply
+ * that ended in an earlier segment of the same delivery arrived a little
+ * before it: for that reply the split counts the difference as network time,
+ * not receive-queue time (docs/STAGES.md). Replies written together by the
+ * server usually travel in one segment, and then there is no difference. */
+static void record_stages(struct lg_thread *t, struct lg_conn *c, uint64_t rx_ns, bool measured)
+{
+    struct cstage_times tm = { .rx_ns = rx_ns };
+    if (!cstage_track_take(&c->samples, c->seq, &tm.handed_ns, &tm.snd_ns) || !measured)
+        return;
+    tm.read_ns = tstamp_now_ns();
+    cstage_hists_record(&t->stats.stages, &tm);
+}
+
 /* The reply to the oldest message in flight arrived now: its latency. true
  * when it counts in the results (inside the measured window); the caller
- * counts it, once for all the replies of a delivery. */
-static bool record(struct lg_thread *t, struct lg_conn *c, uint64_t now)
+ * counts it, once for all the replies of a delivery. rx_ns: the delivery's
+ * receive stamp, for record_stages. */
+static bool record(struct lg_thread *t, struct lg_conn *c, uint64_t now, uint64_t rx_ns)
 {
     uint64_t raw = now - c->sent_ns[c->head];
     uint64_t latency = raw;
@@ -332,6 +389,8 @@ static bool record(struct lg_thread *t, struct lg_conn *c, uint64_t now)
     }
     if (measured)
         hist_record(&t->stats.rtt, latency);
+    if (c->samples.npending > 0)
+        record_stages(t, c, rx_ns, measured);
     if (c->unreported != NULL)
         hist_record(c->unreported, raw);
     if (++c->head == t->cfg->depth)
@@ -397,7 +456,7 @@ static size_t consume_replies(struct lg_thread *t, struct lg_conn *c, const uint
         }
         if (wire == 0)
             break;
-        if (record(t, c, now)) {
+        if (record(t, c, now, loop_stream_rx_ns(&c->s))) {
             msgs++;
             bytes += (uint64_t)wire;
         }
@@ -473,11 +532,18 @@ static void on_write(struct loop_stream *s, ssize_t n, uint64_t now)
         conn_drop(t, c, LG_ERR_RESET);
         return;
     }
-    c->out_off += (size_t)n;
+    wrote(c, (size_t)n);
     if (t->phase == LG_MEASURING && !t->open_loop)
         closed_top_up(t, c, now); /* room again for the window */
     else
         flush(t, c);
+}
+
+/* A transmit stamp of c's socket, read by the loop from its error queue. */
+static void on_errqueue(struct loop_stream *s, const struct tstamp_report *r, uint64_t now)
+{
+    (void)now;
+    cstage_track_report(&((struct lg_conn *)s)->samples, r);
 }
 
 static void on_close(struct loop_stream *s)
@@ -733,6 +799,8 @@ int lg_thread_new(struct lg_thread **out, const struct lg_plan *plan, unsigned f
     }
     hist_init(&t->stats.rtt);
     hist_init(&t->stats.rtt_raw);
+    cstage_hists_init(&t->stats.stages);
+    t->stage_every = plan->cfg->stages ? plan->cfg->stage_sample : 0;
     struct loop_options opt = { .backend = plan->cfg->io, .sqpoll = plan->cfg->sqpoll };
     int rc = loop_new(&t->loop, &opt, why);
     if (rc < 0)
@@ -801,6 +869,7 @@ int lg_thread_connect(struct lg_thread *t, unsigned k)
     c->s.on_read = on_read;
     c->s.on_write = on_write;
     c->s.on_close = on_close;
+    c->s.on_errqueue = on_errqueue;
     c->s.data = t;
     int e = loop_stream_start(t->loop, &c->s, fd);
     if (e < 0) {
@@ -810,6 +879,15 @@ int lg_thread_connect(struct lg_thread *t, unsigned k)
     }
     c->open = true;
     t->live++;
+    /* Before the first byte is written: byte numbers count from it. */
+    e = t->stage_every > 0 ? loop_stream_stamp(t->loop, &c->s, true) : 0;
+    if (e < 0) {
+        fprintf(stderr, "tcpmsg: --stages: %s\n",
+                e == -ENOSYS ? "this event loop cannot read timestamps: use --io epoll"
+                             : strerror(-e));
+        conn_drop(t, c, LG_ERR_CONNECT);
+        return e;
+    }
     /* Whole buffers: io_uring then keeps one multishot recv armed. */
     e = loop_stream_read(t->loop, &c->s, LOOP_READ_SIZE);
     if (e < 0) {

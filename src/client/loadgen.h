@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "client/client_config.h"
+#include "client/stages.h"
 #include "tcpmsg/counter.h"
 #include "tcpmsg/hist.h"
 #include "tcpmsg/loop.h"
@@ -49,6 +50,7 @@ struct lg_stats {
     counter_t errors[LG_ERR_COUNT];
     struct hist rtt;      /* latency; open loop: from the intended send time */
     struct hist rtt_raw;  /* open loop: from the actual send time (uncorrected) */
+    struct cstage_hists stages; /* --stages: the sampled round trips, split */
 };
 
 /* The run's timetable and payload, shared read-only by all threads. */

@@ -12,6 +12,7 @@
 
 #include "client/client.h"
 #include "client/report.h"
+#include "client/stages.h"
 #include "tcpmsg/hdrlog.h"
 
 /* Merged intervals of the --hdr-log output: the wall-clock timeline cut in
@@ -21,13 +22,21 @@
  * many. */
 #define MERGE_MAX_SLOTS 100000
 
+/* The series merged, each on its own: the latency (untagged or
+ * "corrected"), the uncorrected one, then the parts of bench --stages'
+ * split round trips (tagged "stage_client_tx" ...). */
+#define SERIES_RTT 0
+#define SERIES_RAW 1
+#define SERIES_STAGE 2 /* + enum cstage */
+#define NSERIES (SERIES_STAGE + CSTAGE_COUNT)
+
 /* One interval of one log, as read: its place on the wall clock, its
  * series, and its histogram as the log wrote it (base64 text, a few hundred
  * bytes, where a decoded struct hist takes 39 KB: 3 logs of 10 minutes at
  * 1 s intervals keep 1.8 MB rather than 70). */
 struct piece {
     double start_s, length_s;
-    int series;   /* 0 the latency (untagged or "corrected"), 1 "uncorrected" */
+    int series;   /* SERIES_... */
     double scale; /* nanoseconds per unit of its log */
     char *b64;
     size_t slot;  /* --hdr-log: its interval of the merged log */
@@ -37,18 +46,23 @@ struct merge {
     const struct client_config *cfg;
     struct piece *pieces;
     size_t npieces, cap;
-    struct hist *total[2]; /* the two series, whole run */
-    double max_ns[2];      /* the largest max column of tcpmsg's logs, each series */
+    struct hist *total[NSERIES]; /* each series, whole run */
+    double max_ns[NSERIES];      /* the largest max column of tcpmsg's logs, each series */
     unsigned nunitless;    /* logs without a unit line, taken as nanoseconds */
 };
 
-/* The series an interval's tag belongs to: 0 the latency (untagged or
- * "corrected"), 1 the uncorrected one; -1 another tag. */
+/* The series an interval's tag belongs to, or -1 for another tag: a tag
+ * nobody defined is refused rather than silently dropped or mixed in. */
 static int series_of(const char *tag)
 {
     if (tag[0] == '\0' || strcmp(tag, "corrected") == 0)
-        return 0;
-    return strcmp(tag, "uncorrected") == 0 ? 1 : -1;
+        return SERIES_RTT;
+    if (strcmp(tag, "uncorrected") == 0)
+        return SERIES_RAW;
+    for (int i = 0; i < CSTAGE_COUNT; i++)
+        if (strncmp(tag, "stage_", 6) == 0 && strcmp(tag + 6, cstage_name((enum cstage)i)) == 0)
+            return SERIES_STAGE + i;
+    return -1;
 }
 
 static int add_piece(struct merge *m, const struct hdrlog_interval *iv, int series, double scale,
@@ -90,7 +104,8 @@ static int read_log(struct merge *m, const char *path)
         if (series < 0) {
             fprintf(stderr,
                     "tcpmsg merge: %s:%u: tag '%s': only untagged, corrected and uncorrected "
-                    "latencies are merged\n",
+                    "latencies and the stages of bench --stages (stage_client_tx, "
+                    "stage_network, stage_client_rx) are merged\n",
                     path, r.line, iv.tag);
             status = EXIT_USAGE;
         } else if (add_piece(m, &iv, series, r.scale, r.buf) < 0) {
@@ -172,12 +187,17 @@ static int write_merged_log(struct merge *m, bool open_loop, double t0, double t
     FILE *f = fopen(path, "w");
     if (f == NULL)
         return -errno;
-    struct hist *h[2] = { hist_new(), hist_new() };
-    int rc = h[0] != NULL && h[1] != NULL ? hdrlog_write_header(f, t0, "nanoseconds") : -ENOMEM;
+    struct hist *h[NSERIES];
+    int rc = 0;
+    for (int j = 0; j < NSERIES; j++)
+        if ((h[j] = hist_new()) == NULL)
+            rc = -ENOMEM;
+    if (rc == 0)
+        rc = hdrlog_write_header(f, t0, "nanoseconds");
     size_t i = 0;
     for (size_t k = 0; rc == 0 && k < nslots; k++) {
-        hist_reset(h[0]);
-        hist_reset(h[1]);
+        for (int j = 0; j < NSERIES; j++)
+            hist_reset(h[j]);
         for (; rc == 0 && i < m->npieces && m->pieces[i].slot == k; i++) {
             const struct piece *p = &m->pieces[i]; /* read once already: it decodes */
             rc = hdrlog_decode_add_scaled(h[p->series], p->b64, strlen(p->b64), p->scale, NULL);
@@ -190,9 +210,16 @@ static int write_merged_log(struct merge *m, bool open_loop, double t0, double t
         else if ((rc = hdrlog_write_interval(f, "corrected", start, len, h[0],
                                              HDRLOG_MAX_DIVISOR)) == 0)
             rc = hdrlog_write_interval(f, "uncorrected", start, len, h[1], HDRLOG_MAX_DIVISOR);
+        for (int j = 0; rc == 0 && j < CSTAGE_COUNT; j++) {
+            char tag[32];
+            snprintf(tag, sizeof tag, "stage_%s", cstage_name((enum cstage)j));
+            if (hist_count(m->total[SERIES_STAGE + j]) > 0) /* the logs had the series */
+                rc = hdrlog_write_interval(f, tag, start, len, h[SERIES_STAGE + j],
+                                           HDRLOG_MAX_DIVISOR);
+        }
     }
-    hist_free(h[0]);
-    hist_free(h[1]);
+    for (int j = 0; j < NSERIES; j++)
+        hist_free(h[j]);
     if (fclose(f) != 0 && rc == 0)
         rc = -errno;
     return rc;
@@ -200,9 +227,12 @@ static int write_merged_log(struct merge *m, bool open_loop, double t0, double t
 
 int merge_run(const struct client_config *cfg)
 {
-    struct merge m = { .cfg = cfg, .total = { hist_new(), hist_new() } };
+    struct merge m = { .cfg = cfg };
     struct bench_result *r = calloc(1, sizeof *r);
-    int status = m.total[0] != NULL && m.total[1] != NULL && r != NULL ? EXIT_OK : EXIT_IO;
+    int status = r != NULL ? EXIT_OK : EXIT_IO;
+    for (int j = 0; j < NSERIES; j++)
+        if ((m.total[j] = hist_new()) == NULL)
+            status = EXIT_IO;
     for (size_t i = 0; i < cfg->nmessages && status == EXIT_OK; i++)
         status = read_log(&m, cfg->messages[i]);
     if (status == EXIT_OK) {
@@ -223,6 +253,12 @@ int merge_run(const struct client_config *cfg)
         hist_merge(&r->rtt_raw, m.total[1]);
         hist_set_max(&r->rtt, (uint64_t)llround(m.max_ns[0]));
         hist_set_max(&r->rtt_raw, (uint64_t)llround(m.max_ns[1]));
+        cstage_hists_init(&r->stages);
+        for (int j = 0; j < CSTAGE_COUNT; j++) {
+            hist_merge(&r->stages.h[j], m.total[SERIES_STAGE + j]);
+            hist_set_max(&r->stages.h[j], (uint64_t)llround(m.max_ns[SERIES_STAGE + j]));
+        }
+        counter_set(&r->stages.split, hist_count(m.total[SERIES_STAGE]));
         r->cfg = cfg;
         r->target = "merged";
         r->open_loop = hist_count(m.total[1]) > 0;
@@ -244,8 +280,8 @@ int merge_run(const struct client_config *cfg)
     for (size_t i = 0; i < m.npieces; i++)
         free(m.pieces[i].b64);
     free(m.pieces);
-    hist_free(m.total[0]);
-    hist_free(m.total[1]);
+    for (int j = 0; j < NSERIES; j++)
+        hist_free(m.total[j]);
     free(r);
     return status;
 }

@@ -3,16 +3,19 @@
  * typing at the server would want to see.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "client/client.h"
+#include "client/stages.h"
 #include "tcpmsg/frame.h"
 #include "tcpmsg/hist.h"
 #include "tcpmsg/net.h"
 #include "tcpmsg/rttreport.h"
+#include "tcpmsg/tstamp.h"
 
 #define CLOSE_WAIT_MS 1000 /* after the last message, wait this long for the server's EOF */
 
@@ -84,6 +87,20 @@ static void write_reply(FILE *f, const void *p, size_t n)
 
 /* --- connecting and exchanging ------------------------------------------------ */
 
+/* The connection of a one-shot run. */
+struct oneshot {
+    int fd;
+    const struct client_config *cfg;
+    const char *addr;      /* "ip:port", for messages */
+    /* --stages: the kernel's timestamps of this socket (tstamp.h) */
+    bool stamps;           /* asked for, and the kernel agreed */
+    uint32_t next_byte;    /* byte number (OPT_ID) of the next byte written */
+    struct cstage_track track; /* the message in flight, until its SND stamp */
+    uint64_t rx_ns;        /* receive stamp of the bytes the last read returned */
+    uint64_t read_ns;      /* when that read returned */
+    uint64_t seq;          /* the message being exchanged, counted from 0 */
+};
+
 static int timeout_ms(const struct client_config *cfg)
 {
     return (int)(cfg->timeout * 1000 + 0.5);
@@ -117,8 +134,10 @@ int client_connect_status(int err)
 }
 
 /* Map a failed read or write to an exit status, with a message. */
-static int io_failure(const char *what, int rc, const char *addr, const struct client_config *cfg)
+static int io_failure(const struct oneshot *os, const char *what, int rc)
 {
+    const struct client_config *cfg = os->cfg;
+    const char *addr = os->addr;
     if (rc == -ETIMEDOUT) {
         fprintf(stderr, "tcpmsg: no reply from %s within %g s\n", addr, cfg->timeout);
         return EXIT_TIMEOUT;
@@ -130,21 +149,77 @@ static int io_failure(const char *what, int rc, const char *addr, const struct c
     return EXIT_IO;
 }
 
-/* Read n bytes before deadline_ns: 0, or -ETIMEDOUT / -ECONNRESET / -errno.
- * One deadline for a whole reply, however it trickles in. */
-static int read_by(int fd, void *buf, size_t n, uint64_t deadline_ns)
+/* Milliseconds left until deadline_ns (rounded up), or -ETIMEDOUT. */
+static int ms_until(uint64_t deadline_ns)
 {
     uint64_t now = net_now_ns();
     if (now >= deadline_ns)
         return -ETIMEDOUT;
-    int ms = (int)((deadline_ns - now + 999999) / 1000000);
-    return net_read_full(fd, buf, n, ms);
+    return (int)((deadline_ns - now + 999999) / 1000000);
+}
+
+/* Read every transmit stamp waiting in the error queue. SND stamps complete
+ * the message in flight; the others (SCHED, ACK) are only read so that the
+ * queue does not keep poll() reporting POLLERR. */
+static void drain_stamps(struct oneshot *os)
+{
+    struct tstamp_report r;
+    while (tstamp_read_tx(os->fd, &r) == 1)
+        cstage_track_report(&os->track, &r);
+}
+
+/* Read n bytes with recvmsg, keeping the kernel's receive stamp of the
+ * last call (the one that returned the last of the n bytes) and the time it
+ * returned. Stamps in the error queue wake poll() (POLLERR) and are read
+ * on the way. 0, or as net_read_full. */
+static int read_stamped(struct oneshot *os, uint8_t *p, size_t n, uint64_t deadline_ns)
+{
+    while (n > 0) {
+        int ms = ms_until(deadline_ns);
+        if (ms < 0)
+            return ms;
+        struct pollfd pfd = { .fd = os->fd, .events = POLLIN };
+        int rc = poll(&pfd, 1, ms);
+        if (rc < 0 && errno != EINTR)
+            return -errno;
+        if (rc <= 0)
+            continue; /* EINTR, or the deadline: checked above */
+        drain_stamps(os);
+        union {
+            char buf[TSTAMP_RX_CMSG_SPACE];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = { .iov_base = p, .iov_len = n };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                              .msg_controllen = sizeof ctl.buf };
+        ssize_t r = recvmsg(os->fd, &msg, MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            continue; /* only a stamp woke us */
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -ECONNRESET;
+        os->read_ns = tstamp_now_ns();
+        os->rx_ns = tstamp_rx_ns(&msg);
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Read n bytes before deadline_ns: 0, or -ETIMEDOUT / -ECONNRESET / -errno.
+ * One deadline for a whole reply, however it trickles in. */
+static int read_by(struct oneshot *os, void *buf, size_t n, uint64_t deadline_ns)
+{
+    if (os->stamps)
+        return read_stamped(os, buf, n, deadline_ns);
+    int ms = ms_until(deadline_ns);
+    return ms < 0 ? ms : net_read_full(os->fd, buf, n, ms);
 }
 
 /* The rest of a frame whose header is hdr, into *buf (grown as needed). */
-static int read_frame_body(int fd, const struct client_config *cfg, const char *addr,
-                           const uint8_t hdr[FRAME_HEADER_SIZE], uint8_t **buf, size_t *len,
-                           uint64_t deadline_ns)
+static int read_frame_body(struct oneshot *os, const uint8_t hdr[FRAME_HEADER_SIZE],
+                           uint8_t **buf, size_t *len, uint64_t deadline_ns)
 {
     *len = (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
     uint8_t *p = realloc(*buf, *len + 1);
@@ -153,9 +228,9 @@ static int read_frame_body(int fd, const struct client_config *cfg, const char *
         return EXIT_IO;
     }
     *buf = p;
-    int rc = read_by(fd, *buf, *len, deadline_ns);
+    int rc = read_by(os, *buf, *len, deadline_ns);
     if (rc < 0)
-        return io_failure("read", rc, addr, cfg);
+        return io_failure(os, "read", rc);
     if (hdr[0] == FRAME_ERROR) {
         int code = *len > 0 ? (*buf)[0] : 0;
         fprintf(stderr, "tcpmsg: server error (%s): ", frame_error_tag(code));
@@ -168,16 +243,16 @@ static int read_frame_body(int fd, const struct client_config *cfg, const char *
 
 /* Read one framed reply into *buf. Returns 0 or an exit status; a reply of
  * another type than DATA is a mismatch. */
-static int read_frame_reply(int fd, const struct client_config *cfg, const char *addr,
-                            uint8_t **buf, size_t *len, uint64_t deadline_ns)
+static int read_frame_reply(struct oneshot *os, uint8_t **buf, size_t *len, uint64_t deadline_ns)
 {
     uint8_t hdr[FRAME_HEADER_SIZE];
-    int rc = read_by(fd, hdr, FRAME_HEADER_SIZE, deadline_ns);
+    int rc = read_by(os, hdr, FRAME_HEADER_SIZE, deadline_ns);
     if (rc < 0)
-        return io_failure("read", rc, addr, cfg);
-    rc = read_frame_body(fd, cfg, addr, hdr, buf, len, deadline_ns);
+        return io_failure(os, "read", rc);
+    rc = read_frame_body(os, hdr, buf, len, deadline_ns);
     if (rc == EXIT_OK && hdr[0] != FRAME_DATA) {
-        fprintf(stderr, "tcpmsg: reply from %s has frame type 0x%02x, not DATA\n", addr, hdr[0]);
+        fprintf(stderr, "tcpmsg: reply from %s has frame type 0x%02x, not DATA\n", os->addr,
+                hdr[0]);
         return EXIT_MISMATCH;
     }
     return rc;
@@ -186,8 +261,8 @@ static int read_frame_reply(int fd, const struct client_config *cfg, const char 
 /* Read one text reply line (without its LF) into *buf. A connection refused
  * over a limit gets an error frame before the client has spoken: a reply
  * starting with the ERROR type byte is read as one. */
-static int read_line_reply(int fd, const struct client_config *cfg, const char *addr,
-                           uint8_t **buf, size_t *len, size_t expect, uint64_t deadline_ns)
+static int read_line_reply(struct oneshot *os, uint8_t **buf, size_t *len, size_t expect,
+                           uint64_t deadline_ns)
 {
     size_t cap = expect + 2 > 256 ? expect + 2 : 256; /* room for an ERR line too */
     uint8_t *p = realloc(*buf, cap);
@@ -197,15 +272,15 @@ static int read_line_reply(int fd, const struct client_config *cfg, const char *
     *len = 0;
     for (;;) { /* a byte at a time: never read past the reply we wait for */
         uint8_t c;
-        int rc = read_by(fd, &c, 1, deadline_ns);
+        int rc = read_by(os, &c, 1, deadline_ns);
         if (rc < 0)
-            return io_failure("read", rc, addr, cfg);
+            return io_failure(os, "read", rc);
         if (*len == 0 && c == FRAME_ERROR) {
             uint8_t hdr[FRAME_HEADER_SIZE] = { c };
-            rc = read_by(fd, hdr + 1, FRAME_HEADER_SIZE - 1, deadline_ns);
+            rc = read_by(os, hdr + 1, FRAME_HEADER_SIZE - 1, deadline_ns);
             if (rc < 0)
-                return io_failure("read", rc, addr, cfg);
-            return read_frame_body(fd, cfg, addr, hdr, buf, len, deadline_ns);
+                return io_failure(os, "read", rc);
+            return read_frame_body(os, hdr, buf, len, deadline_ns);
         }
         if (c == '\n')
             break;
@@ -221,10 +296,82 @@ static int read_line_reply(int fd, const struct client_config *cfg, const char *
     return EXIT_OK;
 }
 
-/* Send one message and check its reply. Returns an exit status. */
-static int exchange(int fd, const struct client_config *cfg, const char *addr, const char *msg,
-                    size_t n, uint8_t **buf, struct hist *rtts)
+/* Write n bytes, each sendmsg() carrying the control message that asks for
+ * the transmit stamps of its last byte: the call that writes the message's
+ * last byte gets it stamped, whatever partial writes came before (their
+ * stamps are of earlier bytes, and match nothing). 0, or as net_write_all. */
+static int write_stamped(struct oneshot *os, const uint8_t *p, size_t n, uint64_t deadline_ns)
 {
+    while (n > 0) {
+        union {
+            char buf[TSTAMP_TX_CMSG_SPACE];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf };
+        msg.msg_controllen = tstamp_tx_cmsg(ctl.buf);
+        ssize_t w = sendmsg(os->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int ms = ms_until(deadline_ns);
+            if (ms < 0)
+                return ms;
+            struct pollfd pfd = { .fd = os->fd, .events = POLLOUT };
+            (void)poll(&pfd, 1, ms);
+            drain_stamps(os); /* a stamp in the error queue also wakes poll */
+            continue;
+        }
+        if (w < 0)
+            return -errno;
+        os->next_byte += (uint32_t)w;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Send a message of n bytes; with --stages, stamped, its last byte's number
+ * and the moment it was handed to the kernel kept for the split. */
+static int send_message(struct oneshot *os, const uint8_t *out, size_t n, uint64_t deadline_ns)
+{
+    if (!os->stamps)
+        return net_write_all(os->fd, out, n, timeout_ms(os->cfg));
+    uint64_t handed = tstamp_now_ns();
+    int rc = write_stamped(os, out, n, deadline_ns);
+    if (rc == 0)
+        (void)cstage_track_sent(&os->track, os->seq, os->next_byte - 1, handed); /* never full */
+    return rc;
+}
+
+/* " (client tx 3.1 us, network+server 40.2 us, client rx 1.0 us)": where
+ * the round trip of message os->seq, whose reply has just been read, went. */
+static void print_stages(struct oneshot *os)
+{
+    drain_stamps(os); /* SND came long before the reply */
+    struct cstage_times t = { .rx_ns = os->rx_ns, .read_ns = os->read_ns };
+    uint64_t part[CSTAGE_COUNT];
+    if (!cstage_track_take(&os->track, os->seq, &t.handed_ns, &t.snd_ns) ||
+        !cstage_split(&t, part)) {
+        /* The kernel turns receive stamping on a moment after the first
+         * socket of the system asks (tstamp.h), and off when the last one
+         * closes: a first reply can come without a stamp. */
+        fputs(t.rx_ns == 0 ? " (stages: no receive timestamp yet)"
+                           : " (stages: no transmit timestamp)",
+              stdout);
+        return;
+    }
+    for (int i = 0; i < CSTAGE_COUNT; i++)
+        printf("%s%s %.1f us", i == 0 ? " (" : ", ", cstage_text((enum cstage)i),
+               (double)part[i] / 1e3);
+    putchar(')');
+}
+
+/* Send one message and check its reply. Returns an exit status. */
+static int exchange(struct oneshot *os, const char *msg, size_t n, uint8_t **buf,
+                    struct hist *rtts)
+{
+    const struct client_config *cfg = os->cfg;
     if (n > FRAME_MAX_PAYLOAD_LIMIT || (cfg->text && memchr(msg, '\n', n) != NULL)) {
         fprintf(stderr, "tcpmsg: message too long for a frame, or a text message with a newline\n");
         return EXIT_USAGE;
@@ -243,32 +390,36 @@ static int exchange(int fd, const struct client_config *cfg, const char *addr, c
     }
     uint64_t t0 = net_now_ns();
     uint64_t deadline = t0 + (uint64_t)timeout_ms(cfg) * 1000000u;
-    int rc = net_write_all(fd, out, wire, timeout_ms(cfg));
+    int rc = send_message(os, out, wire, deadline);
     free(out);
     size_t len = 0;
     if (rc < 0) {
         /* Refused over a limit, the server sent why before it closed. */
         if ((rc == -EPIPE || rc == -ECONNRESET) && !cfg->text &&
-            read_frame_reply(fd, cfg, addr, buf, &len, net_now_ns() + 100000000u) == EXIT_SERVER)
+            read_frame_reply(os, buf, &len, net_now_ns() + 100000000u) == EXIT_SERVER)
             return EXIT_SERVER;
-        return io_failure("write to", rc, addr, cfg);
+        return io_failure(os, "write to", rc);
     }
-    rc = cfg->text ? read_line_reply(fd, cfg, addr, buf, &len, n, deadline)
-                   : read_frame_reply(fd, cfg, addr, buf, &len, deadline);
+    rc = cfg->text ? read_line_reply(os, buf, &len, n, deadline)
+                   : read_frame_reply(os, buf, &len, deadline);
     if (rc != EXIT_OK)
         return rc;
     uint64_t rtt_ns = net_now_ns() - t0;
     double rtt_us = (double)rtt_ns / 1e3;
     if (len != n || memcmp(*buf, msg, n) != 0) {
         fprintf(stderr, "tcpmsg: reply from %s does not match the message (%zu bytes sent, %zu received)\n",
-                addr, n, len);
+                os->addr, n, len);
         return EXIT_MISMATCH;
     }
     hist_record(rtts, rtt_ns);
-    printf("reply from %s in %.1f us: ", addr, rtt_us);
+    printf("reply from %s in %.1f us", os->addr, rtt_us);
+    if (os->stamps)
+        print_stages(os);
+    fputs(": ", stdout);
     write_reply(stdout, *buf, len);
     putchar('\n');
     fflush(stdout);
+    os->seq++;
     return EXIT_OK;
 }
 
@@ -288,35 +439,42 @@ static void send_report(int fd, const struct client_config *cfg, const struct hi
 }
 
 /* Close so that the server sees a clean end: shut our side, then read until
- * its EOF (a byte-echo server sends our report back: discarded). */
-static void close_gracefully(int fd)
+ * its EOF (a byte-echo server sends our report back: discarded). With
+ * --stages the reads also empty the error queue of the last ACK stamps. */
+static void close_gracefully(struct oneshot *os)
 {
-    shutdown(fd, SHUT_WR);
-    uint8_t sink[4096];
+    shutdown(os->fd, SHUT_WR);
+    uint8_t sink[1];
     uint64_t deadline = net_now_ns() + CLOSE_WAIT_MS * 1000000ull;
-    while (net_now_ns() < deadline) {
-        int left = (int)((deadline - net_now_ns()) / 1000000) + 1;
-        if (net_read_full(fd, sink, 1, left) < 0)
-            break; /* EOF (reported as a reset by read_full), timeout or error */
-    }
-    close(fd);
+    while (read_by(os, sink, 1, deadline) == 0) {
+    } /* until EOF (reported as a reset), the deadline or an error */
+    close(os->fd);
 }
 
 int oneshot_run(const struct client_config *cfg)
 {
     char addr[NET_ADDRSTRLEN];
-    int fd = client_connect(cfg, addr);
-    if (fd < 0)
-        return client_connect_status(fd);
+    struct oneshot os = { .cfg = cfg, .addr = addr };
+    os.fd = client_connect(cfg, addr);
+    if (os.fd < 0)
+        return client_connect_status(os.fd);
+    /* Before the first byte is written: byte numbers count from it. */
+    int e = cfg->stages ? tstamp_enable(os.fd) : 0;
+    if (e < 0) {
+        fprintf(stderr, "tcpmsg: --stages: the kernel refused SO_TIMESTAMPING: %s\n", strerror(-e));
+        close(os.fd);
+        return EXIT_IO;
+    }
+    os.stamps = cfg->stages;
     struct hist *rtts = hist_new();
     if (rtts == NULL) {
-        close(fd);
+        close(os.fd);
         return EXIT_IO;
     }
     uint8_t *buf = NULL;
     int rc = EXIT_OK;
     for (size_t i = 0; i < cfg->nmessages && rc == EXIT_OK; i++)
-        rc = exchange(fd, cfg, addr, cfg->messages[i], strlen(cfg->messages[i]), &buf, rtts);
+        rc = exchange(&os, cfg->messages[i], strlen(cfg->messages[i]), &buf, rtts);
     if (cfg->nmessages == 0) {
         char *line = NULL;
         size_t cap = 0;
@@ -326,16 +484,16 @@ int oneshot_run(const struct client_config *cfg)
                 n--;
             if (n > 0 && line[n - 1] == '\r')
                 n--;
-            rc = exchange(fd, cfg, addr, line, (size_t)n, &buf, rtts);
+            rc = exchange(&os, line, (size_t)n, &buf, rtts);
         }
         free(line);
     }
     free(buf);
     if (rc == EXIT_OK) {
-        send_report(fd, cfg, rtts);
-        close_gracefully(fd);
+        send_report(os.fd, cfg, rtts);
+        close_gracefully(&os);
     } else {
-        close(fd);
+        close(os.fd);
     }
     hist_free(rtts);
     return rc;

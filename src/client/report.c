@@ -190,6 +190,31 @@ static void print_duration_text(const struct bench_result *r)
     printf("\n");
 }
 
+/* --stages: p50, p90, p99 and max of each part of the sampled round
+ * trips, under the RTT they split. merged: the logs of tcpmsg merge, which
+ * hold the split round trips only. */
+static void print_stages_text(const struct bench_result *r, bool merged)
+{
+    const struct cstage_hists *st = &r->stages;
+    if (!merged && r->cfg->stage_sample == 0) {
+        printf("  stages(us)  none split (--stage-sample 0)\n");
+        return;
+    }
+    if (merged)
+        printf("  stages(us)  %llu round trips split\n",
+               (unsigned long long)counter_get(&st->split));
+    else
+        printf("  stages(us)  %llu round trips split (1 in %u), %llu skipped\n",
+               (unsigned long long)counter_get(&st->split), r->cfg->stage_sample,
+               (unsigned long long)counter_get(&st->skipped));
+    for (int i = 0; i < CSTAGE_COUNT && counter_get(&st->split) > 0; i++) {
+        const struct hist *h = &st->h[i];
+        printf("    %-15s p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", cstage_text((enum cstage)i),
+               us(hist_percentile(h, 50)), us(hist_percentile(h, 90)), us(hist_percentile(h, 99)),
+               us(hist_max(h)));
+    }
+}
+
 static void summary_text(const struct bench_result *r)
 {
     const struct client_config *cfg = r->cfg;
@@ -205,6 +230,8 @@ static void summary_text(const struct bench_result *r)
     } else {
         print_latency_text("rtt (us)", &r->rtt, cfg, "");
     }
+    if (cfg->stages)
+        print_stages_text(r, false);
     printf("  syscalls    %s, whole run:", r->io);
     for (int k = 0; k < LOOP_SYS_COUNT; k++)
         if (r->syscalls[k] > 0)
@@ -253,6 +280,19 @@ static json_t *rate_json(const struct bench_result *r)
     return o;
 }
 
+/* --stages: {"sample": N, "split": n, "skipped": n, "client_tx": {latency}, ...}. */
+static json_t *stages_json(const struct bench_result *r)
+{
+    const struct cstage_hists *st = &r->stages;
+    json_t *o = json_object();
+    json_object_set_new(o, "sample", json_integer(r->cfg->stage_sample));
+    json_object_set_new(o, "split", json_integer((json_int_t)counter_get(&st->split)));
+    json_object_set_new(o, "skipped", json_integer((json_int_t)counter_get(&st->skipped)));
+    for (int i = 0; i < CSTAGE_COUNT; i++)
+        json_object_set_new(o, cstage_name((enum cstage)i), latency_json(&st->h[i], r->cfg));
+    return o;
+}
+
 static void summary_json(const struct bench_result *r)
 {
     const struct client_config *cfg = r->cfg;
@@ -276,6 +316,8 @@ static void summary_json(const struct bench_result *r)
         json_object_set_new(o, "rtt_uncorrected_us", latency_json(&r->rtt_raw, cfg));
         json_object_set_new(o, "rate", rate_json(r));
     }
+    if (cfg->stages)
+        json_object_set_new(o, "stages_us", stages_json(r));
     json_t *errors = json_object();
     for (int e = 0; e < LG_ERR_COUNT; e++)
         json_object_set_new(errors, lg_error_tag(e), json_integer((json_int_t)r->errors[e]));
@@ -304,6 +346,7 @@ void report_summary(const struct bench_result *r)
 void report_merged(const struct bench_result *r, size_t nlogs, size_t nintervals, double start_s)
 {
     const struct client_config *cfg = r->cfg;
+    bool stages = counter_get(&r->stages.split) > 0; /* the logs had them */
     if (cfg->json) {
         json_t *o = json_object();
         json_object_set_new(o, "event", json_string("merged"));
@@ -317,6 +360,12 @@ void report_merged(const struct bench_result *r, size_t nlogs, size_t nintervals
         json_object_set_new(o, "rtt_us", latency_json(&r->rtt, cfg));
         if (r->open_loop)
             json_object_set_new(o, "rtt_uncorrected_us", latency_json(&r->rtt_raw, cfg));
+        if (stages) {
+            json_t *st = stages_json(r);
+            json_object_del(st, "sample"); /* the logs do not say */
+            json_object_del(st, "skipped");
+            json_object_set_new(o, "stages_us", st);
+        }
         print_line(o);
         return;
     }
@@ -332,5 +381,7 @@ void report_merged(const struct bench_result *r, size_t nlogs, size_t nintervals
     } else {
         print_latency_text("rtt (us)", &r->rtt, cfg, "");
     }
+    if (stages)
+        print_stages_text(r, true);
     fflush(stdout);
 }

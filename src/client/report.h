@@ -29,6 +29,7 @@ struct bench_result {
     bool ended_early;       /* a timed run that stopped before its end: no connection left */
     struct hist rtt;        /* latency (open loop: from the intended send time) */
     struct hist rtt_raw;    /* open loop: from the actual send time */
+    struct cstage_hists stages; /* --stages: the sampled round trips, split */
     const char *io;         /* the threads' event loop: "epoll" or "uring" */
     uint64_t syscalls[LOOP_SYS_COUNT]; /* the loops' system calls and wakeups, whole run */
 };

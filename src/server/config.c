@@ -70,6 +70,7 @@ void server_config_defaults(struct server_config *cfg)
     cfg->write_timeout = 30;
     cfg->drain_timeout = 5;
     cfg->rtt_reports = true;
+    cfg->stage_sample = STAGE_SAMPLE_DEFAULT;
     strcpy(cfg->http_bind, "127.0.0.1");
     cfg->http_port = 8081;
     cfg->http_enabled = true;
@@ -139,6 +140,11 @@ void server_config_defaults(struct server_config *cfg)
       "accept: add clients' RTT reports that keep the rules\n(docs/PROTOCOL.md) to "           \
       "tcpmsg_client_rtt_seconds\n(default); ignore: drop and count every report",             \
       set_choice(&cfg->rtt_reports, name, v, "accept", "ignore", "accept", err, cap))          \
+    X(STAGE_SAMPLE, "stage-sample", 0, required_argument, "N", NULL,                           \
+      "time the stages of one message in N per connection\n(kernel receive queue, service, "  \
+      "qdisc, device,\nACK: tcpmsg_stage_seconds, docs/STAGES.md); 0 turns\nit off: no "       \
+      "socket gets SO_TIMESTAMPING\n(default " STAGE_SAMPLE_DEFAULT_TEXT ")",                   \
+      set_unsigned(&cfg->stage_sample, name, v, 0, 1000000000, err, cap))                      \
     X(IDLE, "idle-timeout", 0, required_argument, "SEC",                                       \
       "Timeouts (seconds, fractions allowed, 0 turns one off):",                               \
       "close a connection silent this long (default 300)",                                     \

@@ -147,15 +147,19 @@ static void io_read(struct conn *c, size_t max)
         conn_close(c, CLOSE_IO_ERROR, net_now_ns());
 }
 
+static bool stage_stamp_write(struct conn *c, size_t total);
+
 /* Start a write. Returns the bytes taken now (epoll), -EINPROGRESS (io_uring:
  * on_write tells how it ended) or -errno. Either way, while the write is not
- * over, c->writing is set: on_write clears it. */
+ * over, c->writing is set: on_write clears it. A write carrying the last
+ * byte of a sampled reply asks for its transmit timestamps. */
 static ssize_t io_write(struct conn *c, const struct iovec *iov, int cnt)
 {
     size_t total = 0;
     for (int i = 0; i < cnt; i++)
         total += iov[i].iov_len;
-    ssize_t w = loop_stream_write(c->ctx->loop, &c->s, iov, cnt);
+    ssize_t w = stage_stamp_write(c, total) ? loop_stream_write_stamped(c->ctx->loop, &c->s, iov, cnt)
+                                            : loop_stream_write(c->ctx->loop, &c->s, iov, cnt);
     c->writing = w == -EINPROGRESS || (w >= 0 && (size_t)w < total);
     return w;
 }
@@ -205,6 +209,140 @@ static void on_write(struct loop_stream *s, ssize_t n, uint64_t now);
 static void on_close(struct loop_stream *s);
 static void update_io(struct conn *c);
 
+/* ---- stage timestamps ----------------------------------------------------
+ * With --stage-sample N, every connection's socket reports the kernel's
+ * timestamps (loop_stream_stamp), and one message in N is sampled:
+ *   rx_queue  the receive timestamp of the read that completed the message
+ *             (the kernel's stamp of the last segment that read took bytes
+ *             from) to the moment the server parses it;
+ *   service   that read to the reply's last byte handed to the kernel;
+ *   tx_sched, tx_send, tx_ack: from there to the qdisc, the device and the
+ *             client's ACK (tstamp.h), for the write that carried it.
+ * A sample that cannot be completed (no receive timestamp, timestamps lost)
+ * is counted in tcpmsg_stage_samples_dropped_total instead. */
+
+static void stage_record(struct conn *c, enum stage st, uint64_t ns, uint64_t n)
+{
+    hist_record_n(server_stats_stage(stats_of(c), st), ns, n);
+}
+
+/* Samples the tracker gave up since last asked go to the counter. */
+static void stage_count_dropped(struct conn *c)
+{
+    uint64_t d = c->stage.track.dropped;
+    counter_add(&stats_of(c)->stage_dropped, d - c->stage.dropped_seen);
+    c->stage.dropped_seen = d;
+}
+
+/* Turn sampling on for a new connection: its socket reports timestamps
+ * before anything is written, so that byte numbers count from its first
+ * byte. A socket that refuses is served unsampled. */
+static void stage_start(struct conn *c)
+{
+    unsigned n = cfg_of(c)->stage_sample;
+    if (n == 0)
+        return;
+    int rc = loop_stream_stamp(c->ctx->loop, &c->s, true);
+    if (rc < 0) {
+        LOG_RATELIMITED(LOG_WARN, "stage timestamps unavailable", LF_U("conn", c->id),
+            LF_S("error", strerror(-rc)));
+        return;
+    }
+    c->stage.until = n;
+}
+
+/* Whether the message just taken is sampled: one in N. */
+static inline bool stage_due(struct conn *c)
+{
+    if (c->stage.until == 0 || --c->stage.until != 0)
+        return false;
+    c->stage.until = cfg_of(c)->stage_sample;
+    return true;
+}
+
+/* A sampled message, completed by the read being served (read at now),
+ * whose reply ends just before output byte number end. */
+static void stage_sampled(struct conn *c, uint64_t end, uint64_t now)
+{
+    uint64_t rx = loop_stream_rx_ns(&c->s);
+    if (rx == 0) {
+        /* No receive timestamp: completed from what was buffered earlier, or
+         * the kernel had not begun stamping yet. */
+        counter_add(&stats_of(c)->stage_dropped, 1);
+        return;
+    }
+    uint64_t app = tstamp_now_ns();
+    stage_record(c, STAGE_rx_queue, app > rx ? app - rx : 0, 1);
+    if (c->stage.svc_n++ == 0)
+        c->stage.svc_since = now;
+    c->stage.tx_end = end;
+    c->stage.tx_n++;
+}
+
+/* The output byte number of the next byte queued: what was written, then
+ * what waits. */
+static uint64_t stage_out_pos(const struct conn *c)
+{
+    return counter_get(&c->pub.bytes_out) + c->out.len;
+}
+
+/* Whether a write of total bytes from the next unwritten byte on carries the
+ * last sampled reply's last byte: then it asks for timestamps, and the
+ * samples it completes are handed to the tracker (once: a partial write is
+ * followed by another stamped one, for the same byte). */
+static bool stage_stamp_write(struct conn *c, size_t total)
+{
+    uint64_t start = counter_get(&c->pub.bytes_out);
+    if (c->stage.tx_end <= start || c->stage.tx_end > start + total)
+        return false;
+    if (c->stage.tx_n > 0) {
+        tstamp_track_sent_n(&c->stage.track, (uint32_t)(c->stage.tx_end - 1), tstamp_now_ns(),
+                            c->stage.tx_n);
+        c->stage.tx_n = 0;
+        stage_count_dropped(c);
+    }
+    return true;
+}
+
+/* The loop read a transmit timestamp of this socket. */
+static void on_errqueue(struct loop_stream *s, const struct tstamp_report *r, uint64_t now)
+{
+    (void)now;
+    struct conn *c = s->data;
+    tstamp_track_report(&c->stage.track, r);
+    struct tstamp_tx_stages t;
+    while (tstamp_track_next(&c->stage.track, &t)) {
+        stage_record(c, STAGE_tx_sched, t.sched_ns, t.count);
+        stage_record(c, STAGE_tx_send, t.send_ns, t.count);
+        stage_record(c, STAGE_tx_ack, t.ack_ns, t.count);
+    }
+    stage_count_dropped(c);
+}
+
+/* The reply of every message received so far has reached the kernel, at
+ * done: the sampled ones' service ends. */
+static void stage_answered(struct conn *c, uint64_t done)
+{
+    if (c->stage.svc_n == 0)
+        return;
+    stage_record(c, STAGE_service, done - c->stage.svc_since, c->stage.svc_n);
+    c->stage.svc_n = 0;
+}
+
+/* Closing: the samples still waiting for a stage are given up. A sample
+ * still waiting for its service is waiting for its transmit stages too (its
+ * reply has not all reached the kernel): counted there, once. */
+static void stage_abandon(struct conn *c)
+{
+    if (c->stage.until == 0)
+        return;
+    c->stage.track.dropped += c->stage.tx_n;
+    c->stage.tx_n = 0;
+    c->stage.svc_n = 0;
+    tstamp_track_abandon(&c->stage.track);
+    stage_count_dropped(c);
+}
+
 struct conn *conn_open(const struct conn_ctx *ctx, int fd, const struct sockaddr *peer,
                        socklen_t len, uint64_t id, uint64_t now)
 {
@@ -224,12 +362,14 @@ struct conn *conn_open(const struct conn_ctx *ctx, int fd, const struct sockaddr
     c->s.on_read = on_read;
     c->s.on_write = on_write;
     c->s.on_close = on_close;
+    c->s.on_errqueue = on_errqueue;
     c->s.data = c;
     if (loop_stream_start(ctx->loop, &c->s, fd) < 0) {
         free(c);
         close(fd);
         return NULL;
     }
+    stage_start(c);
     ctx->adopt(ctx->owner, c);
     update_io(c);
     return c;
@@ -353,6 +493,7 @@ void conn_close(struct conn *c, enum close_reason reason, uint64_t now)
     if (c->state == CONN_CLOSED)
         return;
     conn_sample_tcp(c); /* while the socket is still open */
+    stage_abandon(c);
     c->reason = reason;
     conn_enter(c, CONN_CLOSED, now);
     io_close(c);
@@ -654,6 +795,7 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
     struct server_stats *st = stats_of(c);
     size_t same_len = SIZE_MAX;
     uint64_t msgs = 0, same_from = 0;
+    uint64_t out_pos = stage_out_pos(c) - run; /* output byte number of buf[0]'s echo */
     while (stop - pos >= FRAME_HEADER_SIZE) {
         uint32_t h = frame_header_load(buf + pos);
         size_t plen = h & FRAME_LEN_MASK;
@@ -667,6 +809,8 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
         }
         msgs++;
         pos += FRAME_HEADER_SIZE + plen;
+        if (stage_due(c))
+            stage_sampled(c, out_pos + pos, now);
     }
     if (msgs == 0)
         return pos;
@@ -732,6 +876,10 @@ static size_t process_input(struct conn *c, const uint8_t *buf, size_t len, uint
             return len;
         }
         pos += (size_t)rc;
+        /* A data frame's echo ends with the run's output so far; a text
+         * reply was queued last. */
+        if (stage_due(c))
+            stage_sampled(c, stage_out_pos(c) + (framed ? pos - run : 0), now);
         if (!framed)
             run = pos; /* text replies are already queued */
     }
@@ -810,6 +958,7 @@ static void written(struct conn *c, ssize_t w, uint64_t now)
         struct server_stats *st = stats_of(c);
         uint64_t done = net_now_ns();
         hist_record_n(&st->service_ns, done - c->unsent_since_ns, c->unsent_msgs);
+        stage_answered(c, done);
         counter_add(&st->msgs_out[stats_mode(c)], c->unsent_msgs);
         counter_add(&c->pub.msgs_out, c->unsent_msgs);
         c->unsent_msgs = 0;

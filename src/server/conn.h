@@ -18,6 +18,7 @@
 #include "tcpmsg/frame.h"
 #include "tcpmsg/loop.h"
 #include "tcpmsg/net.h"
+#include "tcpmsg/tstamp.h"
 
 struct conn_ctx;
 
@@ -103,6 +104,21 @@ struct conn {
     struct {
         uint64_t retrans, busy_us, rwnd_limited_us, sndbuf_limited_us;
     } tcp_seen;
+    /* Stage timestamps (--stage-sample N): one message in N is sampled. Its
+     * rx_queue is taken when it is parsed, its service once its reply has
+     * reached the kernel, its transmit stages when the kernel's timestamps
+     * for the write that carried that reply's last byte come back. */
+    struct {
+        unsigned until;     /* messages until the next sample (1: the next one); 0: off */
+        uint64_t svc_since; /* read (monotonic) of the oldest sampled message not yet
+                               answered to the kernel */
+        uint64_t svc_n;     /* sampled messages not yet answered to the kernel */
+        uint64_t tx_end;    /* output byte number just past the last sampled reply; the
+                               write that carries byte tx_end - 1 asks for timestamps */
+        unsigned tx_n;      /* sampled replies up to tx_end not yet handed to track */
+        uint64_t dropped_seen; /* track.dropped already added to the counter */
+        struct tstamp_track track; /* sampled replies waiting for their timestamps */
+    } stage;
 
     /* Immutable after conn_open: other threads may read them. */
     struct sockaddr_storage peer;

@@ -18,8 +18,8 @@
 #define FORK_RECORD_MAGIC 0x544d5347u /* "TMSG" */
 /* 2: 64-bit bucket deltas, RTT report rejections; 3: a delta for every
  * counter of SERVER_STATS_COUNTERS, in its order; 4: TCP_INFO's counters and
- * the srtt histogram */
-#define FORK_RECORD_VERSION 4
+ * the srtt histogram; 5: the stage histograms, recvmsg and sendmsg, dropped stage samples */
+#define FORK_RECORD_VERSION 5
 #define FORK_RECORD_SIZE 1024
 #define FORK_RECORD_FINAL 1u /* flags: the child's last record */
 

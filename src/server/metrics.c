@@ -27,6 +27,7 @@ struct metric_def {
     double (*get)(const struct metrics_snapshot *m, size_t i);
     const struct hist *(*hist)(const struct metrics_snapshot *m);
     double scale;                    /* histogram: recorded unit -> base unit */
+    const char *label_value;         /* histogram: its value of label, when the family has one */
     size_t (*bounds)(const double **b);
 };
 
@@ -154,8 +155,9 @@ static const struct metric_def metric_defs[] = {
     { "tcpmsg_http_connections_rejected_total", M_COUNTER, "",
       "HTTP connections refused at accept or ended by the header deadline, by reason",
       LABELS("reason", http_reject_tags), .get = get_http_rejected },
-#define STATS_HIST_DEF(field, name, unit, to_unit, bounds_of, help) \
-    { name, M_HISTOGRAM, unit, help, .hist = hist_##field, .scale = to_unit, .bounds = bounds_of },
+#define STATS_HIST_DEF(field, name, label_name, value, unit, to_unit, bounds_of, help)           \
+    { name, M_HISTOGRAM, unit, help, .hist = hist_##field, .scale = to_unit, .bounds = bounds_of, \
+      .label = label_name, .label_value = value },
     SERVER_STATS_HISTS(STATS_HIST_DEF)
 #undef STATS_HIST_DEF
     { "tcpmsg_workers", M_GAUGE, "", "Worker threads serving connections", .get = get_workers },
@@ -300,6 +302,18 @@ static json_t *hist_json(const struct metric_def *d, const struct hist *h)
     return o;
 }
 
+/* The object holding a labelled histogram family's members by label value
+ * ("stage_seconds": {"rx_queue": {...}, ...}), made by its first member. */
+static json_t *family_json(json_t *hists, const char *key)
+{
+    json_t *o = json_object_get(hists, key);
+    if (o == NULL) {
+        o = json_object();
+        json_object_set_new(hists, key, o);
+    }
+    return o;
+}
+
 static json_t *value_json(const struct metric_def *d, const struct metrics_snapshot *m)
 {
     if (d->label == NULL) {
@@ -344,6 +358,7 @@ char *metrics_json(const struct metrics_snapshot *m)
     json_object_set_new(server, "io", json_string(m->io != NULL ? m->io : "epoll"));
     json_object_set_new(server, "address", json_string(m->address));
     json_object_set_new(server, "workers", json_integer(m->workers));
+    json_object_set_new(server, "stage_sample", json_integer(m->stage_sample));
     json_object_set_new(server, "draining", json_boolean(m->draining));
     json_object_set_new(server, "start_time_seconds", json_real(m->start_time_s));
     json_object_set_new(server, "uptime_seconds", json_real(m->uptime_s));
@@ -356,8 +371,11 @@ char *metrics_json(const struct metrics_snapshot *m)
             json_object_set_new(counters, json_key(d->name), value_json(d, m));
         else if (d->type == M_GAUGE)
             json_object_set_new(gauges, json_key(d->name), value_json(d, m));
-        else if (d->type == M_HISTOGRAM)
+        else if (d->type == M_HISTOGRAM && d->label_value == NULL)
             json_object_set_new(hists, json_key(d->name), hist_json(d, d->hist(m)));
+        else if (d->type == M_HISTOGRAM)
+            json_object_set_new(family_json(hists, json_key(d->name)), d->label_value,
+                                hist_json(d, d->hist(m)));
     }
     json_object_set_new(root, "counters", counters);
     loop_json(root, m);
@@ -400,7 +418,17 @@ static void prom_hist(FILE *f, const struct metric_def *d, const struct hist *h)
 {
     const double *bounds;
     size_t nb = d->bounds(&bounds);
-    promhist_write(f, d->name, "", h, d->scale, bounds, nb);
+    char labels[96] = "";
+    if (d->label_value != NULL)
+        snprintf(labels, sizeof labels, "%s=\"%s\",", d->label, d->label_value);
+    promhist_write(f, d->name, labels, h, d->scale, bounds, nb);
+}
+
+/* Whether d continues the family of the definition before it (a labelled
+ * histogram's later members): no second HELP and TYPE. */
+static bool same_family(size_t i)
+{
+    return i > 0 && strcmp(metric_defs[i].name, metric_defs[i - 1].name) == 0;
 }
 
 static void prom_value(FILE *f, const char *name, const char *label, const char *value, double v)
@@ -425,10 +453,12 @@ static char *render_text(const struct metrics_snapshot *m, size_t *len, bool om)
         const struct metric_def *d = &metric_defs[i];
         char family[128];
         family_name(d, om, family, sizeof family);
-        fprintf(f, "# HELP %s %s.\n", family, d->help);
-        fprintf(f, "# TYPE %s %s\n", family, type_name(d, om));
-        if (om && d->unit[0] != '\0')
-            fprintf(f, "# UNIT %s %s\n", family, d->unit);
+        if (!same_family(i)) {
+            fprintf(f, "# HELP %s %s.\n", family, d->help);
+            fprintf(f, "# TYPE %s %s\n", family, type_name(d, om));
+            if (om && d->unit[0] != '\0')
+                fprintf(f, "# UNIT %s %s\n", family, d->unit);
+        }
         if (d->type == M_HISTOGRAM) {
             prom_hist(f, d, d->hist(m));
         } else if (d->type == M_INFO) {
@@ -467,10 +497,16 @@ void metrics_write_markdown(FILE *out)
     fputs("| metric | type | unit | labels | meaning |\n|---|---|---|---|---|\n", out);
     for (size_t i = 0; i < COUNT_OF(metric_defs); i++) {
         const struct metric_def *d = &metric_defs[i];
+        if (same_family(i))
+            continue; /* listed with its first member */
         fprintf(out, "| `%s` | %s | %s | ", d->name, type_name(d, true),
                 d->unit[0] != '\0' ? d->unit : "-");
         if (d->type == M_INFO) {
             fputs("`version`, `mode`, `io`", out);
+        } else if (d->label_value != NULL) {
+            fprintf(out, "`%s`: ", d->label);
+            for (size_t k = i; k < COUNT_OF(metric_defs) && (k == i || same_family(k)); k++)
+                fprintf(out, "%s`%s`", k > i ? ", " : "", metric_defs[k].label_value);
         } else if (d->label != NULL) {
             fprintf(out, "`%s`: ", d->label);
             for (size_t k = 0; k < d->nvalues; k++)

@@ -23,6 +23,7 @@ struct metrics_snapshot {
     uint64_t buffer_memory_bytes;       /* connection buffers held now */
     uint64_t buffer_memory_limit_bytes; /* --max-buffer-memory */
     unsigned workers;
+    unsigned stage_sample;      /* --stage-sample: one message in N per connection, 0: off */
     bool draining;
     const char *version;
     const char *mode;    /* "epoll" */

@@ -24,6 +24,7 @@
 #include "tcpmsg/http.h"
 #include "tcpmsg/log.h"
 #include "tcpmsg/notify.h"
+#include "tcpmsg/tstamp.h"
 #include "tcpmsg/webconfig.h"
 
 /* Is the address free of other listeners? A plain socket (SO_REUSEADDR, so
@@ -269,10 +270,29 @@ static void report_notify(int rc, const char *what)
         LF_S("error", strerror(-rc)));
 }
 
+/* The kernel stamps received packets only while some socket asks, and the
+ * first socket's asking takes effect a moment later (it patches code from a
+ * work queue): a client's first messages would arrive unstamped. A socket
+ * that asks from the start, for the server's life, has it ready before the
+ * first connection. Without it stages are still measured, from a little
+ * later on. */
+static void prime_timestamps(struct server *s)
+{
+    if (s->cfg->stage_sample == 0)
+        return;
+    s->stamp_primer = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s->stamp_primer >= 0 && tstamp_enable(s->stamp_primer) < 0) {
+        close(s->stamp_primer);
+        s->stamp_primer = -1;
+    }
+}
+
 int server_start(struct server *s, const struct server_config *cfg, http_route_fn route)
 {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
+    s->stamp_primer = -1;
+    prime_timestamps(s);
     /* Large buffers (a big message's input, up to --max-payload) get their
      * own mappings, so that giving one back returns it to the system at
      * once, and growing one is an mremap, not a copy. glibc would otherwise
@@ -388,6 +408,9 @@ failed_alloc:
     s->fork = NULL;
     free_web_config(s);
     closed_ring_destroy(&s->closed);
+    if (s->stamp_primer >= 0)
+        close(s->stamp_primer);
+    s->stamp_primer = -1;
     return rc;
 }
 
@@ -402,6 +425,7 @@ void server_snapshot(struct server *s, struct metrics_snapshot *m)
     m->buffer_memory_bytes = membudget_total(s->budget);
     m->buffer_memory_limit_bytes = membudget_limit(s->budget);
     m->workers = s->nworkers;
+    m->stage_sample = s->cfg->stage_sample;
     m->draining = atomic_load(&s->draining) != 0;
     m->version = TCPMSG_VERSION;
     m->mode = s->fork != NULL ? "fork" : "epoll";
@@ -470,7 +494,8 @@ static void log_totals(const struct server *s)
      * parent's and what the children reported), exact once the workers are
      * joined: a test compares them with strace. */
 #define SYSCALL_FIELD(name, tag, text) LF_U(tag, counter_get(&t->syscalls[STATS_##name])),
-    LOG(LOG_INFO, "totals", LF_U("accepted", counter_get(&t->accepted)), LF_U("closed", closed),
+    struct log_field f[64] = {
+        LF_U("accepted", counter_get(&t->accepted)), LF_U("closed", closed),
         LF_U("rejected", rejected), LF_U("errors", errors),
         LF_U("msgs_in", counter_get(&t->msgs_in[0]) + counter_get(&t->msgs_in[1])),
         LF_U("msgs_out", counter_get(&t->msgs_out[0]) + counter_get(&t->msgs_out[1])),
@@ -479,7 +504,28 @@ static void log_totals(const struct server *s)
         LF_D("service_p50_us", hist_percentile(&t->service_ns, 50) / 1e3),
         LF_D("service_p99_us", hist_percentile(&t->service_ns, 99) / 1e3),
         LF_S("io", s->io != NULL ? s->io : "epoll"), SYSCALL_OPS(SYSCALL_FIELD)
-        LF_U("wakeups", counter_get(&t->wakeups)));
+        LF_U("wakeups", counter_get(&t->wakeups)),
+    };
+    size_t n = 0;
+    while (n < 64 && f[n].key != NULL)
+        n++;
+    /* With stage sampling on, where the sampled messages' time went:
+     * rx_queue_p50_us, rx_queue_p99_us, ... (the keys live as long as the
+     * line: static). */
+    static const char *const stage_keys[STAGE_COUNT][2] = {
+#define STAGE_KEYS(stage, text) { #stage "_p50_us", #stage "_p99_us" },
+        STAGE_LIST(STAGE_KEYS)
+#undef STAGE_KEYS
+    };
+    if (s->cfg->stage_sample > 0) {
+        f[n++] = LF_U("stage_samples", hist_count(&t->stage_rx_queue_ns));
+        for (int k = 0; k < STAGE_COUNT && n + 2 <= 64; k++) {
+            const struct hist *h = server_stats_stage(t, (enum stage)k);
+            f[n++] = LF_D(stage_keys[k][0], hist_percentile(h, 50) / 1e3);
+            f[n++] = LF_D(stage_keys[k][1], hist_percentile(h, 99) / 1e3);
+        }
+    }
+    log_write(LOG_INFO, "totals", f, n);
 #undef SYSCALL_FIELD
     free(t);
 }

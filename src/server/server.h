@@ -36,6 +36,8 @@ struct server {
     struct basicauth *auth;      /* its basic_auth_users, or NULL */
     double start_time_s;         /* Unix time */
     uint64_t start_ns;           /* monotonic */
+    int stamp_primer;            /* --stage-sample: a socket asking for receive timestamps
+                                    from the start (see server.c); -1: none */
 };
 
 /* Bind, log the bound address, start the workers, and the HTTP endpoint

@@ -70,3 +70,27 @@ void server_stats_add(struct server_stats *dst, const struct server_stats *src)
 SYSCALL_OPS(SYSCALL_SAME)
 #undef SYSCALL_SAME
 _Static_assert((int)SYSCALL_OP_COUNT == (int)LOOP_SYS_WAKEUPS, "the wakeups come last");
+
+struct hist *server_stats_stage(struct server_stats *s, enum stage st)
+{
+    switch (st) {
+#define STAGE_CASE(stage, text) \
+    case STAGE_##stage:         \
+        return &s->stage_##stage##_ns;
+        STAGE_LIST(STAGE_CASE)
+#undef STAGE_CASE
+    case STAGE_COUNT:
+        break;
+    }
+    return NULL;
+}
+
+const char *stage_name(enum stage st)
+{
+    static const char *const names[] = {
+#define STAGE_NAME(stage, text) #stage,
+        STAGE_LIST(STAGE_NAME)
+#undef STAGE_NAME
+    };
+    return (unsigned)st < STAGE_COUNT ? names[st] : "unknown";
+}

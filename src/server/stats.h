@@ -92,6 +92,12 @@ enum stats_mode {
     X(SYS_EPOLL_CTL, "epoll_ctl", "epoll: a change of what a descriptor is watched for")    \
     X(SYS_IO_URING_ENTER, "io_uring_enter",                                                 \
       "io_uring: one call submits what a wakeup queued and waits for completions")         \
+    X(SYS_RECVMSG, "recvmsg",                                                               \
+      "stage timestamps, epoll: a read that brings the receive timestamp")                  \
+    X(SYS_RECVMMSG, "recvmmsg",                                                             \
+      "stage timestamps: a read of a socket's error queue, the transmit timestamps waiting " \
+      "there (both backends)")                                                              \
+    X(SYS_SENDMSG, "sendmsg", "stage timestamps, epoll: a write asking for transmit timestamps") \
     X(SYS_TIMERFD_SETTIME, "timerfd_settime",                                               \
       "epoll: the timer of the loop's first deadline armed (the wait itself has no timeout)")
 
@@ -144,6 +150,10 @@ enum syscall_op {
       "by kind")                                                                             \
     X(wakeups, , "tcpmsg_loop_wakeups_total", "", NULL, NO_LABEL,                            \
       "Event loop iterations that handled at least one event or timer")                       \
+    X(stage_dropped, , "tcpmsg_stage_samples_dropped_total", "", NULL, NO_LABEL,           \
+      "Stage samples given up (--stage-sample): no receive timestamp, or transmit "          \
+      "timestamps lost (more samples in flight than a connection tracks, the error queue "   \
+      "full, the connection closed before the ACK)")                                         \
     X(tcp_retrans, , "tcpmsg_tcp_retransmits_total", "", NULL, NO_LABEL,                     \
       "Segments the kernel's TCP retransmitted on client connections (TCP_INFO, read "        \
       "once a second and at close)")                                                         \
@@ -164,21 +174,58 @@ enum syscall_op {
 #define ERROR_METRIC_KINDS(X) \
     ERROR_KINDS(X) X(ERR_HTTP, "http", "the HTTP endpoint answered 4xx or 5xx")
 
+/* The stages of a sampled message (--stage-sample), in the order a message
+ * meets them: the values of tcpmsg_stage_seconds's stage label. */
+#define STAGE_LIST(X)                                                                        \
+    X(rx_queue, "the kernel's receive timestamp of the message's last segment to the "      \
+                "server's read of it")                                                       \
+    X(service, "the read that completed the message to its reply handed to the kernel")    \
+    X(tx_sched, "the reply handed to the kernel to its last byte entering the qdisc")        \
+    X(tx_send, "the qdisc to the device (SCHED to SND)")                                     \
+    X(tx_ack, "the device to the client's TCP acknowledging the reply's last byte")
+
 /* Every histogram of struct server_stats, in the order of the metric table:
- *   X(field, Prometheus name, unit, recorded unit -> unit, Prometheus bounds, help)
- * The bounds are a function of metrics.c. */
+ *   X(field, Prometheus name, label, label value, unit, recorded unit -> unit,
+ *     Prometheus bounds, help)
+ * label and its value are NULL, or tell apart the histograms that share one
+ * name (one family, one HELP: the first member's): "stage", "rx_queue" for
+ * tcpmsg_stage_seconds{stage="rx_queue"}. The bounds are a function of
+ * metrics.c. */
 #define SERVER_STATS_HISTS(X)                                                                \
-    X(service_ns, "tcpmsg_service_time_seconds", "seconds", 1e-9, metrics_latency_bounds,   \
+    X(service_ns, "tcpmsg_service_time_seconds", NULL, NULL, "seconds", 1e-9,               \
+      metrics_latency_bounds,                                                                \
       "Time from a message fully received to its reply handed to the kernel")                \
-    X(client_rtt_ns, "tcpmsg_client_rtt_seconds", "seconds", 1e-9, metrics_latency_bounds,  \
-      "Round-trip times measured and reported by clients")                                   \
-    X(msg_bytes, "tcpmsg_message_size_bytes", "bytes", 1, metrics_size_bounds,              \
+    X(client_rtt_ns, "tcpmsg_client_rtt_seconds", NULL, NULL, "seconds", 1e-9,              \
+      metrics_latency_bounds, "Round-trip times measured and reported by clients")           \
+    X(msg_bytes, "tcpmsg_message_size_bytes", NULL, NULL, "bytes", 1, metrics_size_bounds,  \
       "Payload sizes of messages received")                                                  \
-    X(msgs_per_wakeup, "tcpmsg_messages_per_wakeup", "", 1, metrics_wakeup_bounds,           \
+    X(msgs_per_wakeup, "tcpmsg_messages_per_wakeup", NULL, NULL, "", 1,                     \
+      metrics_wakeup_bounds,                                                                 \
       "Replies completed per event loop wakeup, for wakeups that completed at least one")     \
-    X(tcp_srtt_ns, "tcpmsg_tcp_srtt_seconds", "seconds", 1e-9, metrics_latency_bounds,       \
+    X(tcp_srtt_ns, "tcpmsg_tcp_srtt_seconds", NULL, NULL, "seconds", 1e-9,                  \
+      metrics_latency_bounds,                                                                \
       "Smoothed round-trip time the kernel's TCP keeps for each client connection, "          \
-      "observed once a second per connection (TCP_INFO)")
+      "observed once a second per connection (TCP_INFO)")                                    \
+    STAGE_HIST(X, rx_queue)                                                                  \
+    STAGE_HIST(X, service)                                                                   \
+    STAGE_HIST(X, tx_sched)                                                                  \
+    STAGE_HIST(X, tx_send)                                                                   \
+    STAGE_HIST(X, tx_ack)
+
+/* One stage's histogram, for each value of STAGE_LIST (stats.c checks that
+ * the two lists agree). */
+#define STAGE_HIST(X, stage)                                                                 \
+    X(stage_##stage##_ns, "tcpmsg_stage_seconds", "stage", #stage, "seconds", 1e-9,          \
+      metrics_latency_bounds,                                                                \
+      "Where the time of sampled messages goes (--stage-sample), by stage: rx_queue, "        \
+      "service, tx_sched, tx_send, tx_ack (docs/STAGES.md)")
+
+enum stage {
+#define STAGE_ENUM(stage, text) STAGE_##stage,
+    STAGE_LIST(STAGE_ENUM)
+#undef STAGE_ENUM
+    STAGE_COUNT
+};
 
 struct server_stats {
 #define STATS_COUNTER_FIELD(field, shape, ...) counter_t field shape;
@@ -197,6 +244,10 @@ struct server_stats {
 #define STATS_CFIRST(s, field) ((const counter_t *)&(s)->field)
 
 void server_stats_init(struct server_stats *s);
+
+/* The histogram of stage st. */
+struct hist *server_stats_stage(struct server_stats *s, enum stage st);
+const char *stage_name(enum stage st); /* "rx_queue", ... */
 
 /* dst += src, every counter and histogram. dst is the caller's own; src
  * may be a live worker's. */

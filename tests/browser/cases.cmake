@@ -3,7 +3,7 @@
 # the scripts check the rendered DOM. They need chromium installed and fail,
 # saying so, when it is not. Screenshots and the dumped DOMs go to
 # test-artifacts/ in the build directory.
-foreach(case status_page server_gone server_back probe_page)
+foreach(case status_page server_gone server_back stages_view probe_page)
   add_test(NAME browser.${case}
     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/${case}.sh
             $<TARGET_FILE:tcpmsgd> $<TARGET_FILE:tcpmsg>

@@ -19,3 +19,7 @@ add_test(NAME integration.hdrlog_js
                  ${CMAKE_CURRENT_SOURCE_DIR}/tools/hdrlog_read.js)
 set_tests_properties(integration.hdrlog_js PROPERTIES LABELS integration TIMEOUT 120
                      SKIP_RETURN_CODE 77)
+# The client's stages (tcpmsg --stages, docs/STAGES.md): a client stopped
+# while its reply arrives shows it in its own receive-queue stage.
+tcpmsg_integration_test(test_client_stages CASES
+  oneshot_rx_queue oneshot_real_server bench_rx_queue bench_counts_and_merge)

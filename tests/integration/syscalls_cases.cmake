@@ -4,10 +4,13 @@
 # (TCPMSG_IT_SQPOLL=1). The case skips (cmocka SKIPPED, shown as skipped by
 # ctest) where strace is missing or may not trace, and the io_uring runs
 # where io_uring is disabled.
-tcpmsg_integration_test(test_syscalls CASES worker_syscalls)
-set_tests_properties(integration.test_syscalls.worker_syscalls PROPERTIES
+# worker_syscalls_stamped: the same with --stage-sample 1.
+tcpmsg_integration_test(test_syscalls CASES worker_syscalls worker_syscalls_stamped)
+set_tests_properties(integration.test_syscalls.worker_syscalls
+  integration.test_syscalls.worker_syscalls_stamped PROPERTIES
   LABELS "integration;strace" SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
-set_tests_properties(integration.uring.test_syscalls.worker_syscalls PROPERTIES
+set_tests_properties(integration.uring.test_syscalls.worker_syscalls
+  integration.uring.test_syscalls.worker_syscalls_stamped PROPERTIES
   LABELS "integration;strace;uring" SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
 add_test(NAME integration.uring_sqpoll.test_syscalls.worker_syscalls
          COMMAND test_syscalls worker_syscalls)

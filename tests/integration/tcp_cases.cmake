@@ -22,3 +22,31 @@ foreach(io IN ITEMS epoll uring)
   set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT 120 SKIP_RETURN_CODE 77)
 endforeach()
 set_tests_properties(integration.uring.tcp_netns PROPERTIES LABELS "integration;uring")
+
+# Stage timestamps (test_stages.c): a stopped server's wait shows in
+# rx_queue, every stage counts exactly the sampled messages, one in N is
+# one in N, and sampling off leaves SO_TIMESTAMPING off on every socket. In
+# fork mode too: the children sample, and their records carry the stages.
+tcpmsg_integration_test(test_stages CASES
+  sigstop_rx_queue every_message_counted one_in_n off_no_timestamping)
+tcpmsg_fork_variants(test_stages CASES
+  sigstop_rx_queue every_message_counted one_in_n off_no_timestamping)
+set_tests_properties(integration.test_stages.off_no_timestamping
+  integration.uring.test_stages.off_no_timestamping
+  integration.fork.test_stages.off_no_timestamping PROPERTIES
+  SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+
+# The tx_ack stage grows with a backlog on the ACKs' path, through a
+# rate-limited veth link between two namespaces (tcp_stages_netns.sh).
+# Skipped (77) where namespaces cannot be created.
+foreach(io IN ITEMS epoll uring)
+  set(name integration.tcp_stages_netns)
+  if(io STREQUAL "uring")
+    set(name integration.uring.tcp_stages_netns)
+  endif()
+  add_test(NAME ${name}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/tcp_stages_netns.sh
+                   $<TARGET_FILE:tcpmsgd> $<TARGET_FILE:tcpmsg> ${io})
+  set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT 120 SKIP_RETURN_CODE 77)
+endforeach()
+set_tests_properties(integration.uring.tcp_stages_netns PROPERTIES LABELS "integration;uring")

@@ -3,7 +3,10 @@
  * and stops on SIGTERM; the calls strace saw on the worker threads, by kind,
  * must equal the counts of the server's exit "totals" line (read=, write=,
  * ...), on the backend TCPMSG_IT_IO names (epoll when unset), with --sqpoll when
- * TCPMSG_IT_SQPOLL is 1. Skipped when strace is missing or may not trace.
+ * TCPMSG_IT_SQPOLL is 1; and again with every message's stages timed
+ * (--stage-sample 1), whose reads and writes are recvmsg and sendmsg and
+ * whose error queue reads are recvmsg too. Skipped when strace is missing or
+ * may not trace.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -188,7 +191,8 @@ static long long totals_field(const char *log, const char *key)
 
 /* Compare what strace saw (seen) with the totals line of log, kind by kind,
  * failing the test with both columns when any differs. */
-static void check_counts(const char *io, const char *log, const uint64_t *seen, const char *dir)
+static void check_counts(const char *io, const char *log, const uint64_t *seen, const char *dir,
+                         bool stamped)
 {
     bool same = true;
     char report[1024] = "";
@@ -213,13 +217,25 @@ static void check_counts(const char *io, const char *log, const uint64_t *seen, 
         fail_msg("%llu socket calls on the worker threads that the loop does not count "
                  "(recv*, send*, readv; traces in %s)", (unsigned long long)seen[UNCOUNTED_IO], dir);
     IT_CHECK(totals_field(log, "wakeups") > 0);
-    if (strcmp(io, "uring") == 0) {
+    if (stamped) {
+        /* Every message sampled: each reply asks for three transmit
+         * timestamps, read from the error queue by recvmmsg; epoll reads
+         * and writes with recvmsg and sendmsg. */
+        IT_CHECK(seen[LOOP_SYS_READ] == 0 && seen[LOOP_SYS_WRITE] == 0 && seen[LOOP_SYS_WRITEV] == 0);
+        IT_CHECK(seen[LOOP_SYS_RECVMMSG] > 0);
+        if (strcmp(io, "uring") == 0)
+            IT_CHECK(seen[LOOP_SYS_SENDMSG] + seen[LOOP_SYS_RECVMSG] == 0);
+        else
+            IT_CHECK(seen[LOOP_SYS_SENDMSG] == CONNS * MSGS && seen[LOOP_SYS_RECVMSG] >= CONNS * MSGS);
+    } else if (strcmp(io, "uring") == 0) {
         /* Completion: the kernel reads and writes; the thread only enters. */
         IT_CHECK(seen[LOOP_SYS_READ] == 0 && seen[LOOP_SYS_WRITE] == 0 && seen[LOOP_SYS_WRITEV] == 0);
         IT_CHECK(seen[LOOP_SYS_IO_URING_ENTER] > 0);
+        IT_CHECK(seen[LOOP_SYS_RECVMSG] + seen[LOOP_SYS_RECVMMSG] + seen[LOOP_SYS_SENDMSG] == 0);
     } else {
         /* One message in flight per connection: each read holds one at most. */
         IT_CHECK(seen[LOOP_SYS_READ] >= CONNS * MSGS && seen[LOOP_SYS_EPOLL_WAIT] > 0);
+        IT_CHECK(seen[LOOP_SYS_RECVMSG] + seen[LOOP_SYS_RECVMMSG] + seen[LOOP_SYS_SENDMSG] == 0);
     }
 }
 
@@ -320,9 +336,8 @@ static void remove_traces(const char *dir)
 
 /* The system calls strace saw on the worker threads, by kind, are exactly
  * those the server counted and printed in its totals line. */
-static void test_worker_syscalls(void **state)
+static void worker_syscalls(bool stamped)
 {
-    (void)state;
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     /* The tree is built with a sanitizer, the server too: LeakSanitizer
      * cannot run under ptrace, and the runtimes make system calls of their
@@ -352,7 +367,8 @@ static void test_worker_syscalls(void **state)
      * the totals line is INFO. The log lines worker threads write are told
      * apart from the loop's writes by their descriptor (on_socket). */
     const char *wrapper[] = { "strace", "-f", "-ff", "-qq", "-y", "-o", prefix, NULL };
-    const char *args[] = { "--threads", "2", io_sqpoll() ? "--sqpoll" : NULL, NULL };
+    const char *args[] = { "--threads", "2", "--stage-sample", stamped ? "1" : "0",
+                           io_sqpoll() ? "--sqpoll" : NULL, NULL };
     struct it_server *s = it_server_start_wrapped(wrapper, args, 0);
     if (s == NULL)
         fail_msg("tcpmsgd did not start under strace");
@@ -384,16 +400,31 @@ static void test_worker_syscalls(void **state)
         if (rc < 0)
             fail_msg("trace of worker thread %d: %s: %s", (int)tids[i], path, strerror(-rc));
     }
-    check_counts(io, log, seen, dir);
+    check_counts(io, log, seen, dir, stamped);
+    if (stamped) /* every message's stages, in the totals line */
+        IT_CHECK(totals_field(log, "stage_samples") == CONNS * MSGS);
     free(log);
     it_server_free(s);
     remove_traces(dir);
+}
+
+static void test_worker_syscalls(void **state)
+{
+    (void)state;
+    worker_syscalls(false);
+}
+
+static void test_worker_syscalls_stamped(void **state)
+{
+    (void)state;
+    worker_syscalls(true);
 }
 
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_syscalls),
+        cmocka_unit_test(test_worker_syscalls_stamped),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

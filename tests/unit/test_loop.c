@@ -28,6 +28,7 @@
 
 #include "tcpmsg/loop.h"
 #include "tcpmsg/net.h"
+#include "tcpmsg/tstamp.h"
 
 #define MS 1000000ull
 #define ROUNDS 50                /* echo round trips counted exactly */
@@ -488,6 +489,11 @@ struct peer {
     size_t lower_to;          /* non-zero: the next delivery asks for at most this */
     size_t max_after_lower;   /* the largest delivery after that */
     bool lowered;
+    bool stamped_echo;        /* echo with loop_stream_write_stamped */
+    uint64_t rx_ns, read_rt_ns; /* the last delivery's receive stamp, and when it was read */
+    size_t unstamped;         /* deliveries without a receive timestamp */
+    size_t reports[TSTAMP_TX_COUNT]; /* transmit timestamps by kind */
+    uint32_t last_key[TSTAMP_TX_COUNT];
 };
 
 struct server {
@@ -558,6 +564,9 @@ static void peer_on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t 
         p->errors++;
         return;
     }
+    p->rx_ns = loop_stream_rx_ns(s);
+    p->read_rt_ns = tstamp_now_ns();
+    p->unstamped += p->rx_ns == 0;
     p->reads++;
     p->bytes_in += (size_t)n;
     if ((size_t)n > p->max_delivery)
@@ -577,7 +586,8 @@ static void peer_on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t 
         return;
     memcpy(p->copy, data, (size_t)n);
     struct iovec iov = { p->copy, (size_t)n };
-    ssize_t w = loop_stream_write(p->l, s, &iov, 1);
+    ssize_t w = p->stamped_echo ? loop_stream_write_stamped(p->l, s, &iov, 1)
+                                : loop_stream_write(p->l, s, &iov, 1);
     if (w >= 0) {
         assert_int_equal(w, n); /* small echoes fit at once */
         p->echoed += (size_t)w;
@@ -605,6 +615,16 @@ static void peer_on_hangup(struct loop_stream *s, unsigned events, uint64_t now)
     p->hangup_events |= events;
 }
 
+static void peer_on_errqueue(struct loop_stream *s, const struct tstamp_report *r, uint64_t now)
+{
+    (void)now;
+    struct peer *p = (struct peer *)s;
+    assert_false(p->closed);
+    assert_true((unsigned)r->kind < TSTAMP_TX_COUNT);
+    p->reports[r->kind]++;
+    p->last_key[r->kind] = r->key;
+}
+
 static void peer_on_close(struct loop_stream *s)
 {
     struct peer *p = (struct peer *)s;
@@ -621,6 +641,7 @@ static void peer_start(struct loop *l, struct peer *p, int fd)
     p->s.on_write = peer_on_write;
     p->s.on_hangup = peer_on_hangup;
     p->s.on_close = peer_on_close;
+    p->s.on_errqueue = peer_on_errqueue;
     p->copy = malloc(LOOP_READ_SIZE);
     assert_non_null(p->copy);
     assert_int_equal(loop_stream_start(l, &p->s, fd), 0);
@@ -1114,6 +1135,170 @@ static void test_hangup_while_not_reading(void **state)
     close(c);
 }
 
+/* --- stage timestamps ---------------------------------------------------------- */
+
+#define STAMP_ROUNDS 20
+#define STAMP_DELAY_MS 20 /* the input waits this long in the receive queue */
+
+/* Run the loop until every echo's ACK timestamp has come, bounded. */
+static void run_until_acked(struct loop *l, struct peer *p, size_t n)
+{
+    for (int k = 0; k < 300 && p->reports[TSTAMP_ACK] < n; k++)
+        assert_int_equal(loop_run_once(l, 10), 0);
+}
+
+/* Stamped echoes: each delivery carries the kernel's receive timestamp,
+ * which shows the time the input waited before the loop read it; each
+ * stamped write brings exactly one SCHED, one SND and one ACK timestamp,
+ * numbered by its last byte; and the calls are the stamped kinds: recvmsg
+ * and sendmsg (epoll), never read or write. */
+static void test_stamped_echo_timestamps(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_false(tstamp_enabled(srv.accepted[0]));
+    assert_int_equal(loop_stream_stamp(l, &p.s, true), 0);
+    assert_true(tstamp_enabled(srv.accepted[0]));
+    assert_true(loop_stream_stamped(&p.s));
+    p.echo = p.stamped_echo = true;
+    assert_int_equal(loop_stream_read(l, &p.s, SIZE_MAX), 0);
+    loop_run_once(l, 0);
+    uint64_t before[LOOP_SYS_COUNT];
+    for (int k = 0; k < LOOP_SYS_COUNT; k++)
+        before[k] = loop_syscalls(l, (enum loop_syscall)k);
+    uint8_t msg[64], back[64];
+    size_t stamped_reads = 0;
+    for (int r = 0; r < STAMP_ROUNDS; r++) {
+        for (size_t i = 0; i < sizeof msg; i++)
+            msg[i] = (uint8_t)((r * 64 + i) % 251);
+        assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
+        usleep(STAMP_DELAY_MS * 1000);
+        size_t want = (size_t)(r + 1) * sizeof msg;
+        for (int k = 0; k < 10 && p.echoed < want; k++)
+            assert_int_equal(loop_run_once(l, 1000), 0);
+        assert_int_equal(p.echoed, want);
+        if (p.rx_ns != 0) {
+            stamped_reads++;
+            assert_true(p.read_rt_ns - p.rx_ns >= STAMP_DELAY_MS * MS);
+        }
+        assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+        assert_memory_equal(back, msg, sizeof msg);
+    }
+    run_until_acked(l, &p, STAMP_ROUNDS);
+    assert_true(p.pattern_ok);
+    assert_int_equal(p.reads, STAMP_ROUNDS);
+    assert_int_equal(p.unstamped, STAMP_ROUNDS - stamped_reads);
+    assert_true(stamped_reads >= STAMP_ROUNDS - 1); /* the first may precede the kernel's */
+    for (int k = 0; k < TSTAMP_TX_COUNT; k++) {
+        assert_int_equal(p.reports[k], STAMP_ROUNDS);
+        assert_int_equal(p.last_key[k], STAMP_ROUNDS * sizeof msg - 1);
+    }
+    uint64_t d[LOOP_SYS_COUNT];
+    for (int k = 0; k < LOOP_SYS_COUNT; k++)
+        d[k] = loop_syscalls(l, (enum loop_syscall)k) - before[k];
+    assert_int_equal(d[LOOP_SYS_READ] + d[LOOP_SYS_WRITE] + d[LOOP_SYS_WRITEV], 0);
+    /* epoll reads the input with recvmsg; the error queue is read with
+     * recvmmsg, which takes what is there in one call: one for each drain
+     * at most (the qdisc and device stamps after the write, the ACK's). */
+    assert_int_equal(d[LOOP_SYS_RECVMSG], is_uring(l) ? 0 : STAMP_ROUNDS);
+    assert_true(d[LOOP_SYS_RECVMMSG] >= 1 && d[LOOP_SYS_RECVMMSG] <= 3 * STAMP_ROUNDS);
+    assert_int_equal(d[LOOP_SYS_SENDMSG], is_uring(l) ? 0 : STAMP_ROUNDS);
+    assert_int_equal(p.hangups + p.errors + p.eofs, 0);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
+}
+
+/* Stamping off: no SO_TIMESTAMPING on the socket, no receive timestamp,
+ * plain reads, and a stamped write refused. Turned on and off again, the
+ * socket option follows. */
+static void test_stamping_off_costs_nothing(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    p.echo = true;
+    assert_int_equal(loop_stream_read(l, &p.s, SIZE_MAX), 0);
+    loop_run_once(l, 0);
+    uint8_t msg[16] = { 0 }, back[16];
+    struct iovec iov = { msg, sizeof msg };
+    assert_int_equal(loop_stream_write_stamped(l, &p.s, &iov, 1), -EINVAL);
+    assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
+    for (int k = 0; k < 10 && p.echoed < sizeof msg; k++)
+        assert_int_equal(loop_run_once(l, 1000), 0);
+    assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+    assert_int_equal(p.reads, 1);
+    assert_int_equal(p.unstamped, 1);
+    assert_int_equal(loop_syscalls(l, LOOP_SYS_RECVMSG) + loop_syscalls(l, LOOP_SYS_RECVMMSG) +
+                         loop_syscalls(l, LOOP_SYS_SENDMSG),
+                     0);
+    assert_false(tstamp_enabled(srv.accepted[0]));
+    assert_int_equal(loop_stream_stamp(l, &p.s, true), 0);
+    assert_true(tstamp_enabled(srv.accepted[0]));
+    assert_int_equal(loop_stream_stamp(l, &p.s, false), 0);
+    assert_false(tstamp_enabled(srv.accepted[0]));
+    assert_false(loop_stream_stamped(&p.s));
+    loop_run_once(l, 0);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
+}
+
+/* Timestamps in the error queue raise POLLERR, which is not a failure: a
+ * hang-up watch stays quiet through them, and still reports the client's
+ * shutdown; a reset still reaches on_read as an error. */
+static void test_stamps_are_not_failures(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_int_equal(loop_stream_stamp(l, &p.s, true), 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
+    uint8_t msg[32] = { 1 }, back[32];
+    struct iovec iov = { msg, sizeof msg };
+    for (int r = 0; r < 3; r++) {
+        ssize_t w = loop_stream_write_stamped(l, &p.s, &iov, 1);
+        assert_true(w == (ssize_t)sizeof msg || w == -EINPROGRESS);
+        for (int k = 0; k < 100 && w == -EINPROGRESS && p.writes_done < (size_t)r + 1; k++)
+            assert_int_equal(loop_run_once(l, 10), 0);
+        assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+    }
+    run_until_acked(l, &p, 3);
+    assert_int_equal(p.reports[TSTAMP_ACK], 3);
+    assert_int_equal(p.hangups, 0);
+    shutdown(c, SHUT_WR);
+    for (int k = 0; k < 100 && p.hangups == 0; k++)
+        loop_run_once(l, 10);
+    assert_int_equal(p.hangups, 1);
+    assert_int_equal(p.hangup_events, LOOP_HUP);
+    peer_close(l, &p);
+    close(c);
+
+    /* A reset while reading, with stamps still coming: on_read hears it. */
+    struct server srv2 = { 0 };
+    struct peer q;
+    int d = connect_pair(l, &srv2, &q);
+    assert_int_equal(loop_stream_stamp(l, &q.s, true), 0);
+    assert_int_equal(loop_stream_read(l, &q.s, SIZE_MAX), 0);
+    ssize_t w = loop_stream_write_stamped(l, &q.s, &iov, 1);
+    assert_true(w == (ssize_t)sizeof msg || w == -EINPROGRESS);
+    for (int k = 0; k < 3; k++)
+        loop_run_once(l, 10);
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    assert_int_equal(setsockopt(d, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(d); /* unread data and linger 0: a reset */
+    for (int k = 0; k < 100 && q.errors + q.eofs == 0; k++)
+        loop_run_once(l, 10);
+    assert_int_equal(q.errors + q.eofs, 1);
+    peer_close(l, &q);
+    server_stop(l, &srv);
+    server_stop(l, &srv2);
+}
+
 /* Regression: loop_free left open the descriptors of the streams it still
  * held, though the loop owns them: one reading, one closed with on_close
  * still due. Both are closed now, with no callback. */
@@ -1440,6 +1625,9 @@ int main(void)
         BOTH(test_close_while_reading),
         BOTH(test_read_stop_and_restart),
         BOTH(test_hangup_while_not_reading),
+        BOTH(test_stamped_echo_timestamps),
+        BOTH(test_stamping_off_costs_nothing),
+        BOTH(test_stamps_are_not_failures),
         BOTH(test_free_closes_the_streams_it_holds),
         BOTH(test_many_streams_on_a_tiny_ring),
         BOTH(test_epoll_without_pwait2),

@@ -88,6 +88,13 @@ static struct metrics_snapshot *make_snapshot(void)
     counter_add(&st->tcp_sndbuf_limited_us, 3);
     for (size_t i = 0; i < COUNT_OF(srtt_ns); i++)
         hist_record(&st->tcp_srtt_ns, srtt_ns[i]);
+    /* Stage k holds the first k + 1 service times, so each member of the
+     * family is told apart by its count. */
+    for (int k = 0; k < STAGE_COUNT; k++)
+        for (int i = 0; i <= k; i++)
+            hist_record(server_stats_stage(st, (enum stage)k), service_ns[i]);
+    counter_add(&st->stage_dropped, 11);
+    m->stage_sample = 100;
     m->conns_open = 2;
     m->max_conns = 10000;
     m->workers = 3;
@@ -386,13 +393,21 @@ static void test_json_histograms(void **state)
     assert_non_null(text);
     json_t *root = parse_json(text);
     json_t *hists = get(root, "histograms");
-    assert_int_equal(json_object_size(hists), 5);
+    assert_int_equal(json_object_size(hists), 6);
     expect_hist_json(hists, "service_time_seconds", "seconds", 1e-9, service_ns,
                      COUNT_OF(service_ns));
     expect_hist_json(hists, "client_rtt_seconds", "seconds", 1e-9, rtt_ns, COUNT_OF(rtt_ns));
     expect_hist_json(hists, "message_size_bytes", "bytes", 1, sizes, COUNT_OF(sizes));
     expect_hist_json(hists, "messages_per_wakeup", "", 1, per_wakeup, COUNT_OF(per_wakeup));
     expect_hist_json(hists, "tcp_srtt_seconds", "seconds", 1e-9, srtt_ns, COUNT_OF(srtt_ns));
+    /* One object per stage, each shaped as every histogram. */
+    json_t *stages = get(hists, "stage_seconds");
+    assert_int_equal(json_object_size(stages), STAGE_COUNT);
+    for (int k = 0; k < STAGE_COUNT; k++)
+        expect_hist_json(stages, stage_name((enum stage)k), "seconds", 1e-9, service_ns,
+                         (size_t)k + 1);
+    expect_int(get(root, "server"), "stage_sample", 100);
+    expect_int(get(root, "counters"), "stage_samples_dropped_total", 11);
     json_decref(root);
     free(text);
     free(m);
@@ -463,6 +478,8 @@ static const struct family {
     { "tcpmsg_loop_wakeups_total", "counter", "tcpmsg_loop_wakeups", "counter", NULL },
     { "tcpmsg_message_size_bytes", "histogram", "tcpmsg_message_size_bytes", "histogram", "bytes" },
     { "tcpmsg_messages_per_wakeup", "histogram", "tcpmsg_messages_per_wakeup", "histogram", NULL },
+    { "tcpmsg_stage_samples_dropped_total", "counter", "tcpmsg_stage_samples_dropped", "counter",
+      NULL },
     { "tcpmsg_tcp_retransmits_total", "counter", "tcpmsg_tcp_retransmits", "counter", NULL },
     { "tcpmsg_tcp_busy_seconds_total", "counter", "tcpmsg_tcp_busy_seconds", "counter", "seconds" },
     { "tcpmsg_tcp_rwnd_limited_seconds_total", "counter", "tcpmsg_tcp_rwnd_limited_seconds",
@@ -470,6 +487,7 @@ static const struct family {
     { "tcpmsg_tcp_sndbuf_limited_seconds_total", "counter", "tcpmsg_tcp_sndbuf_limited_seconds",
       "counter", "seconds" },
     { "tcpmsg_tcp_srtt_seconds", "histogram", "tcpmsg_tcp_srtt_seconds", "histogram", "seconds" },
+    { "tcpmsg_stage_seconds", "histogram", "tcpmsg_stage_seconds", "histogram", "seconds" },
     { "tcpmsg_workers", "gauge", "tcpmsg_workers", "gauge", NULL },
     { "tcpmsg_draining", "gauge", "tcpmsg_draining", "gauge", NULL },
     { "tcpmsg_uptime_seconds", "gauge", "tcpmsg_uptime_seconds", "gauge", "seconds" },
@@ -602,6 +620,9 @@ static void expect_samples(const char *t)
                 SYSCALLS_BASE + SYSCALL_OP_COUNT - 1);
     EXPECT_LINE(t, "tcpmsg_loop_wakeups_total 77");
     EXPECT_LINE(t, "tcpmsg_tcp_retransmits_total 9");
+    EXPECT_LINE(t, "tcpmsg_stage_samples_dropped_total 11");
+    EXPECT_LINE(t, "tcpmsg_stage_seconds_count{stage=\"rx_queue\"} 1");
+    EXPECT_LINE(t, "tcpmsg_stage_seconds_count{stage=\"tx_ack\"} %d", STAGE_COUNT);
     EXPECT_LINE(t, "tcpmsg_tcp_busy_seconds_total 1.5");
     EXPECT_LINE(t, "tcpmsg_tcp_rwnd_limited_seconds_total 0.25");
     EXPECT_LINE(t, "tcpmsg_connections_open 2");

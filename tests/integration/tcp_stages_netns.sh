@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Integration: the tx_ack stage grows with a backlog on the path of the
+# ACKs. Two network namespaces joined by a veth pair (server 192.0.2.1,
+# client 192.0.2.2); the client's side sends through a token bucket (tc tbf)
+# with a queue long enough not to drop. The server's replies are acknowledged
+# by the client's segments, which wait in that queue behind the client's
+# messages: the more the client sends, the longer the wait from a reply
+# leaving the server's device (SND) to its ACK. The median tx_ack of a load
+# that fills the queue must be at least 10 times that of one message at a
+# time. A ratio, not a time: the machine may be slow, the queue is not.
+# Skips (exit 77) where this user may not create namespaces.
+# usage: tcp_stages_netns.sh TCPMSGD TCPMSG [IO]
+set -euo pipefail
+tcpmsgd=$1 tcpmsg=$2 io=${3:-epoll}
+
+if [ "${TCPMSG_NETNS_INSIDE:-}" != 1 ]; then
+    if ! unshare -rn true 2>/dev/null; then
+        echo "tcp_stages_netns.sh: SKIP: cannot create a network namespace (unshare -rn)" >&2
+        exit 77
+    fi
+    export TCPMSG_NETNS_INSIDE=1
+    exec unshare -rn --fork --kill-child "$0" "$@"
+fi
+
+fail() { echo "tcp_stages_netns.sh: FAIL: $*" >&2; [ -f "${log:-}" ] && cat "$log" >&2; exit 1; }
+for tool in ip tc nsenter awk; do
+    command -v "$tool" >/dev/null || { echo "tcp_stages_netns.sh: SKIP: $tool is missing" >&2; exit 77; }
+done
+
+work=$(mktemp -d)
+log=$work/tcpmsgd.log
+cleanup() {
+    [ -n "${server:-}" ] && kill "$server" 2>/dev/null
+    [ -n "${peer:-}" ] && kill "$peer" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The client's namespace: a process that only holds it.
+ip link set lo up
+unshare -n sleep 120 </dev/null >/dev/null 2>&1 &
+peer=$!
+own=$(readlink /proc/self/ns/net)
+for _ in $(seq 250); do
+    [ "$(readlink /proc/$peer/ns/net 2>/dev/null)" != "$own" ] && break
+    sleep 0.02
+done
+[ "$(readlink /proc/$peer/ns/net 2>/dev/null)" != "$own" ] ||
+    fail "the client's namespace did not appear within 5 s"
+in_peer() { nsenter -t "$peer" -n "$@"; }
+ip link add tm0 type veth peer name tm1 netns "$peer"
+ip addr add 192.0.2.1/24 dev tm0
+ip link set tm0 up
+in_peer ip link set lo up
+in_peer ip addr add 192.0.2.2/24 dev tm1
+in_peer ip link set tm1 up
+# The client's way out: 8 Mbit/s, and a queue of 400 KB (0.4 s) that the
+# load below fills without dropping.
+in_peer tc qdisc add dev tm1 root tbf rate 8mbit burst 16kb limit 400kb
+
+# Start a server sampling every message; sets port and http.
+start_server() {
+    : >"$log"
+    "$tcpmsgd" --bind 192.0.2.1 --port 0 --http-port 0 --io "$io" --stage-sample 1 >"$log" 2>&1 &
+    server=$!
+    port='' http=''
+    for _ in $(seq 250); do
+        port=$(sed -n 's/.*server socket bound .*port=\([0-9]*\).*/\1/p' "$log" | head -1)
+        http=$(sed -n 's/.*http endpoint listening .*http_port=\([0-9]*\).*/\1/p' "$log" | head -1)
+        [ -n "$port" ] && [ -n "$http" ] && grep -q "server is listening" "$log" && break
+        kill -0 "$server" 2>/dev/null || fail "tcpmsgd exited"
+        sleep 0.02
+    done
+    [ -n "$port" ] && [ -n "$http" ] || fail "tcpmsgd did not start"
+}
+
+stop_server() {
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    server=''
+}
+
+# GET path from the HTTP endpoint (127.0.0.1 in the server's namespace).
+get() {
+    exec 5<>"/dev/tcp/127.0.0.1/$http"
+    printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$1" >&5
+    sed '1,/^\r$/d' <&5
+    exec 5<&-
+}
+# A field of the JSON histogram of stage $1 (its fields come before its
+# buckets, so the text up to the first "}" holds them).
+stage_field() {
+    get /metrics | grep -o "\"$1\":{\"unit\":[^}]*" | grep -o "\"$2\":[-0-9.e+]*" | head -1 | cut -d: -f2
+}
+
+# Run a load ($@: bench options) and print the median tx_ack in seconds.
+tx_ack_p50() {
+    start_server
+    in_peer "$tcpmsg" bench --io "$io" "$@" "192.0.2.1:$port" >"$work/bench.out" 2>&1 ||
+        { cat "$work/bench.out" >&2; fail "bench $* failed"; }
+    local count='' prev=-1
+    # The last ACKs come after the last replies: wait until the count holds.
+    for _ in $(seq 50); do
+        count=$(stage_field tx_ack count)
+        [ "$count" = "$prev" ] && break
+        prev=$count
+        sleep 0.1
+    done
+    [ "${count:-0}" -ge 20 ] || fail "only ${count:-0} tx_ack samples for bench $*"
+    echo "bench $*: $count tx_ack samples, p50 $(stage_field tx_ack p50) s," \
+         "tx_send p50 $(stage_field tx_send p50) s" >&2
+    stage_field tx_ack p50
+    stop_server
+}
+
+low=$(tx_ack_p50 --connections 1 --depth 1 --size 64 --count 200)
+high=$(tx_ack_p50 --connections 4 --depth 4 --size 8KiB --duration 2)
+echo "tx_ack p50: $low s one message at a time, $high s with the client's queue full"
+awk -v lo="$low" -v hi="$high" 'BEGIN { exit !(lo > 0 && hi >= 10 * lo) }' ||
+    fail "tx_ack did not grow with the backlog: p50 $low s, then $high s"
+echo "tcp_stages_netns.sh: ok"
