@@ -299,7 +299,7 @@ static void epoll_stream_close(struct loop *l, struct loop_stream *s)
  * timestamp along, kept in s->rx_ns for on_read. */
 static ssize_t read_once(struct loop *l, struct loop_stream *s, uint8_t *buf)
 {
-    if (!(s->flags & LOOP_STREAM_STAMP)) {
+    if (!(s->flags & LOOP_STREAM_STAMP_RX)) {
         loop_count(l, LOOP_SYS_READ);
         return read(s->fd, buf, s->read_max);
     }
