@@ -345,8 +345,15 @@ static void stream_readable(struct loop *l, struct loop_stream *s)
 static uint32_t drain_on_err(struct loop *l, struct loop_stream *s, uint32_t ev)
 {
     s->flags &= ~LOOP_STREAM_ERRQ_DUE;
-    if (loop_drain_errqueue(l, s) > 0)
+    if (loop_drain_errqueue(l, s) > 0) {
+        if (s->flags & LOOP_STREAM_ERRQ_FAILED) {
+            /* Timestamps after all (reported with the stream's input): the
+             * queue is watched again. */
+            s->flags &= ~LOOP_STREAM_ERRQ_FAILED;
+            stream_sync(l, s);
+        }
         return ev & EPOLLHUP ? ev : ev & ~(uint32_t)EPOLLERR;
+    }
     s->flags |= LOOP_STREAM_ERRQ_FAILED;
     stream_sync(l, s);
     return ev;
