@@ -382,6 +382,10 @@ int loop_stream_stamp(struct loop *l, struct loop_stream *s, bool on)
         return rc;
     s->flags ^= LOOP_STREAM_STAMP;
     s->flags &= ~LOOP_STREAM_ERRQ_FAILED;
+    if (on)
+        s->flags |= LOOP_STREAM_STAMP_RX;
+    else
+        s->flags &= ~LOOP_STREAM_STAMP_RX;
     rc = l->ops->stream_stamp(l, s);
     if (rc < 0 && on) {
         s->flags &= ~LOOP_STREAM_STAMP;
@@ -393,6 +397,14 @@ int loop_stream_stamp(struct loop *l, struct loop_stream *s, bool on)
 bool loop_stream_stamped(const struct loop_stream *s)
 {
     return (s->flags & LOOP_STREAM_STAMP) != 0;
+}
+
+void loop_stream_stamp_reads(struct loop_stream *s, bool on)
+{
+    if (on && (s->flags & LOOP_STREAM_STAMP))
+        s->flags |= LOOP_STREAM_STAMP_RX;
+    else
+        s->flags &= ~LOOP_STREAM_STAMP_RX;
 }
 
 uint64_t loop_stream_rx_ns(const struct loop_stream *s)

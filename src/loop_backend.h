@@ -25,6 +25,7 @@
 #define LOOP_STREAM_ERRQ_DUE 0x200u /* epoll: a stamped write was made: drain after the dispatch */
 #define LOOP_STREAM_ERRQ_FAILED 0x400u /* EPOLLERR with no timestamp queued: the socket failed,
                                           its error queue is no longer watched */
+#define LOOP_STREAM_STAMP_RX 0x800u /* reads ask for the receive timestamp (with STAMP) */
 
 /* Most recvmmsg calls one drain makes (each reads up to TSTAMP_BATCH
  * entries, three per stamped write): the rest wait for the next report of

@@ -299,7 +299,7 @@ static void epoll_stream_close(struct loop *l, struct loop_stream *s)
  * timestamp along, kept in s->rx_ns for on_read. */
 static ssize_t read_once(struct loop *l, struct loop_stream *s, uint8_t *buf)
 {
-    if (!(s->flags & LOOP_STREAM_STAMP)) {
+    if (!(s->flags & LOOP_STREAM_STAMP_RX)) {
         loop_count(l, LOOP_SYS_READ);
         return read(s->fd, buf, s->read_max);
     }
@@ -345,8 +345,15 @@ static void stream_readable(struct loop *l, struct loop_stream *s)
 static uint32_t drain_on_err(struct loop *l, struct loop_stream *s, uint32_t ev)
 {
     s->flags &= ~LOOP_STREAM_ERRQ_DUE;
-    if (loop_drain_errqueue(l, s) > 0)
+    if (loop_drain_errqueue(l, s) > 0) {
+        if (s->flags & LOOP_STREAM_ERRQ_FAILED) {
+            /* Timestamps after all (reported with the stream's input): the
+             * queue is watched again. */
+            s->flags &= ~LOOP_STREAM_ERRQ_FAILED;
+            stream_sync(l, s);
+        }
         return ev & EPOLLHUP ? ev : ev & ~(uint32_t)EPOLLERR;
+    }
     s->flags |= LOOP_STREAM_ERRQ_FAILED;
     stream_sync(l, s);
     return ev;

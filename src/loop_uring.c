@@ -668,7 +668,7 @@ static int arm_recv(struct loop *l, struct loop_stream *s)
         return rc;
     op->multishot = s->read_max >= LOOP_READ_SIZE;
     op->len = s->read_max;
-    if ((s->flags & LOOP_STREAM_STAMP) && (op->rmsg = rmsg_new(be_of(l))) != NULL)
+    if ((s->flags & LOOP_STREAM_STAMP_RX) && (op->rmsg = rmsg_new(be_of(l))) != NULL)
         prep_recvmsg(s, op, sqe);
     else if (op->multishot)
         io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);

@@ -303,6 +303,14 @@ int loop_stream_watch_hangup(struct loop *l, struct loop_stream *s, bool on);
 int loop_stream_stamp(struct loop *l, struct loop_stream *s, bool on);
 /* Whether s has stamping on. */
 bool loop_stream_stamped(const struct loop_stream *s);
+/* With stamping on, whether reads ask for the receive timestamp (on when
+ * stamping is turned on). A caller that needs it only now and then (one
+ * message in N) turns it off in between: epoll then reads with read, and
+ * io_uring arms a plain recv, which holds no msghdr while it waits. From the
+ * next read on; io_uring: from the next recv armed (a multishot recv keeps
+ * its kind until it ends, a single one is armed again after each delivery).
+ * No system call. */
+void loop_stream_stamp_reads(struct loop_stream *s, bool on);
 /* During on_read: the kernel's receive timestamp (CLOCK_REALTIME ns, see
  * tstamp.h) of the delivery, which is that of the last segment it took bytes
  * from. 0 when there is none (stamping off, the kernel had not stamped the

@@ -219,7 +219,24 @@ static void update_io(struct conn *c);
  *   tx_sched, tx_send, tx_ack: from there to the qdisc, the device and the
  *             client's ACK (tstamp.h), for the write that carried it.
  * A sample that cannot be completed (no receive timestamp, timestamps lost)
- * is counted in tcpmsg_stage_samples_dropped_total instead. */
+ * is counted in tcpmsg_stage_samples_dropped_total instead.
+ * Reads ask for the receive timestamp only from STAGE_RX_WINDOW messages
+ * before a sample on: the others need none, and an idle io_uring connection
+ * then holds no recvmsg header. A read that brings more than that many
+ * messages at once may complete its sample unstamped: given up. */
+#define STAGE_RX_WINDOW 256
+
+/* A sampled connection's samples in flight. */
+struct conn_stage {
+    uint64_t svc_since;    /* read (monotonic) of the oldest sampled message not yet
+                              answered to the kernel */
+    uint64_t svc_n;        /* sampled messages not yet answered to the kernel */
+    uint64_t tx_end;       /* output byte number just past the last sampled reply; the
+                              write that carries byte tx_end - 1 asks for timestamps */
+    unsigned tx_n;         /* sampled replies up to tx_end not yet handed to track */
+    uint64_t dropped_seen; /* track.dropped already added to the counter */
+    struct tstamp_track track; /* sampled replies waiting for their timestamps */
+};
 
 static void stage_record(struct conn *c, enum stage st, uint64_t ns, uint64_t n)
 {
@@ -229,9 +246,9 @@ static void stage_record(struct conn *c, enum stage st, uint64_t ns, uint64_t n)
 /* Samples the tracker gave up since last asked go to the counter. */
 static void stage_count_dropped(struct conn *c)
 {
-    uint64_t d = c->stage.track.dropped;
-    counter_add(&stats_of(c)->stage_dropped, d - c->stage.dropped_seen);
-    c->stage.dropped_seen = d;
+    uint64_t d = c->stage->track.dropped;
+    counter_add(&stats_of(c)->stage_dropped, d - c->stage->dropped_seen);
+    c->stage->dropped_seen = d;
 }
 
 /* Turn sampling on for a new connection: its socket reports timestamps
@@ -248,15 +265,23 @@ static void stage_start(struct conn *c)
             LF_S("error", strerror(-rc)));
         return;
     }
-    c->stage.until = n;
+    c->stage_until = n;
+}
+
+/* Reads carry the receive timestamp while a sample is near (asked after
+ * every event, with the read bound: no system call). */
+static void stage_want_rx(struct conn *c)
+{
+    if (c->stage_until != 0)
+        loop_stream_stamp_reads(&c->s, c->stage_until <= STAGE_RX_WINDOW);
 }
 
 /* Whether the message just taken is sampled: one in N. */
 static inline bool stage_due(struct conn *c)
 {
-    if (c->stage.until == 0 || --c->stage.until != 0)
+    if (c->stage_until == 0 || --c->stage_until != 0)
         return false;
-    c->stage.until = cfg_of(c)->stage_sample;
+    c->stage_until = cfg_of(c)->stage_sample;
     return true;
 }
 
@@ -265,18 +290,20 @@ static inline bool stage_due(struct conn *c)
 static void stage_sampled(struct conn *c, uint64_t end, uint64_t now)
 {
     uint64_t rx = loop_stream_rx_ns(&c->s);
-    if (rx == 0) {
-        /* No receive timestamp: completed from what was buffered earlier, or
-         * the kernel had not begun stamping yet. */
+    if (rx == 0 || (c->stage == NULL && (c->stage = calloc(1, sizeof *c->stage)) == NULL)) {
+        /* No receive timestamp (completed from what was buffered earlier, the
+         * kernel had not begun stamping, or a read of more than
+         * STAGE_RX_WINDOW messages), or no memory for the samples. */
         counter_add(&stats_of(c)->stage_dropped, 1);
         return;
     }
     uint64_t app = tstamp_now_ns();
     stage_record(c, STAGE_rx_queue, app > rx ? app - rx : 0, 1);
-    if (c->stage.svc_n++ == 0)
-        c->stage.svc_since = now;
-    c->stage.tx_end = end;
-    c->stage.tx_n++;
+    struct conn_stage *st = c->stage;
+    if (st->svc_n++ == 0)
+        st->svc_since = now;
+    st->tx_end = end;
+    st->tx_n++;
 }
 
 /* The output byte number of the next byte queued: what was written, then
@@ -292,13 +319,13 @@ static uint64_t stage_out_pos(const struct conn *c)
  * followed by another stamped one, for the same byte). */
 static bool stage_stamp_write(struct conn *c, size_t total)
 {
+    struct conn_stage *st = c->stage;
     uint64_t start = counter_get(&c->pub.bytes_out);
-    if (c->stage.tx_end <= start || c->stage.tx_end > start + total)
+    if (st == NULL || st->tx_end <= start || st->tx_end > start + total)
         return false;
-    if (c->stage.tx_n > 0) {
-        tstamp_track_sent_n(&c->stage.track, (uint32_t)(c->stage.tx_end - 1), tstamp_now_ns(),
-                            c->stage.tx_n);
-        c->stage.tx_n = 0;
+    if (st->tx_n > 0) {
+        tstamp_track_sent_n(&st->track, (uint32_t)(st->tx_end - 1), tstamp_now_ns(), st->tx_n);
+        st->tx_n = 0;
         stage_count_dropped(c);
     }
     return true;
@@ -309,9 +336,11 @@ static void on_errqueue(struct loop_stream *s, const struct tstamp_report *r, ui
 {
     (void)now;
     struct conn *c = s->data;
-    tstamp_track_report(&c->stage.track, r);
+    if (c->stage == NULL)
+        return; /* nothing was sampled: not ours */
+    tstamp_track_report(&c->stage->track, r);
     struct tstamp_tx_stages t;
-    while (tstamp_track_next(&c->stage.track, &t)) {
+    while (tstamp_track_next(&c->stage->track, &t)) {
         stage_record(c, STAGE_tx_sched, t.sched_ns, t.count);
         stage_record(c, STAGE_tx_send, t.send_ns, t.count);
         stage_record(c, STAGE_tx_ack, t.ack_ns, t.count);
@@ -323,24 +352,27 @@ static void on_errqueue(struct loop_stream *s, const struct tstamp_report *r, ui
  * done: the sampled ones' service ends. */
 static void stage_answered(struct conn *c, uint64_t done)
 {
-    if (c->stage.svc_n == 0)
+    struct conn_stage *st = c->stage;
+    if (st == NULL || st->svc_n == 0)
         return;
-    stage_record(c, STAGE_service, done - c->stage.svc_since, c->stage.svc_n);
-    c->stage.svc_n = 0;
+    stage_record(c, STAGE_service, done - st->svc_since, st->svc_n);
+    st->svc_n = 0;
 }
 
-/* Closing: the samples still waiting for a stage are given up. A sample
- * still waiting for its service is waiting for its transmit stages too (its
- * reply has not all reached the kernel): counted there, once. */
+/* Closing: the samples still waiting for a stage are given up, and their
+ * state goes (no callback of the stream follows a close). A sample still
+ * waiting for its service is waiting for its transmit stages too (its reply
+ * has not all reached the kernel): counted there, once. */
 static void stage_abandon(struct conn *c)
 {
-    if (c->stage.until == 0)
+    struct conn_stage *st = c->stage;
+    if (st == NULL)
         return;
-    c->stage.track.dropped += c->stage.tx_n;
-    c->stage.tx_n = 0;
-    c->stage.svc_n = 0;
-    tstamp_track_abandon(&c->stage.track);
+    st->track.dropped += st->tx_n;
+    tstamp_track_abandon(&st->track);
     stage_count_dropped(c);
+    free(st);
+    c->stage = NULL;
 }
 
 struct conn *conn_open(const struct conn_ctx *ctx, int fd, const struct sockaddr *peer,
@@ -396,6 +428,7 @@ static void on_close(struct loop_stream *s)
     const struct conn_ctx *ctx = c->ctx;
     c->writing = false;
     release_buffers(c);
+    free(c->stage); /* NULL after conn_close; kept by a close that skipped it */
     free(c);
     if (ctx->released != NULL)
         ctx->released(ctx->owner);
@@ -561,6 +594,7 @@ static void update_io(struct conn *c)
         max = CONN_READ_MAX;
     }
     publish(c);
+    stage_want_rx(c);
     io_read(c, max);
 }
 

@@ -21,6 +21,7 @@
 #include "tcpmsg/tstamp.h"
 
 struct conn_ctx;
+struct conn_stage;
 
 /* Reads: at most CONN_READ_MAX bytes at once (just under the loop's
  * LOOP_READ_SIZE, see conn.c). A connection keeps a buffer of its own only
@@ -104,21 +105,11 @@ struct conn {
     struct {
         uint64_t retrans, busy_us, rwnd_limited_us, sndbuf_limited_us;
     } tcp_seen;
-    /* Stage timestamps (--stage-sample N): one message in N is sampled. Its
-     * rx_queue is taken when it is parsed, its service once its reply has
-     * reached the kernel, its transmit stages when the kernel's timestamps
-     * for the write that carried that reply's last byte come back. */
-    struct {
-        unsigned until;     /* messages until the next sample (1: the next one); 0: off */
-        uint64_t svc_since; /* read (monotonic) of the oldest sampled message not yet
-                               answered to the kernel */
-        uint64_t svc_n;     /* sampled messages not yet answered to the kernel */
-        uint64_t tx_end;    /* output byte number just past the last sampled reply; the
-                               write that carries byte tx_end - 1 asks for timestamps */
-        unsigned tx_n;      /* sampled replies up to tx_end not yet handed to track */
-        uint64_t dropped_seen; /* track.dropped already added to the counter */
-        struct tstamp_track track; /* sampled replies waiting for their timestamps */
-    } stage;
+    /* Stage timestamps (--stage-sample N): one message in N is sampled
+     * (conn.c, "stage timestamps"). */
+    unsigned stage_until;     /* messages until the next sample (1: the next one); 0: off */
+    struct conn_stage *stage; /* the samples in flight: made at the first sample, so an
+                                 idle connection that was never sampled holds none */
 
     /* Immutable after conn_open: other threads may read them. */
     struct sockaddr_storage peer;

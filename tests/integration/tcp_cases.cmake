@@ -28,9 +28,9 @@ set_tests_properties(integration.uring.tcp_netns PROPERTIES LABELS "integration;
 # one in N, and sampling off leaves SO_TIMESTAMPING off on every socket. In
 # fork mode too: the children sample, and their records carry the stages.
 tcpmsg_integration_test(test_stages CASES
-  sigstop_rx_queue every_message_counted one_in_n off_no_timestamping)
+  sigstop_rx_queue every_message_counted partial_writes one_in_n off_no_timestamping)
 tcpmsg_fork_variants(test_stages CASES
-  sigstop_rx_queue every_message_counted one_in_n off_no_timestamping)
+  sigstop_rx_queue every_message_counted partial_writes one_in_n off_no_timestamping)
 set_tests_properties(integration.test_stages.off_no_timestamping
   integration.uring.test_stages.off_no_timestamping
   integration.fork.test_stages.off_no_timestamping PROPERTIES

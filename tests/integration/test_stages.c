@@ -180,6 +180,42 @@ static void test_every_message_counted(void **state)
     it_server_free(s);
 }
 
+/* A sampled reply too large for one write (6 MiB to a client that reads
+ * only once it has sent everything, through a small receive buffer): the
+ * kernel takes it in several partial writes; those that carry its last byte
+ * ask for timestamps, the others not, and the sample completes once, with
+ * no sample given up (the stamps of bytes before its last are not its own). */
+static void test_partial_writes(void **state)
+{
+    (void)state;
+    const char *args[] = { "--stage-sample", "1", "--max-payload", "8MiB", NULL };
+    IT_START(s, args, 0);
+    int fd = it_connect_rcvbuf(s->port, 64 * 1024); /* the reply cannot fit at once */
+    IT_CHECK(fd >= 0);
+    size_t len = 6u << 20; /* more than the server's send buffer grows to (4 MiB) */
+    char *big = malloc(len), *back = malloc(len);
+    IT_CHECK(big != NULL && back != NULL);
+    for (size_t i = 0; i < len; i++)
+        big[i] = (char)('a' + i % 26);
+    IT_CHECK(it_send_frame(fd, FRAME_DATA, big, len, T) == 0);
+    it_sleep_ms(100); /* the server's writes fill the socket buffers meanwhile */
+    uint8_t type;
+    IT_CHECK(it_recv_frame(fd, &type, back, len, T) == (ssize_t)len);
+    IT_CHECK(memcmp(back, big, len) == 0);
+    IT_CHECK(it_roundtrip(fd, MSG, strlen(MSG), T) == 0);
+    json_t *doc = wait_stages(s, 2);
+    long long stamped = it_json_int(doc, "syscalls.sendmsg"),
+              plain = it_json_int(doc, "syscalls.write") + it_json_int(doc, "syscalls.writev");
+    print_message("writes: %lld stamped, %lld not\n", stamped, plain);
+    if (strcmp(it_io(), "uring") != 0) /* io_uring's sends are not system calls */
+        IT_CHECK(stamped >= 2 && stamped + plain >= 3);
+    json_decref(doc);
+    free(big);
+    free(back);
+    close(fd);
+    it_server_free(s);
+}
+
 /* One message in 3 per connection: 30 messages on each of two connections
  * are 20 samples, whatever the interleaving. */
 static void test_one_in_n(void **state)
@@ -301,6 +337,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigstop_rx_queue),
         cmocka_unit_test(test_every_message_counted),
+        cmocka_unit_test(test_partial_writes),
         cmocka_unit_test(test_one_in_n),
         cmocka_unit_test(test_off_no_timestamping),
     };

@@ -1247,6 +1247,50 @@ static void test_stamping_off_costs_nothing(void **state)
     close(c);
 }
 
+/* Echo one small message from the client's end c and wait for it back. */
+static void echo_one(struct loop *l, struct peer *p, int c)
+{
+    uint8_t msg[16] = { 7 }, back[16];
+    size_t want = p->echoed + sizeof msg;
+    assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
+    usleep(2000); /* in the receive queue before the loop looks */
+    for (int k = 0; k < 10 && p->echoed < want; k++)
+        assert_int_equal(loop_run_once(l, 1000), 0);
+    assert_int_equal(p->echoed, want);
+    assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+}
+
+/* Receive timestamps only when asked: with stamp_reads off, epoll reads
+ * with read and the delivery has no timestamp; turned on, from the next
+ * read (io_uring: the next recv armed, one delivery later). */
+static void test_stamp_reads_on_demand(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_int_equal(loop_stream_stamp(l, &p.s, true), 0);
+    loop_stream_stamp_reads(&p.s, false);
+    p.echo = true;
+    assert_int_equal(loop_stream_read(l, &p.s, 4096), 0); /* single recvs */
+    loop_run_once(l, 0);
+    uint64_t reads = loop_syscalls(l, LOOP_SYS_READ), rmsgs = loop_syscalls(l, LOOP_SYS_RECVMSG);
+    echo_one(l, &p, c);
+    assert_int_equal(p.unstamped, 1);
+    assert_int_equal(loop_syscalls(l, LOOP_SYS_READ) - reads, is_uring(l) ? 0 : 1);
+    assert_int_equal(loop_syscalls(l, LOOP_SYS_RECVMSG) - rmsgs, 0);
+    loop_stream_stamp_reads(&p.s, true);
+    echo_one(l, &p, c);
+    assert_int_equal(p.unstamped, is_uring(l) ? 2 : 1); /* io_uring: armed before */
+    echo_one(l, &p, c);
+    assert_int_equal(p.unstamped, is_uring(l) ? 2 : 1);
+    assert_int_equal(p.reads, 3);
+    assert_int_equal(loop_syscalls(l, LOOP_SYS_RECVMSG) - rmsgs, is_uring(l) ? 0 : 2);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
+}
+
 /* Timestamps in the error queue raise POLLERR, which is not a failure: a
  * hang-up watch stays quiet through them, and still reports the client's
  * shutdown; a reset still reaches on_read as an error. */
@@ -1628,6 +1672,7 @@ int main(void)
         BOTH(test_stamped_echo_timestamps),
         BOTH(test_stamping_off_costs_nothing),
         BOTH(test_stamps_are_not_failures),
+        BOTH(test_stamp_reads_on_demand),
         BOTH(test_free_closes_the_streams_it_holds),
         BOTH(test_many_streams_on_a_tiny_ring),
         BOTH(test_epoll_without_pwait2),
