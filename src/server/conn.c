@@ -830,6 +830,8 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
     size_t same_len = SIZE_MAX;
     uint64_t msgs = 0, same_from = 0;
     uint64_t out_pos = stage_out_pos(c) - run; /* output byte number of buf[0]'s echo */
+    /* stage_due() in a local: messages to the next sample, 0 when off. */
+    unsigned until = c->stage_until, every = cfg->stage_sample;
     while (stop - pos >= FRAME_HEADER_SIZE) {
         uint32_t h = frame_header_load(buf + pos);
         size_t plen = h & FRAME_LEN_MASK;
@@ -843,9 +845,12 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
         }
         msgs++;
         pos += FRAME_HEADER_SIZE + plen;
-        if (stage_due(c))
+        if (until != 0 && --until == 0) {
+            until = every;
             stage_sampled(c, out_pos + pos, now);
+        }
     }
+    c->stage_until = until;
     if (msgs == 0)
         return pos;
     hist_record_n(&st->msg_bytes, same_len, msgs - same_from);
