@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# fleet.fleet: a fleet of four hosts on one machine, watched by a real
+# Prometheus. Each host is a network namespace on a bridge (192.0.2.1-4, a
+# documentation range that exists only inside the namespaces) running tcpmsgd
+# and a continuous `tcpmsg probe` of the other three; host 4's link is a
+# token bucket (tc tbf). Host 1 also runs Prometheus and a blackbox-style
+# prober (`tcpmsg probe --serve`). Checked through Prometheus's HTTP API:
+#  1. every target is up: the four servers, the four probers, and the three
+#     servers the blackbox job probes through relabeling;
+#  2. under load through host 4's link, each of the six probe paths that
+#     cross it has a higher p99 than any of the six that do not;
+#  3. host 3's tcpmsgd stopped: exactly the probes of 192.0.2.3 fail, every
+#     other path still succeeds, and the down alerts fire for host 3 only;
+#  4. three `tcpmsg bench --hdr-log` runs from hosts 2, 3 and 4 against host
+#     1, merged by `tcpmsg merge --json`: the message total equals host 1's
+#     tcpmsg_messages_received_total{mode="framed"}. The probes speak the
+#     text protocol (--text) and the blackbox job leaves host 1 out, so every
+#     framed message host 1 counts is a bench message: the totals are equal
+#     exactly, not nearly.
+# Skips (exit 77), saying why, where the namespaces cannot be made or a
+# program is missing. See tests/fleet/README.md.
+# Usage: fleet.sh TCPMSGD TCPMSG DASHBOARD_DIR
+set -uo pipefail
+
+skip() { echo "fleet.sh: SKIP: $*" >&2; exit 77; }
+
+if [ "${TCPMSG_FLEET_INSIDE:-}" != 1 ]; then
+    [ $# -eq 3 ] || { echo "usage: fleet.sh TCPMSGD TCPMSG DASHBOARD_DIR" >&2; exit 2; }
+    for tool in unshare nsenter ip tc prometheus; do
+        command -v "$tool" >/dev/null || skip "$tool is missing (.ci/setup installs iproute2 and prometheus)"
+    done
+    # Namespaces of our own: a user namespace (root inside it, as root or
+    # where unprivileged user namespaces are allowed), a network namespace
+    # with no route to anything but what this script makes, and a PID
+    # namespace whose end ends every process started in it, even when this
+    # script is killed before its trap can run. --kill-child: when ctest
+    # kills the outer process, the inner one dies with it.
+    if ! unshare -rnpm --fork --mount-proc true 2>/dev/null; then
+        skip "cannot create user, network and PID namespaces (unshare -rnpm): not root, and unprivileged user namespaces are not allowed"
+    fi
+    export TCPMSG_FLEET_INSIDE=1
+    dashboards=$(cd "$3" && pwd) || exit 2
+    exec unshare -rnpm --fork --kill-child --mount-proc bash "$0" "$1" "$2" "$dashboards"
+fi
+
+# From here on this script is PID 1 of its namespace, and its network
+# namespace is host 1's.
+. "$(dirname "$0")/../prometheus/lib.sh"
+TCPMSGD=$1 TCPMSG=$2 DASHBOARDS=$3
+PROMETHEUS=$(command -v prometheus)
+watchdog 110
+started=$SECONDS
+
+NET=192.0.2
+SERVER_PORT=8080 HTTP_PORT=8081 PROBER_PORT=9101 BLACKBOX_PORT=9116
+SLOW=4   # the host whose link is rate-limited
+DOWN=3   # the host whose tcpmsgd is stopped
+SINK=1   # the host the three benches load
+declare -a NS_PID   # per host: a process in its network namespace
+declare -a SERVER   # per host: the tcpmsgd's PID
+
+# --- 1. The hosts, the bridge and the slow link ----------------------------
+
+# new_namespace: starts a process that only holds a new network namespace
+# (it ends with ours) and prints its PID once the namespace exists.
+new_namespace() {
+    local pid own i
+    unshare -n sleep 600 </dev/null >/dev/null 2>&1 &
+    pid=$!
+    own=$(readlink /proc/self/ns/net)
+    for i in $(seq 250); do
+        [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" != "$own" ] && { echo "$pid"; return 0; }
+        sleep 0.02
+    done
+    return 1
+}
+
+BRIDGE_NS=$(new_namespace) || fail "the bridge's namespace did not appear within 5 s"
+CHILD_PIDS="$CHILD_PIDS $BRIDGE_NS"
+NS_PID[1]=$$
+for h in 2 3 4; do
+    NS_PID[h]=$(new_namespace) || fail "host $h's namespace did not appear within 5 s"
+    CHILD_PIDS="$CHILD_PIDS ${NS_PID[h]}"
+done
+
+# on_host H COMMAND...: runs COMMAND in host H's network namespace. A
+# background job calls nsenter itself, not this function: nsenter execs the
+# command, so $! is the command's own PID (a function would run in a subshell
+# of its own, and $! would be the subshell's).
+on_host() { nsenter -t "${NS_PID[$1]}" -n "${@:2}"; }
+in_bridge() { nsenter -t "$BRIDGE_NS" -n "$@"; }
+
+# One switch: a bridge without spanning tree forwards as soon as a port is up.
+in_bridge ip link set lo up || fail "loopback in the bridge's namespace"
+in_bridge ip link add name br0 type bridge forward_delay 0 ||
+    skip "cannot create a bridge (ip link add type bridge)"
+in_bridge ip link set br0 up
+for h in 1 2 3 4; do
+    in_bridge ip link add name "port$h" type veth peer name eth0 netns "${NS_PID[h]}" ||
+        skip "cannot create a veth pair into a namespace"
+    in_bridge ip link set "port$h" master br0 up || fail "port$h on the bridge"
+    on_host "$h" ip link set lo up || fail "loopback of host $h"
+    on_host "$h" ip addr add "$NET.$h/24" dev eth0 || fail "address of host $h"
+    on_host "$h" ip link set eth0 up || fail "eth0 of host $h"
+done
+# Host 4's link: 8 Mbit/s both ways, with a queue of up to 100 KB (about
+# 100 ms). A bulk transfer through it keeps the queue full, and every packet
+# of a probe across it waits behind the transfer's.
+tbf="root tbf rate 8mbit burst 32kb limit 100kb"
+# shellcheck disable=SC2086 # $tbf is the qdisc's words
+{ in_bridge tc qdisc add dev "port$SLOW" $tbf && on_host "$SLOW" tc qdisc add dev eth0 $tbf; } ||
+    skip "cannot add a tbf qdisc (tc qdisc add ... tbf)"
+log "4 hosts on a bridge, host $SLOW's link limited to 8 Mbit/s"
+
+# --- 2. On every host: tcpmsgd and a probe of the other three ---------------
+
+for h in 1 2 3 4; do
+    nsenter -t "${NS_PID[h]}" -n "$TCPMSGD" --bind "$NET.$h" --port "$SERVER_PORT" \
+        --http-bind "$NET.$h" --http-port "$HTTP_PORT" --threads 1 \
+        >"$TMP_DIR/tcpmsgd-$h.log" 2>&1 &
+    SERVER[h]=$!
+    CHILD_PIDS="$CHILD_PIDS ${SERVER[h]}"
+done
+for h in 1 2 3 4; do
+    wait_log "$TMP_DIR/tcpmsgd-$h.log" 's/.*\(server is listening\).*/\1/p' "${SERVER[h]}" 30 >/dev/null ||
+        exit 1
+done
+
+# The probes send text lines (--text): the servers count them under
+# mode="text", apart from the benches' framed messages (check 4).
+for h in 1 2 3 4; do
+    targets=()
+    for t in 1 2 3 4; do [ "$t" = "$h" ] || targets+=("$NET.$t:$SERVER_PORT"); done
+    nsenter -t "${NS_PID[h]}" -n "$TCPMSG" probe --text --interval 0.1 \
+        --http-bind "$NET.$h" --http-port "$PROBER_PORT" "${targets[@]}" \
+        >/dev/null 2>"$TMP_DIR/prober-$h.log" &
+    pid=$!
+    CHILD_PIDS="$CHILD_PIDS $pid"
+    wait_log "$TMP_DIR/prober-$h.log" 's/.*\(http_port=\).*/\1/p' "$pid" 30 >/dev/null || exit 1
+done
+
+# The blackbox-style prober, on host 1 next to Prometheus.
+"$TCPMSG" probe --serve "$NET.1:$BLACKBOX_PORT" >/dev/null 2>"$TMP_DIR/blackbox.log" &
+pid=$!
+CHILD_PIDS="$CHILD_PIDS $pid"
+wait_log "$TMP_DIR/blackbox.log" 's/.*\(http_port=\).*/\1/p' "$pid" 30 >/dev/null || exit 1
+
+# --- 3. Prometheus on host 1 -------------------------------------------------
+
+# The jobs of dashboards/prometheus.yml with the fleet's addresses: the
+# servers' metrics, and the blackbox job, which probes every server but
+# host 1 (its framed messages are the benches' alone).
+host_list() { # host_list PORT HOST...: "a:PORT", "b:PORT", ...
+    local port=$1 out="" h
+    for h in "${@:2}"; do out="$out${out:+, }\"$NET.$h:$port\""; done
+    printf '%s\n' "$out"
+}
+job() { sed -n "/- job_name: $1\$/,/^\$/p" "$DASHBOARDS/prometheus.yml"; }
+servers_job=$(job tcpmsgd | sed "s/\"localhost:8081\"/$(host_list "$HTTP_PORT" 1 2 3 4)/")
+blackbox_job=$(job tcpmsg-probe | sed -e "s/\"localhost:8080\"/$(host_list "$SERVER_PORT" 2 3 4)/" \
+    -e "s/localhost:9116/$NET.1:$BLACKBOX_PORT/")
+[ -n "$servers_job" ] && [ -n "$blackbox_job" ] ||
+    fail "dashboards/prometheus.yml lacks the tcpmsgd or the tcpmsg-probe job"
+
+# The alert rules as shipped, with every `for:` cut to 2 s so that a rule
+# meant to wait a minute fires within the test.
+sed -E 's/^( *for: ).*/\12s/' "$DASHBOARDS/tcpmsg-alerts.yml" >"$TMP_DIR/alerts.yml"
+if ! grep -q 'alert: TcpmsgProbeTargetDown$' "$TMP_DIR/alerts.yml"; then
+    cat >>"$TMP_DIR/alerts.yml" <<'RULE'
+
+  - name: tcpmsg-probe
+    rules:
+      - alert: TcpmsgProbeTargetDown
+        expr: tcpmsg_probe_up == 0
+        for: 2s
+RULE
+fi
+cat >"$TMP_DIR/prometheus.yml" <<CONF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $TMP_DIR/alerts.yml
+scrape_configs:
+$servers_job
+
+$blackbox_job
+
+  - job_name: tcpmsg-prober
+    static_configs:
+      - targets: [$(host_list "$PROBER_PORT" 1 2 3 4)]
+CONF
+start_prometheus "$TMP_DIR/prometheus.yml"
+wait_prometheus_ready
+
+# expect EXPR WANT SECONDS: polls Prometheus until the instant query EXPR
+# has one sample, equal to WANT; fails at the deadline.
+expect() {
+    local deadline=$((SECONDS + $3))
+    Q_VALUE=""
+    until query "$1" && [ "$Q_VALUE" = "$2" ]; do
+        kill -0 "$PROM_PID" 2>/dev/null || fail "prometheus exited"
+        [ "$SECONDS" -lt "$deadline" ] ||
+            fail "$1 is '${Q_VALUE:-no result}' after $3 s, want $2 ($(cat "$TMP_DIR/query.json" 2>/dev/null))"
+        sleep 0.25
+    done
+}
+# value EXPR: prints the one sample of EXPR now, or fails.
+value() {
+    query "$1" || fail "$1: no single result ($(cat "$TMP_DIR/query.json" 2>/dev/null))"
+    printf '%s\n' "$Q_VALUE"
+}
+
+# --- Check 1: every target up -----------------------------------------------
+
+expect 'count(up{job="tcpmsgd"} == 1)' 4 30
+expect 'count(up{job="tcpmsg-prober"} == 1)' 4 30
+expect 'count(up{job="tcpmsg-probe"} == 1)' 3 30
+expect 'count(up)' 11 5
+expect 'count(probe_success == 1)' 3 30
+expect 'count(tcpmsg_probe_up{job="tcpmsg-prober"} == 1)' 12 30
+log "check 1: 11 targets up; 12 probe paths and 3 blackbox probes succeed"
+
+# --- Check 2: the slow link has the highest p99 -------------------------------
+
+# A bulk load from host 2 through host 4's link while every path is probed.
+load_start=$SECONDS
+on_host 2 "$TCPMSG" bench "$NET.$SLOW:$SERVER_PORT" --connections 4 --depth 4 --size 16KiB \
+    --duration 6 >"$TMP_DIR/load.log" 2>&1 || fail "the load through host $SLOW's link failed"
+sleep 2 # a scrape of every prober after the end of the load
+window=$((SECONDS - load_start))
+# p99 of each path (prober instance, target) over the load; the paths across
+# host 4's link are those it probes and those probing it.
+p99() {
+    printf 'histogram_quantile(0.99, sum by (instance, target, le) (increase(tcpmsg_probe_rtt_seconds_bucket{%s}[%ss])))' \
+        "$1" "$window"
+}
+SLOW_T="target=\"$NET.$SLOW:$SERVER_PORT\"" SLOW_I="instance=\"$NET.$SLOW:$PROBER_PORT\""
+across="$(p99 "$SLOW_T") or $(p99 "$SLOW_I")"
+apart=$(p99 "target!=\"$NET.$SLOW:$SERVER_PORT\",instance!=\"$NET.$SLOW:$PROBER_PORT\"")
+expect "count($across)" 6 5
+expect "count($apart)" 6 5
+slow_min=$(value "min($across)") || exit 1
+fast_max=$(value "max($apart)") || exit 1
+log "check 2: p99 over ${window} s: the 6 paths across host $SLOW's link ${slow_min} s at least, the 6 others ${fast_max} s at most"
+awk -v s="$slow_min" -v f="$fast_max" 'BEGIN { exit !(s > f) }' ||
+    fail "a path that does not cross host $SLOW's link has a p99 ($fast_max s) as high as one that does ($slow_min s)"
+
+# --- Check 3: one server stopped ----------------------------------------------
+
+DOWN_T="target=\"$NET.$DOWN:$SERVER_PORT\""
+kill -TERM "${SERVER[DOWN]}"
+for _ in $(seq 100); do kill -0 "${SERVER[DOWN]}" 2>/dev/null || break; sleep 0.1; done
+kill -0 "${SERVER[DOWN]}" 2>/dev/null && fail "host $DOWN's tcpmsgd still running 10 s after SIGTERM"
+wait "${SERVER[DOWN]}" || fail "host $DOWN's tcpmsgd exited with status $? after SIGTERM"
+stopped=$SECONDS
+expect "count(tcpmsg_probe_up{$DOWN_T} == 0)" 3 15
+expect "count(tcpmsg_probe_up{target!=\"$NET.$DOWN:$SERVER_PORT\"} == 1)" 9 5
+expect "probe_success{instance=\"$NET.$DOWN:$SERVER_PORT\"}" 0 10
+expect 'count(probe_success == 1)' 2 5
+expect "up{job=\"tcpmsgd\",instance=\"$NET.$DOWN:$HTTP_PORT\"}" 0 10
+expect 'count(up == 1)' 10 5
+# The alerts: the server down, and its target down for each of its probers.
+expect 'count(ALERTS{alertname="TcpmsgdDown",alertstate="firing"})' 1 20
+expect "count(ALERTS{alertname=\"TcpmsgdDown\",alertstate=\"firing\",instance=\"$NET.$DOWN:$HTTP_PORT\"})" 1 5
+expect 'count(ALERTS{alertname="TcpmsgProbeTargetDown",alertstate="firing"})' 3 20
+expect "count(ALERTS{alertname=\"TcpmsgProbeTargetDown\",alertstate=\"firing\",$DOWN_T})" 3 5
+# Since a second after the stop: every probe of host 3 failed and none
+# succeeded; on every other path none failed and some succeeded.
+sleep 2
+since=$((SECONDS - stopped - 1))
+expect "count(sum by (instance) (increase(tcpmsg_probe_failures_total{$DOWN_T}[${since}s])) > 0)" 3 5
+expect "sum(increase(tcpmsg_probe_rtt_seconds_count{$DOWN_T}[${since}s]))" 0 5
+expect "sum(increase(tcpmsg_probe_failures_total{target!=\"$NET.$DOWN:$SERVER_PORT\"}[${since}s]))" 0 5
+expect "count(increase(tcpmsg_probe_rtt_seconds_count{target!=\"$NET.$DOWN:$SERVER_PORT\"}[${since}s]) > 0)" 9 5
+log "check 3: host $DOWN's server stopped: its 3 probe paths and its blackbox probe fail, the 9 others succeed, TcpmsgdDown and TcpmsgProbeTargetDown fire for it alone"
+
+# --- Check 4: three benches merged, against the server's counter -------------
+
+SINK_COUNTER="tcpmsg_messages_received_total{job=\"tcpmsgd\",instance=\"$NET.$SINK:$HTTP_PORT\",mode=\"framed\"}"
+before=$(value "$SINK_COUNTER") || exit 1
+start_at=$(($(date +%s) + 2))
+bench_pids=()
+for h in 2 3 4; do
+    nsenter -t "${NS_PID[h]}" -n timeout 60 "$TCPMSG" bench "$NET.$SINK:$SERVER_PORT" --connections 2 --depth 4 \
+        --count 20000 --interval 0.5 --start-at "$start_at" --hdr-log "$TMP_DIR/gen-$h.hlog" \
+        >"$TMP_DIR/bench-$h.log" 2>&1 &
+    bench_pids+=($!)
+done
+for i in 0 1 2; do
+    wait "${bench_pids[i]}" || fail "the bench from host $((i + 2)) failed ($(cat "$TMP_DIR/bench-$((i + 2)).log"))"
+done
+"$TCPMSG" merge --json "$TMP_DIR"/gen-{2,3,4}.hlog >"$TMP_DIR/merged.json" 2>"$TMP_DIR/merge.log" ||
+    fail "tcpmsg merge failed"
+merged=$(sed -n 's/.*"messages": *\([0-9][0-9]*\).*/\1/p' "$TMP_DIR/merged.json")
+[ "$merged" = 60000 ] || fail "the merged logs hold '${merged:-nothing}' messages, the benches sent 3 x 20000"
+expect "$SINK_COUNTER" $((before + merged)) 10
+log "check 4: 3 logs merged into $merged messages; host $SINK's framed messages went from $before to $Q_VALUE"
+
+log "ok in $((SECONDS - started)) s"
