@@ -45,9 +45,10 @@ fi
 
 # From here on this script is PID 1 of its namespace, and its network
 # namespace is host 1's.
+# shellcheck source=../prometheus/lib.sh
 . "$(dirname "$0")/../prometheus/lib.sh"
 TCPMSGD=$1 TCPMSG=$2 DASHBOARDS=$3
-PROMETHEUS=$(command -v prometheus)
+PROMETHEUS=$(command -v prometheus) # for lib.sh's start_prometheus
 watchdog 110
 started=$SECONDS
 
@@ -159,7 +160,7 @@ job() { sed -n "/- job_name: $1\$/,/^\$/p" "$DASHBOARDS/prometheus.yml"; }
 servers_job=$(job tcpmsgd | sed "s/\"localhost:8081\"/$(host_list "$HTTP_PORT" 1 2 3 4)/")
 blackbox_job=$(job tcpmsg-probe | sed -e "s/\"localhost:8080\"/$(host_list "$SERVER_PORT" 2 3 4)/" \
     -e "s/localhost:9116/$NET.1:$BLACKBOX_PORT/")
-[ -n "$servers_job" ] && [ -n "$blackbox_job" ] ||
+{ [ -n "$servers_job" ] && [ -n "$blackbox_job" ]; } ||
     fail "dashboards/prometheus.yml lacks the tcpmsgd or the tcpmsg-probe job"
 
 # The alert rules as shipped, with every `for:` cut to 2 s so that a rule
