@@ -63,6 +63,7 @@ struct http_server {
     http_route_fn route;
     void *ctx;
     int web_fd;    /* the web root directory, or -1 */
+    const char *index; /* served for "/" */
     int listen_fd;
     int wake_fd;   /* eventfd: http_stop wakes the thread */
     int spare_fd;  /* held for refusing a client when out of descriptors: /dev/null, or the
@@ -222,7 +223,7 @@ static enum MHD_Result serve_file(struct http_server *h, struct MHD_Connection *
 {
     if (h->web_fd < 0)
         return send_text(h, conn, MHD_HTTP_NOT_FOUND, "404 not found\n");
-    const char *rel = strcmp(path, "/") == 0 ? "index.html" : path + 1;
+    const char *rel = strcmp(path, "/") == 0 ? h->index : path + 1;
     if (rel[strlen(rel) - 1] == '/') /* names a directory: not served */
         return send_text(h, conn, MHD_HTTP_NOT_FOUND, "404 not found\n");
     struct stat st;
@@ -917,6 +918,7 @@ struct http_server *http_start(const struct http_options *o, http_route_fn route
     h->route = route;
     h->ctx = ctx;
     h->web_fd = -1;
+    h->index = o->index != NULL ? o->index : "index.html";
     h->web = o->web;
     h->auth = o->auth;
     h->open_path = o->open_path;

@@ -82,6 +82,8 @@ struct http_options {
     const char *bind;     /* address to listen on, e.g. "127.0.0.1" */
     uint16_t port;        /* 0: the kernel picks */
     const char *web_root; /* directory of static files; NULL: none */
+    const char *index;    /* the web root's file served for "/" (a static string);
+                             NULL: index.html */
     unsigned max_conns;   /* concurrent HTTP connections (default 64) */
     unsigned max_conns_per_ip; /* of them from one client address (default 8) */
     unsigned timeout_s;   /* idle timeout while a response is sent (default 10) */

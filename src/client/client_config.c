@@ -141,7 +141,14 @@ void client_config_defaults(struct client_config *cfg)
       NULL, NULL, set_serve(cfg, name, v, err, cap))                                          \
     X(HTTP_BIND, "http-bind", 0, required_argument, FOR(CLIENT_PROBE), "ADDR",                \
       "address for --http-port (default 127.0.0.1)", NULL, NULL,                              \
-      set_http_bind(cfg, name, v, err, cap))
+      set_http_bind(cfg, name, v, err, cap))                                                  \
+    X(TARGETS, "targets", 0, required_argument, FOR(CLIENT_PROBE), "FILE",                    \
+      "probe the targets listed in FILE too: one HOST:PORT a line,\nor Prometheus file_sd "   \
+      "JSON; read again on SIGHUP and when\nthe file changes",                                \
+      NULL, NULL, set_path(&cfg->targets_file, name, v, err, cap))                            \
+    X(WEB_ROOT, "web-root", 0, required_argument, FOR(CLIENT_PROBE), "DIR",                   \
+      "directory of the status page served at / (default: the\none tcpmsgd finds)", NULL,   \
+      NULL, set_path(&cfg->web_root, name, v, err, cap))
 
 /* getopt_long's value for an option: its letter, or one of these past 255. */
 enum {
@@ -225,6 +232,7 @@ static int show_help(FILE *out)
     fputs("Usage: tcpmsg [OPTION]... HOST[:PORT] [MESSAGE]...\n"
           "       tcpmsg bench [OPTION]... HOST[:PORT]\n"
           "       tcpmsg probe [OPTION]... HOST[:PORT]...\n"
+          "       tcpmsg probe [OPTION]... --targets FILE [HOST[:PORT]]...\n"
           "       tcpmsg merge [OPTION]... FILE...\n"
           "Send messages to a tcpmsgd server (or any echo server) and print each reply\n"
           "with its round-trip time. With no MESSAGE, each line of standard input is a\n"
@@ -456,6 +464,17 @@ static int set_serve(struct client_config *cfg, const char *name, const char *v,
     return 0;
 }
 
+/* A path read later (points into argv). */
+static int set_path(const char **dst, const char *name, const char *v, char *err, size_t cap)
+{
+    if (v[0] == '\0') {
+        snprintf(err, cap, "%s: the path is empty", name);
+        return -EINVAL;
+    }
+    *dst = v;
+    return 0;
+}
+
 /* --timeout and --duration remember they were given: probe's defaults differ. */
 static int set_timeout(struct client_config *cfg, const char *name, const char *v, char *err,
                        size_t cap)
@@ -629,8 +648,10 @@ static enum client_config_result parse_operands(struct client_config *cfg, int a
         cfg->nmessages = (size_t)(argc - arg);
         return CLIENT_CONFIG_OK;
     }
-    if (arg >= argc && cfg->command == CLIENT_PROBE && cfg->serve) {
-        cfg->nmessages = 0; /* --serve alone: the targets come with each request */
+    if (arg >= argc && cfg->command == CLIENT_PROBE && (cfg->serve || cfg->targets_file)) {
+        /* --serve alone: the targets come with each request; --targets:
+         * from the file, which may list none yet. */
+        cfg->nmessages = 0;
         return CLIENT_CONFIG_OK;
     }
     if (arg >= argc)

@@ -62,6 +62,8 @@ struct client_config {
     int http_port;        /* --http-port: serve /metrics; -1: no endpoint */
     char http_bind[64];   /* --http-bind */
     bool serve;           /* --serve: answer /probe?target=... (targets optional) */
+    const char *targets_file; /* --targets FILE: more targets, reloaded (points into argv) */
+    const char *web_root;     /* --web-root DIR: the status page's files (points into argv) */
 };
 
 /* What the command line asks for; main turns it into an exit status. */

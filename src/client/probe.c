@@ -3,12 +3,15 @@
  * line per probe and keeps the target's RTT histogram and loss counters.
  * A lost probe closes the connection; reconnecting backs off from the
  * interval up to MAX_BACKOFF_S. With --http-port the results are served as
- * Prometheus metrics through the shared HTTP module.
+ * Prometheus metrics, JSON and a status page through the shared HTTP
+ * module. The main thread supervises: it takes the signals, reloads the
+ * --targets file (probe_reload.c) and joins the threads of removed targets.
  */
 #include "client/probe.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,24 +19,22 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 
 #include "client/client.h"
 #include "tcpmsg/frame.h"
 #include "tcpmsg/http.h"
 #include "tcpmsg/net.h"
+#include "tcpmsg/webroot.h"
 
 #define MAX_BACKOFF_S 10.0
 #define JITTER 0.1            /* each interval is drawn from +-10% of --interval */
 #define SLEEP_SLICE_NS 50000000ull /* a stop request is noticed this fast */
 
-/* Lock-free atomics are safe in a signal handler and between threads. */
+/* Set by the main thread when SIGINT or SIGTERM arrives; every target's
+ * thread looks at it between probes. */
 static atomic_int stop_requested;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static const char *const failure_tags[] = {
 #define PROBE_FAIL_TAG(name, tag, text) tag,
@@ -70,10 +71,10 @@ static void print_probe(const struct probe_target *t, int fail, uint64_t rtt_ns,
     const struct client_config *cfg = t->cfg;
     if (!cfg->json) {
         if (fail < 0)
-            printf("probe %s seq=%llu rtt=%.1f us\n", t->name, (unsigned long long)t->seq,
+            printf("probe %s seq=%llu rtt=%.1f us\n", t->spec.name, (unsigned long long)t->seq,
                    rtt_ns / 1e3);
         else
-            printf("probe %s seq=%llu lost: %s (%s)\n", t->name, (unsigned long long)t->seq,
+            printf("probe %s seq=%llu lost: %s (%s)\n", t->spec.name, (unsigned long long)t->seq,
                    probe_failure_tag(fail), detail);
         fflush(stdout);
         return;
@@ -81,7 +82,7 @@ static void print_probe(const struct probe_target *t, int fail, uint64_t rtt_ns,
     json_t *o = json_object();
     json_object_set_new(o, "event", json_string("probe"));
     json_object_set_new(o, "time", json_real(wall_time()));
-    json_object_set_new(o, "target", json_string(t->name));
+    json_object_set_new(o, "target", json_string(t->spec.name));
     json_object_set_new(o, "seq", json_integer((json_int_t)t->seq));
     json_object_set_new(o, "ok", json_boolean(fail < 0));
     if (fail < 0)
@@ -98,17 +99,24 @@ static void print_probe(const struct probe_target *t, int fail, uint64_t rtt_ns,
     json_decref(o);
 }
 
-static void print_summary(const struct probe_target *t)
+uint64_t probe_target_lost(const struct probe_target *t)
 {
-    uint64_t n = counter_get(&t->probes), lost = 0;
+    uint64_t lost = 0;
     for (int f = 0; f < PROBE_FAIL_COUNT; f++)
         lost += counter_get(&t->failures[f]);
+    return lost;
+}
+
+/* why: NULL at the end of the run, or what ended the target early. */
+void probe_target_summary(const struct probe_target *t, const char *why)
+{
+    uint64_t n = counter_get(&t->probes), lost = probe_target_lost(t);
     double pct = n > 0 ? 100.0 * (double)lost / (double)n : 0;
     const struct hist *h = &t->rtt;
     if (t->cfg->json) {
         json_t *o = json_object();
         json_object_set_new(o, "event", json_string("summary"));
-        json_object_set_new(o, "target", json_string(t->name));
+        json_object_set_new(o, "target", json_string(t->spec.name));
         json_object_set_new(o, "probes", json_integer((json_int_t)n));
         json_object_set_new(o, "lost", json_integer((json_int_t)lost));
         json_object_set_new(o, "loss_pct", json_real(pct));
@@ -118,6 +126,8 @@ static void print_summary(const struct probe_target *t)
         json_object_set_new(rtt, "p99", json_real(hist_percentile(h, 99) / 1e3));
         json_object_set_new(rtt, "max", json_real(hist_max(h) / 1e3));
         json_object_set_new(o, "rtt_us", rtt);
+        if (why != NULL)
+            json_object_set_new(o, "ended", json_string(why));
         char *str = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
         if (str != NULL)
             printf("%s\n", str);
@@ -125,17 +135,39 @@ static void print_summary(const struct probe_target *t)
         json_decref(o);
         return;
     }
-    printf("--- %s: %llu probes, %llu lost (%.1f%%), rtt min/p50/p99/max = %.1f/%.1f/%.1f/%.1f us\n",
-           t->name, (unsigned long long)n, (unsigned long long)lost, pct, hist_min(h) / 1e3,
-           hist_percentile(h, 50) / 1e3, hist_percentile(h, 99) / 1e3, hist_max(h) / 1e3);
+    printf("--- %s: %llu probes, %llu lost (%.1f%%), rtt min/p50/p99/max = %.1f/%.1f/%.1f/%.1f us%s%s\n",
+           t->spec.name, (unsigned long long)n, (unsigned long long)lost, pct, hist_min(h) / 1e3,
+           hist_percentile(h, 50) / 1e3, hist_percentile(h, 99) / 1e3, hist_max(h) / 1e3,
+           why != NULL ? "; " : "", why != NULL ? why : "");
 }
 
 /* --- one probe ---------------------------------------------------------------- */
+
+/* The status page's view of the latest probe: fail < 0 for a success. */
+static void note_recent(struct probe_target *t, int fail, uint64_t rtt_ns, const char *detail)
+{
+    double now = wall_time();
+    pthread_mutex_lock(&t->status_lock);
+    struct probe_recent *r = &t->recent;
+    r->lost_bits = (r->lost_bits << 1) | (fail >= 0);
+    if (r->n < PROBE_WINDOW)
+        r->n++;
+    r->last_time = now;
+    if (fail < 0) {
+        r->last_rtt_s = (double)rtt_ns / 1e9;
+    } else {
+        r->last_failure = fail;
+        r->last_failure_time = now;
+        snprintf(r->last_detail, sizeof r->last_detail, "%s", detail);
+    }
+    pthread_mutex_unlock(&t->status_lock);
+}
 
 static void lose(struct probe_target *t, enum probe_failure f, const char *detail)
 {
     counter_add(&t->failures[f], 1);
     atomic_store(&t->up, 0);
+    note_recent(t, (int)f, 0, detail);
     print_probe(t, (int)f, 0, detail);
     if (t->fd >= 0)
         close(t->fd);
@@ -152,7 +184,7 @@ static bool ensure_connected(struct probe_target *t, uint64_t now)
     struct sockaddr_storage ss;
     socklen_t len;
     char err[300] = "";
-    bool resolved = net_resolve(t->host, t->port, false, &ss, &len, err, sizeof err) == 0;
+    bool resolved = net_resolve(t->spec.host, t->spec.port, false, &ss, &len, err, sizeof err) == 0;
     int fd = resolved ? net_connect((struct sockaddr *)&ss, len, (int)(t->cfg->timeout * 1000))
                       : -EINVAL;
     if (fd >= 0) {
@@ -221,6 +253,7 @@ static void probe_once(struct probe_target *t)
     } else {
         hist_record(&t->rtt, rtt);
         atomic_store(&t->up, 1);
+        note_recent(t, -1, rtt, NULL);
         t->backoff_s = 0;
         print_probe(t, -1, rtt, NULL);
     }
@@ -231,14 +264,15 @@ static void probe_once(struct probe_target *t)
 static bool should_stop(const struct probe_target *t, uint64_t end_ns)
 {
     const struct client_config *cfg = t->cfg;
-    return stop_requested || net_now_ns() >= end_ns ||
+    return stop_requested || atomic_load(&t->stop) || net_now_ns() >= end_ns ||
            (cfg->count > 0 && counter_get(&t->probes) >= cfg->count);
 }
 
 /* Sleep until t_ns in short slices, so a stop request is seen quickly. */
-static void sleep_until(uint64_t t_ns, uint64_t end_ns)
+static void sleep_until(const struct probe_target *t, uint64_t t_ns, uint64_t end_ns)
 {
-    for (uint64_t now = net_now_ns(); now < t_ns && now < end_ns && !stop_requested;
+    for (uint64_t now = net_now_ns();
+         now < t_ns && now < end_ns && !stop_requested && !atomic_load(&t->stop);
          now = net_now_ns()) {
         uint64_t d = t_ns - now < SLEEP_SLICE_NS ? t_ns - now : SLEEP_SLICE_NS;
         struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)d };
@@ -259,7 +293,7 @@ static void *target_main(void *arg)
     /* Targets start spread over the first interval, not all at once. */
     uint64_t next = net_now_ns() + (uint64_t)(uniform(&t->rng) * period);
     while (!should_stop(t, end)) {
-        sleep_until(next, end);
+        sleep_until(t, next, end);
         if (should_stop(t, end))
             break;
         probe_once(t);
@@ -267,134 +301,316 @@ static void *target_main(void *arg)
         if (next < net_now_ns())
             next = net_now_ns(); /* after a long timeout: no burst to catch up */
     }
+    atomic_store(&t->done, true);
+    uint64_t one = 1;
+    if (write(t->wake_fd, &one, sizeof one) < 0) {
+        /* An eventfd write fails only when the counter would overflow:
+         * the main thread is awake anyway. */
+    }
     return NULL;
 }
 
 /* --- HTTP -------------------------------------------------------------------- */
 
-static void route(void *ctx, const struct http_request *req, struct http_response *resp)
+static void answer(struct http_response *resp, char *body, size_t len, const char *type)
 {
-    struct probe *p = ctx;
-    if (p->cfg->serve && strcmp(http_path(req), "/probe") == 0) {
-        probe_serve_route(p, req, resp);
-        return;
-    }
-    if (strcmp(http_path(req), "/metrics") != 0)
-        return; /* 404 */
-    resp->body = probe_metrics_prometheus(p, &resp->len);
-    resp->status = resp->body != NULL ? 200 : 500;
-    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    if (resp->body == NULL) {
+    resp->body = body;
+    resp->len = len;
+    resp->status = body != NULL ? 200 : 500;
+    resp->content_type = type;
+    if (body == NULL) {
         resp->body = strdup("out of memory\n");
         resp->len = resp->body != NULL ? strlen(resp->body) : 0;
+        resp->content_type = "text/plain; charset=utf-8";
     }
 }
 
-static struct http_server *start_http(struct probe *p)
+/* /metrics, /api/targets, /probe with --serve; anything else is a file of
+ * the web root, "/" the status page (probe.html). */
+static void route(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    struct probe *p = ctx;
+    const char *path = http_path(req);
+    size_t len = 0;
+    char *body;
+    if (p->cfg->serve && strcmp(path, "/probe") == 0) {
+        probe_serve_route(p, req, resp);
+    } else if (strcmp(path, "/metrics") == 0) {
+        body = probe_metrics_prometheus(p, &len);
+        answer(resp, body, len, "text/plain; version=0.0.4; charset=utf-8");
+    } else if (strcmp(path, "/api/targets") == 0) {
+        body = probe_status_json(p, &len);
+        answer(resp, body, len, "application/json");
+    }
+}
+
+static struct http_server *start_http(struct probe *p, const char *web_root)
 {
     struct http_options o;
     http_options_defaults(&o);
     o.bind = p->cfg->http_bind;
     o.port = (uint16_t)p->cfg->http_port;
+    o.web_root = web_root;
+    o.index = "probe.html";
     char err[256];
     struct http_server *h = http_start(&o, route, (void *)p, err, sizeof err);
     if (h == NULL)
         fprintf(stderr, "tcpmsg: metrics endpoint: %s\n", err);
     else if (p->cfg->serve)
         fprintf(stderr, "tcpmsg probe: probes at http://%s/probe?target=HOST:PORT, metrics at "
-                        "/metrics http_port=%u\n",
+                        "/metrics, status page at / http_port=%u\n",
                 http_bound(h), (unsigned)http_port(h));
     else
-        fprintf(stderr, "tcpmsg probe: metrics at http://%s/metrics http_port=%u\n",
+        fprintf(stderr, "tcpmsg probe: metrics at http://%s/metrics, status page at / "
+                        "http_port=%u\n",
                 http_bound(h), (unsigned)http_port(h));
     return h;
 }
 
-/* --- set-up ------------------------------------------------------------------ */
+/* --- targets ----------------------------------------------------------------- */
 
-static int init_targets(struct probe *p)
+struct probe_target *probe_target_new(const struct client_config *cfg, const struct probe_spec *spec,
+                                      uint64_t seed_index, int wake_fd)
+{
+    struct probe_target *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->cfg = cfg;
+    t->spec = *spec;
+    t->fd = -1;
+    t->wake_fd = wake_fd;
+    t->rng = (cfg->seed + 1) * 0x9e3779b97f4a7c15u + seed_index * 0xbf58476d1ce4e5b9u;
+    t->recent.last_rtt_s = -1;
+    t->recent.last_failure = -1;
+    hist_init(&t->rtt);
+    pthread_mutex_init(&t->status_lock, NULL);
+    t->buf = malloc(2 * (cfg->size + FRAME_HEADER_SIZE));
+    if (t->buf == NULL) {
+        probe_target_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+int probe_target_start(struct probe_target *t)
+{
+    return pthread_create(&t->thread, NULL, target_main, t);
+}
+
+void probe_target_free(struct probe_target *t)
+{
+    if (t == NULL)
+        return;
+    if (t->fd >= 0)
+        close(t->fd);
+    pthread_mutex_destroy(&t->status_lock);
+    free(t->buf);
+    free(t);
+}
+
+/* The command line's targets, started. */
+static int start_command_line(struct probe *p)
 {
     const struct client_config *cfg = p->cfg;
-    p->ntargets = cfg->nmessages;
-    p->targets = calloc(p->ntargets, sizeof *p->targets);
-    if (p->targets == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < p->ntargets; i++) {
-        struct probe_target *t = &p->targets[i];
-        t->cfg = cfg;
-        t->fd = -1;
-        t->rng = (cfg->seed + 1) * 0x9e3779b97f4a7c15u + i * 0xbf58476d1ce4e5b9u;
-        hist_init(&t->rtt);
-        snprintf(t->name, sizeof t->name, "%s", cfg->messages[i]);
-        if (net_split_hostport(cfg->messages[i], t->host, sizeof t->host, &t->port,
+    for (size_t i = 0; i < cfg->nmessages; i++) {
+        struct probe_spec spec = { .nlabels = 0 };
+        snprintf(spec.name, sizeof spec.name, "%s", cfg->messages[i]);
+        if (net_split_hostport(cfg->messages[i], spec.host, sizeof spec.host, &spec.port,
                                CLIENT_DEFAULT_PORT) < 0)
             return -EINVAL; /* checked by the config already */
-        t->buf = malloc(2 * (cfg->size + FRAME_HEADER_SIZE));
-        if (t->buf == NULL)
+        for (size_t k = 0; k < p->ntargets; k++)
+            if (strcmp(p->targets[k]->spec.name, spec.name) == 0) {
+                fprintf(stderr, "tcpmsg probe: target '%s' is given twice\n", spec.name);
+                return -EINVAL;
+            }
+        struct probe_target *t = probe_target_new(cfg, &spec, p->next_seed++, p->wake_fd);
+        if (t == NULL)
             return -ENOMEM;
+        int rc = probe_target_start(t);
+        if (rc != 0) {
+            fprintf(stderr, "tcpmsg probe: cannot start a thread: %s\n", strerror(rc));
+            probe_target_free(t);
+            return -rc;
+        }
+        pthread_mutex_lock(&p->lock);
+        p->targets[p->ntargets++] = t;
+        p->ncommand_line = p->ntargets;
+        pthread_mutex_unlock(&p->lock);
     }
     return 0;
 }
 
-static void free_targets(struct probe *p)
+void probe_reap_retired(struct probe *p, bool wait)
 {
-    for (size_t i = 0; p->targets != NULL && i < p->ntargets; i++) {
-        if (p->targets[i].fd >= 0)
-            close(p->targets[i].fd);
-        free(p->targets[i].buf);
+    size_t kept = 0;
+    for (size_t i = 0; i < p->nretiring; i++) {
+        struct probe_target *t = p->retiring[i];
+        if (!wait && !atomic_load(&t->done)) {
+            p->retiring[kept++] = t;
+            continue;
+        }
+        pthread_join(t->thread, NULL);
+        probe_target_summary(t, "removed from the target file");
+        p->lost_retired += probe_target_lost(t);
+        probe_target_free(t);
     }
-    free(p->targets);
+    p->nretiring = kept;
+    fflush(stdout);
 }
 
-static void catch_stop_signals(void)
+/* --count: every target has made its probes (a target file that lists
+ * none yet leaves the probe waiting for a reload). */
+static bool all_counted(struct probe *p)
 {
-    struct sigaction sa = { .sa_handler = on_stop_signal };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (p->cfg->count == 0 || p->ntargets == 0)
+        return false;
+    for (size_t i = 0; i < p->ntargets; i++)
+        if (!atomic_load(&p->targets[i]->done))
+            return false;
+    return true;
+}
+
+/* --- the main thread ------------------------------------------------------- */
+
+/* SIGINT and SIGTERM (and SIGHUP with --targets) are blocked in every
+ * thread, all created after this, and read by the main thread from a
+ * signalfd: a reload then runs as ordinary code, not in a handler. */
+static int take_signals(bool reload)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (reload)
+        sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
     signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* --serve with no target of its own: wait for SIGINT/SIGTERM, or the end
- * of --duration. */
-static void serve_until_stopped(const struct client_config *cfg)
+/* Read the pending signals: true when one asks to stop. */
+static bool read_signals(struct probe *p, int sigfd)
 {
-    uint64_t end = end_time(cfg);
-    while (!stop_requested && net_now_ns() < end)
-        sleep_until(net_now_ns() + SLEEP_SLICE_NS, end);
+    struct signalfd_siginfo si;
+    bool stop = false;
+    while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP)
+            probe_reload(p, "SIGHUP");
+        else
+            stop = true;
+    }
+    return stop;
+}
+
+/* Wait for signals, file changes and ended threads until the run ends:
+ * SIGINT/SIGTERM, --duration, or with --count every target done. */
+static void supervise(struct probe *p, int sigfd, struct probe_watch *w)
+{
+    uint64_t end = end_time(p->cfg);
+    uint64_t next_check = net_now_ns() + 1000000000ull;
+    while (!stop_requested) {
+        uint64_t now = net_now_ns();
+        if (now >= end || all_counted(p))
+            break;
+        uint64_t until = next_check < end ? next_check : end;
+        int ms = until > now ? (int)((until - now + 999999) / 1000000) : 0;
+        struct pollfd fds[3] = { { .fd = sigfd, .events = POLLIN },
+                                 { .fd = p->wake_fd, .events = POLLIN },
+                                 { .fd = w != NULL ? w->fd : -1, .events = POLLIN } };
+        int n = poll(fds, 3, ms);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (fds[0].revents & POLLIN && read_signals(p, sigfd))
+            atomic_store(&stop_requested, 1);
+        if (fds[1].revents & POLLIN) {
+            uint64_t v;
+            if (read(p->wake_fd, &v, sizeof v) < 0) { /* EAGAIN: already read */
+            }
+            probe_reap_retired(p, false);
+        }
+        bool events = fds[2].revents & POLLIN;
+        bool tick = net_now_ns() >= next_check;
+        if (tick)
+            next_check = net_now_ns() + 1000000000ull;
+        if (w != NULL && (events || tick) && probe_watch_changed(w, events))
+            probe_reload(p, "change");
+    }
+    atomic_store(&stop_requested, 1);
+}
+
+/* The status page's directory: --web-root, else the one tcpmsgd finds. */
+static const char *status_page_root(const struct client_config *cfg, char *buf, size_t cap)
+{
+    if (cfg->web_root != NULL)
+        return cfg->web_root;
+    return webroot_find(buf, cap) == WEBROOT_NONE ? NULL : buf;
+}
+
+/* Stop and join every target, print the summaries; probes lost in all. */
+static uint64_t finish(struct probe *p)
+{
+    atomic_store(&stop_requested, 1);
+    uint64_t lost = p->lost_retired;
+    for (size_t i = 0; i < p->ntargets; i++)
+        pthread_join(p->targets[i]->thread, NULL);
+    for (size_t i = 0; i < p->nretiring; i++)
+        pthread_join(p->retiring[i]->thread, NULL);
+    for (size_t i = 0; i < p->nretiring; i++) {
+        probe_target_summary(p->retiring[i], "removed from the target file");
+        lost += probe_target_lost(p->retiring[i]);
+        probe_target_free(p->retiring[i]);
+    }
+    for (size_t i = 0; i < p->ntargets; i++) {
+        probe_target_summary(p->targets[i], NULL);
+        lost += probe_target_lost(p->targets[i]);
+        probe_target_free(p->targets[i]);
+    }
+    p->ntargets = p->nretiring = 0;
+    fflush(stdout);
+    return lost;
 }
 
 int probe_run(const struct client_config *cfg)
 {
-    struct probe p = { .cfg = cfg };
+    struct probe p = { .cfg = cfg, .wake_fd = -1 };
+    pthread_mutex_init(&p.lock, NULL);
+    p.reloads.file = cfg->targets_file;
+    struct probe_watch watch;
     struct http_server *http = NULL;
-    int rc = init_targets(&p);
-    if (rc == 0 && cfg->http_port >= 0 && (http = start_http(&p)) == NULL)
-        rc = -EADDRINUSE;
-    if (rc < 0) {
-        if (rc == -ENOMEM)
-            fprintf(stderr, "tcpmsg: out of memory\n");
-        free_targets(&p);
-        return rc == -ENOMEM ? EXIT_IO : EXIT_USAGE;
+    char web[4096];
+    int rc = 0, sigfd = take_signals(cfg->targets_file != NULL);
+    p.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sigfd < 0 || p.wake_fd < 0) {
+        fprintf(stderr, "tcpmsg probe: signalfd or eventfd: %s\n", strerror(errno));
+        rc = -EIO;
     }
-    catch_stop_signals();
-    size_t started = 0;
-    while (started < p.ntargets &&
-           pthread_create(&p.targets[started].thread, NULL, target_main, &p.targets[started]) == 0)
-        started++;
-    if (p.ntargets == 0) /* --serve alone: answer /probe until stopped */
-        serve_until_stopped(cfg);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(p.targets[i].thread, NULL);
+    if (rc == 0)
+        rc = start_command_line(&p);
+    if (rc == 0 && cfg->targets_file != NULL) {
+        /* Watched before the first read, so a change in between is seen. */
+        probe_watch_open(&watch, cfg->targets_file);
+        if (probe_reload(&p, "start") < 0)
+            rc = -EINVAL;
+    }
+    if (rc == 0 && cfg->http_port >= 0 &&
+        (http = start_http(&p, status_page_root(cfg, web, sizeof web))) == NULL)
+        rc = -EADDRINUSE;
+    if (rc == 0)
+        supervise(&p, sigfd, cfg->targets_file != NULL ? &watch : NULL);
+    uint64_t lost = finish(&p);
     probe_serve_wait(&p);
     http_stop(http);
-    uint64_t lost = 0;
-    for (size_t i = 0; i < p.ntargets; i++) {
-        print_summary(&p.targets[i]);
-        for (int f = 0; f < PROBE_FAIL_COUNT; f++)
-            lost += counter_get(&p.targets[i].failures[f]);
-    }
-    fflush(stdout);
-    free_targets(&p);
-    return started < p.ntargets ? EXIT_IO : lost > 0 ? EXIT_IO : EXIT_OK;
+    if (cfg->targets_file != NULL)
+        probe_watch_close(&watch);
+    if (sigfd >= 0)
+        close(sigfd);
+    if (p.wake_fd >= 0)
+        close(p.wake_fd);
+    pthread_mutex_destroy(&p.lock);
+    if (rc == -ENOMEM)
+        fprintf(stderr, "tcpmsg: out of memory\n");
+    if (rc < 0)
+        return rc == -ENOMEM || rc == -EIO || rc == -EAGAIN ? EXIT_IO : EXIT_USAGE;
+    return lost > 0 ? EXIT_IO : EXIT_OK;
 }
