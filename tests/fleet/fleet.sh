@@ -2,15 +2,17 @@
 # fleet.fleet: a fleet of four hosts on one machine, watched by a real
 # Prometheus. Each host is a network namespace on a bridge (192.0.2.1-4, a
 # documentation range that exists only inside the namespaces) running tcpmsgd
-# and a continuous `tcpmsg probe` of the other three; host 4's link is a
-# token bucket (tc tbf). Host 1 also runs Prometheus and a blackbox-style
+# and a continuous `tcpmsg probe --targets FILE` of the four servers, one
+# file for all (a host probes itself too, over its loopback); host 4's link
+# is a token bucket (tc tbf). Host 1 also runs Prometheus and a blackbox-style
 # prober (`tcpmsg probe --serve`). Checked through Prometheus's HTTP API:
 #  1. every target is up: the four servers, the four probers, and the three
 #     servers the blackbox job probes through relabeling;
 #  2. under load through host 4's link, each of the six probe paths that
-#     cross it has a higher p99 than any of the six that do not;
-#  3. host 3's tcpmsgd stopped: exactly the probes of 192.0.2.3 fail, every
-#     other path still succeeds, and the down alerts fire for host 3 only;
+#     cross it has a higher p99 than any of the ten that do not;
+#  3. host 3's tcpmsgd stopped: exactly the four probes of 192.0.2.3 fail,
+#     every other path still succeeds, and the down alerts fire for host 3
+#     only; taken out of the target file, its probe series and alerts go;
 #  4. three `tcpmsg bench --hdr-log` runs from hosts 2, 3 and 4 against host
 #     1, merged by `tcpmsg merge --json`: the message total equals host 1's
 #     tcpmsg_messages_received_total{mode="framed"}. The probes speak the
@@ -104,16 +106,16 @@ for h in 1 2 3 4; do
     on_host "$h" ip addr add "$NET.$h/24" dev eth0 || fail "address of host $h"
     on_host "$h" ip link set eth0 up || fail "eth0 of host $h"
 done
-# Host 4's link: 8 Mbit/s both ways, with a queue of up to 100 KB (about
-# 100 ms). A bulk transfer through it keeps the queue full, and every packet
+# Host 4's link: 4 Mbit/s both ways, with a queue of up to 100 KB (about
+# 200 ms). A bulk transfer through it keeps the queue full, and every packet
 # of a probe across it waits behind the transfer's.
-tbf="root tbf rate 8mbit burst 32kb limit 100kb"
+tbf="root tbf rate 4mbit burst 32kb limit 100kb"
 # shellcheck disable=SC2086 # $tbf is the qdisc's words
 { in_bridge tc qdisc add dev "port$SLOW" $tbf && on_host "$SLOW" tc qdisc add dev eth0 $tbf; } ||
     skip "cannot add a tbf qdisc (tc qdisc add ... tbf)"
-log "4 hosts on a bridge, host $SLOW's link limited to 8 Mbit/s"
+log "4 hosts on a bridge, host $SLOW's link limited to 4 Mbit/s"
 
-# --- 2. On every host: tcpmsgd and a probe of the other three ---------------
+# --- 2. On every host: tcpmsgd and a probe of every server ------------------
 
 for h in 1 2 3 4; do
     nsenter -t "${NS_PID[h]}" -n "$TCPMSGD" --bind "$NET.$h" --port "$SERVER_PORT" \
@@ -127,13 +129,17 @@ for h in 1 2 3 4; do
         exit 1
 done
 
-# The probes send text lines (--text): the servers count them under
-# mode="text", apart from the benches' framed messages (check 4).
+# One target file for the whole fleet, as it would be copied to every host:
+# each host probes all four servers, its own over its loopback (a path that
+# crosses no link). The probes send text lines (--text): the servers count
+# them under mode="text", apart from the benches' framed messages (check 4).
+{
+    echo "# the fleet's servers, probed from every host"
+    for t in 1 2 3 4; do echo "$NET.$t:$SERVER_PORT"; done
+} >"$TMP_DIR/targets"
 for h in 1 2 3 4; do
-    targets=()
-    for t in 1 2 3 4; do [ "$t" = "$h" ] || targets+=("$NET.$t:$SERVER_PORT"); done
     nsenter -t "${NS_PID[h]}" -n "$TCPMSG" probe --text --interval 0.1 \
-        --http-bind "$NET.$h" --http-port "$PROBER_PORT" "${targets[@]}" \
+        --http-bind "$NET.$h" --http-port "$PROBER_PORT" --targets "$TMP_DIR/targets" \
         >/dev/null 2>"$TMP_DIR/prober-$h.log" &
     pid=$!
     CHILD_PIDS="$CHILD_PIDS $pid"
@@ -220,8 +226,8 @@ expect 'count(up{job="tcpmsg-prober"} == 1)' 4 30
 expect 'count(up{job="tcpmsg-probe"} == 1)' 3 30
 expect 'count(up)' 11 5
 expect 'count(probe_success == 1)' 3 30
-expect 'count(tcpmsg_probe_up{job="tcpmsg-prober"} == 1)' 12 30
-log "check 1: 11 targets up; 12 probe paths and 3 blackbox probes succeed"
+expect 'count(tcpmsg_probe_up{job="tcpmsg-prober"} == 1)' 16 30
+log "check 1: 11 targets up; 16 probe paths and 3 blackbox probes succeed"
 
 # --- Check 2: the slow link has the highest p99 -------------------------------
 
@@ -231,20 +237,28 @@ on_host 2 "$TCPMSG" bench "$NET.$SLOW:$SERVER_PORT" --connections 4 --depth 4 --
     --duration 6 >"$TMP_DIR/load.log" 2>&1 || fail "the load through host $SLOW's link failed"
 sleep 2 # a scrape of every prober after the end of the load
 window=$((SECONDS - load_start))
-# p99 of each path (prober instance, target) over the load; the paths across
-# host 4's link are those it probes and those probing it.
+# p99 of each path (prober instance, target) over the load. The paths across
+# host 4's link: its probes of the others, and the others' probes of it; not
+# its probe of itself, which stays on its loopback.
 p99() {
     printf 'histogram_quantile(0.99, sum by (instance, target, le) (increase(tcpmsg_probe_rtt_seconds_bucket{%s}[%ss])))' \
         "$1" "$window"
 }
 SLOW_T="target=\"$NET.$SLOW:$SERVER_PORT\"" SLOW_I="instance=\"$NET.$SLOW:$PROBER_PORT\""
-across="$(p99 "$SLOW_T") or $(p99 "$SLOW_I")"
-apart=$(p99 "target!=\"$NET.$SLOW:$SERVER_PORT\",instance!=\"$NET.$SLOW:$PROBER_PORT\"")
+OTHER_T="target!=\"$NET.$SLOW:$SERVER_PORT\"" OTHER_I="instance!=\"$NET.$SLOW:$PROBER_PORT\""
+across="$(p99 "$SLOW_T,$OTHER_I") or $(p99 "$SLOW_I,$OTHER_T")"
+apart="$(p99 "$OTHER_T,$OTHER_I") or $(p99 "$SLOW_T,$SLOW_I")"
 expect "count($across)" 6 5
-expect "count($apart)" 6 5
+expect "count($apart)" 10 5
+# Every path's p99, for the log: "prober -> target seconds".
+http_get 127.0.0.1 "$PROM_PORT" "/api/v1/query?query=$(urlencode "$(p99 "")")" "$TMP_DIR/paths.json" ||
+    fail "the p99 of every path: $(cat "$TMP_DIR/paths.json")"
+sed 's/},{/}\n{/g' "$TMP_DIR/paths.json" |
+    sed -n 's/.*"instance":"\([^":]*\)[^"]*".*"target":"\([^"]*\)".*"value":\[[^,]*,"\([^"]*\)"\].*/  \1 -> \2 \3 s/p' |
+    sort >&2
 slow_min=$(value "min($across)") || exit 1
 fast_max=$(value "max($apart)") || exit 1
-log "check 2: p99 over ${window} s: the 6 paths across host $SLOW's link ${slow_min} s at least, the 6 others ${fast_max} s at most"
+log "check 2: p99 over ${window} s: the 6 paths across host $SLOW's link ${slow_min} s at least, the 10 others ${fast_max} s at most"
 awk -v s="$slow_min" -v f="$fast_max" 'BEGIN { exit !(s > f) }' ||
     fail "a path that does not cross host $SLOW's link has a p99 ($fast_max s) as high as one that does ($slow_min s)"
 
@@ -256,8 +270,8 @@ for _ in $(seq 100); do kill -0 "${SERVER[DOWN]}" 2>/dev/null || break; sleep 0.
 kill -0 "${SERVER[DOWN]}" 2>/dev/null && fail "host $DOWN's tcpmsgd still running 10 s after SIGTERM"
 wait "${SERVER[DOWN]}" || fail "host $DOWN's tcpmsgd exited with status $? after SIGTERM"
 stopped=$SECONDS
-expect "count(tcpmsg_probe_up{$DOWN_T} == 0)" 3 15
-expect "count(tcpmsg_probe_up{target!=\"$NET.$DOWN:$SERVER_PORT\"} == 1)" 9 5
+expect "count(tcpmsg_probe_up{$DOWN_T} == 0)" 4 15
+expect "count(tcpmsg_probe_up{target!=\"$NET.$DOWN:$SERVER_PORT\"} == 1)" 12 5
 expect "probe_success{instance=\"$NET.$DOWN:$SERVER_PORT\"}" 0 10
 expect 'count(probe_success == 1)' 2 5
 expect "up{job=\"tcpmsgd\",instance=\"$NET.$DOWN:$HTTP_PORT\"}" 0 10
@@ -265,17 +279,29 @@ expect 'count(up == 1)' 10 5
 # The alerts: the server down, and its target down for each of its probers.
 expect 'count(ALERTS{alertname="TcpmsgdDown",alertstate="firing"})' 1 20
 expect "count(ALERTS{alertname=\"TcpmsgdDown\",alertstate=\"firing\",instance=\"$NET.$DOWN:$HTTP_PORT\"})" 1 5
-expect 'count(ALERTS{alertname="TcpmsgProbeTargetDown",alertstate="firing"})' 3 20
-expect "count(ALERTS{alertname=\"TcpmsgProbeTargetDown\",alertstate=\"firing\",$DOWN_T})" 3 5
+expect 'count(ALERTS{alertname="TcpmsgProbeTargetDown",alertstate="firing"})' 4 20
+expect "count(ALERTS{alertname=\"TcpmsgProbeTargetDown\",alertstate=\"firing\",$DOWN_T})" 4 5
 # Since a second after the stop: every probe of host 3 failed and none
 # succeeded; on every other path none failed and some succeeded.
 sleep 2
 since=$((SECONDS - stopped - 1))
-expect "count(sum by (instance) (increase(tcpmsg_probe_failures_total{$DOWN_T}[${since}s])) > 0)" 3 5
+expect "count(sum by (instance) (increase(tcpmsg_probe_failures_total{$DOWN_T}[${since}s])) > 0)" 4 5
 expect "sum(increase(tcpmsg_probe_rtt_seconds_count{$DOWN_T}[${since}s]))" 0 5
 expect "sum(increase(tcpmsg_probe_failures_total{target!=\"$NET.$DOWN:$SERVER_PORT\"}[${since}s]))" 0 5
-expect "count(increase(tcpmsg_probe_rtt_seconds_count{target!=\"$NET.$DOWN:$SERVER_PORT\"}[${since}s]) > 0)" 9 5
-log "check 3: host $DOWN's server stopped: its 3 probe paths and its blackbox probe fail, the 9 others succeed, TcpmsgdDown and TcpmsgProbeTargetDown fire for it alone"
+expect "count(increase(tcpmsg_probe_rtt_seconds_count{target!=\"$NET.$DOWN:$SERVER_PORT\"}[${since}s]) > 0)" 12 5
+log "check 3: host $DOWN's server stopped: its 4 probe paths and its blackbox probe fail, the 12 others succeed, TcpmsgdDown and TcpmsgProbeTargetDown fire for it alone"
+
+# Host 3 leaves the fleet: the target file, rewritten without it and renamed
+# into place as a configuration tool would, is read again by every prober.
+# Its series go, and with them its probe alerts; its server stays in the
+# tcpmsgd job, so TcpmsgdDown goes on firing.
+grep -v "^$NET.$DOWN:" "$TMP_DIR/targets" >"$TMP_DIR/targets.new"
+mv "$TMP_DIR/targets.new" "$TMP_DIR/targets"
+expect "count(tcpmsg_probe_up{$DOWN_T}) or vector(0)" 0 15
+expect 'count(tcpmsg_probe_up == 1)' 12 5
+expect 'count(ALERTS{alertname="TcpmsgProbeTargetDown"}) or vector(0)' 0 15
+expect 'count(ALERTS{alertname="TcpmsgdDown",alertstate="firing"})' 1 5
+log "check 3: host $DOWN taken out of the target file: its probe series and alerts are gone, 12 paths probed"
 
 # --- Check 4: three benches merged, against the server's counter -------------
 
