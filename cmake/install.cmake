@@ -21,11 +21,12 @@ target_compile_definitions(tcpmsg_core PRIVATE
 
 install(TARGETS tcpmsgd tcpmsg tcpmsg-transports RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-install(FILES web/index.html web/app.js web/style.css
+install(FILES web/index.html web/app.js web/style.css web/probe.html web/probe.js
         DESTINATION ${CMAKE_INSTALL_DATADIR}/tcpmsg/web)
 
 install(FILES dashboards/README.md dashboards/grafana-tcpmsg.json
-              dashboards/grafana-tcpmsg-probe.json dashboards/prometheus.yml
+              dashboards/grafana-tcpmsg-probe.json dashboards/grafana-tcpmsg-fleet.json
+              dashboards/prometheus.yml
               dashboards/tcpmsg-alerts.yml
         DESTINATION ${CMAKE_INSTALL_DATADIR}/tcpmsg/dashboards)
 

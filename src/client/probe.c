@@ -544,7 +544,12 @@ static const char *status_page_root(const struct client_config *cfg, char *buf, 
 {
     if (cfg->web_root != NULL)
         return cfg->web_root;
-    return webroot_find(buf, cap) == WEBROOT_NONE ? NULL : buf;
+    if (webroot_find(buf, cap) != WEBROOT_NONE)
+        return buf;
+    /* The metrics do not need it: say so, and go on without a page. */
+    fprintf(stderr, "tcpmsg probe: no status page: no web/ in the source tree or in %s; give "
+                    "--web-root DIR\n", buf);
+    return NULL;
 }
 
 /* Stop and join every target, print the summaries; probes lost in all. */

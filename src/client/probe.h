@@ -146,15 +146,16 @@ void probe_reap_retired(struct probe *p, bool wait);
 
 /* Watching the target file: an inotify watch of its directory (an editor
  * replaces a file by renaming another onto it, which a watch of the file
- * itself would miss), and its identity and times compared once a second
- * for what inotify cannot see (a symbolic link swapped, a network file
- * system). */
+ * itself would miss), and its identity, size and times compared once a
+ * second for what inotify cannot see (a symbolic link swapped, a network
+ * file system, no inotify instance left). */
 struct probe_watch {
     const char *path;
     const char *base;   /* the file name the directory's events are for */
     int fd;             /* inotify descriptor for poll; -1: comparison only */
-    bool have_sig;
-    uint64_t sig[5];    /* device, inode, size, mtime, ctime of the file loaded */
+    uint64_t sig[5];    /* device, inode, size, mtime, ctime when last loaded */
+    uint64_t seen[5];   /* the same, a second ago */
+    bool have_seen;
 };
 void probe_watch_open(struct probe_watch *w, const char *path);
 void probe_watch_close(struct probe_watch *w);

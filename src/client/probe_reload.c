@@ -185,6 +185,8 @@ int probe_reload(struct probe *p, const char *why)
     if (rc == 0)
         fprintf(stderr, "tcpmsg probe: %s (%s): targets %zu, added %zu, removed %zu\n",
                 r->file, why, total, added, removed);
+    else if (strcmp(why, "start") == 0)
+        fprintf(stderr, "tcpmsg: --targets %s: %s\n", r->file, err);
     else
         fprintf(stderr, "tcpmsg probe: %s (%s): %s; kept the targets probed before (%zu)\n",
                 r->file, why, err, total);
@@ -212,7 +214,8 @@ void probe_watch_open(struct probe_watch *w, const char *path)
     w->path = path;
     const char *slash = strrchr(path, '/');
     w->base = slash != NULL ? slash + 1 : path;
-    w->have_sig = file_sig(path, w->sig);
+    if (!file_sig(path, w->sig))
+        memset(w->sig, 0, sizeof w->sig);
     char dir[PATH_MAX];
     if (slash == NULL)
         snprintf(dir, sizeof dir, ".");
@@ -259,15 +262,19 @@ static bool drain_events(struct probe_watch *w)
 
 bool probe_watch_changed(struct probe_watch *w, bool events)
 {
-    bool changed = events && w->fd >= 0 && drain_events(w);
-    uint64_t sig[5];
-    bool have = file_sig(w->path, sig);
-    /* A file that disappeared is not reloaded (that would only count a
-     * failure); its return is a change. */
-    if (have && (!w->have_sig || memcmp(sig, w->sig, sizeof sig) != 0))
-        changed = true;
-    w->have_sig = have;
-    if (have)
-        memcpy(w->sig, sig, sizeof sig);
-    return changed && have;
+    bool mine = events && w->fd >= 0 && drain_events(w);
+    uint64_t now[5];
+    if (!file_sig(w->path, now))
+        return false; /* gone: its return is a change; a reload now would only fail */
+    bool changed = mine;
+    /* Without an event, a change is believed once it has held for a whole
+     * second: a file seen between its truncation and its last write would
+     * load as a short list of targets. */
+    if (!mine && memcmp(now, w->sig, sizeof now) != 0)
+        changed = w->have_seen && memcmp(now, w->seen, sizeof now) == 0;
+    memcpy(w->seen, now, sizeof now);
+    w->have_seen = true;
+    if (changed)
+        memcpy(w->sig, now, sizeof now);
+    return changed;
 }

@@ -43,6 +43,19 @@ __attribute__((format(printf, 2, 3))) static int refuse(struct specs *s, const c
     return -EINVAL;
 }
 
+/* A name, an IPv4 address or an IPv6 one (with its %zone): what a JSON
+ * fragment or a URL pasted by mistake holds (quotes, '/', ',') is refused
+ * here rather than failing name resolution at every probe. */
+static bool host_ok(const char *host)
+{
+    if (host[0] == '\0')
+        return false;
+    for (const char *c = host; *c != '\0'; c++)
+        if (!isalnum((unsigned char)*c) && strchr(".-_:%", *c) == NULL)
+            return false;
+    return true;
+}
+
 /* Append target text (where says where it was, for messages) with no
  * labels yet; 0 or a negative errno with the message in s->err. */
 static int add_target(struct specs *s, const char *text, const char *where)
@@ -54,7 +67,8 @@ static int add_target(struct specs *s, const char *text, const char *where)
     struct probe_spec *p = &s->v[s->n];
     memset(p, 0, sizeof *p);
     if (text[0] == '\0' || strlen(text) >= sizeof p->name ||
-        net_split_hostport(text, p->host, sizeof p->host, &p->port, CLIENT_DEFAULT_PORT) < 0)
+        net_split_hostport(text, p->host, sizeof p->host, &p->port, CLIENT_DEFAULT_PORT) < 0 ||
+        !host_ok(p->host))
         return refuse(s, "%s: '%.300s' is not HOST[:PORT]", where, text);
     snprintf(p->name, sizeof p->name, "%s", text);
     /* The name is the series' identity: twice would be two series of one name. */

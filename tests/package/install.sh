@@ -5,7 +5,8 @@
 #   2. installed into a prefix that is then moved elsewhere, tcpmsgd serves
 #      the prefix's own share/tcpmsg/web (a marker added to the installed
 #      copy shows it is that copy, not the source tree's), and the installed
-#      tcpmsg talks to it;
+#      tcpmsg talks to it; tcpmsg probe finds its page (probe.html) the same
+#      way, in both cases;
 #   3. a tcpmsgd copied where no web root is warns, and still serves /healthz;
 #   4. --web-root wins over both.
 # usage: install.sh TCPMSGD CMAKE BUILD_DIR SOURCE_DIR
@@ -21,11 +22,26 @@ expect_log() {
     grep -qF -- "$1" "$TMP_DIR/tcpmsgd.log" || fail "no log line with '$1'"
 }
 
+# probe_page_is TCPMSG FILE: `TCPMSG probe --http-port 0` of the running
+# tcpmsgd serves FILE at /.
+probe_page_is() {
+    local pid port
+    "$1" probe --http-port 0 --duration 30 "127.0.0.1:$PORT" >"$TMP_DIR/probe.out" \
+        2>"$TMP_DIR/probe.log" &
+    pid=$!
+    CHILD_PIDS="$CHILD_PIDS $pid"
+    port=$(wait_log "$TMP_DIR/probe.log" 's/.*http_port=\([0-9][0-9]*\).*/\1/p' "$pid" 30) || exit 1
+    http_get 127.0.0.1 "$port" / "$TMP_DIR/probe.html" || fail "GET / from $1 probe"
+    kill -TERM "$pid"
+    cmp -s "$TMP_DIR/probe.html" "$2" || fail "GET / from $1 probe is not $2"
+}
+
 # 1. The build tree.
 start_tcpmsgd "$BUILD_TCPMSGD"
 expect_log "status page files web_root=$SOURCE_DIR/web from=build-tree"
 http_get 127.0.0.1 "$HTTP_PORT" / "$TMP_DIR/index" || fail "GET / from the build tree's tcpmsgd"
 cmp -s "$TMP_DIR/index" "$SOURCE_DIR/web/index.html" || fail "GET / is not the source tree's web/index.html"
+probe_page_is "$(dirname "$BUILD_TCPMSGD")/tcpmsg" "$SOURCE_DIR/web/probe.html"
 stop_tcpmsgd
 log "build tree: serves $SOURCE_DIR/web"
 
@@ -66,6 +82,8 @@ http_get 127.0.0.1 "$HTTP_PORT" /app.js "$TMP_DIR/app.js" || fail "GET /app.js f
 reply=$(timeout 20 "$P/bin/tcpmsg" "127.0.0.1:$PORT" "hello from the prefix") ||
     fail "the installed tcpmsg exits $?"
 [[ $reply == *"in "*" us: hello from the prefix" ]] || fail "the installed tcpmsg printed '$reply'"
+echo '<!-- the installed copy -->' >>"$P/share/tcpmsg/web/probe.html"
+probe_page_is "$P/bin/tcpmsg" "$P/share/tcpmsg/web/probe.html"
 stop_tcpmsgd
 log "installed and moved: serves $P/share/tcpmsg/web"
 

@@ -17,6 +17,9 @@ add_test(NAME prometheus.dashboard_metrics
 add_test(NAME prometheus.probe_relabel
   COMMAND bash ${TCPMSG_PROM_DIR}/probe_relabel.sh $<TARGET_FILE:tcpmsgd> $<TARGET_FILE:tcpmsg>
           ${TCPMSG_DASHBOARDS})
+add_test(NAME prometheus.probe_mesh
+  COMMAND bash ${TCPMSG_PROM_DIR}/probe_mesh.sh $<TARGET_FILE:tcpmsgd> $<TARGET_FILE:tcpmsg>
+          ${TCPMSG_DASHBOARDS})
 add_test(NAME prometheus.rules
   COMMAND bash ${TCPMSG_PROM_DIR}/rules.sh ${TCPMSG_DASHBOARDS})
 add_test(NAME prometheus.web_config
@@ -24,5 +27,5 @@ add_test(NAME prometheus.web_config
 
 set_tests_properties(
   prometheus.promtool_check_metrics prometheus.scrape prometheus.dashboard_metrics prometheus.rules
-  prometheus.web_config prometheus.probe_relabel
+  prometheus.web_config prometheus.probe_relabel prometheus.probe_mesh
   PROPERTIES LABELS prometheus TIMEOUT 120)

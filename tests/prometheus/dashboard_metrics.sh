@@ -21,7 +21,10 @@ http_get 127.0.0.1 "$HTTP_PORT" "/metrics?format=prometheus" "$TMP_DIR/metrics.t
     || fail "GET /metrics?format=prometheus failed"
 
 # The probe serves its own metrics: probe the server a few times, add them.
-"$TCPMSG" probe --interval 0.1 --http-port 0 "127.0.0.1:$PORT" >"$TMP_DIR/probe.out" 2>"$TMP_DIR/probe.log" &
+# Its target from a file, so that the reload metrics are there too.
+printf '127.0.0.1:%s\n' "$PORT" >"$TMP_DIR/targets"
+"$TCPMSG" probe --interval 0.1 --http-port 0 --targets "$TMP_DIR/targets" \
+    >"$TMP_DIR/probe.out" 2>"$TMP_DIR/probe.log" &
 PROBE_PID=$!
 CHILD_PIDS="$CHILD_PIDS $PROBE_PID"
 PROBE_HTTP=$(wait_log "$TMP_DIR/probe.log" 's/.*http_port=\([0-9][0-9]*\).*/\1/p' "$PROBE_PID" 30) || exit 1
