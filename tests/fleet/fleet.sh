@@ -53,6 +53,8 @@ TCPMSGD=$1 TCPMSG=$2 DASHBOARDS=$3
 PROMETHEUS=$(command -v prometheus) # for lib.sh's start_prometheus
 watchdog 110
 started=$SECONDS
+# step MESSAGE: a line of the log, with the seconds since the start.
+step() { log "$(printf '%3d s: ' $((SECONDS - started)))$*"; }
 
 NET=192.0.2
 SERVER_PORT=8080 HTTP_PORT=8081 PROBER_PORT=9101 BLACKBOX_PORT=9116
@@ -61,6 +63,11 @@ DOWN=3   # the host whose tcpmsgd is stopped
 SINK=1   # the host the three benches load
 declare -a NS_PID   # per host: a process in its network namespace
 declare -a SERVER   # per host: the tcpmsgd's PID
+host_list() { # host_list PORT HOST...: "a:PORT", "b:PORT", ...
+    local port=$1 out="" h
+    for h in "${@:2}"; do out="$out${out:+, }\"$NET.$h:$port\""; done
+    printf '%s\n' "$out"
+}
 
 # --- 1. The hosts, the bridge and the slow link ----------------------------
 
@@ -106,14 +113,14 @@ for h in 1 2 3 4; do
     on_host "$h" ip addr add "$NET.$h/24" dev eth0 || fail "address of host $h"
     on_host "$h" ip link set eth0 up || fail "eth0 of host $h"
 done
-# Host 4's link: 4 Mbit/s both ways, with a queue of up to 100 KB (about
-# 200 ms). A bulk transfer through it keeps the queue full, and every packet
+# Host 4's link: 4 Mbit/s both ways, with a queue of up to 160 KB (about
+# 320 ms). A bulk transfer through it keeps the queue full, and every packet
 # of a probe across it waits behind the transfer's.
-tbf="root tbf rate 4mbit burst 32kb limit 100kb"
+tbf="root tbf rate 4mbit burst 32kb limit 160kb"
 # shellcheck disable=SC2086 # $tbf is the qdisc's words
 { in_bridge tc qdisc add dev "port$SLOW" $tbf && on_host "$SLOW" tc qdisc add dev eth0 $tbf; } ||
     skip "cannot add a tbf qdisc (tc qdisc add ... tbf)"
-log "4 hosts on a bridge, host $SLOW's link limited to 4 Mbit/s"
+step "4 hosts on a bridge, host $SLOW's link limited to 4 Mbit/s"
 
 # --- 2. On every host: tcpmsgd and a probe of every server ------------------
 
@@ -129,17 +136,20 @@ for h in 1 2 3 4; do
         exit 1
 done
 
-# One target file for the whole fleet, as it would be copied to every host:
-# each host probes all four servers, its own over its loopback (a path that
-# crosses no link). The probes send text lines (--text): the servers count
-# them under mode="text", apart from the benches' framed messages (check 4).
-{
-    echo "# the fleet's servers, probed from every host"
-    for t in 1 2 3 4; do echo "$NET.$t:$SERVER_PORT"; done
-} >"$TMP_DIR/targets"
+# One target file for the whole fleet, in Prometheus file_sd JSON, as it
+# would be copied to every host: every prober reads it, and so does
+# Prometheus (the mesh jobs below). Each host probes all four servers, its
+# own over its loopback (a path that crosses no link). The probes send text
+# lines (--text): the servers count them under mode="text", apart from the
+# benches' framed messages (check 4). A timeout of 2 s: a probe held up to
+# twice 320 ms in the slow link's queues is a slow probe, not a lost one.
+MESH=$TMP_DIR/mesh/fleet.json
+# mesh_file HOST...: the file_sd JSON of these hosts' message ports.
+mesh_file() { printf '[{"targets": [%s]}]\n' "$(host_list "$SERVER_PORT" "$@")"; }
+{ mkdir "$TMP_DIR/mesh" && mesh_file 1 2 3 4 >"$MESH"; } || fail "cannot write $MESH"
 for h in 1 2 3 4; do
-    nsenter -t "${NS_PID[h]}" -n "$TCPMSG" probe --text --interval 0.1 \
-        --http-bind "$NET.$h" --http-port "$PROBER_PORT" --targets "$TMP_DIR/targets" \
+    nsenter -t "${NS_PID[h]}" -n "$TCPMSG" probe --text --interval 0.1 --timeout 2 \
+        --http-bind "$NET.$h" --http-port "$PROBER_PORT" --targets "$MESH" \
         >/dev/null 2>"$TMP_DIR/prober-$h.log" &
     pid=$!
     CHILD_PIDS="$CHILD_PIDS $pid"
@@ -154,34 +164,27 @@ wait_log "$TMP_DIR/blackbox.log" 's/.*\(http_port=\).*/\1/p' "$pid" 30 >/dev/nul
 
 # --- 3. Prometheus on host 1 -------------------------------------------------
 
-# The jobs of dashboards/prometheus.yml with the fleet's addresses: the
-# servers' metrics, and the blackbox job, which probes every server but
-# host 1 (its framed messages are the benches' alone).
-host_list() { # host_list PORT HOST...: "a:PORT", "b:PORT", ...
-    local port=$1 out="" h
-    for h in "${@:2}"; do out="$out${out:+, }\"$NET.$h:$port\""; done
-    printf '%s\n' "$out"
-}
+# The jobs of dashboards/prometheus.yml, given the fleet's file and
+# addresses: tcpmsg-probes and tcpmsgd-mesh scrape every prober (port 9101)
+# and every server (port 8081) of the hosts the file lists, and the
+# blackbox job tcpmsg-probe probes every server but host 1's (whose framed
+# messages are the benches' alone).
 job() { sed -n "/- job_name: $1\$/,/^\$/p" "$DASHBOARDS/prometheus.yml"; }
-servers_job=$(job tcpmsgd | sed "s/\"localhost:8081\"/$(host_list "$HTTP_PORT" 1 2 3 4)/")
+mesh_jobs=$(job tcpmsg-probes; echo; job tcpmsgd-mesh)
+mesh_jobs=$(printf '%s\n' "$mesh_jobs" | sed "s#\"mesh/\*\.json\"#\"$TMP_DIR/mesh/*.json\"#")
 blackbox_job=$(job tcpmsg-probe | sed -e "s/\"localhost:8080\"/$(host_list "$SERVER_PORT" 2 3 4)/" \
     -e "s/localhost:9116/$NET.1:$BLACKBOX_PORT/")
-{ [ -n "$servers_job" ] && [ -n "$blackbox_job" ]; } ||
-    fail "dashboards/prometheus.yml lacks the tcpmsgd or the tcpmsg-probe job"
+{ grep -q "$TMP_DIR/mesh/\*.json" <<<"$mesh_jobs" && grep -q ":$PROBER_PORT\"" <<<"$mesh_jobs" &&
+    grep -q ":$HTTP_PORT\"" <<<"$mesh_jobs"; } ||
+    fail "dashboards/prometheus.yml: no tcpmsg-probes and tcpmsgd-mesh jobs reading mesh/*.json for ports $PROBER_PORT and $HTTP_PORT"
+grep -q "$NET.1:$BLACKBOX_PORT" <<<"$blackbox_job" ||
+    fail "dashboards/prometheus.yml: no tcpmsg-probe job"
 
 # The alert rules as shipped, with every `for:` cut to 2 s so that a rule
 # meant to wait a minute fires within the test.
 sed -E 's/^( *for: ).*/\12s/' "$DASHBOARDS/tcpmsg-alerts.yml" >"$TMP_DIR/alerts.yml"
-if ! grep -q 'alert: TcpmsgProbeTargetDown$' "$TMP_DIR/alerts.yml"; then
-    cat >>"$TMP_DIR/alerts.yml" <<'RULE'
-
-  - name: tcpmsg-probe
-    rules:
-      - alert: TcpmsgProbeTargetDown
-        expr: tcpmsg_probe_up == 0
-        for: 2s
-RULE
-fi
+grep -q 'alert: TcpmsgProbeTargetDown$' "$TMP_DIR/alerts.yml" ||
+    fail "dashboards/tcpmsg-alerts.yml has no TcpmsgProbeTargetDown rule"
 cat >"$TMP_DIR/prometheus.yml" <<CONF
 global:
   scrape_interval: 1s
@@ -190,13 +193,9 @@ global:
 rule_files:
   - $TMP_DIR/alerts.yml
 scrape_configs:
-$servers_job
+$mesh_jobs
 
 $blackbox_job
-
-  - job_name: tcpmsg-prober
-    static_configs:
-      - targets: [$(host_list "$PROBER_PORT" 1 2 3 4)]
 CONF
 start_prometheus "$TMP_DIR/prometheus.yml"
 wait_prometheus_ready
@@ -221,13 +220,13 @@ value() {
 
 # --- Check 1: every target up -----------------------------------------------
 
-expect 'count(up{job="tcpmsgd"} == 1)' 4 30
-expect 'count(up{job="tcpmsg-prober"} == 1)' 4 30
+expect 'count(up{job="tcpmsgd-mesh"} == 1)' 4 30
+expect 'count(up{job="tcpmsg-probes"} == 1)' 4 30
 expect 'count(up{job="tcpmsg-probe"} == 1)' 3 30
 expect 'count(up)' 11 5
 expect 'count(probe_success == 1)' 3 30
-expect 'count(tcpmsg_probe_up{job="tcpmsg-prober"} == 1)' 16 30
-log "check 1: 11 targets up; 16 probe paths and 3 blackbox probes succeed"
+expect 'count(tcpmsg_probe_up{job="tcpmsg-probes"} == 1)' 16 30
+step "check 1: 11 targets up; 16 probe paths and 3 blackbox probes succeed"
 
 # --- Check 2: the slow link has the highest p99 -------------------------------
 
@@ -258,7 +257,7 @@ sed 's/},{/}\n{/g' "$TMP_DIR/paths.json" |
     sort >&2
 slow_min=$(value "min($across)") || exit 1
 fast_max=$(value "max($apart)") || exit 1
-log "check 2: p99 over ${window} s: the 6 paths across host $SLOW's link ${slow_min} s at least, the 10 others ${fast_max} s at most"
+step "check 2: p99 over ${window} s: the 6 paths across host $SLOW's link ${slow_min} s at least, the 10 others ${fast_max} s at most"
 awk -v s="$slow_min" -v f="$fast_max" 'BEGIN { exit !(s > f) }' ||
     fail "a path that does not cross host $SLOW's link has a p99 ($fast_max s) as high as one that does ($slow_min s)"
 
@@ -284,11 +283,10 @@ expect "count(tcpmsg_probe_up{$DOWN_T} == 0)" 4 15
 expect "count(tcpmsg_probe_up{target!=\"$NET.$DOWN:$SERVER_PORT\"} == 1)" 12 5
 expect "probe_success{instance=\"$NET.$DOWN:$SERVER_PORT\"}" 0 10
 expect 'count(probe_success == 1)' 2 5
-expect "up{job=\"tcpmsgd\",instance=\"$NET.$DOWN:$HTTP_PORT\"}" 0 10
+expect "up{job=\"tcpmsgd-mesh\",instance=\"$NET.$DOWN:$HTTP_PORT\"}" 0 10
 expect 'count(up == 1)' 10 5
-# The alerts: the server down, and its target down for each of its probers.
-expect 'count(ALERTS{alertname="TcpmsgdDown",alertstate="firing"})' 1 20
-expect "count(ALERTS{alertname=\"TcpmsgdDown\",alertstate=\"firing\",instance=\"$NET.$DOWN:$HTTP_PORT\"})" 1 5
+# The alert: its target down, from each of its probers (down from every
+# prober: the server is down; from some, the network).
 expect 'count(ALERTS{alertname="TcpmsgProbeTargetDown",alertstate="firing"})' 4 20
 expect "count(ALERTS{alertname=\"TcpmsgProbeTargetDown\",alertstate=\"firing\",$DOWN_T})" 4 5
 # Since a second after the stop: every probe of host 3 failed and none
@@ -299,23 +297,24 @@ expect "count(sum by (instance) (increase(tcpmsg_probe_failures_total{$DOWN_T}[$
 expect "sum(increase(tcpmsg_probe_rtt_seconds_count{$DOWN_T}[${since}s]))" 0 5
 expect "sum(increase(tcpmsg_probe_failures_total{target!=\"$NET.$DOWN:$SERVER_PORT\"}[${since}s]))" 0 5
 expect "count(increase(tcpmsg_probe_rtt_seconds_count{target!=\"$NET.$DOWN:$SERVER_PORT\"}[${since}s]) > 0)" 12 5
-log "check 3: host $DOWN's server stopped: its 4 probe paths and its blackbox probe fail, the 12 others succeed, TcpmsgdDown and TcpmsgProbeTargetDown fire for it alone"
+step "check 3: host $DOWN's server stopped: its 4 probe paths and its blackbox probe fail, the 12 others succeed, TcpmsgProbeTargetDown fires for it alone, from all 4 probers"
 
-# Host 3 leaves the fleet: the target file, rewritten without it and renamed
-# into place as a configuration tool would, is read again by every prober.
-# Its series go, and with them its probe alerts; its server stays in the
-# tcpmsgd job, so TcpmsgdDown goes on firing.
-grep -v "^$NET.$DOWN:" "$TMP_DIR/targets" >"$TMP_DIR/targets.new"
-mv "$TMP_DIR/targets.new" "$TMP_DIR/targets"
+# Host 3 leaves the fleet: the file, rewritten without it and renamed into
+# place as a configuration tool would, is read again by every prober and by
+# Prometheus. Host 3's server and prober are no longer scraped, no prober
+# probes it, and its alerts resolve: 3 probers of 3 targets remain.
+{ mesh_file 1 2 4 >"$TMP_DIR/fleet.json.new" && mv "$TMP_DIR/fleet.json.new" "$MESH"; } ||
+    fail "cannot rewrite $MESH"
 expect "count(tcpmsg_probe_up{$DOWN_T}) or vector(0)" 0 15
-expect 'count(tcpmsg_probe_up == 1)' 12 5
+expect 'count(up{job="tcpmsgd-mesh"})' 3 10
+expect 'count(up{job="tcpmsg-probes"})' 3 10
+expect 'count(tcpmsg_probe_up == 1)' 9 10
 expect 'count(ALERTS{alertname="TcpmsgProbeTargetDown"}) or vector(0)' 0 15
-expect 'count(ALERTS{alertname="TcpmsgdDown",alertstate="firing"})' 1 5
-log "check 3: host $DOWN taken out of the target file: its probe series and alerts are gone, 12 paths probed"
+step "check 3: host $DOWN taken out of the fleet's file: no longer scraped nor probed, its alerts resolved, 9 paths left"
 
 # --- Check 4: three benches merged, against the server's counter -------------
 
-SINK_COUNTER="tcpmsg_messages_received_total{job=\"tcpmsgd\",instance=\"$NET.$SINK:$HTTP_PORT\",mode=\"framed\"}"
+SINK_COUNTER="tcpmsg_messages_received_total{job=\"tcpmsgd-mesh\",instance=\"$NET.$SINK:$HTTP_PORT\",mode=\"framed\"}"
 before=$(value "$SINK_COUNTER") || exit 1
 start_at=$(($(date +%s) + 2))
 bench_pids=()
@@ -333,7 +332,7 @@ done
 merged=$(sed -n 's/.*"messages": *\([0-9][0-9]*\).*/\1/p' "$TMP_DIR/merged.json")
 [ "$merged" = 60000 ] || fail "the merged logs hold '${merged:-nothing}' messages, the benches sent 3 x 20000"
 expect "$SINK_COUNTER" $((before + merged)) 10
-log "check 4: 3 logs merged into $merged messages; host $SINK's framed messages went from $before to $Q_VALUE"
+step "check 4: 3 logs merged into $merged messages; host $SINK's framed messages went from $before to $Q_VALUE"
 
 for h in 1 2 4; do stop_server "$h"; done
-log "ok in $((SECONDS - started)) s"
+step "ok"
