@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# fleet.fleet: a fleet of four hosts on one machine, watched by a real
+# fleet.four_hosts: a fleet of four hosts on one machine, watched by a real
 # Prometheus. Each host is a network namespace on a bridge (192.0.2.1-4, a
 # documentation range that exists only inside the namespaces) running tcpmsgd
-# and a continuous `tcpmsg probe --targets FILE` of the four servers, one
-# file for all (a host probes itself too, over its loopback); host 4's link
-# is a token bucket (tc tbf). Host 1 also runs Prometheus and a blackbox-style
+# and a continuous `tcpmsg probe --targets FILE` of the four servers: one
+# file for the fleet, read by every prober (a host probes itself too, over
+# its loopback) and by Prometheus; host 4's link is a token bucket (tc tbf). Host 1 also runs Prometheus and a blackbox-style
 # prober (`tcpmsg probe --serve`). Checked through Prometheus's HTTP API:
 #  1. every target is up: the four servers, the four probers, and the three
 #     servers the blackbox job probes through relabeling;
 #  2. under load through host 4's link, each of the six probe paths that
 #     cross it has a higher p99 than any of the ten that do not;
 #  3. host 3's tcpmsgd stopped: exactly the four probes of 192.0.2.3 fail,
-#     every other path still succeeds, and the down alerts fire for host 3
-#     only; taken out of the target file, its probe series and alerts go;
+#     every other path still succeeds, and TcpmsgProbeTargetDown fires for
+#     host 3 only; taken out of the fleet's file, host 3 is no longer
+#     scraped nor probed, and the alerts resolve;
 #  4. three `tcpmsg bench --hdr-log` runs from hosts 2, 3 and 4 against host
 #     1, merged by `tcpmsg merge --json`: the message total equals host 1's
 #     tcpmsg_messages_received_total{mode="framed"}. The probes speak the
