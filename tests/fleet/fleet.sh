@@ -73,7 +73,8 @@ host_list() { # host_list PORT HOST...: "a:PORT", "b:PORT", ...
 # --- 1. The hosts, the bridge and the slow link ----------------------------
 
 # new_namespace: starts a process that only holds a new network namespace
-# (it ends with ours) and prints its PID once the namespace exists.
+# (it ends at the latest with this script's PID namespace) and prints its
+# PID once the namespace exists.
 new_namespace() {
     local pid own i
     unshare -n sleep 600 </dev/null >/dev/null 2>&1 &
@@ -233,7 +234,7 @@ step "check 1: 11 targets up; 16 probe paths and 3 blackbox probes succeed"
 
 # A bulk load from host 2 through host 4's link while every path is probed.
 load_start=$SECONDS
-on_host 2 "$TCPMSG" bench "$NET.$SLOW:$SERVER_PORT" --connections 4 --depth 4 --size 16KiB \
+on_host 2 timeout 30 "$TCPMSG" bench "$NET.$SLOW:$SERVER_PORT" --connections 4 --depth 4 --size 16KiB \
     --duration 6 >"$TMP_DIR/load.log" 2>&1 || fail "the load through host $SLOW's link failed"
 sleep 2 # a scrape of every prober after the end of the load
 window=$((SECONDS - load_start))
