@@ -133,7 +133,9 @@ void client_config_defaults(struct client_config *cfg)
       "print JSON: one object, or with --interval one event a line", "",                      \
       "one JSON object per probe", set_flag(&cfg->json, true))                                \
     X(HTTP_PORT, "http-port", 0, required_argument, FOR(CLIENT_PROBE), "N",                   \
-      "serve Prometheus metrics at http://ADDR:N/metrics", NULL, NULL,                        \
+      "serve Prometheus metrics at http://ADDR:N/metrics, the\nstatus page at / and its data "  \
+      "at /api/targets",                                                                       \
+      NULL, NULL,                                                                             \
       set_http_port(cfg, name, v, err, cap))                                                  \
     X(SERVE, "serve", 0, required_argument, FOR(CLIENT_PROBE), "[ADDR:]PORT",                \
       "answer GET /probe?target=HOST:PORT with one probe's results\n(blackbox_exporter "      \

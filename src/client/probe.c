@@ -552,7 +552,8 @@ static const char *status_page_root(const struct client_config *cfg, char *buf, 
     return NULL;
 }
 
-/* Stop and join every target, print the summaries; probes lost in all. */
+/* Stop and join every target, print the summaries and free them; probes
+ * lost in all. After http_stop: nothing else reads the targets then. */
 static uint64_t finish(struct probe *p)
 {
     atomic_store(&stop_requested, 1);
@@ -603,9 +604,10 @@ int probe_run(const struct client_config *cfg)
         rc = -EADDRINUSE;
     if (rc == 0)
         supervise(&p, sigfd, cfg->targets_file != NULL ? &watch : NULL);
-    uint64_t lost = finish(&p);
+    /* The endpoint first: it reads the targets that finish frees. */
     probe_serve_wait(&p);
     http_stop(http);
+    uint64_t lost = finish(&p);
     if (cfg->targets_file != NULL)
         probe_watch_close(&watch);
     if (sigfd >= 0)

@@ -226,10 +226,12 @@ void probe_watch_open(struct probe_watch *w, const char *path)
      * IN_CREATE or IN_MODIFY: a file just created or half written would
      * load as a short list; IN_CLOSE_WRITE comes when the writer is done. */
     w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (w->fd >= 0 && inotify_add_watch(w->fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+    if (w->fd < 0 || inotify_add_watch(w->fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+        /* EMFILE (fs.inotify.max_user_instances), ENOSPC (max_user_watches). */
         fprintf(stderr, "tcpmsg probe: cannot watch %s (%s): looking at %s once a second\n", dir,
                 strerror(errno), path);
-        close(w->fd);
+        if (w->fd >= 0)
+            close(w->fd);
         w->fd = -1;
     }
 }

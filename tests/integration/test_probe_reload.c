@@ -1,8 +1,8 @@
 /* Integration: tcpmsg probe --targets FILE against a real tcpmsgd and a
  * port nobody listens on: both file formats, reloads on SIGHUP and on a
- * change (in place and by rename) that add, remove and keep targets (a kept
- * target's counters go on), a bad file that keeps the previous set, and the
- * limits on targets and file size. Each case runs alone:
+ * change (in place, by rename, behind a symbolic link) that add, remove and
+ * keep targets (a kept target's counters go on), a bad file that keeps the
+ * previous set, and the limits on targets and file size. Each case runs alone:
  * test_probe_reload CASE.
  */
 #include <arpa/inet.h>
@@ -169,7 +169,8 @@ static void test_file_lines(void **state)
 }
 
 /* file_sd JSON: the group's labels are on every series of its targets, in
- * text promtool accepts; "__" labels are not. */
+ * text promtool accepts; "__" labels are not. A target whose labels change
+ * is another target. */
 static void test_file_sd(void **state)
 {
     (void)state;
@@ -223,6 +224,21 @@ static void test_file_sd(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(t1, "labels"), "rack")),
                         "r1");
     json_decref(doc);
+
+    /* New labels make a new target: the old series go, the new ones come. */
+    snprintf(text, sizeof text,
+             "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": {\"zone\": \"c\"}},\n"
+             " {\"targets\": [\"127.0.0.1:%d\"], \"labels\": {\"zone\": \"b \\\"quoted\\\"\", "
+             "\"rack\": \"r1\"}}]\n",
+             s->port, dport);
+    write_file(path, text, true);
+    IT_CHECK(wait_stderr(&b, "(change): targets 2, added 1, removed 1", 1));
+    snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"127.0.0.1:%d\",zone=\"a\"}",
+             s->port);
+    IT_CHECK(metric(http, series) == -1);
+    snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"127.0.0.1:%d\",zone=\"c\"}",
+             s->port);
+    IT_CHECK(wait_metric(http, series, 1) == 1);
     kill(b.pid, SIGTERM);
     assert_int_equal(bg_wait(&b, WAIT_MS), 1);
     bg_free(&b);
@@ -316,6 +332,44 @@ static void test_reload(void **state)
     assert_int_equal(bg_wait(&b, WAIT_MS), 0);
     bg_free(&b);
     unlink(path);
+    it_server_free(s1);
+    it_server_free(s2);
+}
+
+/* A target file behind a symbolic link, changed in place where it really
+ * is: no event reaches the link's directory, and the once-a-second
+ * comparison of the file (stat follows the link) loads the change, once. */
+static void test_behind_symlink(void **state)
+{
+    (void)state;
+    IT_START(s1, NULL, 0);
+    IT_START(s2, NULL, 0);
+    char real_dir[] = "/tmp/tcpmsg-it-real.XXXXXX", link_dir[] = "/tmp/tcpmsg-it-link.XXXXXX";
+    IT_CHECK(mkdtemp(real_dir) != NULL && mkdtemp(link_dir) != NULL);
+    char real[64], link[64], text[128];
+    snprintf(real, sizeof real, "%s/targets", real_dir);
+    snprintf(link, sizeof link, "%s/targets", link_dir);
+    snprintf(text, sizeof text, "127.0.0.1:%d\n", s1->port);
+    write_file(real, text, false);
+    IT_CHECK(symlink(real, link) == 0);
+    struct bg_client b;
+    int http = start_probe(&b, link, NULL);
+    IT_CHECK(wait_stderr(&b, "(start): targets 1", 1));
+    snprintf(text, sizeof text, "127.0.0.1:%d\n127.0.0.1:%d\n", s1->port, s2->port);
+    write_file(real, text, false);
+    IT_CHECK(wait_stderr(&b, "(change): targets 2, added 1, removed 0", 1));
+    char series[160];
+    snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"127.0.0.1:%d\"}", s2->port);
+    IT_CHECK(wait_metric(http, series, 1) == 1);
+    it_sleep_ms(2500); /* two more comparisons: the change is not loaded twice */
+    IT_CHECK(metric(http, "tcpmsg_probe_config_reloads_total{result=\"success\"}") == 2);
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    bg_free(&b);
+    unlink(link);
+    unlink(real);
+    rmdir(link_dir);
+    rmdir(real_dir);
     it_server_free(s1);
     it_server_free(s2);
 }
@@ -415,7 +469,8 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_lines),   cmocka_unit_test(test_file_sd),
-        cmocka_unit_test(test_reload),       cmocka_unit_test(test_bad_at_start),
+        cmocka_unit_test(test_reload),       cmocka_unit_test(test_behind_symlink),
+        cmocka_unit_test(test_bad_at_start),
         cmocka_unit_test(test_limits),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
