@@ -64,6 +64,7 @@ DOWN=3   # the host whose tcpmsgd is stopped
 SINK=1   # the host the three benches load
 declare -a NS_PID   # per host: a process in its network namespace
 declare -a SERVER   # per host: the tcpmsgd's PID
+declare -a PROBER   # per host: the probe's PID
 host_list() { # host_list PORT HOST...: "a:PORT", "b:PORT", ...
     local port=$1 out="" h
     for h in "${@:2}"; do out="$out${out:+, }\"$NET.$h:$port\""; done
@@ -115,10 +116,10 @@ for h in 1 2 3 4; do
     on_host "$h" ip addr add "$NET.$h/24" dev eth0 || fail "address of host $h"
     on_host "$h" ip link set eth0 up || fail "eth0 of host $h"
 done
-# Host 4's link: 4 Mbit/s both ways, with a queue of up to 160 KB (about
-# 320 ms). A bulk transfer through it keeps the queue full, and every packet
+# Host 4's link: 4 Mbit/s both ways, with a queue of up to 200 KB (about
+# 400 ms). A bulk transfer through it keeps the queue full, and every packet
 # of a probe across it waits behind the transfer's.
-tbf="root tbf rate 4mbit burst 32kb limit 160kb"
+tbf="root tbf rate 4mbit burst 32kb limit 200kb"
 # shellcheck disable=SC2086 # $tbf is the qdisc's words
 { in_bridge tc qdisc add dev "port$SLOW" $tbf && on_host "$SLOW" tc qdisc add dev eth0 $tbf; } ||
     skip "cannot add a tbf qdisc (tc qdisc add ... tbf)"
@@ -150,12 +151,12 @@ MESH=$TMP_DIR/mesh/fleet.json
 mesh_file() { printf '[{"targets": [%s]}]\n' "$(host_list "$SERVER_PORT" "$@")"; }
 { mkdir "$TMP_DIR/mesh" && mesh_file 1 2 3 4 >"$MESH"; } || fail "cannot write $MESH"
 for h in 1 2 3 4; do
-    nsenter -t "${NS_PID[h]}" -n "$TCPMSG" probe --text --interval 0.1 --timeout 2 \
+    nsenter -t "${NS_PID[h]}" -n "$TCPMSG" probe --text --interval 0.05 --timeout 2 \
         --http-bind "$NET.$h" --http-port "$PROBER_PORT" --targets "$MESH" \
         >/dev/null 2>"$TMP_DIR/prober-$h.log" &
-    pid=$!
-    CHILD_PIDS="$CHILD_PIDS $pid"
-    wait_log "$TMP_DIR/prober-$h.log" 's/.*\(http_port=\).*/\1/p' "$pid" 30 >/dev/null || exit 1
+    PROBER[h]=$!
+    CHILD_PIDS="$CHILD_PIDS ${PROBER[h]}"
+    wait_log "$TMP_DIR/prober-$h.log" 's/.*\(http_port=\).*/\1/p' "${PROBER[h]}" 30 >/dev/null || exit 1
 done
 
 # The blackbox-style prober, on host 1 next to Prometheus.
@@ -234,8 +235,8 @@ step "check 1: 11 targets up; 16 probe paths and 3 blackbox probes succeed"
 
 # A bulk load from host 2 through host 4's link while every path is probed.
 load_start=$SECONDS
-on_host 2 timeout 30 "$TCPMSG" bench "$NET.$SLOW:$SERVER_PORT" --connections 4 --depth 4 --size 16KiB \
-    --duration 6 >"$TMP_DIR/load.log" 2>&1 || fail "the load through host $SLOW's link failed"
+on_host 2 timeout 30 "$TCPMSG" bench "$NET.$SLOW:$SERVER_PORT" --connections 8 --depth 4 --size 16KiB \
+    --duration 10 >"$TMP_DIR/load.log" 2>&1 || fail "the load through host $SLOW's link failed"
 sleep 2 # a scrape of every prober after the end of the load
 window=$((SECONDS - load_start))
 # p99 of each path (prober instance, target) over the load. The paths across
@@ -336,5 +337,10 @@ merged=$(sed -n 's/.*"messages": *\([0-9][0-9]*\).*/\1/p' "$TMP_DIR/merged.json"
 expect "$SINK_COUNTER" $((before + merged)) 10
 step "check 4: 3 logs merged into $merged messages; host $SINK's framed messages went from $before to $Q_VALUE"
 
+# The probes first (they lost probes: they exit 1), so that no client keeps
+# the servers' drains waiting; then each server must stop cleanly.
+kill -TERM "${PROBER[@]}"
+wait "${PROBER[@]}"
+CHILD_PIDS=$(for i in $CHILD_PIDS; do [[ " ${PROBER[*]} " == *" $i "* ]] || printf ' %s' "$i"; done)
 for h in 1 2 4; do stop_server "$h"; done
 step "ok"
