@@ -530,10 +530,14 @@ static void supervise(struct probe *p, int sigfd, struct probe_watch *w)
             probe_reap_retired(p, false);
         }
         bool events = fds[2].revents & POLLIN;
-        bool tick = net_now_ns() >= next_check;
+        /* One reading of the clock for the tick and the watch: the next
+         * tick is then at least PROBE_WATCH_HOLD_NS after the state a tick
+         * saw first, so a change seen by a tick is believed by the next. */
+        now = net_now_ns();
+        bool tick = now >= next_check;
         if (tick)
-            next_check = net_now_ns() + 1000000000ull;
-        if (w != NULL && (events || tick) && probe_watch_changed(w, events))
+            next_check = now + 1000000000ull;
+        if (w != NULL && (events || tick) && probe_watch_changed(w, events, now))
             probe_reload(p, "change");
     }
     atomic_store(&stop_requested, 1);

@@ -154,14 +154,17 @@ struct probe_watch {
     const char *base;   /* the file name the directory's events are for */
     int fd;             /* inotify descriptor for poll; -1: comparison only */
     uint64_t sig[5];    /* device, inode, size, mtime, ctime when last loaded */
-    uint64_t seen[5];   /* the same, a second ago */
-    bool have_seen;
+    uint64_t seen[5];   /* the same, of a state that differs from sig ... */
+    uint64_t seen_since_ns; /* ... first seen then (net_now_ns); 0: none */
 };
+/* How long a change seen without an event about the file must hold. */
+#define PROBE_WATCH_HOLD_NS 1000000000ull
 void probe_watch_open(struct probe_watch *w, const char *path);
 void probe_watch_close(struct probe_watch *w);
 /* After poll said w->fd is readable (events true) or a second passed
- * (false): true when the file should be read again. */
-bool probe_watch_changed(struct probe_watch *w, bool events);
+ * (false), now_ns being the monotonic clock (net_now_ns) of that wakeup:
+ * true when the file should be read again. */
+bool probe_watch_changed(struct probe_watch *w, bool events, uint64_t now_ns);
 
 struct http_request;
 struct http_response;

@@ -243,13 +243,19 @@ void probe_watch_close(struct probe_watch *w)
     w->fd = -1;
 }
 
-/* Drain the inotify events: true if one is about the file. */
+/* Read the pending inotify events: true if one is about the file. At most
+ * WATCH_READS_PER_WAKEUP reads: a process that changes files in the
+ * directory without pause must not keep the main thread here, away from
+ * the signals and the ended threads; what is left keeps the descriptor
+ * readable, so poll wakes again at once. */
+#define WATCH_READS_PER_WAKEUP 4
 static bool drain_events(struct probe_watch *w)
 {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     bool mine = false;
     ssize_t n;
-    while ((n = read(w->fd, buf, sizeof buf)) > 0) {
+    for (int reads = 0; reads < WATCH_READS_PER_WAKEUP &&
+                        (n = read(w->fd, buf, sizeof buf)) > 0; reads++) {
         for (char *q = buf; q < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)q;
             if (ev->len > 0 && strcmp(ev->name, w->base) == 0)
@@ -262,21 +268,33 @@ static bool drain_events(struct probe_watch *w)
     return mine;
 }
 
-bool probe_watch_changed(struct probe_watch *w, bool events)
+bool probe_watch_changed(struct probe_watch *w, bool events, uint64_t now_ns)
 {
     bool mine = events && w->fd >= 0 && drain_events(w);
     uint64_t now[5];
     if (!file_sig(w->path, now))
         return false; /* gone: its return is a change; a reload now would only fail */
+    if (!mine && memcmp(now, w->sig, sizeof now) == 0) {
+        w->seen_since_ns = 0; /* as loaded: nothing is pending */
+        return false;
+    }
     bool changed = mine;
-    /* Without an event, a change is believed once it has held for a whole
-     * second: a file seen between its truncation and its last write would
-     * load as a short list of targets. */
-    if (!mine && memcmp(now, w->sig, sizeof now) != 0)
-        changed = w->have_seen && memcmp(now, w->seen, sizeof now) == 0;
-    memcpy(w->seen, now, sizeof now);
-    w->have_seen = true;
-    if (changed)
+    /* Without an event about the file, a change is believed once it has
+     * held for a whole second: a file seen between its truncation and its
+     * last write would load as a short list of targets, or none. The second
+     * is counted from when this state was first seen, not from the previous
+     * wakeup: every event in the directory is a wakeup, and they may come
+     * milliseconds apart. */
+    if (!mine) {
+        if (w->seen_since_ns == 0 || memcmp(now, w->seen, sizeof now) != 0) {
+            memcpy(w->seen, now, sizeof now);
+            w->seen_since_ns = now_ns;
+        }
+        changed = now_ns - w->seen_since_ns >= PROBE_WATCH_HOLD_NS;
+    }
+    if (changed) {
         memcpy(w->sig, now, sizeof now);
+        w->seen_since_ns = 0;
+    }
     return changed;
 }

@@ -8,7 +8,8 @@ tcpmsg_integration_test(test_probe CASES
   probe_loss_and_recovery probe_connect_backoff serve_probe serve_concurrent)
 # tcpmsg probe --targets FILE: both formats, reloads, a bad file, the limits.
 tcpmsg_integration_test(test_probe_reload ONE_BACKEND CASES
-  file_lines file_sd reload behind_symlink bad_at_start limits)
+  file_lines file_sd reload behind_symlink bad_at_start limits
+  truncated_while_siblings_change)
 # HdrHistogram logs of several load generators, merged (tcpmsg merge).
 tcpmsg_integration_test(test_merge CASES three_generators one_log_same_percentiles refusals)
 # The same logs read by the reference JavaScript reader (hdr-histogram-js,

@@ -374,6 +374,64 @@ static void test_behind_symlink(void **state)
     it_server_free(s2);
 }
 
+/* Regression: the rule "a change seen without an event about the file is
+ * believed once it has held for a second" compared the file with how it was
+ * at the previous wakeup, and every event in the directory is a wakeup. A
+ * file truncated in place through an open descriptor (no close, so no event
+ * about it) while a sibling changed every 50 ms was loaded empty, and every
+ * target went. Now the empty file, held for less than a second, is never
+ * loaded: the only reload is the one of the rewritten file when it closes. */
+static void test_truncated_while_siblings_change(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    char dir[] = "/tmp/tcpmsg-it-trunc.XXXXXX";
+    IT_CHECK(mkdtemp(dir) != NULL);
+    char path[64], sibling[64], live[32], text[64];
+    snprintf(path, sizeof path, "%s/targets", dir);
+    snprintf(sibling, sizeof sibling, "%s/other", dir);
+    snprintf(live, sizeof live, "127.0.0.1:%d", s->port);
+    snprintf(text, sizeof text, "%s\n", live);
+    write_file(path, text, false);
+    struct bg_client b;
+    int http = start_probe(&b, path, NULL);
+    IT_CHECK(wait_stderr(&b, "(start): targets 1, added 1, removed 0", 1));
+    char series[160];
+    snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"%s\"}", live);
+    IT_CHECK(wait_metric(http, series, 1) == 1);
+
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    IT_CHECK(fd >= 0);
+    int64_t t0 = it_now_ms();
+    IT_CHECK(ftruncate(fd, 0) == 0);
+    for (int i = 0; i < 10; i++) { /* 500 ms of a busy directory */
+        write_file(sibling, "x\n", false);
+        it_sleep_ms(50);
+    }
+    IT_CHECK(pwrite(fd, text, strlen(text), 0) == (ssize_t)strlen(text));
+    int64_t held = it_now_ms() - t0;
+    IT_CHECK(close(fd) == 0); /* an event about the file: read at once */
+    if (held >= 1000)
+        fail_msg("the file stayed empty %lld ms, not under a second: nothing to conclude",
+                 (long long)held);
+    IT_CHECK(wait_stderr(&b, "(change): targets 1, added 0, removed 0", 1));
+    IT_CHECK(metric(http, "tcpmsg_probe_config_reloads_total{result=\"success\"}") == 2);
+    IT_CHECK(metric(http, "tcpmsg_probe_targets") == 1);
+    char *err = bg_stderr(&b);
+    if (strstr(err, "targets 0") != NULL)
+        fail_msg("the empty file was loaded:\n%s", err);
+    free(err);
+    IT_CHECK(starts_of(&b, live) == 1); /* never removed and added again */
+
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    bg_free(&b);
+    unlink(sibling);
+    unlink(path);
+    rmdir(dir);
+    it_server_free(s);
+}
+
 /* A bad file at start is a usage error that names the file and line. */
 static void test_bad_at_start(void **state)
 {
@@ -471,6 +529,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_file_lines),   cmocka_unit_test(test_file_sd),
         cmocka_unit_test(test_reload),       cmocka_unit_test(test_behind_symlink),
         cmocka_unit_test(test_bad_at_start),
+        cmocka_unit_test(test_truncated_while_siblings_change),
         cmocka_unit_test(test_limits),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
