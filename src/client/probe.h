@@ -123,6 +123,8 @@ struct probe {
     struct probe_target *retiring[PROBE_MAX_TARGETS];
     size_t nretiring;
     uint64_t lost_retired;        /* probes lost by targets since removed */
+    bool reload_retry;            /* a reload waits for room in retiring[] */
+    size_t left_running;          /* at exit: threads left in a name resolution */
     uint64_t next_seed;           /* each new target's jitter seed index */
     int wake_fd;                  /* eventfd: a target's thread has ended */
     /* --serve: /probe requests by outcome (written by the HTTP thread and
@@ -139,10 +141,10 @@ struct probe {
  * says what asked ("start", "SIGHUP", "change"). Main thread only. */
 int probe_reload(struct probe *p, const char *why);
 
-/* Join the targets removed by a reload whose threads have ended (wait:
- * all of them, each within --timeout), printing their summaries. Main
- * thread only. */
-void probe_reap_retired(struct probe *p, bool wait);
+/* Join the targets removed by a reload whose threads have ended, printing
+ * their summaries; never waits for one still running (it may be in a name
+ * resolution, which --timeout does not bound). Main thread only. */
+void probe_reap_retired(struct probe *p);
 
 /* Watching the target file: an inotify watch of its directory (an editor
  * replaces a file by renaming another onto it, which a watch of the file

@@ -104,6 +104,24 @@ static bool listed(const struct probe_spec *specs, size_t n, const struct probe_
 static int apply(struct probe *p, const struct probe_spec *specs, size_t n, size_t *added,
                  size_t *removed, char *err, size_t cap)
 {
+    size_t going = 0;
+    for (size_t k = p->ncommand_line; k < p->ntargets; k++)
+        going += !listed(specs, n, &p->targets[k]->spec);
+    /* Targets removed by an earlier reload may still be ending: a connect
+     * or a reply is bounded by --timeout, but a name resolution
+     * (getaddrinfo) only by the resolver's own timeouts. Joining them here
+     * could hold the main thread that long, away from the signals; without
+     * room for these, the reload is refused and tried again a second later
+     * (supervise). */
+    if (p->nretiring + going > PROBE_MAX_TARGETS)
+        probe_reap_retired(p);
+    if (p->nretiring + going > PROBE_MAX_TARGETS) {
+        snprintf(err, cap, "%zu targets removed before are still ending (resolving their "
+                 "names); tried again in a second", p->nretiring);
+        p->reload_retry = true;
+        return -EBUSY;
+    }
+    p->reload_retry = false;
     struct probe_target *fresh[PROBE_MAX_TARGETS];
     size_t nfresh = 0;
     int rc = 0;
@@ -124,7 +142,7 @@ static int apply(struct probe *p, const struct probe_spec *specs, size_t n, size
         t->from_file = true;
         fresh[nfresh++] = t;
     }
-    if (rc < 0) { /* undo: stop and join what was started */
+    if (rc < 0) { /* undo: stop and join what was started (still in its first sleep) */
         for (size_t i = 0; i < nfresh; i++) {
             atomic_store(&fresh[i]->stop, true);
             pthread_join(fresh[i]->thread, NULL);
@@ -132,13 +150,6 @@ static int apply(struct probe *p, const struct probe_spec *specs, size_t n, size
         }
         return rc;
     }
-    size_t going = 0;
-    for (size_t k = p->ncommand_line; k < p->ntargets; k++)
-        going += !listed(specs, n, &p->targets[k]->spec);
-    /* Targets removed by an earlier reload may still be ending (a probe
-     * waits up to --timeout): make room for these by waiting for them. */
-    if (p->nretiring + going > PROBE_MAX_TARGETS)
-        probe_reap_retired(p, true);
     pthread_mutex_lock(&p->lock);
     size_t kept = p->ncommand_line;
     for (size_t k = p->ncommand_line; k < p->ntargets; k++) {

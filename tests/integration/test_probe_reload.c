@@ -432,6 +432,49 @@ static void test_truncated_while_siblings_change(void **state)
     it_server_free(s);
 }
 
+/* Regression: a name resolution is bounded by the resolver, not by
+ * --timeout, and the probe joined every thread at exit: a target whose
+ * resolver did not answer held the exit as long as the resolver took. Here
+ * getaddrinfo of *.slow.test takes 6 s (slow_resolver.c, preloaded): a
+ * SIGTERM while it resolves ends the run after 2 * --timeout + 1 s with the
+ * target left behind and said so, its summary printed, nothing counted
+ * lost. */
+static void test_stuck_resolver_at_exit(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    char path[64], live[32], text[128];
+    temp_path(path, sizeof path, "targets");
+    snprintf(live, sizeof live, "127.0.0.1:%d", s->port);
+    snprintf(text, sizeof text, "%s\nnowhere.slow.test:%d\n", live, s->port);
+    write_file(path, text, false);
+    IT_CHECK(setenv("LD_PRELOAD", SLOW_RESOLVER_PATH, 1) == 0);
+    /* A sanitizer build wants its runtime first; this library needs none. */
+    IT_CHECK(setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1) == 0);
+    struct bg_client b;
+    int http = start_probe(&b, path, NULL);
+    unsetenv("LD_PRELOAD");
+    unsetenv("ASAN_OPTIONS");
+    char series[160];
+    snprintf(series, sizeof series, "tcpmsg_probe_probes_total{target=\"%s\"}", live);
+    IT_CHECK(wait_metric(http, series, 3) >= 3);
+    /* The slow target started within the first interval (0.05 s) and is
+     * in its first resolution: nothing counted yet. */
+    char slow[64];
+    snprintf(slow, sizeof slow, "nowhere.slow.test:%d", s->port);
+    IT_CHECK(probes_of(http, slow) == 0);
+
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_wait(&b, WAIT_MS), 0); /* nothing lost */
+    IT_CHECK(wait_stderr(&b, "1 targets still resolving their names after 2 s: exiting without them",
+                         1));
+    IT_CHECK(bg_count(&b, "\"ended\":\"still resolving its name at exit\"") == 1);
+    IT_CHECK(bg_count(&b, "\"event\":\"summary\"") == 2);
+    bg_free(&b);
+    unlink(path);
+    it_server_free(s);
+}
+
 /* A bad file at start is a usage error that names the file and line. */
 static void test_bad_at_start(void **state)
 {
@@ -530,6 +573,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reload),       cmocka_unit_test(test_behind_symlink),
         cmocka_unit_test(test_bad_at_start),
         cmocka_unit_test(test_truncated_while_siblings_change),
+        cmocka_unit_test(test_stuck_resolver_at_exit),
         cmocka_unit_test(test_limits),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
