@@ -121,7 +121,6 @@ static int apply(struct probe *p, const struct probe_spec *specs, size_t n, size
         p->reload_retry = true;
         return -EBUSY;
     }
-    p->reload_retry = false;
     struct probe_target *fresh[PROBE_MAX_TARGETS];
     size_t nfresh = 0;
     int rc = 0;
@@ -176,6 +175,7 @@ int probe_reload(struct probe *p, const char *why)
     struct probe_spec *specs = NULL;
     size_t n = 0, added = 0, removed = 0;
     err[0] = '\0';
+    p->reload_retry = false; /* set again by apply while there is no room */
     int rc = load_specs(p, &specs, &n, err, sizeof err);
     if (rc == 0)
         rc = apply(p, specs, n, &added, &removed, err, sizeof err);

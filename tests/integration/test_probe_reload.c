@@ -2,7 +2,9 @@
  * port nobody listens on: both file formats, reloads on SIGHUP and on a
  * change (in place, by rename, behind a symbolic link) that add, remove and
  * keep targets (a kept target's counters go on), a bad file that keeps the
- * previous set, and the limits on targets and file size. Each case runs alone:
+ * previous set, and the limits on targets and file size; a file emptied in
+ * a busy directory is not loaded before it has held a second, and a target
+ * stuck in name resolution does not hold the exit. Each case runs alone:
  * test_probe_reload CASE.
  */
 #include <arpa/inet.h>
