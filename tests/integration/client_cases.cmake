@@ -9,7 +9,7 @@ tcpmsg_integration_test(test_probe CASES
 # tcpmsg probe --targets FILE: both formats, reloads, a bad file, the limits.
 tcpmsg_integration_test(test_probe_reload ONE_BACKEND CASES
   file_lines file_sd reload behind_symlink bad_at_start limits
-  truncated_while_siblings_change stuck_resolver_at_exit)
+  truncated_while_siblings_change stuck_resolver_at_exit busy_directory)
 # A getaddrinfo that takes seconds for names under .slow.test, preloaded
 # into tcpmsg by the test above.
 add_library(slow_resolver MODULE integration/slow_resolver.c)

@@ -4,7 +4,8 @@
  * keep targets (a kept target's counters go on), a bad file that keeps the
  * previous set, and the limits on targets and file size; a file emptied in
  * a busy directory is not loaded before it has held a second, and a target
- * stuck in name resolution does not hold the exit. Each case runs alone:
+ * stuck in name resolution does not hold the exit, nor a busy directory
+ * the main thread. Each case runs alone:
  * test_probe_reload CASE.
  */
 #include <arpa/inet.h>
@@ -477,6 +478,76 @@ static void test_stuck_resolver_at_exit(void **state)
     it_server_free(s);
 }
 
+/* A process that changes files in the target file's directory without
+ * pause: the probe reads a bounded number of events per wakeup, so it still
+ * answers SIGHUP and SIGTERM, and a rename onto the file, queued behind the
+ * others, is still seen and loaded once. */
+static void test_busy_directory(void **state)
+{
+    (void)state;
+    IT_START(s1, NULL, 0);
+    IT_START(s2, NULL, 0);
+    char dir[] = "/tmp/tcpmsg-it-busy.XXXXXX";
+    IT_CHECK(mkdtemp(dir) != NULL);
+    char path[64], a[32], b2[32], text[128];
+    snprintf(path, sizeof path, "%s/targets", dir);
+    snprintf(a, sizeof a, "127.0.0.1:%d", s1->port);
+    snprintf(b2, sizeof b2, "127.0.0.1:%d", s2->port);
+    snprintf(text, sizeof text, "%s\n", a);
+    write_file(path, text, false);
+    struct bg_client b;
+    int http = start_probe(&b, path, NULL);
+    IT_CHECK(wait_stderr(&b, "(start): targets 1, added 1, removed 0", 1));
+
+    /* Two names in turn: the kernel folds an event identical to the one
+     * before it in the queue. Bounded in time and count. */
+    pid_t busy = fork();
+    IT_CHECK(busy >= 0);
+    if (busy == 0) {
+        char other[2][80];
+        snprintf(other[0], sizeof other[0], "%s/other0", dir);
+        snprintf(other[1], sizeof other[1], "%s/other1", dir);
+        int64_t end = it_now_ms() + 15000;
+        for (int i = 0; i < 2000000 && it_now_ms() < end; i++) {
+            int fd = open(other[i & 1], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+            if (fd >= 0)
+                close(fd);
+        }
+        _exit(0);
+    }
+    it_sleep_ms(200);
+    kill(b.pid, SIGHUP);
+    IT_CHECK(wait_stderr(&b, "(SIGHUP): targets 1, added 0, removed 0", 1));
+    snprintf(text, sizeof text, "%s\n%s\n", a, b2);
+    write_file(path, text, true);
+    IT_CHECK(wait_stderr(&b, "(change): targets 2, added 1, removed 0", 1));
+    char series[160];
+    snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"%s\"}", b2);
+    IT_CHECK(wait_metric(http, series, 1) == 1);
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    kill(busy, SIGKILL);
+    IT_CHECK(waitpid(busy, NULL, 0) == busy);
+    IT_CHECK(bg_count(&b, "\"event\":\"summary\"") == 2);
+    /* start, SIGHUP, the rename: one reload each */
+    char *err = bg_stderr(&b);
+    int reloads = 0;
+    for (const char *q = err; (q = strstr(q, "): targets ")) != NULL; q++)
+        reloads++;
+    free(err);
+    assert_int_equal(reloads, 3);
+    bg_free(&b);
+    char other[80];
+    for (int i = 0; i < 2; i++) {
+        snprintf(other, sizeof other, "%s/other%d", dir, i);
+        unlink(other);
+    }
+    unlink(path);
+    rmdir(dir);
+    it_server_free(s1);
+    it_server_free(s2);
+}
+
 /* A bad file at start is a usage error that names the file and line. */
 static void test_bad_at_start(void **state)
 {
@@ -576,6 +647,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_at_start),
         cmocka_unit_test(test_truncated_while_siblings_change),
         cmocka_unit_test(test_stuck_resolver_at_exit),
+        cmocka_unit_test(test_busy_directory),
         cmocka_unit_test(test_limits),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
