@@ -138,7 +138,8 @@ struct probe {
  * to retire, the others are left running. A file that cannot be read or
  * parsed, or too many targets, leave the set as it was and return -EINVAL
  * (logged on stderr with the file and line, counted as a failure). why
- * says what asked ("start", "SIGHUP", "change"). Main thread only. */
+ * says what asked ("start", "SIGHUP", "change", "retry": one refused for
+ * want of room, see apply). Main thread only. */
 int probe_reload(struct probe *p, const char *why);
 
 /* Join the targets removed by a reload whose threads have ended, printing
