@@ -185,6 +185,11 @@ static bool ensure_connected(struct probe_target *t, uint64_t now)
     socklen_t len;
     char err[300] = "";
     bool resolved = net_resolve(t->spec.host, t->spec.port, false, &ss, &len, err, sizeof err) == 0;
+    /* A resolution is bounded by the resolver's timeouts, not by --timeout:
+     * the run may have ended meanwhile, its summary printed without this
+     * target (finish), or the target been removed. Touch nothing more. */
+    if (stop_requested || atomic_load(&t->stop))
+        return false;
     int fd = resolved ? net_connect((struct sockaddr *)&ss, len, (int)(t->cfg->timeout * 1000))
                       : -EINVAL;
     if (fd >= 0) {
@@ -440,12 +445,12 @@ static int start_command_line(struct probe *p)
     return 0;
 }
 
-void probe_reap_retired(struct probe *p, bool wait)
+void probe_reap_retired(struct probe *p)
 {
     size_t kept = 0;
     for (size_t i = 0; i < p->nretiring; i++) {
         struct probe_target *t = p->retiring[i];
-        if (!wait && !atomic_load(&t->done)) {
+        if (!atomic_load(&t->done)) {
             p->retiring[kept++] = t;
             continue;
         }
@@ -527,13 +532,19 @@ static void supervise(struct probe *p, int sigfd, struct probe_watch *w)
             uint64_t v;
             if (read(p->wake_fd, &v, sizeof v) < 0) { /* EAGAIN: already read */
             }
-            probe_reap_retired(p, false);
+            probe_reap_retired(p);
         }
         bool events = fds[2].revents & POLLIN;
-        bool tick = net_now_ns() >= next_check;
+        /* One reading of the clock for the tick and the watch: the next
+         * tick is then at least PROBE_WATCH_HOLD_NS after the state a tick
+         * saw first, so a change seen by a tick is believed by the next. */
+        now = net_now_ns();
+        bool tick = now >= next_check;
         if (tick)
-            next_check = net_now_ns() + 1000000000ull;
-        if (w != NULL && (events || tick) && probe_watch_changed(w, events))
+            next_check = now + 1000000000ull;
+        if (tick && p->reload_retry)
+            probe_reload(p, "retry");
+        if (w != NULL && (events || tick) && probe_watch_changed(w, events, now))
             probe_reload(p, "change");
     }
     atomic_store(&stop_requested, 1);
@@ -552,28 +563,70 @@ static const char *status_page_root(const struct client_config *cfg, char *buf, 
     return NULL;
 }
 
-/* Stop and join every target, print the summaries and free them; probes
- * lost in all. After http_stop: nothing else reads the targets then. */
+/* Wait, up to deadline (net_now_ns), until every thread of list has
+ * ended; woken by the eventfd each one writes as it ends. */
+static void wait_ended(struct probe *p, struct probe_target *const *list, size_t n,
+                       uint64_t deadline)
+{
+    for (size_t i = 0; i < n;) {
+        if (atomic_load(&list[i]->done)) {
+            i++;
+            continue;
+        }
+        uint64_t now = net_now_ns();
+        if (now >= deadline)
+            return;
+        struct pollfd pfd = { .fd = p->wake_fd, .events = POLLIN };
+        if (poll(&pfd, 1, (int)((deadline - now + 999999) / 1000000)) > 0) {
+            uint64_t v;
+            if (read(p->wake_fd, &v, sizeof v) < 0) { /* EAGAIN: already read */
+            }
+        }
+    }
+}
+
+/* Print the summary of t, count its lost probes into *lost, and free it
+ * if its thread has ended. One still in a name resolution (which --timeout
+ * does not bound) is left running, not joined nor freed: the process is
+ * about to exit, and joining would hold the exit for as long as the
+ * resolver takes. True if it was left. */
+static bool finish_target(struct probe_target *t, const char *why, uint64_t *lost)
+{
+    bool running = !atomic_load(&t->done);
+    if (running)
+        why = "still resolving its name at exit";
+    else
+        pthread_join(t->thread, NULL);
+    probe_target_summary(t, why);
+    *lost += probe_target_lost(t);
+    if (!running)
+        probe_target_free(t);
+    return running;
+}
+
+/* Stop every target, print the summaries and free them; probes lost in
+ * all. A thread ends within two --timeout (a connect, then a reply) and a
+ * sleep slice, unless a name resolution holds it: it is waited for that
+ * long, plus a second, and no longer. After http_stop: nothing else reads
+ * the targets then. */
 static uint64_t finish(struct probe *p)
 {
     atomic_store(&stop_requested, 1);
     uint64_t lost = p->lost_retired;
-    for (size_t i = 0; i < p->ntargets; i++)
-        pthread_join(p->targets[i]->thread, NULL);
+    uint64_t deadline = net_now_ns() + (uint64_t)((2 * p->cfg->timeout + 1) * 1e9);
+    wait_ended(p, p->targets, p->ntargets, deadline);
+    wait_ended(p, p->retiring, p->nretiring, deadline);
+    size_t left = 0;
     for (size_t i = 0; i < p->nretiring; i++)
-        pthread_join(p->retiring[i]->thread, NULL);
-    for (size_t i = 0; i < p->nretiring; i++) {
-        probe_target_summary(p->retiring[i], "removed from the target file");
-        lost += probe_target_lost(p->retiring[i]);
-        probe_target_free(p->retiring[i]);
-    }
-    for (size_t i = 0; i < p->ntargets; i++) {
-        probe_target_summary(p->targets[i], NULL);
-        lost += probe_target_lost(p->targets[i]);
-        probe_target_free(p->targets[i]);
-    }
+        left += finish_target(p->retiring[i], "removed from the target file", &lost);
+    for (size_t i = 0; i < p->ntargets; i++)
+        left += finish_target(p->targets[i], NULL, &lost);
     p->ntargets = p->nretiring = 0;
+    p->left_running = left;
     fflush(stdout);
+    if (left > 0)
+        fprintf(stderr, "tcpmsg probe: %zu targets still resolving their names after %g s: "
+                        "exiting without them\n", left, 2 * p->cfg->timeout + 1);
     return lost;
 }
 
@@ -612,7 +665,9 @@ int probe_run(const struct client_config *cfg)
         probe_watch_close(&watch);
     if (sigfd >= 0)
         close(sigfd);
-    if (p.wake_fd >= 0)
+    /* A thread left in a resolution writes the eventfd when it ends: keep
+     * it open until the exit, so that write never lands on another file. */
+    if (p.wake_fd >= 0 && p.left_running == 0)
         close(p.wake_fd);
     pthread_mutex_destroy(&p.lock);
     if (rc == -ENOMEM)

@@ -123,6 +123,8 @@ struct probe {
     struct probe_target *retiring[PROBE_MAX_TARGETS];
     size_t nretiring;
     uint64_t lost_retired;        /* probes lost by targets since removed */
+    bool reload_retry;            /* a reload waits for room in retiring[] */
+    size_t left_running;          /* at exit: threads left in a name resolution */
     uint64_t next_seed;           /* each new target's jitter seed index */
     int wake_fd;                  /* eventfd: a target's thread has ended */
     /* --serve: /probe requests by outcome (written by the HTTP thread and
@@ -136,13 +138,14 @@ struct probe {
  * to retire, the others are left running. A file that cannot be read or
  * parsed, or too many targets, leave the set as it was and return -EINVAL
  * (logged on stderr with the file and line, counted as a failure). why
- * says what asked ("start", "SIGHUP", "change"). Main thread only. */
+ * says what asked ("start", "SIGHUP", "change", "retry": one refused for
+ * want of room, see apply). Main thread only. */
 int probe_reload(struct probe *p, const char *why);
 
-/* Join the targets removed by a reload whose threads have ended (wait:
- * all of them, each within --timeout), printing their summaries. Main
- * thread only. */
-void probe_reap_retired(struct probe *p, bool wait);
+/* Join the targets removed by a reload whose threads have ended, printing
+ * their summaries; never waits for one still running (it may be in a name
+ * resolution, which --timeout does not bound). Main thread only. */
+void probe_reap_retired(struct probe *p);
 
 /* Watching the target file: an inotify watch of its directory (an editor
  * replaces a file by renaming another onto it, which a watch of the file
@@ -154,14 +157,17 @@ struct probe_watch {
     const char *base;   /* the file name the directory's events are for */
     int fd;             /* inotify descriptor for poll; -1: comparison only */
     uint64_t sig[5];    /* device, inode, size, mtime, ctime when last loaded */
-    uint64_t seen[5];   /* the same, a second ago */
-    bool have_seen;
+    uint64_t seen[5];   /* the same, of a state that differs from sig ... */
+    uint64_t seen_since_ns; /* ... first seen then (net_now_ns); 0: none */
 };
+/* How long a change seen without an event about the file must hold. */
+#define PROBE_WATCH_HOLD_NS 1000000000ull
 void probe_watch_open(struct probe_watch *w, const char *path);
 void probe_watch_close(struct probe_watch *w);
 /* After poll said w->fd is readable (events true) or a second passed
- * (false): true when the file should be read again. */
-bool probe_watch_changed(struct probe_watch *w, bool events);
+ * (false), now_ns being the monotonic clock (net_now_ns) of that wakeup:
+ * true when the file should be read again. */
+bool probe_watch_changed(struct probe_watch *w, bool events, uint64_t now_ns);
 
 struct http_request;
 struct http_response;

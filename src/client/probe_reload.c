@@ -104,6 +104,23 @@ static bool listed(const struct probe_spec *specs, size_t n, const struct probe_
 static int apply(struct probe *p, const struct probe_spec *specs, size_t n, size_t *added,
                  size_t *removed, char *err, size_t cap)
 {
+    size_t going = 0;
+    for (size_t k = p->ncommand_line; k < p->ntargets; k++)
+        going += !listed(specs, n, &p->targets[k]->spec);
+    /* Targets removed by an earlier reload may still be ending: a connect
+     * or a reply is bounded by --timeout, but a name resolution
+     * (getaddrinfo) only by the resolver's own timeouts. Joining them here
+     * could hold the main thread that long, away from the signals; without
+     * room for these, the reload is refused and tried again a second later
+     * (supervise). */
+    if (p->nretiring + going > PROBE_MAX_TARGETS)
+        probe_reap_retired(p);
+    if (p->nretiring + going > PROBE_MAX_TARGETS) {
+        snprintf(err, cap, "%zu targets removed before are still ending (resolving their "
+                 "names); tried again in a second", p->nretiring);
+        p->reload_retry = true;
+        return -EBUSY;
+    }
     struct probe_target *fresh[PROBE_MAX_TARGETS];
     size_t nfresh = 0;
     int rc = 0;
@@ -124,7 +141,7 @@ static int apply(struct probe *p, const struct probe_spec *specs, size_t n, size
         t->from_file = true;
         fresh[nfresh++] = t;
     }
-    if (rc < 0) { /* undo: stop and join what was started */
+    if (rc < 0) { /* undo: stop and join what was started (still in its first sleep) */
         for (size_t i = 0; i < nfresh; i++) {
             atomic_store(&fresh[i]->stop, true);
             pthread_join(fresh[i]->thread, NULL);
@@ -132,13 +149,6 @@ static int apply(struct probe *p, const struct probe_spec *specs, size_t n, size
         }
         return rc;
     }
-    size_t going = 0;
-    for (size_t k = p->ncommand_line; k < p->ntargets; k++)
-        going += !listed(specs, n, &p->targets[k]->spec);
-    /* Targets removed by an earlier reload may still be ending (a probe
-     * waits up to --timeout): make room for these by waiting for them. */
-    if (p->nretiring + going > PROBE_MAX_TARGETS)
-        probe_reap_retired(p, true);
     pthread_mutex_lock(&p->lock);
     size_t kept = p->ncommand_line;
     for (size_t k = p->ncommand_line; k < p->ntargets; k++) {
@@ -165,6 +175,7 @@ int probe_reload(struct probe *p, const char *why)
     struct probe_spec *specs = NULL;
     size_t n = 0, added = 0, removed = 0;
     err[0] = '\0';
+    p->reload_retry = false; /* set again by apply while there is no room */
     int rc = load_specs(p, &specs, &n, err, sizeof err);
     if (rc == 0)
         rc = apply(p, specs, n, &added, &removed, err, sizeof err);
@@ -243,13 +254,19 @@ void probe_watch_close(struct probe_watch *w)
     w->fd = -1;
 }
 
-/* Drain the inotify events: true if one is about the file. */
+/* Read the pending inotify events: true if one is about the file. At most
+ * WATCH_READS_PER_WAKEUP reads: a process that changes files in the
+ * directory without pause must not keep the main thread here, away from
+ * the signals and the ended threads; what is left keeps the descriptor
+ * readable, so poll wakes again at once. */
+#define WATCH_READS_PER_WAKEUP 4
 static bool drain_events(struct probe_watch *w)
 {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     bool mine = false;
     ssize_t n;
-    while ((n = read(w->fd, buf, sizeof buf)) > 0) {
+    for (int reads = 0; reads < WATCH_READS_PER_WAKEUP &&
+                        (n = read(w->fd, buf, sizeof buf)) > 0; reads++) {
         for (char *q = buf; q < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)q;
             if (ev->len > 0 && strcmp(ev->name, w->base) == 0)
@@ -262,21 +279,33 @@ static bool drain_events(struct probe_watch *w)
     return mine;
 }
 
-bool probe_watch_changed(struct probe_watch *w, bool events)
+bool probe_watch_changed(struct probe_watch *w, bool events, uint64_t now_ns)
 {
     bool mine = events && w->fd >= 0 && drain_events(w);
     uint64_t now[5];
     if (!file_sig(w->path, now))
         return false; /* gone: its return is a change; a reload now would only fail */
+    if (!mine && memcmp(now, w->sig, sizeof now) == 0) {
+        w->seen_since_ns = 0; /* as loaded: nothing is pending */
+        return false;
+    }
     bool changed = mine;
-    /* Without an event, a change is believed once it has held for a whole
-     * second: a file seen between its truncation and its last write would
-     * load as a short list of targets. */
-    if (!mine && memcmp(now, w->sig, sizeof now) != 0)
-        changed = w->have_seen && memcmp(now, w->seen, sizeof now) == 0;
-    memcpy(w->seen, now, sizeof now);
-    w->have_seen = true;
-    if (changed)
+    /* Without an event about the file, a change is believed once it has
+     * held for a whole second: a file seen between its truncation and its
+     * last write would load as a short list of targets, or none. The second
+     * is counted from when this state was first seen, not from the previous
+     * wakeup: every event in the directory is a wakeup, and they may come
+     * milliseconds apart. */
+    if (!mine) {
+        if (w->seen_since_ns == 0 || memcmp(now, w->seen, sizeof now) != 0) {
+            memcpy(w->seen, now, sizeof now);
+            w->seen_since_ns = now_ns;
+        }
+        changed = now_ns - w->seen_since_ns >= PROBE_WATCH_HOLD_NS;
+    }
+    if (changed) {
         memcpy(w->sig, now, sizeof now);
+        w->seen_since_ns = 0;
+    }
     return changed;
 }

@@ -8,7 +8,15 @@ tcpmsg_integration_test(test_probe CASES
   probe_loss_and_recovery probe_connect_backoff serve_probe serve_concurrent)
 # tcpmsg probe --targets FILE: both formats, reloads, a bad file, the limits.
 tcpmsg_integration_test(test_probe_reload ONE_BACKEND CASES
-  file_lines file_sd reload behind_symlink bad_at_start limits)
+  file_lines file_sd reload behind_symlink bad_at_start limits
+  truncated_while_siblings_change stuck_resolver_at_exit busy_directory)
+# A getaddrinfo that takes seconds for names under .slow.test, preloaded
+# into tcpmsg by the test above.
+add_library(slow_resolver MODULE integration/slow_resolver.c)
+target_link_libraries(slow_resolver PRIVATE ${CMAKE_DL_LIBS})
+target_compile_definitions(test_probe_reload PRIVATE
+  SLOW_RESOLVER_PATH="$<TARGET_FILE:slow_resolver>")
+add_dependencies(test_probe_reload slow_resolver)
 # HdrHistogram logs of several load generators, merged (tcpmsg merge).
 tcpmsg_integration_test(test_merge CASES three_generators one_log_same_percentiles refusals)
 # The same logs read by the reference JavaScript reader (hdr-histogram-js,

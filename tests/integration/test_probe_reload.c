@@ -2,7 +2,10 @@
  * port nobody listens on: both file formats, reloads on SIGHUP and on a
  * change (in place, by rename, behind a symbolic link) that add, remove and
  * keep targets (a kept target's counters go on), a bad file that keeps the
- * previous set, and the limits on targets and file size. Each case runs alone:
+ * previous set, and the limits on targets and file size; a file emptied in
+ * a busy directory is not loaded before it has held a second, and a target
+ * stuck in name resolution does not hold the exit, nor a busy directory
+ * the main thread. Each case runs alone:
  * test_probe_reload CASE.
  */
 #include <arpa/inet.h>
@@ -374,6 +377,177 @@ static void test_behind_symlink(void **state)
     it_server_free(s2);
 }
 
+/* Regression: the rule "a change seen without an event about the file is
+ * believed once it has held for a second" compared the file with how it was
+ * at the previous wakeup, and every event in the directory is a wakeup. A
+ * file truncated in place through an open descriptor (no close, so no event
+ * about it) while a sibling changed every 50 ms was loaded empty, and every
+ * target went. Now the empty file, held for less than a second, is never
+ * loaded: the only reload is the one of the rewritten file when it closes. */
+static void test_truncated_while_siblings_change(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    char dir[] = "/tmp/tcpmsg-it-trunc.XXXXXX";
+    IT_CHECK(mkdtemp(dir) != NULL);
+    char path[64], sibling[64], live[32], text[64];
+    snprintf(path, sizeof path, "%s/targets", dir);
+    snprintf(sibling, sizeof sibling, "%s/other", dir);
+    snprintf(live, sizeof live, "127.0.0.1:%d", s->port);
+    snprintf(text, sizeof text, "%s\n", live);
+    write_file(path, text, false);
+    struct bg_client b;
+    int http = start_probe(&b, path, NULL);
+    IT_CHECK(wait_stderr(&b, "(start): targets 1, added 1, removed 0", 1));
+    char series[160];
+    snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"%s\"}", live);
+    IT_CHECK(wait_metric(http, series, 1) == 1);
+
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    IT_CHECK(fd >= 0);
+    int64_t t0 = it_now_ms();
+    IT_CHECK(ftruncate(fd, 0) == 0);
+    for (int i = 0; i < 10; i++) { /* 500 ms of a busy directory */
+        write_file(sibling, "x\n", false);
+        it_sleep_ms(50);
+    }
+    IT_CHECK(pwrite(fd, text, strlen(text), 0) == (ssize_t)strlen(text));
+    int64_t held = it_now_ms() - t0;
+    IT_CHECK(close(fd) == 0); /* an event about the file: read at once */
+    if (held >= 1000)
+        fail_msg("the file stayed empty %lld ms, not under a second: nothing to conclude",
+                 (long long)held);
+    IT_CHECK(wait_stderr(&b, "(change): targets 1, added 0, removed 0", 1));
+    IT_CHECK(metric(http, "tcpmsg_probe_config_reloads_total{result=\"success\"}") == 2);
+    IT_CHECK(metric(http, "tcpmsg_probe_targets") == 1);
+    char *err = bg_stderr(&b);
+    if (strstr(err, "targets 0") != NULL)
+        fail_msg("the empty file was loaded:\n%s", err);
+    free(err);
+    IT_CHECK(starts_of(&b, live) == 1); /* never removed and added again */
+
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    bg_free(&b);
+    unlink(sibling);
+    unlink(path);
+    rmdir(dir);
+    it_server_free(s);
+}
+
+/* Regression: a name resolution is bounded by the resolver, not by
+ * --timeout, and the probe joined every thread at exit: a target whose
+ * resolver did not answer held the exit as long as the resolver took. Here
+ * getaddrinfo of *.slow.test takes 6 s (slow_resolver.c, preloaded): a
+ * SIGTERM while it resolves ends the run after 2 * --timeout + 1 s with the
+ * target left behind and said so, its summary printed, nothing counted
+ * lost. */
+static void test_stuck_resolver_at_exit(void **state)
+{
+    (void)state;
+    IT_START(s, NULL, 0);
+    char path[64], live[32], text[128];
+    temp_path(path, sizeof path, "targets");
+    snprintf(live, sizeof live, "127.0.0.1:%d", s->port);
+    snprintf(text, sizeof text, "%s\nnowhere.slow.test:%d\n", live, s->port);
+    write_file(path, text, false);
+    IT_CHECK(setenv("LD_PRELOAD", SLOW_RESOLVER_PATH, 1) == 0);
+    /* A sanitizer build wants its runtime first; this library needs none. */
+    IT_CHECK(setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1) == 0);
+    struct bg_client b;
+    int http = start_probe(&b, path, NULL);
+    unsetenv("LD_PRELOAD");
+    unsetenv("ASAN_OPTIONS");
+    char series[160];
+    snprintf(series, sizeof series, "tcpmsg_probe_probes_total{target=\"%s\"}", live);
+    IT_CHECK(wait_metric(http, series, 3) >= 3);
+    /* The slow target started within the first interval (0.05 s) and is
+     * in its first resolution: nothing counted yet. */
+    char slow[64];
+    snprintf(slow, sizeof slow, "nowhere.slow.test:%d", s->port);
+    IT_CHECK(probes_of(http, slow) == 0);
+
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_wait(&b, WAIT_MS), 0); /* nothing lost */
+    IT_CHECK(wait_stderr(&b, "1 targets still resolving their names after 2 s: exiting without them",
+                         1));
+    IT_CHECK(bg_count(&b, "\"ended\":\"still resolving its name at exit\"") == 1);
+    IT_CHECK(bg_count(&b, "\"event\":\"summary\"") == 2);
+    bg_free(&b);
+    unlink(path);
+    it_server_free(s);
+}
+
+/* A process that changes files in the target file's directory without
+ * pause: the probe reads a bounded number of events per wakeup, so it still
+ * answers SIGHUP and SIGTERM, and a rename onto the file, queued behind the
+ * others, is still seen and loaded once. */
+static void test_busy_directory(void **state)
+{
+    (void)state;
+    IT_START(s1, NULL, 0);
+    IT_START(s2, NULL, 0);
+    char dir[] = "/tmp/tcpmsg-it-busy.XXXXXX";
+    IT_CHECK(mkdtemp(dir) != NULL);
+    char path[64], a[32], b2[32], text[128];
+    snprintf(path, sizeof path, "%s/targets", dir);
+    snprintf(a, sizeof a, "127.0.0.1:%d", s1->port);
+    snprintf(b2, sizeof b2, "127.0.0.1:%d", s2->port);
+    snprintf(text, sizeof text, "%s\n", a);
+    write_file(path, text, false);
+    struct bg_client b;
+    int http = start_probe(&b, path, NULL);
+    IT_CHECK(wait_stderr(&b, "(start): targets 1, added 1, removed 0", 1));
+
+    /* Two names in turn: the kernel folds an event identical to the one
+     * before it in the queue. Bounded in time and count. */
+    pid_t busy = fork();
+    IT_CHECK(busy >= 0);
+    if (busy == 0) {
+        char other[2][80];
+        snprintf(other[0], sizeof other[0], "%s/other0", dir);
+        snprintf(other[1], sizeof other[1], "%s/other1", dir);
+        int64_t end = it_now_ms() + 15000;
+        for (int i = 0; i < 2000000 && it_now_ms() < end; i++) {
+            int fd = open(other[i & 1], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+            if (fd >= 0)
+                close(fd);
+        }
+        _exit(0);
+    }
+    it_sleep_ms(200);
+    kill(b.pid, SIGHUP);
+    IT_CHECK(wait_stderr(&b, "(SIGHUP): targets 1, added 0, removed 0", 1));
+    snprintf(text, sizeof text, "%s\n%s\n", a, b2);
+    write_file(path, text, true);
+    IT_CHECK(wait_stderr(&b, "(change): targets 2, added 1, removed 0", 1));
+    char series[160];
+    snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"%s\"}", b2);
+    IT_CHECK(wait_metric(http, series, 1) == 1);
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    kill(busy, SIGKILL);
+    IT_CHECK(waitpid(busy, NULL, 0) == busy);
+    IT_CHECK(bg_count(&b, "\"event\":\"summary\"") == 2);
+    /* start, SIGHUP, the rename: one reload each */
+    char *err = bg_stderr(&b);
+    int reloads = 0;
+    for (const char *q = err; (q = strstr(q, "): targets ")) != NULL; q++)
+        reloads++;
+    free(err);
+    assert_int_equal(reloads, 3);
+    bg_free(&b);
+    char other[80];
+    for (int i = 0; i < 2; i++) {
+        snprintf(other, sizeof other, "%s/other%d", dir, i);
+        unlink(other);
+    }
+    unlink(path);
+    rmdir(dir);
+    it_server_free(s1);
+    it_server_free(s2);
+}
+
 /* A bad file at start is a usage error that names the file and line. */
 static void test_bad_at_start(void **state)
 {
@@ -471,6 +645,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_file_lines),   cmocka_unit_test(test_file_sd),
         cmocka_unit_test(test_reload),       cmocka_unit_test(test_behind_symlink),
         cmocka_unit_test(test_bad_at_start),
+        cmocka_unit_test(test_truncated_while_siblings_change),
+        cmocka_unit_test(test_stuck_resolver_at_exit),
+        cmocka_unit_test(test_busy_directory),
         cmocka_unit_test(test_limits),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
