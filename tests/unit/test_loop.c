@@ -1247,6 +1247,41 @@ static void test_stamping_off_costs_nothing(void **state)
     close(c);
 }
 
+/* Regression: with the hang-up watched as well, a stamped write wakes both
+ * polls of io_uring's stream, and the hang-up poll's drain could empty the
+ * error queue before the error-queue poll's completion was handled: that one
+ * found nothing and took the healthy socket for failed, never watching its
+ * queue again. Each stamped write's timestamps must keep coming, with the
+ * hang-up watch on and once it is off. */
+static void test_errqueue_watched_after_hangup_drain(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_int_equal(loop_stream_stamp(l, &p.s, true), 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
+    uint8_t msg[32] = { 1 }, back[32];
+    struct iovec iov = { msg, sizeof msg };
+    for (int r = 0; r < 6; r++) {
+        if (r == 3) /* from now on only the error-queue poll reads the stamps */
+            assert_int_equal(loop_stream_watch_hangup(l, &p.s, false), 0);
+        ssize_t w = loop_stream_write_stamped(l, &p.s, &iov, 1);
+        assert_true(w == (ssize_t)sizeof msg || w == -EINPROGRESS);
+        for (int k = 0; k < 100 && w == -EINPROGRESS && p.writes_done < (size_t)r + 1; k++)
+            assert_int_equal(loop_run_once(l, 10), 0);
+        assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+        run_until_acked(l, &p, (size_t)r + 1);
+        assert_int_equal(p.reports[TSTAMP_ACK], r + 1);
+        assert_int_equal(p.reports[TSTAMP_SCHED], r + 1);
+        assert_int_equal(p.reports[TSTAMP_SND], r + 1);
+    }
+    assert_int_equal(p.hangups, 0);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
+}
+
 /* Echo one small message from the client's end c and wait for it back. */
 static void echo_one(struct loop *l, struct peer *p, int c)
 {
@@ -1672,6 +1707,7 @@ int main(void)
         BOTH(test_stamped_echo_timestamps),
         BOTH(test_stamping_off_costs_nothing),
         BOTH(test_stamps_are_not_failures),
+        BOTH(test_errqueue_watched_after_hangup_drain),
         BOTH(test_stamp_reads_on_demand),
         BOTH(test_free_closes_the_streams_it_holds),
         BOTH(test_many_streams_on_a_tiny_ring),
