@@ -10,9 +10,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <linux/filter.h>
+#include <netinet/in.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1603,6 +1606,81 @@ static void test_epoll_write_with_registration_refused(void **state)
     assert_int_equal(in_child(write_with_registration_refused), 0);
 }
 
+/* A loopback TCP connection made without a loop: *a the accepted end
+ * (non-blocking), *c the client's. 0 or -1. */
+static int tcp_pair_plain(int *a, int *c)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sin;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(lfd, 1) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&sin, &len) < 0)
+        return -1;
+    *c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*c < 0 || connect(*c, (struct sockaddr *)&sin, sizeof sin) < 0)
+        return -1;
+    *a = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    close(lfd);
+    return *a < 0 ? -1 : 0;
+}
+
+static void count_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
+{
+    (void)data, (void)now;
+    *(ssize_t *)s->data += n;
+}
+
+/* A reading stream whose stamping cannot be turned on (epoll_ctl's
+ * EPOLL_CTL_MOD refused, as when the kernel is out of memory): it reads on,
+ * with read, not recvmsg. 0, or which step went wrong. */
+static int read_after_stamp_refused(void)
+{
+    int a, c;
+    struct loop_options opt = { .backend = LOOP_EPOLL };
+    struct loop *l;
+    if (tcp_pair_plain(&a, &c) < 0 || loop_new(&l, &opt, NULL) < 0)
+        return 1;
+    ssize_t got = 0;
+    struct loop_stream s = { .on_read = count_read, .on_write = NULL, .data = &got };
+    if (loop_stream_start(l, &s, a) < 0 || loop_stream_read(l, &s, SIZE_MAX) < 0)
+        return 2;
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_epoll_ctl, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, EPOLL_CTL_MOD, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOMEM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof filter / sizeof filter[0], .filter = filter };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return 3;
+    if (loop_stream_stamp(l, &s, true) != -ENOMEM || loop_stream_stamped(&s) || tstamp_enabled(a))
+        return 4;
+    uint8_t msg[8] = { 0 };
+    if (write(c, msg, sizeof msg) != sizeof msg)
+        return 5;
+    for (int k = 0; k < 100 && got < (ssize_t)sizeof msg; k++)
+        if (loop_run_once(l, 10) < 0)
+            return 6;
+    if (got != sizeof msg)
+        return 7;
+    if (loop_syscalls(l, LOOP_SYS_RECVMSG) != 0 || loop_syscalls(l, LOOP_SYS_READ) != 1)
+        return 8; /* before the fix: reads stayed recvmsg */
+    return 0;
+}
+
+/* Regression: a failed loop_stream_stamp(on) cleared the stamping but not
+ * the receive timestamps of reads, which stayed recvmsg for good. */
+static void test_stamp_refused_reads_plainly(void **state)
+{
+    struct loop *l = loop_of(state);
+    if (is_uring(l))
+        return; /* epoll's registration only */
+    assert_int_equal(in_child(read_after_stamp_refused), 0);
+}
+
 /* io_uring refuses every submission with EBUSY (a seccomp filter on
  * io_uring_enter with entries to submit; waiting alone is let through). A
  * ring of 4 entries gets 10 watches: the queue fills. 0 when each wakeup
@@ -1707,6 +1785,7 @@ int main(void)
         BOTH(test_stamped_echo_timestamps),
         BOTH(test_stamping_off_costs_nothing),
         BOTH(test_stamps_are_not_failures),
+        BOTH(test_stamp_refused_reads_plainly),
         BOTH(test_errqueue_watched_after_hangup_drain),
         BOTH(test_stamp_reads_on_demand),
         BOTH(test_free_closes_the_streams_it_holds),
