@@ -281,7 +281,6 @@ static void stage_want_rx(struct conn *c)
         loop_stream_stamp_reads(&c->s, c->stage_until <= STAGE_RX_WINDOW);
 }
 
-
 /* A sampled message, completed by the read being served, whose reply ends
  * just before output byte number end. false when the read has no receive
  * timestamp (it was not asked for: a read of more than STAGE_RX_WINDOW
