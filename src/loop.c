@@ -388,7 +388,9 @@ int loop_stream_stamp(struct loop *l, struct loop_stream *s, bool on)
         s->flags &= ~LOOP_STREAM_STAMP_RX;
     rc = l->ops->stream_stamp(l, s);
     if (rc < 0 && on) {
-        s->flags &= ~LOOP_STREAM_STAMP;
+        /* Undone whole: reads that asked for receive timestamps would
+         * stay recvmsg on a stream that no longer stamps. */
+        s->flags &= ~(LOOP_STREAM_STAMP | LOOP_STREAM_STAMP_RX);
         tstamp_disable(s->fd);
     }
     return rc;

@@ -778,9 +778,36 @@ static int uring_stream_stamp(struct loop *l, struct loop_stream *s)
     return s->errq_op != NULL ? 0 : arm_errq(l, s);
 }
 
+/* Watch a stamped stream's error queue again (after a drain, or after a
+ * failed arm: a later drain that finds timestamps tries once more, as epoll
+ * does). A stream whose poll cannot be armed is marked ERRQ_FAILED. */
+static void errq_rewatch(struct loop *l, struct loop_stream *s)
+{
+    if ((s->flags & (LOOP_STREAM_CLOSING | LOOP_STREAM_STAMP)) != LOOP_STREAM_STAMP ||
+        s->errq_op != NULL)
+        return;
+    if (arm_errq(l, s) < 0)
+        s->flags |= LOOP_STREAM_ERRQ_FAILED;
+    else
+        s->flags &= ~LOOP_STREAM_ERRQ_FAILED;
+}
+
+/* Whether the socket still reports POLLERR now that its error queue is
+ * empty: then it has failed (sk_err is set), and its recv, send or hang-up
+ * poll reports that. */
+static bool socket_failed(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = 0 };
+    return poll(&p, 1, 0) > 0 && (p.revents & POLLERR);
+}
+
 /* The error queue has entries, or the socket failed (POLLERR, POLLHUP). A
- * drain that finds no timestamp leaves the failure to the stream's recv,
- * send or hang-up poll, and the queue is no longer watched. */
+ * drain that finds nothing is not yet a failure: the hang-up poll, woken by
+ * the same timestamps and handled first in this batch of completions, may
+ * have drained the queue already. Only a socket that still shows POLLERR
+ * with an empty queue has failed: the failure is left to the stream's recv,
+ * send or hang-up poll, and the queue is no longer watched (a poll armed
+ * again would complete at once, forever). */
 static void on_errq(struct loop *l, struct uring_op *op, int res)
 {
     struct loop_stream *s = op->owner;
@@ -792,9 +819,8 @@ static void on_errq(struct loop *l, struct uring_op *op, int res)
     }
     if (!(s->flags & LOOP_STREAM_STAMP))
         return;
-    if (res == -ECANCELED || loop_drain_errqueue(l, s) > 0) {
-        if (!(s->flags & LOOP_STREAM_CLOSING) && arm_errq(l, s) < 0)
-            s->flags |= LOOP_STREAM_ERRQ_FAILED;
+    if (res == -ECANCELED || loop_drain_errqueue(l, s) > 0 || !socket_failed(s->fd)) {
+        errq_rewatch(l, s);
         return;
     }
     s->flags |= LOOP_STREAM_ERRQ_FAILED;
@@ -847,10 +873,16 @@ static void on_hup(struct loop *l, struct uring_op *op, int res)
         if (s->flags & LOOP_STREAM_WANT_HUP)
             uring_stream_hangup(l, s); /* turned off and on again meanwhile */
     } else if (res > 0 && (s->flags & LOOP_STREAM_STAMP) &&
-               (res & (POLLERR | POLLHUP | POLLRDHUP)) == POLLERR && loop_drain_errqueue(l, s) > 0) {
-        /* Timestamps in the error queue, not a hang-up: watch on. */
+               (res & (POLLERR | POLLHUP | POLLRDHUP)) == POLLERR &&
+               (loop_drain_errqueue(l, s) > 0 || !socket_failed(s->fd))) {
+        /* Timestamps in the error queue, not a hang-up (the error-queue
+         * poll, woken by the same ones, may have drained them first): watch
+         * on. A queue
+         * taken for failed (or whose poll could not be armed) is watched
+         * again: it works. */
         if (!(s->flags & LOOP_STREAM_CLOSING) && (s->flags & LOOP_STREAM_WANT_HUP))
             uring_stream_hangup(l, s);
+        errq_rewatch(l, s);
     } else if (s->flags & LOOP_STREAM_WANT_HUP) {
         s->flags &= ~LOOP_STREAM_WANT_HUP;
         s->on_hangup(s, res < 0 ? LOOP_ERR : from_poll(res) & (LOOP_HUP | LOOP_ERR), l->now);

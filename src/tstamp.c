@@ -115,6 +115,16 @@ static int kind_of(uint32_t ee_info, enum tstamp_tx *kind)
 /* One entry of the error queue comes as two control messages: the stamp
  * (SCM_TIMESTAMPING) and a struct sock_extended_err whose origin says it is
  * a stamp, ee_info which one and ee_data the byte number. */
+/* Room for one error-queue entry's control data. With OPT_TSONLY the entry
+ * carries no data, only control messages: the stamp (3 timespecs) and the
+ * extended error (with its offender address, for errors that are not
+ * stamps). The union aligns it for struct cmsghdr. */
+union tx_control {
+    char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
+             CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
+    struct cmsghdr align;
+};
+
 static bool parse_tx(struct msghdr *msg, struct tstamp_report *r)
 {
     uint64_t ns = 0;
@@ -137,16 +147,12 @@ static bool parse_tx(struct msghdr *msg, struct tstamp_report *r)
     return true;
 }
 
-int tstamp_read_tx_once(int fd, struct tstamp_report *r)
+/* One recvmsg(MSG_ERRQUEUE) and no more: 1 with *r filled, 0 when the queue
+ * is empty, -ENOMSG when the entry read was not a timestamp (it is gone), or
+ * -errno (-EINTR included: call again). */
+static int read_tx_once(int fd, struct tstamp_report *r)
 {
-    /* With OPT_TSONLY the entry carries no data, only control messages:
-     * the stamp (3 timespecs) and the extended error (with its offender
-     * address, for errors that are not stamps). */
-    union {
-        char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
-                 CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
-        struct cmsghdr align;
-    } ctl;
+    union tx_control ctl;
     struct msghdr msg = { .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
     if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
@@ -155,11 +161,7 @@ int tstamp_read_tx_once(int fd, struct tstamp_report *r)
 
 int tstamp_read_tx_batch(int fd, struct tstamp_report *r, unsigned *entries)
 {
-    union {
-        char buf[CMSG_SPACE(3 * sizeof(struct timespec)) +
-                 CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
-        struct cmsghdr align;
-    } ctl[TSTAMP_BATCH];
+    union tx_control ctl[TSTAMP_BATCH];
     struct mmsghdr msgs[TSTAMP_BATCH];
     memset(msgs, 0, sizeof msgs);
     for (unsigned i = 0; i < TSTAMP_BATCH; i++) {
@@ -180,21 +182,13 @@ int tstamp_read_tx_batch(int fd, struct tstamp_report *r, unsigned *entries)
 int tstamp_read_tx(int fd, struct tstamp_report *r)
 {
     for (;;) {
-        int rc = tstamp_read_tx_once(fd, r);
+        int rc = read_tx_once(fd, r);
         if (rc != -EINTR && rc != -ENOMSG)
             return rc;
     }
 }
 
 /* ---- matching ---------------------------------------------------------------------------- */
-
-/* Byte numbers wrap at 2^32: a is at or before b when b - a, taken as a
- * signed 32-bit distance, is not negative (serial number arithmetic,
- * RFC 1982), which holds while fewer than 2 GiB separate them. */
-static bool at_or_before(uint32_t a, uint32_t b)
-{
-    return (int32_t)(b - a) >= 0;
-}
 
 static void drop_first(struct tstamp_track *t, unsigned n)
 {
@@ -231,7 +225,7 @@ void tstamp_track_report(struct tstamp_track *t, const struct tstamp_report *r)
 {
     for (unsigned i = 0; i < t->npending; i++) {
         struct tstamp_pending *p = &t->pending[i];
-        if (at_or_before(p->key, r->key) && p->at_ns[r->kind] == 0)
+        if (tstamp_byte_at_or_before(p->key, r->key) && p->at_ns[r->kind] == 0)
             p->at_ns[r->kind] = r->ns;
     }
 }

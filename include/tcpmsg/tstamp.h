@@ -90,12 +90,6 @@ struct tstamp_report {
  * not timestamps (an ICMP error, say) are read and skipped. */
 int tstamp_read_tx(int fd, struct tstamp_report *r);
 
-/* One recvmsg(MSG_ERRQUEUE) and no more, for a caller that counts its
- * system calls: 1 with *r filled, 0 when the queue is empty, -ENOMSG when
- * the entry read was not a timestamp (it is gone), or -errno (-EINTR
- * included: call again). */
-int tstamp_read_tx_once(int fd, struct tstamp_report *r);
-
 /* Most entries tstamp_read_tx_batch reads in one call. */
 #define TSTAMP_BATCH 16
 
@@ -107,6 +101,15 @@ int tstamp_read_tx_once(int fd, struct tstamp_report *r);
 int tstamp_read_tx_batch(int fd, struct tstamp_report *r, unsigned *entries);
 
 /* ---- matching transmit timestamps to sampled messages ---------------------------------- */
+
+/* Byte numbers wrap at 2^32: a is at or before b when b - a, taken as a
+ * signed 32-bit distance, is not negative (serial number arithmetic,
+ * RFC 1982), which holds while fewer than 2 GiB separate them. Used by the
+ * server's tracker here and by the client's (src/client/stages.c). */
+static inline bool tstamp_byte_at_or_before(uint32_t a, uint32_t b)
+{
+    return (int32_t)(b - a) >= 0;
+}
 
 /* Samples in flight per connection: a sample stays here from the send of its
  * last byte until that byte is acknowledged (one round trip). With the

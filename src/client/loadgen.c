@@ -213,7 +213,7 @@ static void conn_drop(struct lg_thread *t, struct lg_conn *c, enum lg_error e)
 static void wrote(struct lg_conn *c, size_t n)
 {
     if (c->stamp_due && n > 0 &&
-        cstage_byte_at_or_before(c->stamp_key, c->sent_bytes + (uint32_t)n - 1))
+        tstamp_byte_at_or_before(c->stamp_key, c->sent_bytes + (uint32_t)n - 1))
         c->stamp_due = false;
     c->sent_bytes += (uint32_t)n;
     c->out_off += n;
@@ -408,7 +408,7 @@ static size_t echoed_report(const struct lg_thread *t, const uint8_t *p, size_t 
 {
     if (t->cfg->text || avail < FRAME_HEADER_SIZE || p[0] != FRAME_RTT_REPORT)
         return 0;
-    size_t n = FRAME_HEADER_SIZE + ((size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]);
+    size_t n = FRAME_HEADER_SIZE + frame_header_len(p);
     return avail >= n ? n : (size_t)-1;
 }
 

@@ -221,7 +221,7 @@ static int read_by(struct oneshot *os, void *buf, size_t n, uint64_t deadline_ns
 static int read_frame_body(struct oneshot *os, const uint8_t hdr[FRAME_HEADER_SIZE],
                            uint8_t **buf, size_t *len, uint64_t deadline_ns)
 {
-    *len = (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+    *len = frame_header_len(hdr);
     uint8_t *p = realloc(*buf, *len + 1);
     if (p == NULL) {
         fprintf(stderr, "tcpmsg: out of memory for a %zu-byte reply\n", *len);

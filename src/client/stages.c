@@ -74,7 +74,7 @@ void cstage_track_report(struct cstage_track *t, const struct tstamp_report *r)
         return;
     for (unsigned i = 0; i < t->npending; i++) {
         struct cstage_pending *p = &t->pending[i];
-        if (p->snd_ns == 0 && cstage_byte_at_or_before(p->key, r->key))
+        if (p->snd_ns == 0 && tstamp_byte_at_or_before(p->key, r->key))
             p->snd_ns = r->ns;
     }
 }

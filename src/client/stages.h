@@ -73,14 +73,6 @@ struct cstage_track {
     unsigned npending;
 };
 
-/* Byte numbers wrap at 2^32: a is at or before b when b - a, as a signed
- * 32-bit distance, is not negative (serial number arithmetic, RFC 1982, as
- * tstamp.c does), which holds while fewer than 2 GiB separate them. */
-static inline bool cstage_byte_at_or_before(uint32_t a, uint32_t b)
-{
-    return (int32_t)(b - a) >= 0;
-}
-
 /* Message seq, whose last byte is byte number key, was handed to the kernel
  * at handed_ns (0: not yet, see cstage_track_handed). false when
  * CSTAGE_PENDING samples already wait: the caller counts it as skipped. */

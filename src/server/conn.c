@@ -215,22 +215,27 @@ static void update_io(struct conn *c);
  *   rx_queue  the receive timestamp of the read that completed the message
  *             (the kernel's stamp of the last segment that read took bytes
  *             from) to the moment the server parses it;
- *   service   that read to the reply's last byte handed to the kernel;
- *   tx_sched, tx_send, tx_ack: from there to the qdisc, the device and the
- *             client's ACK (tstamp.h), for the write that carried it.
- * A sample that cannot be completed (no receive timestamp, timestamps lost)
- * is counted in tcpmsg_stage_samples_dropped_total instead.
+ *   service   from that moment to the start of the write that carries the
+ *             reply's last byte (stage_stamp_write);
+ *   tx_sched, tx_send, tx_ack: from that same clock reading to the qdisc,
+ *             the device and the client's ACK (tstamp.h).
+ * The stages nest: each begins where the one before it ended, so they add
+ * up to the message's time from the kernel's receive to the client's ACK.
+ * A sample that cannot be completed (timestamps lost, no memory) is counted
+ * in tcpmsg_stage_samples_dropped_total instead.
  * Reads ask for the receive timestamp only from STAGE_RX_WINDOW messages
  * before a sample on: the others need none, and an idle io_uring connection
- * then holds no recvmsg header. A read that brings more than that many
- * messages at once may complete its sample unstamped: given up. */
+ * then holds no recvmsg header. A read of more messages than that (small
+ * ones, deeply pipelined) may complete the sampled one unstamped: the sample
+ * then stays due, and the first message of the next read, which asks for the
+ * timestamp, is sampled instead (a bias towards the start of reads, never a
+ * lost sample). */
 #define STAGE_RX_WINDOW 256
 
 /* A sampled connection's samples in flight. */
 struct conn_stage {
-    uint64_t svc_since;    /* read (monotonic) of the oldest sampled message not yet
-                              answered to the kernel */
-    uint64_t svc_n;        /* sampled messages not yet answered to the kernel */
+    uint64_t svc_since;    /* tstamp_now_ns() when the oldest sampled message not yet
+                              handed to the tracker was parsed: its service began */
     uint64_t tx_end;       /* output byte number just past the last sampled reply; the
                               write that carries byte tx_end - 1 asks for timestamps */
     unsigned tx_n;         /* sampled replies up to tx_end not yet handed to track */
@@ -276,34 +281,51 @@ static void stage_want_rx(struct conn *c)
         loop_stream_stamp_reads(&c->s, c->stage_until <= STAGE_RX_WINDOW);
 }
 
-/* Whether the message just taken is sampled: one in N. */
-static inline bool stage_due(struct conn *c)
-{
-    if (c->stage_until == 0 || --c->stage_until != 0)
-        return false;
-    c->stage_until = cfg_of(c)->stage_sample;
-    return true;
-}
-
-/* A sampled message, completed by the read being served (read at now),
- * whose reply ends just before output byte number end. */
-static void stage_sampled(struct conn *c, uint64_t end, uint64_t now)
+/* A sampled message, completed by the read being served, whose reply ends
+ * just before output byte number end. false when the read has no receive
+ * timestamp (it was not asked for: a read of more than STAGE_RX_WINDOW
+ * messages; the kernel had not begun stamping; completed from what was
+ * buffered earlier): the caller keeps the sample due, for the next message. */
+static bool stage_sampled(struct conn *c, uint64_t end)
 {
     uint64_t rx = loop_stream_rx_ns(&c->s);
-    if (rx == 0 || (c->stage == NULL && (c->stage = calloc(1, sizeof *c->stage)) == NULL)) {
-        /* No receive timestamp (completed from what was buffered earlier, the
-         * kernel had not begun stamping, or a read of more than
-         * STAGE_RX_WINDOW messages), or no memory for the samples. */
-        counter_add(&stats_of(c)->stage_dropped, 1);
-        return;
+    if (rx == 0)
+        return false;
+    if (c->stage == NULL && (c->stage = calloc(1, sizeof *c->stage)) == NULL) {
+        counter_add(&stats_of(c)->stage_dropped, 1); /* no memory for the samples */
+        return true;
     }
+    /* One clock reading ends rx_queue and begins service. */
     uint64_t app = tstamp_now_ns();
     stage_record(c, STAGE_rx_queue, app > rx ? app - rx : 0, 1);
     struct conn_stage *st = c->stage;
-    if (st->svc_n++ == 0)
-        st->svc_since = now;
+    if (st->tx_n++ == 0)
+        st->svc_since = app;
     st->tx_end = end;
-    st->tx_n++;
+    return true;
+}
+
+/* The message just taken, whose reply ends before output byte number end,
+ * is due for a sample (*until reached 0): sample it, or keep the sample due
+ * when its read has no receive timestamp. The schedule stays one in N of
+ * the messages: the next sample is due N after the one that was due, not
+ * after the late one taken, and samples owed (a read of several N messages
+ * without a timestamp) are taken from the next messages, one each. *until
+ * and *late are the caller's (c->stage_until and c->stage_late, or locals
+ * standing for them). */
+static void stage_take(struct conn *c, unsigned *until, unsigned *late, uint64_t end)
+{
+    unsigned every = cfg_of(c)->stage_sample;
+    if (!stage_sampled(c, end)) {
+        *until = 1;
+        ++*late;
+    } else if (*late < every) {
+        *until = every - *late;
+        *late = 0;
+    } else {
+        *until = 1;
+        *late -= every - 1; /* the next message is that much past the next due one */
+    }
 }
 
 /* The output byte number of the next byte queued: what was written, then
@@ -316,7 +338,11 @@ static uint64_t stage_out_pos(const struct conn *c)
 /* Whether a write of total bytes from the next unwritten byte on carries the
  * last sampled reply's last byte: then it asks for timestamps, and the
  * samples it completes are handed to the tracker (once: a partial write is
- * followed by another stamped one, for the same byte). */
+ * followed by another stamped one, for the same byte). One clock reading ends
+ * their service and begins their tx_sched, so the two nest: on epoll the
+ * write is made just after, on io_uring it is submitted with the loop's next
+ * wait, and a partial write's rest follows once the socket has room; both
+ * waits are tx_sched's (the kernel stamps SCHED when the last byte goes). */
 static bool stage_stamp_write(struct conn *c, size_t total)
 {
     struct conn_stage *st = c->stage;
@@ -324,7 +350,9 @@ static bool stage_stamp_write(struct conn *c, size_t total)
     if (st == NULL || st->tx_end <= start || st->tx_end > start + total)
         return false;
     if (st->tx_n > 0) {
-        tstamp_track_sent_n(&st->track, (uint32_t)(st->tx_end - 1), tstamp_now_ns(), st->tx_n);
+        uint64_t handed = tstamp_now_ns();
+        stage_record(c, STAGE_service, handed > st->svc_since ? handed - st->svc_since : 0, st->tx_n);
+        tstamp_track_sent_n(&st->track, (uint32_t)(st->tx_end - 1), handed, st->tx_n);
         st->tx_n = 0;
         stage_count_dropped(c);
     }
@@ -348,21 +376,9 @@ static void on_errqueue(struct loop_stream *s, const struct tstamp_report *r, ui
     stage_count_dropped(c);
 }
 
-/* The reply of every message received so far has reached the kernel, at
- * done: the sampled ones' service ends. */
-static void stage_answered(struct conn *c, uint64_t done)
-{
-    struct conn_stage *st = c->stage;
-    if (st == NULL || st->svc_n == 0)
-        return;
-    stage_record(c, STAGE_service, done - st->svc_since, st->svc_n);
-    st->svc_n = 0;
-}
-
 /* Closing: the samples still waiting for a stage are given up, and their
- * state goes (no callback of the stream follows a close). A sample still
- * waiting for its service is waiting for its transmit stages too (its reply
- * has not all reached the kernel): counted there, once. */
+ * state goes (no callback of the stream follows a close). A sample whose
+ * reply was not handed to the kernel (tx_n) is counted once. */
 static void stage_abandon(struct conn *c)
 {
     struct conn_stage *st = c->stage;
@@ -830,8 +846,8 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
     size_t same_len = SIZE_MAX;
     uint64_t msgs = 0, same_from = 0;
     uint64_t out_pos = stage_out_pos(c) - run; /* output byte number of buf[0]'s echo */
-    /* stage_due() in a local: messages to the next sample, 0 when off. */
-    unsigned until = c->stage_until, every = cfg->stage_sample;
+    /* The countdown to the next sample in a local: 0 when off. */
+    unsigned until = c->stage_until, late = c->stage_late;
     while (stop - pos >= FRAME_HEADER_SIZE) {
         uint32_t h = frame_header_load(buf + pos);
         size_t plen = h & FRAME_LEN_MASK;
@@ -845,12 +861,11 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
         }
         msgs++;
         pos += FRAME_HEADER_SIZE + plen;
-        if (until != 0 && --until == 0) {
-            until = every;
-            stage_sampled(c, out_pos + pos, now);
-        }
+        if (until != 0 && --until == 0)
+            stage_take(c, &until, &late, out_pos + pos);
     }
     c->stage_until = until;
+    c->stage_late = late;
     if (msgs == 0)
         return pos;
     hist_record_n(&st->msg_bytes, same_len, msgs - same_from);
@@ -917,8 +932,9 @@ static size_t process_input(struct conn *c, const uint8_t *buf, size_t len, uint
         pos += (size_t)rc;
         /* A data frame's echo ends with the run's output so far; a text
          * reply was queued last. */
-        if (stage_due(c))
-            stage_sampled(c, stage_out_pos(c) + (framed ? pos - run : 0), now);
+        if (c->stage_until != 0 && --c->stage_until == 0)
+            stage_take(c, &c->stage_until, &c->stage_late,
+                       stage_out_pos(c) + (framed ? pos - run : 0));
         if (!framed)
             run = pos; /* text replies are already queued */
     }
@@ -997,7 +1013,6 @@ static void written(struct conn *c, ssize_t w, uint64_t now)
         struct server_stats *st = stats_of(c);
         uint64_t done = net_now_ns();
         hist_record_n(&st->service_ns, done - c->unsent_since_ns, c->unsent_msgs);
-        stage_answered(c, done);
         counter_add(&st->msgs_out[stats_mode(c)], c->unsent_msgs);
         counter_add(&c->pub.msgs_out, c->unsent_msgs);
         c->unsent_msgs = 0;

@@ -108,6 +108,7 @@ struct conn {
     /* Stage timestamps (--stage-sample N): one message in N is sampled
      * (conn.c, "stage timestamps"). */
     unsigned stage_until;     /* messages until the next sample (1: the next one); 0: off */
+    unsigned stage_late;      /* messages taken since the sample due was, unstamped */
     struct conn_stage *stage; /* the samples in flight: made at the first sample, so an
                                  idle connection that was never sampled holds none */
 

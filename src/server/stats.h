@@ -151,9 +151,9 @@ enum syscall_op {
     X(wakeups, , "tcpmsg_loop_wakeups_total", "", NULL, NO_LABEL,                            \
       "Event loop iterations that handled at least one event or timer")                       \
     X(stage_dropped, , "tcpmsg_stage_samples_dropped_total", "", NULL, NO_LABEL,           \
-      "Stage samples given up (--stage-sample): no receive timestamp, or transmit "          \
-      "timestamps lost (more samples in flight than a connection tracks, the error queue "   \
-      "full, the connection closed before the ACK)")                                         \
+      "Stage samples given up (--stage-sample): transmit timestamps lost (more samples in "  \
+      "flight than a connection tracks, the error queue full, the connection closed before " \
+      "the ACK), or no memory for them")                                                     \
     X(tcp_retrans, , "tcpmsg_tcp_retransmits_total", "", NULL, NO_LABEL,                     \
       "Segments the kernel's TCP retransmitted on client connections (TCP_INFO, read "        \
       "once a second and at close)")                                                         \

@@ -7,8 +7,10 @@
 # messages: the more the client sends, the longer the wait from a reply
 # leaving the server's device (SND) to its ACK. The median tx_ack of a load
 # that fills the queue must be at least 10 times that of one message at a
-# time. A ratio, not a time: the machine may be slow, the queue is not.
-# Skips (exit 77) where this user may not create namespaces.
+# time. A ratio, not a time: the machine may be slow, the queue is not
+# (measured: about 15 us against about 100 ms, a ratio near 7000).
+# Every wait is bounded, the whole test by about 100 s (ctest's TIMEOUT is
+# 120). Skips (exit 77) where this user may not create namespaces.
 # usage: tcp_stages_netns.sh TCPMSGD TCPMSG [IO]
 set -euo pipefail
 tcpmsgd=$1 tcpmsg=$2 io=${3:-epoll}
@@ -37,9 +39,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The client's namespace: a process that only holds it.
+# The client's namespace: a process that only holds it, for longer than
+# the whole test may last, killed by cleanup, or by the kernel if this
+# script dies first (killed at ctest's timeout: no trap runs then).
 ip link set lo up
-unshare -n sleep 120 </dev/null >/dev/null 2>&1 &
+setpriv --pdeathsig KILL unshare -n sleep 600 </dev/null >/dev/null 2>&1 &
 peer=$!
 own=$(readlink /proc/self/ns/net)
 for _ in $(seq 250); do
@@ -81,12 +85,13 @@ stop_server() {
     server=''
 }
 
-# GET path from the HTTP endpoint (127.0.0.1 in the server's namespace).
+# GET path from the HTTP endpoint (127.0.0.1 in the server's namespace),
+# in at most 5 s: a stuck endpoint gives an empty answer, not a hung test.
 get() {
-    exec 5<>"/dev/tcp/127.0.0.1/$http"
-    printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$1" >&5
-    sed '1,/^\r$/d' <&5
-    exec 5<&-
+    timeout 5 bash -c '
+        exec 5<>"/dev/tcp/127.0.0.1/$1"
+        printf "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" "$2" >&5
+        sed "1,/^\r$/d" <&5' get "$http" "$1" || true
 }
 # A field of the JSON histogram of stage $1 (its fields come before its
 # buckets, so the text up to the first "}" holds them).
@@ -97,13 +102,14 @@ stage_field() {
 # Run a load ($@: bench options) and print the median tx_ack in seconds.
 tx_ack_p50() {
     start_server
-    in_peer "$tcpmsg" bench --io "$io" "$@" "192.0.2.1:$port" >"$work/bench.out" 2>&1 ||
+    in_peer timeout 20 "$tcpmsg" bench --io "$io" "$@" "192.0.2.1:$port" >"$work/bench.out" 2>&1 ||
         { cat "$work/bench.out" >&2; fail "bench $* failed"; }
-    local count='' prev=-1
-    # The last ACKs come after the last replies: wait until the count holds.
-    for _ in $(seq 50); do
+    local count='' prev=-1 until=$((SECONDS + 10))
+    # The last ACKs come after the last replies: wait until the count holds
+    # (10 s at most, whatever each request takes).
+    while [ "$SECONDS" -lt "$until" ]; do
         count=$(stage_field tx_ack count)
-        [ "$count" = "$prev" ] && break
+        [ -n "$count" ] && [ "$count" = "$prev" ] && break
         prev=$count
         sleep 0.1
     done

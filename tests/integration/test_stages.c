@@ -216,6 +216,98 @@ static void test_partial_writes(void **state)
     it_server_free(s);
 }
 
+/* Regression: reads asked for receive timestamps only from STAGE_RX_WINDOW
+ * (256) messages before a sample, and one read of a deep pipeline of tiny
+ * frames carries thousands: the sample it completed had no timestamp and
+ * was given up (297 of 400 with 1-byte messages at depth 2048). A sample
+ * that falls in such a read stays due, and the next stamped read takes it
+ * (and any others owed): one in N is still exactly one in N once PIPE_TAIL
+ * single messages have followed, and none is given up for want of a
+ * receive timestamp. */
+#define PIPE_MSGS 40000
+#define PIPE_EVERY 1000
+#define PIPE_TAIL 50 /* more than a read of the pipeline holds samples (13 at 64 KiB) */
+static void test_deep_pipeline_keeps_samples(void **state)
+{
+    (void)state;
+    const char *args[] = { "--stage-sample", "1000", NULL };
+    IT_START(s, args, 0);
+    int fd = it_must_connect(s->port);
+    size_t n = (size_t)PIPE_MSGS * (FRAME_HEADER_SIZE + 1);
+    uint8_t *buf = malloc(n), *back = malloc(n);
+    IT_CHECK(buf != NULL && back != NULL);
+    for (size_t i = 0; i < PIPE_MSGS; i++)
+        memcpy(buf + i * (FRAME_HEADER_SIZE + 1), (const uint8_t[]){ FRAME_DATA, 0, 0, 1, 'x' },
+               FRAME_HEADER_SIZE + 1);
+    /* Sent whole before anything is read back: the server's reads are
+     * large (the echoes fit in the socket buffers). */
+    IT_CHECK(it_send_all(fd, buf, n, T) == 0);
+    IT_CHECK(it_recv_exact(fd, back, n, T) == 0);
+    IT_CHECK(memcmp(back, buf, n) == 0);
+    /* Samples still due are taken by these single messages, stamped. */
+    for (int i = 0; i < PIPE_TAIL; i++)
+        IT_CHECK(it_roundtrip(fd, MSG, strlen(MSG), T) == 0);
+    long long samples = (PIPE_MSGS + PIPE_TAIL) / PIPE_EVERY;
+    json_decref(it_wait_metric(s, "histograms.stage_seconds.service.count", samples));
+    /* Each sample then either completes its transmit stages or is given up
+     * there (its stamps lost), once: the receive side gives up none. */
+    json_t *doc = NULL;
+    long long acked = 0, dropped = 0;
+    for (int k = 0; k < 500 && acked + dropped != samples; k++) {
+        json_decref(doc);
+        it_sleep_ms(10);
+        doc = it_must_get_json(s->http_port, "/metrics");
+        acked = stage_count(doc, "tx_ack");
+        dropped = it_json_int(doc, "counters.stage_samples_dropped_total");
+    }
+    print_message("%lld samples of %d messages, 1 in %d; %lld acked, %lld given up\n",
+                  stage_count(doc, "rx_queue"), PIPE_MSGS + PIPE_TAIL, PIPE_EVERY, acked, dropped);
+    IT_CHECK(stage_count(doc, "rx_queue") == samples);
+    IT_CHECK(stage_count(doc, "service") == samples);
+    IT_CHECK(acked + dropped == samples);
+    IT_CHECK(stage_count(doc, "tx_sched") == acked && stage_count(doc, "tx_send") == acked);
+    json_decref(doc);
+    free(buf);
+    free(back);
+    close(fd);
+    it_server_free(s);
+}
+
+/* The stages nest: a sampled reply the client does not read for STOP_MS
+ * (6 MiB, through a small receive buffer) waits in the socket's send path,
+ * and that wait is counted once: in tx_sched (the write carrying its last
+ * byte began, the kernel took that byte later), in service (that write
+ * began later), or split between them, never in both. Regression: service
+ * ended when the last write returned, tx_sched began when the first stamped
+ * one was made. */
+static void test_stages_nest(void **state)
+{
+    (void)state;
+    const char *args[] = { "--stage-sample", "1", "--max-payload", "8MiB", NULL };
+    IT_START(s, args, 0);
+    int fd = it_connect_rcvbuf(s->port, 64 * 1024);
+    IT_CHECK(fd >= 0);
+    size_t len = 6u << 20;
+    char *big = malloc(len), *back = malloc(len);
+    IT_CHECK(big != NULL && back != NULL);
+    memset(big, 'n', len);
+    IT_CHECK(it_send_frame(fd, FRAME_DATA, big, len, T) == 0);
+    it_sleep_ms(STOP_MS);
+    uint8_t type;
+    IT_CHECK(it_recv_frame(fd, &type, back, len, T) == (ssize_t)len);
+    json_t *doc = wait_stages(s, 1);
+    double svc = stage_num(doc, "service", "max"), sched = stage_num(doc, "tx_sched", "max");
+    print_message("service %g s, tx_sched %g s\n", svc, sched);
+    double wait = (STOP_MS - 10) / 1e3;
+    IT_CHECK(svc + sched >= wait);              /* the wait is in them */
+    IT_CHECK(!(svc >= wait && sched >= wait)); /* once, not in both */
+    json_decref(doc);
+    free(big);
+    free(back);
+    close(fd);
+    it_server_free(s);
+}
+
 /* One message in 3 per connection: 30 messages on each of two connections
  * are 20 samples, whatever the interleaving. */
 static void test_one_in_n(void **state)
@@ -338,6 +430,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sigstop_rx_queue),
         cmocka_unit_test(test_every_message_counted),
         cmocka_unit_test(test_partial_writes),
+        cmocka_unit_test(test_deep_pipeline_keeps_samples),
+        cmocka_unit_test(test_stages_nest),
         cmocka_unit_test(test_one_in_n),
         cmocka_unit_test(test_off_no_timestamping),
     };

@@ -135,9 +135,9 @@ static void test_track_handed_once(void **state)
     assert_int_equal(handed, 500);
     assert_true(cstage_track_take(&t, 4, &handed, &snd));
     assert_int_equal(handed, 700);
-    assert_true(cstage_byte_at_or_before(UINT32_MAX, 0));
-    assert_false(cstage_byte_at_or_before(0, UINT32_MAX));
-    assert_true(cstage_byte_at_or_before(5, 5));
+    assert_true(tstamp_byte_at_or_before(UINT32_MAX, 0));
+    assert_false(tstamp_byte_at_or_before(0, UINT32_MAX));
+    assert_true(tstamp_byte_at_or_before(5, 5));
 }
 
 /* Byte numbers wrap at 2^32: a stamp just past the wrap is after a sample

@@ -10,9 +10,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <linux/filter.h>
+#include <netinet/in.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1247,6 +1250,41 @@ static void test_stamping_off_costs_nothing(void **state)
     close(c);
 }
 
+/* Regression: with the hang-up watched as well, a stamped write wakes both
+ * polls of io_uring's stream, and the hang-up poll's drain could empty the
+ * error queue before the error-queue poll's completion was handled: that one
+ * found nothing and took the healthy socket for failed, never watching its
+ * queue again. Each stamped write's timestamps must keep coming, with the
+ * hang-up watch on and once it is off. */
+static void test_errqueue_watched_after_hangup_drain(void **state)
+{
+    struct loop *l = loop_of(state);
+    struct server srv = { 0 };
+    struct peer p;
+    int c = connect_pair(l, &srv, &p);
+    assert_int_equal(loop_stream_stamp(l, &p.s, true), 0);
+    assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
+    uint8_t msg[32] = { 1 }, back[32];
+    struct iovec iov = { msg, sizeof msg };
+    for (int r = 0; r < 6; r++) {
+        if (r == 3) /* from now on only the error-queue poll reads the stamps */
+            assert_int_equal(loop_stream_watch_hangup(l, &p.s, false), 0);
+        ssize_t w = loop_stream_write_stamped(l, &p.s, &iov, 1);
+        assert_true(w == (ssize_t)sizeof msg || w == -EINPROGRESS);
+        for (int k = 0; k < 100 && w == -EINPROGRESS && p.writes_done < (size_t)r + 1; k++)
+            assert_int_equal(loop_run_once(l, 10), 0);
+        assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+        run_until_acked(l, &p, (size_t)r + 1);
+        assert_int_equal(p.reports[TSTAMP_ACK], r + 1);
+        assert_int_equal(p.reports[TSTAMP_SCHED], r + 1);
+        assert_int_equal(p.reports[TSTAMP_SND], r + 1);
+    }
+    assert_int_equal(p.hangups, 0);
+    peer_close(l, &p);
+    server_stop(l, &srv);
+    close(c);
+}
+
 /* Echo one small message from the client's end c and wait for it back. */
 static void echo_one(struct loop *l, struct peer *p, int c)
 {
@@ -1568,6 +1606,81 @@ static void test_epoll_write_with_registration_refused(void **state)
     assert_int_equal(in_child(write_with_registration_refused), 0);
 }
 
+/* A loopback TCP connection made without a loop: *a the accepted end
+ * (non-blocking), *c the client's. 0 or -1. */
+static int tcp_pair_plain(int *a, int *c)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sin;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(lfd, 1) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&sin, &len) < 0)
+        return -1;
+    *c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*c < 0 || connect(*c, (struct sockaddr *)&sin, sizeof sin) < 0)
+        return -1;
+    *a = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    close(lfd);
+    return *a < 0 ? -1 : 0;
+}
+
+static void count_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
+{
+    (void)data, (void)now;
+    *(ssize_t *)s->data += n;
+}
+
+/* A reading stream whose stamping cannot be turned on (epoll_ctl's
+ * EPOLL_CTL_MOD refused, as when the kernel is out of memory): it reads on,
+ * with read, not recvmsg. 0, or which step went wrong. */
+static int read_after_stamp_refused(void)
+{
+    int a, c;
+    struct loop_options opt = { .backend = LOOP_EPOLL };
+    struct loop *l;
+    if (tcp_pair_plain(&a, &c) < 0 || loop_new(&l, &opt, NULL) < 0)
+        return 1;
+    ssize_t got = 0;
+    struct loop_stream s = { .on_read = count_read, .on_write = NULL, .data = &got };
+    if (loop_stream_start(l, &s, a) < 0 || loop_stream_read(l, &s, SIZE_MAX) < 0)
+        return 2;
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_epoll_ctl, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, EPOLL_CTL_MOD, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOMEM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof filter / sizeof filter[0], .filter = filter };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return 3;
+    if (loop_stream_stamp(l, &s, true) != -ENOMEM || loop_stream_stamped(&s) || tstamp_enabled(a))
+        return 4;
+    uint8_t msg[8] = { 0 };
+    if (write(c, msg, sizeof msg) != sizeof msg)
+        return 5;
+    for (int k = 0; k < 100 && got < (ssize_t)sizeof msg; k++)
+        if (loop_run_once(l, 10) < 0)
+            return 6;
+    if (got != sizeof msg)
+        return 7;
+    if (loop_syscalls(l, LOOP_SYS_RECVMSG) != 0 || loop_syscalls(l, LOOP_SYS_READ) != 1)
+        return 8; /* before the fix: reads stayed recvmsg */
+    return 0;
+}
+
+/* Regression: a failed loop_stream_stamp(on) cleared the stamping but not
+ * the receive timestamps of reads, which stayed recvmsg for good. */
+static void test_stamp_refused_reads_plainly(void **state)
+{
+    struct loop *l = loop_of(state);
+    if (is_uring(l))
+        return; /* epoll's registration only */
+    assert_int_equal(in_child(read_after_stamp_refused), 0);
+}
+
 /* io_uring refuses every submission with EBUSY (a seccomp filter on
  * io_uring_enter with entries to submit; waiting alone is let through). A
  * ring of 4 entries gets 10 watches: the queue fills. 0 when each wakeup
@@ -1672,6 +1785,8 @@ int main(void)
         BOTH(test_stamped_echo_timestamps),
         BOTH(test_stamping_off_costs_nothing),
         BOTH(test_stamps_are_not_failures),
+        BOTH(test_stamp_refused_reads_plainly),
+        BOTH(test_errqueue_watched_after_hangup_drain),
         BOTH(test_stamp_reads_on_demand),
         BOTH(test_free_closes_the_streams_it_holds),
         BOTH(test_many_streams_on_a_tiny_ring),
