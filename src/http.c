@@ -638,10 +638,11 @@ static void renew_spare(struct http_server *h)
 
 /* Out of descriptors (or memory): the listener stays readable, so retrying
  * at once would spin. Use the spare descriptor to take one waiting client
- * and tell it why (libuv's EMFILE trick), then pause accepting. The answered
- * socket keeps the slot as the next spare: closing it and reopening
- * /dev/null would leave a moment in which a worker's accept takes the
- * descriptor, and the endpoint would have no spare left. */
+ * and tell it why (libuv's EMFILE trick), then pause accepting. The spare
+ * is freed and taken again with the workers' accepts held off (epoll), and
+ * the answered socket keeps the slot as the next spare: closing it and
+ * reopening /dev/null would leave a moment in which a worker's accept takes
+ * the descriptor, and the endpoint would have no spare left. */
 static void out_of_descriptors(struct http_server *h, int e, uint64_t now)
 {
     LOG_RATELIMITED(LOG_WARN, "http accept failed, pausing accepts", LF_S("error", strerror(e)),
@@ -649,10 +650,9 @@ static void out_of_descriptors(struct http_server *h, int e, uint64_t now)
     int fd = -1;
     struct sockaddr_storage peer;
     if (h->spare_fd >= 0) {
-        close(h->spare_fd);
-        h->spare_fd = -1;
         socklen_t len = sizeof peer;
-        fd = accept4(h->listen_fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+        fd = net_accept_into_freed(&h->spare_fd, h->listen_fd, (struct sockaddr *)&peer, &len,
+                                   SOCK_CLOEXEC);
     }
     if (fd >= 0) {
         answer_refusal(h, fd, &peer, HTTP_REJECT_NO_FDS); /* counts it */

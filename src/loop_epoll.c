@@ -153,7 +153,7 @@ static void on_acceptable(struct loop *l, struct loop_acceptor *a)
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         loop_count(l, LOOP_SYS_ACCEPT4);
-        int fd = accept4(a->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = net_accept4(a->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             a->cb(a, fd, (struct sockaddr *)&ss, len, l->now);
             continue;

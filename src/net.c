@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,4 +313,45 @@ int net_read_full(int fd, void *buf, size_t n, int timeout_ms)
         n -= (size_t)r;
     }
     return 0;
+}
+
+/* Shared by every accept, exclusive while a slot is freed and taken again.
+ * Writers first: a flood of accepts must not hold off the one taking its
+ * freed slot. */
+static pthread_rwlock_t accept_gate;
+static pthread_once_t accept_gate_once = PTHREAD_ONCE_INIT;
+
+static void accept_gate_init(void)
+{
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&accept_gate, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
+int net_accept4(int listen_fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    pthread_once(&accept_gate_once, accept_gate_init);
+    pthread_rwlock_rdlock(&accept_gate);
+    int fd = accept4(listen_fd, addr, len, flags);
+    int e = errno;
+    pthread_rwlock_unlock(&accept_gate);
+    errno = e;
+    return fd;
+}
+
+int net_accept_into_freed(int *spare, int listen_fd, struct sockaddr *addr, socklen_t *len,
+                          int flags)
+{
+    pthread_once(&accept_gate_once, accept_gate_init);
+    pthread_rwlock_wrlock(&accept_gate);
+    if (*spare >= 0)
+        close(*spare);
+    *spare = -1;
+    int fd = accept4(listen_fd, addr, len, flags);
+    int e = errno;
+    pthread_rwlock_unlock(&accept_gate);
+    errno = e;
+    return fd;
 }

@@ -65,6 +65,21 @@ ssize_t net_writev(int fd, const struct iovec *iov, int iovcnt);
 int net_write_all(int fd, const void *buf, size_t n, int timeout_ms);
 int net_read_full(int fd, void *buf, size_t n, int timeout_ms);
 
+/* accept4() on listen_fd that keeps out of a descriptor slot another thread
+ * is freeing for itself (net_accept_into_freed). The kernel gives every new
+ * descriptor the lowest free number, whichever thread asks: out of
+ * descriptors, a slot freed to take one client would otherwise go to
+ * whichever accept ran first. Each call takes a shared lock, per accept,
+ * not per message. Returns the descriptor or -1 with errno, as accept4. */
+int net_accept4(int listen_fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/* Close *spare (a descriptor held in reserve) and accept one client into
+ * the freed slot, with every net_accept4 of the process held off meanwhile,
+ * so no other thread takes it. *spare is -1 afterwards. Returns the
+ * descriptor or -1 with errno, as accept4. */
+int net_accept_into_freed(int *spare, int listen_fd, struct sockaddr *addr, socklen_t *len,
+                          int flags);
+
 /* Monotonic clock in nanoseconds. */
 static inline uint64_t net_now_ns(void)
 {
