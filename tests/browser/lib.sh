@@ -160,6 +160,21 @@ num_gt() {
     awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 > b + 0) }'
 }
 
+# check DESCRIPTION COMMAND...: run one check of the page, print "ok" or
+# "not ok" with its description, and count failures in $errors, so a test
+# reports every failed check before it fails, not only the first.
+errors=0
+check() {
+    local what=$1
+    shift
+    if "$@"; then
+        echo "ok - $what"
+    else
+        echo "not ok - $what" >&2
+        errors=$((errors + 1))
+    fi
+}
+
 # save_dom NAME FILE: keep the dumped DOM as an artefact, for post-mortems.
 save_dom() {
     cp "$2" "$ARTIFACTS/$1.dom.html" 2>/dev/null || true
