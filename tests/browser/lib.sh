@@ -189,12 +189,12 @@ show_failure_context() {
 }
 
 # wait_page_refreshes N: wait (bounded, 30 s) until the server has answered
-# the page's first 3 requests (page, style, script) and N refreshes of 2
+# the page's first 4 requests (page, style, two scripts) and N refreshes of 2
 # requests each. Counted from the server's http_responses_total, minus the
 # responses to these polls themselves (one each, counted after it is read).
 # Meant for a background watcher while chromium runs; false on timeout.
 wait_page_refreshes() {
-    local want=$((3 + 2 * $1)) mine=0 served
+    local want=$((4 + 2 * $1)) mine=0 served
     while [ $mine -lt 600 ]; do
         served=$(http_get /metrics | json_sum http_responses_total)
         if [ -n "$served" ] && [ $((${served%.*} - mine)) -ge $want ]; then
