@@ -21,7 +21,7 @@ target_compile_definitions(tcpmsg_core PRIVATE
 
 install(TARGETS tcpmsgd tcpmsg tcpmsg-transports RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-install(FILES web/index.html web/app.js web/style.css web/probe.html web/probe.js
+install(FILES web/index.html web/app.js web/style.css web/probe.html web/probe.js web/fetch.js
         DESTINATION ${CMAKE_INSTALL_DATADIR}/tcpmsg/web)
 
 install(FILES dashboards/README.md dashboards/grafana-tcpmsg.json

@@ -128,29 +128,8 @@ function sum(obj) {
 
 // ---------------------------------------------------------------- fetching
 
-/* GET a JSON document, failing after TIMEOUT_MS: a server that accepts the
- * connection but never answers (stopped with SIGSTOP, overloaded) must show
- * as "not answering", not leave the page waiting forever. */
-async function fetchJSON(url) {
-  const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
-  try {
-    const r = await fetch(url, {
-      signal: ctl.signal,
-      cache: 'no-store',
-      headers: { Accept: 'application/json' },
-    });
-    if (!r.ok) throw new Error(`HTTP ${r.status} from ${url}`);
-    return await r.json();
-  } catch (err) {
-    if (err.name === 'AbortError') throw new Error(`no answer within ${TIMEOUT_MS / 1000} s`);
-    // fetch reports a refused or reset connection as a bare TypeError.
-    if (err instanceof TypeError) throw new Error('cannot connect');
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/* GET a JSON document within TIMEOUT_MS (fetch.js). */
+const fetchJSON = (url) => tcpmsgFetchJSON(url, TIMEOUT_MS);
 
 function connsURL() {
   return `${CONNS_URL}?limit=${CONN_LIMIT}&sort=${encodeURIComponent(state.sort)}`;

@@ -75,21 +75,8 @@ function labelsText(labels) {
 
 // --------------------------------------------------------------- poll loop
 
-async function fetchJSON(url) {
-  const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
-  try {
-    const r = await fetch(url, { signal: ctl.signal, cache: 'no-store' });
-    if (!r.ok) throw new Error(`HTTP ${r.status} from ${url}`);
-    return await r.json();
-  } catch (err) {
-    if (err.name === 'AbortError') throw new Error(`no answer within ${TIMEOUT_MS / 1000} s`);
-    if (err instanceof TypeError) throw new Error('cannot connect');
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/* GET a JSON document within TIMEOUT_MS (fetch.js). */
+const fetchJSON = (url) => tcpmsgFetchJSON(url, TIMEOUT_MS);
 
 /* The next poll is scheduled when this one has finished, so polls never
  * pile up on a slow probe. */

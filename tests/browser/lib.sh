@@ -160,6 +160,21 @@ num_gt() {
     awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 > b + 0) }'
 }
 
+# check DESCRIPTION COMMAND...: run one check of the page, print "ok" or
+# "not ok" with its description, and count failures in $errors, so a test
+# reports every failed check before it fails, not only the first.
+errors=0
+check() {
+    local what=$1
+    shift
+    if "$@"; then
+        echo "ok - $what"
+    else
+        echo "not ok - $what" >&2
+        errors=$((errors + 1))
+    fi
+}
+
 # save_dom NAME FILE: keep the dumped DOM as an artefact, for post-mortems.
 save_dom() {
     cp "$2" "$ARTIFACTS/$1.dom.html" 2>/dev/null || true
@@ -174,12 +189,12 @@ show_failure_context() {
 }
 
 # wait_page_refreshes N: wait (bounded, 30 s) until the server has answered
-# the page's first 3 requests (page, style, script) and N refreshes of 2
+# the page's first 4 requests (page, style, two scripts) and N refreshes of 2
 # requests each. Counted from the server's http_responses_total, minus the
 # responses to these polls themselves (one each, counted after it is read).
 # Meant for a background watcher while chromium runs; false on timeout.
 wait_page_refreshes() {
-    local want=$((3 + 2 * $1)) mine=0 served
+    local want=$((4 + 2 * $1)) mine=0 served
     while [ $mine -lt 600 ]; do
         served=$(http_get /metrics | json_sum http_responses_total)
         if [ -n "$served" ] && [ $((${served%.*} - mine)) -ge $want ]; then

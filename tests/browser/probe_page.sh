@@ -49,18 +49,6 @@ until targets=$(http_get /api/targets) &&
     sleep 0.1
 done
 
-errors=0
-check() { # check DESCRIPTION COMMAND...: count and report a failed check
-    local what=$1
-    shift
-    if "$@"; then
-        echo "ok - $what"
-    else
-        echo "not ok - $what" >&2
-        errors=$((errors + 1))
-    fi
-}
-
 # render NAME: the page after 4 polls, flattened into $dom.
 render() {
     chromium_run 60 --virtual-time-budget=4000 --dump-dom "$(page_url)" >"$TMP/$1.html" ||

@@ -42,12 +42,6 @@ banner=$(dom_tag "$dom" banner-offline)
 uptime=$(dom_text "$dom" server-uptime)
 note "state=$state refreshes=$updated failed=$failed uptime=$uptime banner: $banner"
 
-errors=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "ok - $what"; else echo "not ok - $what" >&2; errors=$((errors + 1)); fi
-}
 check "the outage was seen (data-failed=$failed)" num_gt "$failed" 0
 check "the page is live again (data-state=$state)" [ "$state" = live ]
 check "the offline banner is hidden again" grep -q ' hidden' <<<"$banner"

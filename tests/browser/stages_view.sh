@@ -15,18 +15,6 @@ set -u
 . "$(dirname "$0")/lib.sh" || { echo "FAIL: cannot load lib.sh" >&2; exit 1; }
 browser_setup "$@"
 
-errors=0
-check() { # check DESCRIPTION COMMAND...: count and report a failed check
-    local what=$1
-    shift
-    if "$@"; then
-        echo "ok - $what"
-    else
-        echo "not ok - $what" >&2
-        errors=$((errors + 1))
-    fi
-}
-
 not() { ! "$@"; }
 
 # num_close A B: the numbers A and B agree to a relative 1e-6 (the page

@@ -40,18 +40,6 @@ chromium_run 60 --virtual-time-budget=8000 --dump-dom "$(page_url)" >"$TMP/dom.h
 save_dom status_page "$TMP/dom.html"
 dom=$(dom_flatten "$TMP/dom.html")
 
-errors=0
-check() { # check DESCRIPTION COMMAND...: count and report a failed check
-    local what=$1
-    shift
-    if "$@"; then
-        echo "ok - $what"
-    else
-        echo "not ok - $what" >&2
-        errors=$((errors + 1))
-    fi
-}
-
 updated=$(body_attr "$dom" data-updated)
 rate=$(dom_attr "$dom" msg-rate data-value)
 byte_rate=$(dom_attr "$dom" byte-rate data-value)

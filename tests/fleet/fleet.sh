@@ -188,18 +188,7 @@ grep -q "$NET.1:$BLACKBOX_PORT" <<<"$blackbox_job" ||
 sed -E 's/^( *for: ).*/\12s/' "$DASHBOARDS/tcpmsg-alerts.yml" >"$TMP_DIR/alerts.yml"
 grep -q 'alert: TcpmsgProbeTargetDown$' "$TMP_DIR/alerts.yml" ||
     fail "dashboards/tcpmsg-alerts.yml has no TcpmsgProbeTargetDown rule"
-cat >"$TMP_DIR/prometheus.yml" <<CONF
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - $TMP_DIR/alerts.yml
-scrape_configs:
-$mesh_jobs
-
-$blackbox_job
-CONF
+prometheus_config "$TMP_DIR/prometheus.yml" "$TMP_DIR/alerts.yml" "$(printf '%s\n\n%s' "$mesh_jobs" "$blackbox_job")"
 start_prometheus "$TMP_DIR/prometheus.yml"
 wait_prometheus_ready
 

@@ -1,5 +1,5 @@
 /* client_util: helpers for the client measurement tests (test_loadgen.c,
- * test_probe.c): run tcpmsg in the background with its output in temp files
+ * test_probe.c, test_probe_reload.c, ...): run tcpmsg in the background with its output in temp files
  * while the test acts on the server, then read what it wrote. Every wait is
  * bounded; a client still running at the end is killed.
  */
@@ -108,6 +108,31 @@ static inline void bg_free(struct bg_client *b)
     }
     unlink(b->out_path);
     unlink(b->err_path);
+}
+
+/* Ask the client to stop (SIGTERM, as an operator would) and wait for it
+ * as bg_wait does: its exit code, 128+N for signal N, -1 if killed. */
+static inline int bg_term(struct bg_client *b, int timeout_ms)
+{
+    if (b->pid > 0)
+        kill(b->pid, SIGTERM);
+    return bg_wait(b, timeout_ms);
+}
+
+/* The HTTP port the client announced on stderr ("http_port=N", printed
+ * once it listens), waited for up to timeout_ms; -1 if none came. */
+static inline int bg_http_port(const struct bg_client *b, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        char *err = bg_stderr(b);
+        const char *p = strstr(err, "http_port=");
+        int port = p != NULL ? atoi(p + 10) : -1;
+        free(err);
+        if (port > 0 || it_now_ms() >= deadline)
+            return port;
+        it_sleep_ms(20);
+    }
 }
 
 /* Occurrences of needle in the client's stdout so far. */

@@ -12,65 +12,13 @@
 set -euo pipefail
 tcpmsgd=$1 tcpmsg=$2 io=${3:-epoll}
 
-if [ "${TCPMSG_NETNS_INSIDE:-}" != 1 ]; then
-    # A user and network namespace of our own: root in it, with no route to
-    # anything but what this script creates.
-    if ! unshare -rn true 2>/dev/null; then
-        echo "tcp_netns.sh: SKIP: cannot create a network namespace (unshare -rn)" >&2
-        exit 77
-    fi
-    export TCPMSG_NETNS_INSIDE=1
-    exec unshare -rn --fork --kill-child "$0" "$@"
-fi
-
-fail() { echo "tcp_netns.sh: FAIL: $*" >&2; [ -f "${log:-}" ] && cat "$log" >&2; exit 1; }
-for tool in ip tc ss nsenter; do
-    command -v "$tool" >/dev/null || { echo "tcp_netns.sh: SKIP: $tool is missing" >&2; exit 77; }
-done
-
-work=$(mktemp -d)
-log=$work/tcpmsgd.log
-cleanup() {
-    [ -n "${server:-}" ] && kill "$server" 2>/dev/null
-    [ -n "${holder:-}" ] && kill "$holder" 2>/dev/null
-    [ -n "${peer:-}" ] && kill "$peer" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The client's namespace: a process that only holds it.
-ip link set lo up
-unshare -n sleep 120 </dev/null >/dev/null 2>&1 &
-peer=$!
-own=$(readlink /proc/self/ns/net)
-for _ in $(seq 250); do
-    [ "$(readlink /proc/$peer/ns/net 2>/dev/null)" != "$own" ] && break
-    sleep 0.02
-done
-[ "$(readlink /proc/$peer/ns/net 2>/dev/null)" != "$own" ] ||
-    fail "the client's namespace did not appear within 5 s"
-in_peer() { nsenter -t "$peer" -n "$@"; }
-ip link add tm0 type veth peer name tm1 netns "$peer"
-ip addr add 192.0.2.1/24 dev tm0
-ip link set tm0 up
-in_peer ip link set lo up
-in_peer ip addr add 192.0.2.2/24 dev tm1
-in_peer ip link set tm1 up
+. "$(dirname "$0")/netns_lib.sh" || { echo "tcp_netns.sh: FAIL: cannot load netns_lib.sh" >&2; exit 1; }
+netns_enter "$@"
+netns_setup ip tc ss nsenter setpriv
 # 4 Mbit/s with room for 20 KB: a 300 KB reply cannot fit, and is dropped in part.
 tc qdisc add dev tm0 root tbf rate 4mbit burst 16kb limit 20kb
 
-"$tcpmsgd" --bind 192.0.2.1 --port 0 --http-port 0 --io "$io" >"$log" 2>&1 &
-server=$!
-port='' http=''
-for _ in $(seq 250); do
-    port=$(sed -n 's/.*server socket bound .*port=\([0-9]*\).*/\1/p' "$log" | head -1)
-    http=$(sed -n 's/.*http endpoint listening .*http_port=\([0-9]*\).*/\1/p' "$log" | head -1)
-    [ -n "$port" ] && [ -n "$http" ] && grep -q "server is listening" "$log" && break
-    kill -0 "$server" 2>/dev/null || fail "tcpmsgd exited"
-    sleep 0.02
-done
-[ -n "$port" ] && [ -n "$http" ] || fail "tcpmsgd did not start"
+netns_start_server
 
 # GET path from the HTTP endpoint (127.0.0.1 in the server's namespace).
 get() {

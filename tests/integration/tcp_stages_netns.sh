@@ -15,69 +15,15 @@
 set -euo pipefail
 tcpmsgd=$1 tcpmsg=$2 io=${3:-epoll}
 
-if [ "${TCPMSG_NETNS_INSIDE:-}" != 1 ]; then
-    if ! unshare -rn true 2>/dev/null; then
-        echo "tcp_stages_netns.sh: SKIP: cannot create a network namespace (unshare -rn)" >&2
-        exit 77
-    fi
-    export TCPMSG_NETNS_INSIDE=1
-    exec unshare -rn --fork --kill-child "$0" "$@"
-fi
-
-fail() { echo "tcp_stages_netns.sh: FAIL: $*" >&2; [ -f "${log:-}" ] && cat "$log" >&2; exit 1; }
-for tool in ip tc nsenter awk; do
-    command -v "$tool" >/dev/null || { echo "tcp_stages_netns.sh: SKIP: $tool is missing" >&2; exit 77; }
-done
-
-work=$(mktemp -d)
-log=$work/tcpmsgd.log
-cleanup() {
-    [ -n "${server:-}" ] && kill "$server" 2>/dev/null
-    [ -n "${peer:-}" ] && kill "$peer" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The client's namespace: a process that only holds it, for longer than
-# the whole test may last, killed by cleanup, or by the kernel if this
-# script dies first (killed at ctest's timeout: no trap runs then).
-ip link set lo up
-setpriv --pdeathsig KILL unshare -n sleep 600 </dev/null >/dev/null 2>&1 &
-peer=$!
-own=$(readlink /proc/self/ns/net)
-for _ in $(seq 250); do
-    [ "$(readlink /proc/$peer/ns/net 2>/dev/null)" != "$own" ] && break
-    sleep 0.02
-done
-[ "$(readlink /proc/$peer/ns/net 2>/dev/null)" != "$own" ] ||
-    fail "the client's namespace did not appear within 5 s"
-in_peer() { nsenter -t "$peer" -n "$@"; }
-ip link add tm0 type veth peer name tm1 netns "$peer"
-ip addr add 192.0.2.1/24 dev tm0
-ip link set tm0 up
-in_peer ip link set lo up
-in_peer ip addr add 192.0.2.2/24 dev tm1
-in_peer ip link set tm1 up
+. "$(dirname "$0")/netns_lib.sh" || { echo "tcp_stages_netns.sh: FAIL: cannot load netns_lib.sh" >&2; exit 1; }
+netns_enter "$@"
+netns_setup ip tc nsenter setpriv awk
 # The client's way out: 8 Mbit/s, and a queue of 400 KB (0.4 s) that the
 # load below fills without dropping.
 in_peer tc qdisc add dev tm1 root tbf rate 8mbit burst 16kb limit 400kb
 
-# Start a server sampling every message; sets port and http.
-start_server() {
-    : >"$log"
-    "$tcpmsgd" --bind 192.0.2.1 --port 0 --http-port 0 --io "$io" --stage-sample 1 >"$log" 2>&1 &
-    server=$!
-    port='' http=''
-    for _ in $(seq 250); do
-        port=$(sed -n 's/.*server socket bound .*port=\([0-9]*\).*/\1/p' "$log" | head -1)
-        http=$(sed -n 's/.*http endpoint listening .*http_port=\([0-9]*\).*/\1/p' "$log" | head -1)
-        [ -n "$port" ] && [ -n "$http" ] && grep -q "server is listening" "$log" && break
-        kill -0 "$server" 2>/dev/null || fail "tcpmsgd exited"
-        sleep 0.02
-    done
-    [ -n "$port" ] && [ -n "$http" ] || fail "tcpmsgd did not start"
-}
+# Start a server sampling every message; sets server, port and http.
+start_server() { netns_start_server --stage-sample 1; }
 
 stop_server() {
     kill "$server"

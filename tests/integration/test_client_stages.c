@@ -144,6 +144,24 @@ static void echo_stopping_last(int l, pid_t client, int n)
     close(fd);
 }
 
+/* Run tcpmsg with argv against our own echo server (its address put in
+ * argv[at]), which sends the last of three replies while the client is
+ * stopped; the client must exit 0. Its stdout, to free; also printed, so a
+ * failed check below shows it. */
+static char *run_stopped_on_last(struct bg_client *c, const char **argv, int at)
+{
+    char target[64];
+    int l = listen_any(target, sizeof target);
+    argv[at] = target;
+    bg_start(c, argv);
+    echo_stopping_last(l, c->pid, 3);
+    close(l);
+    assert_int_equal(bg_wait(c, 10000), 0);
+    char *out = bg_stdout(c);
+    print_message("%s", out);
+    return out;
+}
+
 /* Our own echo server, so that the test decides when the client reads: the
  * third reply is sent while the client is stopped, and the client goes on
  * STOP_MS later. That reply waited STOP_MS in the client's receive queue:
@@ -154,16 +172,10 @@ static void test_oneshot_rx_queue(void **state)
 {
     (void)state;
     int stamping = receive_stamping_on();
-    char target[64];
-    int l = listen_any(target, sizeof target);
     struct bg_client c;
-    const char *argv[] = { "tcpmsg", "--stages", "--no-report", target, "one", "two", "late", NULL };
-    bg_start(&c, argv);
-    echo_stopping_last(l, c.pid, 3);
-    close(l);
-    assert_int_equal(bg_wait(&c, 10000), 0);
-    char *out = bg_stdout(&c);
-    print_message("%s", out); /* shown when a check below fails */
+    const char *argv[] = { "tcpmsg", "--stages", "--no-report", "TARGET", "one", "two", "late",
+                           NULL };
+    char *out = run_stopped_on_last(&c, argv, 3);
     /* Exactly three replies, each split. */
     assert_int_equal(count_lines(out, "reply from "), 3);
     assert_int_equal(count_lines(out, "(client tx "), 3);
@@ -227,17 +239,10 @@ static void test_bench_rx_queue(void **state)
 {
     (void)state;
     int stamping = receive_stamping_on();
-    char target[64];
-    int l = listen_any(target, sizeof target);
     struct bg_client c;
     const char *argv[] = { "tcpmsg", "bench", "--stages", "--stage-sample", "1", "--io", "epoll",
-                           "--count", "3", "--no-report", "--json", target, NULL };
-    bg_start(&c, argv);
-    echo_stopping_last(l, c.pid, 3);
-    close(l);
-    assert_int_equal(bg_wait(&c, 10000), 0);
-    char *out = bg_stdout(&c);
-    print_message("%s", out);
+                           "--count", "3", "--no-report", "--json", "TARGET", NULL };
+    char *out = run_stopped_on_last(&c, argv, 11);
     json_t *end = last_json_line(out);
     assert_non_null(end);
     assert_int_equal(it_json_int(end, "stages_us.split"), 3);

@@ -12,21 +12,6 @@
 
 #define WAIT_MS 10000
 
-/* The metrics port the probe announced on stderr ("http_port=N"). */
-static int probe_http_port(const struct bg_client *b)
-{
-    int64_t deadline = it_now_ms() + WAIT_MS;
-    for (;;) {
-        char *err = bg_stderr(b);
-        const char *p = strstr(err, "http_port=");
-        int port = p != NULL ? atoi(p + 10) : -1;
-        free(err);
-        if (port > 0 || it_now_ms() >= deadline)
-            return port;
-        it_sleep_ms(20);
-    }
-}
-
 /* promtool check metrics, fed text on stdin: its exit status, and whatever
  * it said (problems and warnings) in out. */
 static int promtool_check(const char *text, char *out, size_t cap)
@@ -67,7 +52,7 @@ static void test_probe_loss_and_recovery(void **state)
     /* Back: probes succeed again. */
     IT_CHECK(bg_wait_count(&b, "\"ok\":true", ok_before + 3, WAIT_MS));
 
-    int http = probe_http_port(&b);
+    int http = bg_http_port(&b, WAIT_MS);
     IT_CHECK(http > 0);
     struct it_http r;
     assert_int_equal(it_http_get(http, "/metrics", &r), 0);
@@ -88,8 +73,7 @@ static void test_probe_loss_and_recovery(void **state)
     it_http_free(&r);
 
     /* SIGTERM: a summary per target; exit 1 because probes were lost. */
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 1);
+    assert_int_equal(bg_term(&b, WAIT_MS), 1);
     IT_CHECK(bg_count(&b, "\"event\":\"summary\"") == 1);
     bg_free(&b);
     it_server_free(s);
@@ -148,7 +132,7 @@ static int start_prober(struct bg_client *b)
 {
     const char *argv[] = { "tcpmsg", "probe", "--serve", "127.0.0.1:0", "--duration", "30", NULL };
     bg_start(b, argv);
-    int http = probe_http_port(b);
+    int http = bg_http_port(b, WAIT_MS);
     IT_CHECK(http > 0);
     return http;
 }
@@ -217,8 +201,7 @@ static void test_serve_probe(void **state)
     IT_CHECK(sample_of(r.body, "tcpmsg_probe_requests_in_flight") == 0);
     it_http_free(&r);
 
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    assert_int_equal(bg_term(&b, WAIT_MS), 0);
     bg_free(&b);
     it_server_free(s);
 }
@@ -272,8 +255,7 @@ static void test_serve_concurrent(void **state)
     IT_CHECK(strstr(body, "probe_failed_reason{reason=\"timeout\"} 1") != NULL);
     close(hung);
     close(silent);
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    assert_int_equal(bg_term(&b, WAIT_MS), 0);
     bg_free(&b);
     it_server_free(s);
 }

@@ -48,21 +48,6 @@ static void temp_path(char *path, size_t cap, const char *what)
     close(fd);
 }
 
-/* The metrics port the probe announced on stderr ("http_port=N"). */
-static int probe_http_port(const struct bg_client *b)
-{
-    int64_t deadline = it_now_ms() + WAIT_MS;
-    for (;;) {
-        char *err = bg_stderr(b);
-        const char *p = strstr(err, "http_port=");
-        int port = p != NULL ? atoi(p + 10) : -1;
-        free(err);
-        if (port > 0 || it_now_ms() >= deadline)
-            return port;
-        it_sleep_ms(20);
-    }
-}
-
 /* Occurrences of needle in stderr, waited for up to WAIT_MS: at least n. */
 static bool wait_stderr(const struct bg_client *b, const char *needle, int n)
 {
@@ -117,7 +102,7 @@ static int start_probe(struct bg_client *b, const char *path, const char *extra)
                            "--timeout", "0.5", "--duration", "60", "--http-port", "0", "--json",
                            extra, NULL };
     bg_start(b, argv);
-    int http = probe_http_port(b);
+    int http = bg_http_port(b, WAIT_MS);
     IT_CHECK(http > 0);
     return http;
 }
@@ -162,8 +147,7 @@ static void test_file_lines(void **state)
     IT_CHECK(json_real_value(json_object_get(json_object_get(d, "window"), "loss_pct")) == 100.0);
     json_decref(doc);
 
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 1); /* the dead target lost probes */
+    assert_int_equal(bg_term(&b, WAIT_MS), 1); /* the dead target lost probes */
     IT_CHECK(bg_count(&b, "\"event\":\"summary\"") == 2);
     bg_free(&b);
     unlink(path);
@@ -242,8 +226,7 @@ static void test_file_sd(void **state)
     snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"127.0.0.1:%d\",zone=\"c\"}",
              s->port);
     IT_CHECK(wait_metric(http, series, 1) == 1);
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 1);
+    assert_int_equal(bg_term(&b, WAIT_MS), 1);
     bg_free(&b);
     unlink(path);
     close(dfd);
@@ -331,8 +314,7 @@ static void test_reload(void **state)
     IT_CHECK(metric(http, "tcpmsg_probe_config_reloads_total{result=\"success\"}") == 5);
     IT_CHECK(starts_of(&b, b2) == 1);
 
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    assert_int_equal(bg_term(&b, WAIT_MS), 0);
     bg_free(&b);
     unlink(path);
     it_server_free(s1);
@@ -366,8 +348,7 @@ static void test_behind_symlink(void **state)
     IT_CHECK(wait_metric(http, series, 1) == 1);
     it_sleep_ms(2500); /* two more comparisons: the change is not loaded twice */
     IT_CHECK(metric(http, "tcpmsg_probe_config_reloads_total{result=\"success\"}") == 2);
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    assert_int_equal(bg_term(&b, WAIT_MS), 0);
     bg_free(&b);
     unlink(link);
     unlink(real);
@@ -426,8 +407,7 @@ static void test_truncated_while_siblings_change(void **state)
     free(err);
     IT_CHECK(starts_of(&b, live) == 1); /* never removed and added again */
 
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    assert_int_equal(bg_term(&b, WAIT_MS), 0);
     bg_free(&b);
     unlink(sibling);
     unlink(path);
@@ -467,8 +447,7 @@ static void test_stuck_resolver_at_exit(void **state)
     snprintf(slow, sizeof slow, "nowhere.slow.test:%d", s->port);
     IT_CHECK(probes_of(http, slow) == 0);
 
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 0); /* nothing lost */
+    assert_int_equal(bg_term(&b, WAIT_MS), 0); /* nothing lost */
     IT_CHECK(wait_stderr(&b, "1 targets still resolving their names after 2 s: exiting without them",
                          1));
     IT_CHECK(bg_count(&b, "\"ended\":\"still resolving its name at exit\"") == 1);
@@ -524,8 +503,7 @@ static void test_busy_directory(void **state)
     char series[160];
     snprintf(series, sizeof series, "tcpmsg_probe_up{target=\"%s\"}", b2);
     IT_CHECK(wait_metric(http, series, 1) == 1);
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 0);
+    assert_int_equal(bg_term(&b, WAIT_MS), 0);
     kill(busy, SIGKILL);
     IT_CHECK(waitpid(busy, NULL, 0) == busy);
     IT_CHECK(bg_count(&b, "\"event\":\"summary\"") == 2);
@@ -611,7 +589,7 @@ static void test_limits(void **state)
     *(strrchr(text, '\n') + 1) = '\0';
     write_file(path, text, false);
     bg_start(&b, argv);
-    int http = probe_http_port(&b);
+    int http = bg_http_port(&b, WAIT_MS);
     IT_CHECK(http > 0);
     IT_CHECK(metric(http, "tcpmsg_probe_targets") == 256);
 
@@ -631,8 +609,7 @@ static void test_limits(void **state)
     IT_CHECK(wait_stderr(&b, "larger than 1048576 bytes", 1));
     IT_CHECK(metric(http, "tcpmsg_probe_config_reloads_total{result=\"failure\"}") == 2);
     IT_CHECK(metric(http, "tcpmsg_probe_targets") == 256);
-    kill(b.pid, SIGTERM);
-    assert_int_equal(bg_wait(&b, WAIT_MS), 1);
+    assert_int_equal(bg_term(&b, WAIT_MS), 1);
     bg_free(&b);
     free(text);
     unlink(path);

@@ -138,6 +138,18 @@ urlencode() {
     printf '%s\n' "$out"
 }
 
+# prometheus_config FILE RULES SCRAPE_CONFIGS: write a Prometheus
+# configuration to FILE that scrapes (and evaluates the rule file RULES, if
+# not empty) every second, so a test sees fresh samples within seconds.
+# SCRAPE_CONFIGS is the YAML list of jobs, indented as under scrape_configs.
+prometheus_config() {
+    {
+        printf 'global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n'
+        [ -z "$2" ] || printf '  evaluation_interval: 1s\nrule_files:\n  - %s\n' "$2"
+        printf 'scrape_configs:\n%s\n' "$3"
+    } >"$1"
+}
+
 # start_prometheus CONFIG: a Prometheus on 127.0.0.1 port 0 (the kernel
 # picks a free port and Prometheus logs it, "Listening on", so two tests never
 # race for one), data and log in $TMP_DIR. Sets PROM_PID and PROM_PORT.

@@ -42,16 +42,7 @@ sed '/alert: TcpmsgProbeTargetDown/,/for:/ s/for: 1m/for: 3s/' "$DASHBOARDS/tcpm
     >"$TMP_DIR/alerts.yml"
 grep -A2 'alert: TcpmsgProbeTargetDown' "$TMP_DIR/alerts.yml" | grep -q 'for: 3s' ||
     fail "cannot shorten the TcpmsgProbeTargetDown rule"
-cat >"$TMP_DIR/prometheus.yml" <<CONF
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - $TMP_DIR/alerts.yml
-scrape_configs:
-$jobs
-CONF
+prometheus_config "$TMP_DIR/prometheus.yml" "$TMP_DIR/alerts.yml" "$jobs"
 start_prometheus "$TMP_DIR/prometheus.yml"
 wait_prometheus_ready
 

@@ -28,13 +28,7 @@ job=$(sed -n '/- job_name: tcpmsg-probe/,/^$/p' "$DASHBOARDS/prometheus.yml")
 job=$(printf '%s\n' "$job" |
     sed -e "s/\"localhost:8080\"/\"127.0.0.1:$PORT\", \"127.0.0.1:$DEAD\"/" \
         -e "s/localhost:9116/127.0.0.1:$PROBER/")
-cat >"$TMP_DIR/prometheus.yml" <<CONF
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-$job
-CONF
+prometheus_config "$TMP_DIR/prometheus.yml" "" "$job"
 start_prometheus "$TMP_DIR/prometheus.yml"
 wait_prometheus_ready
 

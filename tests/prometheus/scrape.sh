@@ -14,18 +14,12 @@ watchdog 105
 start_tcpmsgd "$TCPMSGD"
 log "tcpmsgd port=$PORT http_port=$HTTP_PORT"
 
-cat >"$TMP_DIR/prometheus.yml" <<CONF
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - $DASHBOARDS/tcpmsg-alerts.yml
-scrape_configs:
+prometheus_config "$TMP_DIR/prometheus.yml" "$DASHBOARDS/tcpmsg-alerts.yml" "$(cat <<JOBS
   - job_name: tcpmsgd
     static_configs:
       - targets: ["127.0.0.1:$HTTP_PORT"]
-CONF
+JOBS
+)"
 
 start_prometheus "$TMP_DIR/prometheus.yml"
 

@@ -48,11 +48,7 @@ grep -q 'http endpoint listening.* tls=on auth=on client_auth=RequireAndVerifyCl
 log "tcpmsgd port=$PORT https_port=$HTTP_PORT"
 
 printf '%s' "$password" >"$TMP_DIR/password"
-cat >"$TMP_DIR/prometheus.yml" <<CONF
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
+prometheus_config "$TMP_DIR/prometheus.yml" "" "$(cat <<JOBS
   - job_name: tcpmsgd
     scheme: https
     basic_auth: { username: prometheus, password_file: $TMP_DIR/password }
@@ -68,7 +64,8 @@ scrape_configs:
     basic_auth: { username: prometheus, password_file: $TMP_DIR/password }
     tls_config: { ca_file: $pki/ca.crt }
     static_configs: [ { targets: ["127.0.0.1:$HTTP_PORT"] } ]
-CONF
+JOBS
+)"
 
 start_prometheus "$TMP_DIR/prometheus.yml"
 

@@ -686,6 +686,61 @@ static int connect_pair(struct loop *l, struct server *srv, struct peer *p)
     return c;
 }
 
+/* Undo connect_pair: the peer closed through the loop (on_close exactly
+ * once), the listener stopped, the client's end c closed. */
+static void close_pair(struct loop *l, struct server *srv, struct peer *p, int c)
+{
+    peer_close(l, p);
+    server_stop(l, srv);
+    close(c);
+}
+
+/* The loop's system call counters, one per enum loop_syscall. */
+static void syscalls_read(struct loop *l, uint64_t out[LOOP_SYS_COUNT])
+{
+    for (int k = 0; k < LOOP_SYS_COUNT; k++)
+        out[k] = loop_syscalls(l, (enum loop_syscall)k);
+}
+
+/* The calls made since syscalls_read(l, before), each kind in d. */
+static void syscalls_since(struct loop *l, const uint64_t before[LOOP_SYS_COUNT],
+                           uint64_t d[LOOP_SYS_COUNT])
+{
+    for (int k = 0; k < LOOP_SYS_COUNT; k++)
+        d[k] = loop_syscalls(l, (enum loop_syscall)k) - before[k];
+}
+
+#define ECHO_SIZE 64
+
+/* Round r of a patterned echo (the peer echoing): ECHO_SIZE bytes written
+ * from the client's end c, left delay_ms in the receive queue so the loop
+ * finds them waiting, echoed once the loop has run, and read back equal. */
+static void echo_round(struct loop *l, struct peer *p, int c, int r, int delay_ms)
+{
+    uint8_t msg[ECHO_SIZE], back[ECHO_SIZE];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)((r * ECHO_SIZE + i) % 251);
+    assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
+    if (delay_ms > 0)
+        usleep((useconds_t)delay_ms * 1000);
+    size_t want = (size_t)(r + 1) * sizeof msg;
+    for (int k = 0; k < 10 && p->echoed < want; k++)
+        assert_int_equal(loop_run_once(l, 1000), 0);
+    assert_int_equal(p->echoed, want);
+    assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+    assert_memory_equal(back, msg, sizeof msg);
+}
+
+/* Wait (bounded) for the client's shutdown to reach the peer's hang-up
+ * watch: exactly once, as a hang-up. */
+static void wait_hangup(struct loop *l, struct peer *p)
+{
+    for (int k = 0; k < 100 && p->hangups == 0; k++)
+        loop_run_once(l, 100);
+    assert_int_equal(p->hangups, 1);
+    assert_int_equal(p->hangup_events, LOOP_HUP);
+}
+
 static void test_accept_gives_nonblocking_cloexec_sockets(void **state)
 {
     struct loop *l = loop_of(state);
@@ -800,23 +855,11 @@ static void test_echo_counts_syscalls_exactly(void **state)
     assert_int_equal(loop_stream_read(l, &p.s, SIZE_MAX), 0);
     loop_run_once(l, 0); /* the recv reaches the kernel */
     uint64_t before[LOOP_SYS_COUNT];
-    for (int k = 0; k < LOOP_SYS_COUNT; k++)
-        before[k] = loop_syscalls(l, (enum loop_syscall)k);
-    uint8_t msg[64], back[64];
-    for (int r = 0; r < ROUNDS; r++) {
-        for (size_t i = 0; i < sizeof msg; i++)
-            msg[i] = (uint8_t)((r * 64 + i) % 251);
-        assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
-        size_t want = (size_t)(r + 1) * sizeof msg;
-        for (int k = 0; k < 10 && p.echoed < want; k++)
-            assert_int_equal(loop_run_once(l, 1000), 0);
-        assert_int_equal(p.echoed, want);
-        assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
-        assert_memory_equal(back, msg, sizeof msg);
-    }
+    syscalls_read(l, before);
+    for (int r = 0; r < ROUNDS; r++)
+        echo_round(l, &p, c, r, 0);
     uint64_t d[LOOP_SYS_COUNT];
-    for (int k = 0; k < LOOP_SYS_COUNT; k++)
-        d[k] = loop_syscalls(l, (enum loop_syscall)k) - before[k];
+    syscalls_since(l, before, d);
     assert_true(p.pattern_ok);
     assert_int_equal(p.reads, ROUNDS);
     if (is_uring(l)) {
@@ -832,9 +875,7 @@ static void test_echo_counts_syscalls_exactly(void **state)
     }
     assert_int_equal(d[LOOP_SYS_WRITEV] + d[LOOP_SYS_ACCEPT4], 0);
     assert_string_equal(loop_syscall_name(LOOP_SYS_IO_URING_ENTER), "io_uring_enter");
-    peer_close(l, &p);
-    server_stop(l, &srv);
-    close(c);
+    close_pair(l, &srv, &p, c);
 }
 
 /* 1 MiB through a stream asked for at most SMALL_MAX bytes a delivery:
@@ -870,9 +911,7 @@ static void test_big_transfer_bounded_deliveries(void **state)
     loop_run_once(l, 10);
     assert_int_equal(p.eofs, 1);
     assert_int_equal(p.errors, 0);
-    peer_close(l, &p);
-    server_stop(l, &srv);
-    close(c);
+    close_pair(l, &srv, &p, c);
     free(src);
 }
 
@@ -917,9 +956,7 @@ static void test_lowered_read_max_bounds_next_delivery(void **state)
     write_pattern(l, c, 500, 200000, &p);
     assert_true(p.lowered);
     assert_true(p.max_after_lower <= 10);
-    peer_close(l, &p);
-    server_stop(l, &srv);
-    close(c);
+    close_pair(l, &srv, &p, c);
 }
 
 /* The writer side of the stall test. */
@@ -1109,10 +1146,7 @@ static void test_hangup_while_not_reading(void **state)
         loop_run_once(l, 10);
     assert_int_equal(p.hangups, 0);
     shutdown(c, SHUT_WR);
-    for (int k = 0; k < 100 && p.hangups == 0; k++)
-        loop_run_once(l, 100);
-    assert_int_equal(p.hangups, 1);
-    assert_int_equal(p.hangup_events, LOOP_HUP);
+    wait_hangup(l, &p);
     for (int i = 0; i < 3; i++)
         loop_run_once(l, 10);
     assert_int_equal(p.hangups, 1);
@@ -1150,6 +1184,21 @@ static void run_until_acked(struct loop *l, struct peer *p, size_t n)
         assert_int_equal(loop_run_once(l, 10), 0);
 }
 
+/* One stamped write of iov (a single buffer of at most 64 bytes), the n-th
+ * of the peer: done now or in flight (-EINPROGRESS, then waited for,
+ * bounded), and read whole by the client's end c. */
+static void write_stamped_read_back(struct loop *l, struct peer *p, int c,
+                                    const struct iovec *iov, size_t n)
+{
+    uint8_t back[64];
+    assert_true(iov->iov_len <= sizeof back);
+    ssize_t w = loop_stream_write_stamped(l, &p->s, iov, 1);
+    assert_true(w == (ssize_t)iov->iov_len || w == -EINPROGRESS);
+    for (int k = 0; k < 100 && w == -EINPROGRESS && p->writes_done < n; k++)
+        assert_int_equal(loop_run_once(l, 10), 0);
+    assert_int_equal(net_read_full(c, back, iov->iov_len, 1000), 0);
+}
+
 /* Stamped echoes: each delivery carries the kernel's receive timestamp,
  * which shows the time the input waited before the loop read it; each
  * stamped write brings exactly one SCHED, one SND and one ACK timestamp,
@@ -1169,25 +1218,14 @@ static void test_stamped_echo_timestamps(void **state)
     assert_int_equal(loop_stream_read(l, &p.s, SIZE_MAX), 0);
     loop_run_once(l, 0);
     uint64_t before[LOOP_SYS_COUNT];
-    for (int k = 0; k < LOOP_SYS_COUNT; k++)
-        before[k] = loop_syscalls(l, (enum loop_syscall)k);
-    uint8_t msg[64], back[64];
+    syscalls_read(l, before);
     size_t stamped_reads = 0;
     for (int r = 0; r < STAMP_ROUNDS; r++) {
-        for (size_t i = 0; i < sizeof msg; i++)
-            msg[i] = (uint8_t)((r * 64 + i) % 251);
-        assert_int_equal(write(c, msg, sizeof msg), sizeof msg);
-        usleep(STAMP_DELAY_MS * 1000);
-        size_t want = (size_t)(r + 1) * sizeof msg;
-        for (int k = 0; k < 10 && p.echoed < want; k++)
-            assert_int_equal(loop_run_once(l, 1000), 0);
-        assert_int_equal(p.echoed, want);
-        if (p.rx_ns != 0) {
+        echo_round(l, &p, c, r, STAMP_DELAY_MS);
+        if (p.rx_ns != 0) { /* the round's one read, stamped */
             stamped_reads++;
             assert_true(p.read_rt_ns - p.rx_ns >= STAMP_DELAY_MS * MS);
         }
-        assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
-        assert_memory_equal(back, msg, sizeof msg);
     }
     run_until_acked(l, &p, STAMP_ROUNDS);
     assert_true(p.pattern_ok);
@@ -1196,11 +1234,10 @@ static void test_stamped_echo_timestamps(void **state)
     assert_true(stamped_reads >= STAMP_ROUNDS - 1); /* the first may precede the kernel's */
     for (int k = 0; k < TSTAMP_TX_COUNT; k++) {
         assert_int_equal(p.reports[k], STAMP_ROUNDS);
-        assert_int_equal(p.last_key[k], STAMP_ROUNDS * sizeof msg - 1);
+        assert_int_equal(p.last_key[k], STAMP_ROUNDS * ECHO_SIZE - 1);
     }
     uint64_t d[LOOP_SYS_COUNT];
-    for (int k = 0; k < LOOP_SYS_COUNT; k++)
-        d[k] = loop_syscalls(l, (enum loop_syscall)k) - before[k];
+    syscalls_since(l, before, d);
     assert_int_equal(d[LOOP_SYS_READ] + d[LOOP_SYS_WRITE] + d[LOOP_SYS_WRITEV], 0);
     /* epoll reads the input with recvmsg; the error queue is read with
      * recvmmsg, which takes what is there in one call: one for each drain
@@ -1209,9 +1246,7 @@ static void test_stamped_echo_timestamps(void **state)
     assert_true(d[LOOP_SYS_RECVMMSG] >= 1 && d[LOOP_SYS_RECVMMSG] <= 3 * STAMP_ROUNDS);
     assert_int_equal(d[LOOP_SYS_SENDMSG], is_uring(l) ? 0 : STAMP_ROUNDS);
     assert_int_equal(p.hangups + p.errors + p.eofs, 0);
-    peer_close(l, &p);
-    server_stop(l, &srv);
-    close(c);
+    close_pair(l, &srv, &p, c);
 }
 
 /* Stamping off: no SO_TIMESTAMPING on the socket, no receive timestamp,
@@ -1245,9 +1280,7 @@ static void test_stamping_off_costs_nothing(void **state)
     assert_false(tstamp_enabled(srv.accepted[0]));
     assert_false(loop_stream_stamped(&p.s));
     loop_run_once(l, 0);
-    peer_close(l, &p);
-    server_stop(l, &srv);
-    close(c);
+    close_pair(l, &srv, &p, c);
 }
 
 /* Regression: with the hang-up watched as well, a stamped write wakes both
@@ -1264,25 +1297,19 @@ static void test_errqueue_watched_after_hangup_drain(void **state)
     int c = connect_pair(l, &srv, &p);
     assert_int_equal(loop_stream_stamp(l, &p.s, true), 0);
     assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
-    uint8_t msg[32] = { 1 }, back[32];
+    uint8_t msg[32] = { 1 };
     struct iovec iov = { msg, sizeof msg };
     for (int r = 0; r < 6; r++) {
         if (r == 3) /* from now on only the error-queue poll reads the stamps */
             assert_int_equal(loop_stream_watch_hangup(l, &p.s, false), 0);
-        ssize_t w = loop_stream_write_stamped(l, &p.s, &iov, 1);
-        assert_true(w == (ssize_t)sizeof msg || w == -EINPROGRESS);
-        for (int k = 0; k < 100 && w == -EINPROGRESS && p.writes_done < (size_t)r + 1; k++)
-            assert_int_equal(loop_run_once(l, 10), 0);
-        assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+        write_stamped_read_back(l, &p, c, &iov, (size_t)r + 1);
         run_until_acked(l, &p, (size_t)r + 1);
         assert_int_equal(p.reports[TSTAMP_ACK], r + 1);
         assert_int_equal(p.reports[TSTAMP_SCHED], r + 1);
         assert_int_equal(p.reports[TSTAMP_SND], r + 1);
     }
     assert_int_equal(p.hangups, 0);
-    peer_close(l, &p);
-    server_stop(l, &srv);
-    close(c);
+    close_pair(l, &srv, &p, c);
 }
 
 /* Echo one small message from the client's end c and wait for it back. */
@@ -1324,9 +1351,7 @@ static void test_stamp_reads_on_demand(void **state)
     assert_int_equal(p.unstamped, is_uring(l) ? 2 : 1);
     assert_int_equal(p.reads, 3);
     assert_int_equal(loop_syscalls(l, LOOP_SYS_RECVMSG) - rmsgs, is_uring(l) ? 0 : 2);
-    peer_close(l, &p);
-    server_stop(l, &srv);
-    close(c);
+    close_pair(l, &srv, &p, c);
 }
 
 /* Timestamps in the error queue raise POLLERR, which is not a failure: a
@@ -1340,23 +1365,16 @@ static void test_stamps_are_not_failures(void **state)
     int c = connect_pair(l, &srv, &p);
     assert_int_equal(loop_stream_stamp(l, &p.s, true), 0);
     assert_int_equal(loop_stream_watch_hangup(l, &p.s, true), 0);
-    uint8_t msg[32] = { 1 }, back[32];
+    uint8_t msg[32] = { 1 };
     struct iovec iov = { msg, sizeof msg };
     for (int r = 0; r < 3; r++) {
-        ssize_t w = loop_stream_write_stamped(l, &p.s, &iov, 1);
-        assert_true(w == (ssize_t)sizeof msg || w == -EINPROGRESS);
-        for (int k = 0; k < 100 && w == -EINPROGRESS && p.writes_done < (size_t)r + 1; k++)
-            assert_int_equal(loop_run_once(l, 10), 0);
-        assert_int_equal(net_read_full(c, back, sizeof back, 1000), 0);
+        write_stamped_read_back(l, &p, c, &iov, (size_t)r + 1);
     }
     run_until_acked(l, &p, 3);
     assert_int_equal(p.reports[TSTAMP_ACK], 3);
     assert_int_equal(p.hangups, 0);
     shutdown(c, SHUT_WR);
-    for (int k = 0; k < 100 && p.hangups == 0; k++)
-        loop_run_once(l, 10);
-    assert_int_equal(p.hangups, 1);
-    assert_int_equal(p.hangup_events, LOOP_HUP);
+    wait_hangup(l, &p);
     peer_close(l, &p);
     close(c);
 
@@ -1505,9 +1523,7 @@ static void test_read_stop_and_restart(void **state)
         loop_run_once(l, 100);
     assert_int_equal(p.bytes_in, total);
     assert_true(p.pattern_ok);
-    peer_close(l, &p);
-    server_stop(l, &srv);
-    close(c);
+    close_pair(l, &srv, &p, c);
 }
 
 /* epoll_pwait2 refused with ENOSYS, as before Linux 5.11 (a seccomp filter
