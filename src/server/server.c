@@ -417,10 +417,14 @@ failed_alloc:
 void server_snapshot(struct server *s, struct metrics_snapshot *m)
 {
     memset(m, 0, sizeof *m);
+    /* The open gauge first, the counters after it: a connection counts its
+     * close before it gives its admission back (conn_close), so a snapshot
+     * that no longer sees it open sees its close. Read the other way round,
+     * a close between the two reads showed up in neither. */
+    m->conns_open = admission_open(&s->admission);
     server_stats_init(&m->stats);
     for (unsigned i = 0; i < s->nworkers; i++)
         server_stats_add(&m->stats, &s->workers[i].stats);
-    m->conns_open = admission_open(&s->admission);
     m->max_conns = s->cfg->max_conns;
     m->buffer_memory_bytes = membudget_total(s->budget);
     m->buffer_memory_limit_bytes = membudget_limit(s->budget);
