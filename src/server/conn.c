@@ -223,10 +223,14 @@ static void update_io(struct conn *c);
  * up to the message's time from the kernel's receive to the client's ACK.
  * A sample that cannot be completed (timestamps lost, no memory) is counted
  * in tcpmsg_stage_samples_dropped_total instead.
- * Reads ask for the receive timestamp only from STAGE_RX_WINDOW messages
- * before a sample on: the others need none, and an idle io_uring connection
- * then holds no recvmsg header. A read of more messages than that (small
- * ones, deeply pipelined) may complete the sampled one unstamped: the sample
+ * Reads ask for the receive timestamp only when the sample may be in them:
+ * from twice as many messages before it as the connection's last read
+ * completed (plus one), at most STAGE_RX_WINDOW. The others need none: a
+ * recvmsg with its control data costs more than a read, an idle io_uring
+ * connection then holds no recvmsg header, and a client that sends one
+ * message a read is asked for the stamp on about 3 reads in N, not 256. A
+ * read of more messages than that (small ones, deeply pipelined, or a burst
+ * after a quiet spell) may complete the sampled one unstamped: the sample
  * then stays due, and the first message of the next read, which asks for the
  * timestamp, is sampled instead (a bias towards the start of reads, never a
  * lost sample). */
@@ -277,8 +281,12 @@ static void stage_start(struct conn *c)
  * every event, with the read bound: no system call). */
 static void stage_want_rx(struct conn *c)
 {
-    if (c->stage_until != 0)
-        loop_stream_stamp_reads(&c->s, c->stage_until <= STAGE_RX_WINDOW);
+    if (c->stage_until == 0)
+        return;
+    unsigned window = 2 * c->read_msgs + 1;
+    if (window > STAGE_RX_WINDOW)
+        window = STAGE_RX_WINDOW;
+    loop_stream_stamp_reads(&c->s, c->stage_until <= window);
 }
 
 /* A sampled message, completed by the read being served, whose reply ends
@@ -1212,7 +1220,10 @@ static void take_input(struct conn *c, uint8_t *buf, size_t len, ssize_t r, uint
             c->drain_left -= (size_t)r < c->drain_left ? (size_t)r : c->drain_left;
         c->drain_quiet_ns = 0;
     }
+    uint64_t msgs = counter_get(&c->pub.msgs_in);
     size_t used = process_input(c, buf, len, now);
+    msgs = counter_get(&c->pub.msgs_in) - msgs;
+    c->read_msgs = msgs < STAGE_RX_WINDOW ? (unsigned)msgs : STAGE_RX_WINDOW;
     if (keep_input(c, buf, used, len, now))
         flush_output(c, now);
 }

@@ -109,6 +109,8 @@ struct conn {
      * (conn.c, "stage timestamps"). */
     unsigned stage_until;     /* messages until the next sample (1: the next one); 0: off */
     unsigned stage_late;      /* messages taken since the sample due was, unstamped */
+    unsigned read_msgs;       /* messages the last read completed, at most 256: how near
+                                 a sample must be for a read to ask for its stamp */
     struct conn_stage *stage; /* the samples in flight: made at the first sample, so an
                                  idle connection that was never sampled holds none */
 
