@@ -147,6 +147,11 @@ void conn_check_timers(struct conn *c, uint64_t now);
 /* Shutdown begins: answer what was already received, then close. */
 void conn_begin_drain(struct conn *c, uint64_t now);
 
+/* The owner's loop finished a pass (a wakeup) that began at start: record
+ * the service time of the replies it completed for messages it read
+ * (ctx->pass). Call it at the end of every wakeup. */
+void conn_pass_end(const struct conn_ctx *ctx, uint64_t start);
+
 /* Read what the kernel's TCP knows of c (TCP_INFO): add its new
  * retransmissions and limited times to the owner's counters, and its
  * smoothed RTT to the srtt histogram. The owner calls it once a second;

@@ -18,6 +18,13 @@ struct loop;
 struct membudget;
 struct server_config;
 
+/* The owner's pass: one wakeup of its loop. Replies handed to the kernel
+ * in the pass that read their messages are counted here, and their service
+ * time is recorded once, at the pass's end (conn_pass_end). */
+struct conn_pass {
+    uint64_t replies;
+};
+
 /* The owner keeps the context alive, and every pointer in it, for as long
  * as any connection opened with it exists. All calls come from the owner's
  * thread. */
@@ -29,6 +36,7 @@ struct conn_ctx {
     struct chunk_pool *pool;         /* free output chunks, shared by the owner's connections */
     struct loop *loop;               /* the owner's loop: each connection is a stream of it */
     void *owner;                     /* passed back to the calls below */
+    struct conn_pass *pass;          /* optional: NULL, and every reply reads the clock */
 
     /* c is open: the owner lists it (timers, the drain, the connection list). */
     void (*adopt)(void *owner, struct conn *c);

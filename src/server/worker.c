@@ -111,6 +111,7 @@ int worker_init(struct worker *w, struct worker_shared *sh, unsigned index, int 
         .pool = &w->pool,
         .loop = w->loop,
         .owner = w,
+        .pass = &w->pass,
         .adopt = adopt_conn,
         .forget = forget_conn,
         .released = released_conn,
@@ -426,15 +427,16 @@ static void sync_syscalls(struct worker *w)
     }
 }
 
-/* After each wakeup: how many replies it completed (the histogram of
+/* After each wakeup: the service time of the replies it completed
+ * (conn_pass_end), how many replies it completed (the histogram of
  * messages per wakeup: how much work one trip through the kernel buys), the
  * system call counts, and whether the loop is done: draining (or a fork-mode
  * child whose connection ended) with no connection left, the owner's work
  * included (a fork-mode parent's children). */
 static void on_wakeup(void *ctx, uint64_t now)
 {
-    (void)now;
     struct worker *w = ctx;
+    conn_pass_end(&w->ctx, now);
     if (w->msgs_per_wakeup) {
         uint64_t msgs = 0;
         for (unsigned m = 0; m < STATS_MODE_COUNT; m++)

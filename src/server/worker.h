@@ -70,6 +70,7 @@ struct worker {
     bool msgs_per_wakeup; /* record messages per wakeup (not a fork-mode parent, whose
                              counts come from its children) */
     uint64_t msgs_seen;   /* replies counted at the end of the last wakeup */
+    struct conn_pass pass; /* this wakeup's replies, for their service time */
     uint64_t tcp_sample_ns; /* TCP_INFO is read from then on (worker.c) */
     uint64_t ticks;         /* timer ticks so far */
     uint64_t sys_seen[LOOP_SYS_COUNT]; /* the loop's counters already in stats */
