@@ -268,6 +268,45 @@ static void test_framed_echo(void **state)
     assert_null(f->c->in); /* nothing partial: no buffer of its own */
 }
 
+/* Service time (conn_pass_end): the replies handed to the kernel in the
+ * wakeup that read their messages wait for the wakeup's end and are charged
+ * its length, measured from its start; io_uring's, which complete in a later
+ * wakeup, read the clock then. Either way each reply is counted once. */
+static void test_service_time_per_pass(void **state)
+{
+    struct fake *f = fake_of(state);
+    struct conn_pass pass = { 0 };
+    f->ctx.pass = &pass;
+    open_conn(f);
+    uint8_t out[64], in[64];
+    size_t n = data_frame(out, "ab", 2);
+    n += data_frame(out + n, "cd", 2);
+    send_all(f, out, n);
+    uint64_t before = net_now_ns();
+    if (!loop_writes_later(f->loop)) {
+        assert_true(pump_once(f)); /* one wakeup reads both and writes both */
+        assert_int_equal(framed(f->stats.msgs_out), 2);
+        assert_int_equal(pass.replies, 2);
+        assert_int_equal(hist_count(&f->stats.service_ns), 0);
+        conn_pass_end(&f->ctx, loop_now(f->loop));
+        uint64_t after = net_now_ns();
+        assert_int_equal(pass.replies, 0);
+        assert_int_equal(hist_count(&f->stats.service_ns), 2);
+        /* Both got the wakeup's length, which lies within the test's view. */
+        assert_int_equal(hist_sum(&f->stats.service_ns), 2 * hist_max(&f->stats.service_ns));
+        assert_true(hist_max(&f->stats.service_ns) <= after - before);
+    } else {
+        pump(f, 0);
+        assert_int_equal(framed(f->stats.msgs_out), 2);
+        assert_int_equal(pass.replies, 0);
+        assert_int_equal(hist_count(&f->stats.service_ns), 2);
+    }
+    conn_pass_end(&f->ctx, loop_now(f->loop)); /* nothing is charged twice */
+    assert_int_equal(hist_count(&f->stats.service_ns), 2);
+    assert_int_equal(recv_now(f, in, sizeof in), n);
+    assert_memory_equal(in, out, n);
+}
+
 /* A partial frame is kept (and its clock started) until the rest arrives;
  * every strict prefix is incomplete. */
 static void test_partial_frame(void **state)
@@ -677,6 +716,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_framed_echo, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_partial_frame, setup_epoll, teardown),
+        cmocka_unit_test_setup_teardown(test_service_time_per_pass, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_data_runs_counted, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_blocked_and_back, setup_epoll, teardown),
         cmocka_unit_test_setup_teardown(test_drain_buffered_input, setup_epoll, teardown),
@@ -688,6 +728,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paused_peer_done_keeps_replies, setup_epoll, teardown),
         { "uring_test_framed_echo", test_framed_echo, setup_uring, teardown, NULL },
         { "uring_test_partial_frame", test_partial_frame, setup_uring, teardown, NULL },
+        { "uring_test_service_time_per_pass", test_service_time_per_pass, setup_uring, teardown, NULL },
         { "uring_test_data_runs_counted", test_data_runs_counted, setup_uring, teardown, NULL },
         { "uring_test_blocked_and_back", test_blocked_and_back, setup_uring, teardown, NULL },
         { "uring_test_drain_buffered_input", test_drain_buffered_input, setup_uring, teardown, NULL },
