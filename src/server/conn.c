@@ -1289,6 +1289,47 @@ static void paused_peer_done(struct conn *c, uint64_t now)
     conn_enter(c, CONN_READING, now);
 }
 
+/* The common read of a busy framed connection, served with less
+ * bookkeeping: the connection held and owed nothing before it (nothing
+ * buffered, no output pending or in flight, nothing charged to the memory
+ * budget), and after process_input it still holds and owes nothing: every
+ * message was whole and its reply went to the kernel at once (epoll writes
+ * on the spot). Then nothing the general path does after a read
+ * (keep_input, flush_output, after_io, update_io) would change anything
+ * but the counters written() keeps and the activity published: the state
+ * stays READING, no buffer is kept, no charge changes, and the read asked
+ * for stays right, as long as the budget still has room for every account
+ * to read in full (membudget_take's first case, checked here). Skipping
+ * that bookkeeping saved about 2 % of the server's CPU at 8 x 1 x 4 KiB and
+ * 50 x 16 x 64 B (bench/README.md). false, having done nothing, when the
+ * connection is not in that state; a read that does not end settled
+ * continues as the general path (take_input) would. */
+static bool take_input_settled(struct conn *c, uint8_t *data, size_t n, uint64_t now)
+{
+    if (c->state != CONN_READING || c->mode != FRAME_MODE_FRAMED || c->in_len != 0 ||
+        c->mem != 0 || c->out.len != 0 || c->writing || c->peer_done || io_writes_later(c))
+        return false;
+    counter_add(&c->pub.bytes_in, n);
+    counter_add(&stats_of(c)->bytes_in[STATS_FRAMED], n);
+    c->active_ns = now;
+    uint64_t msgs = counter_get(&c->pub.msgs_in);
+    size_t used = process_input(c, data, n, now);
+    msgs = counter_get(&c->pub.msgs_in) - msgs;
+    c->read_msgs = msgs < STAGE_RX_WINDOW ? (unsigned)msgs : STAGE_RX_WINDOW;
+    if (used == n && c->state == CONN_READING && c->out.len == 0 && !c->writing &&
+        membudget_plenty(c->ctx->budget, CONN_READ_MAX)) {
+        written(c, 0, now); /* every reply is in the kernel */
+        counter_set(&c->pub.active_ns, c->active_ns);
+        stage_want_rx(c);
+        return true;
+    }
+    if (keep_input(c, data, used, n, now))
+        flush_output(c, now);
+    if (c->state != CONN_CLOSED)
+        after_io(c, now);
+    return true;
+}
+
 /* The loop delivered input: n bytes at data (with the loop's headroom in
  * front), 0 at the client's EOF, or -errno. Deliveries can arrive in any
  * state (io_uring: one read asked for before the state stopped reading);
@@ -1297,6 +1338,8 @@ static void paused_peer_done(struct conn *c, uint64_t now)
 static void on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
 {
     struct conn *c = s->data;
+    if (n > 0 && take_input_settled(c, data, (size_t)n, now))
+        return;
     if (c->state == CONN_LINGER) {
         discard_input(c, n, now);
     } else if (n <= 0) {

@@ -94,6 +94,13 @@ uint64_t membudget_fair_share(const struct membudget *b)
     return b->limit / (uint64_t)(h > 1 ? h : 1);
 }
 
+bool membudget_plenty(const struct membudget *b, size_t want)
+{
+    int64_t t = atomic_load_explicit(&b->total, memory_order_relaxed);
+    uint64_t total = t > 0 ? (uint64_t)t : 0;
+    return total + (uint64_t)b->nslots * want <= b->limit;
+}
+
 size_t membudget_take(struct membudget *b, unsigned slot, uint64_t held, size_t want,
                       bool *charged)
 {

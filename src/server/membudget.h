@@ -44,6 +44,10 @@ uint64_t membudget_fair_share(const struct membudget *b);
  * nothing are served as before while the largest holders wait. */
 #define MEMBUDGET_SMALL_HOLDING 4096u
 
+/* Whether the budget has room for every account to add want bytes at once:
+ * then membudget_take grants want and charges nothing. */
+bool membudget_plenty(const struct membudget *b, size_t want);
+
 /* How many more bytes (up to want) a connection holding held bytes may add
  * now: what is left of the budget, or, over it, only what brings it up to
  * MEMBUDGET_SMALL_HOLDING. 0: it must pause. While the budget has room for
