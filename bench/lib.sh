@@ -182,7 +182,8 @@ median_or_nan() {
 spread() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
     printf "%.0f", (m > 0 ? 100 * (v[NR] - v[1]) / m : 0) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
+    if (a != "nan" && b != "nan" && b + 0 > 0) printf "%.3f", a / b; else print "nan" }'; }
 meets() { awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
     exit !(r != "nan" && (op == ">=" ? r + 0 >= t : r + 0 <= t)) }'; }
 

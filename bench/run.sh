@@ -137,7 +137,12 @@ run_client() {
     t0=$(cpu_ticks "$pid")
     if [ -n "$http" ]; then sys0=$(server_syscalls "$http"); fi
     client_start "$out" "$port" "$c" "$d" "$s"
-    client_wait "$server" "$pid" "$out" "${c}x${d}x${s}" || return 1
+    if ! client_wait "$server" "$pid" "$out" "${c}x${d}x${s}"; then
+        # "nan" in every column keeps the rounds paired (paired_ratio).
+        if [ "$server" = refecho ]; then REF_MSGS+=(nan) REF_P50+=(nan) REF_CPU+=(nan) REF_N+=(0); else
+            D_MSGS+=(nan) D_P50+=(nan) D_CPU+=(nan) D_SYS+=(nan); fi
+        return 1
+    fi
     cpu=$(cpu_us_per_msg $(($(cpu_ticks "$pid") - t0)) "$NMSGS")
     if [ -n "$sys0" ]; then sys1=$(server_syscalls "$http"); fi
     if [ -n "$sys1" ]; then calls=$((sys1 - sys0)); fi
@@ -224,9 +229,9 @@ for shape in "${shape_list[@]}"; do
     fi
     dsys=$(median_or_nan "${D_SYS[@]}")
     if [ ${#REF_MSGS[@]} -eq 0 ] || [ ${#D_MSGS[@]} -eq 0 ]; then die "$label: no successful run"; fi
-    rm=$(median "${REF_MSGS[@]}") dm=$(median "${D_MSGS[@]}")
-    rp=$(median "${REF_P50[@]}") dp=$(median "${D_P50[@]}")
-    rc=$(median "${REF_CPU[@]}") dc=$(median "${D_CPU[@]}")
+    rm=$(median_or_nan "${REF_MSGS[@]}") dm=$(median_or_nan "${D_MSGS[@]}")
+    rp=$(median_or_nan "${REF_P50[@]}") dp=$(median_or_nan "${D_P50[@]}")
+    rc=$(median_or_nan "${REF_CPU[@]}") dc=$(median_or_nan "${D_CPU[@]}")
     tr=$(paired_ratio "${REF_MSGS[*]}" "${D_MSGS[*]}")
     pr=$(paired_ratio "${REF_P50[*]}" "${D_P50[*]}")
     cr=$(paired_ratio "${REF_CPU[*]}" "${D_CPU[*]}")

@@ -84,12 +84,15 @@ static inline ssize_t sys_sendmsg(int fd, const struct msghdr *msg, int flags)
     return SYSCALL_PLAIN ? syscall(SYS_sendmsg, fd, msg, flags) : sendmsg(fd, msg, flags);
 }
 
-/* No signal mask: the kernel ignores the mask's size then. */
+/* No signal mask: the kernel ignores the mask's size then. The kernel takes
+ * a timespec with a 64-bit tv_sec, which struct timespec is where pointers
+ * are 64 bits; elsewhere glibc's function converts it. */
 static inline int sys_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
                                    const struct timespec *timeout)
 {
-    return SYSCALL_PLAIN ? (int)syscall(SYS_epoll_pwait2, epfd, ev, max, timeout, NULL, 0)
-                         : epoll_pwait2(epfd, ev, max, timeout, NULL);
+    return SYSCALL_PLAIN && __SIZEOF_POINTER__ == 8
+               ? (int)syscall(SYS_epoll_pwait2, epfd, ev, max, timeout, NULL, 0)
+               : epoll_pwait2(epfd, ev, max, timeout, NULL);
 }
 
 static struct epoll_be *be_of(struct loop *l)

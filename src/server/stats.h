@@ -194,7 +194,7 @@ enum syscall_op {
 #define SERVER_STATS_HISTS(X)                                                                \
     X(service_ns, "tcpmsg_service_time_seconds", NULL, NULL, "seconds", 1e-9,               \
       metrics_latency_bounds,                                                                \
-      "Time from a message fully received to its reply handed to the kernel")                \
+      "Time from the wakeup that read a message to its reply handed to the kernel")         \
     X(client_rtt_ns, "tcpmsg_client_rtt_seconds", NULL, NULL, "seconds", 1e-9,              \
       metrics_latency_bounds, "Round-trip times measured and reported by clients")           \
     X(msg_bytes, "tcpmsg_message_size_bytes", NULL, NULL, "bytes", 1, metrics_size_bounds,  \

@@ -389,6 +389,10 @@ static void close_at_drain_deadline(struct conn *c, uint64_t now)
 static void on_tick(struct loop_timer *t, uint64_t now)
 {
     struct worker *w = t->data;
+    /* The replies of this wakeup's reads are done: their service time ends
+     * before the tick's own work (timers of every connection, TCP_INFO),
+     * which is none of theirs. */
+    conn_pass_end(&w->ctx, now);
     loop_timer_start(w->loop, &w->tick, now + TICK_NS);
     if (membudget_must_evict(w->shared->budget, now))
         evict_largest(w, now);
