@@ -173,7 +173,7 @@ function onData(metrics, conns) {
   state.conns = conns;
 
   const rates = updateRates(metrics);
-  renderStatus();
+  tcpmsgRenderLive(state);
   renderServer(metrics.server, rates);
   renderKpis(metrics, rates);
   renderLoop(metrics, rates);
@@ -194,20 +194,7 @@ function onFailure(err) {
     ? `Last successful update at ${state.lastOkAt.toLocaleTimeString()}; the values below are from then.`
     : 'No data has been received yet.';
   setText('banner-detail', `${since} (${err.message || err})`);
-  renderStatus();
-}
-
-/* The page-wide status: the offline banner, the live dot and the counter of
- * successful refreshes that tests read to tell live values from placeholders. */
-function renderStatus() {
-  const offline = state.failures > 0;
-  document.body.dataset.state = offline ? 'offline' : 'live';
-  document.body.dataset.updated = String(state.refreshes);
-  document.body.dataset.failed = String(state.failedTotal);
-  $('banner-offline').hidden = !offline;
-  setText('live-text', offline
-    ? 'not answering'
-    : `live · ${state.lastOkAt.toLocaleTimeString()}`);
+  tcpmsgRenderLive(state);
 }
 
 // ------------------------------------------------------------------- rates

@@ -1,7 +1,7 @@
 /* Shared by both status pages (app.js for tcpmsgd, probe.js for tcpmsg
- * probe), loaded before either: GET a JSON document with a deadline. It
- * defines one global, tcpmsgFetchJSON; the pages keep everything else in
- * their own scope. */
+ * probe), loaded before either: GET a JSON document with a deadline, and
+ * show whether the page is live. It defines two globals, tcpmsgFetchJSON and
+ * tcpmsgRenderLive; the pages keep everything else in their own scope. */
 'use strict';
 
 /* GET url as JSON, failing after timeoutMs: a server that accepts the
@@ -27,4 +27,17 @@ async function tcpmsgFetchJSON(url, timeoutMs) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/* The page-wide status from a page's polling state ({failures, refreshes,
+ * failedTotal, lastOkAt}): the offline banner, the live dot and the counters
+ * of refreshes that tests read to tell live values from placeholders. */
+function tcpmsgRenderLive(state) {
+  const offline = state.failures > 0;
+  document.body.dataset.state = offline ? 'offline' : 'live';
+  document.body.dataset.updated = String(state.refreshes);
+  document.body.dataset.failed = String(state.failedTotal);
+  document.getElementById('banner-offline').hidden = !offline;
+  document.getElementById('live-text').textContent = offline ? 'not answering'
+    : state.lastOkAt ? `live · ${state.lastOkAt.toLocaleTimeString()}` : 'connecting…';
 }

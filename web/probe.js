@@ -94,18 +94,8 @@ async function poll() {
       ? `Last successful update at ${state.lastOkAt.toLocaleTimeString()}; the values below are from then.`
       : 'No data has been received yet.') + ` (${err.message || err})`);
   }
-  renderStatus();
+  tcpmsgRenderLive(state);
   setTimeout(poll, POLL_MS);
-}
-
-function renderStatus() {
-  const offline = state.failures > 0;
-  document.body.dataset.state = offline ? 'offline' : 'live';
-  document.body.dataset.updated = String(state.refreshes);
-  document.body.dataset.failed = String(state.failedTotal);
-  $('banner-offline').hidden = !offline;
-  setText('live-text', offline ? 'not answering'
-    : state.lastOkAt ? `live · ${state.lastOkAt.toLocaleTimeString()}` : 'connecting…');
 }
 
 // ---------------------------------------------------------------- rendering
@@ -193,7 +183,7 @@ function renderRows(targets) {
   }));
 }
 
-renderStatus();
+tcpmsgRenderLive(state);
 poll();
 
 })();
