@@ -327,16 +327,15 @@ static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const s
         return -errno;
     if (n < 0)
         n = 0;
-    size_t total = iov[0].iov_len;
-    for (int i = 1; i < iovcnt; i++)
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    /* Wait for room only after a partial write; the registration changes
-     * (a system call) only when that differs from before, which a server
-     * whose writes all complete never sees. */
-    unsigned want_out = (size_t)n < total ? LOOP_STREAM_WANT_OUT : 0;
-    if ((s->flags & LOOP_STREAM_WANT_OUT) == want_out)
-        return n;
-    s->flags ^= LOOP_STREAM_WANT_OUT;
+    /* Wait for room only after a partial write (stream_sync makes no call
+     * when the registration is right already). */
+    if ((size_t)n < total)
+        s->flags |= LOOP_STREAM_WANT_OUT;
+    else
+        s->flags &= ~LOOP_STREAM_WANT_OUT;
     rc = stream_sync(l, s);
     return rc < 0 && n == 0 ? rc : n;
 }

@@ -230,12 +230,6 @@ void tstamp_track_report(struct tstamp_track *t, const struct tstamp_report *r)
     }
 }
 
-/* A boundary no earlier than the previous one (see tstamp_tx_stages). */
-static uint64_t after(uint64_t at, uint64_t prev)
-{
-    return at > prev ? at : prev;
-}
-
 bool tstamp_track_next(struct tstamp_track *t, struct tstamp_tx_stages *out)
 {
     while (t->npending > 0 && t->pending[0].at_ns[TSTAMP_ACK] != 0) {
@@ -245,9 +239,9 @@ bool tstamp_track_next(struct tstamp_track *t, struct tstamp_tx_stages *out)
             drop_first(t, 1);
             continue;
         }
-        uint64_t sched = after(p->at_ns[TSTAMP_SCHED], p->handed_ns);
-        uint64_t snd = after(p->at_ns[TSTAMP_SND], sched);
-        uint64_t ack = after(p->at_ns[TSTAMP_ACK], snd);
+        uint64_t sched = tstamp_after(p->at_ns[TSTAMP_SCHED], p->handed_ns);
+        uint64_t snd = tstamp_after(p->at_ns[TSTAMP_SND], sched);
+        uint64_t ack = tstamp_after(p->at_ns[TSTAMP_ACK], snd);
         *out = (struct tstamp_tx_stages){
             .sched_ns = sched - p->handed_ns,
             .send_ns = snd - sched,

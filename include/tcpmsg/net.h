@@ -88,4 +88,13 @@ static inline uint64_t net_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The wall clock in seconds since the epoch (timestamps for logs of record,
+ * --start-at, "last success" gauges). */
+static inline double net_wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 #endif

@@ -111,6 +111,18 @@ static inline bool tstamp_byte_at_or_before(uint32_t a, uint32_t b)
     return (int32_t)(b - a) >= 0;
 }
 
+/* A stage boundary no earlier than the previous one, so that stages are
+ * never negative. The kernel's stamps and tstamp_now_ns() read the same
+ * clock, but a stamp is taken where the kernel finds it convenient: on
+ * loopback the reply's receive stamp can be taken a few hundred nanoseconds
+ * before SND is reported as done, for example, and a step of the wall clock
+ * (NTP) moves everything. Used by the server's tracker and the client's
+ * split (src/client/stages.c). */
+static inline uint64_t tstamp_after(uint64_t at, uint64_t prev)
+{
+    return at > prev ? at : prev;
+}
+
 /* Samples in flight per connection: a sample stays here from the send of its
  * last byte until that byte is acknowledged (one round trip). With the
  * default sampling rate there is rarely more than one. */

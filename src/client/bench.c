@@ -188,9 +188,8 @@ static int hdr_log_interval(const struct bench *b, double t0, double len, const 
             rc = hdrlog_write_interval(b->hdr, "uncorrected", t0, len, raw, HDR_MAX_DIVISOR);
     }
     for (int i = 0; i < CSTAGE_COUNT && rc == 0 && stages != NULL && b->cfg->stages; i++) {
-        char tag[32];
-        snprintf(tag, sizeof tag, "stage_%s", cstage_name((enum cstage)i));
-        rc = hdrlog_write_interval(b->hdr, tag, t0, len, &stages[i], HDR_MAX_DIVISOR);
+        rc = hdrlog_write_interval(b->hdr, cstage_tag((enum cstage)i), t0, len, &stages[i],
+                                   HDR_MAX_DIVISOR);
     }
     return rc;
 }
@@ -350,13 +349,6 @@ static int exit_status(const struct bench_result *r)
     return r->open_loop && !r->rate_kept ? EXIT_RATE : EXIT_OK;
 }
 
-static double wall_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* --start-at: wait until the wall clock reads it, so that generators on
  * several hosts measure the same seconds. The connections are opened after
  * the wait (a server's --idle-timeout would close them during a long one),
@@ -364,7 +356,7 @@ static double wall_now_s(void)
  * with a warning: this generator is late. */
 static void wait_for_start(const struct client_config *cfg)
 {
-    double wait = cfg->start_at - wall_now_s();
+    double wait = cfg->start_at - net_wall_s();
     if (cfg->start_at <= 0)
         return;
     if (wait < -0.001) {
@@ -374,7 +366,7 @@ static void wait_for_start(const struct client_config *cfg)
     if (wait > 0)
         sleep_until(net_now_ns() + (uint64_t)(wait * 1e9));
     /* sleep_until's clock is the monotonic one: finish on the wall clock. */
-    while (wall_now_s() < cfg->start_at)
+    while (net_wall_s() < cfg->start_at)
         sleep_until(net_now_ns() + 100000);
 }
 
@@ -398,7 +390,7 @@ static int run(struct bench *b)
     b->plan.measure_ns = b->plan.start_ns + (uint64_t)(cfg->warmup * 1e9);
     b->plan.deadline_ns = cfg->count > 0 ? UINT64_MAX
                                          : b->plan.measure_ns + (uint64_t)(cfg->duration * 1e9);
-    b->measure_wall_s = wall_now_s() + cfg->warmup;
+    b->measure_wall_s = net_wall_s() + cfg->warmup;
     int log_err = b->hdr != NULL ? hdrlog_write_header(b->hdr, b->measure_wall_s, "nanoseconds")
                                  : 0;
     report_start(cfg, b->target);

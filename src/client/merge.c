@@ -60,7 +60,7 @@ static int series_of(const char *tag)
     if (strcmp(tag, "uncorrected") == 0)
         return SERIES_RAW;
     for (int i = 0; i < CSTAGE_COUNT; i++)
-        if (strncmp(tag, "stage_", 6) == 0 && strcmp(tag + 6, cstage_name((enum cstage)i)) == 0)
+        if (strcmp(tag, cstage_tag((enum cstage)i)) == 0)
             return SERIES_STAGE + i;
     return -1;
 }
@@ -211,11 +211,9 @@ static int write_merged_log(struct merge *m, bool open_loop, double t0, double t
                                              HDRLOG_MAX_DIVISOR)) == 0)
             rc = hdrlog_write_interval(f, "uncorrected", start, len, h[1], HDRLOG_MAX_DIVISOR);
         for (int j = 0; rc == 0 && j < CSTAGE_COUNT; j++) {
-            char tag[32];
-            snprintf(tag, sizeof tag, "stage_%s", cstage_name((enum cstage)j));
             if (hist_count(m->total[SERIES_STAGE + j]) > 0) /* the logs had the series */
-                rc = hdrlog_write_interval(f, tag, start, len, h[SERIES_STAGE + j],
-                                           HDRLOG_MAX_DIVISOR);
+                rc = hdrlog_write_interval(f, cstage_tag((enum cstage)j), start, len,
+                                           h[SERIES_STAGE + j], HDRLOG_MAX_DIVISOR);
         }
     }
     for (int j = 0; j < NSERIES; j++)

@@ -55,13 +55,6 @@ static double uniform(uint64_t *s) /* xorshift64: [0, 1) */
     return (double)(*s >> 11) / 9007199254740992.0;
 }
 
-static double wall_time(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* --- output ------------------------------------------------------------------ */
 
 /* One line per probe; printf holds the stream lock, so lines of different
@@ -81,7 +74,7 @@ static void print_probe(const struct probe_target *t, int fail, uint64_t rtt_ns,
     }
     json_t *o = json_object();
     json_object_set_new(o, "event", json_string("probe"));
-    json_object_set_new(o, "time", json_real(wall_time()));
+    json_object_set_new(o, "time", json_real(net_wall_s()));
     json_object_set_new(o, "target", json_string(t->spec.name));
     json_object_set_new(o, "seq", json_integer((json_int_t)t->seq));
     json_object_set_new(o, "ok", json_boolean(fail < 0));
@@ -146,7 +139,7 @@ void probe_target_summary(const struct probe_target *t, const char *why)
 /* The status page's view of the latest probe: fail < 0 for a success. */
 static void note_recent(struct probe_target *t, int fail, uint64_t rtt_ns, const char *detail)
 {
-    double now = wall_time();
+    double now = net_wall_s();
     pthread_mutex_lock(&t->status_lock);
     struct probe_recent *r = &t->recent;
     r->lost_bits = (r->lost_bits << 1) | (fail >= 0);
@@ -635,7 +628,7 @@ int probe_run(const struct client_config *cfg)
     struct probe p = { .cfg = cfg, .wake_fd = -1 };
     pthread_mutex_init(&p.lock, NULL);
     p.reloads.file = cfg->targets_file;
-    struct probe_watch watch;
+    struct probe_watch watch = { .fd = -1 };
     struct http_server *http = NULL;
     char web[4096];
     int rc = 0, sigfd = take_signals(cfg->targets_file != NULL);

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client/probe.h"
+#include "tcpmsg/net.h"
 
 /* The whole file, NUL-terminated, into *text (malloc'd): 0 or a negative
  * errno with the reason in err. Bounded by PROBE_FILE_MAX_BYTES whatever
@@ -55,13 +55,6 @@ static int read_file(const char *path, char **text, size_t *len, char *err, size
     *text = buf;
     *len = n;
     return 0;
-}
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* The specs of the file, checked against the command line's targets. */
@@ -185,7 +178,7 @@ int probe_reload(struct probe *p, const char *why)
     r->last_ok = rc == 0;
     if (rc == 0) {
         r->success++;
-        r->last_success_time = wall_now();
+        r->last_success_time = net_wall_s();
         r->last_error[0] = '\0';
     } else {
         r->failure++;

@@ -11,6 +11,12 @@ static const char *const names[] = {
 #undef X
 };
 
+static const char *const tags[] = {
+#define X(id, name, text) [CSTAGE_##id] = "stage_" name,
+    CSTAGES(X)
+#undef X
+};
+
 static const char *const texts[] = {
 #define X(id, name, text) [CSTAGE_##id] = text,
     CSTAGES(X)
@@ -22,28 +28,23 @@ const char *cstage_name(enum cstage s)
     return (unsigned)s < CSTAGE_COUNT ? names[s] : "?";
 }
 
+const char *cstage_tag(enum cstage s)
+{
+    return (unsigned)s < CSTAGE_COUNT ? tags[s] : "?";
+}
+
 const char *cstage_text(enum cstage s)
 {
     return (unsigned)s < CSTAGE_COUNT ? texts[s] : "?";
-}
-
-/* A boundary no earlier than the previous one. The kernel's stamps and
- * tstamp_now_ns() read the same clock, but a stamp is taken where the
- * kernel finds it convenient: on loopback the reply's receive stamp can be
- * taken a few hundred nanoseconds before SND is reported as done, for
- * example, and a step of the wall clock (NTP) moves everything. */
-static uint64_t after(uint64_t at, uint64_t prev)
-{
-    return at > prev ? at : prev;
 }
 
 bool cstage_split(const struct cstage_times *t, uint64_t out[CSTAGE_COUNT])
 {
     if (t->handed_ns == 0 || t->snd_ns == 0 || t->rx_ns == 0 || t->read_ns == 0)
         return false;
-    uint64_t snd = after(t->snd_ns, t->handed_ns);
-    uint64_t rx = after(t->rx_ns, snd);
-    uint64_t read = after(t->read_ns, rx);
+    uint64_t snd = tstamp_after(t->snd_ns, t->handed_ns);
+    uint64_t rx = tstamp_after(t->rx_ns, snd);
+    uint64_t read = tstamp_after(t->read_ns, rx);
     out[CSTAGE_CLIENT_TX] = snd - t->handed_ns;
     out[CSTAGE_NETWORK] = rx - snd;
     out[CSTAGE_CLIENT_RX] = read - rx;

@@ -32,6 +32,7 @@ enum cstage {
 };
 
 const char *cstage_name(enum cstage s); /* "client_tx"...; "?" for anything else */
+const char *cstage_tag(enum cstage s);  /* "stage_client_tx"...: its --hdr-log tag */
 const char *cstage_text(enum cstage s); /* "client tx"...; "?" for anything else */
 
 /* Message k (counted from 0 on its connection) is sampled when every > 0

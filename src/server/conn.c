@@ -1221,6 +1221,27 @@ static uint8_t *in_take(struct conn *c, uint8_t *data, size_t n)
     return c->in;
 }
 
+/* A read brought n bytes: count them, and the connection was active. */
+static void count_input(struct conn *c, size_t n, uint64_t now)
+{
+    counter_add(&c->pub.bytes_in, (uint64_t)n);
+    counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)n);
+    c->active_ns = now;
+}
+
+/* process_input for what a read brought; with stage sampling on, also how
+ * many messages it completed (the stamp window, stage_want_rx). */
+static size_t process_read(struct conn *c, const uint8_t *buf, size_t len, uint64_t now)
+{
+    if (c->stage_until == 0)
+        return process_input(c, buf, len, now);
+    uint64_t msgs = counter_get(&c->pub.msgs_in);
+    size_t used = process_input(c, buf, len, now);
+    msgs = counter_get(&c->pub.msgs_in) - msgs;
+    c->read_msgs = msgs < STAGE_RX_WINDOW ? (unsigned)msgs : STAGE_RX_WINDOW;
+    return used;
+}
+
 /* What a read brought: r new bytes at buf[len..len+r) behind the len bytes
  * already held (buf is the owner's read buffer or the connection's own), 0
  * at EOF, or -errno. Parse and answer what is complete, keep the rest. */
@@ -1243,17 +1264,12 @@ static void take_input(struct conn *c, uint8_t *buf, size_t len, ssize_t r, uint
         if (c->mode == FRAME_MODE_UNKNOWN)
             c->mode = frame_detect_mode(buf[0]);
         len += (size_t)r;
-        counter_add(&c->pub.bytes_in, (uint64_t)r);
-        counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)r);
-        c->active_ns = now;
+        count_input(c, (size_t)r, now);
         if (c->state == CONN_DRAINING)
             c->drain_left -= (size_t)r < c->drain_left ? (size_t)r : c->drain_left;
         c->drain_quiet_ns = 0;
     }
-    uint64_t msgs = counter_get(&c->pub.msgs_in);
-    size_t used = process_input(c, buf, len, now);
-    msgs = counter_get(&c->pub.msgs_in) - msgs;
-    c->read_msgs = msgs < STAGE_RX_WINDOW ? (unsigned)msgs : STAGE_RX_WINDOW;
+    size_t used = process_read(c, buf, len, now);
     if (keep_input(c, buf, used, len, now))
         flush_output(c, now);
 }
@@ -1309,13 +1325,8 @@ static bool take_input_settled(struct conn *c, uint8_t *data, size_t n, uint64_t
     if (c->state != CONN_READING || c->mode != FRAME_MODE_FRAMED || c->in_len != 0 ||
         c->mem != 0 || c->out.len != 0 || c->writing || c->peer_done || io_writes_later(c))
         return false;
-    counter_add(&c->pub.bytes_in, n);
-    counter_add(&stats_of(c)->bytes_in[STATS_FRAMED], n);
-    c->active_ns = now;
-    uint64_t msgs = counter_get(&c->pub.msgs_in);
-    size_t used = process_input(c, data, n, now);
-    msgs = counter_get(&c->pub.msgs_in) - msgs;
-    c->read_msgs = msgs < STAGE_RX_WINDOW ? (unsigned)msgs : STAGE_RX_WINDOW;
+    count_input(c, n, now);
+    size_t used = process_read(c, data, n, now);
     if (used == n && c->state == CONN_READING && c->out.len == 0 && !c->writing &&
         membudget_plenty(c->ctx->budget, CONN_READ_MAX)) {
         written(c, 0, now); /* every reply is in the kernel */

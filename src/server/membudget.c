@@ -94,11 +94,16 @@ uint64_t membudget_fair_share(const struct membudget *b)
     return b->limit / (uint64_t)(h > 1 ? h : 1);
 }
 
-bool membudget_plenty(const struct membudget *b, size_t want)
+/* With t charged in all, whether every account could take want at once. */
+static bool room_for_all(const struct membudget *b, int64_t t, size_t want)
 {
-    int64_t t = atomic_load_explicit(&b->total, memory_order_relaxed);
     uint64_t total = t > 0 ? (uint64_t)t : 0;
     return total + (uint64_t)b->nslots * want <= b->limit;
+}
+
+bool membudget_plenty(const struct membudget *b, size_t want)
+{
+    return room_for_all(b, atomic_load_explicit(&b->total, memory_order_relaxed), want);
 }
 
 size_t membudget_take(struct membudget *b, unsigned slot, uint64_t held, size_t want,
@@ -107,9 +112,9 @@ size_t membudget_take(struct membudget *b, unsigned slot, uint64_t held, size_t 
     *charged = false;
     int64_t t = atomic_load_explicit(&b->total, memory_order_relaxed);
     for (;;) {
-        uint64_t total = t > 0 ? (uint64_t)t : 0;
-        if (total + (uint64_t)b->nslots * want <= b->limit)
+        if (room_for_all(b, t, want))
             return want; /* room for everyone: no need to hold it */
+        uint64_t total = t > 0 ? (uint64_t)t : 0;
         uint64_t room = total < b->limit ? b->limit - total : 0;
         if (held < MEMBUDGET_SMALL_HOLDING && MEMBUDGET_SMALL_HOLDING - held > room)
             room = MEMBUDGET_SMALL_HOLDING - held;
