@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "tcpmsg/counter.h"
+#include "tcpmsg/hot.h"
 
 /* The owner thread is the only writer, so a relaxed load then store is a
  * correct increment and avoids the locked read-modify-write of fetch_add;
@@ -98,7 +99,7 @@ uint64_t hist_bucket_hi(size_t index)
     return hist_bucket_lo(index) + (UINT64_C(1) << bucket_shift(index)) - 1;
 }
 
-void hist_record_n(struct hist *h, uint64_t value, uint64_t n)
+TCPMSG_HOT void hist_record_n(struct hist *h, uint64_t value, uint64_t n)
 {
     if (n == 0)
         return;
@@ -113,7 +114,7 @@ void hist_record_n(struct hist *h, uint64_t value, uint64_t n)
 
 /* hist_record_n(h, value, 1) without the multiplication and the count
  * check: this is the call made once per message. */
-void hist_record(struct hist *h, uint64_t value)
+TCPMSG_HOT void hist_record(struct hist *h, uint64_t value)
 {
     add(&h->counts[hist_bucket_index(value)], 1);
     if (value < load(&h->min))

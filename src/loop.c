@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tcpmsg/hot.h"
 #include "tcpmsg/net.h"
 #include "tcpmsg/tstamp.h"
 
@@ -351,8 +352,8 @@ int loop_stream_read(struct loop *l, struct loop_stream *s, size_t max)
     return l->ops->stream_read(l, s);
 }
 
-ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
-                          int iovcnt)
+TCPMSG_HOT ssize_t loop_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                                     int iovcnt)
 {
     if (s->flags & LOOP_STREAM_CLOSING)
         return -EPIPE;
@@ -504,7 +505,7 @@ static uint64_t wait_budget(struct loop *l, int timeout_ms)
     return wait;
 }
 
-int loop_run_once(struct loop *l, int timeout_ms)
+TCPMSG_HOT int loop_run_once(struct loop *l, int timeout_ms)
 {
     int n = l->ops->poll(l, wait_budget(l, timeout_ms));
     if (n < 0)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "loop_backend.h"
+#include "tcpmsg/hot.h"
 #include "tcpmsg/net.h"
 #include "tcpmsg/tstamp.h"
 
@@ -289,8 +290,8 @@ static int epoll_stream_stamp(struct loop *l, struct loop_stream *s)
 
 /* One write: write or writev, or a sendmsg that carries the control message
  * asking for transmit timestamps. */
-static ssize_t write_once(struct loop *l, struct loop_stream *s, const struct iovec *iov,
-                          int iovcnt, bool stamped)
+TCPMSG_HOT static ssize_t write_once(struct loop *l, struct loop_stream *s, const struct iovec *iov,
+                                     int iovcnt, bool stamped)
 {
     if (!stamped) {
         loop_count(l, iovcnt == 1 ? LOOP_SYS_WRITE : LOOP_SYS_WRITEV);
@@ -311,8 +312,8 @@ static ssize_t write_once(struct loop *l, struct loop_stream *s, const struct io
 /* A registration that failed after an earlier write took bytes is tried
  * again first (nothing to do when it is in order) and reported now: that
  * write returned what it took, so the caller does not send it twice. */
-static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s, const struct iovec *iov,
-                                  int iovcnt, bool stamped)
+TCPMSG_HOT static ssize_t epoll_stream_write(struct loop *l, struct loop_stream *s,
+                                             const struct iovec *iov, int iovcnt, bool stamped)
 {
     int rc = stream_sync(l, s);
     if (rc < 0)
@@ -355,7 +356,7 @@ static void epoll_stream_close(struct loop *l, struct loop_stream *s)
 
 /* One read: read, or with stamping on a recvmsg that brings the receive
  * timestamp along, kept in s->rx_ns for on_read. */
-static ssize_t read_once(struct loop *l, struct loop_stream *s, uint8_t *buf)
+TCPMSG_HOT static ssize_t read_once(struct loop *l, struct loop_stream *s, uint8_t *buf)
 {
     if (!(s->flags & LOOP_STREAM_STAMP_RX)) {
         loop_count(l, LOOP_SYS_READ);
@@ -375,7 +376,7 @@ static ssize_t read_once(struct loop *l, struct loop_stream *s, uint8_t *buf)
 }
 
 /* One read per readiness event. End of input and errors stop reading. */
-static void stream_readable(struct loop *l, struct loop_stream *s)
+TCPMSG_HOT static void stream_readable(struct loop *l, struct loop_stream *s)
 {
     uint8_t *buf = be_of(l)->rbuf + LOOP_HEADROOM;
     ssize_t n;
@@ -417,7 +418,7 @@ static uint32_t drain_on_err(struct loop *l, struct loop_stream *s, uint32_t ev)
     return ev;
 }
 
-static void on_stream_event(struct loop *l, struct loop_stream *s, uint32_t ev)
+TCPMSG_HOT static void on_stream_event(struct loop *l, struct loop_stream *s, uint32_t ev)
 {
     struct epoll_be *be = be_of(l);
     if ((ev & EPOLLERR) && (s->flags & LOOP_STREAM_STAMP)) {
@@ -485,7 +486,7 @@ static int arm_timer(struct loop *l, uint64_t deadline)
 }
 
 
-static int epoll_poll(struct loop *l, uint64_t timeout_ns)
+TCPMSG_HOT static int epoll_poll(struct loop *l, uint64_t timeout_ns)
 {
     struct epoll_be *be = be_of(l);
     if (l->timer_bound != 0 && timeout_ns >= TIMERFD_MIN_NS && timeout_ns != UINT64_MAX &&

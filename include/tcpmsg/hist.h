@@ -34,12 +34,15 @@
 #define HIST_MAX_VALUE ((UINT64_C(1) << HIST_MAX_BITS) - 1)
 #define HIST_BUCKETS (HIST_SUB_COUNT + (HIST_MAX_BITS - HIST_SUB_BITS) * HIST_HALF_COUNT)
 
+/* The totals come first: a struct hist spans ten pages, and a small value's
+ * bucket then shares the totals' page, so recording it touches one page,
+ * not two (the server records message sizes once per read). */
 struct hist {
-    _Atomic uint64_t counts[HIST_BUCKETS];
     _Atomic uint64_t count; /* number of recorded values */
     _Atomic uint64_t sum;   /* sum of recorded values */
     _Atomic uint64_t min;   /* UINT64_MAX while empty */
     _Atomic uint64_t max;   /* 0 while empty */
+    _Atomic uint64_t counts[HIST_BUCKETS];
 };
 
 /* One non-empty bucket, as returned by the iterator: values in [lo, hi]. */

@@ -64,6 +64,7 @@
 #include "server/config.h"
 #include "server/connctx.h"
 #include "server/membudget.h"
+#include "tcpmsg/hot.h"
 #include "tcpmsg/log.h"
 #include "tcpmsg/loop.h"
 #include "tcpmsg/rttreport.h"
@@ -153,7 +154,7 @@ static bool stage_stamp_write(struct conn *c, size_t total);
  * on_write tells how it ended) or -errno. Either way, while the write is not
  * over, c->writing is set: on_write clears it. A write carrying the last
  * byte of a sampled reply asks for its transmit timestamps. */
-static ssize_t io_write(struct conn *c, const struct iovec *iov, int cnt)
+TCPMSG_HOT static ssize_t io_write(struct conn *c, const struct iovec *iov, int cnt)
 {
     size_t total = 0;
     for (int i = 0; i < cnt; i++)
@@ -341,6 +342,26 @@ static void stage_take(struct conn *c, unsigned *until, unsigned *late, uint64_t
 static uint64_t stage_out_pos(const struct conn *c)
 {
     return counter_get(&c->pub.bytes_out) + c->out.len;
+}
+
+/* The sample countdown over a run of msgs data frames that starts at
+ * buf[pos]; the echo of buf[x] is output byte number out_pos + x. Most runs
+ * end before the next sample is due and cost one subtraction; one that
+ * reaches it is walked again for the ends of the frames sampled. */
+static void stage_count_run(struct conn *c, const uint8_t *buf, size_t pos, uint64_t msgs,
+                            uint64_t out_pos)
+{
+    if (c->stage_until == 0)
+        return;
+    if (msgs < c->stage_until) {
+        c->stage_until -= (unsigned)msgs;
+        return;
+    }
+    for (; msgs > 0; msgs--) {
+        pos += FRAME_HEADER_SIZE + frame_header_len(buf + pos);
+        if (--c->stage_until == 0)
+            stage_take(c, &c->stage_until, &c->stage_late, out_pos + pos);
+    }
 }
 
 /* Whether a write of total bytes from the next unwritten byte on carries the
@@ -734,7 +755,7 @@ static void reject_input(struct conn *c, const uint8_t *bad, ssize_t status, uin
         conn_close(c, CLOSE_NO_MEMORY, now);
 }
 
-static void account_written(struct conn *c, size_t n, uint64_t now)
+TCPMSG_HOT static void account_written(struct conn *c, size_t n, uint64_t now)
 {
     counter_add(&c->pub.bytes_out, n);
     counter_add(&stats_of(c)->bytes_out[stats_mode(c)], n);
@@ -748,7 +769,7 @@ static void account_written(struct conn *c, size_t n, uint64_t now)
  * this shortcut needs a write that takes its bytes at once (or not at all),
  * never one that completes later (io_uring): then the bytes are queued, and
  * sent with what follows them. false when the connection was closed. */
-static bool echo_frames(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
+TCPMSG_HOT static bool echo_frames(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
     if (c->out.len == 0 && !io_writes_later(c)) {
         struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
@@ -829,8 +850,8 @@ static void take_rtt_report(struct conn *c, const struct frame *f, uint64_t now)
  * path decides about that one, as it would have. Only while messages are not
  * logged one by one (LOG_DEBUG). run is where the run of unsent echoes
  * began (process_input). Returns where it stopped. */
-static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size_t len,
-                            size_t run, uint64_t now)
+TCPMSG_HOT static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size_t len,
+                                       size_t run, uint64_t now)
 {
     const struct server_config *cfg = cfg_of(c);
     size_t max_payload = cfg->max_payload, cap = cfg->max_pending_output;
@@ -851,15 +872,15 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
             stop = pos + allowed;
     }
     struct server_stats *st = stats_of(c);
-    size_t same_len = SIZE_MAX;
+    size_t same_len = SIZE_MAX, from = pos;
     uint64_t msgs = 0, same_from = 0;
-    uint64_t out_pos = stage_out_pos(c) - run; /* output byte number of buf[0]'s echo */
-    /* The countdown to the next sample in a local: 0 when off. */
-    unsigned until = c->stage_until, late = c->stage_late;
+    /* A data frame's type byte is 0, so its header, read as one number, is
+     * its length: one comparison refuses another type and an oversize
+     * length (max_payload < 2^24). */
+    _Static_assert(FRAME_DATA == 0, "a data frame's header is its length");
     while (stop - pos >= FRAME_HEADER_SIZE) {
-        uint32_t h = frame_header_load(buf + pos);
-        size_t plen = h & FRAME_LEN_MASK;
-        if (h >> 24 != FRAME_DATA || plen > max_payload || plen + FRAME_HEADER_SIZE > stop - pos)
+        size_t plen = frame_header_load(buf + pos);
+        if (plen > max_payload || plen + FRAME_HEADER_SIZE > stop - pos)
             break;
         if (plen != same_len) {
             if (msgs > same_from)
@@ -869,13 +890,10 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
         }
         msgs++;
         pos += FRAME_HEADER_SIZE + plen;
-        if (until != 0 && --until == 0)
-            stage_take(c, &until, &late, out_pos + pos);
     }
-    c->stage_until = until;
-    c->stage_late = late;
     if (msgs == 0)
         return pos;
+    stage_count_run(c, buf, from, msgs, stage_out_pos(c) - run);
     hist_record_n(&st->msg_bytes, same_len, msgs - same_from);
     counter_add(&st->msgs_in[STATS_FRAMED], msgs);
     counter_add(&c->pub.msgs_in, msgs);
@@ -891,7 +909,7 @@ static size_t take_data_run(struct conn *c, const uint8_t *buf, size_t pos, size
  * After an error reply the rest is discarded: all of len is returned.
  * In framed mode, consecutive data frames form a run [run, pos) that is
  * echoed in one piece when a non-data frame or the end interrupts it. */
-static size_t process_input(struct conn *c, const uint8_t *buf, size_t len, uint64_t now)
+TCPMSG_HOT static size_t process_input(struct conn *c, const uint8_t *buf, size_t len, uint64_t now)
 {
     const struct server_config *cfg = cfg_of(c);
     bool framed = c->mode == FRAME_MODE_FRAMED;
@@ -999,7 +1017,7 @@ static void process_buffered(struct conn *c, uint64_t now)
  * in the pass waited less) and is exact for a pass that serves one read.
  * Those that waited longer (for room, behind a full buffer, or io_uring's
  * writes, which complete in a later pass) read the clock. */
-static void charge_service(struct conn *c)
+TCPMSG_HOT static void charge_service(struct conn *c)
 {
     struct conn_pass *pass = c->ctx->pass;
     if (pass != NULL && c->unsent_since_ns == loop_now(c->ctx->loop)) {
@@ -1010,7 +1028,7 @@ static void charge_service(struct conn *c)
     hist_record_n(&stats_of(c)->service_ns, done - c->unsent_since_ns, c->unsent_msgs);
 }
 
-void conn_pass_end(const struct conn_ctx *ctx, uint64_t start)
+TCPMSG_HOT void conn_pass_end(const struct conn_ctx *ctx, uint64_t start)
 {
     struct conn_pass *pass = ctx->pass;
     if (pass == NULL || pass->replies == 0)
@@ -1023,7 +1041,7 @@ void conn_pass_end(const struct conn_ctx *ctx, uint64_t start)
 /* A write of pending output completed: w bytes taken, or -errno. Counts
  * them, and once everything queued has reached the kernel, the replies.
  * (With w == 0 it only does the latter, after replies echoed directly.) */
-static void written(struct conn *c, ssize_t w, uint64_t now)
+TCPMSG_HOT static void written(struct conn *c, ssize_t w, uint64_t now)
 {
     if (w == -EPIPE || w == -ECONNRESET) {
         /* Replies were still pending: the client did not take them. */
@@ -1222,7 +1240,7 @@ static uint8_t *in_take(struct conn *c, uint8_t *data, size_t n)
 }
 
 /* A read brought n bytes: count them, and the connection was active. */
-static void count_input(struct conn *c, size_t n, uint64_t now)
+TCPMSG_HOT static void count_input(struct conn *c, size_t n, uint64_t now)
 {
     counter_add(&c->pub.bytes_in, (uint64_t)n);
     counter_add(&stats_of(c)->bytes_in[stats_mode(c)], (uint64_t)n);
@@ -1231,7 +1249,7 @@ static void count_input(struct conn *c, size_t n, uint64_t now)
 
 /* process_input for what a read brought; with stage sampling on, also how
  * many messages it completed (the stamp window, stage_want_rx). */
-static size_t process_read(struct conn *c, const uint8_t *buf, size_t len, uint64_t now)
+TCPMSG_HOT static size_t process_read(struct conn *c, const uint8_t *buf, size_t len, uint64_t now)
 {
     if (c->stage_until == 0)
         return process_input(c, buf, len, now);
@@ -1320,7 +1338,7 @@ static void paused_peer_done(struct conn *c, uint64_t now)
  * 50 x 16 x 64 B (bench/README.md). false, having done nothing, when the
  * connection is not in that state; a read that does not end settled
  * continues as the general path (take_input) would. */
-static bool take_input_settled(struct conn *c, uint8_t *data, size_t n, uint64_t now)
+TCPMSG_HOT static bool take_input_settled(struct conn *c, uint8_t *data, size_t n, uint64_t now)
 {
     if (c->state != CONN_READING || c->mode != FRAME_MODE_FRAMED || c->in_len != 0 ||
         c->mem != 0 || c->out.len != 0 || c->writing || c->peer_done || io_writes_later(c))
@@ -1346,7 +1364,7 @@ static bool take_input_settled(struct conn *c, uint8_t *data, size_t n, uint64_t
  * state (io_uring: one read asked for before the state stopped reading);
  * they are bounded by what the read was asked for, so the input buffer
  * stays within in_limit, and what a state does not serve yet is kept. */
-static void on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
+TCPMSG_HOT static void on_read(struct loop_stream *s, void *data, ssize_t n, uint64_t now)
 {
     struct conn *c = s->data;
     if (n > 0 && take_input_settled(c, data, (size_t)n, now))

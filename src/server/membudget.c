@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/mman.h>
 
+#include "tcpmsg/hot.h"
+
 /* One cache line per account: the writers of different slots (worker
  * threads) do not share lines. */
 struct membudget_slot {
@@ -101,7 +103,7 @@ static bool room_for_all(const struct membudget *b, int64_t t, size_t want)
     return total + (uint64_t)b->nslots * want <= b->limit;
 }
 
-bool membudget_plenty(const struct membudget *b, size_t want)
+TCPMSG_HOT bool membudget_plenty(const struct membudget *b, size_t want)
 {
     return room_for_all(b, atomic_load_explicit(&b->total, memory_order_relaxed), want);
 }

@@ -17,6 +17,7 @@
 #include "server/conn.h"
 #include "server/connlist.h"
 #include "server/membudget.h"
+#include "tcpmsg/hot.h"
 #include "tcpmsg/log.h"
 
 #define TICK_NS (100 * 1000000ull)     /* timer resolution */
@@ -418,7 +419,7 @@ static void on_tick(struct loop_timer *t, uint64_t now)
 /* Fold what the loop counted since the last wakeup into the worker's
  * statistics: deltas, because a fork-mode parent's statistics also receive
  * its children's. */
-static void sync_syscalls(struct worker *w)
+TCPMSG_HOT static void sync_syscalls(struct worker *w)
 {
     const counter_t *sys = loop_syscall_counters(w->loop);
     for (unsigned k = 0; k < LOOP_SYS_COUNT; k++) {
@@ -437,7 +438,7 @@ static void sync_syscalls(struct worker *w)
  * system call counts, and whether the loop is done: draining (or a fork-mode
  * child whose connection ended) with no connection left, the owner's work
  * included (a fork-mode parent's children). */
-static void on_wakeup(void *ctx, uint64_t now)
+TCPMSG_HOT static void on_wakeup(void *ctx, uint64_t now)
 {
     struct worker *w = ctx;
     conn_pass_end(&w->ctx, now);
