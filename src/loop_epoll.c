@@ -331,12 +331,13 @@ TCPMSG_HOT static ssize_t epoll_stream_write(struct loop *l, struct loop_stream 
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
-    /* Wait for room only after a partial write (stream_sync makes no call
-     * when the registration is right already). */
-    if ((size_t)n < total)
-        s->flags |= LOOP_STREAM_WANT_OUT;
-    else
-        s->flags &= ~LOOP_STREAM_WANT_OUT;
+    /* Wait for room only after a partial write. The registration was right
+     * before the write (the sync above), and only this can change it: when
+     * it stays, nothing is left to check. */
+    bool want_out = (size_t)n < total;
+    if (want_out == ((s->flags & LOOP_STREAM_WANT_OUT) != 0))
+        return n;
+    s->flags ^= LOOP_STREAM_WANT_OUT;
     rc = stream_sync(l, s);
     return rc < 0 && n == 0 ? rc : n;
 }
