@@ -35,8 +35,9 @@
 #define HIST_BUCKETS (HIST_SUB_COUNT + (HIST_MAX_BITS - HIST_SUB_BITS) * HIST_HALF_COUNT)
 
 /* The totals come first: a struct hist spans ten pages, and a small value's
- * bucket then shares the totals' page, so recording it touches one page,
- * not two (the server records message sizes once per read). */
+ * bucket then usually shares the totals' page (unless a page boundary falls
+ * in the first 600 bytes), so recording it touches one page, not two (the
+ * server records message sizes once per read). */
 struct hist {
     _Atomic uint64_t count; /* number of recorded values */
     _Atomic uint64_t sum;   /* sum of recorded values */

@@ -315,15 +315,15 @@ static bool stage_sampled(struct conn *c, uint64_t end)
 }
 
 /* The message just taken, whose reply ends before output byte number end,
- * is due for a sample (*until reached 0): sample it, or keep the sample due
- * when its read has no receive timestamp. The schedule stays one in N of
- * the messages: the next sample is due N after the one that was due, not
- * after the late one taken, and samples owed (a read of several N messages
- * without a timestamp) are taken from the next messages, one each. *until
- * and *late are the caller's (c->stage_until and c->stage_late, or locals
- * standing for them). */
-static void stage_take(struct conn *c, unsigned *until, unsigned *late, uint64_t end)
+ * is due for a sample (c->stage_until reached 0): sample it, or keep the
+ * sample due when its read has no receive timestamp. The schedule stays one
+ * in N of the messages: the next sample is due N after the one that was
+ * due, not after the late one taken, and samples owed (a read of several N
+ * messages without a timestamp, counted in c->stage_late) are taken from
+ * the next messages, one each. */
+static void stage_take(struct conn *c, uint64_t end)
 {
+    unsigned *until = &c->stage_until, *late = &c->stage_late;
     unsigned every = cfg_of(c)->stage_sample;
     if (!stage_sampled(c, end)) {
         *until = 1;
@@ -342,26 +342,6 @@ static void stage_take(struct conn *c, unsigned *until, unsigned *late, uint64_t
 static uint64_t stage_out_pos(const struct conn *c)
 {
     return counter_get(&c->pub.bytes_out) + c->out.len;
-}
-
-/* The sample countdown over a run of msgs data frames that starts at
- * buf[pos]; the echo of buf[x] is output byte number out_pos + x. Most runs
- * end before the next sample is due and cost one subtraction; one that
- * reaches it is walked again for the ends of the frames sampled. */
-static void stage_count_run(struct conn *c, const uint8_t *buf, size_t pos, uint64_t msgs,
-                            uint64_t out_pos)
-{
-    if (c->stage_until == 0)
-        return;
-    if (msgs < c->stage_until) {
-        c->stage_until -= (unsigned)msgs;
-        return;
-    }
-    for (; msgs > 0; msgs--) {
-        pos += FRAME_HEADER_SIZE + frame_header_len(buf + pos);
-        if (--c->stage_until == 0)
-            stage_take(c, &c->stage_until, &c->stage_late, out_pos + pos);
-    }
 }
 
 /* Whether a write of total bytes from the next unwritten byte on carries the
@@ -872,12 +852,17 @@ TCPMSG_HOT static size_t take_data_run(struct conn *c, const uint8_t *buf, size_
             stop = pos + allowed;
     }
     struct server_stats *st = stats_of(c);
-    size_t same_len = SIZE_MAX, from = pos;
+    size_t same_len = SIZE_MAX;
     uint64_t msgs = 0, same_from = 0;
+    /* The stage sample is due at the due-th frame of the run (never when
+     * sampling is off); the echo of buf[x] is output byte number out_pos + x. */
+    uint64_t due = c->stage_until != 0 ? c->stage_until : UINT64_MAX;
+    uint64_t out_pos = stage_out_pos(c) - run;
     /* A data frame's type byte is 0, so its header, read as one number, is
      * its length: one comparison refuses another type and an oversize
      * length (max_payload < 2^24). */
     _Static_assert(FRAME_DATA == 0, "a data frame's header is its length");
+    _Static_assert(FRAME_MAX_PAYLOAD_LIMIT <= FRAME_LEN_MASK, "a length fits below the type byte");
     while (stop - pos >= FRAME_HEADER_SIZE) {
         size_t plen = frame_header_load(buf + pos);
         if (plen > max_payload || plen + FRAME_HEADER_SIZE > stop - pos)
@@ -890,10 +875,15 @@ TCPMSG_HOT static size_t take_data_run(struct conn *c, const uint8_t *buf, size_
         }
         msgs++;
         pos += FRAME_HEADER_SIZE + plen;
+        if (msgs == due) {
+            stage_take(c, out_pos + pos);
+            due = msgs + c->stage_until;
+        }
     }
+    if (c->stage_until != 0)
+        c->stage_until = (unsigned)(due - msgs);
     if (msgs == 0)
         return pos;
-    stage_count_run(c, buf, from, msgs, stage_out_pos(c) - run);
     hist_record_n(&st->msg_bytes, same_len, msgs - same_from);
     counter_add(&st->msgs_in[STATS_FRAMED], msgs);
     counter_add(&c->pub.msgs_in, msgs);
@@ -959,8 +949,7 @@ TCPMSG_HOT static size_t process_input(struct conn *c, const uint8_t *buf, size_
         /* A data frame's echo ends with the run's output so far; a text
          * reply was queued last. */
         if (c->stage_until != 0 && --c->stage_until == 0)
-            stage_take(c, &c->stage_until, &c->stage_late,
-                       stage_out_pos(c) + (framed ? pos - run : 0));
+            stage_take(c, stage_out_pos(c) + (framed ? pos - run : 0));
         if (!framed)
             run = pos; /* text replies are already queued */
     }
