@@ -1,8 +1,8 @@
-/* hot: marks the functions every message passes through. GCC places them
- * together in .text.hot, so that the path of a read and its reply spans a
- * few pages of code instead of a dozen: in a virtual machine that makes
- * each system call cost more after its return, every page touched again
- * counts (bench/README.md, "Where the rest of epoll's cost was").
+/* hot: marks the functions that every message an epoll worker serves
+ * passes through. GCC places them together in .text.hot, so that a read and
+ * its reply run in three pages of code instead of ten: each page touched
+ * again after a system call costs time of its own (bench/README.md, "Per
+ * frame, per page, per sample").
  */
 #ifndef TCPMSG_HOT_H
 #define TCPMSG_HOT_H
