@@ -26,15 +26,16 @@ set_tests_properties(integration.uring.tcp_netns PROPERTIES LABELS "integration;
 # Stage timestamps (test_stages.c): a stopped server's wait shows in
 # rx_queue, every stage counts exactly the sampled messages, a deep pipeline
 # of tiny messages gives up none, the stages nest (a wait in the send path
-# is counted once), one in N is one in N, and sampling off leaves
+# is counted once), one in N is one in N, runs of frames split by RTT
+# reports keep every sample, and sampling off leaves
 # SO_TIMESTAMPING off on every socket. In
 # fork mode too: the children sample, and their records carry the stages.
 tcpmsg_integration_test(test_stages CASES
   sigstop_rx_queue every_message_counted partial_writes deep_pipeline_keeps_samples
-  stages_nest one_in_n off_no_timestamping)
+  stages_nest one_in_n split_runs off_no_timestamping)
 tcpmsg_fork_variants(test_stages CASES
   sigstop_rx_queue every_message_counted partial_writes deep_pipeline_keeps_samples
-  stages_nest one_in_n off_no_timestamping)
+  stages_nest one_in_n split_runs off_no_timestamping)
 set_tests_properties(integration.test_stages.off_no_timestamping
   integration.uring.test_stages.off_no_timestamping
   integration.fork.test_stages.off_no_timestamping PROPERTIES

@@ -18,6 +18,7 @@
 
 #include "harness.h"
 #include "tcpmsg/frame.h"
+#include "tcpmsg/rttreport.h"
 #include "tcpmsg/tstamp.h"
 
 #define T IT_IO_TIMEOUT_MS
@@ -332,6 +333,58 @@ static void test_one_in_n(void **state)
     it_server_free(s);
 }
 
+/* Runs of data frames split by RTT reports, sent in one piece so that a
+ * read holds several runs: every data frame is sampled (N=1), each sample's
+ * reply end is found from where its run began, and every stage counts every
+ * message, none given up. A report (refused here: a version no server
+ * knows) gets no reply, so a reply end reckoned from the wrong run would
+ * stamp the wrong write and lose its samples. */
+#define SPLIT_ROUNDS 20
+static void test_split_runs(void **state)
+{
+    (void)state;
+    const char *args[] = { "--stage-sample", "1", NULL };
+    IT_START(s, args, 0);
+    int fd = it_must_connect(s->port);
+    uint8_t report[FRAME_HEADER_SIZE + RTT_REPORT_HEAD + RTT_REPORT_ENTRY] = { 0 };
+    frame_header_encode(report, FRAME_RTT_REPORT, RTT_REPORT_HEAD + RTT_REPORT_ENTRY);
+    report[4] = 9; /* version */
+    uint8_t frame[FRAME_HEADER_SIZE + 3];
+    /* data, report, data, data, report, report, data, data, data */
+    static const char plan[] = "dRddRRddd";
+    uint8_t out[sizeof plan * sizeof report], want[sizeof plan * sizeof frame];
+    long long msgs = 0;
+    for (int r = 0; r < SPLIT_ROUNDS; r++) {
+        size_t n = 0, w = 0;
+        for (const char *p = plan; *p != '\0'; p++) {
+            if (*p == 'R') {
+                memcpy(out + n, report, sizeof report);
+                n += sizeof report;
+                continue;
+            }
+            frame_header_encode(frame, FRAME_DATA, 3);
+            frame[4] = (uint8_t)('a' + r % 26);
+            frame[5] = (uint8_t)('0' + (p - plan));
+            frame[6] = (uint8_t)msgs;
+            memcpy(out + n, frame, sizeof frame);
+            memcpy(want + w, frame, sizeof frame);
+            n += sizeof frame;
+            w += sizeof frame;
+            msgs++;
+        }
+        uint8_t back[sizeof want];
+        IT_CHECK(it_send_all(fd, out, n, T) == 0);
+        IT_CHECK(it_recv_exact(fd, back, w, T) == 0);
+        IT_CHECK(memcmp(back, want, w) == 0);
+    }
+    json_t *doc = wait_stages(s, msgs);
+    IT_CHECK(it_json_int(doc, "counters.client_rtt_reports_rejected_total.malformed") ==
+             3 * SPLIT_ROUNDS);
+    json_decref(doc);
+    close(fd);
+    it_server_free(s);
+}
+
 /* How many of pid's sockets have SO_TIMESTAMPING on, read through copies
  * of its descriptors; -1 (test skipped by the caller) when the kernel will
  * not hand them over. *nsockets gets how many sockets were looked at. */
@@ -437,6 +490,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_deep_pipeline_keeps_samples),
         cmocka_unit_test(test_stages_nest),
         cmocka_unit_test(test_one_in_n),
+        cmocka_unit_test(test_split_runs),
         cmocka_unit_test(test_off_no_timestamping),
     };
     return it_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
